@@ -1,0 +1,35 @@
+from mcp_server.cli import main
+from mcp_server.timearg import format_ns, parse_time_ns
+
+
+def test_no_command_is_usage_error(capsys):
+    assert main([]) == 2
+
+
+def test_unknown_command_exits_2(capsys):
+    try:
+        main(["no-such-command"])
+    except SystemExit as exc:
+        assert exc.code == 2
+    err = capsys.readouterr().err
+    assert "dcr:" in err and "Traceback" not in err
+
+
+def test_parse_time_forms():
+    ns = 1_714_564_800_000_000_000  # 2024-05-01T12:00:00Z
+    assert parse_time_ns("2024-05-01T12:00:00Z") == ns
+    assert parse_time_ns("2024-05-01T12:00:00") == ns
+    assert parse_time_ns("2024-05-01T14:00:00+02:00") == ns
+    assert parse_time_ns("1714564800") == ns
+    assert parse_time_ns("1714564800.5") == ns + 500_000_000
+    assert parse_time_ns("1714564800000") == ns
+    assert parse_time_ns("1714564800000000") == ns
+    assert parse_time_ns(str(ns)) == ns
+    assert format_ns(ns + 123_456_000) == "2024-05-01T12:00:00.123456Z"
+
+
+def test_parse_time_rejects_garbage():
+    import pytest
+
+    with pytest.raises(ValueError, match="ISO-8601"):
+        parse_time_ns("yesterday")
