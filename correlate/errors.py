@@ -1,0 +1,116 @@
+"""Errors of `correlate/`.
+
+    CorrelateError            base; one line that names the fix
+     ├── DatasetNotFound      no dataset of that name (lists the known ones)
+     ├── SqlError             a query that DuckDB or the guard refused ("... at position N")
+     │    └── QueryTimeout    a query that ran past its time limit
+     └── TraceNotFound        no span of that trace id in the dataset
+
+DuckDB's exceptions are mapped where they enter (`map_duckdb_error`); nothing outside this
+package sees a `duckdb.Error`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+__all__ = [
+    "CorrelateError",
+    "DatasetNotFound",
+    "SqlError",
+    "QueryTimeout",
+    "TraceNotFound",
+    "map_duckdb_error",
+]
+
+
+class CorrelateError(Exception):
+    """Base of correlate's errors; the message is one line."""
+
+
+class DatasetNotFound(CorrelateError):
+    def __init__(self, name: str, known: list[str]) -> None:
+        self.name = name
+        self.known = list(known)
+        hint = (
+            f"known datasets: {', '.join(self.known)}"
+            if self.known
+            else "no datasets yet: run 'dcr ingest PATH' first"
+        )
+        super().__init__(f"no dataset named {name!r} ({hint})")
+
+
+class SqlError(CorrelateError):
+    """A refused or failed query. `position` is the 0-based character offset when known."""
+
+    def __init__(self, message: str, position: int | None = None) -> None:
+        self.position = position
+        super().__init__(message)
+
+
+class QueryTimeout(SqlError):
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        super().__init__(
+            f"query interrupted after {timeout_s:g} s: add a WHERE on service_name/start_ns, "
+            "or raise the time limit"
+        )
+
+
+class TraceNotFound(CorrelateError):
+    def __init__(self, trace_id: str, dataset: str) -> None:
+        self.trace_id = trace_id
+        self.dataset = dataset
+        super().__init__(
+            f"no spans of trace {trace_id!r} in dataset {dataset!r} "
+            f"(list some with: dcr sql {dataset} \"SELECT trace_id FROM traces LIMIT 10\")"
+        )
+
+
+_LINE_NO = re.compile(r"\s*LINE \d+:.*", re.DOTALL)
+
+
+def _first_line(text: str) -> str:
+    text = _LINE_NO.sub("", str(text))
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return " ".join(lines) if lines else "query failed"
+
+
+def _split_json(text: str) -> tuple[str, dict]:
+    """DuckDB with errors_as_json: 'Binder Error: {"exception_message": ..., "position": "7"}'."""
+    head, sep, body = text.partition(": ")
+    if sep and body.startswith("{"):
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return text, {}
+        if isinstance(data, dict):
+            return f"{head}: {data.get('exception_message', '')}", data
+    return text, {}
+
+
+def map_duckdb_error(exc: BaseException, query: str = "") -> CorrelateError:
+    """One-line SqlError from a duckdb exception, with the error position when DuckDB gives one."""
+    if isinstance(exc, CorrelateError):
+        return exc
+    text, data = _split_json(str(exc))
+    message = _first_line(text)
+    position = _position(data.get("position"))
+    if position is not None:
+        message = f"{message} (at position {position}{_near(query, position)})"
+    return SqlError(message, position)
+
+
+def _position(value: object) -> int | None:
+    try:
+        return int(value) if value is not None else None  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+
+
+def _near(query: str, position: int) -> str:
+    if not query or position >= len(query):
+        return ""
+    snippet = " ".join(query[position : position + 20].split())
+    return f", near {snippet!r}" if snippet else ""

@@ -1,0 +1,262 @@
+"""A read-only DuckDB session over one dataset: the object every consumer of `correlate/` holds.
+
+    with open_dataset("checkout") as ds:
+        ds.con                      duckdb connection with views spans, logs, traces, service_edges
+        ds.sql(query)               SqlResult: one sandboxed SELECT, row cap, time limit
+        ds.trace(trace_id)          TraceView: tree, self times, critical path, skew warnings
+        ds.correlate(window, ...)   CorrelationReport (correlate.engine.run_correlation)
+        ds.summary()                counts, time range, services, top operations
+
+The connection is locked down after the views are created, in this order (the order matters:
+DuckDB refuses to change `allowed_paths` once external access is off, and refuses every
+setting once the configuration is locked):
+
+    1. connect in memory, extensions neither auto-installed nor auto-loaded, memory/threads set
+    2. create the views over the Parquet files the manifest lists
+    3. allowed_paths := exactly those files (views keep reading them)
+    4. enable_external_access := false (no other file, no network, no INSTALL/LOAD/ATTACH)
+    5. lock_configuration := true (no SET/RESET/PRAGMA can undo 3-4)
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from correlate import views
+from correlate.errors import (
+    CorrelateError,
+    DatasetNotFound,
+    QueryTimeout,
+    SqlError,
+    map_duckdb_error,
+)
+from correlate.sql_guard import check_query
+from correlate.types import CorrelationReport, SqlResult, TraceView, Window
+from ingest.dataset import DatasetHandle, open_handle
+
+__all__ = ["DatasetSession", "open_dataset", "DEFAULT_MEMORY_LIMIT", "DEFAULT_THREADS"]
+
+# A 2-core machine shared with other work: two threads, and a memory limit that keeps the
+# process well under 2 GB RSS (DuckDB spills to a private temp folder beyond it).
+DEFAULT_MEMORY_LIMIT = "1GB"
+DEFAULT_THREADS = 2
+
+
+def open_dataset(name: str, *, memory_limit: str | None = None, threads: int | None = None) -> DatasetSession:
+    """Open dataset `name` read-only; DatasetNotFound lists the known names."""
+    from ingest.errors import BadDatasetName
+    from ingest.errors import DatasetNotFound as IngestDatasetNotFound
+
+    try:
+        handle = open_handle(name)
+    except IngestDatasetNotFound as exc:
+        raise DatasetNotFound(exc.name, exc.known) from None
+    except BadDatasetName as exc:
+        raise CorrelateError(str(exc)) from None
+    except (OSError, ValueError) as exc:
+        raise CorrelateError(
+            f"cannot read the manifest of dataset {name!r}: {exc}; re-ingest it or remove it with "
+            f"'dcr dataset rm {name}'"
+        ) from None
+    return DatasetSession(handle, memory_limit=memory_limit, threads=threads)
+
+
+class DatasetSession:
+    """One dataset opened read-only in an in-memory DuckDB. Close it (or use `with`)."""
+
+    def __init__(
+        self, handle: DatasetHandle, *, memory_limit: str | None = None, threads: int | None = None
+    ) -> None:
+        self.name = handle.name
+        self.handle = handle
+        self._tmpdir = tempfile.mkdtemp(prefix="dcr-duckdb-")
+        self._materialized: set[str] = set()
+        self._lock = threading.Lock()
+        try:
+            self.con = _connect(handle, memory_limit or DEFAULT_MEMORY_LIMIT, threads or DEFAULT_THREADS,
+                                self._tmpdir)
+        except BaseException:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            raise
+
+    # context manager -------------------------------------------------------------------
+
+    def __enter__(self) -> DatasetSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        con = getattr(self, "con", None)
+        if con is not None:
+            con.close()
+        shutil.rmtree(self._tmpdir, ignore_errors=True)
+
+    # views -----------------------------------------------------------------------------
+
+    def ensure_materialized(self, *names: str, con: Any = None) -> None:
+        """Compute derived views (`traces`, `service_edges`) once into tables; later reads are cheap.
+
+        `con` is the connection (or cursor) to run on, so that a caller's interrupt reaches it.
+        """
+        con = con if con is not None else self.con
+        for name in names:
+            if name not in views.DERIVED_SQL:
+                raise ValueError(f"not a derived view: {name!r} (one of {', '.join(views.DERIVED_VIEWS)})")
+            with self._lock:
+                if name in self._materialized:
+                    continue
+                table = f"_dcr_{name}"
+                try:
+                    con.execute(f"CREATE OR REPLACE TABLE {table} AS {views.DERIVED_SQL[name]}")
+                    con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {table}")
+                except Exception as exc:
+                    raise _map(exc, "") from None
+                self._materialized.add(name)
+
+    # queries ---------------------------------------------------------------------------
+
+    def sql(self, query: str, *, limit: int = 1000, timeout_s: float = 30.0) -> SqlResult:
+        """Run one read-only SELECT; at most `limit` rows, interrupted after `timeout_s`."""
+        if limit < 0:
+            raise SqlError(f"row limit must be >= 0, got {limit}")
+        statement = check_query(self.con, query)
+        started = time.monotonic()
+        cursor = self.con.cursor()
+        fired = threading.Event()
+
+        def interrupt() -> None:
+            fired.set()
+            cursor.interrupt()
+
+        timer = threading.Timer(timeout_s, interrupt)
+        timer.daemon = True
+        timer.start()
+        try:
+            derived = [n for n in views.DERIVED_VIEWS if _mentions(statement, n)]
+            self.ensure_materialized(*derived, con=cursor)
+            relation = cursor.sql(statement)
+            if relation is None:  # not a query after all; the guard should have caught it
+                raise SqlError("only SELECT statements run here")
+            columns = tuple(relation.columns)
+            rows = relation.limit(limit + 1).fetchall()
+        except CorrelateError as exc:
+            raise _timeout_or(exc, fired, timeout_s) from None
+        except Exception as exc:
+            raise _timeout_or(_map(exc, statement), fired, timeout_s) from None
+        finally:
+            timer.cancel()
+            cursor.close()
+        truncated = len(rows) > limit
+        return SqlResult(
+            columns=columns,
+            rows=tuple(tuple(r) for r in rows[:limit]),
+            truncated=truncated,
+            row_cap=limit,
+            seconds=round(time.monotonic() - started, 6),
+        )
+
+    def trace(self, trace_id: str) -> TraceView:
+        """The span tree of one trace with self times, critical path and warnings."""
+        from correlate.trace_view import load_trace
+
+        return load_trace(self, trace_id)
+
+    def correlate(
+        self,
+        window: Window | None = None,
+        baseline: Window | None = None,
+        services: Sequence[str] = (),
+    ) -> CorrelationReport:
+        """Ranked root-cause candidates for `window` against `baseline` (see correlate.engine)."""
+        try:
+            from correlate.engine import run_correlation
+        except ImportError:
+            raise CorrelateError("correlation is not available yet") from None
+        return run_correlation(self, window, baseline, services)
+
+    def summary(self) -> dict[str, Any]:
+        """Counts, time range, services and the busiest operations of the dataset."""
+        from correlate.summary import dataset_summary
+
+        return dataset_summary(self)
+
+    def fetch(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Internal queries (trusted SQL) with duckdb errors mapped."""
+        try:
+            return self.con.execute(query, list(params)).fetchall()
+        except Exception as exc:
+            raise _map(exc, query) from None
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def _connect(handle: DatasetHandle, memory_limit: str, threads: int, tmpdir: str) -> Any:
+    import duckdb
+
+    config = {
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+        "allow_community_extensions": False,
+        "memory_limit": memory_limit,
+        "threads": threads,
+        "temp_directory": tmpdir,
+        "errors_as_json": True,
+    }
+    try:
+        con = duckdb.connect(":memory:", config=config)
+    except duckdb.Error as exc:
+        raise CorrelateError(f"cannot start DuckDB: {_map(exc, '')}") from None
+    try:
+        con.execute("SET parquet_metadata_cache = true")  # a setting of the parquet extension
+        files = {"spans": handle.span_files, "logs": handle.log_files}
+        missing = [f for fs in files.values() for f in fs if not f.is_file()]
+        if missing:
+            raise CorrelateError(
+                f"dataset {handle.name!r} is damaged: {missing[0]} is listed in its manifest but missing; "
+                "re-ingest it"
+            )
+        for view in views.BASE_VIEWS:
+            con.execute(views.source_view_sql(view, files[view]))
+        for view in views.DERIVED_VIEWS:
+            con.execute(f"CREATE OR REPLACE VIEW {view} AS {views.DERIVED_SQL[view]}")
+        for view in views.VIEW_NAMES:  # bind each once: a schema mismatch shows here, not later
+            con.execute(f"SELECT * FROM {view} LIMIT 0").fetchall()
+        allowed = sorted({str(f) for fs in files.values() for f in fs})
+        con.execute("SET allowed_paths = ?", [allowed])
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+    except CorrelateError:
+        con.close()
+        raise
+    except duckdb.Error as exc:
+        con.close()
+        raise CorrelateError(
+            f"cannot open dataset {handle.name!r}: {_map(exc, '')}; re-ingest it"
+        ) from None
+    return con
+
+
+def _map(exc: BaseException, query: str) -> CorrelateError:
+    if isinstance(exc, CorrelateError):
+        return exc
+    return map_duckdb_error(exc, query)
+
+
+def _timeout_or(exc: CorrelateError, fired: threading.Event, timeout_s: float) -> CorrelateError:
+    if fired.is_set():
+        return QueryTimeout(timeout_s)
+    return exc
+
+
+def _mentions(statement: str, name: str) -> bool:
+    import re
+
+    return re.search(rf"\b{re.escape(name)}\b", statement, re.IGNORECASE) is not None
