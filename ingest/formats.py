@@ -1,0 +1,230 @@
+"""Where inputs come from and what they are: sources, decompression, format detection.
+
+    PATH… ──expand_sources──► [InputFile] ──open_input──► decompressed stream + head
+                                                            │
+                                             detect(head) ──► Format (registry, sniff order)
+
+A format is a module exposing
+
+    sniff(head: bytes) -> bool                               # head: first 64 KiB, decompressed
+    read(stream: BinaryIO, source: SourceInfo) -> Iterator[Chunk]
+
+listed in `FORMATS` by import string, so a format whose module is not there yet is skipped.
+Compression is recognised by magic bytes, never by the file name.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import importlib
+import io
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import BinaryIO
+
+from ingest.errors import NoInput
+
+__all__ = [
+    "HEAD_BYTES",
+    "Format",
+    "FORMATS",
+    "InputFile",
+    "expand_sources",
+    "compression_of",
+    "decompressed",
+    "read_head",
+    "load_format",
+    "detect",
+]
+
+HEAD_BYTES = 64 * 1024
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    module: str  # import string of the module with sniff() and read()
+
+
+# Sniff order matters: the OTLP JSON sniff looks for OTLP keys only; Jaeger ("data" +
+# "processes") and Zipkin (a top-level array) come next; the protobuf sniff is a structural
+# guess on binary data, so it goes last.
+FORMATS: tuple[Format, ...] = (
+    Format("otlp_json", "ingest.otlp_json"),
+    Format("jaeger", "ingest.jaeger"),
+    Format("zipkin", "ingest.zipkin"),
+    Format("otlp_proto", "ingest.otlp_proto"),
+)
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One input: `path` as the user gave or a folder walk found it; `fs_path` None for stdin."""
+
+    path: str
+    fs_path: Path | None
+
+    @property
+    def is_stdin(self) -> bool:
+        return self.fs_path is None
+
+
+def _walk(folder: Path) -> list[Path]:
+    out = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        out.extend(Path(root) / f for f in sorted(files) if not f.startswith("."))
+    return out
+
+
+def _expand_one(arg: str) -> list[InputFile]:
+    if arg == "-":
+        return [InputFile("-", None)]
+    p = Path(arg).expanduser()
+    if p.is_dir():
+        return [InputFile(str(f), f) for f in _walk(p)]
+    if p.is_file():
+        return [InputFile(arg, p)]
+    if glob.has_magic(arg):
+        hits = sorted(glob.glob(os.path.expanduser(arg), recursive=True))
+        if not hits:
+            raise NoInput(f"no files match {arg!r}: check the pattern (quote it so the shell leaves it alone)")
+        out: list[InputFile] = []
+        for h in hits:
+            out.extend(_expand_one(h))
+        return out
+    raise NoInput(f"no such file or folder: {arg}")
+
+
+def expand_sources(paths: Sequence[str]) -> list[InputFile]:
+    """Files, folders (recursive, hidden names skipped), globs and "-" (stdin), deduplicated in order."""
+    if not paths:
+        raise NoInput("no input given: pass files, folders, globs or '-' for stdin")
+    seen: set[str] = set()
+    out: list[InputFile] = []
+    for arg in paths:
+        for f in _expand_one(arg):
+            key = "-" if f.fs_path is None else str(f.fs_path.resolve())
+            if key not in seen:
+                seen.add(key)
+                out.append(f)
+    if not out:
+        raise NoInput(f"no files found under {', '.join(paths)}")
+    return out
+
+
+def compression_of(head: bytes) -> str | None:
+    if head.startswith(GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(ZSTD_MAGIC):
+        return "zstd"
+    return None
+
+
+class _Prefixed(io.RawIOBase):
+    """`prefix` then the rest of `stream`: lets us peek at a stream that cannot seek."""
+
+    def __init__(self, prefix: bytes, stream: BinaryIO) -> None:
+        self._prefix = memoryview(prefix)
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        if self._prefix:
+            n = min(len(b), len(self._prefix))
+            b[:n] = self._prefix[:n]
+            self._prefix = self._prefix[n:]
+            return n
+        data = self._stream.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()
+
+
+def _read_upto(stream: BinaryIO, n: int) -> bytes:
+    parts, got = [], 0
+    while got < n:
+        data = stream.read(n - got)
+        if not data:
+            break
+        parts.append(data)
+        got += len(data)
+    return b"".join(parts)
+
+
+def read_head(stream: BinaryIO, n: int = HEAD_BYTES) -> tuple[bytes, BinaryIO]:
+    """The first `n` bytes and a stream that still yields everything from the start."""
+    head = _read_upto(stream, n)
+    return head, io.BufferedReader(_Prefixed(head, stream), buffer_size=1 << 20)
+
+
+def decompressed(stream: BinaryIO) -> tuple[BinaryIO, str | None]:
+    """`stream` decompressed when its magic bytes say gzip or zstd; the compression's name."""
+    magic, stream = read_head(stream, 4)
+    kind = compression_of(magic)
+    if kind == "gzip":
+        return gzip.GzipFile(fileobj=stream, mode="rb"), kind  # type: ignore[return-value]
+    if kind == "zstd":
+        import zstandard
+
+        reader = zstandard.ZstdDecompressor().stream_reader(stream, read_across_frames=True)
+        return io.BufferedReader(reader, buffer_size=1 << 20), kind  # type: ignore[arg-type]
+    return stream, None
+
+
+_LOADED: dict[str, ModuleType | None] = {}
+
+
+def load_format(fmt: Format) -> ModuleType | None:
+    """The format's module, or None while it does not exist yet."""
+    if fmt.module not in _LOADED:
+        try:
+            _LOADED[fmt.module] = importlib.import_module(fmt.module)
+        except ModuleNotFoundError as exc:
+            if exc.name != fmt.module:
+                raise
+            _LOADED[fmt.module] = None
+    return _LOADED[fmt.module]
+
+
+def detect(head: bytes) -> Format | None:
+    """The first registered format whose sniff accepts `head` (decompressed)."""
+    for fmt in FORMATS:
+        mod = load_format(fmt)
+        if mod is not None and mod.sniff(head):
+            return fmt
+    return None
+
+
+def open_stdin() -> BinaryIO:
+    return sys.stdin.buffer
+
+
+def iter_lines_blocks(stream: BinaryIO, block_bytes: int) -> Iterator[bytes]:
+    """Blocks of about `block_bytes` that end on a line break (the last may not)."""
+    carry = b""
+    while True:
+        data = stream.read(block_bytes)
+        if not data:
+            if carry:
+                yield carry
+            return
+        data = carry + data if carry else data
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            carry = data
+            continue
+        carry = data[cut + 1 :]
+        yield data[: cut + 1]

@@ -1,0 +1,404 @@
+"""The ingest driver: sources -> readers (in parallel where it pays) -> the dataset writer.
+
+    expand_sources ─► per source: identity (sha256) ─► known? skip
+                                 └► decompress, sniff ─► format
+                                      OTLP JSON lines, big ─► 2 worker processes decode
+                                                              line-aligned byte ranges
+                                      anything else ───────► the format's read() in process
+                      every chunk ─► DatasetWriter.add ─► commit (atomic manifest)
+
+Line numbers in worker chunks are relative to the range; the driver consumes results in
+order and shifts them by the lines before the range.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import hashlib
+import multiprocessing
+import os
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ingest import otlp_json
+from ingest.dataset import open_handle, validate_name
+from ingest.errors import NoInput
+from ingest.formats import (
+    HEAD_BYTES,
+    InputFile,
+    decompressed,
+    detect,
+    expand_sources,
+    iter_lines_blocks,
+    load_format,
+    read_head,
+)
+from ingest.records import Chunk, Reject, SourceInfo
+from ingest.writer import DatasetWriter, SourceStats
+
+__all__ = ["IngestResult", "SourceResult", "ingest_paths", "dataset_summary", "PARALLEL_MIN_BYTES"]
+
+PARALLEL_MIN_BYTES = 16 * 1024 * 1024  # smaller inputs are decoded in process
+RANGE_BYTES = 8 * 1024 * 1024
+_QUICK_BYTES = 1024 * 1024
+
+Progress = Callable[[int, int, str], None]  # (bytes done, bytes total, current path)
+
+
+@dataclass(frozen=True)
+class SourceResult:
+    path: str
+    source_id: str | None
+    format: str | None
+    compression: str | None
+    bytes: int
+    spans: int
+    logs: int
+    rejected: int
+    duplicates: int
+    skipped: str | None  # why nothing was read ("already ingested", "unknown format", "empty")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What one ingest added to a dataset."""
+
+    dataset: str
+    spans: int
+    logs: int
+    rejected: int
+    duplicates: int
+    bytes: int
+    seconds: float
+    rejects_path: str | None
+    sources: tuple[SourceResult, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["sources"] = [s.to_dict() for s in self.sources]
+        return d
+
+
+# ---- identity -----------------------------------------------------------------------------
+
+
+def _quick_id(path: Path, size: int) -> str:
+    """sha256 of size + first and last MiB: differs whenever the contents differ in those."""
+    h = hashlib.sha256(str(size).encode())
+    with open(path, "rb") as fh:
+        h.update(fh.read(_QUICK_BYTES))
+        if size > _QUICK_BYTES:
+            fh.seek(max(_QUICK_BYTES, size - _QUICK_BYTES))
+            h.update(fh.read(_QUICK_BYTES))
+    return h.hexdigest()
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(4 * 1024 * 1024):
+            h.update(block)
+    return h.hexdigest()
+
+
+class _Hasher(threading.Thread):
+    """sha256 of a file in a thread (hashlib releases the GIL), alongside the decoding."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(daemon=True)
+        self.path = path
+        self.digest = ""
+
+    def run(self) -> None:
+        self.digest = _sha256(self.path)
+
+    def result(self) -> str:
+        self.join()
+        return self.digest
+
+
+def _spool_stdin(folder: Path) -> Path:
+    path = folder / f"stdin-{os.getpid()}"
+    with open(path, "wb") as out:
+        src = sys.stdin.buffer
+        while block := src.read(4 * 1024 * 1024):
+            out.write(block)
+    return path
+
+
+# ---- parallel OTLP JSON lines -------------------------------------------------------------
+
+
+def _decode_range(path: str, start: int, end: int, source: SourceInfo) -> tuple[Chunk, int]:
+    """The lines that start in [start, end) of `path`, numbered from 1."""
+    with open(path, "rb") as fh:
+        if start > 0:
+            fh.seek(start - 1)
+            fh.readline()
+        pos = fh.tell()
+        if pos >= end:
+            return Chunk(), 0
+        data = fh.read(end - pos)
+        if data and not data.endswith(b"\n"):
+            data += fh.readline()
+    if start == 0:
+        data = data.removeprefix(b"\xef\xbb\xbf")
+    return otlp_json.decode_lines(data, 1, source)
+
+
+def _decode_block(data: bytes, source: SourceInfo) -> tuple[Chunk, int]:
+    return otlp_json.decode_lines(data, 1, source)
+
+
+def _shift(chunk: Chunk, lines_before: int) -> Chunk:
+    if not lines_before:
+        return chunk
+
+    def shift(batch: pa.RecordBatch | None) -> pa.RecordBatch | None:
+        if batch is None:
+            return None
+        i = batch.schema.get_field_index("source_offset")
+        return batch.set_column(i, "source_offset", pc.add(batch.column(i), lines_before))
+
+    rejects = [dataclasses.replace(r, offset=r.offset + lines_before) for r in chunk.rejects]
+    return Chunk(spans=shift(chunk.spans), logs=shift(chunk.logs), rejects=rejects)
+
+
+def _pool(workers: int) -> cf.ProcessPoolExecutor:
+    ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+
+
+def _ordered(pool: cf.ProcessPoolExecutor, tasks: Iterator[tuple], window: int) -> Iterator[tuple[Chunk, int, int]]:
+    """Results of `tasks` ((fn, nbytes, *args)) in order, at most `window` in flight."""
+    pending: deque[tuple[cf.Future, int]] = deque()
+    for fn, nbytes, *args in tasks:
+        pending.append((pool.submit(fn, *args), nbytes))
+        if len(pending) >= window:
+            fut, nb = pending.popleft()
+            yield (*fut.result(), nb)
+    while pending:
+        fut, nb = pending.popleft()
+        yield (*fut.result(), nb)
+
+
+def _parallel_chunks(pool: cf.ProcessPoolExecutor, workers: int, inp: _Opened,
+                     source: SourceInfo) -> Iterator[tuple[Chunk, int]]:
+    if inp.compression is None:
+        size = inp.size
+        path = str(inp.fs_path)
+        tasks: Iterator[tuple] = (
+            (_decode_range, min(RANGE_BYTES, size - s), path, s, min(s + RANGE_BYTES, size), source)
+            for s in range(0, size, RANGE_BYTES)
+        )
+    else:
+        tasks = ((_decode_block, len(b), b, source) for b in iter_lines_blocks(inp.stream, RANGE_BYTES))
+    lines = 0
+    for chunk, nlines, nbytes in _ordered(pool, tasks, window=2 * workers):
+        yield _shift(chunk, lines), nbytes
+        lines += nlines
+
+
+# ---- one source ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Opened:
+    fs_path: Path
+    size: int
+    stream: BinaryIO
+    head: bytes
+    compression: str | None
+
+
+def _open(fs_path: Path, size: int) -> _Opened:
+    raw = open(fs_path, "rb")  # noqa: SIM115 - closed by the caller
+    stream, compression = decompressed(raw)
+    head, stream = read_head(stream, HEAD_BYTES)
+    return _Opened(fs_path, size, stream, head, compression)
+
+
+class _Run:
+    """State of one `ingest_paths` call."""
+
+    def __init__(self, writer: DatasetWriter, progress: Progress | None, workers: int, total: int) -> None:
+        self.writer = writer
+        self.progress = progress
+        self.workers = workers
+        self.total = total
+        self.done = 0
+        self.results: list[SourceResult] = []
+        self.usable = 0
+        self.bytes = 0
+        self._pool: cf.ProcessPoolExecutor | None = None
+        self._quick: dict[str, tuple[str, _Hasher | str]] = {}  # quick id -> (path, sha or hasher)
+        self._known = writer.known_sha256()
+        self._known_quick = {s.get("quick_id"): s for s in writer.manifest["sources"] if s.get("quick_id")}
+
+    def pool(self) -> cf.ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = _pool(self.workers)
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+
+    def _tick(self, nbytes: int, path: str) -> None:
+        self.done += nbytes
+        if self.progress is not None:
+            self.progress(self.done, self.total, path)
+
+    def _skip(self, inp: InputFile, size: int, why: str, fmt: str | None = None) -> None:
+        self.results.append(SourceResult(inp.path, None, fmt, None, size, 0, 0, 0, 0, why))
+        self._tick(size, inp.path)
+
+    def ingest(self, inp: InputFile) -> None:
+        fs_path = inp.fs_path if inp.fs_path is not None else _spool_stdin(self.writer.staging)
+        size = fs_path.stat().st_size
+        if size == 0:
+            self._skip(inp, 0, "empty")
+            return
+        quick = _quick_id(fs_path, size)
+        hasher: _Hasher | str
+        if quick in self._known_quick or quick in self._quick:
+            hasher = _sha256(fs_path)
+            if hasher in self._known or any(_digest(h) == hasher for _, h in self._quick.values()):
+                self._skip(inp, size, "already ingested")
+                self.usable += 1
+                return
+        else:
+            hasher = _Hasher(fs_path)
+            hasher.start()
+        self._quick[quick] = (inp.path, hasher)
+        opened = _open(fs_path, size)
+        try:
+            self._read(inp, opened, quick, hasher)
+        finally:
+            opened.stream.close()
+
+    def _read(self, inp: InputFile, opened: _Opened, quick: str, hasher: _Hasher | str) -> None:
+        fmt = detect(opened.head)
+        if fmt is None:
+            empty = not opened.head.strip()
+            if quick not in self.writer.unrecognised:  # rejected once is enough
+                reason = "empty input" if empty else _UNKNOWN
+                self.writer.add_orphan_rejects([Reject(inp.path, 0, reason, opened.head, "byte")], quick)
+            self._skip(inp, opened.size, "empty" if empty else "unknown format")
+            return
+        source = SourceInfo(source_id=f"src-{quick[:16]}", path=inp.path)
+        stats = self.writer.begin_source(SourceStats(
+            source_id=source.source_id, path=inp.path, size=opened.size, sha256="", format=fmt.name,
+            compression=opened.compression, quick_id=quick))
+        parallel = (fmt.name == "otlp_json" and otlp_json.is_line_mode(opened.head)
+                    and opened.size >= PARALLEL_MIN_BYTES and self.workers > 1)
+        if parallel:
+            for chunk, nbytes in _parallel_chunks(self.pool(), self.workers, opened, source):
+                self.writer.add(chunk, stats)
+                if opened.compression is None:
+                    self._tick(nbytes, inp.path)
+        else:
+            module = load_format(fmt)
+            for chunk in module.read(opened.stream, source):
+                self.writer.add(chunk, stats)
+        if opened.compression is not None or not parallel:
+            self._tick(opened.size, inp.path)
+        stats.sha256 = _digest(hasher)
+        self.usable += 1
+        self.bytes += opened.size
+        self.results.append(SourceResult(inp.path, stats.source_id, fmt.name, opened.compression, opened.size,
+                                         stats.spans, stats.logs, stats.rejected, stats.duplicates, None))
+
+
+_UNKNOWN = "unknown format: not OTLP JSON or protobuf, Jaeger JSON or Zipkin JSON"
+
+
+def _digest(h: _Hasher | str) -> str:
+    return h if isinstance(h, str) else h.result()
+
+
+def _total_size(inputs: list[InputFile]) -> int:
+    total = 0
+    for f in inputs:
+        if f.fs_path is not None:
+            try:
+                total += f.fs_path.stat().st_size
+            except OSError:
+                pass
+    return total
+
+
+def ingest_paths(paths: list[str], dataset: str = "default", progress: Progress | None = None, *,
+                 workers: int | None = None, lock_timeout_s: float = 600.0,
+                 on_wait: Callable[[str], None] | None = None) -> IngestResult:
+    """Ingest files, folders, globs or "-" into `dataset`; what this run added.
+
+    Raises NoInput (nothing usable: missing path, unknown format, empty input),
+    DatasetLocked (another ingest kept the dataset longer than `lock_timeout_s`),
+    BadDatasetName. Bad records are rejects, never errors.
+    """
+    t0 = time.monotonic()
+    validate_name(dataset)
+    inputs = expand_sources(paths)
+    workers = workers or min(os.cpu_count() or 1, 4)
+    with DatasetWriter(dataset, lock_timeout_s=lock_timeout_s, on_wait=on_wait) as writer:
+        run = _Run(writer, progress, workers, _total_size(inputs))
+        try:
+            for inp in inputs:
+                run.ingest(inp)
+        finally:
+            run.close()
+        if not run.usable:
+            reasons = sorted({r.skipped or "" for r in run.results})
+            raise NoInput(f"nothing usable in {', '.join(paths)} ({', '.join(reasons)}): "
+                          "give OTLP JSON/protobuf, Jaeger or Zipkin files")
+        writer.commit(run.bytes)
+        rejected = sum(r.rejected for r in run.results) + writer.orphan_rejects
+        rejects_path = str(writer.path / writer.rejects_rel) if rejected else None
+    return IngestResult(
+        dataset=dataset,
+        spans=sum(r.spans for r in run.results),
+        logs=sum(r.logs for r in run.results),
+        rejected=rejected,
+        duplicates=sum(r.duplicates for r in run.results),
+        bytes=run.bytes,
+        seconds=round(time.monotonic() - t0, 3),
+        rejects_path=rejects_path,
+        sources=tuple(run.results),
+    )
+
+
+def dataset_summary(name: str) -> dict[str, Any]:
+    """Totals, time range, services and sources of a dataset (its manifest, summarised)."""
+    h = open_handle(name)
+    m = h.manifest
+    return {
+        "dataset": name,
+        "path": str(h.path),
+        "totals": dict(m.get("totals", {})),
+        **{k: m.get("totals", {}).get(k, 0) for k in ("spans", "logs", "rejected")},
+        "time_range": dict(m.get("time_range", {})),
+        "services": list(m.get("services", [])),
+        "sources": [
+            {k: s.get(k) for k in ("source_id", "path", "format", "compression", "size", "spans", "logs",
+                                    "rejected", "duplicates", "rejects_file", "ingested_at")}
+            for s in m.get("sources", [])
+        ],
+        "files": {k: len(v) for k, v in m.get("files", {}).items()},
+        "created_at": m.get("created_at"),
+        "updated_at": m.get("updated_at"),
+        "ingests": len(m.get("ingests", [])),
+    }

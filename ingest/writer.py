@@ -1,0 +1,451 @@
+"""Writing a dataset: lock, de-duplicate, buffer, sort, Parquet, rejects, atomic manifest.
+
+    chunks ──► SpanKeys (drop spans already seen) ──► buffer ≤ PART_BYTES ──► sort ──► part file
+       └─► rejects/<ingest id>.jsonl                                            │
+                                          commit(): manifest.json.tmp ──rename──► manifest.json
+
+New files get fresh names and become visible only when the renamed manifest lists them, so
+a kill at any moment leaves the previous manifest (and what it lists) intact; files no
+manifest lists are garbage and are removed by the next writer. One writer at a time holds
+an exclusive `flock` on `<dataset>/.lock` (released by the kernel if the process dies).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ingest.dataset import MANIFEST_VERSION, dataset_path, list_datasets
+from ingest.errors import DatasetLocked, DatasetNotFound
+from ingest.records import Chunk, Reject
+from ingest.schema import LOG_SCHEMA, SPAN_SCHEMA
+
+__all__ = [
+    "PART_BYTES",
+    "ROW_GROUP_ROWS",
+    "MAX_REJECT_RAW_BYTES",
+    "SpanKeys",
+    "SourceStats",
+    "DatasetWriter",
+    "remove_dataset",
+    "acquire_lock",
+]
+
+PART_BYTES = 48 * 1024 * 1024  # Arrow bytes buffered before a part file is sorted and written
+ROW_GROUP_ROWS = 32 * 1024
+MAX_REJECT_RAW_BYTES = 16 * 1024 * 1024
+LOCK_FILE = ".lock"
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# ---- locking ------------------------------------------------------------------------------
+
+
+def acquire_lock(folder: Path, name: str, timeout_s: float, on_wait: Callable[[str], None] | None = None) -> int:
+    """An exclusive flock on folder/.lock, waiting up to `timeout_s`; the open fd."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + timeout_s
+    told = False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                raise DatasetLocked(
+                    f"dataset {name!r} is being written by another process (pid {holder}); "
+                    "wait for it to finish or use another --dataset"
+                ) from None
+            if not told and on_wait is not None:
+                on_wait(f"waiting for another ingest into dataset {name!r} (pid {holder}) to finish")
+                told = True
+            time.sleep(0.1)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
+
+
+def _release_lock(fd: int) -> None:
+    try:
+        os.ftruncate(fd, 0)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+# ---- span keys ----------------------------------------------------------------------------
+
+_LUT = np.zeros(256, np.uint8)
+for _i, _c in enumerate(b"0123456789abcdef"):
+    _LUT[_c] = _i
+
+
+def _key_array(trace_id: pa.Array, span_id: pa.Array) -> np.ndarray:
+    """(trace_id, span_id) hex pairs -> 24-byte keys (dtype S24)."""
+    joined = pc.binary_join_element_wise(trace_id, span_id, "")
+    if isinstance(joined, pa.ChunkedArray):
+        joined = joined.combine_chunks()
+    n = len(joined)
+    if n == 0:
+        return np.zeros(0, "S24")
+    lengths = pc.binary_length(joined)
+    if joined.null_count == 0 and pc.all(pc.equal(lengths, 48)).as_py():
+        offsets = np.frombuffer(joined.buffers()[1], np.int32, count=n + 1, offset=joined.offset * 4)
+        data = np.frombuffer(joined.buffers()[2], np.uint8)[offsets[0] : offsets[0] + 48 * n].reshape(n, 48)
+        nib = _LUT[data]
+        raw = (nib[:, 0::2] << 4) | nib[:, 1::2]
+        return np.ascontiguousarray(raw).view("S24").ravel()
+    # not the canonical shape (a reader bug or a foreign file): hash what is there
+    return np.array(
+        [hashlib.blake2b((s or "").encode(), digest_size=24).digest() for s in joined.to_pylist()], "S24"
+    )
+
+
+class SpanKeys:
+    """The set of (trace_id, span_id) seen: sorted runs of 24-byte keys, merged like a binary counter."""
+
+    def __init__(self) -> None:
+        self._runs: list[np.ndarray] = []
+
+    def __len__(self) -> int:
+        return sum(len(r) for r in self._runs)
+
+    def _push(self, run: np.ndarray) -> None:
+        if not len(run):
+            return
+        self._runs.append(run)
+        while len(self._runs) > 1 and len(self._runs[-2]) <= 2 * len(self._runs[-1]):
+            b = self._runs.pop()
+            a = self._runs.pop()
+            self._runs.append(np.sort(np.concatenate([a, b])))
+
+    def _known(self, uniq: np.ndarray) -> np.ndarray:
+        known = np.zeros(len(uniq), bool)
+        for run in self._runs:
+            pos = np.minimum(np.searchsorted(run, uniq), len(run) - 1)
+            known |= run[pos] == uniq
+        return known
+
+    def add_new(self, keys: np.ndarray) -> np.ndarray:
+        """Mask of `keys` to keep: first occurrence, not seen before; remembers them."""
+        if not len(keys):
+            return np.zeros(0, bool)
+        uniq, first = np.unique(keys, return_index=True)
+        fresh = ~self._known(uniq)
+        mask = np.zeros(len(keys), bool)
+        mask[first[fresh]] = True
+        self._push(uniq[fresh])
+        return mask
+
+    def add_batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """`batch` without the spans already seen."""
+        mask = self.add_new(_key_array(batch.column("trace_id"), batch.column("span_id")))
+        if mask.all():
+            return batch
+        return batch.filter(pa.array(mask))
+
+
+# ---- per-source counters ------------------------------------------------------------------
+
+
+@dataclass
+class SourceStats:
+    source_id: str
+    path: str
+    size: int
+    sha256: str
+    format: str
+    compression: str | None
+    spans: int = 0
+    logs: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    quick_id: str = ""  # sha256 of size + first and last MiB: a cheap first check of identity
+
+    def to_manifest(self, rejects_file: str | None, ingested_at: str) -> dict[str, Any]:
+        return {
+            "source_id": self.source_id, "path": self.path, "size": self.size, "sha256": self.sha256,
+            "format": self.format, "compression": self.compression, "spans": self.spans, "logs": self.logs,
+            "rejected": self.rejected, "duplicates": self.duplicates,
+            "rejects_file": rejects_file if self.rejected else None, "ingested_at": ingested_at,
+            "quick_id": self.quick_id,
+        }
+
+
+# ---- the writer ---------------------------------------------------------------------------
+
+_PARQUET_OPTS = {"compression": "zstd", "write_statistics": True, "use_dictionary": True}
+
+
+class _PartBuffer:
+    """Batches of one table, written as a sorted part file when big enough."""
+
+    def __init__(self, folder: Path, prefix: str, schema: pa.Schema, sort_keys: list[tuple[str, str]]) -> None:
+        self.folder, self.prefix, self.schema, self.sort_keys = folder, prefix, schema, sort_keys
+        self.batches: list[pa.RecordBatch] = []
+        self.nbytes = 0
+        self.files: list[Path] = []
+        self.services: set[str] = set()
+        self.min_ns: int | None = None
+        self.max_ns: int | None = None
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        if batch.num_rows:
+            self.batches.append(batch)
+            self.nbytes += batch.nbytes
+            if self.nbytes >= PART_BYTES:
+                self.flush()
+
+    def flush(self) -> None:
+        if not self.batches:
+            return
+        table = pa.Table.from_batches(self.batches, schema=self.schema)
+        self.batches, self.nbytes = [], 0
+        table = table.sort_by(self.sort_keys)
+        self._track(table)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"{self.prefix}-{len(self.files):05d}.parquet"
+        pq.write_table(table, path, row_group_size=ROW_GROUP_ROWS, **_PARQUET_OPTS)
+        self.files.append(path)
+
+    def _track(self, table: pa.Table) -> None:
+        services = pc.unique(table.column("service_name")).drop_null().to_pylist()
+        self.services.update(services)
+        t0 = table.column(self.sort_keys[1][0])
+        t1 = table.column("end_ns") if "end_ns" in table.column_names else t0
+        lo, hi = pc.min(t0).as_py(), pc.max(t1).as_py()
+        if lo is not None:
+            self.min_ns = lo if self.min_ns is None else min(self.min_ns, lo)
+        if hi is not None:
+            self.max_ns = hi if self.max_ns is None else max(self.max_ns, hi)
+
+
+def _fresh_manifest(name: str) -> dict[str, Any]:
+    now = _now_iso()
+    return {
+        "schema_version": MANIFEST_VERSION, "name": name, "created_at": now, "updated_at": now,
+        "files": {"spans": [], "logs": []}, "sources": [],
+        "totals": {"spans": 0, "logs": 0, "rejected": 0},
+        "time_range": {"start_ns": None, "end_ns": None}, "services": [], "ingests": [],
+    }
+
+
+def _reject_line(r: Reject, source_id: str | None) -> bytes:
+    raw = r.raw[:MAX_REJECT_RAW_BYTES]
+    rec: dict[str, Any] = {"source": r.source, "source_id": source_id, "offset": r.offset, "unit": r.unit,
+                           "reason": r.reason, "raw_bytes": len(r.raw)}
+    try:
+        rec["raw"] = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        import base64
+
+        rec["raw_base64"] = base64.b64encode(raw).decode("ascii")
+    if len(r.raw) > MAX_REJECT_RAW_BYTES:
+        rec["truncated"] = True
+    return msgspec.json.encode(rec) + b"\n"
+
+
+class DatasetWriter:
+    """One ingest into one dataset. Use as a context manager; `commit()` makes it visible."""
+
+    def __init__(self, name: str, *, lock_timeout_s: float = 600.0,
+                 on_wait: Callable[[str], None] | None = None) -> None:
+        self.name = name
+        self.path = dataset_path(name)
+        self._lock_fd = acquire_lock(self.path, name, lock_timeout_s, on_wait)
+        try:
+            self.manifest = self._load_manifest()
+            self._collect_garbage()
+            self.ingest_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+            self.keys = SpanKeys()
+            self._load_keys()
+            self.spans = _PartBuffer(self.path / "spans", f"part-{self.ingest_id}", SPAN_SCHEMA,
+                                     [("service_name", "ascending"), ("start_ns", "ascending")])
+            self.logs = _PartBuffer(self.path / "logs", f"part-{self.ingest_id}", LOG_SCHEMA,
+                                    [("service_name", "ascending"), ("time_ns", "ascending")])
+            self.sources: list[SourceStats] = []
+            self._new_unrecognised: list[str] = []
+            self._rejects_fh: Any = None
+            self.rejects_rel = f"rejects/{self.ingest_id}.jsonl"
+            self.started_at = _now_iso()
+            self._t0 = time.monotonic()
+        except BaseException:
+            _release_lock(self._lock_fd)
+            raise
+
+    # -- set-up --
+
+    def _load_manifest(self) -> dict[str, Any]:
+        try:
+            return json.loads((self.path / "manifest.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return _fresh_manifest(self.name)
+
+    def _listed(self) -> set[str]:
+        m = self.manifest
+        listed = set(m["files"]["spans"]) | set(m["files"]["logs"])
+        listed |= {s["rejects_file"] for s in m["sources"] if s.get("rejects_file")}
+        listed |= {f"rejects/{i['ingest_id']}.jsonl" for i in m["ingests"] if i.get("rejected")}
+        return listed
+
+    def _collect_garbage(self) -> None:
+        """Remove what a killed ingest left behind: files no manifest lists."""
+        listed = self._listed()
+        for sub in ("spans", "logs", "rejects"):
+            folder = self.path / sub
+            if folder.is_dir():
+                for f in folder.iterdir():
+                    if f"{sub}/{f.name}" not in listed:
+                        f.unlink(missing_ok=True)
+        for f in self.path.glob("manifest.json.*.tmp"):
+            f.unlink(missing_ok=True)
+        shutil.rmtree(self.path / ".staging", ignore_errors=True)
+
+    def _load_keys(self) -> None:
+        for rel in self.manifest["files"]["spans"]:
+            pf = pq.ParquetFile(self.path / rel)
+            for batch in pf.iter_batches(batch_size=256 * 1024, columns=["trace_id", "span_id"]):
+                self.keys.add_new(_key_array(batch.column(0), batch.column(1)))
+
+    @property
+    def staging(self) -> Path:
+        folder = self.path / ".staging"
+        folder.mkdir(exist_ok=True)
+        return folder
+
+    def known_sha256(self) -> dict[str, dict[str, Any]]:
+        return {s["sha256"]: s for s in self.manifest["sources"] if s.get("sha256")}
+
+    # -- adding --
+
+    def begin_source(self, stats: SourceStats) -> SourceStats:
+        self.sources.append(stats)
+        return stats
+
+    def add(self, chunk: Chunk, stats: SourceStats) -> None:
+        if chunk.spans is not None and chunk.spans.num_rows:
+            kept = self.keys.add_batch(chunk.spans)
+            stats.duplicates += chunk.spans.num_rows - kept.num_rows
+            stats.spans += kept.num_rows
+            self.spans.add(kept)
+        if chunk.logs is not None and chunk.logs.num_rows:
+            stats.logs += chunk.logs.num_rows
+            self.logs.add(chunk.logs)
+        if chunk.rejects:
+            self.add_rejects(chunk.rejects, stats)
+
+    def add_rejects(self, rejects: list[Reject], stats: SourceStats | None) -> None:
+        if self._rejects_fh is None:
+            (self.path / "rejects").mkdir(exist_ok=True)
+            self._rejects_fh = open(self.path / self.rejects_rel, "ab")  # noqa: SIM115
+        sid = stats.source_id if stats is not None else None
+        for r in rejects:
+            self._rejects_fh.write(_reject_line(r, sid))
+        if stats is not None:
+            stats.rejected += len(rejects)
+
+    # -- finishing --
+
+    def commit(self, bytes_read: int) -> dict[str, Any]:
+        """Write the remaining parts and atomically publish the new manifest."""
+        self.spans.flush()
+        self.logs.flush()
+        if self._rejects_fh is not None:
+            self._rejects_fh.close()
+            self._rejects_fh = None
+        m = self.manifest
+        now = _now_iso()
+        m["updated_at"] = now
+        m["files"]["spans"] += [f"spans/{p.name}" for p in self.spans.files]
+        m["files"]["logs"] += [f"logs/{p.name}" for p in self.logs.files]
+        m["sources"] += [s.to_manifest(self.rejects_rel, now) for s in self.sources]
+        added = {
+            "spans": sum(s.spans for s in self.sources),
+            "logs": sum(s.logs for s in self.sources),
+            "rejected": sum(s.rejected for s in self.sources) + self.orphan_rejects,
+        }
+        for k, v in added.items():
+            m["totals"][k] = m["totals"].get(k, 0) + v
+        tr = m["time_range"]
+        for lo in (self.spans.min_ns, self.logs.min_ns):
+            if lo is not None:
+                tr["start_ns"] = lo if tr["start_ns"] is None else min(tr["start_ns"], lo)
+        for hi in (self.spans.max_ns, self.logs.max_ns):
+            if hi is not None:
+                tr["end_ns"] = hi if tr["end_ns"] is None else max(tr["end_ns"], hi)
+        m["unrecognised"] = sorted(set(m.get("unrecognised", [])) | set(self._new_unrecognised))
+        m["services"] = sorted(set(m["services"]) | self.spans.services | self.logs.services)
+        m["ingests"].append({
+            "ingest_id": self.ingest_id, "started_at": self.started_at,
+            "seconds": round(time.monotonic() - self._t0, 3), "bytes": bytes_read, **added,
+            "sources": [s.source_id for s in self.sources],
+        })
+        tmp = self.path / f"manifest.json.{self.ingest_id}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(m, fh, indent=1)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path / "manifest.json")
+        return m
+
+    orphan_rejects = 0  # rejects not tied to a readable source (unknown formats)
+
+    @property
+    def unrecognised(self) -> set[str]:
+        """Quick ids of inputs already rejected as a whole (unknown format)."""
+        return set(self.manifest.get("unrecognised", [])) | set(self._new_unrecognised)
+
+    def add_orphan_rejects(self, rejects: list[Reject], quick_id: str) -> None:
+        self.add_rejects(rejects, None)
+        self.orphan_rejects += len(rejects)
+        self._new_unrecognised.append(quick_id)
+
+    def close(self) -> None:
+        if self._rejects_fh is not None:
+            self._rejects_fh.close()
+            self._rejects_fh = None
+        shutil.rmtree(self.path / ".staging", ignore_errors=True)
+        if self._lock_fd >= 0:
+            _release_lock(self._lock_fd)
+            self._lock_fd = -1
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def remove_dataset(name: str) -> None:
+    """Delete a dataset; refuses while an ingest holds it."""
+    path = dataset_path(name)
+    if not (path / "manifest.json").is_file():
+        raise DatasetNotFound(name, list_datasets())
+    fd = acquire_lock(path, name, timeout_s=0.0)
+    try:
+        (path / "manifest.json").unlink()  # from here on it is not a dataset any more
+    finally:
+        _release_lock(fd)
+    shutil.rmtree(path, ignore_errors=True)

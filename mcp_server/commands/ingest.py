@@ -1,0 +1,61 @@
+"""`dcr ingest PATH… [--dataset NAME] [--json]`: trace and log dumps into a dataset."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mcp_server.errors import UsageError
+from mcp_server.output import emit_json, info, warn
+
+NAME = "ingest"
+HELP = "ingest trace/log files, folders, globs or '-' (stdin) into a dataset"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", metavar="PATH", help="files, folders (recursive), globs, or - for stdin")
+    p.add_argument("--dataset", default="default", metavar="NAME", help="dataset to add to (default: default)")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+
+def _progress_bar():  # a rich bar on stderr, only for a terminal
+    if not sys.stderr.isatty():
+        return None, None
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    bar = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                   TransferSpeedColumn(), transient=True, console=None)
+    bar.console.stderr = True
+    task = bar.add_task("ingest", total=None)
+
+    def update(done: int, total: int, path: str) -> None:
+        bar.update(task, completed=done, total=total or None, description=path[-40:])
+
+    return bar, update
+
+
+def run(args: argparse.Namespace) -> int:
+    import ingest
+
+    bar, update = _progress_bar()
+    try:
+        if bar is not None:
+            bar.start()
+        result = ingest.ingest_paths(args.paths, args.dataset, update, on_wait=info)
+    except ingest.IngestError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        if bar is not None:
+            bar.stop()
+    if args.json:
+        emit_json(result.to_dict())
+    else:
+        mb = result.bytes / 1e6
+        info(f"dataset {result.dataset}: +{result.spans} spans, +{result.logs} logs, {result.rejected} rejected, "
+             f"{result.duplicates} duplicate spans skipped, {mb:.1f} MB in {result.seconds:.2f} s")
+        for s in result.sources:
+            if s.skipped:
+                info(f"  {s.path}: skipped ({s.skipped})")
+    if result.rejected:
+        warn(f"{result.rejected} records rejected; see {result.rejects_path}")
+    return 0
