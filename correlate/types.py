@@ -127,6 +127,10 @@ class TraceSpan(_Dict):
     on_critical_path: bool
     skew_adjustment_ns: int = 0
     warnings: tuple[str, ...] = ()
+    # CRISP's exclusive time on the critical path: the span's duration minus the durations of
+    # its children on the path (0 when off the path). Sums per "[service] operation" are what
+    # CRISP reports; `TraceView.critical_path` is the same path as a non-overlapping timeline.
+    critical_path_ns: int = 0
 
 
 @dataclass(frozen=True)
