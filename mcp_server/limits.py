@@ -1,0 +1,228 @@
+"""Keep every tool answer under MAX_MCP_OUTPUT_TOKENS: page it, and spill it in full to a file.
+
+Agents pay for every token a tool returns, and clients cut answers above their own limit
+(Claude Code's default is 25,000 tokens). A result whose JSON would exceed the limit is
+answered like this:
+
+    {... the fields that always fit ...,
+     "rows": [first k rows],                 # the paged list, cut to fit
+     "page": {"total_count": 1200, "returned_count": 180,
+              "next_cursor": "q-3f2a…:180",  # pass back as `cursor` for the next page
+              "spill_path": "$DCR_HOME/mcp-output/q-3f2a….json",  # the whole result
+              "note": "…one line that says what happened…"}}
+
+The full result is written once; a later call with the cursor reads its page from that file,
+so pages are a consistent snapshot and nothing is computed twice.
+
+Token estimate: ceil(characters / CHARS_PER_TOKEN) of the compact JSON. English prose runs
+about 4 characters a token; JSON full of hex ids and digits runs denser, so 3 errs on the
+side of counting more tokens than a real tokenizer would.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "DEFAULT_MAX_OUTPUT_TOKENS",
+    "CHARS_PER_TOKEN",
+    "BadCursor",
+    "Shaped",
+    "max_output_tokens",
+    "estimate_tokens",
+    "dumps",
+    "shape",
+    "resume",
+    "spill_dir",
+]
+
+DEFAULT_MAX_OUTPUT_TOKENS = 25_000
+CHARS_PER_TOKEN = 3
+# Room kept for the page object and the JSON-RPC envelope.
+_RESERVE_TOKENS = 300
+_KEEP_SPILLS = 200
+_CURSOR = re.compile(r"([a-z_]+-[0-9a-f]{16}):(\d+)")
+_TRIMMED = "…[cut to fit MAX_MCP_OUTPUT_TOKENS; the full text is in page.spill_path]"
+
+
+class BadCursor(ValueError):
+    """A cursor that does not name a stored result."""
+
+
+@dataclass(frozen=True)
+class Shaped:
+    payload: dict[str, Any]
+    truncated: bool
+
+
+def max_output_tokens() -> int:
+    """MAX_MCP_OUTPUT_TOKENS, default 25,000; ValueError names the variable when it is unusable."""
+    raw = os.environ.get("MAX_MCP_OUTPUT_TOKENS", "").strip()
+    if not raw:
+        return DEFAULT_MAX_OUTPUT_TOKENS
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"MAX_MCP_OUTPUT_TOKENS={raw!r} is not a whole number (default 25000)") from None
+    if value < 1_000:
+        raise ValueError(f"MAX_MCP_OUTPUT_TOKENS={value} is too small: use at least 1000 (default 25000)")
+    return value
+
+
+def estimate_tokens(text: str) -> int:
+    return math.ceil(len(text) / CHARS_PER_TOKEN)
+
+
+def dumps(obj: Any) -> str:
+    """Compact JSON, the form both the text content and the estimate use."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def spill_dir() -> Path:
+    from ingest.dataset import dcr_home
+
+    return dcr_home() / "mcp-output"
+
+
+def shape(payload: dict[str, Any], list_key: str, tool: str) -> Shaped:
+    """Cut `payload[list_key]` (the whole list) to fit; spill the whole when cut.
+
+    Always adds `payload["page"]`. Other fields are kept; a string field too long to fit
+    even with an empty list is cut with a marker (the spill file has it whole).
+    """
+    items = list(payload.get(list_key) or [])
+    budget = max_output_tokens() - _RESERVE_TOKENS
+    full = {**payload, list_key: items, "page": _page(len(items), len(items))}
+    if estimate_tokens(dumps(full)) <= budget:
+        return Shaped(full, truncated=False)
+    spill_id, path = _spill(payload, tool)
+    return _cut(payload, items, list_key, 0, budget, spill_id, path)
+
+
+def resume(cursor: str, list_key: str, tool: str) -> Shaped:
+    """The page a cursor points at, read from the spilled result."""
+    m = _CURSOR.fullmatch(cursor.strip())
+    if not m or not m.group(1).startswith(tool.replace("_", "") + "-"):
+        raise BadCursor(f"cursor {cursor!r} was not made by {tool}: pass next_cursor from its last answer")
+    spill_id, offset = m.group(1), int(m.group(2))
+    path = spill_dir() / f"{spill_id}.json"
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BadCursor(f"cursor {cursor!r} has expired (its file is gone): call {tool} again") from None
+    items = list(payload.get(list_key) or [])
+    if offset > len(items):
+        raise BadCursor(f"cursor {cursor!r} points past the end ({len(items)} items)")
+    budget = max_output_tokens() - _RESERVE_TOKENS
+    return _cut(payload, items, list_key, offset, budget, spill_id, path)
+
+
+def _page(total: int, returned: int, **extra: Any) -> dict[str, Any]:
+    page = {
+        "total_count": total,
+        "returned_count": returned,
+        "next_cursor": None,
+        "spill_path": None,
+        "note": None,
+    }
+    page.update(extra)
+    return page
+
+
+def _cut(
+    payload: dict[str, Any],
+    items: list[Any],
+    list_key: str,
+    offset: int,
+    budget: int,
+    spill_id: str,
+    path: Path,
+) -> Shaped:
+    limit = max_output_tokens()
+
+    def build(k: int, base: dict[str, Any]) -> dict[str, Any]:
+        end = offset + k
+        more = end < len(items)
+        note = (
+            f"answer cut to fit MAX_MCP_OUTPUT_TOKENS={limit}: {list_key} {offset}..{end - 1 if k else offset} "
+            f"of {len(items)} returned; the whole result is in spill_path"
+            + ("; pass next_cursor as cursor for the next page" if more else "")
+        )
+        return {
+            **base,
+            list_key: items[offset:end],
+            "page": _page(
+                len(items),
+                k,
+                next_cursor=f"{spill_id}:{end}" if more else None,
+                spill_path=str(path),
+                note=note,
+            ),
+        }
+
+    base = {k: v for k, v in payload.items() if k != list_key}
+    if estimate_tokens(dumps(build(0, base))) > budget:
+        base = _trim_strings(base, budget)
+    lo, hi = 0, len(items) - offset  # largest k that fits, by bisection
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if estimate_tokens(dumps(build(mid, base))) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return Shaped(build(lo, base), truncated=True)
+
+
+def _trim_strings(base: dict[str, Any], budget: int) -> dict[str, Any]:
+    """Halve the longest strings until the fields without the list fit."""
+    out = copy.deepcopy(base)
+    for _ in range(64):
+        if estimate_tokens(dumps(out)) <= budget // 2:
+            return out
+        holder, key, text = _longest_string(out)
+        if holder is None or len(text) < 200:
+            return out
+        holder[key] = text[: len(text) // 2] + _TRIMMED
+    return out
+
+
+def _longest_string(obj: Any) -> tuple[Any, Any, str]:
+    best: tuple[Any, Any, str] = (None, None, "")
+    stack = [obj]
+    while stack:
+        cur = stack.pop()
+        pairs = cur.items() if isinstance(cur, dict) else enumerate(cur) if isinstance(cur, list) else ()
+        for k, v in pairs:
+            if isinstance(v, str) and len(v) > len(best[2]):
+                best = (cur, k, v)
+            elif isinstance(v, (dict, list)):
+                stack.append(v)
+    return best
+
+
+def _spill(payload: dict[str, Any], tool: str) -> tuple[str, Path]:
+    text = dumps(payload)
+    spill_id = f"{tool.replace('_', '')}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+    folder = spill_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{spill_id}.json"
+    if not path.exists():
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+        _prune(folder)
+    return spill_id, path
+
+
+def _prune(folder: Path) -> None:
+    files = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in files[_KEEP_SPILLS:]:
+        old.unlink(missing_ok=True)

@@ -1,0 +1,129 @@
+"""The MCP server: every capability of `dcr` as tools an agent can call.
+
+    build_server(tools=None) -> MCPServer
+        tools: names of tools or groups to serve (default: DCR_TOOLS, else all)
+
+Start-up stays fast (`initialize` + `tools/list` under a second): tool modules import only
+pydantic and mcp, the packages that do the work are imported by the handlers when called.
+Schemas are compacted (pydantic's per-property "title" dropped): agents pay for every
+schema token in every turn.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Any
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.tools import Tool
+from mcp.types import ToolAnnotations
+
+from mcp_server.tools import GROUPS, ToolSpec, all_specs
+
+__all__ = ["SERVER_NAME", "INSTRUCTIONS", "build_server", "select_specs", "compact_schema"]
+
+SERVER_NAME = "dcr"
+INSTRUCTIONS = (
+    "Trace and log evidence for hard cross-service bugs. Typical flow: list_datasets (or "
+    "ingest_traces), correlate over the incident window for ranked root-cause candidates, "
+    "get_trace/query_spans to check them, then escalate_analysis or start_conversation when you "
+    "are stuck. Long answers carry page.total_count vs page.returned_count and a next_cursor."
+)
+
+
+def select_specs(selection: str | Iterable[str] | None) -> list[ToolSpec]:
+    """The tools named (tool or group names, comma-separated); ValueError lists the known ones."""
+    specs = all_specs()
+    if selection is None:
+        return specs
+    names = [s.strip() for s in (selection.split(",") if isinstance(selection, str) else selection)]
+    names = [n for n in names if n]
+    if not names:
+        return specs
+    known_tools = {s.name for s in specs}
+    unknown = [n for n in names if n not in known_tools and n not in GROUPS]
+    if unknown:
+        raise ValueError(
+            f"DCR_TOOLS names unknown tools {', '.join(unknown)}: use tool names "
+            f"({', '.join(sorted(known_tools))}) or groups ({', '.join(GROUPS)})"
+        )
+    wanted = set(names)
+    return [s for s in specs if s.name in wanted or s.group in wanted]
+
+
+def compact_schema(schema: Any, *, output: bool = False) -> Any:
+    """The same contract in fewer tokens.
+
+    Everywhere: drop the "title" keywords pydantic adds (not properties named "title") and
+    `default: null`; write `anyOf: [{type: A}, {type: B}]` as `type: [A, B]`. In input schemas an
+    optional object or array loses its `null` branch (leaving the argument out means null). In
+    output schemas `required` and `additionalProperties: true` go: they constrain nothing a
+    client needs to read the answer.
+    """
+    if isinstance(schema, list):
+        return [compact_schema(v, output=output) for v in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "title" and isinstance(value, str):
+            continue
+        if key == "default" and value is None:
+            continue
+        if output and (key == "required" or (key == "additionalProperties" and value is True)):
+            continue
+        if key in ("properties", "$defs", "definitions", "patternProperties") and isinstance(value, dict):
+            out[key] = {k: compact_schema(v, output=output) for k, v in value.items()}
+        else:
+            out[key] = compact_schema(value, output=output)
+    branches = out.get("anyOf")
+    if isinstance(branches, list) and branches:
+        if all(isinstance(b, dict) and set(b) == {"type"} and isinstance(b["type"], str) for b in branches):
+            del out["anyOf"]
+            out["type"] = [b["type"] for b in branches]
+        elif not output and len(branches) == 2 and {"type": "null"} in branches:
+            del out["anyOf"]
+            out.update(next(b for b in branches if b != {"type": "null"}))
+    return out
+
+
+def _tool(s: ToolSpec) -> Tool:
+    annotations = ToolAnnotations(
+        read_only_hint=s.read_only,
+        destructive_hint=None if s.read_only else s.destructive,
+        idempotent_hint=s.idempotent,
+        open_world_hint=s.open_world,
+    )
+    tool = Tool.from_function(s.fn, name=s.name, title=s.title, annotations=annotations)
+    tool.description = " ".join((tool.description or "").split())
+    tool.parameters = compact_schema(tool.parameters)
+    if tool.fn_metadata.output_schema is not None:
+        tool.fn_metadata.output_schema = compact_schema(tool.fn_metadata.output_schema, output=True)
+    return tool
+
+
+def build_server(tools: str | Iterable[str] | None = None, *, log_level: str | None = None) -> MCPServer:
+    if tools is None:
+        tools = os.environ.get("DCR_TOOLS") or None
+    level = (log_level or os.environ.get("DCR_LOG_LEVEL") or "WARNING").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ValueError(f"DCR_LOG_LEVEL={level!r}: use DEBUG, INFO, WARNING or ERROR")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        pkg_version = version("deep-code-reasoning")
+    except PackageNotFoundError:
+        pkg_version = "0"
+    server: MCPServer = MCPServer(
+        SERVER_NAME,
+        title="deep-code-reasoning",
+        instructions=INSTRUCTIONS,
+        version=pkg_version,
+        tools=[_tool(s) for s in select_specs(tools)],
+        log_level=level,  # type: ignore[arg-type]
+    )
+    from mcp_server import resources
+
+    resources.register(server)
+    return server

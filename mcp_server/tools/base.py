@@ -1,0 +1,142 @@
+"""What every tool handler shares: argument types, error mapping, time windows, the result envelope."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, TextContent
+from pydantic import BeforeValidator, Field, WithJsonSchema
+
+from mcp_server import limits
+from mcp_server.timearg import format_ns, parse_time_ns
+
+__all__ = [
+    "DatasetArg",
+    "TimeArg",
+    "ServicesArg",
+    "CursorArg",
+    "Page",
+    "Obj",
+    "Objs",
+    "ToolError",
+    "mapped_errors",
+    "parse_bound",
+    "parse_window",
+    "structured",
+    "shaped",
+    "paged",
+    "iso",
+]
+
+# Errors of the packages below, by module, so nothing heavy is imported to map them.
+_PACKAGE_ERRORS = (
+    ("ingest.errors", "IngestError"),
+    ("correlate.errors", "CorrelateError"),
+    ("escalation.errors", "EscalationError"),
+)
+
+
+def _as_text(value: Any) -> Any:
+    return None if value is None else str(value)
+
+
+DatasetArg = Annotated[str, Field(description="Dataset name (see list_datasets).")]
+TimeArg = Annotated[
+    str | None,
+    BeforeValidator(_as_text),
+    WithJsonSchema({"type": ["string", "number", "null"]}),
+]
+ServicesArg = Annotated[list[str] | None, Field(description="Only these services (default: all).")]
+CursorArg = Annotated[str | None, Field(description="page.next_cursor of a previous answer.")]
+
+
+# Output fields: nested shapes are named in a description rather than spelled as sub-schemas,
+# because every schema token is paid by the agent in every turn.
+Page = Annotated[
+    dict[str, Any],
+    Field(description="total_count, returned_count (fewer: cut to fit), next_cursor, spill_path, note"),
+]
+
+
+def Obj(description: str) -> Any:  # noqa: N802 - reads as a type in the models
+    return Annotated[dict[str, Any], Field(description=description)]
+
+
+def Objs(description: str) -> Any:  # noqa: N802
+    return Annotated[list[dict[str, Any]], Field(description=description)]
+
+
+def _package_error(exc: BaseException) -> bool:
+    for module, name in _PACKAGE_ERRORS:
+        base = getattr(sys.modules.get(module), name, None)
+        if base is not None and isinstance(exc, base):
+            return True
+    return False
+
+
+@contextmanager
+def mapped_errors() -> Iterator[None]:
+    """The packages' errors (one line that names the fix) become ToolErrors the agent reads."""
+    try:
+        yield
+    except ToolError:
+        raise
+    except limits.BadCursor as exc:
+        raise ToolError(str(exc)) from exc
+    except Exception as exc:
+        if _package_error(exc):
+            raise ToolError(str(exc)) from exc
+        raise
+
+
+def parse_bound(value: str | None, name: str) -> int | None:
+    """One time argument -> ns; the error names the argument."""
+    if value is None or str(value).strip() == "":
+        return None
+    try:
+        return parse_time_ns(value)
+    except ValueError as exc:
+        raise ToolError(f"{name}: {exc}") from None
+
+
+def parse_window(
+    start: str | None, end: str | None, names: tuple[str, str] = ("start", "end")
+) -> tuple[int | None, int | None]:
+    """Two optional bounds -> ns; ToolError names the bound that cannot be read or is out of order."""
+    start_ns, end_ns = parse_bound(start, names[0]), parse_bound(end, names[1])
+    if start_ns is not None and end_ns is not None and end_ns <= start_ns:
+        raise ToolError(
+            f"{names[1]} ({format_ns(end_ns)}) must be after {names[0]} ({format_ns(start_ns)})"
+        )
+    return start_ns, end_ns
+
+
+def iso(ns: int | None) -> str | None:
+    return format_ns(ns)
+
+
+def structured(payload: dict[str, Any]) -> CallToolResult:
+    """The answer: structured content, and the same JSON (compact) as text for older clients."""
+    return CallToolResult(
+        content=[TextContent(type="text", text=limits.dumps(payload))],
+        structured_content=payload,
+    )
+
+
+def shaped(payload: dict[str, Any], list_key: str, tool: str) -> CallToolResult:
+    """`structured`, cut to MAX_MCP_OUTPUT_TOKENS with a page (see mcp_server/limits.py)."""
+    return structured(limits.shape(payload, list_key, tool).payload)
+
+
+def paged(
+    cursor: str | None, list_key: str, tool: str, build: Callable[[], dict[str, Any]]
+) -> CallToolResult:
+    """The page a cursor names, or the first page of `build()`; package errors become ToolErrors."""
+    with mapped_errors():
+        if cursor:
+            return structured(limits.resume(cursor, list_key, tool).payload)
+        return shaped(build(), list_key, tool)

@@ -1,0 +1,125 @@
+"""Tools over datasets as a whole: list_datasets, ingest_traces."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import Context
+from mcp.types import CallToolResult
+from pydantic import BaseModel, Field
+
+from mcp_server.tools import spec
+from mcp_server.tools.base import (
+    CursorArg,
+    DatasetArg,
+    Obj,
+    Objs,
+    Page,
+    ToolError,
+    mapped_errors,
+    paged,
+    shaped,
+)
+
+__all__ = ["TOOLS", "list_datasets", "ingest_traces", "DatasetInfo", "DatasetList", "IngestOut"]
+
+PROGRESS_INTERVAL_S = 0.25
+
+
+class DatasetInfo(BaseModel):
+    name: str
+    spans: int
+    logs: int
+    rejected: int
+    start: str | None = Field(description="ISO-8601 UTC")
+    end: str | None
+    services: list[str]
+    updated_at: str | None
+
+
+class DatasetList(BaseModel):
+    datasets: list[DatasetInfo]
+    page: Page
+
+
+class IngestOut(BaseModel):
+    dataset: str
+    spans: int = Field(description="added by this ingest")
+    logs: int
+    rejected: int = Field(description="kept verbatim in rejects_path, with the reason")
+    duplicates: int
+    bytes: int
+    seconds: float
+    rejects_path: str | None
+    totals: Obj("the whole dataset now, as in list_datasets")
+    sources: Objs("path, format, spans, logs, rejected, duplicates, skipped (why nothing was read)")
+    page: Page
+
+
+def _info(name: str) -> dict:
+    from mcp_server.resources import dataset_summary
+
+    s = dataset_summary(name)
+    return {
+        "name": name,
+        "spans": int(s["spans"]),
+        "logs": int(s["logs"]),
+        "rejected": int(s["rejected"]),
+        "start": s["start"],
+        "end": s["end"],
+        "services": s["services"],
+        "updated_at": s["updated_at"],
+    }
+
+
+def list_datasets(cursor: CursorArg = None) -> Annotated[CallToolResult, DatasetList]:
+    """List the ingested datasets with span/log counts, time range and services. Call it first to
+    learn dataset names and the time range to pass to correlate. An empty list means nothing is
+    ingested yet: call ingest_traces."""
+    from ingest.dataset import list_datasets as names
+
+    return paged(cursor, "datasets", "list_datasets", lambda: {"datasets": [_info(n) for n in names()]})
+
+
+async def ingest_traces(
+    paths: Annotated[list[str], Field(min_length=1, description="Files, folders or globs (absolute is safest).")],
+    dataset: DatasetArg,
+    ctx: Context,
+) -> Annotated[CallToolResult, IngestOut]:
+    """Ingest trace/log dumps (OTLP JSON/protobuf, Jaeger, Zipkin; .gz/.zst ok) into a dataset,
+    creating it or adding to it. Sends progress notifications while it runs. Bad records never
+    stop it: they are counted in `rejected` and kept in rejects_path. Files already ingested are
+    skipped (see sources[].skipped). Then call correlate over totals.start..totals.end."""
+    import anyio.from_thread
+    import anyio.lowlevel
+    import anyio.to_thread
+
+    if any(p.strip() == "-" for p in paths):
+        raise ToolError("'-' (stdin) carries the MCP protocol here: give file, folder or glob paths")
+    token = anyio.lowlevel.current_token()
+    last = [0.0]
+
+    def progress(done: int, total: int, path: str) -> None:
+        now = time.monotonic()
+        if now - last[0] < PROGRESS_INTERVAL_S and done < total:
+            return
+        last[0] = now
+        anyio.from_thread.run(ctx.report_progress, done, total or None, f"ingesting {path}", token=token)
+
+    def work() -> dict[str, Any]:
+        from ingest import ingest_paths
+
+        r = ingest_paths(list(paths), dataset, progress=progress).to_dict()
+        r["totals"] = _info(dataset)
+        return r
+
+    with mapped_errors():
+        payload = await anyio.to_thread.run_sync(work)
+    return shaped(payload, "sources", "ingest_traces")
+
+
+TOOLS = [
+    spec(ingest_traces, "Ingest traces and logs", read_only=False, idempotent=False),
+    spec(list_datasets, "List datasets", read_only=True, idempotent=True),
+]
