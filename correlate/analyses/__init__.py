@@ -1,0 +1,38 @@
+"""The standard analyses, in the order the engine runs them.
+
+Each is `find_…(ctx: AnalysisContext) -> AnalysisResult` in a module named for what it finds;
+it reads only the working tables on `ctx.con` (see `common.py`), makes no model call and no
+other I/O. Order matters only for reading the output: candidates are ranked afterwards, and
+findings keep this order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from correlate.analyses import (
+    deploys,
+    error_origin,
+    latency_attribution,
+    n_plus_one,
+    network_gaps,
+    retry_storms,
+    service_graph,
+    timeout_cascade,
+)
+from correlate.analyses.common import AnalysisContext, AnalysisResult
+
+__all__ = ["STANDARD_ANALYSES", "Analysis"]
+
+Analysis = tuple[str, Callable[[AnalysisContext], AnalysisResult]]
+
+STANDARD_ANALYSES: tuple[Analysis, ...] = (
+    (service_graph.NAME, service_graph.find_service_graph_changes),
+    (deploys.NAME, deploys.find_deploys),
+    (error_origin.NAME, error_origin.find_error_origins),
+    (latency_attribution.NAME, latency_attribution.find_latency_regressions),
+    (network_gaps.NAME, network_gaps.find_network_delays),
+    (n_plus_one.NAME, n_plus_one.find_n_plus_one),
+    (retry_storms.NAME, retry_storms.find_retry_storms),
+    (timeout_cascade.NAME, timeout_cascade.find_timeout_cascades),
+)

@@ -1,0 +1,302 @@
+"""What every analysis shares: its input (the context), its output, the working tables, scoring.
+
+The engine materialises the spans of the analysed window and of its baseline ONCE, into a temp
+table that every analysis reads (`ctx.s`): the columns of the `spans` view an analysis needs,
+renamed short, plus what a span's neighbours tell about it:
+
+    after          TRUE in the analysed window, FALSE in the baseline
+    service, op    service_name, name
+    err            status_code = 'ERROR'
+    err_msg        status_message, else the exception message
+    p_service, p_op, p_kind, p_host, p_start_ns, p_end_ns, p_err   the parent span (NULL for roots)
+    n_children, n_err_children
+    self_ns        duration minus the union of its children's intervals (clipped to the span)
+    remote_ns      for a CLIENT/PRODUCER span: the longest SERVER/CONSUMER child's duration
+    remote_service and that child's service
+    attrs          the attributes JSON, kept only for messaging spans and lock/lease operations
+
+`working_sql()` is the text of that table over the views; evidence queries start with it, so
+a reader can paste one into `dcr sql` and get the same figures.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+
+from correlate.types import Candidate, Finding, Window
+
+__all__ = [
+    "SPANS_TABLE",
+    "TRACES_TABLE",
+    "AnalysisContext",
+    "AnalysisResult",
+    "working_sql",
+    "traces_sql",
+    "evidence_sql",
+    "with_s",
+    "lit",
+    "rows",
+    "ratio_score",
+    "rate_score",
+    "confidence",
+    "clamp01",
+    "fmt_ms",
+    "fmt_pct",
+    "iso",
+    "exemplars",
+    "TraceTotals",
+    "trace_totals",
+    "period_figures",
+]
+
+SPANS_TABLE = "dcr_work_spans"
+TRACES_TABLE = "dcr_work_traces"
+
+
+@dataclass(frozen=True)
+class AnalysisContext:
+    """What an analysis gets: a connection with the working tables, and the windows."""
+
+    con: duckdb.DuckDBPyConnection
+    window: Window
+    baseline: Window | None
+    sample_mod: int = 1  # traces kept: hash(trace_id) % sample_mod = 0 (1 keeps all)
+    s: str = SPANS_TABLE
+    t: str = TRACES_TABLE
+
+    @property
+    def has_baseline(self) -> bool:
+        return self.baseline is not None
+
+    @property
+    def window_s(self) -> float:
+        return max(1e-9, (self.window.end_ns - self.window.start_ns) / 1e9)
+
+    @property
+    def baseline_s(self) -> float:
+        if self.baseline is None:
+            return 0.0
+        return max(1e-9, (self.baseline.end_ns - self.baseline.start_ns) / 1e9)
+
+
+@dataclass
+class AnalysisResult:
+    candidates: list[Candidate] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+
+def lit(value: Any) -> str:
+    """A SQL literal for a Python value (strings quoted, None as NULL)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _sample_pred(sample_mod: int, col: str = "trace_id") -> str:
+    return "" if sample_mod <= 1 else f" AND hash({col}) % {sample_mod} = 0"
+
+
+def working_sql(window: Window, baseline: Window | None, sample_mod: int = 1) -> str:
+    """The SELECT that defines the working span table, over the `spans` view."""
+    lo = baseline.start_ns if baseline else window.start_ns
+    base_pred = (
+        f"(start_ns >= {baseline.start_ns} AND start_ns < {baseline.end_ns})" if baseline else "FALSE"
+    )
+    return f"""WITH raw AS (
+  SELECT start_ns >= {window.start_ns} AS after, trace_id, span_id, parent_span_id,
+         name AS op, kind, service_name AS service, service_version AS version, host,
+         start_ns, end_ns, duration_ns AS dur_ns, status_code = 'ERROR' AS err,
+         coalesce(status_message, exception_message) AS err_msg, exception_type,
+         http_route, http_status_code, db_system, db_statement, peer_service, rpc_method,
+         messaging_system, messaging_destination, messaging_operation,
+         CASE WHEN messaging_system IS NOT NULL OR kind IN ('PRODUCER', 'CONSUMER')
+                   OR regexp_matches(name, '(?i)lock|lease|mutex') THEN attributes END AS attrs
+  FROM spans
+  WHERE start_ns >= {lo} AND start_ns < {window.end_ns}
+    AND ((start_ns >= {window.start_ns} AND start_ns < {window.end_ns}) OR {base_pred}){_sample_pred(sample_mod)}
+), j AS (
+  SELECT c.*, p.service AS p_service, p.op AS p_op, p.kind AS p_kind, p.host AS p_host,
+         p.start_ns AS p_start_ns, p.end_ns AS p_end_ns, p.err AS p_err
+  FROM raw c LEFT JOIN raw p ON p.trace_id = c.trace_id AND p.span_id = c.parent_span_id
+), clipped AS (
+  SELECT trace_id, parent_span_id, err, kind, service, p_service, dur_ns,
+         greatest(start_ns, p_start_ns) AS cs, least(end_ns, p_end_ns) AS ce
+  FROM j WHERE p_start_ns IS NOT NULL
+), covered AS (
+  SELECT trace_id, parent_span_id AS span_id, count(*) AS n_children,
+         count(*) FILTER (WHERE err) AS n_err_children,
+         sum(greatest(0, ce - greatest(cs, coalesce(prev_end, cs)))) AS covered_ns,
+         max(dur_ns) FILTER (WHERE kind IN ('SERVER', 'CONSUMER')) AS remote_ns,
+         arg_max(service, dur_ns) FILTER (WHERE kind IN ('SERVER', 'CONSUMER')) AS remote_service
+  FROM (SELECT *, max(ce) OVER (PARTITION BY trace_id, parent_span_id ORDER BY cs, ce
+                                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end
+        FROM clipped)
+  GROUP BY trace_id, parent_span_id
+)
+SELECT j.*, coalesce(v.n_children, 0) AS n_children, coalesce(v.n_err_children, 0) AS n_err_children,
+       j.dur_ns - coalesce(v.covered_ns, 0) AS self_ns,
+       CASE WHEN j.kind IN ('CLIENT', 'PRODUCER') THEN v.remote_ns END AS remote_ns,
+       CASE WHEN j.kind IN ('CLIENT', 'PRODUCER') THEN v.remote_service END AS remote_service
+FROM j LEFT JOIN covered v ON v.trace_id = j.trace_id AND v.span_id = j.span_id"""
+
+
+def traces_sql(spans: str) -> str:
+    """One row a trace of the working table: its period, root, duration and error flag."""
+    key = "CASE WHEN p_start_ns IS NULL THEN start_ns ELSE start_ns + 4000000000000000000 END"
+    return f"""SELECT trace_id, arg_min(after, {key}) AS after, arg_min(service, {key}) AS root_service,
+       arg_min(op, {key}) AS root_op, arg_min(err, {key}) AS root_err, bool_or(err) AS any_err,
+       min(start_ns) AS start_ns, max(end_ns) - min(start_ns) AS dur_ns, count(*) AS n_spans
+FROM {spans} GROUP BY trace_id"""
+
+
+def evidence_sql(ctx: AnalysisContext, query: str) -> str:
+    """A standalone query over the views: the working table as a CTE, then `query` over `s`."""
+    return with_s(working_sql(ctx.window, ctx.baseline, ctx.sample_mod), query)
+
+
+def with_s(definition: str, query: str) -> str:
+    """`query` (which reads `s`, and may start with its own WITH) with `s` defined first."""
+    head = f"WITH s AS (\n{definition}\n)"
+    stripped = query.lstrip()
+    if stripped[:5].upper() == "WITH ":
+        return f"{head},\n{stripped[5:]}"
+    return f"{head}\n{query}"
+
+
+def rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+    """A query's rows as dicts."""
+    cur = con.execute(sql, params or [])
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def clamp01(x: float) -> float:
+    if x != x:  # NaN
+        return 0.0
+    return max(0.0, min(1.0, x))
+
+
+def confidence(n: float, half: float = 10.0) -> float:
+    """How much `n` observations can be trusted: 0 for none, 0.5 at `half`, towards 1."""
+    return clamp01(n / (n + half)) if n > 0 else 0.0
+
+
+def ratio_score(before: float | None, after: float, floor: float) -> float:
+    """How strongly `after` exceeds `before` (both >= 0): 0 when not larger, 0.5 at twice, 0.75 at 4x.
+
+    `floor` is the smallest value that counts as a real quantity (so 0 -> 1 ns is not infinite).
+    With no baseline (`before` None) the score is that of `after` against the floor, halved.
+    """
+    if before is None:
+        return 0.5 * clamp01(1.0 - floor / max(after, floor)) if after > floor else 0.0
+    b = max(before, floor)
+    a = max(after, floor)
+    if a <= b:
+        return 0.0
+    return clamp01(1.0 - b / a)
+
+
+def rate_score(k_before: int, n_before: int, k_after: int, n_after: int) -> float:
+    """How surely and how much a rate rose from k_before/n_before to k_after/n_after.
+
+    The product of the effect (1 - before/after rate, with a +1 smoothing) and the significance
+    of a two-proportion z-test (0 below z = 2, 1 from z = 5).
+    """
+    if n_after <= 0 or k_after <= 0:
+        return 0.0
+    pa = k_after / n_after
+    if n_before <= 0:
+        return 0.5 * clamp01(pa) * confidence(k_after)
+    pb = k_before / n_before
+    if pa <= pb:
+        return 0.0
+    p = (k_before + k_after) / (n_before + n_after)
+    se = math.sqrt(max(p * (1 - p) * (1 / n_before + 1 / n_after), 1e-12))
+    z = (pa - pb) / se
+    effect = 1.0 - ((k_before + 1) / (n_before + 2)) / ((k_after + 1) / (n_after + 2))
+    return clamp01(effect) * clamp01((z - 2.0) / 3.0)
+
+
+def fmt_ms(ns: float | None) -> str:
+    if ns is None:
+        return "n/a"
+    ms = ns / 1e6
+    if ms >= 100:
+        return f"{ms:.0f} ms"
+    if ms >= 1:
+        return f"{ms:.1f} ms"
+    return f"{ms:.2f} ms"
+
+
+def fmt_pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def exemplars(ctx: AnalysisContext, where: str, order: str = "start_ns", limit: int = 3) -> tuple[
+    tuple[str, ...], tuple[str, ...]
+]:
+    """Up to `limit` example (trace ids, span ids) of working spans matching `where`."""
+    got = ctx.con.execute(
+        f"SELECT trace_id, span_id FROM {ctx.s} WHERE {where} ORDER BY {order} LIMIT {int(limit)}"
+    ).fetchall()
+    traces = tuple(dict.fromkeys(r[0] for r in got))
+    return traces, tuple(r[1] for r in got)
+
+
+def period_figures(ctx: AnalysisContext, query: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Runs `query` over the working table (aliased `s`); it must return a `period` column
+    ('before'/'after') and figures. Returns (before, after) dicts without the period."""
+    got = rows(ctx.con, with_s(f"SELECT * FROM {ctx.s}", query))
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    for r in got:
+        period = r.pop("period")
+        (after if period == "after" else before).update({k: _plain(v) for k, v in r.items()})
+    return before, after
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, float):
+        return round(v, 6)
+    if hasattr(v, "item"):  # numpy / decimal-like scalars
+        return v.item()
+    return v
+
+
+@dataclass(frozen=True)
+class TraceTotals:
+    """Requests (traces) per period and their mean duration."""
+
+    n_before: int
+    n_after: int
+    mean_dur_before_ns: float | None
+    mean_dur_after_ns: float | None
+
+
+def trace_totals(ctx: AnalysisContext) -> TraceTotals:
+    r = ctx.con.execute(
+        f"""SELECT count(*) FILTER (WHERE NOT after), count(*) FILTER (WHERE after),
+                   avg(dur_ns) FILTER (WHERE NOT after), avg(dur_ns) FILTER (WHERE after)
+            FROM {ctx.t}"""
+    ).fetchone()
+    return TraceTotals(int(r[0]), int(r[1]), r[2], r[3])
+
+
+def iso(ns: int | None) -> str:
+    """Epoch nanoseconds as ISO-8601 UTC with milliseconds."""
+    if ns is None:
+        return "n/a"
+    from datetime import UTC, datetime
+
+    dt = datetime.fromtimestamp(ns // 1_000_000_000, tz=UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{(ns % 1_000_000_000) // 1_000_000:03d}Z"

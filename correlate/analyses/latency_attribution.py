@@ -1,0 +1,188 @@
+"""Whose own work got slower: self time per service and operation, before vs after.
+
+Self time is a span's duration minus the time its children cover, so a caller that only waits
+for a slower callee keeps its self time: the added latency lands on the callee. A CLIENT span
+with an instrumented server child is left out here (its self time is the network gap, see
+`network_gaps`); a CLIENT span with no server child (a database, a cache, an outside API)
+keeps its whole duration as the caller's own work.
+
+Figures per request: the total self time of an operation in a period divided by the number of
+requests (root spans) of that period, so "slower calls" and "more calls" both show.
+A service whose operations (most of them, at least two) all slow by a similar factor is
+saturated (`cpu_saturation`); one operation that slows is a `latency_regression`.
+"""
+
+from __future__ import annotations
+
+from correlate.analyses.common import (
+    AnalysisContext,
+    AnalysisResult,
+    TraceTotals,
+    clamp01,
+    confidence,
+    evidence_sql,
+    exemplars,
+    fmt_ms,
+    lit,
+    period_figures,
+    ratio_score,
+    rows,
+    trace_totals,
+)
+from correlate.types import Candidate, Evidence, Finding
+
+__all__ = ["NAME", "find_latency_regressions"]
+
+NAME = "latency_attribution"
+MAX_CANDIDATES = 4
+FLOOR_NS = 100_000  # 0.1 ms: less is noise
+SLOWED = 1.3  # an operation counts as slowed at this per-call ratio
+MIN_CALLS = 5
+LOCAL = "remote_ns IS NULL"
+
+
+def _ops(ctx: AnalysisContext) -> list[dict]:
+    return rows(
+        ctx.con,
+        f"""SELECT service, op,
+               count(*) FILTER (WHERE NOT after) AS n_b, count(*) FILTER (WHERE after) AS n_a,
+               avg(self_ns) FILTER (WHERE NOT after) AS mean_b, avg(self_ns) FILTER (WHERE after) AS mean_a,
+               quantile_cont(self_ns, 0.5) FILTER (WHERE NOT after) AS p50_b,
+               quantile_cont(self_ns, 0.5) FILTER (WHERE after) AS p50_a,
+               coalesce(sum(self_ns) FILTER (WHERE NOT after), 0) AS tot_b,
+               coalesce(sum(self_ns) FILTER (WHERE after), 0) AS tot_a,
+               count(DISTINCT version) FILTER (WHERE after) AS versions_a
+            FROM {ctx.s} WHERE {LOCAL} GROUP BY service, op""",
+    )
+
+
+def _per_req(total: float, n: int) -> float | None:
+    return total / n if n else None
+
+
+def find_latency_regressions(ctx: AnalysisContext) -> AnalysisResult:
+    out = AnalysisResult()
+    totals = trace_totals(ctx)
+    ops = _ops(ctx)
+    if not ops or not totals.n_after:
+        return out
+    if not ctx.has_baseline:
+        return _without_baseline(ops, totals)
+    ref_ns = max(totals.mean_dur_before_ns or 0.0, 1e6)
+    scored: list[tuple[float, dict]] = []
+    for g in ops:
+        g["req_b"] = _per_req(g["tot_b"], totals.n_before) or 0.0
+        g["req_a"] = _per_req(g["tot_a"], totals.n_after) or 0.0
+        g["delta_req"] = g["req_a"] - g["req_b"]
+        # per call by the median: one slow outlier in a small sample is not a regression
+        g["call_ratio"] = max(g["p50_a"] or 0, FLOOR_NS) / max(g["p50_b"] or 0, FLOOR_NS) if g["n_b"] else None
+        if g["n_b"] < MIN_CALLS or g["n_a"] < MIN_CALLS:
+            continue
+        slower_calls = g["call_ratio"] is not None and g["call_ratio"] >= SLOWED
+        if not slower_calls:
+            continue  # more calls at the same speed: the patterns and the service graph say why
+        calls_b, calls_a = g["n_b"] / totals.n_before, g["n_a"] / totals.n_after
+        typical_b, typical_a = g["p50_b"] * calls_b, g["p50_a"] * calls_a  # median-based, per request
+        impact = clamp01((typical_a - typical_b) / (0.25 * ref_ns))
+        s = ratio_score(typical_b, typical_a, FLOOR_NS) * confidence(g["n_a"], 10) * (0.3 + 0.7 * impact)
+        if s > 0:
+            scored.append((s, g))
+    scored.sort(key=lambda x: (-x[0], x[1]["service"], x[1]["op"]))
+    saturated = _saturated_services(ops, totals, ref_ns)
+    for svc, (s, info) in saturated.items():
+        out.candidates.append(_service_candidate(ctx, svc, s, info, "cpu_saturation"))
+        out.candidates.append(_service_candidate(ctx, svc, s * 0.8, info, "latency_regression"))
+    for s, g in scored[:MAX_CANDIDATES]:
+        if g["service"] in saturated:
+            s *= 0.7  # the service-wide candidate says it better
+        out.candidates.append(_op_candidate(ctx, g, s))
+    return out
+
+
+def _saturated_services(ops: list[dict], totals: TraceTotals, ref_ns: float) -> dict[str, tuple[float, dict]]:
+    by_svc: dict[str, list[dict]] = {}
+    for g in ops:
+        if g["n_b"] >= MIN_CALLS and g["n_a"] >= MIN_CALLS and g.get("call_ratio") is not None:
+            by_svc.setdefault(g["service"], []).append(g)
+    out: dict[str, tuple[float, dict]] = {}
+    for svc, gs in by_svc.items():
+        # operations of real weight only (>= 0.1 ms a call before): a counter bump is not work
+        gs = [g for g in gs if (g["p50_b"] or 0) >= FLOOR_NS]
+        if len(gs) < 2:
+            continue
+        slowed = [g for g in gs if g["call_ratio"] >= SLOWED]
+        if len(slowed) / len(gs) < 0.6 or len(slowed) < 2:
+            continue
+        req_b = sum(g["p50_b"] * g["n_b"] for g in gs) / totals.n_before
+        req_a = sum(g["p50_a"] * g["n_a"] for g in gs) / totals.n_after
+        impact = clamp01((req_a - req_b) / (0.25 * ref_ns))
+        n_a = sum(g["n_a"] for g in gs)
+        spread = len(slowed) / len(gs)
+        s = ratio_score(req_b, req_a, FLOOR_NS) * confidence(n_a, 10) * (0.3 + 0.7 * impact) * (0.6 + 0.4 * spread)
+        out[svc] = (s, {"ops": len(gs), "slowed_ops": len(slowed), "req_b": req_b, "req_a": req_a,
+                        "ratios": {g["op"]: round(g["call_ratio"], 3) for g in gs}})
+    return out
+
+
+def _op_query(service: str, op: str | None) -> str:
+    where = f"service = {lit(service)}" + (f" AND op = {lit(op)}" if op is not None else "")
+    return f"""SELECT CASE WHEN after THEN 'after' ELSE 'before' END AS period, count(*) AS calls,
+       round(avg(self_ns)) AS mean_self_ns, quantile_disc(self_ns, 0.5) AS p50_self_ns,
+       quantile_disc(self_ns, 0.95) AS p95_self_ns, sum(self_ns) AS total_self_ns,
+       (SELECT count(*) FROM s r WHERE r.p_start_ns IS NULL AND r.after = s.after) AS requests
+FROM s WHERE {where} AND {LOCAL}
+GROUP BY after ORDER BY after"""
+
+
+def _per_request(d: dict) -> float | None:
+    if not d.get("requests"):
+        return None
+    return d["total_self_ns"] / d["requests"]
+
+
+def _op_candidate(ctx: AnalysisContext, g: dict, score: float) -> Candidate:
+    service, op = g["service"], g["op"]
+    q = _op_query(service, op)
+    before, after = period_figures(ctx, q)
+    tids, sids = exemplars(ctx, f"after AND {LOCAL} AND service = {lit(service)} AND op = {lit(op)}",
+                           order="self_ns DESC")
+    summary = (
+        f"{service} {op} got slower in its own work: mean self time {fmt_ms(before.get('mean_self_ns'))} -> "
+        f"{fmt_ms(after.get('mean_self_ns'))} a call, {fmt_ms(_per_request(before))} -> "
+        f"{fmt_ms(_per_request(after))} a request"
+    )
+    ev = Evidence(before=before, after=after, trace_ids=tids, span_ids=sids, sql=evidence_sql(ctx, q),
+                  details={"delta_self_per_request_ns": round(g["delta_req"]),
+                           "per_call_ratio": round(g["call_ratio"], 3)})
+    return Candidate(service, op, "latency_regression", round(clamp01(score), 4), summary, ev, NAME)
+
+
+def _service_candidate(ctx: AnalysisContext, svc: str, score: float, info: dict, mechanism: str) -> Candidate:
+    q = _op_query(svc, None)
+    before, after = period_figures(ctx, q)
+    tids, sids = exemplars(ctx, f"after AND {LOCAL} AND service = {lit(svc)}", order="self_ns DESC")
+    summary = (
+        f"every operation of {svc} slowed ({info['slowed_ops']} of {info['ops']} at least {SLOWED}x): "
+        f"mean self time {fmt_ms(before.get('mean_self_ns'))} -> {fmt_ms(after.get('mean_self_ns'))} a call, "
+        f"{fmt_ms(_per_request(before))} -> {fmt_ms(_per_request(after))} a request"
+    )
+    ev = Evidence(before=before, after=after, trace_ids=tids, span_ids=sids, sql=evidence_sql(ctx, q),
+                  details={"per_call_ratio_by_operation": info["ratios"],
+                           "delta_self_per_request_ns": round(info["req_a"] - info["req_b"])})
+    return Candidate(svc, None, mechanism, round(clamp01(score), 4), summary, ev, NAME)
+
+
+def _without_baseline(ops: list[dict], totals: TraceTotals) -> AnalysisResult:
+    """No baseline: no change to measure; the largest own-time consumers, as findings."""
+    out = AnalysisResult()
+    total = sum(g["tot_a"] for g in ops) or 1
+    for g in sorted(ops, key=lambda g: -g["tot_a"])[:5]:
+        share = g["tot_a"] / total
+        out.findings.append(Finding(
+            kind=NAME, service=g["service"], operation=g["op"],
+            summary=(f"{g['service']} {g['op']} takes {100 * share:.0f}% of all self time in the window "
+                     f"(mean {fmt_ms(g['mean_a'])} a call over {g['n_a']} calls)"),
+            evidence=Evidence(after={"calls": g["n_a"], "mean_self_ns": round(g["mean_a"] or 0),
+                                     "share_of_self_time": round(share, 4)}),
+        ))
+    return out

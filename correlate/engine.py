@@ -1,0 +1,128 @@
+"""Ranked root-cause candidates for a window of a dataset: `run_correlation`.
+
+    resolve the window (default: the whole dataset) and the baseline (default: an equal span
+    right before the window, or none when the dataset starts at the window)
+      -> materialise the working tables once (spans of both periods, with parent and children
+         figures; one row a trace), sampling whole traces when there are too many spans
+      -> run every standard analysis (correlate/analyses/__init__.py, in order)
+      -> rank (correlate/ranking.py), keep the --service filter, drop the working tables
+
+An analysis that fails does not sink the report: its failure becomes a note.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from correlate.analyses import STANDARD_ANALYSES
+from correlate.analyses.common import SPANS_TABLE, TRACES_TABLE, AnalysisContext, traces_sql, working_sql
+from correlate.ranking import rank
+from correlate.types import Candidate, CorrelationReport, Finding, Window
+
+__all__ = ["run_correlation", "MAX_WORKING_SPANS", "resolve_windows"]
+
+# Spans the working table holds at most; beyond it whole traces are sampled (rates stay
+# unbiased, the evidence SQL carries the same sample predicate). Sized for ~1 GB of DuckDB memory.
+MAX_WORKING_SPANS = 2_000_000
+
+NOTE_NO_BASELINE = "no baseline: the dataset has no data before the window, so figures are not compared"
+NOTE_NO_SPANS = "no spans in the window"
+
+
+class _Session(Protocol):
+    name: str
+    con: Any
+    handle: Any
+
+
+def resolve_windows(
+    time_range: tuple[int | None, int | None], window: Window | None, baseline: Window | None
+) -> tuple[Window | None, Window | None, list[str]]:
+    """The analysed window and baseline, and notes saying what was assumed."""
+    notes: list[str] = []
+    ds_start, ds_end = time_range
+    if window is None:
+        if ds_start is None or ds_end is None:
+            return None, None, [NOTE_NO_SPANS]
+        window = Window(ds_start, ds_end + 1)
+    if window.end_ns <= window.start_ns:
+        raise ValueError("the window ends before it starts: give --end after --start")
+    if baseline is not None:
+        if baseline.end_ns <= baseline.start_ns:
+            raise ValueError("the baseline ends before it starts: give --baseline-end after --baseline-start")
+        if baseline.end_ns > window.start_ns:
+            raise ValueError("the baseline overlaps the window: end it at or before the window's start")
+        return window, baseline, notes
+    if ds_start is None or ds_start >= window.start_ns:
+        return window, None, [NOTE_NO_BASELINE]
+    span = window.end_ns - window.start_ns
+    baseline = Window(max(window.start_ns - span, ds_start), window.start_ns)
+    if baseline.start_ns > window.start_ns - span:
+        notes.append("the baseline is shorter than the window: the dataset starts inside it")
+    return window, baseline, notes
+
+
+def run_correlation(
+    session: _Session, window: Window | None, baseline: Window | None, services: Sequence[str]
+) -> CorrelationReport:
+    started = time.monotonic()
+    services = tuple(services)
+    win, base, notes = resolve_windows(session.handle.time_range, window, baseline)
+    if win is None:
+        empty = Window(0, 0)
+        return CorrelationReport(session.name, empty, None, services, (), (), tuple(notes), 0.0)
+    con = session.con.cursor()
+    try:
+        ctx, more = _materialise(con, win, base)
+        notes.extend(more)
+        candidates: list[Candidate] = []
+        findings: list[Finding] = []
+        if not ctx:
+            notes.append(NOTE_NO_SPANS)
+        else:
+            for name, analyse in STANDARD_ANALYSES:
+                try:
+                    result = analyse(ctx)
+                except Exception as exc:  # an analysis never sinks the report
+                    notes.append(f"analysis {name} failed: {str(exc).splitlines()[0][:200]}")
+                    continue
+                candidates.extend(result.candidates)
+                findings.extend(result.findings)
+        ranked, findings = rank(candidates, findings, has_baseline=base is not None)
+    finally:
+        for table in (SPANS_TABLE, TRACES_TABLE):
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+        con.close()
+    if services:
+        keep = set(services)
+        ranked = [c for c in ranked if c.service in keep]
+        findings = [f for f in findings if f.service is None or f.service in keep]
+    return CorrelationReport(
+        dataset=session.name, window=win, baseline=base, services=services,
+        candidates=tuple(ranked), findings=tuple(findings), notes=tuple(notes),
+        seconds=round(time.monotonic() - started, 3),
+    )
+
+
+def _materialise(con: Any, win: Window, base: Window | None) -> tuple[AnalysisContext | None, list[str]]:
+    notes: list[str] = []
+    lo = base.start_ns if base else win.start_ns
+    n = con.execute(
+        "SELECT count(*) FROM spans WHERE start_ns >= ? AND start_ns < ?", [lo, win.end_ns]
+    ).fetchone()[0]
+    if not n:
+        return None, notes
+    sample_mod = max(1, math.ceil(n / MAX_WORKING_SPANS))
+    if sample_mod > 1:
+        notes.append(
+            f"{n} spans in the window and baseline: analysed one trace in {sample_mod} "
+            "(whole traces; the evidence SQL carries the same sample predicate)"
+        )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {SPANS_TABLE} AS {working_sql(win, base, sample_mod)}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {TRACES_TABLE} AS {traces_sql(SPANS_TABLE)}")
+    if not con.execute(f"SELECT count(*) FROM {SPANS_TABLE} WHERE after").fetchone()[0]:
+        return None, notes
+    return AnalysisContext(con=con, window=win, baseline=base, sample_mod=sample_mod), notes

@@ -1,0 +1,161 @@
+"""Ranking the analyses' candidates into one list, without blaming the messenger.
+
+The analyses already measure change (after vs before), so a service that was as slow or as
+failing in the baseline scores low where it is found. Ranking then applies, in this order:
+
+1. duplicates: one candidate per (service, operation, mechanism), the highest score wins;
+2. messengers: a candidate whose service calls (directly or not) a service with a stronger
+   candidate of the same family (latency or errors) is scaled down by MESSENGER_FACTOR: the
+   caller shows what the callee does;
+3. deploys: a service whose `service.version` changed at the onset (a `deploy` finding that
+   coincides) has its candidates raised by DEPLOY_LIFT of the distance to 1, and gains a
+   `deploy_regression` candidate just under its best one, when that best one is real
+   (>= DEPLOY_MIN_SCORE): a deploy alone is not a cause;
+4. corroboration: a service that several analyses point at gains a little (CORROBORATION per
+   other analysis, capped), so independent evidence outranks one loud figure.
+
+Sorted by score, then service, operation and mechanism for a stable order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+
+from correlate.types import Candidate, Evidence, Finding
+
+__all__ = [
+    "rank",
+    "LATENCY_FAMILY",
+    "ERROR_FAMILY",
+    "MESSENGER_FACTOR",
+    "DEPLOY_LIFT",
+    "DEPLOY_MIN_SCORE",
+    "CORROBORATION",
+    "NO_BASELINE_CAP",
+]
+
+LATENCY_FAMILY = frozenset(
+    {"latency_regression", "cpu_saturation", "network_delay", "n_plus_one", "retry_storm", "queue_backlog",
+     "timeout_cascade"}
+)
+ERROR_FAMILY = frozenset({"error_propagation", "dependency_failure", "timeout_cascade", "code_path_change",
+                          "lock_expiry"})
+MESSENGER_FACTOR = 0.5
+DEPLOY_LIFT = 0.35
+DEPLOY_MIN_SCORE = 0.2
+CORROBORATION = 0.05
+CORROBORATION_MAX = 0.15
+NO_BASELINE_CAP = 0.5  # with nothing to compare against, no candidate claims more than this
+
+
+def rank(
+    candidates: Iterable[Candidate], findings: Sequence[Finding], *, has_baseline: bool = True
+) -> tuple[list[Candidate], list[Finding]]:
+    """The candidates in rank order, and the findings (unchanged, in analysis order)."""
+    cands = _dedupe(candidates)
+    cands = _discount_messengers(cands, _call_graph(findings))
+    cands = _lift_deploys(cands, [f for f in findings if f.kind == "deploy" and f.evidence.details.get("coincides")])
+    cands = _corroborate(cands)
+    if not has_baseline:
+        cands = [replace(c, score=round(min(c.score, NO_BASELINE_CAP), 4)) for c in cands]
+    cands.sort(key=lambda c: (-c.score, c.service, c.operation or "", c.mechanism))
+    return cands, list(findings)
+
+
+def _dedupe(candidates: Iterable[Candidate]) -> list[Candidate]:
+    best: dict[tuple[str, str | None, str], Candidate] = {}
+    for c in candidates:
+        key = (c.service, c.operation, c.mechanism)
+        if key not in best or c.score > best[key].score:
+            best[key] = c
+    return list(best.values())
+
+
+def _call_graph(findings: Sequence[Finding]) -> dict[str, set[str]]:
+    """caller -> every service it reaches, from the `service_graph` finding's `edges`."""
+    direct: dict[str, set[str]] = {}
+    for f in findings:
+        if f.kind == "service_graph":
+            for caller, callee in f.evidence.details.get("edges", ()):
+                if caller != callee:
+                    direct.setdefault(caller, set()).add(callee)
+    reach: dict[str, set[str]] = {}
+    for start in direct:
+        seen: set[str] = set()
+        todo = list(direct[start])
+        while todo:
+            s = todo.pop()
+            if s in seen or s == start:
+                continue
+            seen.add(s)
+            todo.extend(direct.get(s, ()))
+        reach[start] = seen
+    return reach
+
+
+def _family(mechanism: str) -> set[str]:
+    fams = set()
+    if mechanism in LATENCY_FAMILY:
+        fams.add("latency")
+    if mechanism in ERROR_FAMILY:
+        fams.add("errors")
+    return fams
+
+
+def _discount_messengers(cands: list[Candidate], reach: dict[str, set[str]]) -> list[Candidate]:
+    out = []
+    for c in cands:
+        callees = reach.get(c.service, set())
+        fam = _family(c.mechanism)
+        stronger = any(
+            d.service in callees and d.score >= c.score and fam & _family(d.mechanism)
+            for d in cands
+        )
+        out.append(replace(c, score=round(c.score * MESSENGER_FACTOR, 4)) if stronger else c)
+    return out
+
+
+def _lift_deploys(cands: list[Candidate], deploys: Sequence[Finding]) -> list[Candidate]:
+    deployed = {f.service: f for f in deploys if f.service}
+    if not deployed:
+        return cands
+    out = []
+    for c in cands:
+        if c.service in deployed and c.mechanism != "deploy_regression":
+            c = replace(c, score=round(c.score + (1.0 - c.score) * DEPLOY_LIFT, 4))
+        out.append(c)
+    for svc, f in sorted(deployed.items()):
+        own = [c for c in out if c.service == svc and c.mechanism != "deploy_regression"]
+        if not own:
+            continue
+        top = max(own, key=lambda c: c.score)
+        if top.score < DEPLOY_MIN_SCORE:
+            continue
+        d = f.evidence.details
+        summary = (
+            f"{svc} changed version {d.get('old_versions') or '(none)'} -> {d.get('new_version')} at the onset, "
+            f"and then: {top.summary}"
+        )
+        ev = Evidence(
+            before=f.evidence.before, after=f.evidence.after,
+            trace_ids=top.evidence.trace_ids or f.evidence.trace_ids,
+            span_ids=top.evidence.span_ids or f.evidence.span_ids,
+            sql=f.evidence.sql, details={**d, "regression": top.mechanism},
+        )
+        out.append(Candidate(svc, top.operation, "deploy_regression", round(top.score * 0.97, 4), summary, ev,
+                             "deploys"))
+    return out
+
+
+def _corroborate(cands: list[Candidate]) -> list[Candidate]:
+    analyses: dict[str, set[str]] = {}
+    for c in cands:
+        if c.score >= DEPLOY_MIN_SCORE:
+            analyses.setdefault(c.service, set()).add(c.analysis)
+    out = []
+    for c in cands:
+        others = len(analyses.get(c.service, set()) - {c.analysis})
+        bonus = min(CORROBORATION * others, CORROBORATION_MAX)
+        out.append(replace(c, score=round(min(1.0, c.score + (1.0 - c.score) * bonus), 4)) if bonus else c)
+    return out
