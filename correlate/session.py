@@ -77,9 +77,11 @@ class DatasetSession:
         self._tmpdir = tempfile.mkdtemp(prefix="dcr-duckdb-")
         self._materialized: set[str] = set()
         self._lock = threading.Lock()
+        self._sql_lock = threading.Lock()
         try:
-            self.con = _connect(handle, memory_limit or DEFAULT_MEMORY_LIMIT, threads or DEFAULT_THREADS,
-                                self._tmpdir)
+            self.con, self._user = _connect(
+                handle, memory_limit or DEFAULT_MEMORY_LIMIT, threads or DEFAULT_THREADS, self._tmpdir
+            )
         except BaseException:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
             raise
@@ -93,9 +95,9 @@ class DatasetSession:
         self.close()
 
     def close(self) -> None:
-        con = getattr(self, "con", None)
-        if con is not None:
-            con.close()
+        for con in (getattr(self, "_user", None), getattr(self, "con", None)):
+            if con is not None:
+                con.close()
         shutil.rmtree(self._tmpdir, ignore_errors=True)
 
     # views -----------------------------------------------------------------------------
@@ -127,32 +129,34 @@ class DatasetSession:
         if limit < 0:
             raise SqlError(f"row limit must be >= 0, got {limit}")
         statement = check_query(self.con, query)
+        with self._sql_lock:  # one user query at a time on the dedicated connection
+            return self._run_user_query(statement, limit, timeout_s)
+
+    def _run_user_query(self, statement: str, limit: int, timeout_s: float) -> SqlResult:
         started = time.monotonic()
-        cursor = self.con.cursor()
+        user = self._user
         fired = threading.Event()
 
         def interrupt() -> None:
             fired.set()
-            cursor.interrupt()
+            user.interrupt()
 
         timer = threading.Timer(timeout_s, interrupt)
         timer.daemon = True
         timer.start()
         try:
             derived = [n for n in views.DERIVED_VIEWS if _mentions(statement, n)]
-            self.ensure_materialized(*derived, con=cursor)
-            relation = cursor.sql(statement)
-            if relation is None:  # not a query after all; the guard should have caught it
-                raise SqlError("only SELECT statements run here")
-            columns = tuple(relation.columns)
-            rows = relation.limit(limit + 1).fetchall()
+            self.ensure_materialized(*derived, con=user)
+            # execute() streams: fetchmany stops the work after limit + 1 rows
+            cursor = user.execute(statement)
+            columns = tuple(d[0] for d in (cursor.description or ()))
+            rows = cursor.fetchmany(limit + 1)
         except CorrelateError as exc:
             raise _timeout_or(exc, fired, timeout_s) from None
         except Exception as exc:
             raise _timeout_or(_map(exc, statement), fired, timeout_s) from None
         finally:
             timer.cancel()
-            cursor.close()
         truncated = len(rows) > limit
         return SqlResult(
             columns=columns,
@@ -198,7 +202,8 @@ class DatasetSession:
 # ---------------------------------------------------------------------------------------
 
 
-def _connect(handle: DatasetHandle, memory_limit: str, threads: int, tmpdir: str) -> Any:
+def _connect(handle: DatasetHandle, memory_limit: str, threads: int, tmpdir: str) -> tuple[Any, Any]:
+    """(connection for internal queries, connection for user queries), both locked down."""
     import duckdb
 
     config = {
@@ -229,6 +234,10 @@ def _connect(handle: DatasetHandle, memory_limit: str, threads: int, tmpdir: str
             con.execute(f"CREATE OR REPLACE VIEW {view} AS {views.DERIVED_SQL[view]}")
         for view in views.VIEW_NAMES:  # bind each once: a schema mismatch shows here, not later
             con.execute(f"SELECT * FROM {view} LIMIT 0").fetchall()
+        # user queries get their own connection so that an interrupt stops only them; errors as
+        # JSON carry the error position (a per-connection setting, so set before the lock)
+        user = con.cursor()
+        user.execute("SET errors_as_json = true")
         allowed = sorted({str(f) for fs in files.values() for f in fs})
         con.execute("SET allowed_paths = ?", [allowed])
         con.execute("SET enable_external_access = false")
@@ -241,7 +250,7 @@ def _connect(handle: DatasetHandle, memory_limit: str, threads: int, tmpdir: str
         raise CorrelateError(
             f"cannot open dataset {handle.name!r}: {_map(exc, '')}; re-ingest it"
         ) from None
-    return con
+    return con, user
 
 
 def _map(exc: BaseException, query: str) -> CorrelateError:
