@@ -1,1 +1,72 @@
-"""escalation package."""
+"""escalation: the condensed, redacted evidence bundle, model providers, conversations, the ledger.
+
+The public API is `escalation.api` (re-exported here); errors are in `escalation.errors`.
+"""
+
+from escalation.api import (
+    AgentContext,
+    CodeScope,
+    ConversationStatus,
+    ConversationSummary,
+    ConversationTurn,
+    EscalationDecision,
+    EscalationRequest,
+    EscalationResult,
+    EscalationSignals,
+    EscalationThresholds,
+    Window,
+    continue_conversation,
+    conversation_status,
+    escalate,
+    finalize_conversation,
+    ledger_stats,
+    list_conversations,
+    should_escalate,
+    start_conversation,
+)
+from escalation.errors import (
+    BadRequest,
+    ConversationBusy,
+    ConversationExpired,
+    ConversationFull,
+    ConversationNotFound,
+    DatasetUnavailable,
+    EscalationError,
+    MalformedReply,
+    MissingApiKey,
+    ProviderError,
+    ProviderTimeout,
+)
+
+__all__ = [
+    "AgentContext",
+    "CodeScope",
+    "ConversationStatus",
+    "ConversationSummary",
+    "ConversationTurn",
+    "EscalationDecision",
+    "EscalationRequest",
+    "EscalationResult",
+    "EscalationSignals",
+    "EscalationThresholds",
+    "Window",
+    "continue_conversation",
+    "conversation_status",
+    "escalate",
+    "finalize_conversation",
+    "ledger_stats",
+    "list_conversations",
+    "should_escalate",
+    "start_conversation",
+    "EscalationError",
+    "BadRequest",
+    "DatasetUnavailable",
+    "MissingApiKey",
+    "ProviderError",
+    "ProviderTimeout",
+    "MalformedReply",
+    "ConversationNotFound",
+    "ConversationExpired",
+    "ConversationFull",
+    "ConversationBusy",
+]

@@ -1,0 +1,681 @@
+"""The evidence bundle: what the model reads, condensed to a token budget and redacted.
+
+Sections, in priority order (a later section is cut before an earlier one):
+
+    question      the question and the agent's context (stuck, attempts, findings, code scope)
+    summary       the dataset: counts, time range, services, the analysed window and baseline
+    candidates    ranked root-cause candidates and supporting findings, with their evidence
+    traces        exemplar traces, compact, critical path marked with '*'
+    graph         how the service graph changed between baseline and window
+    logs          log templates with counts (window and baseline)
+    code          code excerpts with line numbers
+    provenance    dataset, source files, the queries behind the figures
+
+Every item carries an evidence id (`[E7]`) the model cites. Items are packed in order until the
+budget is reached; what does not fit is listed in `cut`. Every item is redacted before it is
+counted, so counts and cuts describe exactly what is sent.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from correlate.types import CorrelationReport, TraceView, Window
+from escalation.code_context import CodeContext, CodeRef, refs_from_stacktrace
+from escalation.redact import Redactor
+from escalation.tokens import ESTIMATE_MARGIN, estimate_tokens
+from escalation.types import EscalationRequest
+
+__all__ = ["Section", "Bundle", "BundleBuilder", "SECTION_ORDER", "SECTION_TITLES", "render_trace"]
+
+SECTION_ORDER = ("question", "summary", "candidates", "traces", "graph", "logs", "code", "provenance")
+SECTION_TITLES = {
+    "question": "Question and agent context",
+    "summary": "Dataset summary",
+    "candidates": "Ranked root-cause candidates (from correlate) and findings",
+    "traces": "Exemplar traces ('*' = on the critical path; times in ms from the trace start)",
+    "graph": "Service graph change (baseline -> window)",
+    "logs": "Log templates with counts (window, baseline)",
+    "code": "Code excerpts ('>' marks referenced lines)",
+    "provenance": "Provenance",
+}
+
+# Constant warning texts (tests compare them).
+W_NO_CORRELATE = "correlation not available yet: the bundle has no ranked candidates"
+W_NO_DATASET = "no dataset given: the bundle holds only the question, context and code"
+W_NO_TRACE_VIEW = "trace view not available yet: exemplar traces rendered without critical path"
+W_NO_SUMMARY = "dataset summary not available yet: built from the manifest"
+
+MAX_TRACE_LINES = 60
+MAX_VALUE_CHARS = 240
+MAX_LOG_ROWS = 20_000
+MAX_TEMPLATES = 40
+MAX_STACK_LINES = 14
+
+
+@dataclass(frozen=True)
+class Section:
+    key: str
+    title: str
+    text: str
+    tokens: int
+    items_total: int
+    items_kept: int
+
+
+@dataclass(frozen=True)
+class Bundle:
+    sections: tuple[Section, ...]
+    cut: tuple[str, ...]
+    redactions: dict[str, int]
+    warnings: tuple[str, ...]
+    tokens: int  # the whole rendered text
+    budget_tokens: int
+    token_method: str  # "provider" or "estimate"
+    facts: dict[str, Any]  # structured, redacted facts (the offline provider reasons on these)
+    partial: bool
+
+    def text(self) -> str:
+        return render_sections(self.sections)
+
+    def section_tokens(self) -> dict[str, int]:
+        return {s.key: s.tokens for s in self.sections}
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["text"] = self.text()
+        return d
+
+
+@dataclass
+class _Item:
+    text: str
+    tokens: int
+    label: str  # how `cut` names it
+    fact: dict[str, Any] | None = None  # recorded in facts when kept
+
+
+def render_sections(sections: Sequence[Section]) -> str:
+    return "\n\n".join(f"## {s.title}\n{s.text}" for s in sections if s.text)
+
+
+def _ms(ns: int | float | None) -> str:
+    return "?" if ns is None else f"{ns / 1e6:,.1f}ms"
+
+
+def _clip(value: Any, n: int = MAX_VALUE_CHARS) -> str:
+    s = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    s = s.replace("\n", "\\n")
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
+def _window_text(w: Window | None) -> str:
+    if w is None:
+        return "none"
+    from mcp_server.timearg import format_ns
+
+    return f"{format_ns(w.start_ns)} .. {format_ns(w.end_ns)} ({(w.end_ns - w.start_ns) / 1e9:,.0f} s)"
+
+
+class BundleBuilder:
+    """Builds one bundle. `session` is a correlate DatasetSession (or a test double), or None."""
+
+    def __init__(
+        self,
+        req: EscalationRequest,
+        session: Any | None,
+        *,
+        budget_tokens: int,
+        counter: Callable[[str], int | None] | None = None,
+        code: CodeContext | None = None,
+    ) -> None:
+        self.req = req
+        self.session = session
+        self.budget_tokens = budget_tokens
+        self.counter = counter
+        self.code = code or CodeContext()
+        self.redactor = Redactor()  # counts what is sent
+        self._facts_redactor = Redactor()  # facts stay local (offline provider); not counted twice
+        self.warnings: list[str] = []
+        self.partial = False
+        self._eid = 0
+        self.facts: dict[str, Any] = {"dataset": req.dataset, "analysis_type": req.analysis_type}
+        self.window: Window | None = req.window
+        self.baseline: Window | None = req.baseline
+        self.report: CorrelationReport | None = None
+        self.queries: list[str] = []
+        self._trace_code_refs: list[CodeRef] = []
+
+    # items ---------------------------------------------------------------------------------
+
+    def _item(self, text: str, label: str, fact: dict[str, Any] | None = None, *, eid: bool = True) -> _Item:
+        text = self.redactor.text(text)
+        if eid:
+            self._eid += 1
+            text = f"[E{self._eid}] {text}"
+            if fact is not None:
+                fact = {**fact, "evidence_id": f"E{self._eid}"}
+        return _Item(text, estimate_tokens(text) + 1, label, fact)
+
+    # the build -----------------------------------------------------------------------------
+
+    def build(self) -> Bundle:
+        groups: dict[str, list[_Item]] = {"question": self._question()}
+        if self.session is None:
+            self.warnings.append(W_NO_DATASET)
+        else:
+            groups["summary"] = self._summary()
+            groups["candidates"] = self._candidates()
+            groups["traces"] = self._traces()
+            groups["graph"] = self._graph()
+            groups["logs"] = self._logs()
+        groups["code"] = self._code()
+        groups["provenance"] = self._provenance()
+        return self._pack(groups)
+
+    def _pack(self, groups: dict[str, list[_Item]]) -> Bundle:
+        limit = int(self.budget_tokens * (1 - ESTIMATE_MARGIN)) if self.counter is None else self.budget_tokens
+        for _ in range(4):
+            sections, cut, kept = self._fit(groups, limit)
+            text = render_sections(sections)
+            counted = self.counter(text) if self.counter else None
+            if counted is None:
+                total, method = estimate_tokens(text), "estimate"
+                break
+            total, method = counted, "provider"
+            if counted <= self.budget_tokens:
+                break
+            limit = int(limit * self.budget_tokens / counted * 0.97)  # the estimate ran low: shrink, repack
+        facts = dict(self.facts)
+        for key, items in kept.items():
+            facts[key] = [i.fact for i in items if i.fact is not None]
+        if cut:
+            self.partial = True
+        return Bundle(
+            sections=tuple(sections), cut=tuple(cut), redactions=self.redactor.snapshot(),
+            warnings=tuple(dict.fromkeys(self.warnings + [r.warning() for r in self.code.refusals])),
+            tokens=total, budget_tokens=self.budget_tokens, token_method=method, facts=facts,
+            partial=self.partial,
+        )
+
+    def _fit(self, groups: dict[str, list[_Item]], limit: int) -> tuple[list[Section], list[str], dict]:
+        used = 0
+        sections: list[Section] = []
+        cut: list[str] = []
+        kept: dict[str, list[_Item]] = {}
+        for key in SECTION_ORDER:
+            items = groups.get(key) or []
+            if not items:
+                continue
+            header = estimate_tokens(f"## {SECTION_TITLES[key]}\n") + 2
+            chosen: list[_Item] = []
+            for i, item in enumerate(items):
+                cost = item.tokens + (header if not chosen else 0)
+                if used + cost > limit and not (key == "question" and i == 0):
+                    rest = items[i:]
+                    cut.append(f"{key}: {len(rest)} of {len(items)} items ({sum(x.tokens for x in rest):,} tokens): "
+                               + ", ".join(x.label for x in rest[:8]) + (" …" if len(rest) > 8 else ""))
+                    break
+                chosen.append(item)
+                used += cost
+            kept[key] = chosen
+            if chosen:
+                text = "\n".join(i.text for i in chosen)
+                sections.append(Section(key, SECTION_TITLES[key], text, estimate_tokens(text) + header,
+                                        len(items), len(chosen)))
+        return sections, cut, kept
+
+    # question --------------------------------------------------------------------------------
+
+    def _question(self) -> list[_Item]:
+        req, ctx = self.req, self.req.context
+        lines = [f"Question ({req.analysis_type}, depth {req.depth_level}): {req.question.strip()}"]
+        if ctx.stuck_description:
+            lines.append(f"Where the agent is stuck: {ctx.stuck_description.strip()}")
+        items = [self._item("\n".join(lines), "question", eid=False)]
+        for a in ctx.attempted_approaches:
+            items.append(self._item(f"Already tried: {a}", "attempted approach", eid=False))
+        for f in ctx.partial_findings:
+            items.append(self._item(f"Agent's partial finding: {f}", "partial finding", eid=False))
+        scope = ctx.code_scope
+        if scope.files or scope.entry_points or scope.service_names:
+            items.append(self._item(
+                "Code scope: " + "; ".join(p for p in (
+                    f"files {', '.join(scope.files)}" if scope.files else "",
+                    f"entry points {', '.join(scope.entry_points)}" if scope.entry_points else "",
+                    f"services {', '.join(scope.service_names)}" if scope.service_names else "") if p),
+                "code scope", eid=False))
+        self.facts["question"] = self._facts_redactor.text(req.question)
+        self.facts["attempted"] = [self._facts_redactor.text(a) for a in ctx.attempted_approaches]
+        self.facts["partial_findings"] = [self._facts_redactor.text(f) for f in ctx.partial_findings]
+        return items
+
+    # summary ---------------------------------------------------------------------------------
+
+    def _summary(self) -> list[_Item]:
+        s = self.session
+        try:
+            summary = dict(s.summary())
+        except (ImportError, NotImplementedError) as exc:
+            if "not available" not in str(exc) and not isinstance(exc, ImportError):
+                raise
+            self.warnings.append(W_NO_SUMMARY)
+            summary = _manifest_summary(s)
+        if self.window is None:
+            tr = summary.get("time_range") or {}
+            start, end = tr.get("start_ns"), tr.get("end_ns")
+            if start is None or end is None:
+                start, end = _manifest_range(s)
+            if start is not None and end is not None:
+                self.window = Window(int(start), int(end) + 1)
+        self.facts["summary"] = _jsonable(summary)
+        lines = [f"dataset {self.req.dataset}", f"window {_window_text(self.window)}",
+                 f"baseline {_window_text(self.baseline) if self.baseline else 'chosen by correlate'}"]
+        if self.req.services:
+            lines.append(f"services filter: {', '.join(self.req.services)}")
+        for k, v in summary.items():
+            if k in ("name", "dataset"):
+                continue
+            lines.append(f"{k}: {_clip(_jsonable(v), 600)}")
+        return [self._item("\n".join(lines), "dataset summary", eid=False)]
+
+    # candidates ------------------------------------------------------------------------------
+
+    def _candidates(self) -> list[_Item]:
+        try:
+            report = self.session.correlate(self.window, self.baseline, tuple(self.req.services))
+        except Exception as exc:  # the engine may not be there yet; anything else is re-raised
+            if "not available" not in str(exc) and not isinstance(exc, ImportError):
+                raise
+            self.warnings.append(W_NO_CORRELATE)
+            self.partial = True
+            return []
+        self.report = report
+        self.window = report.window or self.window
+        if report.baseline is not None:
+            self.baseline = report.baseline
+        items = []
+        for rank, c in enumerate(report.candidates, 1):
+            ev = c.evidence
+            text = (f"candidate #{rank} score {c.score:.2f}: {c.service} / {c.operation or '-'} — {c.mechanism}. "
+                    f"{c.summary}")
+            if ev.before or ev.after:
+                text += f"\n    before {_clip(ev.before, 400)}\n    after {_clip(ev.after, 400)}"
+            if ev.details:
+                text += f"\n    details {_clip(ev.details, 400)}"
+            if ev.trace_ids:
+                text += f"\n    traces {', '.join(ev.trace_ids[:3])}"
+            if ev.span_ids:
+                text += f"  spans {', '.join(ev.span_ids[:3])}"
+            if ev.sql:
+                text += f"\n    sql: {_clip(ev.sql, 600)}"
+            fact = {"rank": rank, "service": c.service, "operation": c.operation, "mechanism": c.mechanism,
+                    "score": c.score, "summary": self._facts_redactor.text(c.summary), "trace_ids": list(ev.trace_ids[:3]),
+                    "before": _jsonable(ev.before), "after": _jsonable(ev.after), "analysis": c.analysis}
+            items.append(self._item(text, f"candidate #{rank} {c.service}/{c.mechanism}", fact))
+        for f in report.findings:
+            text = f"finding {f.kind}: {f.service or '-'} / {f.operation or '-'}: {f.summary}"
+            if f.evidence.trace_ids:
+                text += f"  traces {', '.join(f.evidence.trace_ids[:2])}"
+            fact = {"kind": f.kind, "service": f.service, "operation": f.operation,
+                    "summary": self._facts_redactor.text(f.summary)}
+            items.append(self._item(text, f"finding {f.kind}", {**fact, "finding": True}))
+        for note in report.notes:
+            items.append(self._item(f"note: {note}", "note", eid=False))
+        return items
+
+    # traces ----------------------------------------------------------------------------------
+
+    def _exemplar_ids(self) -> list[tuple[str, str]]:
+        chosen: list[tuple[str, str]] = []
+        seen: set[str] = set()
+
+        def add(tid: Any, role: str) -> None:
+            if isinstance(tid, str) and re.fullmatch(r"[0-9a-f]{32}", tid) and tid not in seen:
+                seen.add(tid)
+                chosen.append((tid, role))
+
+        if self.report:
+            for rank, c in enumerate(self.report.candidates[:2], 1):
+                for tid in c.evidence.trace_ids[:1]:
+                    add(tid, f"example of candidate #{rank}")
+        w, b = self.window, self.baseline
+        where = f"start_ns >= {int(w.start_ns)} AND start_ns < {int(w.end_ns)}" if w else "TRUE"
+        svc = ""
+        if self.req.services:
+            names = ", ".join("'" + x.replace("'", "''") + "'" for x in self.req.services)
+            svc = f" AND list_has_any(services, [{names}])"
+        q = {
+            "slowest in window": f"SELECT trace_id FROM traces WHERE {where}{svc} ORDER BY duration_ns DESC LIMIT 1",
+            "failing in window": f"SELECT trace_id FROM traces WHERE {where}{svc} AND has_error "
+                                 "ORDER BY error_count DESC, start_ns LIMIT 1",
+            "typical in window (median duration)": (
+                f"SELECT trace_id FROM traces WHERE {where}{svc} ORDER BY abs(duration_ns - "
+                f"(SELECT median(duration_ns) FROM traces WHERE {where}{svc})), trace_id LIMIT 1"),
+        }
+        if b:
+            bw = f"start_ns >= {int(b.start_ns)} AND start_ns < {int(b.end_ns)}"
+            q["typical before (baseline, median duration)"] = (
+                f"SELECT trace_id FROM traces WHERE {bw}{svc} ORDER BY abs(duration_ns - "
+                f"(SELECT median(duration_ns) FROM traces WHERE {bw}{svc})), trace_id LIMIT 1")
+        for role, sql in q.items():
+            rows = self._rows(sql)
+            if rows:
+                add(rows[0][0], role)
+        return chosen
+
+    def _rows(self, sql: str) -> list[tuple[Any, ...]]:
+        self.queries.append(" ".join(sql.split()))
+        return list(self.session.sql(sql, limit=MAX_LOG_ROWS).rows)
+
+    def _traces(self) -> list[_Item]:
+        items = []
+        for tid, role in self._exemplar_ids():
+            view = self._trace_view(tid)
+            sources = [r[0] for r in self._rows(
+                f"SELECT DISTINCT source_id FROM spans WHERE trace_id = '{tid}' ORDER BY 1")]
+            text, fact = render_trace(view, role, sources, self.redactor)
+            fact["role"] = role
+            items.append(self._item(text, f"trace {tid[:8]}… ({role})", fact))
+            self._trace_code_refs.extend(_code_refs_from_view(view))
+        return items
+
+    def _trace_view(self, tid: str) -> TraceView:
+        try:
+            return self.session.trace(tid)
+        except ImportError:
+            self.warnings.append(W_NO_TRACE_VIEW)
+            return _trace_from_sql(self, tid)
+
+    # service graph ---------------------------------------------------------------------------
+
+    def _graph(self) -> list[_Item]:
+        if self.window is None:
+            return []
+        edges = {}
+        periods = [("after", self.window)] + ([("before", self.baseline)] if self.baseline else [])
+        for label, w in periods:
+            sql = (f"SELECT p.service_name, c.service_name, count(*), count(*) FILTER (WHERE c.status_code = 'ERROR'), "
+                   f"CAST(quantile_cont(c.duration_ns, 0.95) AS BIGINT) FROM spans c JOIN spans p "
+                   f"ON c.trace_id = p.trace_id AND c.parent_span_id = p.span_id "
+                   f"WHERE p.service_name IS DISTINCT FROM c.service_name AND c.start_ns >= {int(w.start_ns)} "
+                   f"AND c.start_ns < {int(w.end_ns)} GROUP BY 1, 2 ORDER BY 3 DESC")
+            for src, dst, calls, errs, p95 in self._rows(sql):
+                edges.setdefault((src, dst), {})[label] = (calls, errs, p95)
+        if not edges:
+            return []
+        w_s = max(1e-9, (self.window.end_ns - self.window.start_ns) / 1e9)
+        b_s = max(1e-9, (self.baseline.end_ns - self.baseline.start_ns) / 1e9) if self.baseline else None
+        rows = []
+        for (src, dst), e in edges.items():
+            a, b = e.get("after"), e.get("before")
+            if b_s is not None and a and not b:
+                change, weight = "NEW", 1e9
+            elif b_s is not None and b and not a:
+                change, weight = "GONE", 1e9
+            else:
+                change, weight = "", 0.0
+            line = f"{src} -> {dst}"
+            if a:
+                line += f"  window: {a[0] / w_s:,.2f} calls/s, {a[1] / a[0]:.1%} errors, p95 {_ms(a[2])}"
+            if b and b_s is not None:
+                line += f"  | baseline: {b[0] / b_s:,.2f} calls/s, {b[1] / b[0]:.1%} errors, p95 {_ms(b[2])}"
+            if a and b and b_s is not None:
+                rate_ratio = (a[0] / w_s) / max(1e-9, b[0] / b_s)
+                err_delta = a[1] / a[0] - b[1] / b[0]
+                p95_ratio = (a[2] or 0) / max(1, b[2] or 0)
+                weight = abs(rate_ratio - 1) + abs(err_delta) * 10 + abs(p95_ratio - 1)
+                change = f"calls x{rate_ratio:.2f}, errors {err_delta:+.1%}, p95 x{p95_ratio:.2f}"
+            rows.append((weight, f"{line}  [{change}]" if change else line,
+                         {"caller": src, "callee": dst, "change": change}))
+        rows.sort(key=lambda r: -r[0])
+        return [self._item(t, f"edge {f['caller']}->{f['callee']}", f) for _, t, f in rows]
+
+    # logs ------------------------------------------------------------------------------------
+
+    def _logs(self) -> list[_Item]:
+        if self.window is None:
+            return []
+        periods = [("window", self.window)] + ([("baseline", self.baseline)] if self.baseline else [])
+        counts: dict[str, Counter[str]] = {p: Counter() for p, _ in periods}
+        example: dict[str, tuple[Any, ...]] = {}
+        svc = ""
+        if self.req.services:
+            svc = " AND service_name IN (" + ", ".join("'" + x.replace("'", "''") + "'" for x in self.req.services) + ")"
+        for label, w in periods:
+            sql = (f"SELECT coalesce(severity_text, CAST(severity_number AS VARCHAR), ''), service_name, body, "
+                   f"trace_id, span_id, source_id FROM logs WHERE time_ns >= {int(w.start_ns)} AND "
+                   f"time_ns < {int(w.end_ns)}{svc} ORDER BY severity_number DESC NULLS LAST, time_ns")
+            for sev, service, body, tid, sid, src in self._rows(sql):
+                tpl = f"{(sev or '').upper()} {service or '-'}: {_template(self.redactor.text(str(body or '')))}"
+                counts[label][tpl] += 1
+                if label == "window" and tpl not in example:
+                    example[tpl] = (tid, sid, src)
+        items = []
+        after, before = counts["window"], counts.get("baseline", Counter())
+        ranked = sorted(after, key=lambda t: (-_severity_rank(t), -(after[t] - before.get(t, 0)), t))
+        for tpl in ranked[:MAX_TEMPLATES]:
+            tid, sid, src = example[tpl]
+            text = f"{after[tpl]}x (baseline {before.get(tpl, 0)}x) {_clip(tpl, 400)}"
+            refs = [f"trace {tid}" if tid else "", f"span {sid}" if sid else "", f"source {src}" if src else ""]
+            if any(refs):
+                text += "  e.g. " + " ".join(r for r in refs if r)
+            items.append(self._item(text, f"log template {tpl[:40]!r}", {
+                "template": tpl, "count": after[tpl], "baseline_count": before.get(tpl, 0)}))
+        gone = [t for t in before if t not in after]
+        if gone:
+            items.append(self._item(f"{len(gone)} baseline templates absent in the window, e.g. "
+                                    + "; ".join(_clip(t, 160) for t in gone[:3]), "absent templates"))
+        return items
+
+    # code ------------------------------------------------------------------------------------
+
+    def _code(self) -> list[_Item]:
+        scope = self.req.context.code_scope
+        refs = [CodeRef(p, None, "file") for p in self.req.files]
+        refs += [CodeRef(p, None, "code_scope") for p in scope.files]
+        for ep in scope.entry_points:
+            path, _, where = ep.rpartition(":")
+            if path:
+                refs.append(CodeRef(path, int(where), "entry_point") if where.isdigit()
+                            else CodeRef(path, None, "entry_point", where))
+        refs += self._trace_code_refs
+        if self.session is not None and self.window is not None:
+            refs += self._telemetry_code_refs()
+        items = []
+        for ex in self.code.excerpts(refs):
+            head = f"file {ex.path} ({ex.total_lines} lines; referenced by {', '.join(ex.origins)}"
+            head += f"; {', '.join(ex.evidence[:3])})" if ex.evidence else ")"
+            items.append(self._item(f"{head}\n{ex.text}", f"code {ex.path}", {
+                "path": ex.path, "lines": list(ex.lines), "origins": list(ex.origins)}))
+        return items
+
+    def _telemetry_code_refs(self) -> list[CodeRef]:
+        w = self.window
+        where = f"start_ns >= {int(w.start_ns)} AND start_ns < {int(w.end_ns)}"
+        refs = []
+        sql = (f"SELECT code_filepath, code_lineno, code_function, any_value(trace_id), any_value(span_id), "
+               f"count(*) FILTER (WHERE status_code = 'ERROR') AS errs, count(*) FROM spans "
+               f"WHERE {where} AND code_filepath IS NOT NULL GROUP BY 1, 2, 3 ORDER BY errs DESC, 7 DESC LIMIT 40")
+        for path, line, func, tid, sid, _errs, _n in self._rows(sql):
+            refs.append(CodeRef(path, line, "span", func, f"trace {tid} span {sid}"))
+        sql = (f"SELECT trace_id, span_id, events FROM spans WHERE {where} AND exception_type IS NOT NULL "
+               f"AND events LIKE '%stacktrace%' ORDER BY start_ns LIMIT 40")
+        for tid, sid, events in self._rows(sql):
+            for stack in _stacktraces(events):
+                refs += refs_from_stacktrace(stack, f"trace {tid} span {sid}")[:6]
+        return refs
+
+    # provenance ------------------------------------------------------------------------------
+
+    def _provenance(self) -> list[_Item]:
+        items = []
+        if self.session is not None:
+            manifest = getattr(getattr(self.session, "handle", None), "manifest", None) or {}
+            lines = [f"dataset {self.req.dataset}"]
+            for src in manifest.get("sources", []):
+                lines.append(f"source {src.get('source_id')}: {src.get('path')} ({src.get('format')}, "
+                             f"{src.get('size', 0):,} bytes, sha256 {str(src.get('sha256', ''))[:12]}, "
+                             f"{src.get('spans', 0)} spans, {src.get('logs', 0)} logs)")
+            self.facts["sources"] = manifest.get("sources", [])
+            items.append(self._item("\n".join(lines), "sources", eid=False))
+            if self.queries:
+                items.append(self._item("queries behind the traces, graph and logs (run with 'dcr sql "
+                                        f"{self.req.dataset} …'):\n" + "\n".join(f"  {q}" for q in self.queries),
+                                        "queries", eid=False))
+        return items
+
+
+# rendering helpers -------------------------------------------------------------------------
+
+_SEVERITY = {"FATAL": 5, "CRITICAL": 5, "ERROR": 4, "WARN": 3, "WARNING": 3, "INFO": 2, "DEBUG": 1}
+_MASKS = (
+    (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I), "<uuid>"),
+    (re.compile(r"\b[0-9a-f]{16,}\b", re.I), "<hex>"),
+    (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), "<ip>"),
+    (re.compile(r"\b\d{4}-\d{2}-\d{2}[T ][\d:.]+Z?\b"), "<time>"),
+    (re.compile(r"(?<![\w<])[-+]?\d+(?:\.\d+)?(?:ms|s|us|ns|%)?\b"), "<num>"),
+)
+
+
+def _template(body: str) -> str:
+    for rx, repl in _MASKS:
+        body = rx.sub(repl, body)
+    return " ".join(body.split())[:400]
+
+
+def _severity_rank(tpl: str) -> int:
+    return _SEVERITY.get(tpl.split(" ", 1)[0], 0)
+
+
+def _jsonable(v: Any) -> Any:
+    return json.loads(json.dumps(v, default=str))
+
+
+def _stacktraces(events: str | None) -> list[str]:
+    try:
+        evs = json.loads(events or "[]")
+    except ValueError:
+        return []
+    out = []
+    for ev in evs if isinstance(evs, list) else []:
+        attrs = ev.get("attributes") or {} if isinstance(ev, dict) else {}
+        st = attrs.get("exception.stacktrace")
+        if isinstance(st, str):
+            out.append(st)
+    return out
+
+
+def _code_refs_from_view(view: TraceView) -> list[CodeRef]:
+    refs = []
+    for s in view.spans:
+        a = s.attributes or {}
+        path = a.get("code.file.path") or a.get("code.filepath")
+        if isinstance(path, str) and (s.status_code == "ERROR" or s.on_critical_path):
+            line = a.get("code.line.number") or a.get("code.lineno")
+            refs.append(CodeRef(path, int(line) if str(line).isdigit() else None, "span",
+                                a.get("code.function.name") or a.get("code.function"),
+                                f"trace {view.trace_id} span {s.span_id}"))
+    return refs
+
+
+def render_trace(view: TraceView, role: str, sources: Iterable[str], redactor: Redactor) -> tuple[str, dict]:
+    """A compact, indented span tree; '*' marks the critical path; repeated siblings collapsed."""
+    spans = list(view.spans)
+    errors = [s for s in spans if s.status_code == "ERROR"]
+    services = sorted({s.service for s in spans})
+    dur = view.end_ns - view.start_ns
+    head = (f"trace {view.trace_id} ({role}): {_ms(dur)}, {len(spans)} spans, {len(errors)} errors, "
+            f"services {', '.join(services)}; sources {', '.join(sources) or '-'}")
+    lines = [head]
+    messages = {s.span_id: redactor.text(_clip(s.status_message or "", 200)) for s in errors}
+    i = 0
+    detailed = {s.span_id for s in errors}
+    crit = sorted((s for s in spans if s.on_critical_path), key=lambda s: -s.self_time_ns)
+    detailed.update(s.span_id for s in crit[:2])
+    while i < len(spans) and len(lines) < MAX_TRACE_LINES:
+        s = spans[i]
+        j = i + 1
+        while (j < len(spans) and spans[j].depth == s.depth and spans[j].parent_span_id == s.parent_span_id
+               and spans[j].service == s.service and spans[j].operation == s.operation
+               and not spans[j].on_critical_path and spans[j].status_code != "ERROR"
+               and not s.on_critical_path and s.status_code != "ERROR"):
+            j += 1
+        # skip the collapsed spans' subtrees too
+        k = j
+        while k < len(spans) and spans[k].depth > s.depth:
+            k += 1
+        pad = "  " * s.depth
+        mark = "*" if s.on_critical_path else " "
+        off = f"+{(s.start_ns - view.start_ns) / 1e6:,.1f}"
+        if j - i > 1:
+            total = sum(x.duration_ns for x in spans[i:j])
+            lines.append(f"{mark} {pad}{off} {j - i}x {s.service} {s.operation} [{s.kind}] "
+                         f"avg {_ms(total / (j - i))}, total {_ms(total)}")
+            i = k if k > j else j
+            continue
+        line = (f"{mark} {pad}{off} {_ms(s.duration_ns)} (self {_ms(s.self_time_ns)}) {s.service} {s.operation} "
+                f"[{s.kind}]{' on ' + s.host if s.host else ''}")
+        if s.status_code == "ERROR":
+            line += f" ERROR {messages[s.span_id]!r} span {s.span_id}"
+        if s.skew_adjustment_ns:
+            line += f" (clock skew adjusted {_ms(s.skew_adjustment_ns)})"
+        lines.append(line)
+        if s.span_id in detailed and s.attributes:
+            attrs = redactor.mapping({k: _clip(v) for k, v in s.attributes.items()})
+            lines.append(f"  {pad}   attrs {json.dumps(attrs, ensure_ascii=False)}")
+        i += 1
+    if i < len(spans):
+        lines.append(f"  … {len(spans) - i} more spans")
+    for w in view.warnings[:3]:
+        lines.append(f"  warning: {w}")
+    fact = {"trace_id": view.trace_id, "duration_ns": dur, "spans": len(spans), "errors": len(errors),
+            "error_spans": [{"service": s.service, "operation": s.operation,
+                             "message": messages[s.span_id]} for s in errors[:5]],
+            "critical_path": [f"{c.service} {c.operation}" for c in view.critical_path[:12]]}
+    return "\n".join(lines), fact
+
+
+def _manifest_summary(session: Any) -> dict[str, Any]:
+    m = getattr(getattr(session, "handle", None), "manifest", None) or {}
+    return {"totals": m.get("totals"), "time_range": m.get("time_range"), "services": m.get("services")}
+
+
+def _manifest_range(session: Any) -> tuple[int | None, int | None]:
+    tr = (_manifest_summary(session).get("time_range") or {})
+    return tr.get("start_ns"), tr.get("end_ns")
+
+
+def _trace_from_sql(builder: BundleBuilder, tid: str) -> TraceView:
+    """A TraceView from plain rows (no skew adjustment, no critical path) while trace_view is missing."""
+    from correlate.types import TraceSpan
+
+    rows = builder._rows(
+        "SELECT span_id, parent_span_id, service_name, name, kind, host, start_ns, end_ns, duration_ns, "
+        f"status_code, status_message, attributes FROM spans WHERE trace_id = '{tid}' ORDER BY start_ns")
+    by_parent: dict[Any, list[tuple]] = {}
+    ids = {r[0] for r in rows}
+    for r in rows:
+        by_parent.setdefault(r[1] if r[1] in ids else None, []).append(r)
+    out: list[TraceSpan] = []
+
+    def walk(parent: Any, depth: int) -> None:
+        for r in by_parent.get(parent, []):
+            try:
+                attrs = json.loads(r[11] or "{}")
+            except ValueError:
+                attrs = {}
+            kids = sum(k[8] for k in by_parent.get(r[0], []))
+            out.append(TraceSpan(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], max(0, r[8] - kids), depth,
+                                 r[9], r[10], attrs, False))
+            walk(r[0], depth + 1)
+
+    walk(None, 0)
+    start = min((r[6] for r in rows), default=0)
+    end = max((r[7] for r in rows), default=0)
+    return TraceView(tid, tuple(out), (), (), start, end)

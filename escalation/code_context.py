@@ -1,0 +1,243 @@
+"""Code excerpts for the bundle, read only inside the code roots.
+
+Roots: `DCR_CODE_ROOTS` (paths separated by `os.pathsep`), default the git root of the working
+directory (else the working directory). A path is resolved to its real path (symlinks
+followed) and must stay inside a root. Refused, each named in a warning while the rest of the
+bundle is built: paths that leave the roots (`..`, absolute paths, symlinks out), secret-bearing
+files (`.env*`, keys, certificates, credential files), anything under `.git/`, files ignored by
+`.gitignore` (`git check-ignore`), binaries and files over `DCR_CODE_MAX_BYTES` (1 MB).
+
+References come from the agent (`code_scope.files`, `--file`, `entry_points` as `path:line` or
+`path:function`) and from the telemetry (`code_filepath`/`code_lineno` columns, stack traces in
+exception events). Telemetry paths are production paths (`/app/src/cart.py`): they are matched
+by their longest suffix that exists under a root, and silently skipped when none does.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["CodeRef", "CodeExcerpt", "Refusal", "CodeContext", "code_roots", "refs_from_stacktrace",
+           "REFUSAL_REASONS"]
+
+MAX_BYTES_DEFAULT = 1_000_000
+WHOLE_FILE_LINES = 200  # files up to this many lines are included whole
+CONTEXT_LINES = 20  # lines either side of a referenced line
+HEAD_LINES = 120  # a file asked for without a line: its first lines
+
+REFUSAL_REASONS = {
+    "outside": "outside the code roots (DCR_CODE_ROOTS)",
+    "secret": "secret-bearing file (keys, certificates, credentials, .env)",
+    "git": "inside .git/",
+    "ignored": "ignored by .gitignore",
+    "binary": "binary file",
+    "huge": "larger than DCR_CODE_MAX_BYTES",
+    "missing": "no such file under the code roots",
+}
+
+_SECRET_NAMES = (
+    ".env", ".env.*", "*.env", ".envrc", "*.pem", "*.key", "*.p12", "*.pfx", "*.jks", "*.keystore", "*.crt",
+    "*.cer", "*.der", "*.p8", "*.asc", "*.gpg", "*.kdbx", "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*",
+    "*.ppk", "credentials", "credentials.*", "*credentials*.json", ".netrc", "_netrc", ".npmrc", ".pypirc",
+    ".git-credentials", ".htpasswd", "secrets.*", "secret.*", "*.secret", "*.secrets", "service-account*.json",
+    "*-sa.json", "*.tfstate", "*.tfvars", "kubeconfig", ".dockercfg", "token", "*.token",
+)
+_SECRET_DIRS = {".ssh", ".aws", ".gnupg", ".docker", ".kube"}
+
+
+@dataclass(frozen=True)
+class CodeRef:
+    path: str
+    line: int | None = None
+    origin: str = "code_scope"  # "code_scope", "file", "entry_point", "span", "stack_trace"
+    function: str | None = None
+    evidence: str = ""  # trace/span ids that point here
+
+
+@dataclass(frozen=True)
+class CodeExcerpt:
+    path: str  # relative to its root
+    root: str
+    lines: tuple[int, ...]  # referenced lines
+    text: str  # numbered lines
+    total_lines: int
+    origins: tuple[str, ...]
+    evidence: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Refusal:
+    path: str
+    reason: str  # a REFUSAL_REASONS value
+
+    def warning(self) -> str:
+        return f"code file refused: {self.path}: {self.reason}"
+
+
+def code_roots(env: str | None = None) -> tuple[Path, ...]:
+    raw = os.environ.get("DCR_CODE_ROOTS") if env is None else env
+    if raw:
+        return tuple(Path(p).expanduser().resolve() for p in raw.split(os.pathsep) if p.strip())
+    try:
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True,
+                             timeout=10, check=False).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        top = ""
+    return (Path(top).resolve() if top else Path.cwd().resolve(),)
+
+
+_PY_FRAME = re.compile(r'File "([^"]+)", line (\d+)(?:, in ([\w<>.]+))?')
+_JAVA_FRAME = re.compile(r"at [\w.$<>]+\(([\w.-]+\.(?:java|kt|scala)):(\d+)\)")
+_GENERIC_FRAME = re.compile(r"((?:[\w.-]+/)*[\w.-]+\.(?:go|js|mjs|ts|tsx|py|rb|rs|cs|cpp|cc|c|h|php|java|kt)):(\d+)")
+
+
+def refs_from_stacktrace(stack: str, evidence: str = "") -> list[CodeRef]:
+    refs: list[CodeRef] = []
+    for m in _PY_FRAME.finditer(stack):
+        refs.append(CodeRef(m.group(1), int(m.group(2)), "stack_trace", m.group(3), evidence))
+    if not refs:
+        for rx in (_JAVA_FRAME, _GENERIC_FRAME):
+            refs.extend(CodeRef(m.group(1), int(m.group(2)), "stack_trace", None, evidence)
+                        for m in rx.finditer(stack))
+    return refs
+
+
+@dataclass
+class CodeContext:
+    roots: tuple[Path, ...] = field(default_factory=code_roots)
+    max_bytes: int = field(default_factory=lambda: int(os.environ.get("DCR_CODE_MAX_BYTES") or MAX_BYTES_DEFAULT))
+    refusals: list[Refusal] = field(default_factory=list)
+    missing_telemetry: int = 0  # telemetry refs with no file under the roots (not warnings)
+
+    def _inside(self, real: Path) -> Path | None:
+        for root in self.roots:
+            if real == root or root in real.parents:
+                return root
+        return None
+
+    def _candidates(self, path: str, from_telemetry: bool) -> list[Path]:
+        p = Path(path).expanduser()
+        if p.is_absolute():
+            out = [p]
+            if from_telemetry:  # production path: try its suffixes under each root
+                parts = p.parts[1:]
+                out += [root / Path(*parts[i:]) for i in range(len(parts)) for root in self.roots]
+            return out
+        return [root / p for root in self.roots]
+
+    def resolve(self, path: str, from_telemetry: bool = False) -> tuple[Path, Path] | Refusal | None:
+        """(real path, its root), or a Refusal; None for a telemetry path not found (skipped)."""
+        if self._secret_name(Path(path)):
+            return Refusal(path, REFUSAL_REASONS["secret"])
+        outside = False
+        for cand in self._candidates(path, from_telemetry):
+            if ".git" in cand.parts:
+                return Refusal(path, REFUSAL_REASONS["git"])
+            real = Path(os.path.realpath(cand))
+            root = self._inside(real)
+            if root is None:
+                outside = outside or cand.exists() or ".." in Path(path).parts or Path(path).is_absolute()
+                continue
+            if not real.is_file():
+                continue
+            return self._check(path, real, root)
+        if from_telemetry and not outside:
+            self.missing_telemetry += 1
+            return None
+        return Refusal(path, REFUSAL_REASONS["outside" if outside else "missing"])
+
+    def _secret_name(self, p: Path) -> bool:
+        if any(part in _SECRET_DIRS for part in p.parts):
+            return True
+        return any(fnmatch.fnmatch(p.name.lower(), pat) for pat in _SECRET_NAMES)
+
+    def _check(self, given: str, real: Path, root: Path) -> tuple[Path, Path] | Refusal:
+        rel = real.relative_to(root)
+        if ".git" in rel.parts:
+            return Refusal(given, REFUSAL_REASONS["git"])
+        if self._secret_name(rel):
+            return Refusal(given, REFUSAL_REASONS["secret"])
+        if _git_ignored(root, rel):
+            return Refusal(given, REFUSAL_REASONS["ignored"])
+        if real.stat().st_size > self.max_bytes:
+            return Refusal(given, REFUSAL_REASONS["huge"])
+        with real.open("rb") as fh:
+            if b"\0" in fh.read(8192):
+                return Refusal(given, REFUSAL_REASONS["binary"])
+        return real, root
+
+    def excerpts(self, refs: Iterable[CodeRef]) -> list[CodeExcerpt]:
+        """One excerpt per file, in the order files were first referenced; refusals recorded."""
+        by_file: dict[Path, tuple[Path, list[CodeRef]]] = {}
+        refused: set[str] = set()
+        for ref in refs:
+            got = self.resolve(ref.path, from_telemetry=ref.origin in ("span", "stack_trace"))
+            if got is None:
+                continue
+            if isinstance(got, Refusal):
+                if got.path not in refused:
+                    refused.add(got.path)
+                    self.refusals.append(got)
+                continue
+            real, root = got
+            by_file.setdefault(real, (root, []))[1].append(ref)
+        return [self._excerpt(real, root, rs) for real, (root, rs) in by_file.items()]
+
+    def _excerpt(self, real: Path, root: Path, refs: list[CodeRef]) -> CodeExcerpt:
+        lines = real.read_text(encoding="utf-8", errors="replace").splitlines()
+        wanted = sorted({r.line for r in refs if r.line} | set(_function_lines(lines, refs)))
+        if len(lines) <= WHOLE_FILE_LINES:
+            spans = [(1, len(lines))]
+        elif wanted:
+            spans = _merge([(max(1, n - CONTEXT_LINES), min(len(lines), n + CONTEXT_LINES)) for n in wanted])
+        else:
+            spans = [(1, HEAD_LINES)]
+        width = len(str(len(lines)))
+        out: list[str] = []
+        for i, (a, b) in enumerate(spans):
+            if i or a > 1:
+                out.append(f"{'':>{width}}   … (lines {spans[i - 1][1] + 1 if i else 1}-{a - 1} omitted)")
+            for n in range(a, b + 1):
+                mark = ">" if n in wanted else " "
+                out.append(f"{n:>{width}} {mark}| {lines[n - 1]}")
+        if spans[-1][1] < len(lines):
+            out.append(f"{'':>{width}}   … ({len(lines) - spans[-1][1]} more lines)")
+        return CodeExcerpt(
+            path=str(real.relative_to(root)), root=str(root), lines=tuple(wanted), text="\n".join(out),
+            total_lines=len(lines), origins=tuple(dict.fromkeys(r.origin for r in refs)),
+            evidence=tuple(dict.fromkeys(r.evidence for r in refs if r.evidence)),
+        )
+
+
+def _function_lines(lines: list[str], refs: list[CodeRef]) -> list[int]:
+    names = {r.function.rsplit(".", 1)[-1] for r in refs if r.function and not r.line}
+    if not names:
+        return []
+    rx = re.compile(r"^\s*(?:async\s+)?(?:def|func|function|fn|class)\s+(?:\([^)]*\)\s*)?(" +
+                    "|".join(re.escape(n) for n in names) + r")\b")
+    return [i + 1 for i, line in enumerate(lines) if rx.search(line)]
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def _git_ignored(root: Path, rel: Path) -> bool:
+    try:
+        proc = subprocess.run(["git", "-C", str(root), "check-ignore", "-q", "--", str(rel)],
+                              capture_output=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return proc.returncode == 0

@@ -1,0 +1,249 @@
+"""Gemini through the real `google-genai` client.
+
+- key: GEMINI_API_KEY, else GOOGLE_API_KEY (MissingApiKey names them otherwise);
+- model: DCR_MODEL, default `models.DEFAULT_MODEL`;
+- DCR_GEMINI_BASE_URL points the client at a gateway, a proxy or the test stub (http_options);
+- system instruction, JSON structured output with `prompts.RESPONSE_SCHEMA`, thinking effort
+  from depth_level (`models.thinking_config`), the code-execution tool when asked;
+- a timeout per call (the request's `timeout_s`); retries on 429 and 5xx with exponential
+  backoff and jitter (DCR_GEMINI_RETRIES, default 4; DCR_GEMINI_BACKOFF_S, default 1.0),
+  waiting at least what the server asks for (RetryInfo.retryDelay or Retry-After).
+
+The SDK's own retries are off (no retry_options), so that this loop is the only one and
+honours the server's hint. google-genai and httpx errors are mapped here, where they enter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from escalation.errors import MalformedReply, MissingApiKey, ProviderError, ProviderTimeout
+from escalation.models import model_info, selected_model, thinking_config
+from escalation.providers.base import ProviderReply, ProviderRequest, Usage
+
+__all__ = ["GeminiProvider", "api_key", "retry_hint_s", "map_genai_error", "request_body"]
+
+RETRYABLE = frozenset({408, 429, 500, 502, 503, 504})
+MAX_DELAY_S = 60.0
+
+
+def api_key() -> str | None:
+    return os.environ.get("GEMINI_API_KEY") or os.environ.get("GOOGLE_API_KEY") or None
+
+
+_DURATION = re.compile(r"^\s*([0-9.]+)\s*s\s*$")
+
+
+def retry_hint_s(exc: BaseException) -> float | None:
+    """The server's retry hint: google.rpc.RetryInfo.retryDelay ("2s", "0.5s"), else Retry-After."""
+    details = getattr(exc, "details", None)
+    items = []
+    if isinstance(details, dict):
+        err = details.get("error", details)
+        items = err.get("details", []) if isinstance(err, dict) else []
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, dict) and str(item.get("@type", "")).endswith("google.rpc.RetryInfo"):
+            m = _DURATION.match(str(item.get("retryDelay", "")))
+            if m:
+                return float(m.group(1))
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is not None:
+        value = headers.get("retry-after")
+        if value:
+            try:
+                return float(value)
+            except ValueError:
+                return None
+    return None
+
+
+def map_genai_error(exc: BaseException, model: str, attempts: int) -> ProviderError:
+    """One ProviderError (with the fix in its message) for any error of the SDK or its transport."""
+    import httpx
+    from google.genai import errors as gerrors
+
+    if isinstance(exc, ProviderError):
+        return exc
+    if isinstance(exc, httpx.TimeoutException):
+        return ProviderTimeout(f"Gemini did not answer within the timeout ({type(exc).__name__}): raise "
+                               "--time-budget or lower --depth", attempts=attempts)
+    if isinstance(exc, gerrors.UnknownApiResponseError):
+        return MalformedReply(f"Gemini's reply was not valid JSON: {str(exc)[:160]}", attempts=attempts)
+    if isinstance(exc, gerrors.APIError):
+        code = int(exc.code or 0)
+        msg = (exc.message or str(exc))[:200]
+        if code in (401, 403):
+            hint = "the key was refused: check GEMINI_API_KEY"
+        elif code == 404:
+            hint = f"model {model!r} not found: set DCR_MODEL to an available model"
+        elif code == 429:
+            hint = "rate limited or out of quota: wait, or check the quota of the key"
+        elif code >= 500:
+            hint = "the service failed: try again later"
+        else:
+            hint = "the request was rejected"
+        return ProviderError(f"Gemini error {code} after {attempts} attempt(s): {hint} ({msg})",
+                             status=code, attempts=attempts)
+    if isinstance(exc, httpx.HTTPError):
+        return ProviderError(f"cannot reach Gemini ({type(exc).__name__}: {exc}): check the network or "
+                             "DCR_GEMINI_BASE_URL", attempts=attempts)
+    return ProviderError(f"Gemini call failed: {type(exc).__name__}: {exc}", attempts=attempts)
+
+
+def _parse_json(text: str) -> dict[str, Any]:
+    t = text.strip()
+    if t.startswith("```"):
+        t = re.sub(r"^```(?:json)?\s*|\s*```$", "", t)
+    value = json.loads(t)
+    if not isinstance(value, dict):
+        raise ValueError("not a JSON object")
+    return value
+
+
+class GeminiProvider:
+    name = "gemini"
+
+    def __init__(self, model: str | None = None, *, key: str | None = None, base_url: str | None = None,
+                 retries: int | None = None, backoff_s: float | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.model = model or selected_model()
+        self.key = key or api_key()
+        if not self.key:
+            raise MissingApiKey("gemini")
+        self.base_url = base_url or os.environ.get("DCR_GEMINI_BASE_URL") or None
+        self.retries = int(os.environ.get("DCR_GEMINI_RETRIES", "4")) if retries is None else retries
+        self.backoff_s = float(os.environ.get("DCR_GEMINI_BACKOFF_S", "1.0")) if backoff_s is None else backoff_s
+        self.sleep = sleep
+        self.sleeps: list[float] = []  # every backoff waited, for the ledger and tests
+        self._clients: dict[int, Any] = {}
+
+    def _client(self, timeout_s: float) -> Any:
+        from google import genai
+        from google.genai import types
+
+        ms = max(1000, int(timeout_s * 1000))
+        if ms not in self._clients:
+            self._clients[ms] = genai.Client(
+                api_key=self.key,
+                http_options=types.HttpOptions(base_url=self.base_url, timeout=ms),
+            )
+        return self._clients[ms]
+
+    def _contents(self, request: ProviderRequest) -> list[Any]:
+        from google.genai import types
+
+        return [types.Content(role=m.role, parts=[types.Part(text=m.text)]) for m in request.messages]
+
+    def config(self, request: ProviderRequest) -> Any:
+        from google.genai import types
+
+        tools = [types.Tool(code_execution=types.ToolCodeExecution())] if request.code_execution else None
+        return types.GenerateContentConfig(
+            system_instruction=request.system_instruction,
+            response_mime_type="application/json",
+            response_schema=request.response_schema,
+            thinking_config=types.ThinkingConfig(**thinking_config(self.model, request.depth_level)),
+            max_output_tokens=model_info(self.model).max_output_tokens,
+            tools=tools,
+        )
+
+    def _with_retries(self, call: Callable[[], Any]) -> tuple[Any, int]:
+        from google.genai import errors as gerrors
+
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return call(), attempt
+            except gerrors.APIError as exc:
+                if int(exc.code or 0) not in RETRYABLE or attempt > self.retries:
+                    raise map_genai_error(exc, self.model, attempt) from None
+                backoff = min(MAX_DELAY_S, self.backoff_s * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+                hint = retry_hint_s(exc)
+                delay = min(MAX_DELAY_S, max(backoff, hint)) if hint is not None else backoff
+                self.sleeps.append(delay)
+                self.sleep(delay)
+            except Exception as exc:
+                raise map_genai_error(exc, self.model, attempt) from None
+
+    def generate(self, request: ProviderRequest) -> ProviderReply:
+        client = self._client(request.timeout_s)
+        config = self.config(request)
+        contents = self._contents(request)
+        response, attempts = self._with_retries(
+            lambda: client.models.generate_content(model=self.model, contents=contents, config=config))
+        text = _response_text(response)
+        try:
+            analysis = _parse_json(text)
+        except ValueError:
+            raise MalformedReply(f"Gemini's answer is not the JSON the schema asks for: {text[:120]!r}",
+                                 attempts=attempts) from None
+        um = response.usage_metadata
+        usage = Usage(int(getattr(um, "prompt_token_count", 0) or 0),
+                      int(getattr(um, "candidates_token_count", 0) or 0),
+                      int(getattr(um, "thoughts_token_count", 0) or 0))
+        return ProviderReply(text, analysis, usage, getattr(response, "model_version", None) or self.model,
+                             checked_by_model=True, attempts=attempts)
+
+    def count_tokens(self, request: ProviderRequest) -> int | None:
+        """countTokens over the system instruction and the messages (the Gemini API counts contents only)."""
+        from google.genai import types
+
+        client = self._client(min(request.timeout_s, 60.0))
+        contents = [types.Content(role="user", parts=[types.Part(text=request.system_instruction)])]
+        contents += self._contents(request)
+        response, _ = self._with_retries(lambda: client.models.count_tokens(model=self.model, contents=contents))
+        return int(response.total_tokens or 0)
+
+    def count_text(self, text: str, timeout_s: float = 60.0) -> int:
+        from google.genai import types
+
+        client = self._client(timeout_s)
+        contents = [types.Content(role="user", parts=[types.Part(text=text)])]
+        response, _ = self._with_retries(lambda: client.models.count_tokens(model=self.model, contents=contents))
+        return int(response.total_tokens or 0)
+
+
+def request_body(request: ProviderRequest, model: str | None = None) -> dict[str, Any]:
+    """The exact generateContent REST body the client would send (for --dry-run), and its path.
+
+    Built by the SDK's own converter with a placeholder key, so it contacts nothing and needs
+    no key; the stub-server tests check that it equals what the client really sends.
+    """
+    from google import genai
+    from google.genai import _common, types
+    from google.genai import models as gmodels
+
+    model = model or selected_model()
+    prov = GeminiProvider.__new__(GeminiProvider)
+    prov.model = model
+    client = genai.Client(api_key="dry-run-no-key", http_options=types.HttpOptions(base_url="http://127.0.0.1:9"))
+    params = types._GenerateContentParameters(model=model, contents=prov._contents(request),
+                                              config=prov.config(request))
+    body = gmodels._GenerateContentParameters_to_mldev(client._api_client, params, None, params)
+    url = body.pop("_url", {})
+    body.pop("config", None)
+    body = _common.encode_unserializable_types(_common.convert_to_dict(body))
+    return {"method": "POST", "path": f"v1beta/{url.get('model', 'models/' + model)}:generateContent",
+            "body": body}
+
+
+def _response_text(response: Any) -> str:
+    """The text parts of the first candidate (code-execution parts are left out)."""
+    cands = getattr(response, "candidates", None) or []
+    if not cands:
+        feedback = getattr(response, "prompt_feedback", None)
+        raise MalformedReply(f"Gemini returned no answer (prompt feedback: {feedback})")
+    content = getattr(cands[0], "content", None)
+    parts = getattr(content, "parts", None) or []
+    texts = [p.text for p in parts if getattr(p, "text", None) and not getattr(p, "thought", False)]
+    if not texts:
+        raise MalformedReply(f"Gemini's answer has no text (finish reason {getattr(cands[0], 'finish_reason', None)})")
+    return texts[-1] if len(texts) > 1 and texts[-1].lstrip().startswith("{") else "".join(texts)
