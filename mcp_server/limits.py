@@ -170,7 +170,7 @@ def _cut(
 
     base = {k: v for k, v in payload.items() if k != list_key}
     if estimate_tokens(dumps(build(0, base))) > budget:
-        base = _trim_strings(base, budget)
+        base = _trim_strings(base, budget // 2)
     lo, hi = 0, len(items) - offset  # largest k that fits, by bisection
     while lo < hi:
         mid = (lo + hi + 1) // 2
@@ -178,19 +178,26 @@ def _cut(
             lo = mid
         else:
             hi = mid - 1
+    if lo == 0 and offset < len(items):
+        # Not even one item fits: send one with its long strings cut, so every page makes progress.
+        one = build(1, base)
+        page = one.pop("page")
+        one = _trim_strings(one, budget - estimate_tokens(dumps({"page": page})))
+        return Shaped({**one, "page": page}, truncated=True)
     return Shaped(build(lo, base), truncated=True)
 
 
-def _trim_strings(base: dict[str, Any], budget: int) -> dict[str, Any]:
-    """Halve the longest strings until the fields without the list fit."""
-    out = copy.deepcopy(base)
-    for _ in range(64):
-        if estimate_tokens(dumps(out)) <= budget // 2:
+def _trim_strings(obj: dict[str, Any], budget: int) -> dict[str, Any]:
+    """Halve the longest strings until `obj` fits `budget` tokens (or nothing long is left)."""
+    out = copy.deepcopy(obj)
+    for _ in range(256):
+        if estimate_tokens(dumps(out)) <= budget:
             return out
         holder, key, text = _longest_string(out)
-        if holder is None or len(text) < 200:
+        if holder is None or len(text) < 2 * len(_TRIMMED):
             return out
-        holder[key] = text[: len(text) // 2] + _TRIMMED
+        keep = text[: len(text) // 2].removesuffix(_TRIMMED)
+        holder[key] = keep + _TRIMMED
     return out
 
 
