@@ -96,6 +96,8 @@ def map_duckdb_error(exc: BaseException, query: str = "") -> CorrelateError:
         return exc
     text, data = _split_json(str(exc))
     message = _first_line(text)
+    if message.startswith("Permission Error"):
+        message += "; queries read only the views spans, logs, traces and service_edges"
     position = _position(data.get("position"))
     if position is not None:
         message = f"{message} (at position {position}{_near(query, position)})"
