@@ -4,7 +4,8 @@ At the onset a code path in cart (carts migrated to the new store are read from 
 is never filled) makes GetCart return at once for half of the carts, without its redis read and
 with zero items. checkout then rejects the order with 400 "cart is empty" and skips users,
 pricing, inventory, payment, the orders insert and the notification: those traces are much
-shorter. Nothing has an error status (a 400 is the client's fault to the frontend's server span).
+shorter. No server span errors; only the frontend's client span to checkout is an error, as the
+semantic conventions mark every 4xx on a client span.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ class CodePathChange(Shop):
         "At the onset cart's GetCart returns early for about half of the carts (a migrated-store code path "
         "reads an empty cache): no redis HGETALL child, app.cart.items=0. checkout answers 400 'cart is "
         "empty' and skips pricing, inventory, payment and the notification, so checkout traces shrink from "
-        "~25 spans to ~6. No error status anywhere. Root cause: cart's GetCart code path."
+        "~25 spans to ~6. No server span errors (only frontend's client span marks the 400). Root cause: cart's GetCart code path."
     )
 
     def cart_get(self, srv: Rec, t_ns: int) -> Reply:

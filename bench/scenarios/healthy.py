@@ -13,6 +13,6 @@ class Healthy(Shop):
     root_operation = None
     mechanisms: tuple[str, ...] = ()
     description = (
-        "Control: healthy traffic with the always-slow recommendations endpoint, 3% NOT_FOUND product "
+        "Control: healthy traffic with the always-slow recommendations endpoint, 5% NOT_FOUND product "
         "lookups and an occasional inventory timeout that succeeds on retry. No incident."
     )

@@ -1,6 +1,6 @@
 """The simulated system every scenario runs: an online shop of eleven services.
 
-    client ─► frontend ─┬─► catalog (gRPC)            GetProduct (3% NOT_FOUND → 404), ListProducts
+    client ─► frontend ─┬─► catalog (gRPC)            GetProduct (5% NOT_FOUND → 404), ListProducts
                         ├─► recommendation (HTTP)     always slow (rank_candidates ≈ 1.1 s) ─► catalog
                         ├─► users (gRPC)              GetUser
                         └─► checkout (HTTP) ─┬─► cart (gRPC, redis)
@@ -68,6 +68,8 @@ MIX = (
     (12, "account"),
     (24, "checkout"),
 )
+_WEIGHTS = [w for w, _ in MIX]
+_ENDPOINTS = [e for _, e in MIX]
 INVENTORY_TIMEOUT_NS = 400 * MS
 INVENTORY_ATTEMPTS = 4
 LOCK_TTL_MS = 3000
@@ -110,8 +112,10 @@ class Shop(Telemetry):
         self.marked: list[str] = []
         self._next_tick_ns = start_ns
         self._onset_done = False
-        # queue state: (first delivery ns, settled-or-dead-lettered ns) of every message
+        # queue state: (first delivery ns, settled-or-dead-lettered ns) of every message, and the
+        # times of deliveries the consumer processed but did not settle (it keeps each in memory)
         self.inflight: list[tuple[int, int]] = []
+        self.unsettled_ns: list[int] = []
 
     # -- hooks ---------------------------------------------------------------------------
     def skew_ns(self, host: str, t_ns: int) -> int:
@@ -193,7 +197,8 @@ class Shop(Telemetry):
 
     def periodic(self, t_ns: int) -> None:
         pending = sum(1 for first, done in self.inflight if first <= t_ns < done)
-        used = int((180 + 4.0 * pending / self.scale + self.rng.uniform(-6, 6)) * 2**20)
+        kept = sum(1 for d in self.unsettled_ns if d <= t_ns)
+        used = int((180 + 3.0 * kept / self.scale + self.rng.uniform(-6, 6)) * 2**20)
         proc = self.pod("notification", PODS["notification"][0][0], PODS["notification"][0][1], t_ns)
         self.log(
             proc,
@@ -204,12 +209,7 @@ class Shop(Telemetry):
         )
 
     def request(self, t_ns: int) -> None:
-        total = sum(w for w, _ in MIX)
-        pick = self.rng.uniform(0, total)
-        for weight, endpoint in MIX:
-            pick -= weight
-            if pick <= 0:
-                break
+        endpoint = self.rng.choices(_ENDPOINTS, _WEIGHTS)[0]
         getattr(self, f"fe_{endpoint}")(t_ns)
 
     # -- call helpers --------------------------------------------------------------------
@@ -327,7 +327,7 @@ class Shop(Telemetry):
         pid = self.rng.randrange(1000, 9999)
         root = self.root(t_ns, "GET", "/api/products/{id}", f"/api/products/{pid}")
         t = t_ns + self.work("frontend", 0.5, t_ns)
-        missing = self.rng.random() < 0.03
+        missing = self.rng.random() < 0.05
         reply = self.grpc(
             root, t, "catalog", "catalog.v1.CatalogService", "GetProduct", lambda s, t0: self.catalog_get(s, t0, pid, missing)
         )
@@ -518,13 +518,13 @@ class Shop(Telemetry):
 
     def inventory_db_ns(self, t_ns: int, attempt: int) -> int:
         # now and then a row lock makes the first attempt slow enough to time out (retried, harmless)
-        if attempt == 0 and self.rng.random() < 0.04:
+        if attempt == 0 and self.rng.random() < 0.06:
             return self.lat(650.0, 0.2)
         return self.dbtime("inventory", 6.0, t_ns)
 
     # -- payment and the lock ------------------------------------------------------------
     def gateway_ns(self, t_ns: int) -> int:
-        if self.rng.random() < 0.03:  # the card network is sometimes slow: the lease gets renewed
+        if self.rng.random() < 0.1:  # 3-D Secure challenges are slow: the lease gets renewed
             return self.lat(2900.0, 0.1)
         return self.lat(260.0, 0.45)
 
@@ -652,7 +652,9 @@ class Shop(Telemetry):
                 "server.address": BUS,
             })
             t = self.end(settle, t + self.lat(3.0, 0.3))
-        elif delivery == MAX_DELIVERIES:
+        else:
+            self.unsettled_ns.append(t)
+        if not settled and delivery == MAX_DELIVERIES:
             self.log(proc, t, "WARN", f"message {msg_id} reached max delivery count {MAX_DELIVERIES}; broker will dead-letter it",
                      span, {"messaging.message.id": msg_id, "messaging.servicebus.message.delivery_count": delivery})
         t = self.end(span, t + self.work("notification", 0.3, t))
