@@ -4,9 +4,9 @@ The analyses already measure change (after vs before), so a service that was as 
 failing in the baseline scores low where it is found. Ranking then applies, in this order:
 
 1. duplicates: one candidate per (service, operation, mechanism), the highest score wins;
-2. messengers: a candidate whose service calls (directly or not) a service with a stronger
-   candidate of the same family (latency or errors) is scaled down by MESSENGER_FACTOR: the
-   caller shows what the callee does;
+2. messengers: a candidate whose service calls (directly or not) a service with a candidate of
+   the same family (latency or errors) at least MESSENGER_RATIO as strong is scaled down by
+   MESSENGER_FACTOR: the caller shows what the callee does;
 3. deploys: a service whose `service.version` changed at the onset (a `deploy` finding that
    coincides) has its candidates raised by DEPLOY_LIFT of the distance to 1, and gains a
    `deploy_regression` candidate just under its best one, when that best one is real
@@ -29,6 +29,7 @@ __all__ = [
     "LATENCY_FAMILY",
     "ERROR_FAMILY",
     "MESSENGER_FACTOR",
+    "MESSENGER_RATIO",
     "DEPLOY_LIFT",
     "DEPLOY_MIN_SCORE",
     "CORROBORATION",
@@ -42,6 +43,7 @@ LATENCY_FAMILY = frozenset(
 ERROR_FAMILY = frozenset({"error_propagation", "dependency_failure", "timeout_cascade", "code_path_change",
                           "lock_expiry"})
 MESSENGER_FACTOR = 0.5
+MESSENGER_RATIO = 0.5  # a callee candidate this strong relative to the caller's explains it
 DEPLOY_LIFT = 0.35
 DEPLOY_MIN_SCORE = 0.2
 CORROBORATION = 0.05
@@ -109,7 +111,7 @@ def _discount_messengers(cands: list[Candidate], reach: dict[str, set[str]]) -> 
         callees = reach.get(c.service, set())
         fam = _family(c.mechanism)
         stronger = any(
-            d.service in callees and d.score >= c.score and fam & _family(d.mechanism)
+            d.service in callees and d.score >= MESSENGER_RATIO * c.score and fam & _family(d.mechanism)
             for d in cands
         )
         out.append(replace(c, score=round(c.score * MESSENGER_FACTOR, 4)) if stronger else c)

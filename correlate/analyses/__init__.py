@@ -11,13 +11,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from correlate.analyses import (
+    clock_skew_hosts,
     deploys,
     error_origin,
     latency_attribution,
+    lock_timing,
     n_plus_one,
     network_gaps,
+    queue_backlog,
     retry_storms,
     service_graph,
+    structure_change,
     timeout_cascade,
 )
 from correlate.analyses.common import AnalysisContext, AnalysisResult
@@ -35,4 +39,8 @@ STANDARD_ANALYSES: tuple[Analysis, ...] = (
     (n_plus_one.NAME, n_plus_one.find_n_plus_one),
     (retry_storms.NAME, retry_storms.find_retry_storms),
     (timeout_cascade.NAME, timeout_cascade.find_timeout_cascades),
+    (structure_change.NAME, structure_change.find_structure_changes),
+    (queue_backlog.NAME, queue_backlog.find_queue_backlogs),
+    (lock_timing.NAME, lock_timing.find_lease_expiries),
+    (clock_skew_hosts.NAME, clock_skew_hosts.find_skewed_hosts),
 )

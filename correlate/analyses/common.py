@@ -46,6 +46,7 @@ __all__ = [
     "clamp01",
     "fmt_ms",
     "fmt_pct",
+    "median_shift",
     "iso",
     "exemplars",
     "TraceTotals",
@@ -227,13 +228,24 @@ def rate_score(k_before: int, n_before: int, k_after: int, n_after: int) -> floa
     return clamp01(effect) * clamp01((z - 2.0) / 3.0)
 
 
+def median_shift(p50_b: float | None, p50_a: float | None, iqr_b: float | None, iqr_a: float | None,
+                 n_b: int, n_a: int, floor: float) -> float:
+    """How surely a median rose: its shift in standard errors of a difference of medians (sigma
+    from the wider of the two periods' IQR / 1.349), 0 below z = 2, 1 from z = 5."""
+    if not n_b or not n_a or p50_a is None or p50_b is None:
+        return 0.0
+    sigma = max((iqr_b or 0.0) / 1.349, (iqr_a or 0.0) / 1.349, floor)
+    se = 1.2533 * sigma * math.sqrt(1.0 / n_a + 1.0 / n_b)
+    return clamp01(((p50_a - p50_b) / se - 2.0) / 3.0)
+
+
 def fmt_ms(ns: float | None) -> str:
     if ns is None:
         return "n/a"
     ms = ns / 1e6
-    if ms >= 100:
+    if abs(ms) >= 100:
         return f"{ms:.0f} ms"
-    if ms >= 1:
+    if abs(ms) >= 1:
         return f"{ms:.1f} ms"
     return f"{ms:.2f} ms"
 

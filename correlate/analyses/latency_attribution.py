@@ -19,11 +19,11 @@ from correlate.analyses.common import (
     AnalysisResult,
     TraceTotals,
     clamp01,
-    confidence,
     evidence_sql,
     exemplars,
     fmt_ms,
     lit,
+    median_shift,
     period_figures,
     ratio_score,
     rows,
@@ -49,6 +49,10 @@ def _ops(ctx: AnalysisContext) -> list[dict]:
                avg(self_ns) FILTER (WHERE NOT after) AS mean_b, avg(self_ns) FILTER (WHERE after) AS mean_a,
                quantile_cont(self_ns, 0.5) FILTER (WHERE NOT after) AS p50_b,
                quantile_cont(self_ns, 0.5) FILTER (WHERE after) AS p50_a,
+               quantile_cont(self_ns, 0.75) FILTER (WHERE NOT after)
+                 - quantile_cont(self_ns, 0.25) FILTER (WHERE NOT after) AS iqr_b,
+               quantile_cont(self_ns, 0.75) FILTER (WHERE after)
+                 - quantile_cont(self_ns, 0.25) FILTER (WHERE after) AS iqr_a,
                coalesce(sum(self_ns) FILTER (WHERE NOT after), 0) AS tot_b,
                coalesce(sum(self_ns) FILTER (WHERE after), 0) AS tot_a,
                count(DISTINCT version) FILTER (WHERE after) AS versions_a
@@ -84,7 +88,7 @@ def find_latency_regressions(ctx: AnalysisContext) -> AnalysisResult:
         calls_b, calls_a = g["n_b"] / totals.n_before, g["n_a"] / totals.n_after
         typical_b, typical_a = g["p50_b"] * calls_b, g["p50_a"] * calls_a  # median-based, per request
         impact = clamp01((typical_a - typical_b) / (0.25 * ref_ns))
-        s = ratio_score(typical_b, typical_a, FLOOR_NS) * confidence(g["n_a"], 10) * (0.3 + 0.7 * impact)
+        s = ratio_score(typical_b, typical_a, FLOOR_NS) * _significance(g) * (0.3 + 0.7 * impact)
         if s > 0:
             scored.append((s, g))
     scored.sort(key=lambda x: (-x[0], x[1]["service"], x[1]["op"]))
@@ -97,6 +101,10 @@ def find_latency_regressions(ctx: AnalysisContext) -> AnalysisResult:
             s *= 0.7  # the service-wide candidate says it better
         out.candidates.append(_op_candidate(ctx, g, s))
     return out
+
+
+def _significance(g: dict) -> float:
+    return median_shift(g["p50_b"], g["p50_a"], g["iqr_b"], g["iqr_a"], g["n_b"], g["n_a"], FLOOR_NS)
 
 
 def _saturated_services(ops: list[dict], totals: TraceTotals, ref_ns: float) -> dict[str, tuple[float, dict]]:
@@ -116,9 +124,9 @@ def _saturated_services(ops: list[dict], totals: TraceTotals, ref_ns: float) -> 
         req_b = sum(g["p50_b"] * g["n_b"] for g in gs) / totals.n_before
         req_a = sum(g["p50_a"] * g["n_a"] for g in gs) / totals.n_after
         impact = clamp01((req_a - req_b) / (0.25 * ref_ns))
-        n_a = sum(g["n_a"] for g in gs)
         spread = len(slowed) / len(gs)
-        s = ratio_score(req_b, req_a, FLOOR_NS) * confidence(n_a, 10) * (0.3 + 0.7 * impact) * (0.6 + 0.4 * spread)
+        sig = max(_significance(g) for g in slowed)
+        s = ratio_score(req_b, req_a, FLOOR_NS) * sig * (0.3 + 0.7 * impact) * (0.6 + 0.4 * spread)
         out[svc] = (s, {"ops": len(gs), "slowed_ops": len(slowed), "req_b": req_b, "req_a": req_a,
                         "ratios": {g["op"]: round(g["call_ratio"], 3) for g in gs}})
     return out

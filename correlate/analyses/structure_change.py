@@ -1,0 +1,125 @@
+"""Changed span structure of an operation: children that went missing, or new ones.
+
+For every operation, the share of its calls that have at least one child of each kind
+(child service and operation), before vs after. A child that most calls had and now many lack
+means code that returns early or throws before it; a child that no call had and now many have
+means a new code path (often a deploy). When the operations of a caller and of a service it
+calls both change, the deepest one is where the change is: the caller only reacts to what it
+got back (scaled by UPSTREAM_FACTOR).
+"""
+
+from __future__ import annotations
+
+from correlate.analyses.common import (
+    AnalysisContext,
+    AnalysisResult,
+    clamp01,
+    evidence_sql,
+    exemplars,
+    fmt_pct,
+    lit,
+    period_figures,
+    rate_score,
+    rows,
+)
+from correlate.types import Candidate, Evidence
+
+__all__ = ["NAME", "find_structure_changes"]
+
+NAME = "structure_change"
+MIN_CALLS = 5
+HAD = 0.7  # "most calls had it" in the baseline
+NEW = 0.05  # "no call had it" in the baseline
+UPSTREAM_FACTOR = 0.5
+MAX_CANDIDATES = 4
+
+
+def find_structure_changes(ctx: AnalysisContext) -> AnalysisResult:
+    out = AnalysisResult()
+    if not ctx.has_baseline:
+        return out
+    got = rows(
+        ctx.con,
+        f"""WITH par AS (
+              SELECT service, op, count(*) FILTER (WHERE NOT after) AS n_b, count(*) FILTER (WHERE after) AS n_a
+              FROM {ctx.s} GROUP BY service, op
+              HAVING count(*) FILTER (WHERE NOT after) >= {MIN_CALLS} AND count(*) FILTER (WHERE after) >= {MIN_CALLS}
+            ), ch AS (
+              SELECT p_service AS service, p_op AS op, service AS c_service, op AS c_op,
+                     count(DISTINCT parent_span_id) FILTER (WHERE NOT after) AS with_b,
+                     count(DISTINCT parent_span_id) FILTER (WHERE after) AS with_a
+              FROM {ctx.s} WHERE p_start_ns IS NOT NULL GROUP BY ALL
+            )
+            SELECT * FROM ch JOIN par USING (service, op) ORDER BY service, op, c_service, c_op""",
+    )
+    changes: dict[tuple[str, str], list[dict]] = {}
+    for g in got:
+        had_b, had_a = g["with_b"] / g["n_b"], g["with_a"] / g["n_a"]
+        g["had_b"], g["had_a"] = had_b, had_a
+        if had_b >= HAD and had_a < had_b:
+            g["change"] = "missing"
+            g["score"] = rate_score(g["n_b"] - g["with_b"], g["n_b"], g["n_a"] - g["with_a"], g["n_a"])
+        elif had_b <= NEW and had_a > had_b:
+            g["change"] = "new"
+            g["score"] = rate_score(g["with_b"], g["n_b"], g["with_a"], g["n_a"])
+        else:
+            continue
+        if g["score"] > 0.05:
+            changes.setdefault((g["service"], g["op"]), []).append(g)
+    ranked = sorted(
+        ((max(c["score"] for c in cs), k, cs) for k, cs in changes.items()),
+        key=lambda x: (-x[0], x[1]),
+    )
+    changed_services = {k[0] for _, k, _ in ranked}
+    reach = _callees(ctx)
+    for s, (svc, op), cs in ranked[:MAX_CANDIDATES]:
+        deeper = (reach.get(svc, set()) & changed_services) - {svc}
+        if deeper:
+            s *= UPSTREAM_FACTOR
+        out.candidates.append(_candidate(ctx, svc, op, cs, clamp01(s), sorted(deeper)))
+    return out
+
+
+def _callees(ctx: AnalysisContext) -> dict[str, set[str]]:
+    """service -> services it reaches through calls in the window."""
+    direct: dict[str, set[str]] = {}
+    for caller, callee in ctx.con.execute(
+        f"SELECT DISTINCT p_service, service FROM {ctx.s} WHERE p_service IS NOT NULL AND p_service <> service"
+    ).fetchall():
+        direct.setdefault(caller, set()).add(callee)
+    reach: dict[str, set[str]] = {}
+    for start in direct:
+        seen: set[str] = set()
+        todo = list(direct[start])
+        while todo:
+            x = todo.pop()
+            if x not in seen:
+                seen.add(x)
+                todo.extend(direct.get(x, ()))
+        reach[start] = seen
+    return reach
+
+
+def _candidate(ctx: AnalysisContext, svc: str, op: str, cs: list[dict], score: float, deeper: list[str]) -> Candidate:
+    top = max(cs, key=lambda c: c["score"])
+    q = f"""SELECT CASE WHEN after THEN 'after' ELSE 'before' END AS period, count(*) AS calls,
+       count(*) FILTER (WHERE span_id IN (SELECT parent_span_id FROM s c WHERE c.service = {lit(top['c_service'])}
+                                           AND c.op = {lit(top['c_op'])})) AS calls_with_child
+FROM s WHERE service = {lit(svc)} AND op = {lit(op)}
+GROUP BY after ORDER BY after"""
+    before, after = period_figures(ctx, q)
+    order = "n_children ASC" if top["change"] == "missing" else "n_children DESC"
+    tids, sids = exemplars(ctx, f"after AND service = {lit(svc)} AND op = {lit(op)}", order=order)
+    parts = [
+        f"{c['c_service']} {c['c_op']} {fmt_pct(c['had_b'])} -> {fmt_pct(c['had_a'])}"
+        for c in sorted(cs, key=lambda c: -c["score"])[:3]
+    ]
+    summary = f"{svc} {op} changed shape: calls with a child " + "; ".join(parts)
+    if deeper:
+        summary += f" (a service it calls changed too: {', '.join(deeper)})"
+    ev = Evidence(before=before, after=after, trace_ids=tids, span_ids=sids, sql=evidence_sql(ctx, q),
+                  details={"changes": [{"child_service": c["c_service"], "child_operation": c["c_op"],
+                                        "change": c["change"], "share_before": round(c["had_b"], 4),
+                                        "share_after": round(c["had_a"], 4)} for c in cs],
+                           "deeper_changed_services": deeper})
+    return Candidate(svc, op, "code_path_change", round(score, 4), summary, ev, NAME)
