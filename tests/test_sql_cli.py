@@ -1,0 +1,63 @@
+"""`dcr sql`: formats, row cap note, exit codes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from correlate.testing import make_dataset
+from mcp_server.cli import main
+
+MS = 1_000_000
+
+
+@pytest.fixture
+def data(dcr_home):
+    make_dataset("d", [
+        dict(trace_id="1" * 32, span_id=f"{i + 1:016x}", name=f"op{i}", service_name="front" if i else "back",
+             start_ns=i * MS, end_ns=(i + 2) * MS, status_code="ERROR" if i == 1 else "UNSET", kind="SERVER",
+             attributes='{"k": "v"}')
+        for i in range(5)
+    ])
+
+
+def test_table(data, capsys):
+    assert main(["sql", "d", "SELECT service_name, count(*) AS n FROM spans GROUP BY 1 ORDER BY 1"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "service_name  n\n------------  -\nback          1\nfront         4\n"
+    assert err.startswith("2 rows in ")
+
+
+def test_json(data, capsys):
+    assert main(["sql", "d", "SELECT name, start_ns, [1, 2] AS l, NULL AS z FROM spans ORDER BY 2", "--json",
+                 "--limit", "2"]) == 0
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert doc["columns"] == ["name", "start_ns", "l", "z"]
+    assert doc["rows"] == [["op0", 0, [1, 2], None], ["op1", MS, [1, 2], None]]
+    assert (doc["row_count"], doc["truncated"], doc["row_cap"]) == (2, True, 2)
+    assert "truncated at the row cap of 2" in err
+
+
+def test_csv(data, capsys):
+    assert main(["sql", "d", "SELECT name, status_code, NULL AS z FROM spans ORDER BY name LIMIT 2",
+                 "--format", "csv"]) == 0
+    out, _ = capsys.readouterr()
+    assert out == "name,status_code,z\nop0,UNSET,\nop1,ERROR,\n"
+
+
+def test_unknown_dataset_exit_2(data, capsys):
+    assert main(["sql", "nope", "SELECT 1"]) == 2
+    assert capsys.readouterr().err == "dcr: no dataset named 'nope' (known datasets: d)\n"
+
+
+def test_timeout_exit_1(data, capsys):
+    assert main(["sql", "d", "SELECT count(*) FROM range(1000000000000) t(i) WHERE i % 3 = 1",
+                 "--timeout", "0.3"]) == 1
+    assert capsys.readouterr().err.startswith("dcr: query interrupted after 0.3 s")
+
+
+def test_bad_limit_exit_2(data, capsys):
+    assert main(["sql", "d", "SELECT 1", "--limit", "-1"]) == 2
+    assert "--limit must be >= 0" in capsys.readouterr().err
