@@ -312,8 +312,6 @@ class BundleBuilder:
                 text += f"\n    traces {', '.join(ev.trace_ids[:3])}"
             if ev.span_ids:
                 text += f"  spans {', '.join(ev.span_ids[:3])}"
-            if ev.sql:
-                text += f"\n    sql: {_clip(ev.sql, 600)}"
             fact = {"rank": rank, "service": c.service, "operation": c.operation, "mechanism": c.mechanism,
                     "score": c.score, "summary": self._facts_redactor.text(c.summary), "trace_ids": list(ev.trace_ids[:3]),
                     "before": _jsonable(ev.before), "after": _jsonable(ev.after), "analysis": c.analysis}
@@ -431,8 +429,11 @@ class BundleBuilder:
                 p95_ratio = (a[2] or 0) / max(1, b[2] or 0)
                 weight = abs(rate_ratio - 1) + abs(err_delta) * 10 + abs(p95_ratio - 1)
                 change = f"calls x{rate_ratio:.2f}, errors {err_delta:+.1%}, p95 x{p95_ratio:.2f}"
-            rows.append((weight, f"{line}  [{change}]" if change else line,
-                         {"caller": src, "callee": dst, "change": change}))
+            fact = {"caller": src, "callee": dst, "change": change}
+            if a and b and b_s is not None:
+                fact.update(rate_ratio=round(rate_ratio, 3), err_delta=round(err_delta, 4),
+                            p95_ratio=round(p95_ratio, 3))
+            rows.append((weight, f"{line}  [{change}]" if change else line, fact))
         rows.sort(key=lambda r: -r[0])
         return [self._item(t, f"edge {f['caller']}->{f['callee']}", f) for _, t, f in rows]
 

@@ -142,6 +142,11 @@ class CodeContext:
             real = Path(os.path.realpath(cand))
             root = self._inside(real)
             if root is None:
+                # a production path from telemetry that is not under a root is skipped, not refused;
+                # anything else (the agent's own paths, symlinks out of a root) is refused
+                under_root = self._inside(Path(os.path.abspath(cand))) is not None
+                if from_telemetry and not under_root:
+                    continue
                 outside = outside or cand.exists() or ".." in Path(path).parts or Path(path).is_absolute()
                 continue
             if not real.is_file():

@@ -29,6 +29,7 @@ from escalation.providers.base import ProviderReply, ProviderRequest, Usage
 
 __all__ = ["GeminiProvider", "api_key", "retry_hint_s", "map_genai_error", "request_body"]
 
+API_VERSION = "v1beta"  # responseSchema, thinkingConfig and tools are documented on v1beta
 RETRYABLE = frozenset({408, 429, 500, 502, 503, 504})
 MAX_DELAY_S = 60.0
 
@@ -132,7 +133,7 @@ class GeminiProvider:
         if ms not in self._clients:
             self._clients[ms] = genai.Client(
                 api_key=self.key,
-                http_options=types.HttpOptions(base_url=self.base_url, timeout=ms),
+                http_options=types.HttpOptions(base_url=self.base_url, api_version=API_VERSION, timeout=ms),
             )
         return self._clients[ms]
 
@@ -224,14 +225,15 @@ def request_body(request: ProviderRequest, model: str | None = None) -> dict[str
     model = model or selected_model()
     prov = GeminiProvider.__new__(GeminiProvider)
     prov.model = model
-    client = genai.Client(api_key="dry-run-no-key", http_options=types.HttpOptions(base_url="http://127.0.0.1:9"))
+    client = genai.Client(api_key="dry-run-no-key",
+                          http_options=types.HttpOptions(base_url="http://127.0.0.1:9", api_version=API_VERSION))
     params = types._GenerateContentParameters(model=model, contents=prov._contents(request),
                                               config=prov.config(request))
     body = gmodels._GenerateContentParameters_to_mldev(client._api_client, params, None, params)
     url = body.pop("_url", {})
     body.pop("config", None)
     body = _common.encode_unserializable_types(_common.convert_to_dict(body))
-    return {"method": "POST", "path": f"v1beta/{url.get('model', 'models/' + model)}:generateContent",
+    return {"method": "POST", "path": f"{API_VERSION}/{url.get('model', 'models/' + model)}:generateContent",
             "body": body}
 
 

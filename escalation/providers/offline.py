@@ -149,6 +149,18 @@ class OfflineProvider:
                                    f"{deepest['service']} ({deepest.get('message') or 'no message'}).",
                     "evidence": [t["evidence_id"]]})
                 break
+        if causes:
+            return causes
+        slower = sorted((e for e in facts.get("graph", []) if (e.get("p95_ratio") or 0) >= 1.5),
+                        key=lambda e: -e["p95_ratio"])
+        if slower:
+            e = slower[0]
+            causes.append({
+                "title": f"latency added on the call {e['caller']} -> {e['callee']}",
+                "service": e["callee"], "operation": "", "mechanism": "latency_regression", "confidence": 0.2,
+                "explanation": f"No ranked candidates were available; the call {e['caller']} -> {e['callee']} has "
+                               f"the largest p95 increase (x{e['p95_ratio']:.2f}) between baseline and window.",
+                "evidence": [e["evidence_id"]]})
         return causes
 
     def _files_for(self, service: Any, facts: dict[str, Any]) -> list[str]:
