@@ -12,11 +12,11 @@ from correlate.analyses.common import (
     AnalysisContext,
     AnalysisResult,
     clamp01,
-    confidence,
     evidence_sql,
     exemplars,
     fmt_ms,
     lit,
+    median_shift,
     period_figures,
     ratio_score,
     rows,
@@ -38,12 +38,25 @@ def _edges(ctx: AnalysisContext) -> list[dict]:
         f"""SELECT remote_service AS callee, service AS caller,
                    count(*) FILTER (WHERE NOT after) AS n_b, count(*) FILTER (WHERE after) AS n_a,
                    avg(dur_ns - remote_ns) FILTER (WHERE NOT after) AS gap_b,
-                   avg(dur_ns - remote_ns) FILTER (WHERE after) AS gap_a,
-                   avg(remote_ns) FILTER (WHERE NOT after) AS server_b,
-                   avg(remote_ns) FILTER (WHERE after) AS server_a,
-                   coalesce(sum(dur_ns - remote_ns) FILTER (WHERE NOT after), 0) AS tot_b,
-                   coalesce(sum(dur_ns - remote_ns) FILTER (WHERE after), 0) AS tot_a
-            FROM {ctx.s} WHERE {CALL} GROUP BY remote_service, service""",
+                   avg(dur_ns - remote_ns) FILTER (WHERE after) AS gap_a
+            FROM {ctx.s} WHERE {CALL} GROUP BY remote_service, service ORDER BY remote_service, service""",
+    )
+
+
+def _callees(ctx: AnalysisContext) -> list[dict]:
+    gap = "dur_ns - remote_ns"
+    return rows(
+        ctx.con,
+        f"""SELECT remote_service AS callee,
+                   count(*) FILTER (WHERE NOT after) AS n_b, count(*) FILTER (WHERE after) AS n_a,
+                   median({gap}) FILTER (WHERE NOT after) AS p50_b, median({gap}) FILTER (WHERE after) AS p50_a,
+                   quantile_cont({gap}, 0.75) FILTER (WHERE NOT after)
+                     - quantile_cont({gap}, 0.25) FILTER (WHERE NOT after) AS iqr_b,
+                   quantile_cont({gap}, 0.75) FILTER (WHERE after)
+                     - quantile_cont({gap}, 0.25) FILTER (WHERE after) AS iqr_a,
+                   coalesce(sum({gap}) FILTER (WHERE NOT after), 0) AS tot_b,
+                   coalesce(sum({gap}) FILTER (WHERE after), 0) AS tot_a
+            FROM {ctx.s} WHERE {CALL} GROUP BY remote_service ORDER BY remote_service""",
     )
 
 
@@ -55,23 +68,22 @@ def find_network_delays(ctx: AnalysisContext) -> AnalysisResult:
     if not totals.n_before or not totals.n_after:
         return out
     ref_ns = max(totals.mean_dur_before_ns or 0.0, 1e6)
-    by_callee: dict[str, list[dict]] = {}
+    edges: dict[str, list[dict]] = {}
     for e in _edges(ctx):
-        if e["n_b"] >= MIN_CALLS and e["n_a"] >= MIN_CALLS:
-            by_callee.setdefault(e["callee"], []).append(e)
-    for callee, edges in sorted(by_callee.items()):
-        n_a = sum(e["n_a"] for e in edges)
-        n_b = sum(e["n_b"] for e in edges)
-        gap_b = sum(e["gap_b"] * e["n_b"] for e in edges) / n_b
-        gap_a = sum(e["gap_a"] * e["n_a"] for e in edges) / n_a
-        delta_req = sum(e["tot_a"] for e in edges) / totals.n_after - sum(e["tot_b"] for e in edges) / totals.n_before
-        grown = [e for e in edges if ratio_score(e["gap_b"], e["gap_a"], FLOOR_NS) >= 0.3]
+        edges.setdefault(e["callee"], []).append(e)
+    for c in _callees(ctx):
+        if c["n_b"] < MIN_CALLS or c["n_a"] < MIN_CALLS:
+            continue
+        sure = median_shift(c["p50_b"], c["p50_a"], c["iqr_b"], c["iqr_a"], c["n_b"], c["n_a"], FLOOR_NS)
+        delta_req = c["tot_a"] / totals.n_after - c["tot_b"] / totals.n_before
         impact = clamp01(delta_req / (0.25 * ref_ns))
-        spread = len(grown) / len(edges)
-        score = ratio_score(gap_b, gap_a, FLOOR_NS) * confidence(n_a, 10) * (0.3 + 0.7 * impact) * (0.5 + 0.5 * spread)
+        mine = [e for e in edges.get(c["callee"], []) if e["n_a"] and e["n_b"]]
+        grown = [e for e in mine if ratio_score(e["gap_b"], e["gap_a"], FLOOR_NS) >= 0.3]
+        spread = len(grown) / len(mine) if mine else 0.0
+        score = ratio_score(c["p50_b"], c["p50_a"], FLOOR_NS) * sure * (0.3 + 0.7 * impact) * (0.5 + 0.5 * spread)
         if score < 0.05:
             continue
-        out.candidates.append(_candidate(ctx, callee, edges, score))
+        out.candidates.append(_candidate(ctx, c["callee"], mine, score))
     return out
 
 
@@ -91,7 +103,8 @@ GROUP BY after ORDER BY after"""
         f"server spans take {fmt_ms(before.get('mean_server_ns'))} -> {fmt_ms(after.get('mean_server_ns'))}"
     )
     per_edge = {
-        f"{e['caller']} -> {callee}": {"mean_gap_before_ns": round(e["gap_b"]), "mean_gap_after_ns": round(e["gap_a"])}
+        f"{e['caller']} -> {callee}": {"mean_gap_before_ns": round(e["gap_b"] or 0),
+                                       "mean_gap_after_ns": round(e["gap_a"] or 0)}
         for e in edges
     }
     ev = Evidence(before=before, after=after, trace_ids=tids, span_ids=sids, sql=evidence_sql(ctx, q),
