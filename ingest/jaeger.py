@@ -1,0 +1,708 @@
+"""Jaeger UI JSON (the query API's `/api/traces` responses, the UI's "Download JSON") -> spans.
+
+    {"data": [{"traceID", "spans": [{"traceID", "spanID", "operationName", "references",
+               "startTime", "duration", "tags", "logs", "processID", "warnings", "flags"}],
+               "processes": {"p1": {"serviceName", "tags"}}, "warnings"}],
+     "total": 0, "limit": 0, "offset": 0, "errors": null}
+
+Also accepted: a bare trace object, a top-level array of traces, and several documents one
+after the other. Fields the UI adds when it saves a trace (per-span `process`, nested span
+objects inside `references`, `relativeStartTime`, `depth`, `hasChildren`, `childSpanIds`) are
+ignored, except that a span whose `processID` is not in `processes` takes its embedded
+`process`. Jaeger API v3 (`{"result":{"resourceSpans":…}}`) is OTLP and goes to `otlp_json`.
+
+The mapping follows Jaeger's own OTLP translator (opentelemetry-collector-contrib
+pkg/translator/jaeger, jaegerproto_to_traces.go):
+
+- times are microseconds: start_ns = startTime * 1000, end_ns = start_ns + duration * 1000;
+- the process gives the resource: `service.name` = serviceName plus the process tags, with
+  `hostname` renamed `host.name` (unless that is there); host = host.id / host.name / k8s pod,
+  else the Jaeger client's `ip` tag;
+- parent = the first CHILD_OF reference into the same trace, else the first FOLLOWS_FROM one
+  (Jaeger's `Span.ParentSpanID`); every other reference becomes a link carrying
+  `{"opentracing.ref_type": "child_of"|"follows_from"}`, and FOLLOWS_FROM links carry
+  `"type": "FOLLOWS_FROM"` (a FOLLOWS_FROM parent is kept as a link too, as the translator does);
+- typed tags become attributes (values as typed; binary stays base64 text); `span.kind` gives
+  the kind; `otel.scope.name` / `otel.library.name` (+ version) the scope; `w3c.tracestate` the
+  trace state; status: `error` = true -> ERROR, else `otel.status_code`, else
+  `http.status_code` (5xx, or 4xx on a client span -> ERROR), message from
+  `otel.status_description` or `http.status_message`; the tags consumed are removed;
+- logs become events: time from `timestamp` (µs), name from the `event` field;
+  exception_type / exception_message come from an OTel "exception" event, else from an
+  OpenTracing "error" log (`error.kind`, `message` or `error.object`);
+- span `warnings` are kept in the warnings column, after any of ours.
+
+Ids. Jaeger prints ids as hex without leading zeros (a trace id whose high half is small is
+shorter than 32 chars), so any hex id up to 16 (span) / 32 (trace) chars is left-padded with
+zeros, which also joins 64-bit trace ids with OTLP. An id that is not hex (hand-written and
+test traces use "A", "root", …) is mapped to blake2b(utf-8 text) with an 8-byte (span) or
+16-byte (trace) digest, the same function for span ids and references so parents still
+resolve, and the text is kept in the attribute `jaeger.original_span_id` /
+`jaeger.original_trace_id`. An empty, missing or all-zero span or trace id is a reject.
+
+Offsets: `source_offset` and span rejects use the span's 1-based index counted over the whole
+input (unit "record"); a trace that cannot be read at all, and malformed JSON, are rejected
+with the byte offset where they start in the decompressed stream (unit "byte").
+
+Streaming: `ingest/json_stream.py` cuts the input into one trace's bytes at a time, and each
+trace (then each span) is decoded with msgspec, so memory is one trace plus one read block
+plus one chunk of rows (CHUNK_SPANS) however large the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+import msgspec
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ingest.json_stream import Element, MalformedJSON, iter_array
+from ingest.normalize import host_from_resource
+from ingest.records import Chunk, Reject, SourceInfo
+from ingest.schema import INT_PROMOTED, PROMOTED, SPAN_SCHEMA
+
+__all__ = ["sniff", "read", "jaeger_id", "CHUNK_SPANS"]
+
+CHUNK_SPANS = 4096
+
+# ---- typed shapes (unknown fields, including the UI's, are skipped by msgspec) ------------
+# gc=False: millions of small structs a second, none of them in a reference cycle
+
+
+class _Tag(msgspec.Struct, gc=False):
+    key: str = ""
+    value: Any = None  # JSON already carries the type: "type" is not decoded (faster)
+
+
+class _Ref(msgspec.Struct, gc=False):
+    refType: str | None = None
+    traceID: str | None = None
+    spanID: str | None = None
+
+
+class _Log(msgspec.Struct, gc=False):
+    timestamp: int | None = None
+    fields: list[_Tag] | None = None
+
+
+class _Process(msgspec.Struct, gc=False):
+    serviceName: str | None = None
+    tags: list[_Tag] | None = None
+
+
+class _Span(msgspec.Struct, gc=False):
+    traceID: str | None = None
+    spanID: str | None = None
+    operationName: str | None = None
+    references: list[_Ref] | None = None
+    startTime: int | None = None
+    duration: int | None = None
+    tags: list[_Tag] | None = None
+    logs: list[_Log] | None = None
+    processID: str | None = None
+    process: _Process | None = None
+    warnings: list[str] | None = None
+    flags: int | None = None
+
+
+class _Trace(msgspec.Struct, gc=False):
+    traceID: str | None = None
+    spans: list[msgspec.Raw] | None = None
+    processes: dict[str, msgspec.Raw] | None = None
+
+
+class _TypedTrace(msgspec.Struct, gc=False):
+    """The fast path: the whole trace typed at once (falls back to _Trace on any error)."""
+
+    traceID: str | None = None
+    spans: list[_Span] | None = None
+    processes: dict[str, msgspec.Raw] | None = None
+
+
+class _ApiError(msgspec.Struct, gc=False):
+    code: int | None = None
+    msg: str | None = None
+    traceID: str | None = None
+
+
+_TRACE = msgspec.json.Decoder(_Trace, strict=False)
+_TYPED_TRACE = msgspec.json.Decoder(_TypedTrace, strict=False)
+_SPAN = msgspec.json.Decoder(_Span, strict=False)
+_PROCESS = msgspec.json.Decoder(_Process, strict=False)
+_ERRORS = msgspec.json.Decoder(list[_ApiError] | None, strict=False)
+_encode = msgspec.json.Encoder().encode
+
+# ---- sniff --------------------------------------------------------------------------------
+
+_OTLP_KEYS = re.compile(rb'"(resourceSpans|resourceLogs|scopeSpans|batches)"\s*:')
+_DATA = re.compile(rb'^\s*\{.*?"data"\s*:\s*(\[\s*[{\]]|null)', re.S)
+_ENVELOPE = re.compile(rb'"(total|limit|offset|errors)"\s*:')
+_TRACE_KEYS = re.compile(rb'"(spans|processes)"\s*:\s*[\[{]')
+
+
+def sniff(head: bytes) -> bool:
+    """Jaeger UI JSON: `{"data":[{"traceID"…` (or a bare trace / array of traces), not OTLP."""
+    head = head.removeprefix(b"\xef\xbb\xbf")
+    if _OTLP_KEYS.search(head):
+        return False
+    has_trace = b'"traceID"' in head and _TRACE_KEYS.search(head) is not None
+    if _DATA.match(head):
+        return has_trace or _ENVELOPE.search(head) is not None  # an empty search result
+    start = head.lstrip()[:1]
+    return start in (b"{", b"[") and has_trace and b'"spanID"' in head
+
+
+# ---- ids ----------------------------------------------------------------------------------
+
+
+def _hashed(text: str, nbytes: int) -> str:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=nbytes).hexdigest()
+
+
+def jaeger_id(text: Any, width: int, what: str) -> tuple[str, bool]:
+    """(`width` lowercase hex chars, whether the text was hashed) for a Jaeger id."""
+    if type(text) is not str:
+        raise ValueError(f"{what} missing" if text is None else f"{what} is not a string")
+    n = len(text)
+    if n == width:
+        try:
+            raw = bytes.fromhex(text)
+        except ValueError:
+            raw = b""
+        if len(raw) * 2 == width:
+            if not any(raw):
+                raise ValueError(f"{what} is all zeros")
+            return raw.hex(), False
+    elif 0 < n < width and _HEX.fullmatch(text):
+        out = text.lower().rjust(width, "0")
+        if out.count("0") == width:
+            raise ValueError(f"{what} is all zeros")
+        return out, False
+    if not text:
+        raise ValueError(f"{what} missing")
+    return _hashed(text, width // 2), True
+
+
+_HEX = re.compile(r"[0-9a-fA-F]+")
+
+# ---- processes ----------------------------------------------------------------------------
+
+
+class _Resource:
+    """What the spans of one Jaeger process share."""
+
+    __slots__ = ("service_name", "service_version", "service_instance_id", "host", "attributes")
+
+    def __init__(self, proc: _Process) -> None:
+        attrs: dict[str, Any] = {}
+        if proc.serviceName:
+            attrs["service.name"] = proc.serviceName
+        if proc.tags:
+            for t in proc.tags:
+                attrs[t.key] = t.value
+        if "hostname" in attrs and "host.name" not in attrs:
+            attrs["host.name"] = attrs.pop("hostname")
+        self.service_name = _text(attrs.get("service.name"))
+        self.service_version = _text(attrs.get("service.version"))
+        self.service_instance_id = _text(attrs.get("service.instance.id"))
+        host = host_from_resource(attrs)
+        if host is None and attrs.get("ip"):
+            host = str(attrs["ip"])
+        self.host = host
+        self.attributes = _dumps(attrs)
+
+
+def _text(v: Any) -> str | None:
+    if v is None:
+        return None
+    return v if isinstance(v, str) else _dumps(v)
+
+
+def _dumpb(v: Any) -> bytes:
+    """Compact UTF-8 JSON; integers beyond 64 bits and odd types fall back to the json module."""
+    try:
+        return _encode(v)
+    except (OverflowError, TypeError, msgspec.EncodeError):
+        return json.dumps(v, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+
+
+def _dumps(v: Any) -> str:
+    return _dumpb(v).decode()
+
+
+_NO_RESOURCE = _Resource(_Process())
+
+# ---- span -> columns ----------------------------------------------------------------------
+
+_KINDS = {"client": "CLIENT", "server": "SERVER", "producer": "PRODUCER", "consumer": "CONSUMER",
+          "internal": "INTERNAL"}
+_OTEL_STATUS = {"OK": "OK", "ERROR": "ERROR"}
+_PROMOTED_COLS = tuple(PROMOTED)
+_PROMOTE_BY_ATTR: dict[str, tuple[int, int]] = {
+    name: (ci, pri) for ci, col in enumerate(_PROMOTED_COLS) for pri, name in enumerate(PROMOTED[col])
+}
+_PROMOTABLE = frozenset(_PROMOTE_BY_ATTR)
+_INT_COLS = frozenset(i for i, c in enumerate(_PROMOTED_COLS) if c in INT_PROMOTED)
+
+_MAX_NS = 2**63 - 1
+_W_UNKNOWN_PROCESS = "processID is not in the trace's processes: no service"
+_W_BAD_PROCESS = "the span's process is not readable: no service"
+_W_BAD_REFERENCE = "a reference without a usable spanID was ignored"
+_W_END_BEFORE_START = "negative duration: end set to start"
+
+_OWN = ("trace_id", "span_id", "parent_span_id", "trace_state", "name", "kind", "scope_name",
+        "scope_version", "start_ns", "end_ns", "status_code", "status_message", "attributes", "events",
+        "links", "flags", "warnings", "exception_type", "exception_message", "source_offset")
+_RES = (("service_name", "service_name"), ("service_version", "service_version"),
+        ("service_instance_id", "service_instance_id"), ("host", "host"), ("resource_attributes", "attributes"))
+
+
+def _http_status(value: Any, kind: str) -> str | None:
+    """ERROR for a failed HTTP exchange, as the translator's getStatusCodeFromHTTPStatusAttr."""
+    try:
+        code = int(value)
+    except (TypeError, ValueError):
+        return None
+    if 400 <= code < 500:
+        return "ERROR" if kind == "CLIENT" else None
+    return None if 100 <= code < 400 else "ERROR"
+
+
+def _status(attrs: dict[str, Any], kind: str) -> tuple[str, str | None]:
+    err = attrs.get("error")
+    if err is True or (isinstance(err, str) and err.lower() == "true"):
+        del attrs["error"]
+        msg = attrs.pop("otel.status_description", None)
+        if msg is None:
+            msg = attrs.get("http.status_message")
+        attrs.pop("otel.status_code", None)
+        return "ERROR", _text(msg)
+    if "otel.status_code" in attrs:
+        code = _OTEL_STATUS.get(str(attrs.pop("otel.status_code")).upper(), "UNSET")
+        return code, _text(attrs.pop("otel.status_description", None))
+    if "http.status_code" in attrs:
+        code = _http_status(attrs["http.status_code"], kind)
+        if code is not None:
+            return code, _text(attrs.get("http.status_message"))
+    return "UNSET", None
+
+
+def _events(logs: list[_Log]) -> tuple[list[dict[str, Any]], str | None, str | None]:
+    out = []
+    exc_type = exc_msg = None
+    seen_exception = seen_error = False
+    for log in logs:
+        attrs = {t.key: t.value for t in log.fields} if log.fields else {}
+        name = attrs.pop("event", "")
+        name = name if isinstance(name, str) else _dumps(name)
+        if name == "exception" and not seen_exception:
+            seen_exception = True
+            t, m = attrs.get("exception.type"), attrs.get("exception.message")
+            exc_type, exc_msg = (None if t is None else str(t)), (None if m is None else str(m))
+        elif name == "error" and not seen_exception and not seen_error:
+            seen_error = True
+            t = attrs.get("error.kind")
+            m = attrs.get("message", attrs.get("error.object"))
+            exc_type, exc_msg = (None if t is None else str(t)), (None if m is None else str(m))
+        ts = log.timestamp
+        out.append({"time_ns": ts * 1000 if ts is not None else None, "name": name, "attributes": attrs,
+                    "dropped_attributes_count": 0})
+    return out, exc_type, exc_msg
+
+
+class _Rows:
+    """One chunk of span rows, kept as tuples (one append a span) and turned into columns once.
+
+    A row is (trace_id, span_id, parent_span_id, trace_state, name, kind, scope_name,
+    scope_version, start_ns, end_ns, status_code, status_message, attributes, events, links,
+    flags, warnings, exception_type, exception_message, source_offset, resource, attributes dict);
+    attributes / events / links are UTF-8 JSON bytes; the dict gives the promoted columns.
+    """
+
+    def __init__(self) -> None:
+        self.rows: list[tuple] = []
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def to_batch(self, source_id: str) -> pa.RecordBatch:
+        n = len(self.rows)
+        columns = list(zip(*self.rows, strict=True))
+        cols: dict[str, pa.Array] = {}
+        for i, name in enumerate(_OWN):
+            if name in ("attributes", "events", "links"):
+                cols[name] = pa.array(columns[i], type=pa.binary()).view(pa.string())
+            else:
+                cols[name] = pa.array(columns[i], type=SPAN_SCHEMA.field(name).type)
+        # a chunk has few distinct processes: take() their columns by index
+        index: dict[int, int] = {}
+        distinct: list[_Resource] = []
+        for r in columns[len(_OWN)]:
+            if id(r) not in index:
+                index[id(r)] = len(distinct)
+                distinct.append(r)
+        take = pa.array([index[id(r)] for r in columns[len(_OWN)]], type=pa.int32())
+        for name, attr in _RES:
+            cols[name] = pa.array([getattr(r, attr) for r in distinct], type=pa.string()).take(take)
+        cols["duration_ns"] = pc.subtract(cols["end_ns"], cols["start_ns"])
+        cols.update(_promoted_columns(columns[len(_OWN) + 1]))
+        cols["source_id"] = pa.repeat(pa.scalar(source_id, pa.string()), n)
+        arrays = [cols[f.name] if f.name in cols else pa.nulls(n, f.type) for f in SPAN_SCHEMA]
+        return pa.RecordBatch.from_arrays(arrays, schema=SPAN_SCHEMA)
+
+
+def _promotion_plan(keys: tuple[str, ...]) -> tuple[tuple[int, str], ...]:
+    """For spans whose attributes have exactly these keys: (promoted column, attribute) pairs."""
+    present = set(keys)
+    return tuple(
+        (ci, next(name for name in PROMOTED[col] if name in present))
+        for ci, col in enumerate(_PROMOTED_COLS)
+        if not present.isdisjoint(PROMOTED[col])
+    )
+
+
+_PLANS: dict[tuple[str, ...], tuple[tuple[int, str], ...]] = {}
+
+
+def _promoted_columns(attrs: tuple[dict[str, Any], ...]) -> dict[str, pa.Array]:
+    """The promoted columns of a chunk; for each, the first of its names that a span carries.
+
+    Spans of one operation carry the same attribute keys, so the plan is cached by key tuple.
+    A None value does not fall back to the next name (JSON null attributes are rare).
+    """
+    n = len(attrs)
+    out: list[list[Any]] = [[None] * n for _ in _PROMOTED_COLS]
+    used: dict[int, tuple[tuple[int, str], ...]] = {}
+    plans = _PLANS
+    for row, a in enumerate(attrs):
+        if not a:
+            continue
+        keys = tuple(a)
+        plan = plans.get(keys)
+        if plan is None:
+            if len(plans) > 20_000:
+                plans.clear()
+            plan = plans[keys] = _promotion_plan(keys)
+        used[id(plan)] = plan
+        for ci, key in plan:
+            out[ci][row] = a[key]
+    result: dict[str, pa.Array] = {}
+    for ci in {ci for plan in used.values() for ci, _ in plan}:
+        name = _PROMOTED_COLS[ci]
+        typ = SPAN_SCHEMA.field(name).type
+        try:  # the usual case: every value already has the column's type
+            result[name] = pa.array(out[ci], type=typ)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            result[name] = pa.array([None if v is None else _promoted_value(ci, v) for v in out[ci]], type=typ)
+    return result
+
+
+def _promoted_value(ci: int, value: Any) -> Any:
+    if ci in _INT_COLS:
+        try:
+            value = int(value)
+        except (TypeError, ValueError):
+            return None
+        return value if -(2**31) <= value < 2**31 else None
+    return value if isinstance(value, str) else _dumps(value)
+
+
+class _TraceState:
+    """Per-trace context: the trace's own id, its processes, an id cache."""
+
+    def __init__(self, trace: _Trace | _TypedTrace, resources: _ResourceCache) -> None:
+        self.default_trace_id = trace.traceID
+        self.raw_processes = trace.processes or {}
+        self.cache = resources
+        self.by_pid: dict[str | None, _Resource] = {}  # the readable processes seen so far
+        self.trace_ids: dict[str, tuple[str, bool]] = {}
+
+    def trace_id(self, text: Any) -> tuple[str, bool]:
+        hit = self.trace_ids.get(text) if type(text) is str else None
+        if hit is None:
+            hit = jaeger_id(text, 32, "traceID")
+            self.trace_ids[text] = hit
+        return hit
+
+    def resource(self, span: _Span, warnings: list[str]) -> _Resource:
+        """The span's process (the slow path: `by_pid` misses)."""
+        pid = span.processID
+        raw = self.raw_processes.get(pid) if pid is not None else None
+        if raw is not None:
+            res = self.cache.get(raw)
+            if res is not None:
+                self.by_pid[pid] = res
+                return res
+            warnings.append(_W_BAD_PROCESS)
+            return _NO_RESOURCE
+        if span.process is not None:
+            return _Resource(span.process)
+        warnings.append(_W_UNKNOWN_PROCESS)
+        return _NO_RESOURCE
+
+
+class _ResourceCache:
+    """Processes by their JSON bytes: a dump repeats the same few hundred processes in every trace."""
+
+    MAX = 50_000
+
+    def __init__(self) -> None:
+        self.by_raw: dict[bytes, _Resource | None] = {}
+
+    def get(self, raw: msgspec.Raw) -> _Resource | None:
+        key = bytes(raw)
+        try:
+            return self.by_raw[key]
+        except KeyError:
+            pass
+        try:
+            res: _Resource | None = _Resource(_PROCESS.decode(key))
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            res = None
+        if len(self.by_raw) >= self.MAX:
+            self.by_raw.clear()
+        self.by_raw[key] = res
+        return res
+
+
+def _references(refs: list[_Ref], ts: _TraceState, tid: str, sid: str,
+                warnings: list[str]) -> tuple[str | None, list[dict[str, Any]]]:
+    """(parent span id, links) from a span's references, as Jaeger's Span.ParentSpanID picks."""
+    parent_ref = None
+    resolved = []
+    for ref in refs:
+        try:
+            rsid = jaeger_id(ref.spanID, 16, "reference spanID")[0]
+            rtid = ts.trace_id(ref.traceID)[0] if ref.traceID is not None else tid
+        except ValueError:
+            if _W_BAD_REFERENCE not in warnings:
+                warnings.append(_W_BAD_REFERENCE)
+            continue
+        follows = ref.refType is not None and ref.refType.upper() == "FOLLOWS_FROM"
+        item = (rtid, rsid, follows)
+        resolved.append(item)
+        if rtid == tid and (parent_ref is None or (parent_ref[2] and not follows)):
+            parent_ref = item
+    parent = None
+    links = []
+    for item in resolved:
+        rtid, rsid, follows = item
+        if item is parent_ref:
+            parent = rsid
+            if not follows:
+                continue
+        link: dict[str, Any] = {"trace_id": rtid, "span_id": rsid, "trace_state": "",
+                                "attributes": {"opentracing.ref_type": "follows_from" if follows else "child_of"}}
+        if follows:
+            link["type"] = "FOLLOWS_FROM"
+        links.append(link)
+    if parent == sid:
+        parent = None  # a self-reference would make a cycle
+    return parent, links
+
+
+def _span_id(text: Any, what: str) -> tuple[str, bool]:
+    """jaeger_id(text, 16) with the common case (16 hex chars) inline."""
+    if type(text) is str and len(text) == 16:
+        try:
+            raw = bytes.fromhex(text)
+        except ValueError:
+            raw = b""
+        if len(raw) == 8 and any(raw):
+            return raw.hex(), False
+    return jaeger_id(text, 16, what)
+
+
+def _span_row(ts: _TraceState, sp: _Span, offset: int) -> tuple:
+    """One span's row (see _Rows); ValueError when the span cannot be used."""
+    tid_text = sp.traceID if sp.traceID is not None else ts.default_trace_id
+    tid, tid_hashed = ts.trace_ids.get(tid_text) or ts.trace_id(tid_text)
+    sid, sid_hashed = _span_id(sp.spanID, "spanID")
+    start = sp.startTime
+    if start is None:
+        raise ValueError("startTime missing")
+    start *= 1000
+    if not 0 <= start < _MAX_NS:
+        raise ValueError("startTime out of range")
+    warnings: list[str] = []
+    dur = sp.duration
+    if dur is None:
+        end = start
+    elif dur >= 0:
+        end = start + dur * 1000
+        if end > _MAX_NS:
+            end = _MAX_NS
+    else:
+        warnings.append(_W_END_BEFORE_START)
+        end = start
+
+    refs = sp.references
+    parent = links = None
+    if refs:
+        ref = refs[0]
+        if len(refs) == 1 and ref.refType == "CHILD_OF" and (ref.traceID is None or ref.traceID == tid_text):
+            try:  # the common case: one CHILD_OF into the same trace
+                parent = _span_id(ref.spanID, "reference spanID")[0]
+            except ValueError:
+                warnings.append(_W_BAD_REFERENCE)
+            if parent == sid:
+                parent = None
+        else:
+            parent, links = _references(refs, ts, tid, sid, warnings)
+
+    kind = "UNSPECIFIED"
+    status, status_msg = "UNSET", None
+    scope_name = scope_version = trace_state = None
+    if sp.tags:
+        attrs = {t.key: t.value for t in sp.tags}
+        if "span.kind" in attrs:
+            kind = _KINDS.get(str(attrs.pop("span.kind")).lower(), "UNSPECIFIED")
+        if "otel.scope.name" in attrs:
+            scope_name = _text(attrs.pop("otel.scope.name"))
+            scope_version = _text(attrs.pop("otel.scope.version", None))
+        elif "otel.library.name" in attrs:
+            scope_name = _text(attrs.pop("otel.library.name"))
+            scope_version = _text(attrs.pop("otel.library.version", None))
+        if "error" in attrs or "otel.status_code" in attrs or "http.status_code" in attrs:
+            status, status_msg = _status(attrs, kind)
+        if "w3c.tracestate" in attrs:
+            trace_state = _text(attrs.pop("w3c.tracestate")) or None
+    else:
+        attrs = {}
+    if tid_hashed:
+        attrs["jaeger.original_trace_id"] = tid_text
+    if sid_hashed:
+        attrs["jaeger.original_span_id"] = sp.spanID
+
+    res = ts.by_pid.get(sp.processID) or ts.resource(sp, warnings)
+    exc_type = exc_msg = None
+    events = None
+    if sp.logs:
+        events, exc_type, exc_msg = _events(sp.logs)
+    if sp.warnings:
+        warnings.extend(sp.warnings)
+    try:
+        attrs_json = _encode(attrs) if attrs else b"{}"
+        events_json = _encode(events) if events else b"[]"
+    except (OverflowError, TypeError, msgspec.EncodeError):
+        attrs_json, events_json = _dumpb(attrs), _dumpb(events or [])
+    return (
+        tid, sid, parent, trace_state, sp.operationName or "", kind, scope_name, scope_version,
+        start, end, status, status_msg, attrs_json, events_json, _dumpb(links) if links else b"[]",
+        sp.flags, _dumps(warnings) if warnings else None, exc_type, exc_msg, offset, res, attrs,
+    )
+
+
+# ---- the reader ---------------------------------------------------------------------------
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:300]
+
+
+class _Reader:
+    def __init__(self, source: SourceInfo) -> None:
+        self.source = source
+        self.rows = _Rows()
+        self.rejects: list[Reject] = []
+        self.resources = _ResourceCache()
+        self.span_index = 0
+
+    def reject(self, offset: int, reason: str, raw: bytes, unit: str) -> None:
+        self.rejects.append(Reject(self.source.path, offset, reason, raw, unit))
+
+    def ready(self) -> bool:
+        return len(self.rows) >= CHUNK_SPANS or len(self.rejects) >= CHUNK_SPANS
+
+    def flush(self) -> Chunk:
+        chunk = Chunk(spans=self.rows.to_batch(self.source.source_id) if len(self.rows) else None,
+                      rejects=self.rejects)
+        self.rows = _Rows()
+        self.rejects = []
+        return chunk
+
+    def trace(self, raw: bytes, offset: int, ordinal: int) -> None:
+        try:
+            typed = _TYPED_TRACE.decode(raw)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            self.trace_span_by_span(raw, offset, ordinal)
+            return
+        if not typed.spans:
+            return
+        ts = _TraceState(typed, self.resources)
+        rows: list[tuple] = []
+        index = self.span_index
+        try:
+            for sp in typed.spans:
+                index += 1
+                rows.append(_span_row(ts, sp, index))
+        except (ValueError, OverflowError):
+            self.trace_span_by_span(raw, offset, ordinal)  # redo it with verbatim rejects
+            return
+        self.span_index = index
+        self.rows.rows.extend(rows)
+
+    def trace_span_by_span(self, raw: bytes, offset: int, ordinal: int) -> None:
+        try:
+            trace = _TRACE.decode(raw)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            self.reject(offset, f"trace #{ordinal} is not readable: {_reason(exc)}", raw, "byte")
+            return
+        if not trace.spans:
+            return
+        ts = _TraceState(trace, self.resources)
+        append = self.rows.rows.append
+        for raw_span in trace.spans:
+            self.span_index += 1
+            try:
+                append(_span_row(ts, _SPAN.decode(raw_span), self.span_index))
+            except (msgspec.DecodeError, msgspec.ValidationError, ValueError, OverflowError) as exc:
+                self.reject(self.span_index, _reason(exc), bytes(raw_span), "record")
+
+    def members(self, members: dict[str, bytes], offset: int) -> None:
+        if "spans" in members:  # a bare trace object
+            body = b",".join(_encode(k) + b":" + v for k, v in members.items())
+            self.trace(b"{" + body + b"}", offset, 1)
+        raw_errors = members.get("errors")
+        if raw_errors is None:
+            return
+        try:
+            errors = _ERRORS.decode(raw_errors) or []
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            errors = [_ApiError(msg=raw_errors.decode("utf-8", "replace")[:300])]
+        for err in errors:
+            what = f"the Jaeger API response reports an error: {err.msg or err.code}"
+            if err.traceID:
+                what += f" (trace {err.traceID})"
+            self.reject(offset, what, _encode(err), "byte")
+
+
+def read(stream: BinaryIO, source: SourceInfo) -> Iterator[Chunk]:
+    """Chunks of span rows (and rejects) from a Jaeger UI JSON stream; never raises on bad data."""
+    rd = _Reader(source)
+    items = iter_array(stream, "data")
+    while True:
+        try:
+            item = next(items)
+        except StopIteration:
+            break
+        except MalformedJSON as exc:
+            rd.reject(exc.offset, f"malformed JSON, the rest of the input is skipped: {exc.reason}", exc.raw, "byte")
+            break
+        if isinstance(item, Element):
+            if item.raw[:1] != b"{":
+                rd.reject(item.offset, f"trace #{item.index} is not a JSON object", item.raw, "byte")
+            else:
+                rd.trace(item.raw, item.offset, item.index)
+        else:
+            rd.members(item.members, item.offset)
+        if rd.ready():
+            yield rd.flush()
+    if len(rd.rows) or rd.rejects:
+        yield rd.flush()
