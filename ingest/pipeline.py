@@ -43,6 +43,7 @@ from ingest.formats import (
     load_format,
     read_head,
 )
+from ingest.otlp_fast import decode_lines_fast
 from ingest.records import Chunk, Reject, SourceInfo
 from ingest.writer import DatasetWriter, SourceStats
 
@@ -156,11 +157,11 @@ def _decode_range(path: str, start: int, end: int, source: SourceInfo) -> tuple[
             data += fh.readline()
     if start == 0:
         data = data.removeprefix(b"\xef\xbb\xbf")
-    return otlp_json.decode_lines(data, 1, source)
+    return decode_lines_fast(data, 1, source)
 
 
 def _decode_block(data: bytes, source: SourceInfo) -> tuple[Chunk, int]:
-    return otlp_json.decode_lines(data, 1, source)
+    return decode_lines_fast(data, 1, source)
 
 
 def _shift(chunk: Chunk, lines_before: int) -> Chunk:

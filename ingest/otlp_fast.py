@@ -1,0 +1,449 @@
+"""The fast path of the OTLP/JSON reader: trusting per record, checking per column.
+
+    line ──one typed msgspec decode──► records ──one tuple a row──► columns ──► checks (RE2)
+      │ any error                                                      │ rows failing
+      ▼                                                                ▼
+    careful path (otlp_json.Sink) for that line        the rows' lines go the careful path
+
+Per record this does only what cannot be done column-wise (AnyValue -> JSON, string
+integers -> int); ids are validated as whole columns. A line takes the careful path when it
+does not decode, or when any of its rows fails a column check, so rejects are always
+verbatim and worded by the careful path.
+"""
+
+from __future__ import annotations
+
+import gc
+from array import array
+from itertools import accumulate
+from typing import Any
+
+import msgspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ingest import otlp_json as oj
+from ingest.records import Chunk, SourceInfo
+from ingest.schema import LOG_SCHEMA, PROMOTED, SPAN_KINDS, SPAN_SCHEMA, STATUS_CODES
+
+__all__ = ["decode_lines_fast"]
+
+# ---- the one-call shapes (records typed, unlike the careful path's raw records) -----------
+
+
+class _FScopeSpans(msgspec.Struct, gc=False):
+    scope: oj._Scope | None = None
+    instrumentationLibrary: oj._Scope | None = None
+    spans: list[oj._Span] = []
+
+
+class _FScopeLogs(msgspec.Struct, gc=False):
+    scope: oj._Scope | None = None
+    instrumentationLibrary: oj._Scope | None = None
+    logRecords: list[oj._LogRecord] = []
+
+
+class _FResourceSpans(msgspec.Struct, gc=False):
+    resource: oj._Resource | None = None
+    scopeSpans: list[_FScopeSpans] = []
+    instrumentationLibrarySpans: list[_FScopeSpans] = []
+
+
+class _FResourceLogs(msgspec.Struct, gc=False):
+    resource: oj._Resource | None = None
+    scopeLogs: list[_FScopeLogs] = []
+    instrumentationLibraryLogs: list[_FScopeLogs] = []
+
+
+class _FResult(msgspec.Struct, gc=False):
+    resourceSpans: list[_FResourceSpans] = []
+    resourceLogs: list[_FResourceLogs] = []
+
+
+class _FDoc(msgspec.Struct, gc=False):
+    resourceSpans: list[_FResourceSpans] = []
+    resourceLogs: list[_FResourceLogs] = []
+    batches: list[_FResourceSpans] = []
+    result: _FResult | None = None
+
+
+_FDOC = msgspec.json.Decoder(_FDoc)
+_encode = oj._encode
+_value = oj._value
+_MAX_I64 = 2**63 - 1
+_KIND = dict(enumerate(SPAN_KINDS))
+_STATUS = dict(enumerate(STATUS_CODES))
+_ZERO16 = "0000000000000000"
+
+
+class _Surprise(Exception):
+    """Something the fast path does not handle: the line goes the careful way."""
+
+
+def _t(v: Any) -> int:
+    if v.__class__ is not int:
+        if v is None or v.__class__ is not str:
+            raise _Surprise
+        v = int(v)  # ValueError -> careful path
+    if not 0 <= v <= _MAX_I64:
+        raise _Surprise
+    return v
+
+
+def _attrs_json(kvs: list[oj._KeyValue]) -> bytes:
+    if not kvs:
+        return b"{}"
+    d = {}
+    for kv in kvs:
+        v = kv.value
+        if v is not None and v.stringValue is not None:
+            d[kv.key] = v.stringValue
+        else:
+            d[kv.key] = _value(v)
+    return _encode(d)
+
+
+def _events(events: list[oj._Event]) -> tuple[bytes, str | None, str | None]:
+    out = []
+    exc_type = exc_msg = None
+    seen = False
+    for ev in events:
+        attrs = oj._attrs(ev.attributes)
+        if not seen and ev.name == "exception":
+            seen = True
+            t, m = attrs.get("exception.type"), attrs.get("exception.message")
+            exc_type = None if t is None else str(t)
+            exc_msg = None if m is None else str(m)
+        out.append({"time_ns": _t(ev.timeUnixNano), "name": ev.name, "attributes": attrs,
+                    "dropped_attributes_count": ev.droppedAttributesCount})
+    return _encode(out), exc_type, exc_msg
+
+
+def _links(links: list[oj._Link]) -> bytes:
+    return _encode([
+        {"trace_id": oj._trace_id(ln.traceId), "span_id": oj._span_id(ln.spanId), "trace_state": ln.traceState,
+         "attributes": oj._attrs(ln.attributes), "dropped_attributes_count": ln.droppedAttributesCount,
+         "flags": ln.flags}
+        for ln in links
+    ])
+
+
+# ---- spans --------------------------------------------------------------------------------
+
+# row tuple layout (the order _FastSpans.add builds)
+_ROW = ("trace_id", "span_id", "parent_span_id", "trace_state", "name", "kind", "start_ns", "end_ns",
+        "status_code", "status_message", "attributes", "events", "links", "flags", "dropped_attributes_count",
+        "dropped_events_count", "dropped_links_count", "exception_type", "exception_message", "source_offset",
+        "warnings")
+_JSON_COLS = frozenset({"attributes", "events", "links"})
+_CTX = ("service_name", "service_version", "service_instance_id", "host", "scope_name", "scope_version",
+        "resource_attributes", "scope_attributes")
+_W_END = oj._encode([oj._W_END_BEFORE_START]).decode()
+
+
+def _binary_column(values: Any) -> pa.Array:
+    """bytes objects -> a string array, built from one join (much cheaper than pa.array)."""
+    offsets = array("q", [0])
+    offsets.extend(accumulate(map(len, values)))
+    data = b"".join(values)
+    return pa.Array.from_buffers(pa.large_string(), len(values), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
+def _context_columns(runs: list[tuple[oj._Context, int]], names: tuple[str, ...]) -> dict[str, pa.Array]:
+    """Columns shared by runs of rows: one value a run, repeated by `take`."""
+    index = pa.array(np.repeat(np.arange(len(runs), dtype=np.int32), [count for _, count in runs]))
+    return {name: pa.array([getattr(ctx, name) for ctx, _ in runs], type=pa.string()).take(index)
+            for name in names}
+
+
+class _FastSpans:
+    def __init__(self) -> None:
+        self.rows: list[tuple] = []
+        self.ctx_runs: list[tuple[oj._Context, int]] = []
+        # promoted attributes: one list of (row, value) per (column, priority)
+        self.promo: dict[str, list[tuple[int, Any]]] = {name: [] for name in oj._PROMOTE_BY_ATTR}
+
+    def mark(self) -> tuple[int, int, dict[str, int]]:
+        return len(self.rows), len(self.ctx_runs), {k: len(v) for k, v in self.promo.items() if v}
+
+    def undo(self, mark: tuple[int, int, dict[str, int]]) -> None:
+        del self.rows[mark[0]:]
+        del self.ctx_runs[mark[1]:]
+        for k, v in self.promo.items():
+            del v[mark[2].get(k, 0):]
+
+    def add_group(self, ctx: oj._Context, spans: list[oj._Span], line_no: int) -> None:
+        rows = self.rows
+        append = rows.append
+        promo_get = self.promo.get
+        kinds, statuses, value, encode = _KIND, _STATUS, _value, _encode
+        for sp in spans:
+            start = sp.startTimeUnixNano
+            if start.__class__ is str:
+                start = int(start)  # type: ignore[arg-type]
+            end = sp.endTimeUnixNano
+            if end is None:
+                end = start
+            elif end.__class__ is str:
+                end = int(end)  # type: ignore[arg-type]
+            if not (0 <= start <= _MAX_I64 and 0 <= end <= _MAX_I64):  # type: ignore[operator]
+                raise _Surprise
+            kind = kinds.get(sp.kind)  # type: ignore[call-overload]
+            if kind is None:
+                raise _Surprise
+            st = sp.status
+            if st is None:
+                code, msg = "UNSET", None
+            else:
+                code = statuses.get(st.code)  # type: ignore[call-overload]
+                if code is None:
+                    raise _Surprise
+                msg = st.message or None
+            row = len(rows)
+            kvs = sp.attributes
+            if kvs:
+                d = {}
+                for kv in kvs:
+                    key = kv.key
+                    v = kv.value
+                    if v is not None and v.stringValue is not None:
+                        v = v.stringValue
+                    else:
+                        v = value(v)
+                    d[key] = v
+                    hits = promo_get(key)
+                    if hits is not None:
+                        hits.append((row, v))
+                attrs = encode(d)
+            else:
+                attrs = b"{}"
+            if sp.events:
+                events, exc_type, exc_msg = _events(sp.events)
+            else:
+                events, exc_type, exc_msg = b"[]", None, None
+            parent = sp.parentSpanId
+            append((sp.traceId, sp.spanId, None if not parent or parent == _ZERO16 else parent,
+                    sp.traceState or None, sp.name, kind, start, end, code, msg, attrs, events,
+                    _links(sp.links) if sp.links else b"[]", sp.flags, sp.droppedAttributesCount,
+                    sp.droppedEventsCount, sp.droppedLinksCount, exc_type, exc_msg, line_no,
+                    _W_END if end < start else None))
+        self.ctx_runs.append((ctx, len(spans)))
+
+    def _promoted(self, n: int) -> dict[str, pa.Array]:
+        out = {}
+        for ci, col in enumerate(oj._PROMOTED_COLS):
+            typ = SPAN_SCHEMA.field(col).type
+            names = [name for name in reversed(PROMOTED[col]) if self.promo[name]]  # preferred last: it wins
+            if not names:
+                out[col] = pa.nulls(n, typ)
+                continue
+            values: list[Any] = [None] * n
+            plain = ci not in oj._INT_COLS
+            for name in names:
+                pairs = self.promo[name]
+                if plain and not all(v.__class__ is str for _, v in pairs):
+                    plain = False
+                for row, v in pairs:
+                    if v is not None:
+                        values[row] = v
+            if not plain:
+                values = [None if v is None else oj._promoted_value(ci, v) for v in values]
+            out[col] = pa.array(values, type=typ)
+        return out
+
+    def to_batch(self, source_id: str) -> pa.RecordBatch | None:
+        n = len(self.rows)
+        if not n:
+            return None
+        cols: dict[str, pa.Array] = {}
+        for name, values in zip(_ROW, zip(*self.rows, strict=True), strict=True):
+            if name in _JSON_COLS:
+                cols[name] = _binary_column(values).cast(pa.string())
+            else:
+                cols[name] = pa.array(values, type=SPAN_SCHEMA.field(name).type)
+        self.rows = []
+        cols.update(_context_columns(self.ctx_runs, _CTX))
+        cols["duration_ns"] = pc.subtract(cols["end_ns"], cols["start_ns"])
+        cols.update(self._promoted(n))
+        cols["source_id"] = pa.repeat(pa.scalar(source_id, pa.string()), n)
+        return oj._assemble(SPAN_SCHEMA, cols, n)
+
+
+def _bad_span_rows(batch: pa.RecordBatch) -> pa.Array | None:
+    """Mask of rows whose ids are not canonical (lowercase hex, not all zeros), or None."""
+    tid, sid, pid = batch.column("trace_id"), batch.column("span_id"), batch.column("parent_span_id")
+    ok = pc.and_(pc.match_substring_regex(tid, "^[0-9a-f]{32}$"), pc.not_equal(tid, "0" * 32))
+    ok = pc.and_(ok, pc.and_(pc.match_substring_regex(sid, "^[0-9a-f]{16}$"), pc.not_equal(sid, _ZERO16)))
+    ok = pc.and_(ok, pc.or_kleene(pc.is_null(pid), pc.match_substring_regex(pid, "^[0-9a-f]{16}$")))
+    ok = pc.fill_null(ok, False)
+    if pc.all(ok).as_py():
+        return None
+    return pc.invert(ok)
+
+
+# ---- logs ---------------------------------------------------------------------------------
+
+_LROW = ("time_ns", "observed_time_ns", "severity_number", "severity_text", "body", "trace_id", "span_id",
+         "event_name", "attributes", "flags", "dropped_attributes_count", "source_offset")
+_LCTX = ("service_name", "service_version", "host", "scope_name", "resource_attributes")
+
+
+class _FastLogs:
+    def __init__(self) -> None:
+        self.rows: list[tuple] = []
+        self.ctx_runs: list[tuple[oj._Context, int]] = []
+
+    def mark(self) -> tuple[int, int]:
+        return len(self.rows), len(self.ctx_runs)
+
+    def undo(self, mark: tuple[int, int]) -> None:
+        del self.rows[mark[0]:]
+        del self.ctx_runs[mark[1]:]
+
+    def add_group(self, ctx: oj._Context, records: list[oj._LogRecord], line_no: int) -> None:
+        append = self.rows.append
+        for lr in records:
+            t = _t(lr.timeUnixNano)
+            ot = _t(lr.observedTimeUnixNano)
+            sev = lr.severityNumber
+            if sev.__class__ is not int or not 0 <= sev < 2**31:  # type: ignore[operator]
+                raise _Surprise
+            body = lr.body
+            if body is not None and body.stringValue is not None:
+                body = body.stringValue
+            else:
+                body = _value(body)
+                if body is not None and not isinstance(body, str):
+                    body = _encode(body).decode()
+            append((t or ot or None, ot or None, sev, lr.severityText or None, body, lr.traceId or None,
+                    lr.spanId or None, lr.eventName or None, _attrs_json(lr.attributes).decode(), lr.flags,
+                    lr.droppedAttributesCount, line_no))
+        self.ctx_runs.append((ctx, len(records)))
+
+    def to_batch(self, source_id: str) -> pa.RecordBatch | None:
+        n = len(self.rows)
+        if not n:
+            return None
+        cols: dict[str, pa.Array] = {}
+        for name, values in zip(_LROW, zip(*self.rows, strict=True), strict=True):
+            cols[name] = pa.array(values, type=LOG_SCHEMA.field(name).type)
+        self.rows = []
+        cols.update(_context_columns(self.ctx_runs, _LCTX))
+        cols["source_id"] = pa.repeat(pa.scalar(source_id, pa.string()), n)
+        return oj._assemble(LOG_SCHEMA, cols, n)
+
+
+def _bad_log_rows(batch: pa.RecordBatch) -> pa.Array | None:
+    tid, sid = batch.column("trace_id"), batch.column("span_id")
+    ok = pc.or_kleene(pc.is_null(tid), pc.and_(pc.match_substring_regex(tid, "^[0-9a-f]{32}$"),
+                                               pc.not_equal(tid, "0" * 32)))
+    ok = pc.and_(ok, pc.or_kleene(pc.is_null(sid), pc.and_(pc.match_substring_regex(sid, "^[0-9a-f]{16}$"),
+                                                           pc.not_equal(sid, _ZERO16))))
+    ok = pc.fill_null(ok, False)
+    if pc.all(ok).as_py():
+        return None
+    return pc.invert(ok)
+
+
+# ---- a block of lines ---------------------------------------------------------------------
+
+
+def _take(doc: _FDoc, spans: _FastSpans, logs: _FastLogs, line_no: int) -> None:
+    rs_lists = [doc.resourceSpans, doc.batches]
+    rl_lists = [doc.resourceLogs]
+    if doc.result is not None:
+        rs_lists.append(doc.result.resourceSpans)
+        rl_lists.append(doc.result.resourceLogs)
+    for rss in rs_lists:
+        for rs in rss:
+            for ss in rs.scopeSpans or rs.instrumentationLibrarySpans:
+                if ss.spans:
+                    ctx = oj._Context(rs.resource, ss.scope or ss.instrumentationLibrary)
+                    spans.add_group(ctx, ss.spans, line_no)
+    for rls in rl_lists:
+        for rl in rls:
+            for sl in rl.scopeLogs or rl.instrumentationLibraryLogs:
+                if sl.logRecords:
+                    ctx = oj._Context(rl.resource, sl.scope or sl.instrumentationLibrary)
+                    logs.add_group(ctx, sl.logRecords, line_no)
+
+
+_FAST_ERRORS = (_Surprise, msgspec.ValidationError, msgspec.DecodeError, ValueError, UnicodeDecodeError,
+                RecursionError, TypeError, OverflowError)
+
+
+def _drop_lines(batch: pa.RecordBatch | None, bad: pa.Array | None, lines: set[int]) -> pa.RecordBatch | None:
+    """`batch` without the rows of lines that must go the careful path (adds to `lines`)."""
+    if batch is None:
+        return None
+    if bad is not None:
+        lines.update(pc.unique(pc.filter(batch.column("source_offset"), bad)).to_pylist())
+    if not lines:
+        return batch
+    keep = pc.invert(pc.is_in(batch.column("source_offset"), pa.array(sorted(lines), pa.int64())))
+    return batch.filter(keep)
+
+
+def _concat(a: pa.RecordBatch | None, b: pa.RecordBatch | None) -> pa.RecordBatch | None:
+    if a is None or not a.num_rows:
+        return b
+    if b is None or not b.num_rows:
+        return a
+    return pa.concat_batches([a, b])
+
+
+def decode_lines_fast(data: bytes, first_line: int, source: SourceInfo) -> tuple[Chunk, int]:
+    """Like `otlp_json.decode_lines` (same rows, same rejects), several times faster on clean input."""
+    was_enabled = gc.isenabled()
+    gc.disable()  # millions of small acyclic objects: collections would only cost time
+    try:
+        return _decode(data, first_line, source)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _decode(data: bytes, first_line: int, source: SourceInfo) -> tuple[Chunk, int]:
+    spans, logs = _FastSpans(), _FastLogs()
+    careful: dict[int, tuple[int, int]] = {}  # line number -> (start, end) in data
+    where: dict[int, tuple[int, int]] = {}
+    view = memoryview(data)
+    line_no = first_line - 1
+    pos, size = 0, len(data)
+    while pos < size:
+        nl = data.find(b"\n", pos)
+        end = size if nl < 0 else nl
+        line_no += 1
+        start, pos = pos, end + 1
+        if end - start <= 2 and not data[start:end].strip():
+            continue
+        where[line_no] = (start, end)
+        smark, lmark = spans.mark(), logs.mark()
+        try:
+            _take(_FDOC.decode(view[start:end]), spans, logs, line_no)
+        except _FAST_ERRORS:
+            spans.undo(smark)
+            logs.undo(lmark)
+            careful[line_no] = (start, end)
+    sid = source.source_id
+    redo: set[int] = set(careful)
+    span_batch = spans.to_batch(sid)
+    log_batch = logs.to_batch(sid)
+    extra: set[int] = set()
+    span_batch = _drop_lines(span_batch, _bad_span_rows(span_batch) if span_batch is not None else None, extra)
+    log_batch = _drop_lines(log_batch, _bad_log_rows(log_batch) if log_batch is not None else None, extra)
+    if extra:  # a line must land whole from one path: drop its fast rows everywhere, redo it
+        span_batch = _drop_lines(span_batch, None, set(extra))
+        log_batch = _drop_lines(log_batch, None, set(extra))
+        redo |= extra
+    nlines = line_no - first_line + 1
+    if not redo:
+        return Chunk(spans=span_batch, logs=log_batch), nlines
+    sink = oj.Sink(source, "line")
+    for ln in sorted(redo):
+        start, end = where[ln]
+        sink.take_line(view[start:end], ln)
+    slow = sink.chunk()
+    return Chunk(spans=_concat(span_batch, slow.spans), logs=_concat(log_batch, slow.logs),
+                 rejects=slow.rejects), nlines

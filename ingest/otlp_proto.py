@@ -1,0 +1,239 @@
+"""OTLP protobuf files as the Collector's file exporter writes them.
+
+    [4-byte big-endian length][TracesData or LogsData message] … repeated
+
+A message is told to be traces or logs from its wire shape (a Span starts with its
+`trace_id` bytes, a LogRecord with the fixed64 `time_unix_nano` or a varint), then decoded
+with `opentelemetry-proto`'s classes and mapped onto the same typed records the OTLP/JSON
+reader uses, so both give the same rows. Offsets are the byte offset of the length prefix
+(unit "byte"); a message that does not parse is rejected whole, a bad span or log record
+alone.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.common.v1 import common_pb2
+from opentelemetry.proto.logs.v1 import logs_pb2
+from opentelemetry.proto.trace.v1 import trace_pb2
+
+from ingest import otlp_json as oj
+from ingest.records import Chunk, SourceInfo
+
+__all__ = ["sniff", "read", "message_kind", "MAX_MESSAGE_BYTES"]
+
+MAX_MESSAGE_BYTES = 1 << 30
+_CHUNK_RECORDS = 20_000  # flush a chunk after about this many records
+
+# ---- wire-level peeking -------------------------------------------------------------------
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= len(buf) or shift > 63:
+            raise ValueError("truncated varint")
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, pos
+        shift += 7
+
+
+def _fields(buf: bytes) -> Iterator[tuple[int, int, bytes | int]]:
+    """(field number, wire type, value) of one message level; ValueError on bad wire data."""
+    pos = 0
+    while pos < len(buf):
+        tag, pos = _varint(buf, pos)
+        field, wt = tag >> 3, tag & 7
+        if wt == 0:
+            value, pos = _varint(buf, pos)
+        elif wt == 1:
+            value, pos = buf[pos : pos + 8], pos + 8
+        elif wt == 2:
+            n, pos = _varint(buf, pos)
+            value, pos = buf[pos : pos + n], pos + n
+        elif wt == 5:
+            value, pos = buf[pos : pos + 4], pos + 4
+        else:
+            raise ValueError("unsupported wire type")
+        if pos > len(buf) or field == 0:
+            raise ValueError("truncated field")
+        yield field, wt, value
+
+
+def message_kind(msg: bytes) -> str | None:
+    """"traces", "logs", or None when the message holds no record to tell by."""
+    for f1, wt1, res in _fields(msg):
+        if f1 != 1 or wt1 != 2:
+            continue
+        for f2, wt2, scope in _fields(res):  # type: ignore[arg-type]
+            if f2 not in (2, 1000) or wt2 != 2:
+                continue
+            for f3, wt3, rec in _fields(scope):  # type: ignore[arg-type]
+                if f3 != 2 or wt3 != 2:
+                    continue
+                for f4, wt4, _ in _fields(rec):  # type: ignore[arg-type]
+                    if f4 == 1 and wt4 == 2:
+                        return "traces"  # Span.trace_id
+                    return "logs"  # LogRecord.time_unix_nano (fixed64) or a later field
+    return None
+
+
+def sniff(head: bytes) -> bool:
+    if len(head) < 6:
+        return False
+    n = int.from_bytes(head[:4], "big")
+    if not 0 < n <= MAX_MESSAGE_BYTES or head[4] != 0x0A:
+        return False
+    body = head[4 : 4 + n]
+    if len(body) == n:
+        try:
+            return message_kind(body) is not None
+        except ValueError:
+            return False
+    try:
+        inner, _ = _varint(body, 1)
+    except ValueError:
+        return False
+    return inner < n
+
+
+# ---- protobuf -> the typed records of the JSON reader -------------------------------------
+
+
+def _any(v: common_pb2.AnyValue) -> oj._AnyValue:
+    which = v.WhichOneof("value")
+    if which is None:
+        return oj._AnyValue()
+    if which == "string_value":
+        return oj._AnyValue(stringValue=v.string_value)
+    if which == "int_value":
+        return oj._AnyValue(intValue=v.int_value)
+    if which == "bool_value":
+        return oj._AnyValue(boolValue=v.bool_value)
+    if which == "double_value":
+        return oj._AnyValue(doubleValue=v.double_value)
+    if which == "bytes_value":
+        return oj._AnyValue(bytesValue=base64.b64encode(v.bytes_value).decode("ascii"))
+    if which == "array_value":
+        return oj._AnyValue(arrayValue=oj._ArrayValue(values=[_any(e) for e in v.array_value.values]))
+    return oj._AnyValue(kvlistValue=oj._KvList(values=_kvs(v.kvlist_value.values)))
+
+
+def _kvs(kvs: Any) -> list[oj._KeyValue]:
+    return [oj._KeyValue(key=kv.key, value=_any(kv.value) if kv.HasField("value") else None) for kv in kvs]
+
+
+def _hex(b: bytes) -> str:
+    return b.hex()
+
+
+def _resource(rs: Any) -> oj._Resource | None:
+    if not rs.HasField("resource"):
+        return None
+    return oj._Resource(attributes=_kvs(rs.resource.attributes),
+                        droppedAttributesCount=rs.resource.dropped_attributes_count)
+
+
+def _scope(ss: Any) -> oj._Scope | None:
+    if not ss.HasField("scope"):
+        return None
+    return oj._Scope(name=ss.scope.name, version=ss.scope.version, attributes=_kvs(ss.scope.attributes))
+
+
+def _span(sp: trace_pb2.Span) -> oj._Span:
+    return oj._Span(
+        traceId=_hex(sp.trace_id), spanId=_hex(sp.span_id), traceState=sp.trace_state,
+        parentSpanId=_hex(sp.parent_span_id), flags=sp.flags, name=sp.name, kind=int(sp.kind),
+        startTimeUnixNano=sp.start_time_unix_nano, endTimeUnixNano=sp.end_time_unix_nano,
+        attributes=_kvs(sp.attributes), droppedAttributesCount=sp.dropped_attributes_count,
+        events=[oj._Event(timeUnixNano=e.time_unix_nano, name=e.name, attributes=_kvs(e.attributes),
+                          droppedAttributesCount=e.dropped_attributes_count) for e in sp.events],
+        droppedEventsCount=sp.dropped_events_count,
+        links=[oj._Link(traceId=_hex(ln.trace_id), spanId=_hex(ln.span_id), traceState=ln.trace_state,
+                        attributes=_kvs(ln.attributes), droppedAttributesCount=ln.dropped_attributes_count,
+                        flags=ln.flags) for ln in sp.links],
+        droppedLinksCount=sp.dropped_links_count,
+        status=oj._Status(code=int(sp.status.code), message=sp.status.message) if sp.HasField("status") else None,
+    )
+
+
+def _log(lr: logs_pb2.LogRecord) -> oj._LogRecord:
+    return oj._LogRecord(
+        timeUnixNano=lr.time_unix_nano, observedTimeUnixNano=lr.observed_time_unix_nano,
+        severityNumber=int(lr.severity_number), severityText=lr.severity_text,
+        body=_any(lr.body) if lr.HasField("body") else None, attributes=_kvs(lr.attributes),
+        droppedAttributesCount=lr.dropped_attributes_count, flags=lr.flags,
+        traceId=_hex(lr.trace_id), spanId=_hex(lr.span_id), eventName=lr.event_name,
+    )
+
+
+def _serialize(rec: Any) -> bytes:
+    return rec.SerializeToString()
+
+
+def _take_message(sink: oj.Sink, msg: bytes, offset: int) -> None:
+    try:
+        kind = message_kind(msg)
+        if kind == "logs":
+            data: Any = logs_pb2.LogsData.FromString(msg)
+        else:
+            data = trace_pb2.TracesData.FromString(msg)
+    except (ValueError, DecodeError) as exc:
+        sink.reject(offset, f"not an OTLP protobuf message: {str(exc).splitlines()[0] if str(exc) else 'bad wire data'}"[:300], msg)
+        return
+    if kind == "logs":
+        for rl in data.resource_logs:
+            res = _resource(rl)
+            for sl in rl.scope_logs:
+                sink.take_group(sink.logs, res, _scope(sl), ((offset, r) for r in sl.log_records), _log, _serialize)
+    else:
+        for rs in data.resource_spans:
+            res = _resource(rs)
+            for ss in rs.scope_spans:
+                sink.take_group(sink.spans, res, _scope(ss), ((offset, s) for s in ss.spans), _span, _serialize)
+
+
+def _read_exact(stream: BinaryIO, n: int) -> bytes:
+    parts, got = [], 0
+    while got < n:
+        data = stream.read(min(n - got, 1 << 24))
+        if not data:
+            break
+        parts.append(data)
+        got += len(data)
+    return b"".join(parts)
+
+
+def read(stream: BinaryIO, source: SourceInfo) -> Iterator[Chunk]:
+    sink = oj.Sink(source, "byte")
+    offset = 0
+    while True:
+        prefix = _read_exact(stream, 4)
+        if not prefix:
+            break
+        if len(prefix) < 4:
+            sink.reject(offset, "truncated length prefix", prefix)
+            break
+        n = int.from_bytes(prefix, "big")
+        if n > MAX_MESSAGE_BYTES:
+            rest = _read_exact(stream, 1 << 20)
+            sink.reject(offset, "message length over 1 GiB: not a length-prefixed OTLP protobuf stream; "
+                        "the rest of the input is unreadable", prefix + rest)
+            break
+        msg = _read_exact(stream, n)
+        if len(msg) < n:
+            sink.reject(offset, "truncated message", prefix + msg)
+            break
+        _take_message(sink, msg, offset)
+        offset += 4 + n
+        if sink.spans.n + sink.logs.n >= _CHUNK_RECORDS:
+            yield sink.chunk()
+            sink = oj.Sink(source, "byte")
+    yield sink.chunk()
