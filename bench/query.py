@@ -97,11 +97,10 @@ def main(argv: list[str] | None = None) -> int:
 
     with open_dataset(name) as ds:
         t0 = time.perf_counter()
-        spans, start_ns, end_ns = ds.con.execute("SELECT count(*), min(start_ns), max(end_ns) FROM spans").fetchone()
+        ((spans, start_ns, end_ns),) = ds.fetch("SELECT count(*), min(start_ns), max(end_ns) FROM spans")
         count_s = time.perf_counter() - t0
         # the busiest service, in a 5-minute window in the middle of the data
-        (service,) = ds.con.execute(
-            "SELECT service_name FROM spans GROUP BY 1 ORDER BY count(*) DESC LIMIT 1").fetchone()
+        ((service,),) = ds.fetch("SELECT service_name FROM spans GROUP BY 1 ORDER BY count(*) DESC LIMIT 1")
         mid = start_ns + (end_ns - start_ns) // 2 - WINDOW_NS // 2
         rows, cold_ms, warm_ms = extraction_ms(ds, service, mid)
         corr_s, corr_note = _correlate_seconds(ds, start_ns, end_ns)

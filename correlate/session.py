@@ -151,6 +151,7 @@ class DatasetSession:
             cursor = user.execute(statement)
             columns = tuple(d[0] for d in (cursor.description or ()))
             rows = cursor.fetchmany(limit + 1)
+            user.abort()  # drop the rest of a capped result: the connection is free again
         except CorrelateError as exc:
             raise _timeout_or(exc, fired, timeout_s) from None
         except Exception as exc:

@@ -162,3 +162,9 @@ def test_cli_refusals_are_one_line_exit_2(ds, capsys, query, exit_code, needle):
     assert out == ""
     assert err.startswith("dcr: ") and needle in err and err.count("\n") == 1
     assert "Traceback" not in err
+
+
+def test_a_capped_result_leaves_the_connections_free(ds):
+    assert ds.sql("SELECT i FROM range(100) t(i)", limit=2).truncated
+    assert ds.con.sql("SELECT 1").fetchall() == [(1,)]
+    assert ds._user.sql("SELECT 2").fetchall() == [(2,)]
