@@ -32,7 +32,7 @@ class QueueRedelivery(Shop):
         return not self.incident(t_ns)
 
     def queue_wait_ns(self, t_ns: int) -> int:
-        pending = sum(1 for first, done in self.inflight if first <= t_ns < done) / self.scale
+        pending = self.inflight.upto(t_ns) / self.scale
         return self.lat(25.0 + 40.0 * pending, 0.4)
 
     def on_onset(self) -> None:
