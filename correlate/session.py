@@ -128,8 +128,8 @@ class DatasetSession:
         """Run one read-only SELECT; at most `limit` rows, interrupted after `timeout_s`."""
         if limit < 0:
             raise SqlError(f"row limit must be >= 0, got {limit}")
-        statement = check_query(self.con, query)
         with self._sql_lock:  # one user query at a time on the dedicated connection
+            statement = check_query(self._user, query)
             return self._run_user_query(statement, limit, timeout_s)
 
     def _run_user_query(self, statement: str, limit: int, timeout_s: float) -> SqlResult:
