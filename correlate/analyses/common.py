@@ -51,6 +51,8 @@ __all__ = [
     "exemplars",
     "TraceTotals",
     "trace_totals",
+    "service_totals",
+    "new_code_path",
     "period_figures",
 ]
 
@@ -293,6 +295,7 @@ class TraceTotals:
     n_after: int
     mean_dur_before_ns: float | None
     mean_dur_after_ns: float | None
+    median_dur_before_ns: float | None = None
 
 
 def trace_totals(ctx: AnalysisContext) -> TraceTotals:
@@ -312,3 +315,45 @@ def iso(ns: int | None) -> str:
 
     dt = datetime.fromtimestamp(ns // 1_000_000_000, tz=UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{(ns % 1_000_000_000) // 1_000_000:03d}Z"
+
+
+def service_totals(ctx: AnalysisContext) -> dict[str, TraceTotals]:
+    """Per service, the requests (traces) that touch it, per period, and their mean duration:
+    the scale against which a change in that service is weighed."""
+    got = ctx.con.execute(
+        f"""SELECT x.service, count(*) FILTER (WHERE NOT t.after), count(*) FILTER (WHERE t.after),
+                   avg(t.dur_ns) FILTER (WHERE NOT t.after), avg(t.dur_ns) FILTER (WHERE t.after),
+                   median(t.dur_ns) FILTER (WHERE NOT t.after)
+            FROM (SELECT DISTINCT trace_id, service FROM {ctx.s}) x JOIN {ctx.t} t USING (trace_id)
+            GROUP BY x.service"""
+    ).fetchall()
+    return {r[0]: TraceTotals(int(r[1]), int(r[2]), r[3], r[4], r[5]) for r in got}
+
+
+def new_code_path(ctx: AnalysisContext, service: str, op: str) -> tuple[float, str | None]:
+    """For the window's spans of (service, op): the share that run under a parent operation that
+    never ran in the baseline, and the service that now calls that new operation (the one that
+    changed: old code that only runs because someone new calls it is not the cause)."""
+    if not ctx.has_baseline:
+        return 0.0, None
+    got = ctx.con.execute(
+        f"""WITH par AS (SELECT service, op, count(*) FILTER (WHERE NOT after) AS n_b FROM {ctx.s} GROUP BY ALL),
+            mine AS (SELECT s.p_service, s.p_op, par.n_b = 0 AS new_parent
+                     FROM {ctx.s} s JOIN par ON par.service = s.p_service AND par.op = s.p_op
+                     WHERE s.after AND s.service = ? AND s.op = ?)
+            SELECT avg(new_parent::INT), mode(p_service) FILTER (WHERE new_parent),
+                   mode(p_op) FILTER (WHERE new_parent) FROM mine""",
+        [service, op],
+    ).fetchone()
+    share = float(got[0] or 0.0)
+    if share == 0.0:
+        return 0.0, None
+    parent_service, parent_op = got[1], got[2]
+    caller = ctx.con.execute(
+        f"""SELECT p_service FROM {ctx.s} WHERE after AND service = ? AND op = ? AND p_service <> service
+            GROUP BY p_service ORDER BY count(*) DESC, p_service LIMIT 1""",
+        [parent_service, parent_op],
+    ).fetchone()
+    if caller is None and parent_service != service:
+        return share, parent_service
+    return share, caller[0] if caller else None

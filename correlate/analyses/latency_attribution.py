@@ -24,9 +24,11 @@ from correlate.analyses.common import (
     fmt_ms,
     lit,
     median_shift,
+    new_code_path,
     period_figures,
     ratio_score,
     rows,
+    service_totals,
     trace_totals,
 )
 from correlate.types import Candidate, Evidence, Finding
@@ -60,10 +62,6 @@ def _ops(ctx: AnalysisContext) -> list[dict]:
     )
 
 
-def _per_req(total: float, n: int) -> float | None:
-    return total / n if n else None
-
-
 def find_latency_regressions(ctx: AnalysisContext) -> AnalysisResult:
     out = AnalysisResult()
     totals = trace_totals(ctx)
@@ -72,11 +70,15 @@ def find_latency_regressions(ctx: AnalysisContext) -> AnalysisResult:
         return out
     if not ctx.has_baseline:
         return _without_baseline(ops, totals)
-    ref_ns = max(totals.mean_dur_before_ns or 0.0, 1e6)
+    per_service = service_totals(ctx)
     scored: list[tuple[float, dict]] = []
     for g in ops:
-        g["req_b"] = _per_req(g["tot_b"], totals.n_before) or 0.0
-        g["req_a"] = _per_req(g["tot_a"], totals.n_after) or 0.0
+        # per request that touches the service, weighed against those requests' duration
+        st = per_service.get(g["service"], totals)
+        g["ref_ns"] = max(st.median_dur_before_ns or st.mean_dur_before_ns or 0.0, 1e6)
+        g["n_req_b"], g["n_req_a"] = max(st.n_before, 1), max(st.n_after, 1)
+        g["req_b"] = g["tot_b"] / g["n_req_b"]
+        g["req_a"] = g["tot_a"] / g["n_req_a"]
         g["delta_req"] = g["req_a"] - g["req_b"]
         # per call by the median: one slow outlier in a small sample is not a regression
         g["call_ratio"] = max(g["p50_a"] or 0, FLOOR_NS) / max(g["p50_b"] or 0, FLOOR_NS) if g["n_b"] else None
@@ -85,21 +87,21 @@ def find_latency_regressions(ctx: AnalysisContext) -> AnalysisResult:
         slower_calls = g["call_ratio"] is not None and g["call_ratio"] >= SLOWED
         if not slower_calls:
             continue  # more calls at the same speed: the patterns and the service graph say why
-        calls_b, calls_a = g["n_b"] / totals.n_before, g["n_a"] / totals.n_after
+        calls_b, calls_a = g["n_b"] / g["n_req_b"], g["n_a"] / g["n_req_a"]
         typical_b, typical_a = g["p50_b"] * calls_b, g["p50_a"] * calls_a  # median-based, per request
-        impact = clamp01((typical_a - typical_b) / (0.25 * ref_ns))
+        impact = clamp01((typical_a - typical_b) / (0.25 * g["ref_ns"]))
         s = ratio_score(typical_b, typical_a, FLOOR_NS) * _significance(g) * (0.3 + 0.7 * impact)
         if s > 0:
             scored.append((s, g))
     scored.sort(key=lambda x: (-x[0], x[1]["service"], x[1]["op"]))
-    saturated = _saturated_services(ops, totals, ref_ns)
+    saturated = _saturated_services(ops)
     for svc, (s, info) in saturated.items():
         out.candidates.append(_service_candidate(ctx, svc, s, info, "cpu_saturation"))
         out.candidates.append(_service_candidate(ctx, svc, s * 0.8, info, "latency_regression"))
     for s, g in scored[:MAX_CANDIDATES]:
         if g["service"] in saturated:
             s *= 0.7  # the service-wide candidate says it better
-        out.candidates.append(_op_candidate(ctx, g, s))
+        out.candidates.append(_op_candidate(ctx, g, s, *new_code_path(ctx, g["service"], g["op"])))
     return out
 
 
@@ -107,7 +109,7 @@ def _significance(g: dict) -> float:
     return median_shift(g["p50_b"], g["p50_a"], g["iqr_b"], g["iqr_a"], g["n_b"], g["n_a"], FLOOR_NS)
 
 
-def _saturated_services(ops: list[dict], totals: TraceTotals, ref_ns: float) -> dict[str, tuple[float, dict]]:
+def _saturated_services(ops: list[dict]) -> dict[str, tuple[float, dict]]:
     by_svc: dict[str, list[dict]] = {}
     for g in ops:
         if g["n_b"] >= MIN_CALLS and g["n_a"] >= MIN_CALLS and g.get("call_ratio") is not None:
@@ -121,9 +123,9 @@ def _saturated_services(ops: list[dict], totals: TraceTotals, ref_ns: float) -> 
         slowed = [g for g in gs if g["call_ratio"] >= SLOWED]
         if len(slowed) / len(gs) < 0.6 or len(slowed) < 2:
             continue
-        req_b = sum(g["p50_b"] * g["n_b"] for g in gs) / totals.n_before
-        req_a = sum(g["p50_a"] * g["n_a"] for g in gs) / totals.n_after
-        impact = clamp01((req_a - req_b) / (0.25 * ref_ns))
+        req_b = sum(g["p50_b"] * g["n_b"] for g in gs) / gs[0]["n_req_b"]
+        req_a = sum(g["p50_a"] * g["n_a"] for g in gs) / gs[0]["n_req_a"]
+        impact = clamp01((req_a - req_b) / (0.25 * gs[0]["ref_ns"]))
         spread = len(slowed) / len(gs)
         sig = max(_significance(g) for g in slowed)
         s = ratio_score(req_b, req_a, FLOOR_NS) * sig * (0.3 + 0.7 * impact) * (0.6 + 0.4 * spread)
@@ -148,7 +150,7 @@ def _per_request(d: dict) -> float | None:
     return d["total_self_ns"] / d["requests"]
 
 
-def _op_candidate(ctx: AnalysisContext, g: dict, score: float) -> Candidate:
+def _op_candidate(ctx: AnalysisContext, g: dict, score: float, new_share: float, new_caller: str | None) -> Candidate:
     service, op = g["service"], g["op"]
     q = _op_query(service, op)
     before, after = period_figures(ctx, q)
@@ -162,6 +164,11 @@ def _op_candidate(ctx: AnalysisContext, g: dict, score: float) -> Candidate:
     ev = Evidence(before=before, after=after, trace_ids=tids, span_ids=sids, sql=evidence_sql(ctx, q),
                   details={"delta_self_per_request_ns": round(g["delta_req"]),
                            "per_call_ratio": round(g["call_ratio"], 3)})
+    if new_caller and new_share >= 0.5 and new_caller != service:
+        # most of this work runs on a code path that did not run before: whoever calls it now changed
+        ev.details["new_caller"] = new_caller
+        summary += f"; {100 * new_share:.0f}% of these calls run under an operation first called in the window, by {new_caller}"
+        return Candidate(new_caller, None, "latency_regression", round(clamp01(score), 4), summary, ev, NAME)
     return Candidate(service, op, "latency_regression", round(clamp01(score), 4), summary, ev, NAME)
 
 

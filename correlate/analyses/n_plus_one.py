@@ -80,14 +80,14 @@ def find_n_plus_one(ctx: AnalysisContext) -> AnalysisResult:
 
 def _new_caller(ctx: AnalysisContext, g: dict) -> str | None:
     """When the loop's operation never ran in the baseline, the service that now calls it."""
-    if not ctx.has_baseline or g["calls_b"] > 0:
+    if g["calls_b"] > 0:
         return None
-    got = ctx.con.execute(
+    caller = ctx.con.execute(
         f"""SELECT p_service FROM {ctx.s} WHERE after AND service = ? AND op = ? AND p_service <> service
             GROUP BY p_service ORDER BY count(*) DESC, p_service LIMIT 1""",
         [g["p_service"], g["p_op"]],
-    ).fetchone()
-    return got[0] if got else None
+    ).fetchone() if ctx.has_baseline else None
+    return caller[0] if caller else None
 
 
 def _is_np1() -> str:
