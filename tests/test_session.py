@@ -182,3 +182,20 @@ def test_close_removes_the_private_temp_folder(dcr_home):
     assert folder.is_dir()
     ds.close()
     assert not folder.exists()
+
+
+def test_every_duckdb_error_maps_to_one_line():
+    import duckdb
+
+    from correlate.errors import SqlError, map_duckdb_error
+
+    classes = [getattr(duckdb, n) for n in dir(duckdb)
+               if isinstance(getattr(duckdb, n), type) and issubclass(getattr(duckdb, n), duckdb.Error)]
+    assert len(classes) > 10
+    for cls in classes:
+        mapped = map_duckdb_error(cls('Binder Error: {"exception_message": "bad\\nthing", "position": "3"}'),
+                                  "SELECT nope")
+        assert isinstance(mapped, SqlError) and "\n" not in str(mapped)
+        assert mapped.position == 3 and str(mapped).endswith("(at position 3, near 'ECT nope')")
+    plain = map_duckdb_error(duckdb.IOException("IO Error: disk\n\nLINE 1: x\n  ^"))
+    assert str(plain) == "IO Error: disk" and plain.position is None
