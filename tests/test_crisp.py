@@ -79,7 +79,6 @@ def test_segments_tile_the_root(path: Path):
 
 @pytest.mark.parametrize("path", CASES, ids=lambda p: str(p.relative_to(CRISP)))
 def test_crisp_end_to_end_through_ingest(path: Path):
-    pytest.importorskip("ingest.jaeger")
     import ingest
     from correlate import open_dataset
 
