@@ -27,6 +27,7 @@ from escalation.models import DEFAULT_MODEL, cost_usd, default_budget_tokens, se
 from escalation.prompts import RESPONSE_SCHEMA, SYSTEM_INSTRUCTION, analysis_instruction, check_analysis_type
 from escalation.providers import PROVIDERS, Message, Provider, ProviderReply, ProviderRequest, get_provider
 from escalation.providers import default_provider_name as _default_provider
+from escalation.redact import Redactor
 from escalation.report import render_markdown
 from escalation.types import (
     AgentContext,
@@ -140,7 +141,8 @@ def _reasons(req: EscalationRequest, bundle: Bundle) -> tuple[str, ...]:
 
 
 def _user_message(bundle: Bundle, question: str) -> str:
-    return f"{bundle.text()}\n\n## The question to answer\n{question}"
+    # the question is also in the bundle's first section, where it was counted; redact it again here
+    return f"{bundle.text()}\n\n## The question to answer\n{Redactor().text(question)}"
 
 
 def _save(escalation_id: str, request: ProviderRequest) -> str:

@@ -79,7 +79,8 @@ def start(req: EscalationRequest) -> ConversationTurn:
                 "depth_level, provider, model, question, system_instruction, bundle_text, bundle_facts, "
                 "escalation_id, max_turns, timeout_s) VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (sid, now_iso(now), now_iso(now), now + ttl_s(), req.dataset, req.analysis_type, req.depth_level,
-                 p.provider_name, p.model, req.question, p.request.system_instruction, p.request.messages[0].text,
+                 p.provider_name, p.model, Redactor().text(req.question), p.request.system_instruction,
+                 p.request.messages[0].text,
                  json.dumps(p.bundle.facts, default=str), p.escalation_id, max_turns(), p.timeout_s))
             _add_message(con, sid, 1, "user", p.request.messages[0].text, "pending")
     finally:

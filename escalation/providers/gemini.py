@@ -65,17 +65,33 @@ def retry_hint_s(exc: BaseException) -> float | None:
     return None
 
 
+def _transport_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+    """Timeout and transport error classes of whichever HTTP library the SDK uses (httpx or httpx2)."""
+    import importlib
+
+    timeouts: list[type[BaseException]] = []
+    transport: list[type[BaseException]] = []
+    for name in ("httpx", "httpx2"):
+        try:
+            mod = importlib.import_module(name)
+        except ImportError:
+            continue
+        timeouts.append(mod.TimeoutException)
+        transport.append(mod.HTTPError)
+    return tuple(timeouts), tuple(transport)
+
+
 def map_genai_error(exc: BaseException, model: str, attempts: int) -> ProviderError:
     """One ProviderError (with the fix in its message) for any error of the SDK or its transport."""
-    import httpx
     from google.genai import errors as gerrors
 
+    timeouts, transport = _transport_errors()
     if isinstance(exc, ProviderError):
         return exc
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, timeouts):
         return ProviderTimeout(f"Gemini did not answer within the timeout ({type(exc).__name__}): raise "
                                "--time-budget or lower --depth", attempts=attempts)
-    if isinstance(exc, gerrors.UnknownApiResponseError):
+    if isinstance(exc, (gerrors.UnknownApiResponseError, json.JSONDecodeError)):
         return MalformedReply(f"Gemini's reply was not valid JSON: {str(exc)[:160]}", attempts=attempts)
     if isinstance(exc, gerrors.APIError):
         code = int(exc.code or 0)
@@ -92,7 +108,7 @@ def map_genai_error(exc: BaseException, model: str, attempts: int) -> ProviderEr
             hint = "the request was rejected"
         return ProviderError(f"Gemini error {code} after {attempts} attempt(s): {hint} ({msg})",
                              status=code, attempts=attempts)
-    if isinstance(exc, httpx.HTTPError):
+    if isinstance(exc, transport):
         return ProviderError(f"cannot reach Gemini ({type(exc).__name__}: {exc}): check the network or "
                              "DCR_GEMINI_BASE_URL", attempts=attempts)
     return ProviderError(f"Gemini call failed: {type(exc).__name__}: {exc}", attempts=attempts)
