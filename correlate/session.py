@@ -20,6 +20,7 @@ setting once the configuration is locked):
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 import threading
@@ -267,6 +268,4 @@ def _timeout_or(exc: CorrelateError, fired: threading.Event, timeout_s: float) -
 
 
 def _mentions(statement: str, name: str) -> bool:
-    import re
-
     return re.search(rf"\b{re.escape(name)}\b", statement, re.IGNORECASE) is not None
