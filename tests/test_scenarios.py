@@ -220,3 +220,29 @@ def test_roundtrip_rejects_a_corrupted_line() -> None:
     with pytest.raises(Exception):  # noqa: B017 - json_format.ParseError or ValueError, both mean invalid
         parse_traces_line('{"resourceSpans":[{"scopeSpans":[{"spans":[{"spanId":"zz"}]}]}]}')
     assert isinstance(parse_traces_line('{"resourceSpans":[]}'), TracesData)
+
+
+def test_fast_json_mapping_equals_protobuf_json_format(lock_run) -> None:
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
+
+    from bench.scenarios.otlp_json import reference_json, traces_data_to_json
+
+    _, _, traces, logs = lock_run
+    for line in traces.splitlines():
+        assert reference_json(parse_traces_line(line)) == line + b"\n"
+    for line in logs.splitlines():
+        assert reference_json(parse_logs_line(line)) == line + b"\n"
+    # every AnyValue kind, including those the scenarios never write
+    data = parse_traces_line(traces.splitlines()[0])
+    span = data.resource_spans[0].scope_spans[0].spans[0]
+    span.attributes.extend([
+        KeyValue(key="b", value=AnyValue(bool_value=True)),
+        KeyValue(key="d", value=AnyValue(double_value=0.25)),
+        KeyValue(key="nan", value=AnyValue(double_value=float("nan"))),
+        KeyValue(key="raw", value=AnyValue(bytes_value=b"\x00\xff")),
+        KeyValue(key="arr", value=AnyValue(array_value=ArrayValue(values=[AnyValue(int_value=-3), AnyValue()]))),
+        KeyValue(key="kv", value=AnyValue(kvlist_value=KeyValueList(values=[KeyValue(key="x", value=AnyValue(string_value="y"))]))),
+    ])
+    span.links.add(trace_id=span.trace_id, span_id=span.span_id, flags=256)
+    assert traces_data_to_json(data) == reference_json(data)
+    assert b'"links":[{"traceId":"' + span.trace_id.hex().encode() in traces_data_to_json(data)

@@ -95,10 +95,14 @@ def write_scenario(name: str, out_dir: Path, seed: int, scale: float = 1.0) -> d
     return truth
 
 
-def bytes_at_scale_one(name: str, seed: int) -> int:
+CALIBRATION_SCALE = 8.0
+
+
+def bytes_per_scale(name: str, seed: int) -> float:
+    """Bytes one unit of --scale writes, measured on a run at CALIBRATION_SCALE (about 1 s)."""
     traces, logs = _Counter(), _Counter()
-    run_scenario(name, traces, logs, seed, 1.0)  # type: ignore[arg-type]
-    return traces.bytes + logs.bytes
+    run_scenario(name, traces, logs, seed, CALIBRATION_SCALE)  # type: ignore[arg-type]
+    return (traces.bytes + logs.bytes) / CALIBRATION_SCALE
 
 
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?", re.IGNORECASE)
@@ -133,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         scale = args.scale or 1.0
         if target_bytes is not None:
-            scale = max(1.0, round(target_bytes / bytes_at_scale_one(name, args.seed), 2))
+            scale = max(1.0, round(target_bytes / bytes_per_scale(name, args.seed), 2))
         began = time.perf_counter()
         truth = write_scenario(name, args.out, args.seed, scale)
         seconds = time.perf_counter() - began
