@@ -51,7 +51,10 @@ def _ingest(name: str, folder: Path) -> tuple[str | None, dict[str, Any]]:
     except ImportError:
         return "ingest is not available yet (ingest.ingest_paths is missing)", {}
     files = [str(folder / f) for f in ("traces.jsonl", "logs.jsonl") if (folder / f).exists()]
-    result = ingest_paths(files, f"rca-{name}")
+    try:
+        result = ingest_paths(files, f"rca-{name}")
+    except Exception as exc:  # a benchmark reports a broken stage and goes on with the next scenario
+        return f"ingest failed: {type(exc).__name__}: {exc}", {}
     return None, {"spans": result.spans, "logs": result.logs, "rejected": result.rejected}
 
 
@@ -69,6 +72,8 @@ def _correlate(name: str, truth: dict[str, Any]) -> tuple[str | None, list[dict[
             report = ds.correlate(window, baseline)
     except CorrelateError as exc:
         return f"correlation failed: {exc}", [], 0.0
+    except Exception as exc:  # a benchmark reports a crash and goes on with the next scenario
+        return f"correlation crashed: {type(exc).__name__}: {exc}", [], 0.0
     candidates = [
         {"service": c.service, "operation": c.operation, "mechanism": c.mechanism, "score": round(c.score, 3),
          "summary": c.summary}
