@@ -25,7 +25,7 @@ pkg/translator/jaeger, jaegerproto_to_traces.go):
 - typed tags become attributes (values as typed; binary stays base64 text); `span.kind` gives
   the kind; `otel.scope.name` / `otel.library.name` (+ version) the scope; `w3c.tracestate` the
   trace state; status: `error` = true -> ERROR, else `otel.status_code`, else
-  `http.status_code` (5xx, or 4xx on a client span -> ERROR), message from
+  `http.status_code` (outside 100-399 -> ERROR, except 4xx on a SERVER span), message from
   `otel.status_description` or `http.status_message`; the tags consumed are removed;
 - logs become events: time from `timestamp` (µs), name from the `event` field;
   exception_type / exception_message come from an OTel "exception" event, else from an
@@ -268,7 +268,7 @@ def _http_status(value: Any, kind: str) -> str | None:
         code = int(value)
     except (TypeError, ValueError):
         return None
-    if 400 <= code < 500:
+    if 400 <= code < 500 and kind in ("CLIENT", "SERVER"):
         return "ERROR" if kind == "CLIENT" else None
     return None if 100 <= code < 400 else "ERROR"
 

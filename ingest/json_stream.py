@@ -173,7 +173,7 @@ def _array(sc: _Scanner, counter: list[int]) -> Iterator[Element]:
             return
 
 
-def _object(sc: _Scanner, key: str, counter: list[int]) -> Iterator[Element | Members]:
+def _object(sc: _Scanner, key: str | None, counter: list[int]) -> Iterator[Element | Members]:
     offset = sc.base + sc.pos
     sc.expect(b"{")
     members: dict[str, bytes] = {}
@@ -187,7 +187,7 @@ def _object(sc: _Scanner, key: str, counter: list[int]) -> Iterator[Element | Me
             except msgspec.DecodeError:
                 raise MalformedJSON(at, "expected a member name", raw_name[:_MAX_SNIPPET]) from None
             sc.expect(b":")
-            if name == key and sc.peek() == b"[":
+            if key is not None and name == key and sc.peek() == b"[":
                 yield from _array(sc, counter)
             else:
                 members[name] = sc.value()[0]
@@ -196,8 +196,9 @@ def _object(sc: _Scanner, key: str, counter: list[int]) -> Iterator[Element | Me
     yield Members(members, offset)
 
 
-def iter_array(stream: BinaryIO, key: str, read_bytes: int = READ_BYTES) -> Iterator[Element | Members]:
-    """Elements of the top-level array, or of the array under `key` in a top-level object."""
+def iter_array(stream: BinaryIO, key: str | None, read_bytes: int = READ_BYTES) -> Iterator[Element | Members]:
+    """Elements of the top-level array, or of the array under `key` in a top-level object
+    (`key` None: only top-level arrays are streamed; an object comes out as Members)."""
     sc = _Scanner(stream, read_bytes)
     sc.fill()
     if sc.buf.startswith(_BOM):
