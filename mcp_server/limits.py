@@ -92,8 +92,11 @@ def spill_dir() -> Path:
     return dcr_home() / "mcp-output"
 
 
-def shape(payload: dict[str, Any], list_key: str, tool: str) -> Shaped:
+def shape(payload: dict[str, Any], list_key: str, tool: str, *, pageable: bool = True) -> Shaped:
     """Cut `payload[list_key]` (the whole list) to fit; spill the whole when cut.
+
+    `pageable=False` for tools without a cursor argument: the answer then offers no next_cursor,
+    only the spill file.
 
     Always adds `payload["page"]`. Other fields are kept; a string field too long to fit
     even with an empty list is cut with a marker (the spill file has it whole).
@@ -104,7 +107,7 @@ def shape(payload: dict[str, Any], list_key: str, tool: str) -> Shaped:
     if estimate_tokens(dumps(full)) <= budget:
         return Shaped(full, truncated=False)
     spill_id, path = _spill(payload, tool)
-    return _cut(payload, items, list_key, 0, budget, spill_id, path)
+    return _cut(payload, items, list_key, 0, budget, spill_id, path, pageable)
 
 
 def resume(cursor: str, list_key: str, tool: str) -> Shaped:
@@ -145,12 +148,13 @@ def _cut(
     budget: int,
     spill_id: str,
     path: Path,
+    pageable: bool = True,
 ) -> Shaped:
     limit = max_output_tokens()
 
     def build(k: int, base: dict[str, Any]) -> dict[str, Any]:
         end = offset + k
-        more = end < len(items)
+        more = pageable and end < len(items)
         note = (
             f"answer cut to fit MAX_MCP_OUTPUT_TOKENS={limit}: {list_key} {offset}..{end - 1 if k else offset} "
             f"of {len(items)} returned; the whole result is in spill_path"

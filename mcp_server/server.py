@@ -55,11 +55,11 @@ def select_specs(selection: str | Iterable[str] | None) -> list[ToolSpec]:
 def compact_schema(schema: Any, *, output: bool = False) -> Any:
     """The same contract in fewer tokens.
 
-    Everywhere: drop the "title" keywords pydantic adds (not properties named "title") and
-    `default: null`; write `anyOf: [{type: A}, {type: B}]` as `type: [A, B]`. In input schemas an
-    optional object or array loses its `null` branch (leaving the argument out means null). In
-    output schemas `required` and `additionalProperties: true` go: they constrain nothing a
-    client needs to read the answer.
+    Everywhere: drop the "title" keywords pydantic adds (not properties named "title"),
+    `additionalProperties: true` (the default) and defaults that say "empty" (null, [], an object
+    of empty lists); write `anyOf: [{type: A}, {type: B}]` as `type: [A, B]`. In input schemas an
+    optional argument loses its `null` type (leaving the argument out means null). In output
+    schemas `required` goes: it constrains nothing a client needs to read the answer.
     """
     if isinstance(schema, list):
         return [compact_schema(v, output=output) for v in schema]
@@ -69,9 +69,11 @@ def compact_schema(schema: Any, *, output: bool = False) -> Any:
     for key, value in schema.items():
         if key == "title" and isinstance(value, str):
             continue
-        if key == "default" and value is None:
+        if key == "default" and (value is None or value == [] or isinstance(value, dict)):
             continue
-        if output and (key == "required" or (key == "additionalProperties" and value is True)):
+        if key == "additionalProperties" and value is True:
+            continue
+        if output and key == "required":
             continue
         if key in ("properties", "$defs", "definitions", "patternProperties") and isinstance(value, dict):
             out[key] = {k: compact_schema(v, output=output) for k, v in value.items()}
@@ -85,6 +87,10 @@ def compact_schema(schema: Any, *, output: bool = False) -> Any:
         elif not output and len(branches) == 2 and {"type": "null"} in branches:
             del out["anyOf"]
             out.update(next(b for b in branches if b != {"type": "null"}))
+    types = out.get("type")
+    if not output and isinstance(types, list) and "null" in types:
+        rest = [t for t in types if t != "null"]
+        out["type"] = rest[0] if len(rest) == 1 else rest
     return out
 
 

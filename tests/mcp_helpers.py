@@ -15,6 +15,10 @@ from mcp_server.server import build_server
 REPO = Path(__file__).resolve().parent.parent
 TRACES = REPO / "fixtures" / "public" / "jaeger" / "otlp-traces"
 OTLP_EXAMPLES = REPO / "fixtures" / "public" / "otlp-examples"
+SCENARIO = REPO / "fixtures" / "scenarios" / "dependency_failure"
+# the scenario's truth.json: baseline 09:00-09:15, incident 09:15-09:30 UTC
+INCIDENT = {"start": "2025-06-12T09:15:00Z", "end": "2025-06-12T09:30:00Z"}
+BASELINE = {"baseline_start": "2025-06-12T09:00:00Z", "baseline_end": "2025-06-12T09:15:00Z"}
 MODES = ("legacy", "auto")  # the initialize handshake (<= 2025-11-25) and the 2026-07-28 era
 
 
@@ -22,6 +26,14 @@ def ingest_fixture(dataset: str = "jaeger", path: Path = TRACES) -> Any:
     import ingest
 
     return ingest.ingest_paths([str(path)], dataset)
+
+
+def ingest_scenario(dataset: str = "shop") -> Any:
+    return ingest_fixture(dataset, SCENARIO)
+
+
+def truth() -> dict[str, Any]:
+    return json.loads((SCENARIO / "truth.json").read_text())
 
 
 def run_client(mode: str, body: Callable[[Client], Awaitable[Any]], tools: str | None = None) -> Any:

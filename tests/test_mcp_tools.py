@@ -73,7 +73,7 @@ def test_get_trace_tree(mode):
     roots = [s for s in out["spans"] if s["depth"] == 0]
     assert roots and out["duration_ns"] >= max(s["duration_ns"] for s in roots)
     assert out["critical_path"] and out["start"].endswith("Z")
-    text = error_text(call(mode, "get_trace", {"dataset": "jaeger", "trace_id": "0" * 31 + "1"}))
+    text = error_text(call(mode, "get_trace", {"dataset": "jaeger", "trace_id": "deadbeef" * 4}))
     assert "no spans of trace" in text
 
 

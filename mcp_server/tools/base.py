@@ -20,6 +20,7 @@ __all__ = [
     "ServicesArg",
     "CursorArg",
     "Page",
+    "DocPage",
     "Obj",
     "Objs",
     "ToolError",
@@ -29,6 +30,7 @@ __all__ = [
     "structured",
     "shaped",
     "paged",
+    "document",
     "iso",
 ]
 
@@ -44,7 +46,7 @@ def _as_text(value: Any) -> Any:
     return None if value is None else str(value)
 
 
-DatasetArg = Annotated[str, Field(description="Dataset name (see list_datasets).")]
+DatasetArg = Annotated[str, Field(description="see list_datasets")]
 TimeArg = Annotated[
     str | None,
     BeforeValidator(_as_text),
@@ -58,8 +60,10 @@ CursorArg = Annotated[str | None, Field(description="page.next_cursor of a previ
 # because every schema token is paid by the agent in every turn.
 Page = Annotated[
     dict[str, Any],
-    Field(description="total_count, returned_count (fewer: cut to fit), next_cursor, spill_path, note"),
+    Field(description="total_count, returned_count, next_cursor, spill_path"),
 ]
+# The same object on one-document answers (cut only when a text is too long: page.note says so).
+DocPage = dict[str, Any]
 
 
 def Obj(description: str) -> Any:  # noqa: N802 - reads as a type in the models
@@ -127,9 +131,14 @@ def structured(payload: dict[str, Any]) -> CallToolResult:
     )
 
 
-def shaped(payload: dict[str, Any], list_key: str, tool: str) -> CallToolResult:
+def shaped(payload: dict[str, Any], list_key: str, tool: str, *, pageable: bool = True) -> CallToolResult:
     """`structured`, cut to MAX_MCP_OUTPUT_TOKENS with a page (see mcp_server/limits.py)."""
-    return structured(limits.shape(payload, list_key, tool).payload)
+    return structured(limits.shape(payload, list_key, tool, pageable=pageable).payload)
+
+
+def document(payload: dict[str, Any], tool: str, list_key: str = "warnings") -> CallToolResult:
+    """One document (no cursor argument): cut and spilled when too long, never paged."""
+    return shaped(payload, list_key, tool, pageable=False)
 
 
 def paged(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from mcp.types import CallToolResult
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from mcp_server.timearg import format_ns
 from mcp_server.tools import spec
@@ -27,20 +27,10 @@ __all__ = ["TOOLS", "correlate", "resolve_window", "CorrelateOut"]
 
 
 _WINDOW = "start_ns, end_ns (exclusive), start, end (ISO)"
-_EVIDENCE = (
-    "evidence: before/after (figures in baseline/window), trace_ids (see get_trace), span_ids, "
-    "sql (reproduces it: query_spans), details"
+_CANDIDATE = (
+    "best first, always complete: service, operation, mechanism, score 0..1, summary, analysis, "
+    "evidence {before, after (figures), trace_ids (get_trace), span_ids, sql (query_spans), details}"
 )
-
-
-class CandidateOut(BaseModel):
-    service: str
-    operation: str | None
-    mechanism: str
-    score: float = Field(description="0..1")
-    summary: str
-    evidence: Obj(_EVIDENCE)
-    analysis: str
 
 
 class CorrelateOut(BaseModel):
@@ -48,7 +38,7 @@ class CorrelateOut(BaseModel):
     window: Obj(_WINDOW)
     baseline: Obj(_WINDOW + "; null: no data before the window") | None
     services: list[str]
-    candidates: list[CandidateOut] = Field(description="best first; always complete")
+    candidates: Objs(_CANDIDATE)
     findings: Objs("paged: kind, summary, service, operation, evidence")
     notes: list[str]
     seconds: float
@@ -127,12 +117,11 @@ def correlate(
     services: ServicesArg = None,
     cursor: CursorArg = None,
 ) -> Annotated[CallToolResult, CorrelateOut]:
-    """Rank root-cause candidates for an incident window against a baseline: which service and
-    operation changed, by which mechanism (error_propagation, latency_regression, retry_storm,
-    timeout_cascade, clock_skew, …), with before/after figures, example trace_ids and a reproducing
-    sql. Call it first on a new incident. Times: ISO-8601 (UTC if no offset) or epoch s/ms/ns;
-    default window: the whole dataset; default baseline: the same length right before the window.
-    candidates are always complete; findings are paged (page.returned_count vs total_count)."""
+    """Call it first on an incident: ranked root-cause candidates for a window against a baseline
+    (which service/operation changed, by which mechanism: error_propagation, retry_storm,
+    timeout_cascade, …) with before/after figures, example trace_ids and a reproducing sql. Times:
+    ISO-8601 (UTC if no offset) or epoch s/ms/ns; default: the whole dataset, baseline the same
+    length before. findings are paged: page.returned_count vs total_count, next_cursor."""
 
     def build() -> dict[str, Any]:
         from correlate import open_dataset

@@ -13,13 +13,14 @@ from mcp_server.tools import spec
 from mcp_server.tools.base import (
     CursorArg,
     DatasetArg,
+    DocPage,
     Obj,
     Objs,
     Page,
     ToolError,
+    document,
     mapped_errors,
     paged,
-    shaped,
 )
 
 __all__ = ["TOOLS", "list_datasets", "ingest_traces", "DatasetInfo", "DatasetList", "IngestOut"]
@@ -45,16 +46,16 @@ class DatasetList(BaseModel):
 
 class IngestOut(BaseModel):
     dataset: str
-    spans: int = Field(description="added by this ingest")
+    spans: int
     logs: int
-    rejected: int = Field(description="kept verbatim in rejects_path, with the reason")
+    rejected: int
     duplicates: int
     bytes: int
     seconds: float
     rejects_path: str | None
-    totals: Obj("the whole dataset now, as in list_datasets")
-    sources: Objs("path, format, spans, logs, rejected, duplicates, skipped (why nothing was read)")
-    page: Page
+    totals: Obj("the dataset now, as in list_datasets")
+    sources: Objs("path, format, spans, logs, rejected, duplicates, skipped")
+    page: DocPage
 
 
 def _info(name: str) -> dict:
@@ -87,10 +88,9 @@ async def ingest_traces(
     dataset: DatasetArg,
     ctx: Context,
 ) -> Annotated[CallToolResult, IngestOut]:
-    """Ingest trace/log dumps (OTLP JSON/protobuf, Jaeger, Zipkin; .gz/.zst ok) into a dataset,
-    creating it or adding to it. Sends progress notifications while it runs. Bad records never
-    stop it: they are counted in `rejected` and kept in rejects_path. Files already ingested are
-    skipped (see sources[].skipped). Then call correlate over totals.start..totals.end."""
+    """Ingest trace/log dumps (OTLP JSON/protobuf, Jaeger, Zipkin; .gz/.zst) into a dataset, new
+    or existing, with progress notifications. Bad records are counted in rejected and kept in
+    rejects_path; files already ingested are skipped. Next: correlate."""
     import anyio.from_thread
     import anyio.lowlevel
     import anyio.to_thread
@@ -116,7 +116,7 @@ async def ingest_traces(
 
     with mapped_errors():
         payload = await anyio.to_thread.run_sync(work)
-    return shaped(payload, "sources", "ingest_traces")
+    return document(payload, "ingest_traces", "sources")
 
 
 TOOLS = [

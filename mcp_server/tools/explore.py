@@ -32,13 +32,9 @@ class TraceResult(BaseModel):
     end: str | None
     duration_ns: int
     span_count: int
-    critical_path: Objs("in time order: span_id, service, operation, start_ns, end_ns")
+    critical_path: Objs("span_id, service, operation, start_ns, end_ns")
     warnings: list[str]
-    spans: Objs(
-        "depth-first: span_id, parent_span_id, service, operation, kind, host, start_ns, duration_ns, "
-        "self_time_ns, depth, status_code, status_message, on_critical_path, skew_adjustment_ns, "
-        "warnings, attributes"
-    )
+    spans: Objs("depth-first: span_id, parent_span_id, service, operation, start_ns, duration_ns, …")
     page: Page
 
 
@@ -53,11 +49,11 @@ def query_spans(
     limit: Annotated[int, Field(ge=1, le=10_000, description="Row cap.")] = 200,
     cursor: CursorArg = None,
 ) -> Annotated[CallToolResult, QueryResult]:
-    """Run one read-only SQL SELECT (DuckDB dialect) over a dataset, as `dcr sql` does. Use it to
-    check a candidate's evidence (each carries a reproducing `sql`) or to ask what correlate does
-    not. Columns: read the dataset://{name}/schema resource. Times are int64 ns (start_ns, end_ns,
-    duration_ns). more_rows=true means the query had more rows than `limit`; page.returned_count <
-    page.total_count means the answer was cut to fit the output limit: pass page.next_cursor."""
+    """Run one read-only SQL SELECT (DuckDB dialect) over a dataset, as `dcr sql` does: check a
+    candidate's evidence (each has a reproducing sql) or ask what correlate does not. Columns:
+    resource dataset://{name}/schema. Times are int64 ns (start_ns, end_ns, duration_ns).
+    more_rows=true: more rows than limit. page.returned_count < page.total_count: the answer was
+    cut to fit the output limit; pass page.next_cursor."""
 
     def build() -> dict[str, Any]:
         from correlate import open_dataset
@@ -81,9 +77,8 @@ def get_trace(
     cursor: CursorArg = None,
 ) -> Annotated[CallToolResult, TraceResult]:
     """One trace as a span tree: timings after clock-skew adjustment, self time, errors, the
-    critical path (what the end-to-end latency waited on) and warnings. Use it on the example
-    trace_ids a correlate candidate cites. Large traces are paged: compare page.returned_count
-    with span_count and pass page.next_cursor for the next spans."""
+    critical path and warnings. Use it on trace_ids a correlate candidate cites. Large traces are
+    paged: compare page.returned_count with span_count, pass page.next_cursor."""
 
     def build() -> dict[str, Any]:
         from correlate import open_dataset

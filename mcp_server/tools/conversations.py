@@ -1,0 +1,188 @@
+"""Multi-turn escalations: start, continue, finalize, status, and a list to resume one after a reset."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from mcp.types import CallToolResult
+from pydantic import BaseModel, Field
+
+from mcp_server.tools import spec
+from mcp_server.tools.base import (
+    CursorArg,
+    DatasetArg,
+    DocPage,
+    Obj,
+    Objs,
+    Page,
+    ServicesArg,
+    TimeArg,
+    document,
+    mapped_errors,
+    paged,
+    structured,
+)
+from mcp_server.tools.escalation import ANALYSIS_DOC, AnalysisType, ClaudeContext, build_request
+
+__all__ = [
+    "TOOLS",
+    "start_conversation",
+    "continue_conversation",
+    "finalize_conversation",
+    "get_conversation_status",
+    "list_conversations",
+]
+
+SessionArg = Annotated[str, Field(description="from start_conversation or list_conversations")]
+_STATUS_DOC = (
+    "session_id, state (active|finalized|expired), dataset, analysis_type, provider, model, question, "
+    "created_at, updated_at, expires_at, turns, failed_turns, max_turns, total_tokens, cost_usd"
+)
+
+
+class TurnOut(BaseModel):
+    session_id: str
+    turn: int
+    status: str = Field(description="ok or failed (retry: empty message)")
+    provider: str
+    model: str
+    checked_by_model: bool
+    analysis: Obj(ANALYSIS_DOC)
+    turns_left: int
+    warnings: list[str]
+    cost_usd: float
+    escalation_id: str | None = None
+    bundle_path: str | None = None
+    page: DocPage
+
+
+class SummaryOut(BaseModel):
+    session_id: str
+    summary_format: str
+    summary_markdown: str
+    analysis: Obj("root causes merged over all turns; " + ANALYSIS_DOC)
+    turns: int
+    cost_usd: float
+    warnings: list[str]
+    page: DocPage
+
+
+class StatusOut(BaseModel):
+    session_id: str
+    state: str = Field(description="active, finalized or expired")
+    dataset: str | None
+    analysis_type: str
+    provider: str
+    model: str
+    question: str
+    updated_at: str
+    expires_at: str
+    turns: int
+    failed_turns: int
+    max_turns: int
+    cost_usd: float
+
+
+class ConversationList(BaseModel):
+    conversations: Objs("newest first: " + _STATUS_DOC)
+    page: Page
+
+
+def _turn(turn: Any) -> dict[str, Any]:
+    d = turn.to_dict()
+    esc = d.pop("escalation", None) or {}
+    for drop in ("report_markdown", "usage", "question", "latency_s"):
+        d.pop(drop, None)
+    d["warnings"] = list(esc.get("warnings") or []) + list(d.get("warnings") or [])
+    d["escalation_id"], d["bundle_path"] = esc.get("escalation_id"), esc.get("bundle_path")
+    return d
+
+
+async def _in_thread(fn: Any, *args: Any) -> Any:
+    import anyio.to_thread
+
+    with mapped_errors():
+        return await anyio.to_thread.run_sync(fn, *args)
+
+
+async def start_conversation(
+    claude_context: ClaudeContext,
+    analysis_type: AnalysisType = "cross_system",
+    initial_question: str | None = None,
+    dataset: DatasetArg | None = None,
+    start: TimeArg = None,
+    end: TimeArg = None,
+    services: ServicesArg = None,
+) -> Annotated[CallToolResult, TurnOut]:
+    """Start a multi-turn analysis with the large-context model over the same evidence bundle as
+    escalate_analysis; answers the initial_question (default: stuck_description). Keep the
+    session_id: ask follow-ups with continue_conversation, end with finalize_conversation.
+    Sessions survive restarts; list_conversations finds them again."""
+    with mapped_errors():
+        req = build_request(question=initial_question, context=claude_context, analysis_type=analysis_type,
+                            dataset=dataset, start=start, end=end, services=services, time_budget_seconds=None)
+    from escalation.api import start_conversation as start_
+
+    return document(_turn(await _in_thread(start_, req)), "start_conversation")
+
+
+async def continue_conversation(
+    session_id: SessionArg,
+    message: Annotated[str, Field(description="follow-up or new finding; empty retries a failed turn")],
+) -> Annotated[CallToolResult, TurnOut]:
+    """Ask a follow-up in a conversation: the model keeps the evidence and earlier answers and
+    updates its ranked root causes. status=failed means the model call failed: call again with an
+    empty message to retry that turn."""
+    from escalation.api import continue_conversation as continue_
+
+    return document(_turn(await _in_thread(continue_, session_id, message)), "continue_conversation")
+
+
+async def finalize_conversation(
+    session_id: SessionArg,
+    summary_format: Literal["detailed", "concise", "actionable"] = "detailed",
+) -> Annotated[CallToolResult, SummaryOut]:
+    """Close a conversation and get its summary: detailed (root causes, fixes, tests, questions),
+    concise (a few sentences) or actionable (next steps in order). Root causes from all turns are
+    merged."""
+    from escalation.api import finalize_conversation as finalize_
+
+    d = (await _in_thread(finalize_, session_id, summary_format)).to_dict()
+    d["warnings"] = list(d.get("warnings") or [])
+    return document(d, "finalize_conversation")
+
+
+def get_conversation_status(session_id: SessionArg) -> Annotated[CallToolResult, StatusOut]:
+    """State of one conversation: active, finalized or expired; turns used and left, tokens, cost.
+    Use it before continuing a conversation you did not start in this context."""
+    from escalation.api import conversation_status
+
+    with mapped_errors():
+        return structured(conversation_status(session_id).to_dict())
+
+
+def list_conversations(
+    state: Literal["active", "finalized", "expired"] | None = None,
+    cursor: CursorArg = None,
+) -> Annotated[CallToolResult, ConversationList]:
+    """List escalation conversations, newest first, to resume one after your context was cleared
+    (then get_conversation_status / continue_conversation with its session_id). Compare
+    page.returned_count with page.total_count; pass page.next_cursor for more."""
+
+    def build() -> dict[str, Any]:
+        from escalation.api import list_conversations as list_
+
+        rows = [c.to_dict() for c in list_()]
+        return {"conversations": [c for c in rows if state is None or c["state"] == state]}
+
+    return paged(cursor, "conversations", "list_conversations", build)
+
+
+TOOLS = [
+    spec(start_conversation, "Start a conversation", read_only=False, idempotent=False,
+         open_world=True),
+    spec(continue_conversation, "Continue a conversation", read_only=False, idempotent=False, open_world=True),
+    spec(finalize_conversation, "Finalize a conversation", read_only=False, idempotent=False),
+    spec(get_conversation_status, "Conversation status", read_only=True, idempotent=True),
+    spec(list_conversations, "List conversations", read_only=True, idempotent=True),
+]

@@ -1,0 +1,264 @@
+"""Escalation tools: should_escalate and escalate_analysis, and what the conversation and focused
+tools share with them (the seed's claude_context, building an EscalationRequest, the time budget).
+
+The time budget is enforced here: escalate() runs on a worker thread; when the model has not
+answered within time_budget_seconds (or timed out), the answer is the offline report built from
+the same evidence, marked partial, with a warning that says so. The model's late answer, if it
+comes, is still recorded in the ledger (`dcr stats`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from mcp.types import CallToolResult
+from pydantic import BaseModel, Field
+
+from mcp_server.tools import spec
+from mcp_server.tools.base import (
+    DatasetArg,
+    DocPage,
+    Obj,
+    ServicesArg,
+    TimeArg,
+    ToolError,
+    document,
+    mapped_errors,
+    structured,
+)
+
+__all__ = [
+    "TOOLS",
+    "ClaudeContext",
+    "AnalysisType",
+    "EscalationOut",
+    "should_escalate",
+    "escalate_analysis",
+    "build_request",
+    "run_escalation",
+    "entry_point_text",
+]
+
+AnalysisType = Literal["execution_trace", "cross_system", "performance", "hypothesis_test"]
+DEFAULT_TIME_BUDGET_S = 60.0
+TIMEOUT_WARNING = (
+    "the model did not answer within time_budget_seconds: this is the offline report from the same "
+    "evidence; call again with a larger time_budget_seconds for the model's analysis"
+)
+ANALYSIS_DOC = (
+    "summary, root_causes [{title, service, mechanism, confidence, explanation, evidence}], fixes, "
+    "tests_to_run, open_questions"
+)
+
+
+class CodeScopeIn(BaseModel):
+    files: list[str] = Field(default=[], description="under DCR_CODE_ROOTS")
+    entry_points: list[str | dict[str, Any]] = Field(
+        default=[], description="'path:function', 'path:line' or {file, line, function_name}"
+    )
+    service_names: list[str] = []
+
+
+class ClaudeContext(BaseModel):
+    # What the agent knows; the escalated model is told not to repeat what was tried.
+
+    attempted_approaches: list[str] = []
+    partial_findings: list[Any] = []
+    stuck_description: str
+    code_scope: CodeScopeIn = CodeScopeIn()
+
+
+class EscalationOut(BaseModel):
+    escalation_id: str
+    provider: str
+    model: str
+    partial: bool
+    checked_by_model: bool
+    analysis: Obj(ANALYSIS_DOC)
+    warnings: list[str]
+    cut: list[str]
+    cost_usd: float
+    bundle_path: str | None
+    page: DocPage
+
+
+class DecisionOut(BaseModel):
+    escalate: bool
+    reasons: list[str]
+    signals: dict[str, Any]
+    thresholds: dict[str, Any]
+
+
+def entry_point_text(ep: str | dict[str, Any]) -> str:
+    if isinstance(ep, str):
+        return ep
+    where = ep.get("function_name") or ep.get("line") or ""
+    return f"{ep.get('file', '')}:{where}" if ep.get("file") else str(where)
+
+
+def _finding_text(f: Any) -> str:
+    return f if isinstance(f, str) else json.dumps(f, ensure_ascii=False, default=str)
+
+
+def build_request(
+    *,
+    question: str | None,
+    context: ClaudeContext | None,
+    analysis_type: str,
+    dataset: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    services: list[str] | None = None,
+    depth_level: int = 3,
+    time_budget_seconds: float | None = DEFAULT_TIME_BUDGET_S,
+    files: list[str] | None = None,
+) -> Any:
+    """An EscalationRequest from tool arguments; ToolError names a bad argument."""
+    from escalation.api import AgentContext, CodeScope, EscalationRequest
+
+    ctx = context or ClaudeContext(stuck_description="")
+    text = (question or "").strip() or ctx.stuck_description.strip()
+    if not text:
+        raise ToolError("say what you want to know: give question or claude_context.stuck_description")
+    window = None
+    if dataset and (start or end):
+        from ingest.dataset import open_handle
+        from mcp_server.tools.correlation import resolve_window
+
+        window, _ = resolve_window(open_handle(dataset).time_range, start, end)
+    scope = ctx.code_scope
+    agent = AgentContext(
+        stuck_description=ctx.stuck_description,
+        attempted_approaches=tuple(ctx.attempted_approaches),
+        partial_findings=tuple(_finding_text(f) for f in ctx.partial_findings),
+        code_scope=CodeScope(
+            files=tuple(scope.files),
+            entry_points=tuple(entry_point_text(e) for e in scope.entry_points),
+            service_names=tuple(scope.service_names),
+        ),
+    )
+    return EscalationRequest(
+        question=text,
+        dataset=dataset,
+        window=window,
+        services=tuple(services or scope.service_names or ()),
+        context=agent,
+        analysis_type=analysis_type,
+        depth_level=depth_level,
+        files=tuple(files or ()),
+        time_budget_seconds=time_budget_seconds,
+    )
+
+
+async def run_escalation(call: Any, req: Any, budget_s: float | None) -> dict[str, Any]:
+    """`call(req)` (escalate or start_conversation) on a thread, within `budget_s`; partial past it."""
+    import dataclasses
+
+    import anyio
+    import anyio.to_thread
+
+    from escalation.errors import ProviderTimeout
+
+    outcome: dict[str, Any] = {}
+
+    async def attempt() -> None:
+        try:
+            outcome["result"] = await anyio.to_thread.run_sync(call, req, abandon_on_cancel=True)
+        except ProviderTimeout:
+            outcome["late"] = True
+
+    with mapped_errors():
+        with anyio.move_on_after(budget_s if budget_s else None):
+            await attempt()
+        if "result" in outcome:
+            return _result_dict(outcome["result"])
+        offline = dataclasses.replace(req, provider="offline")
+        result = _result_dict(await anyio.to_thread.run_sync(call, offline))
+    result["partial"] = True
+    result["warnings"] = [TIMEOUT_WARNING, *result["warnings"]]
+    return result
+
+
+def _result_dict(result: Any) -> dict[str, Any]:
+    d = result.to_dict()
+    esc = d.pop("escalation", None)  # a conversation turn carries its escalation
+    if esc:
+        d = {**esc, **{k: v for k, v in d.items() if k not in ("analysis", "warnings")},
+             "analysis": d["analysis"], "warnings": list(esc["warnings"]) + list(d.get("warnings", []))}
+    for drop in ("report_markdown", "bundle_sections", "dry_run_payload", "usage", "question", "session_id"):
+        d.pop(drop, None)
+    d["warnings"] = list(d.get("warnings") or [])
+    d["cut"] = list(d.get("cut") or [])
+    return d
+
+
+def should_escalate(
+    files_involved: Annotated[int, Field(ge=0)] = 0,
+    attempted_approaches: Annotated[int, Field(ge=0)] = 0,
+    dataset: DatasetArg | None = None,
+    services: ServicesArg = None,
+    start: TimeArg = None,
+    end: TimeArg = None,
+) -> Annotated[CallToolResult, DecisionOut]:
+    """Is this problem too big for your own context? Any threshold crossed (over 50 files, 100 MB
+    of traces, 3 services, 1 h of time span, 5 attempts) is a reason. A dataset supplies trace
+    bytes, services and time span. escalate=true: call escalate_analysis."""
+
+    def decide() -> dict[str, Any]:
+        from escalation.api import EscalationSignals
+        from escalation.api import should_escalate as decide_
+
+        trace_bytes, n_services, span_s = 0, len(services or ()), 0.0
+        if dataset:
+            import ingest
+
+            summary = ingest.dataset_summary(dataset)
+            trace_bytes = sum(int(s.get("size") or 0) for s in summary["sources"])
+            n_services = n_services or len(summary["services"])
+            tr = summary["time_range"]
+            s_ns, e_ns = tr.get("start_ns"), tr.get("end_ns")
+            from mcp_server.tools.correlation import resolve_window
+
+            window, _ = resolve_window((s_ns, e_ns), start, end)
+            if window is not None:
+                s_ns, e_ns = window.start_ns, window.end_ns
+            span_s = (e_ns - s_ns) / 1e9 if s_ns is not None and e_ns is not None else 0.0
+        signals = EscalationSignals(files_involved=files_involved, trace_bytes=trace_bytes,
+                                    services_involved=n_services, time_span_s=span_s,
+                                    attempted_approaches=attempted_approaches)
+        return decide_(signals).to_dict()
+
+    with mapped_errors():
+        return structured(decide())
+
+
+async def escalate_analysis(
+    claude_context: ClaudeContext,
+    analysis_type: AnalysisType = "cross_system",
+    depth_level: Annotated[int, Field(ge=1, le=5, description="1 quick .. 5 deepest")] = 3,
+    time_budget_seconds: Annotated[float, Field(ge=1, le=3600)] = DEFAULT_TIME_BUDGET_S,
+    question: str | None = None,
+    dataset: DatasetArg | None = None,
+    start: TimeArg = None,
+    end: TimeArg = None,
+) -> Annotated[CallToolResult, EscalationOut]:
+    """Hand a problem you are stuck on to a large-context model (Gemini; without a key an offline
+    rule-based report) with an evidence bundle from the dataset's window (ranked candidates,
+    example traces, logs, service graph) and the code in code_scope. Use it after correlate and
+    your own attempts. Past time_budget_seconds: the offline report, partial=true."""
+    with mapped_errors():
+        req = build_request(
+            question=question, context=claude_context, analysis_type=analysis_type, dataset=dataset,
+            start=start, end=end, depth_level=depth_level, time_budget_seconds=time_budget_seconds,
+        )
+    from escalation.api import escalate
+
+    return document(await run_escalation(escalate, req, time_budget_seconds), "escalate_analysis")
+
+
+TOOLS = [
+    spec(should_escalate, "Should I escalate?", read_only=True, idempotent=True),
+    spec(escalate_analysis, "Escalate the analysis", read_only=False, idempotent=False,
+         open_world=True),
+]
