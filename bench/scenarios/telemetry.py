@@ -21,6 +21,7 @@ Attribute names (semantic conventions, current):
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,7 @@ MS = 1_000_000
 # mark every non-OK code; servers only UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL,
 # UNAVAILABLE, DATA_LOSS).
 GRPC = {"OK": 0, "UNKNOWN": 2, "DEADLINE_EXCEEDED": 4, "NOT_FOUND": 5, "FAILED_PRECONDITION": 9, "INTERNAL": 13, "UNAVAILABLE": 14}
+_FRAME = re.compile(r'File "(?P<path>[^"]+)", line (?P<line>\d+), in (?P<func>\w+)')
 _GRPC_SERVER_ERRORS = frozenset({2, 4, 12, 13, 14, 15})
 _SEVERITY = {
     "DEBUG": SeverityNumber.DEBUG,
@@ -185,6 +187,10 @@ class Telemetry:
         attrs = dict(attributes or {})
         if exc is not None:
             attrs.update(exc.attributes())
+            frame = _FRAME.search(exc.stacktrace)
+            if frame:  # the handler that logs it is the outermost application frame
+                attrs.update({"code.file.path": frame["path"], "code.function.name": frame["func"],
+                              "code.line.number": int(frame["line"])})
         stamp = t_ns + self.skew_ns(proc.host, t_ns)
         proc.logger.emit(
             timestamp=stamp,
