@@ -23,6 +23,7 @@ Two paths (see `ingest/otlp_fast.py` for the first):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO
 
@@ -692,22 +693,31 @@ def decode_document(data: bytes, source: SourceInfo) -> Chunk:
 # ---- detection and the reader entry point -------------------------------------------------
 
 _BOM = b"\xef\xbb\xbf"
-_KEYS = (b'"resourceSpans"', b'"resourceLogs"', b'"batches"', b'"instrumentationLibrarySpans"',
-         b'"instrumentationLibraryLogs"', b'"scopeSpans"', b'"scopeLogs"')
+# an OTLP key followed by its colon, so a value that merely mentions the word does not count
+_KEY = re.compile(rb'"(?:resourceSpans|resourceLogs|batches|scopeSpans|scopeLogs|instrumentationLibrarySpans'
+                  rb'|instrumentationLibraryLogs)"\s*:')
 
 
 def sniff(head: bytes) -> bool:
+    """An OTLP key in the head, and a JSON object at the start or at some line's start
+    (the first lines of a Collector dump may be broken: they become rejects)."""
     text = head.removeprefix(_BOM).lstrip()
-    return text.startswith(b"{") and any(k in text for k in _KEYS)
+    if not (text.startswith(b"{") or b"\n{" in text):
+        return False
+    return _KEY.search(text) is not None
 
 
 def is_line_mode(head: bytes) -> bool:
     """True for one document a line (Collector), False for one (pretty-printed) document."""
     text = head.removeprefix(_BOM).lstrip()
-    nl = text.find(b"\n")
-    if nl < 0:
+    lines = text.split(b"\n")
+    if len(lines) == 1:
         return True  # a single line (possibly longer than the head)
-    return text[:nl].rstrip().endswith(b"}")
+    for i, ln in enumerate(lines):
+        s = ln.strip()
+        if len(s) > 1 and s.startswith(b"{") and (s.endswith(b"}") or i == len(lines) - 1):
+            return True  # a whole (or head-truncated) object on one line
+    return False
 
 
 def read(stream: BinaryIO, source: SourceInfo) -> Iterator[Chunk]:

@@ -50,7 +50,8 @@ from ingest.writer import DatasetWriter, SourceStats
 __all__ = ["IngestResult", "SourceResult", "ingest_paths", "dataset_summary", "PARALLEL_MIN_BYTES"]
 
 PARALLEL_MIN_BYTES = 16 * 1024 * 1024  # smaller inputs are decoded in process
-RANGE_BYTES = 8 * 1024 * 1024
+RANGE_BYTES = 8 * 1024 * 1024  # the unit of work of a decoding process
+RANGE_BYTES_ENV = "DCR_INGEST_RANGE_MB"  # override (tests use small ranges to kill mid-write)
 _QUICK_BYTES = 1024 * 1024
 
 Progress = Callable[[int, int, str], None]  # (bytes done, bytes total, current path)
@@ -196,17 +197,23 @@ def _ordered(pool: cf.ProcessPoolExecutor, tasks: Iterator[tuple], window: int) 
         yield (*fut.result(), nb)
 
 
+def _range_bytes() -> int:
+    env = os.environ.get(RANGE_BYTES_ENV)
+    return max(64 * 1024, int(float(env) * 1024 * 1024)) if env else RANGE_BYTES
+
+
 def _parallel_chunks(pool: cf.ProcessPoolExecutor, workers: int, inp: _Opened,
                      source: SourceInfo) -> Iterator[tuple[Chunk, int]]:
+    step = _range_bytes()
     if inp.compression is None:
         size = inp.size
         path = str(inp.fs_path)
         tasks: Iterator[tuple] = (
-            (_decode_range, min(RANGE_BYTES, size - s), path, s, min(s + RANGE_BYTES, size), source)
-            for s in range(0, size, RANGE_BYTES)
+            (_decode_range, min(step, size - s), path, s, min(s + step, size), source)
+            for s in range(0, size, step)
         )
     else:
-        tasks = ((_decode_block, len(b), b, source) for b in iter_lines_blocks(inp.stream, RANGE_BYTES))
+        tasks = ((_decode_block, len(b), b, source) for b in iter_lines_blocks(inp.stream, step))
     lines = 0
     for chunk, nlines, nbytes in _ordered(pool, tasks, window=2 * workers):
         yield _shift(chunk, lines), nbytes

@@ -48,6 +48,7 @@ __all__ = [
 ]
 
 PART_BYTES = 48 * 1024 * 1024  # Arrow bytes buffered before a part file is sorted and written
+PART_BYTES_ENV = "DCR_INGEST_PART_MB"  # override (tests use small parts to kill mid-write)
 ROW_GROUP_ROWS = 32 * 1024
 MAX_REJECT_RAW_BYTES = 16 * 1024 * 1024
 LOCK_FILE = ".lock"
@@ -204,6 +205,8 @@ class _PartBuffer:
 
     def __init__(self, folder: Path, prefix: str, schema: pa.Schema, sort_keys: list[tuple[str, str]]) -> None:
         self.folder, self.prefix, self.schema, self.sort_keys = folder, prefix, schema, sort_keys
+        env = os.environ.get(PART_BYTES_ENV)
+        self.part_bytes = int(float(env) * 1024 * 1024) if env else PART_BYTES
         self.batches: list[pa.RecordBatch] = []
         self.nbytes = 0
         self.files: list[Path] = []
@@ -215,7 +218,7 @@ class _PartBuffer:
         if batch.num_rows:
             self.batches.append(batch)
             self.nbytes += batch.nbytes
-            if self.nbytes >= PART_BYTES:
+            if self.nbytes >= self.part_bytes:
                 self.flush()
 
     def flush(self) -> None:

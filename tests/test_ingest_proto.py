@@ -1,0 +1,132 @@
+"""OTLP protobuf (Collector file exporter framing) ingests to the same rows as its JSON twin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from google.protobuf import json_format
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, LogsData, ResourceLogs, ScopeLogs
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status, TracesData
+
+import ingest
+from ingest.dataset import open_handle
+from ingest.otlp_proto import message_kind, sniff
+
+TID = bytes.fromhex("0af7651916cd43dd8448eb211c80319c")
+
+
+def kv(key: str, **value) -> KeyValue:
+    return KeyValue(key=key, value=AnyValue(**value))
+
+
+def resource(service: str) -> Resource:
+    return Resource(attributes=[kv("service.name", string_value=service), kv("host.name", string_value="node-7"),
+                                kv("service.version", string_value="2.1")])
+
+
+def traces(n: int, service: str) -> TracesData:
+    spans = []
+    for i in range(n):
+        sp = Span(trace_id=TID, span_id=(i + 1).to_bytes(8, "big") + b"", name=f"op-{i}",
+                  kind=Span.SPAN_KIND_SERVER if i == 0 else Span.SPAN_KIND_CLIENT,
+                  parent_span_id=b"" if i == 0 else (1).to_bytes(8, "big"), trace_state="k=v" if i else "",
+                  start_time_unix_nano=1_700_000_000_000_000_000 + i * 1000,
+                  end_time_unix_nano=1_700_000_000_000_500_000 + i * 1000, flags=257,
+                  dropped_attributes_count=i, attributes=[
+                      kv("http.request.method", string_value="POST"), kv("http.response.status_code", int_value=500),
+                      kv("ok", bool_value=False), kv("ratio", double_value=0.25),
+                      kv("blob", bytes_value=b"\x00\x01\xff"),
+                      kv("tags", array_value=ArrayValue(values=[AnyValue(string_value="a"), AnyValue(int_value=2)])),
+                      kv("nested", kvlist_value=KeyValueList(values=[kv("inner", string_value="x")])),
+                  ])
+        if i == 1:
+            sp.status.CopyFrom(Status(code=Status.STATUS_CODE_ERROR, message="upstream 500"))
+            ev = sp.events.add(time_unix_nano=1_700_000_000_000_400_000, name="exception")
+            ev.attributes.extend([kv("exception.type", string_value="IOError"),
+                                  kv("exception.message", string_value="reset by peer")])
+            ln = sp.links.add(trace_id=bytes(range(16)), span_id=bytes(range(8)))
+            ln.attributes.append(kv("why", string_value="retry"))
+        spans.append(sp)
+    scope = InstrumentationScope(name="io.opentelemetry.test", version="1.0")
+    return TracesData(resource_spans=[ResourceSpans(resource=resource(service),
+                                                    scope_spans=[ScopeSpans(scope=scope, spans=spans)])])
+
+
+def logs() -> LogsData:
+    recs = [LogRecord(time_unix_nano=1_700_000_000_000_000_100, observed_time_unix_nano=1_700_000_000_000_000_200,
+                      severity_number=17, severity_text="ERROR", body=AnyValue(string_value="payment failed"),
+                      trace_id=TID, span_id=(2).to_bytes(8, "big"), attributes=[kv("order", int_value=42)]),
+            LogRecord(observed_time_unix_nano=1_700_000_000_000_000_300, severity_number=9,
+                      body=AnyValue(kvlist_value=KeyValueList(values=[kv("event", string_value="login")])))]
+    return LogsData(resource_logs=[ResourceLogs(resource=resource("auth"), scope_logs=[ScopeLogs(log_records=recs)])])
+
+
+def framed(*messages) -> bytes:
+    out = b""
+    for m in messages:
+        data = m.SerializeToString()
+        out += len(data).to_bytes(4, "big") + data
+    return out
+
+
+def rows(name: str, kind: str) -> list[dict]:
+    h = open_handle(name)
+    files = h.span_files if kind == "spans" else h.log_files
+    t = pa.concat_tables([pq.read_table(f) for f in files]).drop_columns(["source_id", "source_offset"])
+    return sorted(t.to_pylist(), key=lambda r: (r.get("span_id") or "", r.get("time_ns") or 0, r.get("name") or ""))
+
+
+def test_protobuf_and_json_twin_give_the_same_rows(tmp_path: Path):
+    msgs = [traces(3, "checkout"), traces(2, "cart"), logs()]
+    msgs[1].resource_spans[0].scope_spans[0].spans[0].trace_id = bytes.fromhex("11" * 16)
+    msgs[1].resource_spans[0].scope_spans[0].spans[1].trace_id = bytes.fromhex("11" * 16)
+    (tmp_path / "dump.binpb").write_bytes(framed(*msgs))
+    # protobuf JSON mapping: ids as base64, enums as names, 64-bit ints as strings
+    twin = "\n".join(json_format.MessageToJson(m, indent=None) for m in msgs) + "\n"
+    (tmp_path / "dump.json").write_text(twin)
+    rp = ingest.ingest_paths([str(tmp_path / "dump.binpb")], "pb")
+    rj = ingest.ingest_paths([str(tmp_path / "dump.json")], "js")
+    assert (rp.spans, rp.logs, rp.rejected) == (rj.spans, rj.logs, rj.rejected) == (5, 2, 0)
+    assert rp.sources[0].format == "otlp_proto" and rj.sources[0].format == "otlp_json"
+    pspans, jspans = rows("pb", "spans"), rows("js", "spans")
+    assert pspans == jspans
+    assert rows("pb", "logs") == rows("js", "logs")
+    err = next(r for r in pspans if r["status_code"] == "ERROR" and r["service_name"] == "checkout")
+    assert err["exception_type"] == "IOError" and err["status_message"] == "upstream 500"
+    assert err["http_method"] == "POST" and err["http_status_code"] == 500 and err["host"] == "node-7"
+    assert '"blob":"AAH/"' in err["attributes"] and '"nested":{"inner":"x"}' in err["attributes"]
+    assert '"trace_id":"000102030405060708090a0b0c0d0e0f"' in err["links"]
+
+
+def test_protobuf_offsets_and_truncated_tail(tmp_path: Path):
+    first, second = traces(1, "a"), traces(1, "b")
+    second.resource_spans[0].scope_spans[0].spans[0].span_id = (9).to_bytes(8, "big")
+    data = framed(first, second)
+    (tmp_path / "cut.pb").write_bytes(data + data[:30])  # a third message cut short
+    r = ingest.ingest_paths([str(tmp_path / "cut.pb")], "cut")
+    assert (r.spans, r.rejected) == (2, 1)
+    offsets = sorted(x["source_offset"] for x in pq.read_table(open_handle("cut").span_files[0]).to_pylist())
+    assert offsets == [0, len(framed(first))]
+    import json
+
+    [rej] = [json.loads(x) for x in Path(r.rejects_path).read_text().splitlines()]
+    assert (rej["offset"], rej["unit"], rej["reason"]) == (len(data), "byte", "truncated message")
+
+
+def test_bad_span_in_protobuf_is_rejected_alone(tmp_path: Path):
+    td = traces(3, "x")
+    td.resource_spans[0].scope_spans[0].spans[2].span_id = b"\x01\x02"  # 2 bytes, not 8
+    (tmp_path / "bad.pb").write_bytes(framed(td))
+    r = ingest.ingest_paths([str(tmp_path / "bad.pb")], "bad")
+    assert (r.spans, r.rejected) == (2, 1)
+
+
+def test_sniff_and_kind():
+    t, lg = traces(1, "a").SerializeToString(), logs().SerializeToString()
+    assert message_kind(t) == "traces" and message_kind(lg) == "logs"
+    assert sniff(framed(traces(1, "a"))) and sniff(framed(logs()))
+    assert not sniff(b'{"resourceSpans": []}') and not sniff(b"\x00\x00\x00\x05hello")
