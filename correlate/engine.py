@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from correlate.analyses import STANDARD_ANALYSES
 from correlate.analyses.common import SPANS_TABLE, TRACES_TABLE, AnalysisContext, traces_sql, working_sql
+from correlate.errors import CorrelateError, map_duckdb_error
 from correlate.ranking import rank
 from correlate.types import Candidate, CorrelationReport, Finding, Window
 
@@ -49,18 +50,18 @@ def resolve_windows(
             return None, None, [NOTE_NO_SPANS]
         window = Window(ds_start, ds_end + 1)
     if window.end_ns <= window.start_ns:
-        raise ValueError("the window ends before it starts: give --end after --start")
+        raise CorrelateError("the window ends before it starts: give an end after the start")
     if baseline is not None:
         if baseline.end_ns <= baseline.start_ns:
-            raise ValueError("the baseline ends before it starts: give --baseline-end after --baseline-start")
+            raise CorrelateError("the baseline ends before it starts: give a baseline end after its start")
         if baseline.end_ns > window.start_ns:
-            raise ValueError("the baseline overlaps the window: end it at or before the window's start")
+            raise CorrelateError("the baseline overlaps the window: end it at or before the window's start")
         return window, baseline, notes
     if ds_start is None or ds_start >= window.start_ns:
         return window, None, [NOTE_NO_BASELINE]
     span = window.end_ns - window.start_ns
     baseline = Window(max(window.start_ns - span, ds_start), window.start_ns)
-    if baseline.start_ns > window.start_ns - span:
+    if baseline.start_ns - (window.start_ns - span) > span // 100:  # more than 1% short
         notes.append("the baseline is shorter than the window: the dataset starts inside it")
     return window, baseline, notes
 
@@ -76,7 +77,12 @@ def run_correlation(
         return CorrelationReport(session.name, empty, None, services, (), (), tuple(notes), 0.0)
     con = session.con.cursor()
     try:
-        ctx, more = _materialise(con, win, base)
+        try:
+            ctx, more = _materialise(con, win, base)
+        except CorrelateError:
+            raise
+        except Exception as exc:  # duckdb errors are mapped where they enter
+            raise map_duckdb_error(exc, "") from None
         notes.extend(more)
         candidates: list[Candidate] = []
         findings: list[Finding] = []

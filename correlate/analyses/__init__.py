@@ -11,11 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from correlate.analyses import (
+    attribute_contrast,
     clock_skew_hosts,
+    critical_path_shift,
     deploys,
     error_origin,
     latency_attribution,
     lock_timing,
+    log_templates,
     n_plus_one,
     network_gaps,
     queue_backlog,
@@ -43,4 +46,7 @@ STANDARD_ANALYSES: tuple[Analysis, ...] = (
     (queue_backlog.NAME, queue_backlog.find_queue_backlogs),
     (lock_timing.NAME, lock_timing.find_lease_expiries),
     (clock_skew_hosts.NAME, clock_skew_hosts.find_skewed_hosts),
+    (critical_path_shift.NAME, critical_path_shift.find_critical_path_shifts),
+    (attribute_contrast.NAME, attribute_contrast.find_attribute_contrasts),
+    (log_templates.NAME, log_templates.find_log_changes),
 )

@@ -1,0 +1,184 @@
+"""Log lines grouped into templates (Drain), counted before vs after, per service.
+
+Distinct bodies are counted in SQL first (at most MAX_BODIES, the most frequent), so the miner
+sees each text once however often it was logged; numbers, hex ids and addresses are masked
+before mining. Findings: templates that are new in the window, templates whose rate per second
+rose at least RISE times, and numbers in a template that climb through the window (a heap, a
+queue depth). Logs are joined to spans by trace and span id for the operation that wrote them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+from correlate.analyses.common import AnalysisContext, AnalysisResult, lit, rows
+from correlate.types import Evidence, Finding
+
+__all__ = ["NAME", "find_log_changes", "mine_templates", "template_like"]
+
+NAME = "log_templates"
+MAX_BODIES = 20_000
+MAX_FINDINGS = 8
+RISE = 3.0
+MIN_NEW = 2
+MIN_TREND_POINTS = 6
+_MASKS = (
+    (r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b", "UUID"),
+    (r"\b\d{1,3}(\.\d{1,3}){3}(:\d+)?\b", "IP"),
+    (r"\b(0x)?[0-9a-fA-F]{12,}\b", "HEX"),
+    (r"(?<![\w.])[-+]?\d+(\.\d+)?(?![\w.])", "NUM"),
+)
+_NUM = re.compile(r"[-+]?\d+(?:\.\d+)?")
+
+
+@dataclass
+class _Template:
+    service: str
+    text: str
+    severity: int = 0
+    count_b: int = 0
+    count_a: int = 0
+    trace_id: str | None = None
+    span_id: str | None = None
+    operation: str | None = None
+    first_ns: int | None = None
+    points: list[tuple[int, float]] = field(default_factory=list)  # (first time, first number) per body
+
+
+def mine_templates(bodies: list[str]) -> list[str]:
+    """The template of each body (Drain over the masked texts, one miner per call)."""
+    from drain3.masking import MaskingInstruction
+    from drain3.template_miner import TemplateMiner
+    from drain3.template_miner_config import TemplateMinerConfig
+
+    config = TemplateMinerConfig()
+    config.masking_instructions = [MaskingInstruction(p, m) for p, m in _MASKS]
+    config.drain_sim_th = 0.5
+    config.profiling_enabled = False
+    miner = TemplateMiner(config=config)
+    clusters = [miner.add_log_message(b)["cluster_id"] for b in bodies]
+    final = {c.cluster_id: c.get_template() for c in miner.drain.clusters}
+    return [final[c] for c in clusters]
+
+
+def template_like(template: str) -> str:
+    """A LIKE pattern matching the bodies of a template (masks become %)."""
+    escaped = template.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return re.sub(r"<[A-Z*]+>", "%", escaped)
+
+
+def _bodies(ctx: AnalysisContext) -> list[dict]:
+    lo = ctx.baseline.start_ns if ctx.baseline else ctx.window.start_ns
+    sample = "" if ctx.sample_mod <= 1 else f" AND (l.trace_id IS NULL OR hash(l.trace_id) % {ctx.sample_mod} = 0)"
+    return rows(
+        ctx.con,
+        f"""SELECT coalesce(l.service_name, s.service, '?') AS service, l.time_ns >= {ctx.window.start_ns} AS after,
+                   l.body, max(l.severity_number) AS severity, count(*) AS n, min(l.time_ns) AS first_ns,
+                   arg_min(l.trace_id, l.time_ns) AS trace_id, arg_min(l.span_id, l.time_ns) AS span_id,
+                   mode(s.op) AS operation
+            FROM logs l LEFT JOIN {ctx.s} s ON s.trace_id = l.trace_id AND s.span_id = l.span_id
+            WHERE l.time_ns >= {lo} AND l.time_ns < {ctx.window.end_ns} AND l.body IS NOT NULL{sample}
+              AND (l.time_ns >= {ctx.window.start_ns} OR {_in_baseline(ctx)})
+            GROUP BY ALL ORDER BY n DESC, l.body LIMIT {MAX_BODIES}""",
+    )
+
+
+def _in_baseline(ctx: AnalysisContext) -> str:
+    if ctx.baseline is None:
+        return "FALSE"
+    return f"(l.time_ns >= {ctx.baseline.start_ns} AND l.time_ns < {ctx.baseline.end_ns})"
+
+
+def find_log_changes(ctx: AnalysisContext) -> AnalysisResult:
+    out = AnalysisResult()
+    got = _bodies(ctx)
+    if not got:
+        return out
+    templates: dict[tuple[str, str], _Template] = {}
+    by_service: dict[str, list[dict]] = {}
+    for r in got:
+        by_service.setdefault(r["service"], []).append(r)
+    for service, rs in sorted(by_service.items()):
+        for r, text in zip(rs, mine_templates([r["body"] for r in rs]), strict=True):
+            t = templates.setdefault((service, text), _Template(service, text))
+            t.severity = max(t.severity, r["severity"] or 0)
+            if r["after"]:
+                t.count_a += r["n"]
+                if t.first_ns is None or r["first_ns"] < t.first_ns:
+                    t.first_ns = r["first_ns"]
+                    t.trace_id, t.span_id, t.operation = r["trace_id"], r["span_id"], r["operation"]
+                num = _NUM.search(r["body"])
+                if num:
+                    t.points.append((r["first_ns"], float(num.group())))
+            else:
+                t.count_b += r["n"]
+    notes = []
+    for t in templates.values():
+        summary = _change(ctx, t)
+        if summary:
+            notes.append((-(t.severity or 0), -t.count_a, t.service, t.text, summary, t))
+    notes.sort(key=lambda x: x[:4])
+    for *_, summary, t in notes[:MAX_FINDINGS]:
+        out.findings.append(_finding(ctx, t, summary))
+    return out
+
+
+def _change(ctx: AnalysisContext, t: _Template) -> str | None:
+    sev = _severity(t.severity)
+    if ctx.has_baseline and t.count_b == 0 and t.count_a >= MIN_NEW:
+        return f"new {sev}log in {t.service}: \"{t.text[:140]}\" ({t.count_a} times in the window, never before)"
+    if ctx.has_baseline and t.count_b and t.count_a >= 5:
+        rate_b, rate_a = t.count_b / ctx.baseline_s, t.count_a / ctx.window_s
+        if rate_a >= RISE * rate_b:
+            return (f"{sev}log in {t.service} rose {rate_a / rate_b:.1f}x: \"{t.text[:140]}\" "
+                    f"({t.count_b} -> {t.count_a} times)")
+    trend = _trend(t.points)
+    if trend:
+        lo, hi = trend
+        return f"a number in {t.service}'s log climbs through the window: \"{t.text[:140]}\" from {lo:g} to {hi:g}"
+    return None
+
+
+def _severity(number: int) -> str:
+    """OTLP severity number -> its name and a space ("" when unset)."""
+    names = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
+    if not number or number < 1:
+        return ""
+    return names[min((number - 1) // 4, len(names) - 1)] + " "
+
+
+def _trend(points: list[tuple[int, float]]) -> tuple[float, float] | None:
+    """(first, last) value when the numbers rise steadily with time (Pearson r >= 0.8, +50%)."""
+    if len(points) < MIN_TREND_POINTS:
+        return None
+    pts = sorted(points)
+    xs = [float(p[0] - pts[0][0]) for p in pts]
+    ys = [p[1] for p in pts]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    syy = sum((y - my) ** 2 for y in ys)
+    if not sxx or not syy:
+        return None
+    r = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / math.sqrt(sxx * syy)
+    first, last = ys[0], ys[-1]
+    if r >= 0.8 and first > 0 and last >= 1.5 * first:
+        return first, last
+    return None
+
+
+def _finding(ctx: AnalysisContext, t: _Template, summary: str) -> Finding:
+    lo = ctx.baseline.start_ns if ctx.baseline else ctx.window.start_ns
+    q = f"""SELECT CASE WHEN time_ns >= {ctx.window.start_ns} THEN 'after' ELSE 'before' END AS period, count(*) AS logs
+FROM logs WHERE service_name = {lit(t.service)} AND body LIKE {lit(template_like(t.text))} ESCAPE '\\'
+  AND time_ns >= {lo} AND time_ns < {ctx.window.end_ns}
+GROUP BY period ORDER BY period"""
+    return Finding(
+        kind=NAME, service=t.service, operation=t.operation, summary=summary,
+        evidence=Evidence(
+            before={"logs": t.count_b}, after={"logs": t.count_a},
+            trace_ids=(t.trace_id,) if t.trace_id else (), span_ids=(t.span_id,) if t.span_id else (),
+            sql=q, details={"template": t.text, "severity_number": t.severity},
+        ),
+    )
