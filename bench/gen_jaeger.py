@@ -73,7 +73,7 @@ class DumpStats:
     bytes: int
     traces: int
     spans: int
-    error_spans: int
+    error_spans: int  # spans whose status is ERROR once read: an error tag or HTTP 5xx
 
 
 def _tag(key: str, value: Any) -> dict[str, Any]:
@@ -151,8 +151,9 @@ class _TraceMaker:
                 _tag("attempt", rng.randrange(1, 4)),
             ]})
         is_error = rng.random() < 0.03
+        if is_error or any(t["key"] == "http.status_code" and t["value"] >= 500 for t in tags):
+            self.errors += 1  # an ERROR status once read (the error tag, or a 5xx)
         if is_error:
-            self.errors += 1
             tags = tags + [_tag("error", True), _tag("otel.status_code", "ERROR")]
             logs.append({"timestamp": start_us + dur_us - 1, "fields": [
                 _tag("event", "error"),

@@ -68,7 +68,7 @@ from ingest.schema import INT_PROMOTED, PROMOTED, SPAN_SCHEMA
 
 __all__ = ["sniff", "read", "jaeger_id", "CHUNK_SPANS"]
 
-CHUNK_SPANS = 4096
+CHUNK_SPANS = 2048
 
 # ---- typed shapes (unknown fields, including the UI's, are skipped by msgspec) ------------
 # gc=False: millions of small structs a second, none of them in a reference cycle

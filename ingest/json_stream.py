@@ -33,7 +33,7 @@ import msgspec
 
 __all__ = ["READ_BYTES", "Element", "Members", "MalformedJSON", "iter_array"]
 
-READ_BYTES = 4 << 20
+READ_BYTES = 1 << 20
 _MAX_SNIPPET = 64 * 1024
 _WS = re.compile(rb"[ \t\r\n]*")
 _TRAILING = re.compile(r"trailing characters \(byte (\d+)\)")
@@ -200,7 +200,8 @@ def iter_array(stream: BinaryIO, key: str | None, read_bytes: int = READ_BYTES) 
     """Elements of the top-level array, or of the array under `key` in a top-level object
     (`key` None: only top-level arrays are streamed; an object comes out as Members)."""
     sc = _Scanner(stream, read_bytes)
-    sc.fill()
+    while len(sc.buf) < len(_BOM) and sc.fill():
+        pass
     if sc.buf.startswith(_BOM):
         sc.pos = len(_BOM)
     counter = [0]
