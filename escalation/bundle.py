@@ -208,6 +208,7 @@ class BundleBuilder:
         sections: list[Section] = []
         cut: list[str] = []
         kept: dict[str, list[_Item]] = {}
+        full = False  # strict priority: once an item does not fit, everything after it is cut
         for key in SECTION_ORDER:
             items = groups.get(key) or []
             if not items:
@@ -216,7 +217,8 @@ class BundleBuilder:
             chosen: list[_Item] = []
             for i, item in enumerate(items):
                 cost = item.tokens + (header if not chosen else 0)
-                if used + cost > limit and not (key == "question" and i == 0):
+                if full or (used + cost > limit and not (key == "question" and i == 0)):
+                    full = True
                     rest = items[i:]
                     cut.append(f"{key}: {len(rest)} of {len(items)} items ({sum(x.tokens for x in rest):,} tokens): "
                                + ", ".join(x.label for x in rest[:8]) + (" …" if len(rest) > 8 else ""))
@@ -334,9 +336,14 @@ class BundleBuilder:
         seen: set[str] = set()
 
         def add(tid: Any, role: str) -> None:
-            if isinstance(tid, str) and re.fullmatch(r"[0-9a-f]{32}", tid) and tid not in seen:
-                seen.add(tid)
-                chosen.append((tid, role))
+            if not (isinstance(tid, str) and re.fullmatch(r"[0-9a-f]{32}", tid)):
+                return
+            if tid in seen:  # one trace in several roles: render it once, name every role
+                i = next(n for n, (t, _) in enumerate(chosen) if t == tid)
+                chosen[i] = (tid, f"{chosen[i][1]}; {role}")
+                return
+            seen.add(tid)
+            chosen.append((tid, role))
 
         if self.report:
             for rank, c in enumerate(self.report.candidates[:2], 1):

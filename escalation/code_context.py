@@ -94,17 +94,17 @@ def code_roots(env: str | None = None) -> tuple[Path, ...]:
 
 _PY_FRAME = re.compile(r'File "([^"]+)", line (\d+)(?:, in ([\w<>.]+))?')
 _JAVA_FRAME = re.compile(r"at [\w.$<>]+\(([\w.-]+\.(?:java|kt|scala)):(\d+)\)")
-_GENERIC_FRAME = re.compile(r"((?:[\w.-]+/)*[\w.-]+\.(?:go|js|mjs|ts|tsx|py|rb|rs|cs|cpp|cc|c|h|php|java|kt)):(\d+)")
+_GENERIC_FRAME = re.compile(r"(/?(?:[\w.-]+/)*[\w.-]+\.(?:go|js|mjs|ts|tsx|py|rb|rs|cs|cpp|cc|c|h|php|java|kt)):(\d+)")
 
 
 def refs_from_stacktrace(stack: str, evidence: str = "") -> list[CodeRef]:
     refs: list[CodeRef] = []
     for m in _PY_FRAME.finditer(stack):
         refs.append(CodeRef(m.group(1), int(m.group(2)), "stack_trace", m.group(3), evidence))
-    if not refs:
-        for rx in (_JAVA_FRAME, _GENERIC_FRAME):
-            refs.extend(CodeRef(m.group(1), int(m.group(2)), "stack_trace", None, evidence)
-                        for m in rx.finditer(stack))
+    for rx in (_JAVA_FRAME, _GENERIC_FRAME):
+        if refs:
+            break
+        refs.extend(CodeRef(m.group(1), int(m.group(2)), "stack_trace", None, evidence) for m in rx.finditer(stack))
     return refs
 
 

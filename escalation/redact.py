@@ -135,7 +135,10 @@ KINDS = tuple(sorted({r.kind for r in _OWN_RULES} | {k for k, _ in _DETECT_SECRE
 
 # attribute names: always secret / secret when the value looks random
 _ALWAYS = re.compile(r"(?i)(passw(or)?d|passwd|pwd|secret|cookie|authorization|credential|private[_.-]?key)")
-_SECRETISH = re.compile(r"(?i)(token|api[_.-]?key|apikey|access[_.-]?key|\bkey\b|[_.-]key$|^key|auth|signature|session)")
+# "key" alone is too broad (lock.key, cache.key, messaging…message.key are identifiers): only keys
+# whose name says what secret they are, or an attribute named just "key"
+_SECRETISH = re.compile(r"(?i)(token|(api|access|secret|private|signing|encryption|client|auth|master|license)"
+                        r"[_.-]?key|apikey|^key$|auth|signature|session)")
 _NOT_SECRET_NAME = re.compile(r"(?i)(count|length|size|type|usage|expires|ttl|limit|_ms$|_ns$|_s$|id_name|keyspace)")
 
 

@@ -39,11 +39,13 @@ def test_placeholders_are_typed_and_counted() -> None:
 def test_names_that_say_secret_are_redacted_in_mappings_but_ordinary_values_stay() -> None:
     r = Redactor()
     out = r.mapping({**ATTR_SECRETS, "http.route": "/pay", "gen_ai.usage.input_tokens": 1234,
-                     "cache.key_count": "17", "http.request.header.cookie": "a=b"})
+                     "cache.key_count": "17", "http.request.header.cookie": "a=b",
+                     "lock.key": "order:ord-8F3a2c91:payment", "cache.key": "cart/u-91Ab7fQ2"})
     for name in ATTR_SECRETS:
         assert out[name].startswith("<redacted:"), name
     assert out["http.route"] == "/pay" and out["gen_ai.usage.input_tokens"] == 1234
     assert out["cache.key_count"] == "17"
+    assert out["lock.key"] == "order:ord-8F3a2c91:payment" and out["cache.key"] == "cart/u-91Ab7fQ2"
     assert out["http.request.header.cookie"] == placeholder("cookie")
 
 

@@ -1,0 +1,134 @@
+"""The bundle: sections in priority order, exemplar traces, provenance, the token budget and cuts."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from correlate import CorrelateError, DatasetSession, open_dataset
+from escalation import EscalationRequest, escalate
+from escalation.bundle import SECTION_ORDER, W_NO_CORRELATE, BundleBuilder
+from escalation.tokens import ESTIMATE_MARGIN, estimate_tokens
+from tests.escalation_data import BASELINE, WINDOW, make_shop, sid, tid
+
+
+def _req(**kw) -> EscalationRequest:
+    return EscalationRequest(**{**dict(question="Why does ledger fail?", dataset="shop", window=WINDOW,
+                                       baseline=BASELINE, provider="offline"), **kw})
+
+
+def _build(req: EscalationRequest, budget: int = 200_000, counter=None):
+    with open_dataset("shop") as s:
+        return BundleBuilder(req, s, budget_tokens=budget, counter=counter).build()
+
+
+@pytest.fixture(autouse=True)
+def shop() -> None:
+    make_shop()
+
+
+def test_sections_in_priority_order_with_evidence_ids_and_provenance() -> None:
+    b = _build(_req())
+    keys = [s.key for s in b.sections]
+    assert keys == [k for k in SECTION_ORDER if k in keys]
+    assert keys[:4] == ["question", "summary", "candidates", "traces"] and "provenance" in keys
+    text = b.text()
+    ids = [int(m) for m in re.findall(r"^\[E(\d+)\]", text, re.M)]
+    assert ids == list(range(1, len(ids) + 1))  # every item numbered, in order
+    assert "dataset shop" in text and "queries behind the traces" in text
+    assert b.cut == () and not b.partial and b.token_method == "estimate"
+
+
+def test_exemplar_traces_are_compact_with_roles_critical_path_and_ids() -> None:
+    b = _build(_req())
+    traces = next(s for s in b.sections if s.key == "traces").text
+    assert "failing in window" in traces and "(typical before (baseline, median duration))" in traces
+    failing = [t for t in b.facts["traces"] if t["errors"]]
+    assert failing
+    t = failing[0]["trace_id"]
+    n = int(t, 16)
+    block = traces.split(f"trace {t}")[1].split("\n[E")[0]
+    assert re.search(r"^\* +\+0\.0 .* frontend POST /pay \[SERVER\]", block, re.M)  # root on the critical path
+    assert f"ERROR 'lock timeout' span {sid(n, 3)}" in block  # the failing span, with its id
+    assert "sources src1" in traces.split(f"trace {t}")[1].split("\n")[0]
+    assert tid(n) == t
+
+
+def test_log_templates_and_graph_change() -> None:
+    b = _build(_req())
+    logs = next(s for s in b.sections if s.key == "logs").text
+    assert "12x (baseline 0x) ERROR ledger: ledger update failed after <num> ms: lock timeout" in logs
+    graph = next(s for s in b.sections if s.key == "graph").text
+    assert re.search(r"payments -> ledger .*p95 x\d+\.\d+", graph)
+
+
+def test_budget_cuts_lower_priority_sections_first_and_lists_them() -> None:
+    full = _build(_req())
+    budget = full.tokens // 3
+    b = _build(_req(), budget=budget)
+    assert b.tokens <= budget * (1 - ESTIMATE_MARGIN) + 5
+    assert b.partial and b.cut
+    kept = [s.key for s in b.sections]
+    assert kept[0] == "question"
+    cut_keys = [c.split(":", 1)[0] for c in b.cut]
+    assert "provenance" in cut_keys
+    # strict priority: nothing after the first cut section survives
+    first_cut = SECTION_ORDER.index(cut_keys[0])
+    assert all(SECTION_ORDER.index(k) <= first_cut for k in kept)
+    assert cut_keys == [k for k in SECTION_ORDER[first_cut:] if k in cut_keys]
+    assert re.match(r"\w+: \d+ of \d+ items \([\d,]+ tokens\): ", b.cut[0])
+
+
+def test_budget_from_the_environment(monkeypatch) -> None:
+    monkeypatch.setenv("DCR_BUDGET_TOKENS", "2000")
+    r = escalate(_req())
+    assert r.budget_tokens == 2000 and r.bundle_tokens <= 2000 and r.partial and r.cut
+    assert "## Cut from the bundle" in r.report_markdown
+
+
+def test_provider_counter_is_honoured_and_repacks_when_the_estimate_ran_low() -> None:
+    calls: list[int] = []
+
+    def counter(text: str) -> int:  # a "provider" that counts twice what we estimate
+        calls.append(1)
+        return 2 * estimate_tokens(text)
+
+    full = _build(_req())
+    budget = full.tokens
+    b = _build(_req(), budget=budget, counter=counter)
+    assert b.token_method == "provider" and b.tokens <= budget and len(calls) >= 2 and b.cut
+
+
+def test_correlation_not_available_yet_is_a_warning(monkeypatch) -> None:
+    def unavailable(self, *a, **k):
+        raise CorrelateError("correlation is not available yet")
+
+    monkeypatch.setattr(DatasetSession, "correlate", unavailable)
+    r = escalate(_req())
+    assert W_NO_CORRELATE in r.warnings and r.partial
+    assert r.bundle_sections.get("traces", 0) > 0  # the rest of the bundle is still built
+
+
+def test_other_correlate_errors_are_not_swallowed(monkeypatch) -> None:
+    def broken(self, *a, **k):
+        raise CorrelateError("query failed: disk full")
+
+    monkeypatch.setattr(DatasetSession, "correlate", broken)
+    with pytest.raises(CorrelateError, match="disk full"):
+        escalate(_req())
+
+
+def test_unknown_dataset_names_the_known_ones() -> None:
+    from escalation import DatasetUnavailable
+
+    with pytest.raises(DatasetUnavailable, match="known datasets: shop"):
+        escalate(_req(dataset="nope"))
+
+
+def test_estimator_counts_digits_and_words() -> None:
+    assert estimate_tokens("") == 0
+    assert estimate_tokens("hello world") == 2
+    assert estimate_tokens("12345") == 5  # Gemini splits numbers into digits
+    assert estimate_tokens("internationalization") == 5
+    assert estimate_tokens("a.b") == 3
