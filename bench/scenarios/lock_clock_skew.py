@@ -44,5 +44,5 @@ class LockClockSkew(Shop):
 
     def gateway_ns(self, t_ns: int) -> int:
         if self.incident(t_ns):
-            return self.lat(2800.0, 0.3)
+            return self.lat(3200.0, 0.3)
         return super().gateway_ns(t_ns)

@@ -68,8 +68,9 @@ MIX = (
     (12, "account"),
     (24, "checkout"),
 )
-_WEIGHTS = [w for w, _ in MIX]
-_ENDPOINTS = [e for _, e in MIX]
+# the mix is dealt from shuffled decks of 50 requests holding it exactly, so that even the small
+# committed copies have about the same number of checkouts before and after the onset
+_DECK = [e for w, e in MIX for _ in range(w // 2)]
 INVENTORY_TIMEOUT_NS = 400 * MS
 INVENTORY_ATTEMPTS = 4
 LOCK_TTL_MS = 3000
@@ -140,6 +141,7 @@ class Shop(Telemetry):
         self.marked: list[str] = []
         self._next_tick_ns = start_ns
         self._onset_done = False
+        self._deck: list[str] = []
         # queue state: messages between first delivery and settlement or dead-lettering (+1/-1),
         # and deliveries the consumer processed but did not settle (it keeps each in memory)
         horizon = end_ns + 15 * 60 * S
@@ -204,7 +206,9 @@ class Shop(Telemetry):
         t = self.start_ns
         while True:
             rate = base_rate_per_s * self.scale * self.rate_factor(t)
-            t += int(self.rng.expovariate(rate) * S)
+            # Erlang-4 gaps: the mean of a Poisson process with a quarter of its count variance,
+            # so that small runs are not at the mercy of a few lucky gaps
+            t += int(self.rng.gammavariate(4.0, 1.0 / (4.0 * rate)) * S)
             if t >= self.end_ns:
                 break
             self.tick(t)
@@ -238,8 +242,10 @@ class Shop(Telemetry):
         )
 
     def request(self, t_ns: int) -> None:
-        endpoint = self.rng.choices(_ENDPOINTS, _WEIGHTS)[0]
-        getattr(self, f"fe_{endpoint}")(t_ns)
+        if not self._deck:
+            self._deck = list(_DECK)
+            self.rng.shuffle(self._deck)
+        getattr(self, f"fe_{self._deck.pop()}")(t_ns)
 
     # -- call helpers --------------------------------------------------------------------
     def http(
