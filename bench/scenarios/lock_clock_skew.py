@@ -1,7 +1,7 @@
 """lock_clock_skew: payment failures under load, because two hosts' clocks disagree.
 
 At the onset node-4's clock steps 800 ms behind (its NTP source became unreachable) while a sale
-doubles traffic and makes the card gateway slow (median 2.3 s). The payment pod on node-4
+raises traffic by half and makes the card gateway slow (median 3.2 s). The payment pod on node-4
 (payment-…-b8g) computes its lock lease's expiry (`lock.lease.expires_at`, holder's clock + 3 s
 TTL) 800 ms too early; it renews at 2.5 s as designed, but by lock-service's clock (node-5) the
 lease ended 300 ms before, so Renew answers FAILED_PRECONDITION and the charge is aborted
@@ -25,7 +25,7 @@ class LockClockSkew(Shop):
     root_operation = "lock.v1.LockService/Renew"
     mechanisms = ("lock_expiry", "clock_skew")
     description = (
-        "At the onset node-4's clock steps 800 ms behind while a sale doubles traffic and slows the card "
+        "At the onset node-4's clock steps 800 ms behind while a sale raises traffic by half and slows the card "
         "gateway. payment on node-4 sets its 3 s lock lease to expire by its own (late) clock, renews at "
         "2.5 s, and lock-service (node-5) has already expired the lease: Renew fails with "
         "FAILED_PRECONDITION (lock.lease.remaining_ms < 0), the charge aborts with LockLostError and "
