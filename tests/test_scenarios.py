@@ -156,8 +156,21 @@ def test_cli_writes_a_scenario_and_rejects_unknown_names(tmp_path: Path) -> None
     assert "healthy: scale 0.5" in ok.stderr
     truth = json.loads((tmp_path / "healthy" / "truth.json").read_text())
     assert truth["root_cause"] is None and truth["scale"] == 0.5
+    # another process (another PYTHONHASHSEED) wrote exactly what this one writes
+    write_scenario("healthy", tmp_path / "here", seed=3, scale=0.5)
+    for f in ("traces.jsonl", "logs.jsonl", "truth.json"):
+        assert (tmp_path / "here" / "healthy" / f).read_bytes() == (tmp_path / "healthy" / f).read_bytes()
     bad = subprocess.run([*cmd, "--scenario", "nope"], cwd=REPO, capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown scenario 'nope'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_size_picks_a_scale_that_gives_about_that_many_bytes(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-m", "bench.scenarios.generate", "--scenario", "retry_storm", "--out",
+                          str(tmp_path), "--size", "2MB"], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    written = sum((tmp_path / "retry_storm" / f).stat().st_size for f in ("traces.jsonl", "logs.jsonl"))
+    assert 0.8 * 2 * 2**20 < written < 1.2 * 2 * 2**20
+    assert json.loads((tmp_path / "retry_storm" / "truth.json").read_text())["scale"] > 2
 
 
 # -- the committed copies ------------------------------------------------------------------
