@@ -157,6 +157,18 @@ def _context_columns(runs: list[tuple[oj._Context, int]], names: tuple[str, ...]
             for name in names}
 
 
+def _typed(ci: int, values: list[Any], typ: pa.DataType) -> pa.Array:
+    """Attribute values as a promoted column's type (as `otlp_json._promoted_value` does)."""
+    kinds = set(map(type, values))
+    if ci in oj._INT_COLS and kinds <= {int}:
+        wide = pa.array(values, pa.int64())
+        fits = pc.and_(pc.greater_equal(wide, -(2**31)), pc.less(wide, 2**31))
+        return pc.if_else(fits, wide, pa.scalar(None, pa.int64())).cast(typ)
+    if ci not in oj._INT_COLS and kinds <= {str}:
+        return pa.array(values, typ)
+    return pa.array([oj._promoted_value(ci, v) for v in values], typ)
+
+
 class _FastSpans:
     def __init__(self) -> None:
         self.rows: list[tuple] = []
@@ -231,25 +243,24 @@ class _FastSpans:
         self.ctx_runs.append((ctx, len(spans)))
 
     def _promoted(self, n: int) -> dict[str, pa.Array]:
+        """The promoted columns: per column, the values of its attribute names, preferred last."""
         out = {}
         for ci, col in enumerate(oj._PROMOTED_COLS):
             typ = SPAN_SCHEMA.field(col).type
-            names = [name for name in reversed(PROMOTED[col]) if self.promo[name]]  # preferred last: it wins
+            names = [name for name in reversed(PROMOTED[col]) if self.promo[name]]
             if not names:
                 out[col] = pa.nulls(n, typ)
                 continue
-            values: list[Any] = [None] * n
-            plain = ci not in oj._INT_COLS
-            for name in names:
-                pairs = self.promo[name]
-                if plain and not all(v.__class__ is str for _, v in pairs):
-                    plain = False
-                for row, v in pairs:
-                    if v is not None:
-                        values[row] = v
-            if not plain:
-                values = [None if v is None else oj._promoted_value(ci, v) for v in values]
-            out[col] = pa.array(values, type=typ)
+            index = np.full(n, -1, np.int64)
+            values: list[Any] = []
+            for name in names:  # later names overwrite earlier ones: the preferred name wins
+                pairs = [p for p in self.promo[name] if p[1] is not None]
+                if not pairs:
+                    continue
+                rows, vals = zip(*pairs, strict=True)
+                index[np.array(rows, np.int64)] = np.arange(len(values), len(values) + len(vals))
+                values.extend(vals)
+            out[col] = _typed(ci, values, typ).take(pa.array(index, mask=index < 0))
         return out
 
     def to_batch(self, source_id: str) -> pa.RecordBatch | None:

@@ -47,7 +47,7 @@ __all__ = [
     "acquire_lock",
 ]
 
-PART_BYTES = 48 * 1024 * 1024  # Arrow bytes buffered before a part file is sorted and written
+PART_BYTES = 32 * 1024 * 1024  # Arrow bytes buffered before a part file is sorted and written
 PART_BYTES_ENV = "DCR_INGEST_PART_MB"  # override (tests use small parts to kill mid-write)
 ROW_GROUP_ROWS = 32 * 1024
 MAX_REJECT_RAW_BYTES = 16 * 1024 * 1024
@@ -197,7 +197,17 @@ class SourceStats:
 
 # ---- the writer ---------------------------------------------------------------------------
 
-_PARQUET_OPTS = {"compression": "zstd", "write_statistics": True, "use_dictionary": True}
+_PARQUET_OPTS = {"compression": "zstd", "write_statistics": True}
+# dictionary encoding only where values repeat (ids and attribute texts would only pay for it)
+_DICTIONARY = {
+    "spans": ["service_name", "service_version", "service_instance_id", "host", "scope_name", "scope_version",
+              "name", "kind", "status_code", "status_message", "resource_attributes", "scope_attributes",
+              "http_method", "http_route", "db_system", "db_operation", "rpc_system", "rpc_service", "rpc_method",
+              "messaging_system", "messaging_destination", "messaging_operation", "peer_service", "exception_type",
+              "code_filepath", "code_function", "source_id", "warnings"],
+    "logs": ["severity_text", "service_name", "service_version", "host", "scope_name", "event_name",
+             "resource_attributes", "source_id"],
+}
 
 
 class _PartBuffer:
@@ -230,7 +240,8 @@ class _PartBuffer:
         self._track(table)
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"{self.prefix}-{len(self.files):05d}.parquet"
-        pq.write_table(table, path, row_group_size=ROW_GROUP_ROWS, **_PARQUET_OPTS)
+        pq.write_table(table, path, row_group_size=ROW_GROUP_ROWS, use_dictionary=_DICTIONARY[self.folder.name],
+                       **_PARQUET_OPTS)
         self.files.append(path)
 
     def _track(self, table: pa.Table) -> None:
