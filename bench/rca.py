@@ -104,7 +104,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="dcr-rca-") as tmp:
         os.environ["DCR_HOME"] = str(Path(tmp) / "home")
         for name, folder in _scenario_dirs(args, Path(tmp)):
-            truth = json.loads((folder / "truth.json").read_text(encoding="utf-8"))
+            try:
+                truth = json.loads((folder / "truth.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise SystemExit(f"rca: cannot read {folder / 'truth.json'}: {exc}; regenerate the scenarios with "
+                                 "'python -m bench.scenarios.generate --scenario all --out fixtures/scenarios --seed 1'") from None
             row: dict[str, Any] = {"scenario": name, "truth": truth["root_cause"]}
             problem, counts = _ingest(name, folder)
             row["ingest"] = counts

@@ -162,6 +162,11 @@ def test_cli_writes_a_scenario_and_rejects_unknown_names(tmp_path: Path) -> None
         assert (tmp_path / "here" / "healthy" / f).read_bytes() == (tmp_path / "healthy" / f).read_bytes()
     bad = subprocess.run([*cmd, "--scenario", "nope"], cwd=REPO, capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown scenario 'nope'" in bad.stderr and "Traceback" not in bad.stderr
+    (tmp_path / "file").write_text("")
+    blocked = subprocess.run([sys.executable, "-m", "bench.scenarios.generate", "--scenario", "healthy", "--out",
+                              str(tmp_path / "file" / "x")], cwd=REPO, capture_output=True, text=True)
+    assert blocked.returncode == 2 and "Traceback" not in blocked.stderr
+    assert blocked.stderr.startswith(f"generate: cannot write {tmp_path / 'file' / 'x' / 'healthy'}: ")
 
 
 def test_size_picks_a_scale_that_gives_about_that_many_bytes(tmp_path: Path) -> None:

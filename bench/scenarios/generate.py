@@ -139,7 +139,12 @@ def main(argv: list[str] | None = None) -> int:
         if target_bytes is not None:
             scale = max(1.0, round(target_bytes / bytes_per_scale(name, args.seed), 2))
         began = time.perf_counter()
-        truth = write_scenario(name, args.out, args.seed, scale)
+        try:
+            truth = write_scenario(name, args.out, args.seed, scale)
+        except OSError as exc:
+            print(f"generate: cannot write {args.out / name}: {exc.strerror or exc}; pick a writable --out",
+                  file=sys.stderr)
+            return 2
         seconds = time.perf_counter() - began
         folder = args.out / name
         size_mb = sum((folder / f).stat().st_size for f in ("traces.jsonl", "logs.jsonl")) / 2**20
