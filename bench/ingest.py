@@ -2,6 +2,7 @@
 
     python bench/ingest.py --size 1GB            # generate (cached), ingest, reference, print both
     python bench/ingest.py --size 200MB --no-reference
+    python bench/ingest.py --size 500MB --format jaeger   # a Jaeger UI JSON dump (bench/gen_jaeger.py)
 
 The dump is what the Collector's file exporter writes: one TracesData a line, a line holding
 several services' batches of tens of spans; two dozen services on several hosts, 4-9
@@ -195,6 +196,17 @@ r = ingest_paths([sys.argv[1]], sys.argv[2])
 print(json.dumps({"spans": r.spans, "rejected": r.rejected}))
 """
 
+_JAEGER_READER = """
+import json, sys, time
+from ingest import jaeger
+from ingest.records import SourceInfo
+t, n = time.perf_counter(), 0
+with open(sys.argv[1], "rb") as fh:
+    for chunk in jaeger.read(fh, SourceInfo("bench", sys.argv[1])):
+        n += chunk.spans.num_rows if chunk.spans is not None else 0
+print(json.dumps({"spans": n, "cpu_s": round(time.process_time(), 2)}))
+"""
+
 _DUCKDB = """
 import sys, duckdb
 con = duckdb.connect()
@@ -221,11 +233,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=parse_size, default=parse_size("200MB"), help="dump size, e.g. 200MB, 1GB")
     ap.add_argument("--no-reference", action="store_true", help="skip the DuckDB reference")
     ap.add_argument("--keep", action="store_true", help="keep the ingested dataset")
+    ap.add_argument("--format", choices=("otlp", "jaeger"), default="otlp",
+                    help="otlp: a Collector file-exporter dump; jaeger: a Jaeger UI JSON dump (reader alone "
+                         "is measured too; no DuckDB reference)")
     args = ap.parse_args(argv)
 
-    dump = CACHE / f"collector-{args.size}.jsonl"
     t = time.perf_counter()
-    generate(dump, args.size)
+    if args.format == "jaeger":
+        sys.path.insert(0, str(REPO))
+        from bench.gen_jaeger import write_jaeger_dump
+
+        dump = CACHE / f"jaeger-{args.size}.json"
+        if not (dump.exists() and dump.stat().st_size >= args.size):
+            dump.parent.mkdir(parents=True, exist_ok=True)
+            write_jaeger_dump(dump.with_suffix(".tmp"), args.size, seed=7)
+            os.replace(dump.with_suffix(".tmp"), dump)
+        args.no_reference = True
+    else:
+        dump = CACHE / f"collector-{args.size}.jsonl"
+        generate(dump, args.size)
     size = dump.stat().st_size
     print(f"dump: {dump} ({size / 1e6:.0f} MB, generated or reused in {time.perf_counter() - t:.1f} s)")
     try:
@@ -242,6 +268,10 @@ def main(argv: list[str] | None = None) -> int:
               f"max RSS (one process) {rss:6.0f} MB  {out.strip()}")
         if args.keep:
             print(f"dataset kept in {home} (removed at exit unless you copy it)")
+    if args.format == "jaeger":
+        secs, pss, rss, out = measure([sys.executable, "-c", _JAEGER_READER, str(dump)])
+        print(f"jaeger.read only: {size / 1e6 / secs:7.1f} MB/s  {secs:6.1f} s  peak PSS (tree) {pss:6.0f} MB  "
+              f"max RSS (one process) {rss:6.0f} MB  {out.strip()}")
     if not args.no_reference:
         with tempfile.TemporaryDirectory(prefix="dcr-bench-ref-") as tmp:
             secs, pss, rss, out = measure([sys.executable, "-c", _DUCKDB, str(dump), f"{tmp}/ref.parquet"])
