@@ -23,7 +23,7 @@ from correlate.errors import CorrelateError, map_duckdb_error
 from correlate.ranking import rank
 from correlate.types import Candidate, CorrelationReport, Finding, Window
 
-__all__ = ["run_correlation", "MAX_WORKING_SPANS", "resolve_windows"]
+__all__ = ["run_correlation", "MAX_WORKING_SPANS", "resolve_windows", "materialise", "drop_working"]
 
 # Spans the working table holds at most; beyond it whole traces are sampled (rates stay
 # unbiased, the evidence SQL carries the same sample predicate). Sized for ~1 GB of DuckDB memory.
@@ -78,7 +78,7 @@ def run_correlation(
     con = session.con.cursor()
     try:
         try:
-            ctx, more = _materialise(con, win, base)
+            ctx, more = materialise(con, win, base)
         except CorrelateError:
             raise
         except Exception as exc:  # duckdb errors are mapped where they enter
@@ -99,8 +99,7 @@ def run_correlation(
                 findings.extend(result.findings)
         ranked, findings = rank(candidates, findings, has_baseline=base is not None)
     finally:
-        for table in (SPANS_TABLE, TRACES_TABLE):
-            con.execute(f"DROP TABLE IF EXISTS {table}")
+        drop_working(con)
         con.close()
     if services:
         keep = set(services)
@@ -113,7 +112,14 @@ def run_correlation(
     )
 
 
-def _materialise(con: Any, win: Window, base: Window | None) -> tuple[AnalysisContext | None, list[str]]:
+def drop_working(con: Any) -> None:
+    for table in (SPANS_TABLE, TRACES_TABLE):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def materialise(con: Any, win: Window, base: Window | None) -> tuple[AnalysisContext | None, list[str]]:
+    """Create the working tables on `con` (a cursor of the session); the context the analyses
+    get, or None when the window has no spans; and notes (sampling)."""
     notes: list[str] = []
     lo = base.start_ns if base else win.start_ns
     n = con.execute(

@@ -122,6 +122,7 @@ def _lift_deploys(cands: list[Candidate], deploys: Sequence[Finding]) -> list[Ca
     deployed = {f.service: f for f in deploys if f.service}
     if not deployed:
         return cands
+    real = {c.service for c in cands if c.score >= DEPLOY_MIN_SCORE}  # judged before the lift
     out = []
     for c in cands:
         if c.service in deployed and c.mechanism != "deploy_regression":
@@ -132,7 +133,7 @@ def _lift_deploys(cands: list[Candidate], deploys: Sequence[Finding]) -> list[Ca
         if not own:
             continue
         top = max(own, key=lambda c: c.score)
-        if top.score < DEPLOY_MIN_SCORE:
+        if svc not in real:
             continue
         d = f.evidence.details
         summary = (
@@ -153,11 +154,12 @@ def _lift_deploys(cands: list[Candidate], deploys: Sequence[Finding]) -> list[Ca
 def _corroborate(cands: list[Candidate]) -> list[Candidate]:
     analyses: dict[str, set[str]] = {}
     for c in cands:
-        if c.score >= DEPLOY_MIN_SCORE:
+        # a deploy_regression candidate restates another candidate: it corroborates nothing
+        if c.score >= DEPLOY_MIN_SCORE and c.mechanism != "deploy_regression":
             analyses.setdefault(c.service, set()).add(c.analysis)
     out = []
     for c in cands:
-        others = len(analyses.get(c.service, set()) - {c.analysis})
+        others = 0 if c.mechanism == "deploy_regression" else len(analyses.get(c.service, set()) - {c.analysis})
         bonus = min(CORROBORATION * others, CORROBORATION_MAX)
         out.append(replace(c, score=round(min(1.0, c.score + (1.0 - c.score) * bonus), 4)) if bonus else c)
     return out

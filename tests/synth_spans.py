@@ -11,6 +11,8 @@ Ids are deterministic (counters), so tests can assert exact trace and span ids.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from correlate.session import DatasetSession, open_dataset
@@ -76,3 +78,37 @@ class SpanSet:
     def open(self, name: str = "synth") -> DatasetSession:
         make_dataset(name, self.spans, self.logs)
         return open_dataset(name)
+
+
+def two_periods(build, n: int = 40, step_ms: float = 1000.0) -> tuple[SpanSet, Window, Window]:
+    """`n` traces in a baseline [0, n*step) and `n` in a window [n*step, 2n*step) (ms after T0);
+    `build(trace, after, i)` adds each trace's spans. Returns (spans, window, baseline)."""
+    b = SpanSet()
+    for i in range(2 * n):
+        build(b.trace(start_ms=i * step_ms), i >= n, i)
+    return b, window_ms(n * step_ms, 2 * n * step_ms), window_ms(0, n * step_ms)
+
+
+def analyse(session: DatasetSession, analysis, window: Window, baseline: Window | None):
+    """Run one analysis function on `session` with fresh working tables; its AnalysisResult."""
+    from correlate.engine import drop_working, materialise
+
+    con = session.con.cursor()
+    try:
+        ctx, _ = materialise(con, window, baseline)
+        assert ctx is not None, "no spans in the window"
+        return analysis(ctx)
+    finally:
+        drop_working(con)
+        con.close()
+
+
+@contextmanager
+def module_session(tmp_path_factory, spans: SpanSet, name: str) -> Iterator[DatasetSession]:
+    """A session over `spans` in its own DCR_HOME, for a module-scoped fixture."""
+    import pytest
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DCR_HOME", str(tmp_path_factory.mktemp("dcr_home")))
+        with spans.open(name) as session:
+            yield session

@@ -6,7 +6,8 @@ server's midpoint minus the client's; seen from the server's host it is +offset,
 client's host -offset. A host whose median offset exceeds SKEW_NS and whose calls fall outside
 their parents has a clock that disagrees with the others.
 
-The candidates are the services running on that host, weighed by how much worse their
+The candidates are the services on that host whose server spans fall outside their callers,
+weighed by how much worse their
 requests fare there than on their other hosts: a skewed clock only matters where something
 depends on it (a lease, a timeout, an ordering), and that is where the failures are.
 """
@@ -82,7 +83,7 @@ def _candidates(ctx: AnalysisContext, h: dict, skew: float) -> list[Candidate]:
                    avg(t.root_err::INT) FILTER (WHERE s.host IS DISTINCT FROM ?) AS fail_elsewhere,
                    count(*) FILTER (WHERE s.host = ?) AS spans_here
             FROM {ctx.s} s JOIN {ctx.t} t USING (trace_id)
-            WHERE s.after AND s.service IN (SELECT service FROM {ctx.s} WHERE after AND host = ?)
+            WHERE s.after AND s.service IN (SELECT service FROM {ctx.s} WHERE after AND host = ? AND {CALL} AND {OUTSIDE})
             GROUP BY s.service ORDER BY s.service""",
         [host, host, host, host],
     )

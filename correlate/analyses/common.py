@@ -261,7 +261,7 @@ def exemplars(ctx: AnalysisContext, where: str, order: str = "start_ns", limit: 
 ]:
     """Up to `limit` example (trace ids, span ids) of working spans matching `where`."""
     got = ctx.con.execute(
-        f"SELECT trace_id, span_id FROM {ctx.s} WHERE {where} ORDER BY {order} LIMIT {int(limit)}"
+        f"SELECT trace_id, span_id FROM {ctx.s} WHERE {where} ORDER BY {order}, start_ns, span_id LIMIT {int(limit)}"
     ).fetchall()
     traces = tuple(dict.fromkeys(r[0] for r in got))
     return traces, tuple(r[1] for r in got)

@@ -1,0 +1,88 @@
+"""error_origin: the deepest erroring span whose children succeeded, before vs after."""
+
+from __future__ import annotations
+
+import pytest
+
+from correlate.analyses.error_origin import find_error_origins
+from tests.synth_spans import analyse, module_session, two_periods
+
+
+def tid(i: int) -> str:
+    return f"{i + 1:032x}"
+
+
+def _checkout(t, after: bool, i: int) -> None:
+    """web GET /checkout -> web POST /pay (client) -> pay POST /pay -> pay SELECT (db client).
+    After the onset every odd request's SELECT is refused and the error climbs to the root.
+    Every 4th request (both periods) also has a harmless 404 on web GET /missing."""
+    fail = after and i % 2 == 1
+    st = "ERROR" if fail else "UNSET"
+    root = t.span("web", "GET /checkout", 0, 40, status_code=st)
+    c = t.span("web", "POST /pay", 2, 30, parent=root, kind="CLIENT", status_code=st)
+    srv = t.span("pay", "POST /pay", 3, 28, parent=c, status_code=st)
+    t.span("pay", "SELECT", 5, 20, parent=srv, kind="CLIENT", db_system="postgresql", status_code=st,
+           status_message="connection refused" if fail else None)
+    if i % 4 == 0:
+        t.span("web", "GET /missing", 35, 1, parent=root, kind="INTERNAL", status_code="ERROR",
+               status_message="not found")
+
+
+@pytest.fixture(scope="module")
+def checkout_result(tmp_path_factory):
+    spans, window, baseline = two_periods(_checkout)
+    with module_session(tmp_path_factory, spans, "errors") as s:
+        yield analyse(s, find_error_origins, window, baseline), s, window, baseline
+
+
+def test_the_failing_dependency_is_the_origin(checkout_result):
+    result, *_ = checkout_result
+    got = [(c.service, c.operation, c.mechanism, c.score) for c in result.candidates]
+    # rate 0/40 -> 20/40: effect 1 - (1/42)/(21/42) = 0.9524, z = 5.2 (significance 1);
+    # all 20 failing requests carry it (reach 1): 0.9524 * (0.55 + 0.45 * 1)
+    assert got == [
+        ("pay", "SELECT", "dependency_failure", 0.9524),
+        ("pay", "SELECT", "error_propagation", round(0.9524 * 0.85, 4)),
+    ]
+    ev = result.candidates[0].evidence
+    assert ev.before == {"calls": 40, "origin_errors": 0, "origin_error_rate": 0.0}
+    assert ev.after == {"calls": 40, "origin_errors": 20, "origin_error_rate": 0.5}
+    assert ev.trace_ids == (tid(41), tid(43), tid(45))
+    assert ev.details["message"] == "connection refused"
+    assert ev.details["failing_requests_with_origin"] == 20
+
+
+def test_a_constant_trickle_of_errors_is_a_finding_not_a_candidate(checkout_result):
+    result, *_ = checkout_result
+    assert [(f.service, f.operation) for f in result.findings] == [("web", "GET /missing")]
+    assert "10 errors start here in the window (10 before)" in result.findings[0].summary
+
+
+def test_the_evidence_sql_reproduces_the_figures(checkout_result):
+    result, session, *_ = checkout_result
+    ev = result.candidates[0].evidence
+    got = session.sql(ev.sql)
+    assert got.columns == ("period", "calls", "origin_errors")
+    assert got.rows == (("before", 40, 0), ("after", 40, 20))
+
+
+def _timeouts(t, after: bool, i: int) -> None:
+    """api calls inv; after the onset inv takes 500 ms and api gives up at 400 ms (a timeout on
+    api's client span only: inv's server span keeps working and succeeds)."""
+    root = t.span("api", "POST /order", 0, 450 if after else 30)
+    dur = 400 if after else 10
+    c = t.span("api", "POST /reserve", 1, dur, parent=root, kind="CLIENT",
+               status_code="ERROR" if after else "UNSET", status_message="timed out after 400 ms" if after else None)
+    t.span("inv", "POST /reserve", 2, 500 if after else 8, parent=c)
+
+
+def test_a_client_that_gave_up_blames_the_callee(tmp_path, monkeypatch):
+    monkeypatch.setenv("DCR_HOME", str(tmp_path))
+    spans, window, baseline = two_periods(_timeouts, n=20)
+    with spans.open("timeouts") as s:
+        result = analyse(s, find_error_origins, window, baseline)
+    top = result.candidates[0]
+    assert (top.service, top.operation, top.mechanism) == ("inv", "POST /reserve", "latency_regression")
+    assert top.evidence.details["share_callers_gave_up"] == 1.0
+    assert top.summary.startswith("callers give up waiting for inv POST /reserve: 20 calls time out")
+    assert [c.mechanism for c in result.candidates] == ["latency_regression", "timeout_cascade"]

@@ -1,0 +1,74 @@
+"""latency_attribution: self time per service and operation, before vs after."""
+
+from __future__ import annotations
+
+from correlate.analyses.latency_attribution import find_latency_regressions
+from tests.synth_spans import analyse, two_periods
+
+
+def _request(t, service_ms: float, op: str = "GET /a") -> None:
+    """web GET /a -> web client -> api `op` (its own work `service_ms`, after a 5 ms db call).
+
+        web  |-------------------------------------|      0 .. service+8
+        web   |-client--------------------------|         1 .. service+7
+        api     |-db 5-|---- own work ------|             1.5 .. service+6.5
+    """
+    server = service_ms + 5
+    root = t.span("web", op, 0, server + 3)
+    c = t.span("web", op, 1, server + 1, parent=root, kind="CLIENT")
+    srv = t.span("api", op, 1.5, server, parent=c)
+    t.span("api", "SELECT", 1.5, 5, parent=srv, kind="CLIENT", db_system="postgresql")
+
+
+def test_the_callee_that_slowed_is_named_not_its_waiting_caller(tmp_path, monkeypatch):
+    monkeypatch.setenv("DCR_HOME", str(tmp_path))
+    # own work 10..14 ms (8 requests each) before, 40..44 ms after
+    spans, window, baseline = two_periods(lambda t, after, i: _request(t, (40 if after else 10) + i % 5))
+    with spans.open("slow") as s:
+        result = analyse(s, find_latency_regressions, window, baseline)
+        got = [(c.service, c.operation, c.mechanism, c.score) for c in result.candidates]
+        # medians 12 -> 42 ms a request: 1 - 12/42 = 0.7143; the shift is 72 standard errors
+        # (significance 1); it adds 30 ms to 20 ms requests (impact 1)
+        assert got == [("api", "GET /a", "latency_regression", 0.7143)]
+        ev = result.candidates[0].evidence
+        assert ev.before["calls"] == 40 and ev.after["calls"] == 40
+        assert ev.before["p50_self_ns"] == 12_000_000 and ev.after["p50_self_ns"] == 42_000_000
+        # the slowest own work first (44 ms: i = 44, 49, …), earliest first among equals
+        assert ev.trace_ids == (f"{45:032x}", f"{50:032x}", f"{55:032x}")
+        reproduced = s.sql(ev.sql)
+        assert dict(zip(reproduced.columns, reproduced.rows[1], strict=True))["mean_self_ns"] == ev.after["mean_self_ns"]
+
+
+def test_the_same_speed_is_no_candidate(tmp_path, monkeypatch):
+    monkeypatch.setenv("DCR_HOME", str(tmp_path))
+    spans, window, baseline = two_periods(lambda t, after, i: _request(t, 10 + i % 5))
+    with spans.open("same") as s:
+        assert analyse(s, find_latency_regressions, window, baseline).candidates == []
+
+
+def test_every_operation_slowing_alike_is_saturation(tmp_path, monkeypatch):
+    monkeypatch.setenv("DCR_HOME", str(tmp_path))
+
+    def build(t, after, i):
+        _request(t, (3.0 if after else 1.0) * (10 + i % 5), op="GET /a" if i % 2 else "GET /b")
+
+    spans, window, baseline = two_periods(build)
+    with spans.open("cpu") as s:
+        result = analyse(s, find_latency_regressions, window, baseline)
+    top = result.candidates[0]
+    assert (top.service, top.operation, top.mechanism) == ("api", None, "cpu_saturation")
+    # the db call did not slow; two of three operations at 3x is "every operation" enough (>= 60%)
+    assert top.evidence.details["per_call_ratio_by_operation"] == {"GET /a": 3.0, "GET /b": 3.0, "SELECT": 1.0}
+    assert ("api", None, "latency_regression") in [(c.service, c.operation, c.mechanism) for c in result.candidates]
+    assert {c.service for c in result.candidates} == {"api"}
+
+
+def test_without_a_baseline_the_largest_consumers_are_findings(tmp_path, monkeypatch):
+    monkeypatch.setenv("DCR_HOME", str(tmp_path))
+    spans, window, _ = two_periods(lambda t, after, i: _request(t, 20))
+    with spans.open("nobase") as s:
+        result = analyse(s, find_latency_regressions, window, None)
+    assert result.candidates == []
+    # api GET /a: 20 ms of own work of 5 + 20 + 3 + (client: 0) ... the largest share
+    assert result.findings[0].service == "api" and result.findings[0].operation == "GET /a"
+    assert result.findings[0].evidence.after["mean_self_ns"] == 20_000_000
