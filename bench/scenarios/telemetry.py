@@ -29,6 +29,7 @@ from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from bench.scenarios.recorder import Process
 
@@ -40,6 +41,7 @@ MS = 1_000_000
 # mark every non-OK code; servers only UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL,
 # UNAVAILABLE, DATA_LOSS).
 GRPC = {"OK": 0, "UNKNOWN": 2, "DEADLINE_EXCEEDED": 4, "NOT_FOUND": 5, "FAILED_PRECONDITION": 9, "INTERNAL": 13, "UNAVAILABLE": 14}
+_W3C = TraceContextTextMapPropagator()
 _FRAME = re.compile(r'File "(?P<path>[^"]+)", line (?P<line>\d+), in (?P<func>\w+)')
 _GRPC_SERVER_ERRORS = frozenset({2, 4, 12, 13, 14, 15})
 _SEVERITY = {
@@ -96,6 +98,11 @@ class Telemetry:
         links: list[Link] | None = None,
     ) -> Rec:
         ctx = trace.set_span_in_context(parent.span, Context()) if parent else Context()
+        if parent is not None and parent.proc is not proc:
+            # another process: the context crosses as a W3C traceparent header, as on the wire
+            carrier: dict[str, str] = {}
+            _W3C.inject(carrier, context=ctx)
+            ctx = _W3C.extract(carrier, context=Context())
         skew = self.skew_ns(proc.host, t_ns)
         span = proc.tracer.start_span(
             name, context=ctx, kind=kind, attributes=attributes, links=links, start_time=t_ns + skew
