@@ -168,7 +168,7 @@ class Recorder:
         self.logs: list[ReadableLogRecord] = []
 
     def process(
-        self, service: str, version: str, instance: str, host: str, extra: dict[str, str] | None = None
+        self, service: str, version: str, instance: str, host: str
     ) -> Process:
         """The process for (service, version, instance), created on first use."""
         key = (service, version, instance)
@@ -187,7 +187,6 @@ class Recorder:
             "telemetry.sdk.language": "python",
             "telemetry.sdk.version": SDK_VERSION,
         }
-        attrs.update(extra or {})
         resource = Resource(attrs)
         index = len(self._processes)
         tracer_provider = TracerProvider(
