@@ -76,16 +76,22 @@ def test_stdout_carries_only_protocol(dcr_home):
     assert proc.stderr.read()  # DEBUG logging went somewhere: stderr
 
 
-def test_serve_rejects_bad_settings(dcr_home):
-    run = subprocess.run(DCR + ["--transport", "http", "--host", "0.0.0.0"], capture_output=True, text=True,
-                         env=_env(DCR_HOME=str(dcr_home)), cwd=REPO, timeout=30)
-    assert run.returncode == 2 and "DCR_HTTP_TOKEN" in run.stderr and "Traceback" not in run.stderr
-    run = subprocess.run(DCR, capture_output=True, text=True, cwd=REPO, timeout=30,
-                         env=_env(DCR_HOME=str(dcr_home), DCR_TOOLS="correlate,nope"))
-    assert run.returncode == 2 and "nope" in run.stderr and "correlate" in run.stderr
-    run = subprocess.run(DCR, capture_output=True, text=True, cwd=REPO, timeout=30,
-                         env=_env(DCR_HOME=str(dcr_home), MAX_MCP_OUTPUT_TOKENS="lots"))
-    assert run.returncode == 2 and "MAX_MCP_OUTPUT_TOKENS" in run.stderr
+def test_serve_rejects_bad_settings(monkeypatch, capsys):
+    """Refused before serving: exit 2, one line on stderr that names the setting."""
+    from mcp_server.cli import main
+
+    monkeypatch.delenv("DCR_HTTP_TOKEN", raising=False)
+    assert main(["serve", "--transport", "http", "--host", "0.0.0.0"]) == 2
+    err = capsys.readouterr().err
+    assert "DCR_HTTP_TOKEN" in err and err.count("\n") == 1
+    monkeypatch.setenv("DCR_TOOLS", "correlate,nope")
+    assert main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert "nope" in err and "correlate" in err
+    monkeypatch.delenv("DCR_TOOLS")
+    monkeypatch.setenv("MAX_MCP_OUTPUT_TOKENS", "lots")
+    assert main(["serve"]) == 2
+    assert "MAX_MCP_OUTPUT_TOKENS" in capsys.readouterr().err
 
 
 # ---- Streamable HTTP ---------------------------------------------------------------------------
