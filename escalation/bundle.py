@@ -50,6 +50,7 @@ W_NO_CORRELATE = "correlation not available yet: the bundle has no ranked candid
 W_NO_DATASET = "no dataset given: the bundle holds only the question, context and code"
 W_NO_TRACE_VIEW = "trace view not available yet: exemplar traces rendered without critical path"
 W_NO_SUMMARY = "dataset summary not available yet: built from the manifest"
+W_OVER_BUDGET = "the bundle is over the token budget even after cutting: shorten the question and context"
 
 MAX_TRACE_LINES = 60
 MAX_VALUE_CHARS = 240
@@ -180,7 +181,7 @@ class BundleBuilder:
 
     def _pack(self, groups: dict[str, list[_Item]]) -> Bundle:
         limit = int(self.budget_tokens * (1 - ESTIMATE_MARGIN)) if self.counter is None else self.budget_tokens
-        for _ in range(4):
+        for _ in range(6):
             sections, cut, kept = self._fit(groups, limit)
             text = render_sections(sections)
             counted = self.counter(text) if self.counter else None
@@ -190,7 +191,10 @@ class BundleBuilder:
             total, method = counted, "provider"
             if counted <= self.budget_tokens:
                 break
-            limit = int(limit * self.budget_tokens / counted * 0.97)  # the estimate ran low: shrink, repack
+            # the estimate ran low: aim the estimate at the budget scaled by the measured ratio, repack
+            limit = min(limit - 1, int(estimate_tokens(text) * self.budget_tokens / counted * 0.97))
+        if total > self.budget_tokens:
+            self.warnings.append(W_OVER_BUDGET)
         facts = dict(self.facts)
         for key, items in kept.items():
             facts[key] = [i.fact for i in items if i.fact is not None]

@@ -1,10 +1,10 @@
 """Token counting: the provider's counter when online, else a measured estimate.
 
 The estimate mimics a large-vocabulary subword tokenizer of the SentencePiece kind Gemini
-uses: a common word is one token, a long or rare word about one per 4 characters, every
+uses: a word up to 12 letters is one token, a longer one about one per 10 letters, every
 digit one token (Gemini's tokenizer splits numbers into digits, so ids and timings cost more
-than in GPT-style encodings), each punctuation mark one token, a newline one token and
-runs of indentation one token per 8 spaces. It was measured against real tokenizers on
+than in GPT-style encodings), a run of punctuation one token per 4 marks, a newline one
+token and runs of indentation one token per 16 spaces. It was measured against real tokenizers on
 rendered bundles (`bench/token_estimate.py`; README, section escalation, has the figures);
 the budget keeps `ESTIMATE_MARGIN` of headroom for the error.
 """
@@ -20,13 +20,21 @@ __all__ = ["estimate_tokens", "ESTIMATE_MARGIN", "TokenCounter"]
 # Headroom kept when packing by estimate (the measured error on bundles stays inside it).
 ESTIMATE_MARGIN = 0.10
 
-_PIECE = re.compile(r"[A-Za-z]+|\d|[^\w\s]|_| +|\n|\t|[^\x00-\x7f]")
+_PIECE = re.compile(r"[A-Za-z]+|\d|[^\w\s\x80-\U0010ffff]+|_| +|\n|\t|[^\x00-\x7f]")
 
 TokenCounter = Callable[[str], int]
 
 
+# Fitted on rendered bundles and source files (bench/token_estimate.py): a large vocabulary keeps
+# words up to 12 letters whole, splits longer ones about every 10; punctuation runs merge by 4.
+WORD_WHOLE = 12
+WORD_SPLIT = 10
+PUNCT_RUN = 4
+INDENT_RUN = 16
+
+
 def _word_tokens(n: int) -> int:
-    return 1 if n <= 6 else math.ceil(n / 4)
+    return 1 if n <= WORD_WHOLE else math.ceil(n / WORD_SPLIT)
 
 
 def estimate_tokens(text: str) -> int:
@@ -39,7 +47,9 @@ def estimate_tokens(text: str) -> int:
         if c.isalpha() and c.isascii():
             total += _word_tokens(len(piece))
         elif c == " ":
-            total += 0 if len(piece) == 1 else math.ceil((len(piece) - 1) / 8)
-        else:
+            total += 0 if len(piece) == 1 else math.ceil((len(piece) - 1) / INDENT_RUN)
+        elif c.isdigit() or c in "\n\t_" or not c.isascii():
             total += 1
+        else:
+            total += math.ceil(len(piece) / PUNCT_RUN)
     return total
