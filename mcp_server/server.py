@@ -15,13 +15,15 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.mcpserver.tools import Tool
-from mcp.types import ToolAnnotations
+from mcp.types import CallToolResult, ToolAnnotations
+from pydantic import ValidationError
 
 from mcp_server.tools import GROUPS, ToolSpec, all_specs
 
-__all__ = ["SERVER_NAME", "INSTRUCTIONS", "build_server", "select_specs", "compact_schema"]
+__all__ = ["SERVER_NAME", "INSTRUCTIONS", "DcrServer", "build_server", "select_specs", "compact_schema"]
 
 SERVER_NAME = "dcr"
 INSTRUCTIONS = (
@@ -30,6 +32,24 @@ INSTRUCTIONS = (
     "get_trace/query_spans to check them, then escalate_analysis or start_conversation when you "
     "are stuck. Long answers carry page.total_count vs page.returned_count and a next_cursor."
 )
+
+
+class DcrServer(MCPServer):
+    """MCPServer whose argument errors read as one line: "bad arguments: depth_level: … 5"."""
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context | None = None
+    ) -> CallToolResult | Any:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            cause = exc.__cause__
+            if isinstance(exc, UnexpectedToolError) or not isinstance(cause, ValidationError):
+                raise
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in cause.errors()
+            )
+            raise ToolError(f"Error executing tool {name}: bad arguments: {problems}") from cause
 
 
 def select_specs(selection: str | Iterable[str] | None) -> list[ToolSpec]:
@@ -121,7 +141,7 @@ def build_server(tools: str | Iterable[str] | None = None, *, log_level: str | N
         pkg_version = version("deep-code-reasoning")
     except PackageNotFoundError:
         pkg_version = "0"
-    server: MCPServer = MCPServer(
+    server = DcrServer(
         SERVER_NAME,
         title="deep-code-reasoning",
         instructions=INSTRUCTIONS,

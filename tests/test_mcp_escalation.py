@@ -114,7 +114,10 @@ def test_escalate_errors(mode):
                                                         "start": "2025-06-12T09:30:00Z", "end": "09:00"}))
     assert text.startswith("Error executing tool escalate_analysis: end:")
     text = error_text(call(mode, "escalate_analysis", {"claude_context": CONTEXT, "depth_level": 9}))
-    assert "depth_level" in text
+    assert text == ("Error executing tool escalate_analysis: bad arguments: depth_level: "
+                    "Input should be less than or equal to 5")
+    text = error_text(call(mode, "escalate_analysis", {"claude_context": {"code_scope": {}}}))
+    assert text.endswith("bad arguments: claude_context.stuck_description: Field required")
 
 
 def test_conversation_round_trip(mode):
