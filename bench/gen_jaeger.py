@@ -179,10 +179,11 @@ class _TraceMaker:
         self.budget -= 1
         return span
 
-    def _server(self, svc: str, parent: str | None, start_us: int, dur_us: int, depth: int, follows: bool) -> None:
+    def _server(self, svc: str, parent: str | None, start_us: int, dur_us: int, depth: int, follows: bool,
+                op: str | None = None) -> None:
         rng = self.rng
         ops, calls = _SERVICES[svc]
-        op = rng.choice(ops)
+        op = op or rng.choice(ops)
         if op.startswith("HTTP"):
             method, route = op[5:].split(" ", 1)
             tags = [_tag("span.kind", "server"), _tag("http.method", method), _tag("http.route", route),
@@ -231,20 +232,21 @@ class _TraceMaker:
                 self._server(target, prod["spanID"], start_us + dur_us // 5, max(5, dur_us // 2), depth + 1, follows=True)
             return
         if kind == "grpc":
-            ops = _SERVICES[target][0]
-            service, method = rng.choice(ops)[1:].rsplit("/", 1)
+            server_op = rng.choice(_SERVICES[target][0])
+            service, method = server_op[1:].rsplit("/", 1)
             tags = [_tag("span.kind", "client"), _tag("rpc.system", "grpc"), _tag("rpc.service", service),
                     _tag("rpc.method", method), _tag("peer.service", target)]
             name = f"/{service}/{method}"
         else:
-            route = rng.choice(_SERVICES[target][0]).split(" ", 2)[-1] if _SERVICES[target][0][0].startswith("HTTP") else "/"
-            tags = [_tag("span.kind", "client"), _tag("http.method", "GET"), _tag("http.url", f"http://{target}:8080{route}"),
+            server_op = rng.choice(_SERVICES[target][0])
+            method, route = server_op.split(" ")[1:3] if server_op.startswith("HTTP") else ("POST", "/")
+            tags = [_tag("span.kind", "client"), _tag("http.method", method), _tag("http.url", f"http://{target}:8080{route}"),
                     _tag("http.status_code", 503 if rng.random() < 0.01 else 200), _tag("peer.service", target),
                     _tag("net.peer.name", target), _tag("component", "net/http")]
-            name = f"HTTP GET {route}"
+            name = f"HTTP {method} {route}"
         client = self._span(svc, name, parent, start_us, dur_us, tags, depth)
         if self.budget > 0 and dur_us > 40:
-            self._server(target, client["spanID"], start_us + 10, dur_us - 20, depth + 1, follows=False)
+            self._server(target, client["spanID"], start_us + 10, dur_us - 20, depth + 1, follows=False, op=server_op)
 
 
 def write_jaeger_dump(path: str | Path, target_bytes: int, seed: int = 1, *, ui_fields: bool = False) -> DumpStats:
