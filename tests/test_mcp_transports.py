@@ -139,14 +139,14 @@ def _post(port: int, headers: dict[str, str]):
                        headers={"accept": "application/json, text/event-stream", **headers})
 
 
-def _call_over_http(port: int, headers: dict[str, str]) -> dict:
+def _call_over_http(port: int, headers: dict[str, str], mode: str = "legacy") -> dict:
     import httpx2
     from mcp.client.streamable_http import streamable_http_client
 
     async def main():
         async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
             transport = streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http)
-            async with Client(transport, mode="legacy") as client:
+            async with Client(transport, mode=mode) as client:
                 return await client.call_tool("list_datasets", {})
 
     result = anyio.run(main)
@@ -158,7 +158,8 @@ def test_http_loopback_tool_call_and_origin(dcr_home):
     ingest_fixture()
     proc, port = _start_http(dcr_home, "127.0.0.1")
     try:
-        assert _call_over_http(port, {})["datasets"][0]["name"] == "jaeger"
+        for mode in ("legacy", "auto"):
+            assert _call_over_http(port, {}, mode)["datasets"][0]["name"] == "jaeger"
         refused = _post(port, {"origin": "http://evil.example"})
         assert refused.status_code == 403 and "evil.example" in refused.json()["error"]
         assert _post(port, {"origin": "http://localhost:3000"}).status_code == 200
