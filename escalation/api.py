@@ -14,6 +14,7 @@ Errors: `escalation.errors` (EscalationError and its subclasses).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass
@@ -182,7 +183,7 @@ def prepare(req: EscalationRequest) -> Prepared:
         if session is not None and hasattr(session, "close"):
             session.close()
     if count_warnings:
-        bundle = Bundle(**{**bundle.__dict__, "warnings": bundle.warnings + tuple(dict.fromkeys(count_warnings))})
+        bundle = dataclasses.replace(bundle, warnings=bundle.warnings + tuple(dict.fromkeys(count_warnings)))
     request = ProviderRequest(
         system_instruction=f"{SYSTEM_INSTRUCTION}\n{analysis_instruction(req.analysis_type)}",
         messages=(Message("user", _user_message(bundle, req.question.strip())),),
@@ -210,8 +211,8 @@ def _result(p: Prepared, req: EscalationRequest, reply: ProviderReply | None, la
     analysis = reply.analysis if reply else {}
     checked = reply.checked_by_model if reply else False
     model = reply.model if reply else p.model
-    cost = cost_usd(model if p.provider_name == "gemini" else "offline-report-v1", usage["input_tokens"],
-                    usage["output_tokens"], usage["thinking_tokens"]) if p.provider_name == "gemini" else 0.0
+    cost = (cost_usd(model, usage["input_tokens"], usage["output_tokens"], usage["thinking_tokens"])
+            if p.provider_name == "gemini" else 0.0)  # offline and fake cost nothing
     md = render_markdown(analysis, provider=p.provider_name, model=model, checked_by_model=checked,
                          warnings=b.warnings, cut=b.cut) if reply else ""
     return EscalationResult(

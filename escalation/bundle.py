@@ -170,8 +170,11 @@ class BundleBuilder:
         if self.session is None:
             self.warnings.append(W_NO_DATASET)
         else:
-            groups["summary"] = self._summary()
-            groups["candidates"] = self._candidates()
+            summary = self._summary_data()
+            groups["candidates"] = self._candidates()  # correlate picks the window when none was given
+            if self.window is None:
+                self.window = _summary_window(summary, self.session)
+            groups["summary"] = self._summary(summary)
             groups["traces"] = self._traces()
             groups["graph"] = self._graph()
             groups["logs"] = self._logs()
@@ -263,23 +266,18 @@ class BundleBuilder:
 
     # summary ---------------------------------------------------------------------------------
 
-    def _summary(self) -> list[_Item]:
-        s = self.session
+    def _summary_data(self) -> dict[str, Any]:
         try:
-            summary = dict(s.summary())
+            summary = dict(self.session.summary())
         except (ImportError, NotImplementedError) as exc:
             if "not available" not in str(exc) and not isinstance(exc, ImportError):
                 raise
             self.warnings.append(W_NO_SUMMARY)
-            summary = _manifest_summary(s)
-        if self.window is None:
-            tr = summary.get("time_range") or {}
-            start, end = tr.get("start_ns"), tr.get("end_ns")
-            if start is None or end is None:
-                start, end = _manifest_range(s)
-            if start is not None and end is not None:
-                self.window = Window(int(start), int(end) + 1)
+            summary = _manifest_summary(self.session)
         self.facts["summary"] = _jsonable(summary)
+        return summary
+
+    def _summary(self, summary: dict[str, Any]) -> list[_Item]:
         lines = [f"dataset {self.req.dataset}", f"window {_window_text(self.window)}",
                  f"baseline {_window_text(self.baseline) if self.baseline else 'chosen by correlate'}"]
         if self.req.services:
@@ -658,9 +656,14 @@ def _manifest_summary(session: Any) -> dict[str, Any]:
     return {"totals": m.get("totals"), "time_range": m.get("time_range"), "services": m.get("services")}
 
 
-def _manifest_range(session: Any) -> tuple[int | None, int | None]:
-    tr = (_manifest_summary(session).get("time_range") or {})
-    return tr.get("start_ns"), tr.get("end_ns")
+def _summary_window(summary: dict[str, Any], session: Any) -> Window | None:
+    """The dataset's whole time range, from the summary, else the manifest."""
+    tr = summary.get("time_range") or {}
+    start, end = tr.get("start_ns", summary.get("start_ns")), tr.get("end_ns", summary.get("end_ns"))
+    if start is None or end is None:
+        tr = _manifest_summary(session).get("time_range") or {}
+        start, end = tr.get("start_ns"), tr.get("end_ns")
+    return Window(int(start), int(end) + 1) if start is not None and end is not None else None
 
 
 def _trace_from_sql(builder: BundleBuilder, tid: str) -> TraceView:

@@ -11,6 +11,7 @@ A session keeps its bundle (redacted, as sent), system instruction, model and ev
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
@@ -186,7 +187,7 @@ def _run_turn(session_id: str, seq: int, *, prepared: Prepared | None = None,
                              analysis_type=row["analysis_type"], latency_s=latency, error=str(exc),
                              attempts=exc.attempts))
         if prepared:
-            entry = LedgerEntry(**{**entry.__dict__, "session_id": session_id, "turn": 1})
+            entry = dataclasses.replace(entry, session_id=session_id, turn=1)
             exc.bundle_path = prepared.bundle_path
         record(entry)
         raise
@@ -199,7 +200,7 @@ def _run_turn(session_id: str, seq: int, *, prepared: Prepared | None = None,
         escalation = _result(prepared, req, reply, latency, session_id=session_id)
         entry = _entry(prepared, req, "escalation", "ok", input_tokens=u.input_tokens, output_tokens=u.output_tokens,
                        thinking_tokens=u.thinking_tokens, cost_usd=cost, latency_s=latency, attempts=reply.attempts)
-        record(LedgerEntry(**{**entry.__dict__, "session_id": session_id, "turn": 1}))
+        record(dataclasses.replace(entry, session_id=session_id, turn=1))
     else:
         record(LedgerEntry(kind="turn", provider=row["provider"], model=reply.model, outcome="ok",
                            session_id=session_id, turn=turn_no, dataset=row["dataset"],
