@@ -14,6 +14,7 @@ import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 
+from mcp_server import limits
 from tests import mcp_inspector
 from tests.mcp_helpers import ingest_fixture
 
@@ -71,6 +72,9 @@ def test_stdout_carries_only_protocol(dcr_home):
     proc.stdin.close()
     proc.wait(timeout=10)
     assert proc.stdout.read() == b""
+    assert len(answers[3]["result"]["tools"]) == 16
+    wire = json.dumps(answers[3], separators=(",", ":"), ensure_ascii=False)
+    assert len(wire) / limits.CHARS_PER_TOKEN < 8_000  # the tools/list budget, on the wire
     assert answers[2]["result"]["isError"] is True
     assert "no dataset named 'x'" in answers[2]["result"]["content"][0]["text"]
     assert proc.stderr.read()  # DEBUG logging went somewhere: stderr

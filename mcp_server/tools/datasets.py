@@ -76,8 +76,8 @@ def _info(name: str) -> dict:
 
 def list_datasets(cursor: CursorArg = None) -> Annotated[CallToolResult, DatasetList]:
     """List the ingested datasets with span/log counts, time range and services. Call it first to
-    learn dataset names and the time range to pass to correlate. An empty list means nothing is
-    ingested yet: call ingest_traces."""
+    learn dataset names and the time range to pass to correlate. Empty: call ingest_traces. Paged
+    when long: page.returned_count vs total_count, next_cursor."""
     from ingest.dataset import list_datasets as names
 
     return paged(cursor, "datasets", "list_datasets", lambda: {"datasets": [_info(n) for n in names()]})
