@@ -632,7 +632,8 @@ def render_trace(view: TraceView, role: str, sources: Iterable[str], redactor: R
         line = (f"{mark} {pad}{off} {_ms(s.duration_ns)} (self {_ms(s.self_time_ns)}) {s.service} {s.operation} "
                 f"[{s.kind}]{' on ' + s.host if s.host else ''}")
         if s.status_code == "ERROR":
-            line += f" ERROR {messages[s.span_id]!r} span {s.span_id}"
+            msg = messages[s.span_id]
+            line += f" ERROR {msg!r} span {s.span_id}" if msg else f" ERROR span {s.span_id}"
         if s.skew_adjustment_ns:
             line += f" (clock skew adjusted {_ms(s.skew_adjustment_ns)})"
         lines.append(line)
