@@ -169,21 +169,35 @@ def _typed(ci: int, values: list[Any], typ: pa.DataType) -> pa.Array:
     return pa.array([oj._promoted_value(ci, v) for v in values], typ)
 
 
+_EMPTY_JSON = {"attributes": "{}", "events": "[]", "links": "[]"}
+
+
+def _json_column(values: Any, empty: str) -> pa.Array:
+    """JSON texts (bytes, None meaning `empty`) -> a string column."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return pa.repeat(pa.scalar(empty, pa.string()), len(values))
+    if len(present) == len(values):
+        return _binary_column(values).cast(pa.string())
+    return pc.fill_null(pa.array(values, pa.binary()).cast(pa.string()), empty)
+
+
 class _FastSpans:
     def __init__(self) -> None:
         self.rows: list[tuple] = []
         self.ctx_runs: list[tuple[oj._Context, int]] = []
-        # promoted attributes: one list of (row, value) per (column, priority)
-        self.promo: dict[str, list[tuple[int, Any]]] = {name: [] for name in oj._PROMOTE_BY_ATTR}
+        # promoted attributes: per attribute name, the rows that have it and their values
+        self.promo: dict[str, tuple[list[int], list[Any]]] = {name: ([], []) for name in oj._PROMOTE_BY_ATTR}
 
     def mark(self) -> tuple[int, int, dict[str, int]]:
-        return len(self.rows), len(self.ctx_runs), {k: len(v) for k, v in self.promo.items() if v}
+        return len(self.rows), len(self.ctx_runs), {k: len(v[0]) for k, v in self.promo.items() if v[0]}
 
     def undo(self, mark: tuple[int, int, dict[str, int]]) -> None:
         del self.rows[mark[0]:]
         del self.ctx_runs[mark[1]:]
-        for k, v in self.promo.items():
-            del v[mark[2].get(k, 0):]
+        for k, (rows, vals) in self.promo.items():
+            del rows[mark[2].get(k, 0):]
+            del vals[mark[2].get(k, 0):]
 
     def add_group(self, ctx: oj._Context, spans: list[oj._Span], line_no: int) -> None:
         rows = self.rows
@@ -226,18 +240,19 @@ class _FastSpans:
                     d[key] = v
                     hits = promo_get(key)
                     if hits is not None:
-                        hits.append((row, v))
+                        hits[0].append(row)
+                        hits[1].append(v)
                 attrs = encode(d)
             else:
-                attrs = b"{}"
+                attrs = None  # "{}", filled column-wise
             if sp.events:
                 events, exc_type, exc_msg = _events(sp.events)
             else:
-                events, exc_type, exc_msg = b"[]", None, None
+                events = exc_type = exc_msg = None  # "[]", filled column-wise
             parent = sp.parentSpanId
             append((sp.traceId, sp.spanId, None if not parent or parent == _ZERO16 else parent,
                     sp.traceState or None, sp.name, kind, start, end, code, msg, attrs, events,
-                    _links(sp.links) if sp.links else b"[]", sp.flags, sp.droppedAttributesCount,
+                    _links(sp.links) if sp.links else None, sp.flags, sp.droppedAttributesCount,
                     sp.droppedEventsCount, sp.droppedLinksCount, exc_type, exc_msg, line_no,
                     _W_END if end < start else None))
         self.ctx_runs.append((ctx, len(spans)))
@@ -247,17 +262,17 @@ class _FastSpans:
         out = {}
         for ci, col in enumerate(oj._PROMOTED_COLS):
             typ = SPAN_SCHEMA.field(col).type
-            names = [name for name in reversed(PROMOTED[col]) if self.promo[name]]
+            names = [name for name in reversed(PROMOTED[col]) if self.promo[name][0]]
             if not names:
                 out[col] = pa.nulls(n, typ)
                 continue
             index = np.full(n, -1, np.int64)
             values: list[Any] = []
             for name in names:  # later names overwrite earlier ones: the preferred name wins
-                pairs = [p for p in self.promo[name] if p[1] is not None]
-                if not pairs:
-                    continue
-                rows, vals = zip(*pairs, strict=True)
+                rows, vals = self.promo[name]
+                if None in vals:  # an empty AnyValue does not count as present
+                    pairs = [(r, v) for r, v in zip(rows, vals, strict=True) if v is not None]
+                    rows, vals = [r for r, _ in pairs], [v for _, v in pairs]
                 index[np.array(rows, np.int64)] = np.arange(len(values), len(values) + len(vals))
                 values.extend(vals)
             out[col] = _typed(ci, values, typ).take(pa.array(index, mask=index < 0))
@@ -270,7 +285,7 @@ class _FastSpans:
         cols: dict[str, pa.Array] = {}
         for name, values in zip(_ROW, zip(*self.rows, strict=True), strict=True):
             if name in _JSON_COLS:
-                cols[name] = _binary_column(values).cast(pa.string())
+                cols[name] = _json_column(values, _EMPTY_JSON[name])
             else:
                 cols[name] = pa.array(values, type=SPAN_SCHEMA.field(name).type)
         self.rows = []

@@ -21,11 +21,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _progress_bar():  # a rich bar on stderr, only for a terminal
     if not sys.stderr.isatty():
         return None, None
+    from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
     bar = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                   TransferSpeedColumn(), transient=True, console=None)
-    bar.console.stderr = True
+                   TransferSpeedColumn(), transient=True, console=Console(stderr=True))
     task = bar.add_task("ingest", total=None)
 
     def update(done: int, total: int, path: str) -> None:
