@@ -218,3 +218,17 @@ def test_model_table_has_the_default_with_window_and_prices() -> None:
     assert m.context_window_tokens == 1_048_576 and m.input_usd_per_mtok > 0
     # above 200k tokens the long-prompt rates apply
     assert cost_usd(DEFAULT_MODEL, 300_000, 0) > 1.5 * cost_usd(DEFAULT_MODEL, 200_000, 0)
+
+
+def test_unreachable_service_is_retried_then_named(monkeypatch) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("GEMINI_API_KEY", "k")
+    monkeypatch.setenv("DCR_GEMINI_BASE_URL", f"http://127.0.0.1:{port}")
+    prov = GeminiProvider(retries=2, backoff_s=0.01)
+    with pytest.raises(ProviderError, match="cannot reach Gemini.*DCR_GEMINI_BASE_URL") as exc:
+        prov.generate(ProviderRequest("s", (Message("user", "x"),), "cross_system", 3, RESPONSE_SCHEMA))
+    assert exc.value.attempts == 3 and len(prov.sleeps) == 2

@@ -188,6 +188,13 @@ class GeminiProvider:
                 self.sleeps.append(delay)
                 self.sleep(delay)
             except Exception as exc:
+                timeouts, transport = _transport_errors()
+                # a refused or reset connection is worth another try; a timeout already spent the budget
+                if isinstance(exc, transport) and not isinstance(exc, timeouts) and attempt <= self.retries:
+                    delay = min(MAX_DELAY_S, self.backoff_s * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+                    self.sleeps.append(delay)
+                    self.sleep(delay)
+                    continue
                 raise map_genai_error(exc, self.model, attempt) from None
 
     def generate(self, request: ProviderRequest) -> ProviderReply:
