@@ -125,9 +125,10 @@ class CodeContext:
         p = Path(path).expanduser()
         if p.is_absolute():
             out = [p]
-            if from_telemetry:  # production path: try its suffixes under each root
-                parts = p.parts[1:]
-                out += [root / Path(*parts[i:]) for i in range(len(parts)) for root in self.roots]
+            if from_telemetry:  # production path: try its suffixes under each root, longest first,
+                parts = p.parts[1:]  # keeping a folder with the file name (a bare name matches too much)
+                last = max(1, len(parts) - 1)
+                out += [root / Path(*parts[i:]) for i in range(last) for root in self.roots]
             return out
         return [root / p for root in self.roots]
 

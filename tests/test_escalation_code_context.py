@@ -134,3 +134,10 @@ def test_default_root_is_the_git_root(repo: Path, monkeypatch) -> None:
     monkeypatch.delenv("DCR_CODE_ROOTS", raising=False)
     monkeypatch.chdir(repo / "src")
     assert code_roots() == (repo.resolve(),)
+
+
+def test_a_bare_file_name_does_not_match_a_telemetry_path(repo: Path) -> None:
+    (repo / "util.py").write_text("x = 1\n")
+    ctx = CodeContext(roots=(repo.resolve(),))
+    assert ctx.excerpts([CodeRef("/srv/other/pkg/util.py", 1, "span")]) == []
+    assert [e.path for e in ctx.excerpts([CodeRef("/srv/x/src/app.py", 1, "span")])] == ["src/app.py"]
