@@ -165,3 +165,24 @@ def test_max_output_tokens_setting(monkeypatch):
         monkeypatch.setenv("MAX_MCP_OUTPUT_TOKENS", bad)
         with pytest.raises(ValueError, match="MAX_MCP_OUTPUT_TOKENS"):
             limits.max_output_tokens()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_big_trace_is_paged_by_span(mode, monkeypatch):
+    from tests.mcp_helpers import ingest_scenario
+
+    ingest_scenario()
+    q = "SELECT trace_id FROM spans GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1"
+    trace_id = ok(call(mode, "query_spans", {"dataset": "shop", "sql": q}))["rows"][0][0]
+    whole = ok(call(mode, "get_trace", {"dataset": "shop", "trace_id": trace_id}))
+    assert whole["page"]["next_cursor"] is None and len(whole["spans"]) == whole["span_count"] >= 10
+    monkeypatch.setenv("MAX_MCP_OUTPUT_TOKENS", "1500")
+    spans, args = [], {"dataset": "shop", "trace_id": trace_id}
+    while True:
+        page = ok(call(mode, "get_trace", args))
+        assert page["span_count"] == whole["span_count"] and page["critical_path"] == whole["critical_path"]
+        spans += page["spans"]
+        if not page["page"]["next_cursor"]:
+            break
+        args = {**args, "cursor": page["page"]["next_cursor"]}
+    assert spans == whole["spans"] and "cursor" in args
