@@ -197,14 +197,19 @@ print(json.dumps({"spans": r.spans, "rejected": r.rejected}))
 """
 
 _JAEGER_READER = """
-import json, sys, time
+import concurrent.futures as cf, json, multiprocessing, sys, time
 from ingest import jaeger
 from ingest.records import SourceInfo
-t, n = time.perf_counter(), 0
+n, workers = 0, int(sys.argv[2])
 with open(sys.argv[1], "rb") as fh:
-    for chunk in jaeger.read(fh, SourceInfo("bench", sys.argv[1])):
+    if workers > 1:
+        pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+        chunks = jaeger.read_parallel(fh, SourceInfo("bench", sys.argv[1]), pool, window=2 * workers)
+    else:
+        chunks = jaeger.read(fh, SourceInfo("bench", sys.argv[1]))
+    for chunk in chunks:
         n += chunk.spans.num_rows if chunk.spans is not None else 0
-print(json.dumps({"spans": n, "cpu_s": round(time.process_time(), 2)}))
+print(json.dumps({"spans": n, "cpu_s_main": round(time.process_time(), 2)}))
 """
 
 _DUCKDB = """
@@ -269,9 +274,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.keep:
             print(f"dataset kept in {home} (removed at exit unless you copy it)")
     if args.format == "jaeger":
-        secs, pss, rss, out = measure([sys.executable, "-c", _JAEGER_READER, str(dump)])
-        print(f"jaeger.read only: {size / 1e6 / secs:7.1f} MB/s  {secs:6.1f} s  peak PSS (tree) {pss:6.0f} MB  "
-              f"max RSS (one process) {rss:6.0f} MB  {out.strip()}")
+        for workers, label in ((1, "jaeger.read only"), (2, "read_parallel x2")):
+            secs, pss, rss, out = measure([sys.executable, "-c", _JAEGER_READER, str(dump), str(workers)])
+            print(f"{label:16}: {size / 1e6 / secs:7.1f} MB/s  {secs:6.1f} s  peak PSS (tree) {pss:6.0f} MB  "
+                  f"max RSS (one process) {rss:6.0f} MB  {out.strip()}")
     if not args.no_reference:
         with tempfile.TemporaryDirectory(prefix="dcr-bench-ref-") as tmp:
             secs, pss, rss, out = measure([sys.executable, "-c", _DUCKDB, str(dump), f"{tmp}/ref.parquet"])

@@ -98,3 +98,40 @@ def test_generator_is_deterministic_and_shaped_like_the_api(tmp_path: Path):
     assert {"process", "relativeStartTime", "depth", "hasChildren", "childSpanIds"} <= set(span)
     rows = [c.spans.num_rows for c in jaeger.read(open(ui, "rb"), SourceInfo("u", str(ui))) if c.spans]
     assert sum(rows) == sum(len(t["spans"]) for t in json.loads(ui.read_bytes())["data"])
+
+
+def _rows_and_rejects(chunks) -> tuple[list[tuple], list]:
+    rows, rejects = [], []
+    for c in chunks:
+        rejects.extend(c.rejects)
+        if c.spans is not None:
+            rows.extend(zip(*(c.spans.column(n).to_pylist() for n in c.spans.schema.names), strict=True))
+    return rows, rejects
+
+
+def test_read_parallel_gives_what_read_gives(tmp_path: Path):
+    import concurrent.futures as cf
+    import multiprocessing
+
+    dump = tmp_path / "dump.json"
+    write_jaeger_dump(dump, 600_000, seed=5)
+    doc = json.loads(dump.read_bytes())
+    doc["data"].insert(3, 42)  # a trace that is not an object
+    doc["data"][5]["spans"][1]["spanID"] = ""  # one bad span inside a good trace
+    second = {"traceID": "00000000000000aa", "spans": [{"spanID": "b1", "startTime": 5, "processID": "x"}]}
+    data = (json.dumps(doc).encode() + b"\n" + json.dumps(second).encode()  # a bare trace after it
+            + b'\n{"data":[' + json.dumps(doc["data"][0]).encode()[:-10])  # and a truncated third document
+    path = tmp_path / "mixed.json"
+    path.write_bytes(data)
+
+    serial = _rows_and_rejects(jaeger.read(io.BytesIO(data), SourceInfo("s", str(path))))
+    ctx = multiprocessing.get_context("fork")
+    with cf.ProcessPoolExecutor(max_workers=2, mp_context=ctx) as pool, open(path, "rb") as fh:
+        parallel = _rows_and_rejects(jaeger.read_parallel(fh, SourceInfo("s", str(path)), pool, window=3,
+                                                          block_bytes=64 * 1024))
+    assert parallel == serial
+    rows, rejects = serial
+    assert [r[-1] for r in rows] == sorted(r[-1] for r in rows)  # source_offset in file order
+    assert [(r.unit, r.reason.split(":")[0]) for r in rejects] == [
+        ("byte", "trace #4 is not a JSON object"), ("record", "spanID missing"), ("byte", "malformed JSON, the rest of the input is skipped")]
+    assert rows[-1][1] == "00000000000000b1"  # the bare trace, numbered after the first document
