@@ -226,7 +226,16 @@ class SourceStats:
 
 # ---- the writer ---------------------------------------------------------------------------
 
-_PARQUET_OPTS = {"compression": "zstd", "write_statistics": True}
+_PARQUET_OPTS = {"compression": "zstd"}
+# min/max statistics where a filter can use them (not on long JSON texts)
+_STATISTICS = {
+    "spans": ["trace_id", "span_id", "parent_span_id", "name", "kind", "service_name", "service_version", "host",
+              "start_ns", "end_ns", "duration_ns", "status_code", "http_method", "http_route", "http_status_code",
+              "db_system", "rpc_service", "rpc_method", "messaging_system", "peer_service", "exception_type",
+              "source_id", "source_offset"],
+    "logs": ["time_ns", "observed_time_ns", "severity_number", "severity_text", "trace_id", "span_id",
+             "service_name", "host", "event_name", "source_id", "source_offset"],
+}
 # dictionary encoding only where values repeat (ids and attribute texts would only pay for it)
 _DICTIONARY = {
     "spans": ["service_name", "service_version", "service_instance_id", "host", "scope_name", "scope_version",
@@ -269,8 +278,9 @@ class _PartBuffer:
         self._track(table)
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"{self.prefix}-{len(self.files):05d}.parquet"
-        pq.write_table(table, path, row_group_size=ROW_GROUP_ROWS, use_dictionary=_DICTIONARY[self.folder.name],
-                       **_PARQUET_OPTS)
+        kind = self.folder.name
+        pq.write_table(table, path, row_group_size=ROW_GROUP_ROWS, use_dictionary=_DICTIONARY[kind],
+                       write_statistics=_STATISTICS[kind], **_PARQUET_OPTS)
         self.files.append(path)
 
     def _track(self, table: pa.Table) -> None:
