@@ -132,10 +132,10 @@ def test_max_turns_and_ttl(fake: FakeProvider, monkeypatch) -> None:
     assert continue_conversation(sid, "more").turns_left == 0
     with pytest.raises(ConversationFull, match="DCR_CONVERSATION_MAX_TURNS"):
         continue_conversation(sid, "again")
-    monkeypatch.setenv("DCR_CONVERSATION_TTL_S", "0.2")
+    monkeypatch.setenv("DCR_CONVERSATION_TTL_S", "0.6")
     fake.enqueue(_answer("3"))
     sid2 = start_conversation(EscalationRequest(question="q", provider="fake")).session_id
-    time.sleep(0.3)
+    time.sleep(0.8)
     with pytest.raises(ConversationExpired, match="expired"):
         continue_conversation(sid2, "late")
     assert conversation_status(sid2).state == "expired"
