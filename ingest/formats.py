@@ -40,6 +40,8 @@ __all__ = [
     "read_head",
     "load_format",
     "detect",
+    "open_stdin",
+    "iter_lines_blocks",
 ]
 
 HEAD_BYTES = 64 * 1024

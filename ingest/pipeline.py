@@ -281,6 +281,16 @@ class _Run:
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
 
+    def _source_id(self, quick: str) -> str:
+        """Provenance id: from the content's quick id, made unique within the dataset."""
+        taken = {s["source_id"] for s in self.writer.manifest["sources"]} | {s.source_id for s in self.writer.sources}
+        base = f"src-{quick[:16]}"
+        sid, n = base, 1
+        while sid in taken:
+            n += 1
+            sid = f"{base}-{n}"
+        return sid
+
     def _tick(self, nbytes: int, path: str) -> None:
         self.done += nbytes
         if self.progress is not None:
@@ -323,7 +333,7 @@ class _Run:
                 self.writer.add_orphan_rejects([Reject(inp.path, 0, reason, opened.head, "byte")], quick)
             self._skip(inp, opened.size, "empty" if empty else "unknown format")
             return
-        source = SourceInfo(source_id=f"src-{quick[:16]}", path=inp.path)
+        source = SourceInfo(source_id=self._source_id(quick), path=inp.path)
         stats = self.writer.begin_source(SourceStats(
             source_id=source.source_id, path=inp.path, size=opened.size, sha256="", format=fmt.name,
             compression=opened.compression, quick_id=quick))

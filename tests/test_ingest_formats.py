@@ -1,0 +1,77 @@
+"""Sources, decompression and format detection (ingest/formats.py)."""
+
+from __future__ import annotations
+
+import gzip
+import io
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from ingest import formats
+from ingest.errors import NoInput
+from ingest.formats import Format, decompressed, detect, expand_sources, read_head
+
+PUBLIC = Path(__file__).resolve().parent.parent / "fixtures" / "public"
+
+
+def test_folders_recursive_hidden_skipped_globs_and_dedupe(tmp_path: Path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / ".git").mkdir()
+    for p in ("a/1.json", "a/b/2.json", ".git/x.json", "a/.hidden.json", "top.json"):
+        (tmp_path / p).write_text("{}")
+    got = [f.path for f in expand_sources([str(tmp_path / "a"), str(tmp_path / "a" / "b" / "2.json")])]
+    assert got == [str(tmp_path / "a" / "1.json"), str(tmp_path / "a" / "b" / "2.json")]
+    got = [Path(f.path).name for f in expand_sources([str(tmp_path / "**" / "*.json")])]
+    assert sorted(got) == ["1.json", "2.json", "top.json"]
+    assert expand_sources(["-"])[0].is_stdin
+
+
+@pytest.mark.parametrize("arg, message", [("/no/such/file.json", "no such file or folder"),
+                                          ("/no/such/*.json", "no files match")])
+def test_missing_inputs_are_no_input(arg: str, message: str):
+    with pytest.raises(NoInput, match=message):
+        expand_sources([arg])
+
+
+def test_empty_folder_is_no_input(tmp_path: Path):
+    with pytest.raises(NoInput, match="no files found"):
+        expand_sources([str(tmp_path)])
+
+
+@pytest.mark.parametrize("pack, kind", [(gzip.compress, "gzip"),
+                                        (zstandard.ZstdCompressor().compress, "zstd"),
+                                        (lambda b: b, None)])
+def test_decompression_by_magic_bytes(pack, kind):
+    payload = b'{"resourceSpans": []}\n' * 1000
+    stream, found = decompressed(io.BytesIO(pack(payload)))
+    assert found == kind
+    head, stream = read_head(stream, 100)
+    assert head == payload[:100] and stream.read() == payload
+
+
+def test_detection_order_and_fixtures():
+    def fmt(path: Path) -> str | None:
+        f = detect(path.read_bytes()[: formats.HEAD_BYTES])
+        return f.name if f else None
+
+    assert fmt(PUBLIC / "otlp-examples" / "trace.json") == "otlp_json"
+    assert fmt(PUBLIC / "jaeger" / "ui-format" / "otlp2jaeger-in.json") == "otlp_json"
+    assert detect(b"hello") is None and detect(b"") is None
+    assert [f.name for f in formats.FORMATS] == ["otlp_json", "jaeger", "zipkin", "otlp_proto"]
+
+
+def test_missing_format_module_is_skipped(monkeypatch):
+    monkeypatch.setattr(formats, "FORMATS", (Format("future", "ingest.not_written_yet"),) + formats.FORMATS)
+    assert detect((PUBLIC / "otlp-examples" / "trace.json").read_bytes()).name == "otlp_json"
+
+
+def test_line_mode_versus_document():
+    from ingest.otlp_json import is_line_mode, sniff
+
+    assert is_line_mode(b'{"resourceSpans":[]}\n{"resourceSpans":[]}\n')
+    assert is_line_mode(b'#broken\n{"resourceSpans":[{"scopeSpans":[')  # a huge first object
+    assert not is_line_mode(b'{\n  "resourceSpans": [\n  ]\n}\n')
+    assert sniff(b'garbage line\n{"resourceSpans":[]}\n')
+    assert not sniff(b'{"data": [{"note": "resourceSpans is just a word here"}]}')
