@@ -221,3 +221,22 @@ def test_copy_with_other_name_adds_nothing(tmp_path: Path):
     ingest.ingest_paths([str(EXAMPLES / "logs.json")], "cp")
     r = ingest.ingest_paths([str(tmp_path / "copy.json")], "cp")
     assert (r.spans, r.logs) == (0, 0) and r.sources[0].skipped == "already ingested"
+
+
+def test_fast_path_equals_careful_path_for_logs():
+    logs = json.loads((EXAMPLES / "logs.json").read_text())
+    events = json.loads((EXAMPLES / "events.json").read_text())
+    text = json.dumps(logs)
+    assert "5B8EFFF798038103D269B633813FC60C" in text  # upper case ids: the careful path's job
+    lower = json.loads(text.replace("5B8EFFF798038103D269B633813FC60C", "5b8efff798038103d269b633813fc60c")
+                       .replace("EEE19B7EC3C1B174", "eee19b7ec3c1b174"))  # canonical: the fast path keeps it
+    lines = [json.dumps(d, separators=(",", ":")).encode() for d in (lower, events, logs, lower)]
+    data = b"\n".join(lines) + b"\n"
+    src = SourceInfo("s", "mem")
+    careful, _ = otlp_json.decode_lines(data, 1, src)
+    fast, _ = decode_lines_fast(data, 1, src)
+    key = [("source_offset", "ascending")]
+    a = pa.Table.from_batches([careful.logs]).sort_by(key)
+    b = pa.Table.from_batches([fast.logs]).sort_by(key)
+    assert a.num_rows == 4 and a.equals(b)
+    assert a.column("trace_id").to_pylist()[2] == "5b8efff798038103d269b633813fc60c"

@@ -51,8 +51,8 @@ def run(args: argparse.Namespace) -> int:
         emit_json(result.to_dict())
     else:
         mb = result.bytes / 1e6
-        info(f"dataset {result.dataset}: +{result.spans} spans, +{result.logs} logs, {result.rejected} rejected, "
-             f"{result.duplicates} duplicate spans skipped, {mb:.1f} MB in {result.seconds:.2f} s")
+        print(f"dataset {result.dataset}: +{result.spans} spans, +{result.logs} logs, {result.rejected} rejected, "
+              f"{result.duplicates} duplicate spans skipped, {mb:.1f} MB in {result.seconds:.2f} s")
         for s in result.sources:
             if s.skipped:
                 info(f"  {s.path}: skipped ({s.skipped})")
