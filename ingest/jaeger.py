@@ -134,6 +134,7 @@ class _ApiError(msgspec.Struct, gc=False):
 
 
 _TRACE = msgspec.json.Decoder(_Trace, strict=False)
+_PROCESSES = msgspec.json.Decoder(dict[str, msgspec.Raw] | None)
 _TYPED_TRACE = msgspec.json.Decoder(_TypedTrace, strict=False)
 _SPAN = msgspec.json.Decoder(_Span, strict=False)
 _PROCESS = msgspec.json.Decoder(_Process, strict=False)
@@ -465,7 +466,7 @@ class _ResourceCache:
             pass
         try:
             res: _Resource | None = _Resource(_PROCESS.decode(key))
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
             res = None
         if len(self.by_raw) >= self.MAX:
             self.by_raw.clear()
@@ -604,6 +605,25 @@ def _span_row(ts: _TraceState, sp: _Span, offset: int) -> tuple:
 # ---- the reader ---------------------------------------------------------------------------
 
 
+def _deep_trace(raw: bytes) -> _Trace | None:
+    """A trace whose spans json_stream cuts (it copes with any depth), or None."""
+    import io
+
+    spans: list[msgspec.Raw] = []
+    members: dict[str, bytes] = {}
+    try:
+        for item in iter_array(io.BytesIO(raw), "spans"):
+            if isinstance(item, Element):
+                spans.append(msgspec.Raw(item.raw))
+            else:
+                members = item.members
+        trace_id = msgspec.json.decode(members["traceID"], type=str | None) if "traceID" in members else None
+        procs = _PROCESSES.decode(members["processes"]) if "processes" in members else None
+    except (MalformedJSON, msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return None
+    return _Trace(traceID=trace_id, spans=spans, processes=procs)
+
+
 def _reason(exc: Exception) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text[:300]
@@ -633,7 +653,7 @@ class _Reader:
     def trace(self, raw: bytes, offset: int, ordinal: int) -> None:
         try:
             typed = _TYPED_TRACE.decode(raw)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
             self.trace_span_by_span(raw, offset, ordinal)
             return
         if not typed.spans:
@@ -652,10 +672,15 @@ class _Reader:
         self.rows.rows.extend(rows)
 
     def trace_span_by_span(self, raw: bytes, offset: int, ordinal: int) -> None:
+        reason = "nested too deep"
         try:
             trace = _TRACE.decode(raw)
+        except RecursionError:  # a value nested deeper than msgspec goes: cut the spans by hand
+            trace = _deep_trace(raw)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            self.reject(offset, f"trace #{ordinal} is not readable: {_reason(exc)}", raw, "byte")
+            trace, reason = None, _reason(exc)
+        if trace is None:
+            self.reject(offset, f"trace #{ordinal} is not readable: {reason}", raw, "byte")
             return
         if not trace.spans:
             return
@@ -665,7 +690,7 @@ class _Reader:
             self.span_index += 1
             try:
                 append(_span_row(ts, _SPAN.decode(raw_span), self.span_index))
-            except (msgspec.DecodeError, msgspec.ValidationError, ValueError, OverflowError) as exc:
+            except (msgspec.DecodeError, msgspec.ValidationError, ValueError, OverflowError, RecursionError) as exc:
                 self.reject(self.span_index, _reason(exc), bytes(raw_span), "record")
 
     def element(self, raw: bytes, offset: int, ordinal: int) -> None:
@@ -683,7 +708,7 @@ class _Reader:
             return
         try:
             errors = _ERRORS.decode(raw_errors) or []
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
             errors = [_ApiError(msg=raw_errors.decode("utf-8", "replace")[:300])]
         for err in errors:
             what = f"the Jaeger API response reports an error: {err.msg or err.code}"

@@ -36,6 +36,7 @@ __all__ = ["READ_BYTES", "Element", "Members", "MalformedJSON", "iter_array"]
 READ_BYTES = 1 << 20
 _MAX_SNIPPET = 64 * 1024
 _WS = re.compile(rb"[ \t\r\n]*")
+_TOKENS = re.compile(rb'"(?:[^"\\]++|\\.)*+"|[\[\]{}]')
 _TRAILING = re.compile(r"trailing characters \(byte (\d+)\)")
 _RAW = msgspec.json.Decoder(msgspec.Raw)
 _STR = msgspec.json.Decoder(str)
@@ -125,6 +126,13 @@ class _Scanner:
             view = memoryview(self.buf)[start:]
             try:
                 _RAW.decode(view)
+            except RecursionError:  # nested deeper than msgspec goes: find the end by hand
+                view.release()
+                end = self._deep_value_end(start)
+                if end is None:
+                    start = self._grow(start)
+                    continue
+                break
             except msgspec.DecodeError as exc:
                 msg = str(exc)
                 m = _TRAILING.search(msg)
@@ -148,6 +156,20 @@ class _Scanner:
         raw = self.buf[start:end]
         self.pos = end
         return raw, self.base + start
+
+    def _deep_value_end(self, start: int) -> int | None:
+        """End of the array/object at `start` by counting brackets outside strings (slow, rare);
+        None when the buffer ends first."""
+        depth = 0
+        for m in _TOKENS.finditer(self.buf, start):
+            c = m.group()
+            if c in (b"[", b"{"):
+                depth += 1
+            elif c in (b"]", b"}"):
+                depth -= 1
+                if depth == 0:
+                    return m.end()
+        return None
 
     def _grow(self, start: int) -> int:
         self.pos = start

@@ -249,7 +249,7 @@ class _Reader:
             return
         try:
             self.rows.add(_row(_SPAN.decode(raw), self.index, self.source.source_id))
-        except (msgspec.DecodeError, msgspec.ValidationError, ValueError, OverflowError) as exc:
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError, OverflowError, RecursionError) as exc:
             self.reject(self.index, _reason(exc), raw)
 
     def element(self, el: Element) -> None:
@@ -258,7 +258,7 @@ class _Reader:
             return
         try:  # a list of traces: this element is one trace's list of spans
             spans = _LIST.decode(el.raw)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
             self.reject(el.offset, f"trace is not readable: {_reason(exc)}", el.raw, "byte")
             return
         for raw in spans:

@@ -291,6 +291,16 @@ def test_bad_records_are_rejected_and_good_ones_kept():
     assert bad_trace.unit == "byte" and bad_trace.reason.startswith("trace #3 is not readable: Expected `array | null`")
 
 
+def test_a_span_nested_too_deep_is_rejected_alone():
+    spans = [_span("0000000000000001"), _span("0000000000000002", tags=[_tag("x", "DEEP")]), _span("0000000000000003")]
+    data = _doc(spans).replace(b'"DEEP"', b"[" * 3000 + b"]" * 3000)
+    rows, rejects = read_bytes(data)
+    assert [r["span_id"] for r in rows] == ["0000000000000001", "0000000000000003"]
+    assert [(r.offset, r.unit) for r in rejects] == [(2, "record")]
+    assert rejects[0].reason.startswith("maximum recursion depth exceeded")
+    assert rejects[0].raw.startswith(b'{"traceID"') and b'"spanID": "0000000000000002"' in rejects[0].raw
+
+
 def test_truncated_file_keeps_the_traces_before_the_cut():
     doc = json.loads(_doc([_span("0000000000000001")]))
     doc["data"].append(json.loads(_doc([_span("0000000000000002")]))["data"][0])

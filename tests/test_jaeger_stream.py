@@ -135,3 +135,11 @@ def test_read_parallel_gives_what_read_gives(tmp_path: Path):
     assert [(r.unit, r.reason.split(":")[0]) for r in rejects] == [
         ("byte", "trace #4 is not a JSON object"), ("record", "spanID missing"), ("byte", "malformed JSON, the rest of the input is skipped")]
     assert rows[-1][1] == "00000000000000b1"  # the bare trace, numbered after the first document
+
+
+@pytest.mark.parametrize("read_bytes", [5, 1 << 20])
+def test_values_nested_deeper_than_msgspec_are_cut_by_hand(read_bytes: int):
+    deep = b'{"k": "a\\"]}\\\\", "v": ' + b"[" * 3000 + b'"x]"' + b"]" * 3000 + b"}"
+    data = b'{"data": [1, ' + deep + b" , 2]}"
+    elements = [i for i in iter_array(io.BytesIO(data), "data", read_bytes) if isinstance(i, Element)]
+    assert [e.raw.strip() for e in elements] == [b"1", deep, b"2"]

@@ -151,6 +151,13 @@ def test_list_of_traces_and_bad_records():
     assert all(r.source == "traces.json" for r in rejects)
 
 
+def test_a_span_nested_too_deep_is_rejected_alone():
+    data = json.dumps([_z(id="1"), _z(id="2", tags={"a": "DEEP"}), _z(id="3")]).encode()
+    rows, rejects = read_bytes(data.replace(b'"DEEP"', b"[" * 3000 + b"]" * 3000))
+    assert [r["span_id"] for r in rows] == ["0000000000000001", "0000000000000003"]
+    assert [(r.offset, r.unit) for r in rejects] == [(2, "record")]
+
+
 def test_an_object_is_not_zipkin_and_truncation_is_one_reject():
     rows, rejects = read_bytes(b'{"spans": []}')
     assert rows == [] and [r.reason for r in rejects] == ["not a Zipkin v2 list of spans (a JSON object)"]
