@@ -37,6 +37,7 @@ READ_BYTES = 1 << 20
 _MAX_SNIPPET = 64 * 1024
 _WS = re.compile(rb"[ \t\r\n]*")
 _TOKENS = re.compile(rb'"(?:[^"\\]++|\\.)*+"|[\[\]{}]')
+_AT = re.compile(r"\(byte (\d+)\)")
 _TRAILING = re.compile(r"trailing characters \(byte (\d+)\)")
 _RAW = msgspec.json.Decoder(msgspec.Raw)
 _STR = msgspec.json.Decoder(str)
@@ -144,6 +145,11 @@ class _Scanner:
                     break
                 if "truncated" in msg:
                     start = self._grow(start)
+                    continue
+                at = _AT.search(msg)
+                if at and start + int(at.group(1)) >= len(self.buf) - 64 and self._grow_ok(start):
+                    # a number or literal cut by the block end ("0." reads as an invalid number)
+                    start = self.pos
                     continue
                 raise self.malformed(msg.removeprefix("JSON is malformed: "), start) from None
             finally:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bench.gen_jaeger import write_jaeger_dump
 from ingest import jaeger
@@ -143,3 +145,22 @@ def test_values_nested_deeper_than_msgspec_are_cut_by_hand(read_bytes: int):
     data = b'{"data": [1, ' + deep + b" , 2]}"
     elements = [i for i in iter_array(io.BytesIO(data), "data", read_bytes) if isinstance(i, Element)]
     assert [e.raw.strip() for e in elements] == [b"1", deep, b"2"]
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=5), kids, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(values=st.lists(_JSON, max_size=6), read_bytes=st.integers(1, 40), indent=st.sampled_from([None, 1]))
+def test_any_json_array_is_cut_into_its_elements(values: list, read_bytes: int, indent: int | None):
+    data = json.dumps({"x": 1, "data": values, "y": [2]}, indent=indent, ensure_ascii=False).encode()
+    items = list(iter_array(io.BytesIO(data), "data", read_bytes))
+    elements = [i for i in items if isinstance(i, Element)]
+    assert [json.loads(e.raw) for e in elements] == values
+    assert items[-1] == Members({"x": b"1", "y": items[-1].members["y"]}, 0)
+    assert json.loads(items[-1].members["y"]) == [2]
