@@ -45,8 +45,11 @@ input (unit "record"); a trace that cannot be read at all, and malformed JSON, a
 with the byte offset where they start in the decompressed stream (unit "byte").
 
 Streaming: `ingest/json_stream.py` cuts the input into one trace's bytes at a time, and each
-trace (then each span) is decoded with msgspec, so memory is one trace plus one read block
-plus one chunk of rows (CHUNK_SPANS) however large the file.
+trace is decoded with typed msgspec structs (span by span, with verbatim rejects, when the
+trace has a bad span), so memory is one trace plus one read block plus one chunk of rows
+(CHUNK_SPANS) however large the file. `read_parallel` yields exactly what `read` yields but
+hands blocks of whole traces to an executor's worker processes (`decode_block`), this
+process only cutting them.
 """
 
 from __future__ import annotations
