@@ -26,8 +26,9 @@ from correlate.types import Candidate, CorrelationReport, Finding, Window
 __all__ = ["run_correlation", "MAX_WORKING_SPANS", "resolve_windows", "materialise", "drop_working"]
 
 # Spans the working table holds at most; beyond it whole traces are sampled (rates stay
-# unbiased, the evidence SQL carries the same sample predicate). Sized for ~1 GB of DuckDB memory.
-MAX_WORKING_SPANS = 2_000_000
+# unbiased, the evidence SQL carries the same sample predicate). Sized so that the whole correlation
+# of a 10M-span hour stays within seconds and the session's 1 GB DuckDB memory limit.
+MAX_WORKING_SPANS = 1_000_000
 
 NOTE_NO_BASELINE = "no baseline: the dataset has no data before the window, so figures are not compared"
 NOTE_NO_SPANS = "no spans in the window"

@@ -5,9 +5,11 @@ table that every analysis reads (`ctx.s`): the columns of the `spans` view an an
 renamed short, plus what a span's neighbours tell about it:
 
     after          TRUE in the analysed window, FALSE in the baseline
+    trace_id, span_id   the ids (text), and tk, sk, pk: hashes of trace, span and parent span ids
     service, op    service_name, name
     err            status_code = 'ERROR'
-    err_msg        status_message, else the exception message
+    err_msg        status_message, else the exception message (erroring spans only)
+    db_statement   CLIENT spans only
     p_service, p_op, p_kind, p_host, p_start_ns, p_end_ns, p_err   the parent span (NULL for roots)
     n_children, n_err_children
     self_ns        duration minus the union of its children's intervals (clipped to the span)
@@ -110,47 +112,51 @@ def _sample_pred(sample_mod: int, col: str = "trace_id") -> str:
 
 
 def working_sql(window: Window, baseline: Window | None, sample_mod: int = 1) -> str:
-    """The SELECT that defines the working span table, over the `spans` view."""
+    """The SELECT that defines the working span table, over the `spans` view.
+
+    Joins run on 64-bit hashes of the ids (`tk` trace, `sk` span, `pk` parent span): much
+    cheaper than 32-character strings; the id strings stay for exemplars."""
     lo = baseline.start_ns if baseline else window.start_ns
     base_pred = (
         f"(start_ns >= {baseline.start_ns} AND start_ns < {baseline.end_ns})" if baseline else "FALSE"
     )
-    return f"""WITH raw AS (
-  SELECT start_ns >= {window.start_ns} AS after, trace_id, span_id, parent_span_id,
+    return f"""WITH raw AS MATERIALIZED (
+  SELECT start_ns >= {window.start_ns} AS after, trace_id, span_id, hash(trace_id) AS tk, hash(span_id) AS sk,
+         CASE WHEN parent_span_id IS NOT NULL THEN hash(parent_span_id) END AS pk,
          name AS op, kind, service_name AS service, service_version AS version, host,
          start_ns, end_ns, duration_ns AS dur_ns, status_code = 'ERROR' AS err,
-         coalesce(status_message, exception_message) AS err_msg, exception_type,
-         http_route, http_status_code, db_system, db_statement, peer_service, rpc_method,
+         CASE WHEN status_code = 'ERROR' THEN coalesce(status_message, exception_message) END AS err_msg,
+         exception_type, http_route, http_status_code, db_system,
+         CASE WHEN kind = 'CLIENT' THEN db_statement END AS db_statement, peer_service,
          messaging_system, messaging_destination, messaging_operation,
          CASE WHEN messaging_system IS NOT NULL OR kind IN ('PRODUCER', 'CONSUMER')
                    OR regexp_matches(name, '(?i)lock|lease|mutex') THEN attributes END AS attrs
   FROM spans
   WHERE start_ns >= {lo} AND start_ns < {window.end_ns}
     AND ((start_ns >= {window.start_ns} AND start_ns < {window.end_ns}) OR {base_pred}){_sample_pred(sample_mod)}
-), j AS (
+), j AS MATERIALIZED (
   SELECT c.*, p.service AS p_service, p.op AS p_op, p.kind AS p_kind, p.host AS p_host,
          p.start_ns AS p_start_ns, p.end_ns AS p_end_ns, p.err AS p_err
-  FROM raw c LEFT JOIN raw p ON p.trace_id = c.trace_id AND p.span_id = c.parent_span_id
-), clipped AS (
-  SELECT trace_id, parent_span_id, err, kind, service, p_service, dur_ns,
-         greatest(start_ns, p_start_ns) AS cs, least(end_ns, p_end_ns) AS ce
-  FROM j WHERE p_start_ns IS NOT NULL
+  FROM raw c LEFT JOIN (SELECT tk, sk, service, op, kind, host, start_ns, end_ns, err FROM raw) p
+    ON p.tk = c.tk AND p.sk = c.pk
 ), covered AS (
-  SELECT trace_id, parent_span_id AS span_id, count(*) AS n_children,
-         count(*) FILTER (WHERE err) AS n_err_children,
+  SELECT tk, pk AS sk, count(*) AS n_children, count(*) FILTER (WHERE err) AS n_err_children,
          sum(greatest(0, ce - greatest(cs, coalesce(prev_end, cs)))) AS covered_ns,
          max(dur_ns) FILTER (WHERE kind IN ('SERVER', 'CONSUMER')) AS remote_ns,
          arg_max(service, dur_ns) FILTER (WHERE kind IN ('SERVER', 'CONSUMER')) AS remote_service
-  FROM (SELECT *, max(ce) OVER (PARTITION BY trace_id, parent_span_id ORDER BY cs, ce
-                                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end
-        FROM clipped)
-  GROUP BY trace_id, parent_span_id
+  FROM (SELECT tk, pk, err, kind, service, dur_ns, cs, ce,
+               max(ce) OVER (PARTITION BY tk, pk ORDER BY cs, ce
+                             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end
+        FROM (SELECT tk, pk, err, kind, service, dur_ns,
+                     greatest(start_ns, p_start_ns) AS cs, least(end_ns, p_end_ns) AS ce
+              FROM j WHERE p_start_ns IS NOT NULL))
+  GROUP BY tk, pk
 )
 SELECT j.*, coalesce(v.n_children, 0) AS n_children, coalesce(v.n_err_children, 0) AS n_err_children,
        j.dur_ns - coalesce(v.covered_ns, 0) AS self_ns,
        CASE WHEN j.kind IN ('CLIENT', 'PRODUCER') THEN v.remote_ns END AS remote_ns,
        CASE WHEN j.kind IN ('CLIENT', 'PRODUCER') THEN v.remote_service END AS remote_service
-FROM j LEFT JOIN covered v ON v.trace_id = j.trace_id AND v.span_id = j.span_id"""
+FROM j LEFT JOIN covered v ON v.tk = j.tk AND v.sk = j.sk"""
 
 
 def traces_sql(spans: str) -> str:

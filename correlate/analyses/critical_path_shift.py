@@ -1,7 +1,7 @@
 """Critical-path contribution per service and operation, before vs after, on sampled traces.
 
-The critical path (CRISP, as `dcr trace` computes it: skew-adjusted, FOLLOWS_FROM dropped,
-overflowing children trimmed, walked from the last-finishing child) is a per-trace walk, so it
+The critical path (CRISP, as `dcr trace` computes it: skew-adjusted, overflowing children
+trimmed, walked from the last-finishing child) is a per-trace walk, so it
 runs on a deterministic sample of SAMPLE_TRACES traces per period (by trace id hash), never
 over the whole window. The exclusive time each (service, operation) holds on the path, per
 request, is compared between the periods: the operations that gained the most path time are
@@ -25,8 +25,10 @@ NAME = "critical_path_shift"
 SAMPLE_TRACES = 200
 MAX_FINDINGS = 3
 MIN_GAIN = 0.10  # of the baseline's mean critical path
-_COLS = ("span_id", "parent_span_id", "service_name", "name", "kind", "host", "start_ns", "end_ns",
-         "status_code", "status_message", "attributes", "links", "exception_type", "exception_message")
+# the columns `records_from_rows` reads, from the working table (ids as their hashes, which is
+# all a tree needs; no attributes or links: FOLLOWS_FROM references are not in the working table)
+_COLS = ("sk::VARCHAR", "pk::VARCHAR", "service", "op", "kind", "host", "start_ns", "end_ns",
+         "CASE WHEN err THEN 'ERROR' ELSE 'UNSET' END", "err_msg", "NULL", "NULL", "exception_type", "NULL")
 
 
 def path_time_by_operation(span_rows: list[tuple]) -> dict[tuple[str, str], int]:
@@ -43,13 +45,12 @@ def path_time_by_operation(span_rows: list[tuple]) -> dict[tuple[str, str], int]
 
 
 def _sample(ctx: AnalysisContext, after: bool) -> dict[str, list[tuple]]:
-    lo = ctx.baseline.start_ns if ctx.baseline else ctx.window.start_ns
     got = ctx.con.execute(
         f"""WITH pick AS (SELECT trace_id FROM {ctx.t} WHERE after = ? ORDER BY hash(trace_id), trace_id
                           LIMIT {SAMPLE_TRACES})
-            SELECT trace_id, {', '.join(_COLS)} FROM spans
-            WHERE start_ns >= {lo} AND start_ns < {ctx.window.end_ns} AND trace_id IN (SELECT trace_id FROM pick)
-            ORDER BY trace_id, start_ns, span_id""",
+            SELECT trace_id, {', '.join(_COLS)} FROM {ctx.s}
+            WHERE trace_id IN (SELECT trace_id FROM pick)
+            ORDER BY trace_id, start_ns, sk""",
         [after],
     ).fetchall()
     traces: dict[str, list[tuple]] = defaultdict(list)

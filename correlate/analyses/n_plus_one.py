@@ -36,10 +36,10 @@ STATEMENT_SHAPE = (
 
 
 def _siblings(spans: str) -> str:
-    return f"""SELECT after, trace_id, parent_span_id, service, p_service, p_op, {STATEMENT_SHAPE} AS shape,
+    return f"""SELECT after, trace_id, pk, service, p_service, p_op, {STATEMENT_SHAPE} AS shape,
        count(*) AS n, count(*) FILTER (WHERE err) AS n_err, sum(dur_ns) AS tot_ns
 FROM {spans} WHERE kind = 'CLIENT' AND p_start_ns IS NOT NULL
-GROUP BY after, trace_id, parent_span_id, service, p_service, p_op, shape"""
+GROUP BY after, trace_id, pk, service, p_service, p_op, shape"""
 
 
 def find_n_plus_one(ctx: AnalysisContext) -> AnalysisResult:

@@ -32,10 +32,10 @@ STORM = f"n >= {MIN_ATTEMPTS} AND n_err >= 1"
 
 
 def _attempts(spans: str) -> str:
-    return f"""SELECT after, trace_id, parent_span_id, service, p_service, p_op, op, {TARGET} AS target,
+    return f"""SELECT after, trace_id, pk, service, p_service, p_op, op, {TARGET} AS target,
        count(*) AS n, count(*) FILTER (WHERE err) AS n_err
 FROM {spans} WHERE kind = 'CLIENT' AND p_start_ns IS NOT NULL
-GROUP BY after, trace_id, parent_span_id, service, p_service, p_op, op, target"""
+GROUP BY after, trace_id, pk, service, p_service, p_op, op, target"""
 
 
 def find_retry_storms(ctx: AnalysisContext) -> AnalysisResult:

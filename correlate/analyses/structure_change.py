@@ -46,8 +46,8 @@ def find_structure_changes(ctx: AnalysisContext) -> AnalysisResult:
               HAVING count(*) FILTER (WHERE NOT after) >= {MIN_CALLS} AND count(*) FILTER (WHERE after) >= {MIN_CALLS}
             ), ch AS (
               SELECT p_service AS service, p_op AS op, service AS c_service, op AS c_op,
-                     count(DISTINCT parent_span_id) FILTER (WHERE NOT after) AS with_b,
-                     count(DISTINCT parent_span_id) FILTER (WHERE after) AS with_a
+                     count(DISTINCT pk) FILTER (WHERE NOT after) AS with_b,
+                     count(DISTINCT pk) FILTER (WHERE after) AS with_a
               FROM {ctx.s} WHERE p_start_ns IS NOT NULL GROUP BY ALL
             )
             SELECT * FROM ch JOIN par USING (service, op) ORDER BY service, op, c_service, c_op""",
@@ -103,7 +103,7 @@ def _callees(ctx: AnalysisContext) -> dict[str, set[str]]:
 def _candidate(ctx: AnalysisContext, svc: str, op: str, cs: list[dict], score: float, deeper: list[str]) -> Candidate:
     top = max(cs, key=lambda c: c["score"])
     q = f"""SELECT CASE WHEN after THEN 'after' ELSE 'before' END AS period, count(*) AS calls,
-       count(*) FILTER (WHERE span_id IN (SELECT parent_span_id FROM s c WHERE c.service = {lit(top['c_service'])}
+       count(*) FILTER (WHERE sk IN (SELECT pk FROM s c WHERE c.service = {lit(top['c_service'])}
                                            AND c.op = {lit(top['c_op'])})) AS calls_with_child
 FROM s WHERE service = {lit(svc)} AND op = {lit(op)}
 GROUP BY after ORDER BY after"""

@@ -34,13 +34,13 @@ WAITED_FOR = "coalesce(remote_service, peer_service, service)"
 
 def _marked(spans: str) -> str:
     return f"""WITH m AS (SELECT *, {TIMED_OUT} AS timed_out FROM {spans}),
-ch AS (SELECT trace_id, parent_span_id AS span_id, bool_or(timed_out) AS child_timed_out
-       FROM m WHERE parent_span_id IS NOT NULL GROUP BY ALL),
+ch AS (SELECT tk, pk AS sk, bool_or(timed_out) AS child_timed_out
+       FROM m WHERE pk IS NOT NULL GROUP BY ALL),
 tr AS (SELECT trace_id, count(DISTINCT service) FILTER (WHERE timed_out) AS services_timed_out
        FROM m GROUP BY trace_id),
 d AS (SELECT m.*, {WAITED_FOR} AS waited_for, tr.services_timed_out,
              m.timed_out AND NOT coalesce(ch.child_timed_out, false) AS deepest
-      FROM m LEFT JOIN ch USING (trace_id, span_id) JOIN tr USING (trace_id))"""
+      FROM m LEFT JOIN ch USING (tk, sk) JOIN tr USING (trace_id))"""
 
 
 def find_timeout_cascades(ctx: AnalysisContext) -> AnalysisResult:
