@@ -215,6 +215,7 @@ print(json.dumps({"spans": n, "cpu_s_main": round(time.process_time(), 2)}))
 _DUCKDB = """
 import sys, duckdb
 con = duckdb.connect()
+con.execute('SET enable_progress_bar = false')
 src, out = sys.argv[1], sys.argv[2]
 con.execute(f'''
 COPY (

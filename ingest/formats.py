@@ -20,7 +20,6 @@ import gzip
 import importlib
 import io
 import os
-import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +39,6 @@ __all__ = [
     "read_head",
     "load_format",
     "detect",
-    "open_stdin",
     "iter_lines_blocks",
 ]
 
@@ -208,10 +206,6 @@ def detect(head: bytes) -> Format | None:
         if mod is not None and mod.sniff(head):
             return fmt
     return None
-
-
-def open_stdin() -> BinaryIO:
-    return sys.stdin.buffer
 
 
 def iter_lines_blocks(stream: BinaryIO, block_bytes: int) -> Iterator[bytes]:

@@ -43,6 +43,7 @@ from ingest.formats import (
     load_format,
     read_head,
 )
+from ingest.handoff import Parcel, clean_stale, pack, unpack
 from ingest.otlp_fast import decode_lines_fast
 from ingest.records import Chunk, Reject, SourceInfo
 from ingest.writer import DatasetWriter, SourceStats
@@ -144,25 +145,27 @@ def _spool_stdin(folder: Path) -> Path:
 # ---- parallel OTLP JSON lines -------------------------------------------------------------
 
 
-def _decode_range(path: str, start: int, end: int, source: SourceInfo) -> tuple[Chunk, int]:
-    """The lines that start in [start, end) of `path`, numbered from 1."""
+def _decode_range(path: str, start: int, end: int, source: SourceInfo) -> tuple[Parcel, int]:
+    """In a worker: the lines that start in [start, end) of `path`, numbered from 1."""
     with open(path, "rb") as fh:
         if start > 0:
             fh.seek(start - 1)
             fh.readline()
         pos = fh.tell()
         if pos >= end:
-            return Chunk(), 0
+            return pack(Chunk()), 0
         data = fh.read(end - pos)
         if data and not data.endswith(b"\n"):
             data += fh.readline()
     if start == 0:
         data = data.removeprefix(b"\xef\xbb\xbf")
-    return decode_lines_fast(data, 1, source)
+    chunk, nlines = decode_lines_fast(data, 1, source)
+    return pack(chunk), nlines
 
 
-def _decode_block(data: bytes, source: SourceInfo) -> tuple[Chunk, int]:
-    return decode_lines_fast(data, 1, source)
+def _decode_block(data: bytes, source: SourceInfo) -> tuple[Parcel, int]:
+    chunk, nlines = decode_lines_fast(data, 1, source)
+    return pack(chunk), nlines
 
 
 def _shift(chunk: Chunk, lines_before: int) -> Chunk:
@@ -200,7 +203,7 @@ def _pool(workers: int) -> cf.ProcessPoolExecutor:
     return cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
 
 
-def _ordered(pool: cf.ProcessPoolExecutor, tasks: Iterator[tuple], window: int) -> Iterator[tuple[Chunk, int, int]]:
+def _ordered(pool: cf.ProcessPoolExecutor, tasks: Iterator[tuple], window: int) -> Iterator[tuple[Parcel, int, int]]:
     """Results of `tasks` ((fn, nbytes, *args)) in order, at most `window` in flight."""
     pending: deque[tuple[cf.Future, int]] = deque()
     for fn, nbytes, *args in tasks:
@@ -231,8 +234,8 @@ def _parallel_chunks(pool: cf.ProcessPoolExecutor, workers: int, inp: _Opened,
     else:
         tasks = ((_decode_block, len(b), b, source) for b in iter_lines_blocks(inp.stream, step))
     lines = 0
-    for chunk, nlines, nbytes in _ordered(pool, tasks, window=2 * workers):
-        yield _shift(chunk, lines), nbytes
+    for parcel, nlines, nbytes in _ordered(pool, tasks, window=2 * workers):
+        yield _shift(unpack(parcel), lines), nbytes
         lines += nlines
 
 
@@ -387,6 +390,7 @@ def ingest_paths(paths: list[str], dataset: str = "default", progress: Progress 
     t0 = time.monotonic()
     validate_name(dataset)
     _tune_malloc()
+    clean_stale()
     inputs = expand_sources(paths)
     workers = workers or min(os.cpu_count() or 1, 4)
     with DatasetWriter(dataset, lock_timeout_s=lock_timeout_s, on_wait=on_wait) as writer:
