@@ -233,10 +233,15 @@ class _FastSpans:
                 for kv in kvs:
                     key = kv.key
                     v = kv.value
-                    if v is not None and v.stringValue is not None:
-                        v = v.stringValue
-                    else:
-                        v = value(v)
+                    if v is not None:
+                        x = v.stringValue
+                        if x is None:
+                            x = v.intValue
+                            if x is None:
+                                x = value(v)
+                            elif x.__class__ is str:
+                                x = int(x)  # ValueError: the careful path words the reject
+                        v = x
                     d[key] = v
                     hits = promo_get(key)
                     if hits is not None:
