@@ -57,20 +57,17 @@ from __future__ import annotations
 import concurrent.futures as cf
 import dataclasses
 import hashlib
-import json
 import re
 from collections import deque
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 import msgspec
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest.json_stream import Element, MalformedJSON, Members, iter_array
-from ingest.normalize import host_from_resource
 from ingest.records import Chunk, Reject, SourceInfo
-from ingest.schema import INT_PROMOTED, PROMOTED, SPAN_SCHEMA
+from ingest.span_rows import MAX_NS, Resource, SpanRows, dumpb, dumps, text
 
 __all__ = ["sniff", "read", "read_parallel", "decode_block", "jaeger_id", "CHUNK_SPANS", "BLOCK_BYTES"]
 
@@ -200,73 +197,34 @@ _HEX = re.compile(r"[0-9a-fA-F]+")
 # ---- processes ----------------------------------------------------------------------------
 
 
-class _Resource:
-    """What the spans of one Jaeger process share."""
-
-    __slots__ = ("service_name", "service_version", "service_instance_id", "host", "attributes")
-
-    def __init__(self, proc: _Process) -> None:
-        attrs: dict[str, Any] = {}
-        if proc.serviceName:
-            attrs["service.name"] = proc.serviceName
-        if proc.tags:
-            for t in proc.tags:
-                attrs[t.key] = t.value
-        if "hostname" in attrs and "host.name" not in attrs:
-            attrs["host.name"] = attrs.pop("hostname")
-        self.service_name = _text(attrs.get("service.name"))
-        self.service_version = _text(attrs.get("service.version"))
-        self.service_instance_id = _text(attrs.get("service.instance.id"))
-        host = host_from_resource(attrs)
-        if host is None and attrs.get("ip"):
-            host = str(attrs["ip"])
-        self.host = host
-        self.attributes = _dumps(attrs)
+def _resource(proc: _Process) -> Resource:
+    """A Jaeger process as a resource: service.name + tags, `hostname` as `host.name`, `ip` as the
+    host when nothing better is there."""
+    attrs: dict[str, Any] = {}
+    if proc.serviceName:
+        attrs["service.name"] = proc.serviceName
+    if proc.tags:
+        for t in proc.tags:
+            attrs[t.key] = t.value
+    if "hostname" in attrs and "host.name" not in attrs:
+        attrs["host.name"] = attrs.pop("hostname")
+    ip = attrs.get("ip")
+    return Resource(attrs, fallback_host=str(ip) if ip else None)
 
 
-def _text(v: Any) -> str | None:
-    if v is None:
-        return None
-    return v if isinstance(v, str) else _dumps(v)
-
-
-def _dumpb(v: Any) -> bytes:
-    """Compact UTF-8 JSON; integers beyond 64 bits and odd types fall back to the json module."""
-    try:
-        return _encode(v)
-    except (OverflowError, TypeError, msgspec.EncodeError):
-        return json.dumps(v, ensure_ascii=False, separators=(",", ":"), default=str).encode()
-
-
-def _dumps(v: Any) -> str:
-    return _dumpb(v).decode()
-
-
-_NO_RESOURCE = _Resource(_Process())
+_NO_RESOURCE = Resource({})
 
 # ---- span -> columns ----------------------------------------------------------------------
 
 _KINDS = {"client": "CLIENT", "server": "SERVER", "producer": "PRODUCER", "consumer": "CONSUMER",
           "internal": "INTERNAL"}
 _OTEL_STATUS = {"OK": "OK", "ERROR": "ERROR"}
-_PROMOTED_COLS = tuple(PROMOTED)
-_PROMOTE_BY_ATTR: dict[str, tuple[int, int]] = {
-    name: (ci, pri) for ci, col in enumerate(_PROMOTED_COLS) for pri, name in enumerate(PROMOTED[col])
-}
-_PROMOTABLE = frozenset(_PROMOTE_BY_ATTR)
-_INT_COLS = frozenset(i for i, c in enumerate(_PROMOTED_COLS) if c in INT_PROMOTED)
 
-_MAX_NS = 2**63 - 1
 _W_UNKNOWN_PROCESS = "processID is not in the trace's processes: no service"
 _W_BAD_PROCESS = "the span's process is not readable: no service"
 _W_BAD_REFERENCE = "a reference without a usable spanID was ignored"
 _W_END_BEFORE_START = "negative duration: end set to start"
 
-_OWN = ("trace_id", "span_id", "parent_span_id", "trace_state", "name", "kind", "scope_name",
-        "scope_version", "start_ns", "end_ns", "status_code", "status_message", "attributes", "events",
-        "links", "flags", "warnings", "exception_type", "exception_message", "source_offset")
-_RES = (("service_name", "service_name"), ("service_version", "service_version"),
-        ("service_instance_id", "service_instance_id"), ("host", "host"), ("resource_attributes", "attributes"))
 
 
 def _http_status(value: Any, kind: str) -> str | None:
@@ -288,14 +246,14 @@ def _status(attrs: dict[str, Any], kind: str) -> tuple[str, str | None]:
         if msg is None:
             msg = attrs.get("http.status_message")
         attrs.pop("otel.status_code", None)
-        return "ERROR", _text(msg)
+        return "ERROR", text(msg)
     if "otel.status_code" in attrs:
         code = _OTEL_STATUS.get(str(attrs.pop("otel.status_code")).upper(), "UNSET")
-        return code, _text(attrs.pop("otel.status_description", None))
+        return code, text(attrs.pop("otel.status_description", None))
     if "http.status_code" in attrs:
         code = _http_status(attrs["http.status_code"], kind)
         if code is not None:
-            return code, _text(attrs.get("http.status_message"))
+            return code, text(attrs.get("http.status_message"))
     return "UNSET", None
 
 
@@ -306,7 +264,7 @@ def _events(logs: list[_Log]) -> tuple[list[dict[str, Any]], str | None, str | N
     for log in logs:
         attrs = {t.key: t.value for t in log.fields} if log.fields else {}
         name = attrs.pop("event", "")
-        name = name if isinstance(name, str) else _dumps(name)
+        name = name if isinstance(name, str) else dumps(name)
         if name == "exception" and not seen_exception:
             seen_exception = True
             t, m = attrs.get("exception.type"), attrs.get("exception.message")
@@ -322,111 +280,14 @@ def _events(logs: list[_Log]) -> tuple[list[dict[str, Any]], str | None, str | N
     return out, exc_type, exc_msg
 
 
-class _Rows:
-    """One chunk of span rows, kept as tuples (one append a span) and turned into columns once.
-
-    A row is (trace_id, span_id, parent_span_id, trace_state, name, kind, scope_name,
-    scope_version, start_ns, end_ns, status_code, status_message, attributes, events, links,
-    flags, warnings, exception_type, exception_message, source_offset, resource, attributes dict);
-    attributes / events / links are UTF-8 JSON bytes; the dict gives the promoted columns.
-    """
-
-    def __init__(self) -> None:
-        self.rows: list[tuple] = []
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def to_batch(self, source_id: str) -> pa.RecordBatch:
-        n = len(self.rows)
-        columns = list(zip(*self.rows, strict=True))
-        cols: dict[str, pa.Array] = {}
-        for i, name in enumerate(_OWN):
-            if name in ("attributes", "events", "links"):
-                cols[name] = pa.array(columns[i], type=pa.binary()).view(pa.string())
-            else:
-                cols[name] = pa.array(columns[i], type=SPAN_SCHEMA.field(name).type)
-        # a chunk has few distinct processes: take() their columns by index
-        index: dict[int, int] = {}
-        distinct: list[_Resource] = []
-        for r in columns[len(_OWN)]:
-            if id(r) not in index:
-                index[id(r)] = len(distinct)
-                distinct.append(r)
-        take = pa.array([index[id(r)] for r in columns[len(_OWN)]], type=pa.int32())
-        for name, attr in _RES:
-            cols[name] = pa.array([getattr(r, attr) for r in distinct], type=pa.string()).take(take)
-        cols["duration_ns"] = pc.subtract(cols["end_ns"], cols["start_ns"])
-        cols.update(_promoted_columns(columns[len(_OWN) + 1]))
-        cols["source_id"] = pa.repeat(pa.scalar(source_id, pa.string()), n)
-        arrays = [cols[f.name] if f.name in cols else pa.nulls(n, f.type) for f in SPAN_SCHEMA]
-        return pa.RecordBatch.from_arrays(arrays, schema=SPAN_SCHEMA)
-
-
-def _promotion_plan(keys: tuple[str, ...]) -> tuple[tuple[int, str], ...]:
-    """For spans whose attributes have exactly these keys: (promoted column, attribute) pairs."""
-    present = set(keys)
-    return tuple(
-        (ci, next(name for name in PROMOTED[col] if name in present))
-        for ci, col in enumerate(_PROMOTED_COLS)
-        if not present.isdisjoint(PROMOTED[col])
-    )
-
-
-_PLANS: dict[tuple[str, ...], tuple[tuple[int, str], ...]] = {}
-
-
-def _promoted_columns(attrs: tuple[dict[str, Any], ...]) -> dict[str, pa.Array]:
-    """The promoted columns of a chunk; for each, the first of its names that a span carries.
-
-    Spans of one operation carry the same attribute keys, so the plan is cached by key tuple.
-    A None value does not fall back to the next name (JSON null attributes are rare).
-    """
-    n = len(attrs)
-    out: list[list[Any]] = [[None] * n for _ in _PROMOTED_COLS]
-    used: dict[int, tuple[tuple[int, str], ...]] = {}
-    plans = _PLANS
-    for row, a in enumerate(attrs):
-        if not a:
-            continue
-        keys = tuple(a)
-        plan = plans.get(keys)
-        if plan is None:
-            if len(plans) > 20_000:
-                plans.clear()
-            plan = plans[keys] = _promotion_plan(keys)
-        used[id(plan)] = plan
-        for ci, key in plan:
-            out[ci][row] = a[key]
-    result: dict[str, pa.Array] = {}
-    for ci in {ci for plan in used.values() for ci, _ in plan}:
-        name = _PROMOTED_COLS[ci]
-        typ = SPAN_SCHEMA.field(name).type
-        try:  # the usual case: every value already has the column's type
-            result[name] = pa.array(out[ci], type=typ)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-            result[name] = pa.array([None if v is None else _promoted_value(ci, v) for v in out[ci]], type=typ)
-    return result
-
-
-def _promoted_value(ci: int, value: Any) -> Any:
-    if ci in _INT_COLS:
-        try:
-            value = int(value)
-        except (TypeError, ValueError):
-            return None
-        return value if -(2**31) <= value < 2**31 else None
-    return value if isinstance(value, str) else _dumps(value)
-
-
 class _TraceState:
     """Per-trace context: the trace's own id, its processes, an id cache."""
 
-    def __init__(self, trace: _Trace | _TypedTrace, resources: _ResourceCache) -> None:
+    def __init__(self, trace: _Trace | _TypedTrace, resources: ResourceCache) -> None:
         self.default_trace_id = trace.traceID
         self.raw_processes = trace.processes or {}
         self.cache = resources
-        self.by_pid: dict[str | None, _Resource] = {}  # the readable processes seen so far
+        self.by_pid: dict[str | None, Resource] = {}  # the readable processes seen so far
         self.trace_ids: dict[str, tuple[str, bool]] = {}
 
     def trace_id(self, text: Any) -> tuple[str, bool]:
@@ -436,7 +297,7 @@ class _TraceState:
             self.trace_ids[text] = hit
         return hit
 
-    def resource(self, span: _Span, warnings: list[str]) -> _Resource:
+    def resource(self, span: _Span, warnings: list[str]) -> Resource:
         """The span's process (the slow path: `by_pid` misses)."""
         pid = span.processID
         raw = self.raw_processes.get(pid) if pid is not None else None
@@ -448,27 +309,27 @@ class _TraceState:
             warnings.append(_W_BAD_PROCESS)
             return _NO_RESOURCE
         if span.process is not None:
-            return _Resource(span.process)
+            return _resource(span.process)
         warnings.append(_W_UNKNOWN_PROCESS)
         return _NO_RESOURCE
 
 
-class _ResourceCache:
+class ResourceCache:
     """Processes by their JSON bytes: a dump repeats the same few hundred processes in every trace."""
 
     MAX = 50_000
 
     def __init__(self) -> None:
-        self.by_raw: dict[bytes, _Resource | None] = {}
+        self.by_raw: dict[bytes, Resource | None] = {}
 
-    def get(self, raw: msgspec.Raw) -> _Resource | None:
+    def get(self, raw: msgspec.Raw) -> Resource | None:
         key = bytes(raw)
         try:
             return self.by_raw[key]
         except KeyError:
             pass
         try:
-            res: _Resource | None = _Resource(_PROCESS.decode(key))
+            res: Resource | None = _resource(_PROCESS.decode(key))
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
             res = None
         if len(self.by_raw) >= self.MAX:
@@ -526,7 +387,7 @@ def _span_id(text: Any, what: str) -> tuple[str, bool]:
 
 
 def _span_row(ts: _TraceState, sp: _Span, offset: int) -> tuple:
-    """One span's row (see _Rows); ValueError when the span cannot be used."""
+    """One span's row (see SpanRows); ValueError when the span cannot be used."""
     tid_text = sp.traceID if sp.traceID is not None else ts.default_trace_id
     tid, tid_hashed = ts.trace_ids.get(tid_text) or ts.trace_id(tid_text)
     sid, sid_hashed = _span_id(sp.spanID, "spanID")
@@ -534,7 +395,7 @@ def _span_row(ts: _TraceState, sp: _Span, offset: int) -> tuple:
     if start is None:
         raise ValueError("startTime missing")
     start *= 1000
-    if not 0 <= start < _MAX_NS:
+    if not 0 <= start < MAX_NS:
         raise ValueError("startTime out of range")
     warnings: list[str] = []
     dur = sp.duration
@@ -542,8 +403,8 @@ def _span_row(ts: _TraceState, sp: _Span, offset: int) -> tuple:
         end = start
     elif dur >= 0:
         end = start + dur * 1000
-        if end > _MAX_NS:
-            end = _MAX_NS
+        if end > MAX_NS:
+            end = MAX_NS
     else:
         warnings.append(_W_END_BEFORE_START)
         end = start
@@ -570,15 +431,15 @@ def _span_row(ts: _TraceState, sp: _Span, offset: int) -> tuple:
         if "span.kind" in attrs:
             kind = _KINDS.get(str(attrs.pop("span.kind")).lower(), "UNSPECIFIED")
         if "otel.scope.name" in attrs:
-            scope_name = _text(attrs.pop("otel.scope.name"))
-            scope_version = _text(attrs.pop("otel.scope.version", None))
+            scope_name = text(attrs.pop("otel.scope.name"))
+            scope_version = text(attrs.pop("otel.scope.version", None))
         elif "otel.library.name" in attrs:
-            scope_name = _text(attrs.pop("otel.library.name"))
-            scope_version = _text(attrs.pop("otel.library.version", None))
+            scope_name = text(attrs.pop("otel.library.name"))
+            scope_version = text(attrs.pop("otel.library.version", None))
         if "error" in attrs or "otel.status_code" in attrs or "http.status_code" in attrs:
             status, status_msg = _status(attrs, kind)
         if "w3c.tracestate" in attrs:
-            trace_state = _text(attrs.pop("w3c.tracestate")) or None
+            trace_state = text(attrs.pop("w3c.tracestate")) or None
     else:
         attrs = {}
     if tid_hashed:
@@ -597,11 +458,11 @@ def _span_row(ts: _TraceState, sp: _Span, offset: int) -> tuple:
         attrs_json = _encode(attrs) if attrs else b"{}"
         events_json = _encode(events) if events else b"[]"
     except (OverflowError, TypeError, msgspec.EncodeError):
-        attrs_json, events_json = _dumpb(attrs), _dumpb(events or [])
+        attrs_json, events_json = dumpb(attrs), dumpb(events or [])
     return (
         tid, sid, parent, trace_state, sp.operationName or "", kind, scope_name, scope_version,
-        start, end, status, status_msg, attrs_json, events_json, _dumpb(links) if links else b"[]",
-        sp.flags, _dumps(warnings) if warnings else None, exc_type, exc_msg, offset, res, attrs,
+        start, end, status, status_msg, attrs_json, events_json, dumpb(links) if links else b"[]",
+        sp.flags, dumps(warnings) if warnings else None, exc_type, exc_msg, offset, res, attrs,
     )
 
 
@@ -635,9 +496,9 @@ def _reason(exc: Exception) -> str:
 class _Reader:
     def __init__(self, source: SourceInfo) -> None:
         self.source = source
-        self.rows = _Rows()
+        self.rows = SpanRows()
         self.rejects: list[Reject] = []
-        self.resources = _ResourceCache()
+        self.resources = ResourceCache()
         self.span_index = 0
 
     def reject(self, offset: int, reason: str, raw: bytes, unit: str) -> None:
@@ -649,7 +510,7 @@ class _Reader:
     def flush(self) -> Chunk:
         chunk = Chunk(spans=self.rows.to_batch(self.source.source_id) if len(self.rows) else None,
                       rejects=self.rejects)
-        self.rows = _Rows()
+        self.rows = SpanRows()
         self.rejects = []
         return chunk
 

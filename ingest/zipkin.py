@@ -46,8 +46,9 @@ from typing import Any, BinaryIO
 import msgspec
 
 from ingest.json_stream import Element, MalformedJSON, iter_array
-from ingest.normalize import dumps, exception_from_events, host_from_resource, promote
-from ingest.records import Chunk, Reject, SourceInfo, span_builder
+from ingest.normalize import dumps, exception_from_events
+from ingest.records import Chunk, Reject, SourceInfo
+from ingest.span_rows import MAX_NS, Resource, SpanRows, dumpb
 
 __all__ = ["sniff", "read", "shared_span_id", "CHUNK_SPANS"]
 
@@ -136,14 +137,13 @@ def shared_span_id(trace_id: str, span_id: str) -> str:
 
 _KINDS = {"CLIENT": "CLIENT", "SERVER": "SERVER", "PRODUCER": "PRODUCER", "CONSUMER": "CONSUMER"}
 _OTEL_STATUS = {"OK": "OK", "ERROR": "ERROR", "UNSET": "UNSET"}
-_MAX_NS = 2**63 - 1
 
 
 def _micros(value: int | None, what: str) -> int | None:
     if value is None:
         return None
     ns = value * 1000
-    if not 0 <= ns <= _MAX_NS:
+    if not 0 <= ns <= MAX_NS:
         raise ValueError(f"{what} out of range")
     return ns
 
@@ -164,8 +164,8 @@ def _status(attrs: dict[str, Any]) -> tuple[str, str | None]:
     return code, message or None
 
 
-def _row(sp: _Span, offset: int, source_id: str) -> dict[str, Any]:
-    """One span's row for RowBuilder; ValueError when the span cannot be used."""
+def _row(sp: _Span, offset: int, resources: dict[tuple[str | None, str | None], Resource]) -> tuple:
+    """One span's row (see ingest/span_rows.py); ValueError when the span cannot be used."""
     tid = _trace_id(sp.traceId)
     sid = _hex_id(sp.id, 16, "id")
     parent = None
@@ -173,7 +173,7 @@ def _row(sp: _Span, offset: int, source_id: str) -> dict[str, Any]:
         parent = _hex_id(sp.parentId, 16, "parentId")
     start = _micros(sp.timestamp, "timestamp")
     dur = _micros(sp.duration, "duration")
-    end = None if start is None else min(start + (dur or 0), _MAX_NS)
+    end = None if start is None else min(start + (dur or 0), MAX_NS)
 
     attrs: dict[str, Any] = {}
     remote = sp.remoteEndpoint
@@ -199,29 +199,25 @@ def _row(sp: _Span, offset: int, source_id: str) -> dict[str, Any]:
         attrs["zipkin.shared_span_id"] = sid
         parent, sid = sid, shared_span_id(tid, sid)
 
-    resource: dict[str, Any] = {}
     service = local.serviceName if local is not None and local.serviceName else None
-    if service is not None:
-        resource["service.name"] = service
-    if local is not None and (local.ipv4 or local.ipv6):
-        resource["host.ip"] = local.ipv4 or local.ipv6
+    ip = (local.ipv4 or local.ipv6 or None) if local is not None else None
+    res = resources.get((service, ip))
+    if res is None:
+        attrs_res: dict[str, Any] = {} if service is None else {"service.name": service}
+        if ip is not None:
+            attrs_res["host.ip"] = ip
+        res = resources[(service, ip)] = Resource(attrs_res, fallback_host=ip)
     events = [
         {"time_ns": _micros(a.timestamp, "annotation timestamp"), "name": a.value or "", "attributes": {},
          "dropped_attributes_count": 0}
         for a in sp.annotations or ()
     ]
-    row: dict[str, Any] = {
-        "trace_id": tid, "span_id": sid, "parent_span_id": parent, "name": sp.name or "", "kind": kind,
-        "service_name": service, "host": host_from_resource(resource) or resource.get("host.ip"),
-        "start_ns": start, "end_ns": end, "duration_ns": dur if start is None else end - start,
-        "status_code": status, "status_message": status_msg,
-        "attributes": dumps(attrs) if attrs else "{}", "resource_attributes": dumps(resource),
-        "events": dumps(events) if events else "[]", "links": "[]",
-        "source_id": source_id, "source_offset": offset,
-    }
-    row.update(promote(attrs))
-    row.update(exception_from_events(events))
-    return row
+    exc = exception_from_events(events) if events else {}
+    return (
+        tid, sid, parent, None, sp.name or "", kind, None, None, start, end, status, status_msg,
+        dumpb(attrs) if attrs else b"{}", dumpb(events) if events else b"[]", b"[]", None, None,
+        exc.get("exception_type"), exc.get("exception_message"), offset, res, attrs,
+    )
 
 
 # ---- the reader ---------------------------------------------------------------------------
@@ -235,8 +231,9 @@ def _reason(exc: Exception) -> str:
 class _Reader:
     def __init__(self, source: SourceInfo) -> None:
         self.source = source
-        self.rows = span_builder()
+        self.rows = SpanRows()
         self.rejects: list[Reject] = []
+        self.resources: dict[tuple[str | None, str | None], Resource] = {}
         self.index = 0
 
     def reject(self, offset: int, reason: str, raw: bytes, unit: str = "record") -> None:
@@ -248,9 +245,14 @@ class _Reader:
             self.reject(self.index, "span is not a JSON object", raw)
             return
         try:
-            self.rows.add(_row(_SPAN.decode(raw), self.index, self.source.source_id))
+            sp = _SPAN.decode(raw)
+            row = _row(sp, self.index, self.resources)
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError, OverflowError, RecursionError) as exc:
             self.reject(self.index, _reason(exc), raw)
+            return
+        self.rows.rows.append(row)
+        if row[8] is None and sp.duration is not None:  # no timestamp: keep the duration
+            self.rows.set_duration(sp.duration * 1000)
 
     def element(self, el: Element) -> None:
         if el.raw[:1] != b"[":
@@ -268,7 +270,9 @@ class _Reader:
         return len(self.rows) >= CHUNK_SPANS or len(self.rejects) >= CHUNK_SPANS
 
     def flush(self) -> Chunk:
-        chunk = Chunk(spans=self.rows.flush(), rejects=self.rejects)
+        chunk = Chunk(spans=self.rows.to_batch(self.source.source_id) if len(self.rows) else None,
+                      rejects=self.rejects)
+        self.rows = SpanRows()
         self.rejects = []
         return chunk
 
