@@ -4,7 +4,8 @@ The engine materialises the spans of the analysed window and of its baseline ONC
 table that every analysis reads (`ctx.s`): the columns of the `spans` view an analysis needs,
 renamed short, plus what a span's neighbours tell about it:
 
-    after          TRUE in the analysed window, FALSE in the baseline
+    after          TRUE when the span's trace started in the analysed window, FALSE in the baseline
+                   (a trace belongs to one period: the one its root starts in, else its earliest span)
     trace_id, span_id   the ids (text), and tk, sk, pk: hashes of trace, span and parent span ids
     service, op    service_name, name
     err            status_code = 'ERROR'
@@ -151,12 +152,16 @@ def working_sql(window: Window, baseline: Window | None, sample_mod: int = 1) ->
                      greatest(start_ns, p_start_ns) AS cs, least(end_ns, p_end_ns) AS ce
               FROM j WHERE p_start_ns IS NOT NULL))
   GROUP BY tk, pk
+), tr AS (
+  SELECT tk, coalesce(min(start_ns) FILTER (WHERE pk IS NULL), min(start_ns)) >= {window.start_ns} AS t_after
+  FROM raw GROUP BY tk
 )
-SELECT j.*, coalesce(v.n_children, 0) AS n_children, coalesce(v.n_err_children, 0) AS n_err_children,
+SELECT j.* REPLACE (tr.t_after AS after),
+       coalesce(v.n_children, 0) AS n_children, coalesce(v.n_err_children, 0) AS n_err_children,
        j.dur_ns - coalesce(v.covered_ns, 0) AS self_ns,
        CASE WHEN j.kind IN ('CLIENT', 'PRODUCER') THEN v.remote_ns END AS remote_ns,
        CASE WHEN j.kind IN ('CLIENT', 'PRODUCER') THEN v.remote_service END AS remote_service
-FROM j LEFT JOIN covered v ON v.tk = j.tk AND v.sk = j.sk"""
+FROM j LEFT JOIN covered v ON v.tk = j.tk AND v.sk = j.sk JOIN tr ON tr.tk = j.tk"""
 
 
 def traces_sql(spans: str) -> str:

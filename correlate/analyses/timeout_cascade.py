@@ -27,7 +27,7 @@ NAME = "timeout_cascade"
 MAX_CANDIDATES = 2
 TIMED_OUT = (
     "(err AND (regexp_matches(lower(coalesce(err_msg, '') || ' ' || coalesce(exception_type, '')), "
-    "'time[d ]?out|deadline') OR http_status_code IN (408, 504)))"
+    "'time[d]?[ _-]?out|deadline') OR coalesce(http_status_code IN (408, 504), false)))"
 )
 WAITED_FOR = "coalesce(remote_service, peer_service, service)"
 
