@@ -199,8 +199,17 @@ def _tune_malloc() -> None:
 
 
 def _pool(workers: int) -> cf.ProcessPoolExecutor:
-    ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+    """Worker processes, started now (before this ingest starts any thread of its own).
+
+    fork when this process has a single thread (fast, nothing to import); forkserver when it
+    has more (an MCP server, say), where forking a threaded process could deadlock the child."""
+    if not sys.platform.startswith("linux"):
+        method = "spawn"
+    else:
+        method = "fork" if threading.active_count() == 1 else "forkserver"
+    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
+    pool.submit(os.getpid).result()  # launches the processes
+    return pool
 
 
 def _ordered(pool: cf.ProcessPoolExecutor, tasks: Iterator[tuple], window: int) -> Iterator[tuple[Parcel, int, int]]:
@@ -318,6 +327,8 @@ class _Run:
                 self.usable += 1
                 return
         else:
+            if size >= PARALLEL_MIN_BYTES and self.workers > 1:
+                self.pool()  # fork before the hashing thread exists
             hasher = _Hasher(fs_path)
             hasher.start()
         self._quick[quick] = (inp.path, hasher)
