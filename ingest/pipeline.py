@@ -50,7 +50,7 @@ from ingest.writer import DatasetWriter, SourceStats
 
 __all__ = ["IngestResult", "SourceResult", "ingest_paths", "dataset_summary", "PARALLEL_MIN_BYTES"]
 
-PARALLEL_MIN_BYTES = 16 * 1024 * 1024  # smaller inputs are decoded in process
+PARALLEL_MIN_BYTES = 16 * 1024 * 1024  # smaller inputs are decoded in process (compressed: a 16th)
 RANGE_BYTES = 4 * 1024 * 1024  # the unit of work of a decoding process (bounds its memory)
 RANGE_BYTES_ENV = "DCR_INGEST_RANGE_MB"  # override (tests use small ranges to kill mid-write)
 _QUICK_BYTES = 1024 * 1024
@@ -327,7 +327,7 @@ class _Run:
                 self.usable += 1
                 return
         else:
-            if size >= PARALLEL_MIN_BYTES and self.workers > 1:
+            if size >= PARALLEL_MIN_BYTES // 16 and self.workers > 1:
                 self.pool()  # fork before the hashing thread exists
             hasher = _Hasher(fs_path)
             hasher.start()
@@ -351,8 +351,8 @@ class _Run:
         stats = self.writer.begin_source(SourceStats(
             source_id=source.source_id, path=inp.path, size=opened.size, sha256="", format=fmt.name,
             compression=opened.compression, quick_id=quick))
-        parallel = (fmt.name == "otlp_json" and otlp_json.is_line_mode(opened.head)
-                    and opened.size >= PARALLEL_MIN_BYTES and self.workers > 1)
+        big = opened.size >= (PARALLEL_MIN_BYTES if opened.compression is None else PARALLEL_MIN_BYTES // 16)
+        parallel = fmt.name == "otlp_json" and otlp_json.is_line_mode(opened.head) and big and self.workers > 1
         if parallel:
             for chunk, nbytes in _parallel_chunks(self.pool(), self.workers, opened, source):
                 self.writer.add(chunk, stats)
