@@ -20,11 +20,14 @@ import gzip
 import importlib
 import io
 import os
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import BinaryIO
+
+import zstandard
 
 from ingest.errors import NoInput
 
@@ -40,6 +43,7 @@ __all__ = [
     "load_format",
     "detect",
     "iter_lines_blocks",
+    "CORRUPT_ERRORS",
 ]
 
 HEAD_BYTES = 64 * 1024
@@ -144,7 +148,8 @@ class _Prefixed(io.RawIOBase):
             b[:n] = self._prefix[:n]
             self._prefix = self._prefix[n:]
             return n
-        data = self._stream.read(len(b))
+        read = getattr(self._stream, "read1", self._stream.read)  # never hold data back on an error
+        data = read(len(b))
         b[: len(data)] = data
         return len(data)
 
@@ -153,10 +158,17 @@ class _Prefixed(io.RawIOBase):
         super().close()
 
 
+CORRUPT_ERRORS = (EOFError, OSError, zlib.error, zstandard.ZstdError)  # truncated or corrupt compression
+
+
 def _read_upto(stream: BinaryIO, n: int) -> bytes:
+    """Up to `n` bytes; a stream that breaks early gives what it had (reading on raises again)."""
     parts, got = [], 0
     while got < n:
-        data = stream.read(n - got)
+        try:
+            data = stream.read(n - got)
+        except CORRUPT_ERRORS:
+            break
         if not data:
             break
         parts.append(data)
@@ -177,8 +189,6 @@ def decompressed(stream: BinaryIO) -> tuple[BinaryIO, str | None]:
     if kind == "gzip":
         return gzip.GzipFile(fileobj=stream, mode="rb"), kind  # type: ignore[return-value]
     if kind == "zstd":
-        import zstandard
-
         reader = zstandard.ZstdDecompressor().stream_reader(stream, read_across_frames=True)
         return io.BufferedReader(reader, buffer_size=1 << 20), kind  # type: ignore[arg-type]
     return stream, None
@@ -209,18 +219,34 @@ def detect(head: bytes) -> Format | None:
 
 
 def iter_lines_blocks(stream: BinaryIO, block_bytes: int) -> Iterator[bytes]:
-    """Blocks of about `block_bytes` that end on a line break (the last may not)."""
+    """Blocks of about `block_bytes` that end on a line break (the last may not).
+
+    Read in pieces of at most 1 MiB, so a compressed input that breaks off loses nothing
+    before the break: what was read is yielded, then the error is raised."""
     carry = b""
+    read = getattr(stream, "read1", stream.read)  # read1: one underlying read, nothing held back
     while True:
-        data = stream.read(block_bytes)
-        if not data:
-            if carry:
-                yield carry
+        pieces, got, error = [carry], len(carry), None
+        while got < block_bytes:
+            try:
+                data = read(min(block_bytes - got, 1 << 20))
+            except CORRUPT_ERRORS as exc:
+                error = exc
+                break
+            if not data:
+                break
+            pieces.append(data)
+            got += len(data)
+        block = b"".join(pieces)
+        if error is not None or got == len(carry):  # end of input (or of what is readable)
+            if block:
+                yield block
+            if error is not None:
+                raise error
             return
-        data = carry + data if carry else data
-        cut = data.rfind(b"\n")
+        cut = block.rfind(b"\n")
         if cut < 0:
-            carry = data
+            carry = block
             continue
-        carry = data[cut + 1 :]
-        yield data[: cut + 1]
+        carry = block[cut + 1 :]
+        yield block[: cut + 1]

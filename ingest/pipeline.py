@@ -32,8 +32,9 @@ import pyarrow.compute as pc
 
 from ingest import otlp_json
 from ingest.dataset import open_handle, validate_name
-from ingest.errors import NoInput
+from ingest.errors import DatasetLocked, NoInput
 from ingest.formats import (
+    CORRUPT_ERRORS,
     HEAD_BYTES,
     InputFile,
     decompressed,
@@ -341,6 +342,10 @@ class _Run:
     def _read(self, inp: InputFile, opened: _Opened, quick: str, hasher: _Hasher | str) -> None:
         fmt = detect(opened.head)
         if fmt is None:
+            if not opened.head and opened.compression is not None:
+                self.writer.add_orphan_rejects([Reject(inp.path, 0, _CORRUPT, b"", "byte")], quick)
+                self._skip(inp, opened.size, "unreadable")
+                return
             empty = not opened.head.strip()
             if quick not in self.writer.unrecognised:  # rejected once is enough
                 reason = "empty input" if empty else _UNKNOWN
@@ -353,15 +358,23 @@ class _Run:
             compression=opened.compression, quick_id=quick))
         big = opened.size >= (PARALLEL_MIN_BYTES if opened.compression is None else PARALLEL_MIN_BYTES // 16)
         parallel = fmt.name == "otlp_json" and otlp_json.is_line_mode(opened.head) and big and self.workers > 1
-        if parallel:
-            for chunk, nbytes in _parallel_chunks(self.pool(), self.workers, opened, source):
-                self.writer.add(chunk, stats)
-                if opened.compression is None:
-                    self._tick(nbytes, inp.path)
-        else:
-            module = load_format(fmt)
-            for chunk in module.read(opened.stream, source):
-                self.writer.add(chunk, stats)
+        try:
+            if parallel:
+                for chunk, nbytes in _parallel_chunks(self.pool(), self.workers, opened, source):
+                    self.writer.add(chunk, stats)
+                    if opened.compression is None:
+                        self._tick(nbytes, inp.path)
+            else:
+                module = load_format(fmt)
+                for chunk in module.read(opened.stream, source):
+                    self.writer.add(chunk, stats)
+        except CORRUPT_ERRORS as exc:
+            self.writer.add_rejects([Reject(inp.path, -1, f"{_CORRUPT}: {_one_line(exc)}", b"", "byte")], stats)
+        except Exception as exc:  # a reader's bug must not cost the user the rest of the ingest
+            if isinstance(exc, DatasetLocked | NoInput):
+                raise
+            self.writer.add_rejects([Reject(inp.path, -1, f"{_READER_FAILED}: {type(exc).__name__}: "
+                                            f"{_one_line(exc)}", b"", "byte")], stats)
         if opened.compression is not None or not parallel:
             self._tick(opened.size, inp.path)
         stats.sha256 = _digest(hasher)
@@ -372,6 +385,13 @@ class _Run:
 
 
 _UNKNOWN = "unknown format: not OTLP JSON or protobuf, Jaeger JSON or Zipkin JSON"
+_CORRUPT = "the rest of this input is unreadable (truncated or corrupt compression?)"
+_READER_FAILED = "the reader failed here; the records before this point were kept (please report it)"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else ""
 
 
 def _digest(h: _Hasher | str) -> str:

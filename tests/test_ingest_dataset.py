@@ -175,3 +175,20 @@ def test_locked_dataset_refused_after_timeout(dcr_home: Path):
 def test_bad_dataset_name_is_usage_error(capsys):
     assert main(["ingest", str(EXAMPLES / "trace.json"), "--dataset", "../etc"]) == 2
     assert "bad dataset name" in capsys.readouterr().err
+
+
+def test_truncated_gzip_keeps_what_was_readable(tmp_path: Path):
+    import gzip
+
+    lines = [line(span(f"{i + 1:016x}")) for i in range(3000)]
+    packed = gzip.compress(b"\n".join(lines) + b"\n")
+    (tmp_path / "cut.gz").write_bytes(packed[: len(packed) * 2 // 3])
+    r = ingest.ingest_paths([str(tmp_path / "cut.gz")], "cut")
+    rejects = read_rejects(r.rejects_path)
+    assert rejects[-1]["reason"].startswith("the rest of this input is unreadable")
+    assert 1000 < r.spans < 3000 and r.rejected <= 2  # every whole line before the break landed
+    ids = sorted(s["span_id"] for s in all_spans("cut"))
+    assert ids == [f"{i + 1:016x}" for i in range(r.spans)]
+    (tmp_path / "tiny.gz").write_bytes(gzip.compress(b'{"resourceSpans": []}')[:12])
+    with pytest.raises(ingest.NoInput, match="unreadable"):
+        ingest.ingest_paths([str(tmp_path / "tiny.gz")], "tiny")
