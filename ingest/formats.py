@@ -226,7 +226,7 @@ def iter_lines_blocks(stream: BinaryIO, block_bytes: int) -> Iterator[bytes]:
     carry = b""
     read = getattr(stream, "read1", stream.read)  # read1: one underlying read, nothing held back
     while True:
-        pieces, got, error = [carry], len(carry), None
+        pieces, got, error = [carry], 0, None  # got: new bytes this round
         while got < block_bytes:
             try:
                 data = read(min(block_bytes - got, 1 << 20))
@@ -238,7 +238,7 @@ def iter_lines_blocks(stream: BinaryIO, block_bytes: int) -> Iterator[bytes]:
             pieces.append(data)
             got += len(data)
         block = b"".join(pieces)
-        if error is not None or got == len(carry):  # end of input (or of what is readable)
+        if error is not None or got == 0:  # end of input (or of what is readable)
             if block:
                 yield block
             if error is not None:

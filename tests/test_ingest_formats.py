@@ -75,3 +75,10 @@ def test_line_mode_versus_document():
     assert not is_line_mode(b'{\n  "resourceSpans": [\n  ]\n}\n')
     assert sniff(b'garbage line\n{"resourceSpans":[]}\n')
     assert not sniff(b'{"data": [{"note": "resourceSpans is just a word here"}]}')
+
+
+def test_line_blocks_longer_lines_than_blocks():
+    data = b"a" * 50 + b"\n" + b"b" * 7 + b"\n" + b"c" * 30
+    blocks = list(formats.iter_lines_blocks(io.BytesIO(data), 16))
+    assert b"".join(blocks) == data
+    assert all(b.endswith(b"\n") for b in blocks[:-1]) and blocks[0] == b"a" * 50 + b"\n"
