@@ -99,6 +99,7 @@ def run_correlation(
                 candidates.extend(result.candidates)
                 findings.extend(result.findings)
         ranked, findings = rank(candidates, findings, has_baseline=base is not None)
+        notes.extend(f.summary for f in findings if f.kind == "onset")
     finally:
         drop_working(con)
         con.close()

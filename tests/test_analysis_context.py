@@ -8,7 +8,7 @@ from correlate.analyses.critical_path_shift import find_critical_path_shifts
 from correlate.analyses.deploys import find_deploys
 from correlate.analyses.log_templates import find_log_changes, mine_templates, template_like
 from correlate.analyses.service_graph import find_service_graph_changes
-from tests.synth_spans import analyse, ms, two_periods
+from tests.synth_spans import analyse, ms, two_periods, window_ms
 
 
 def _run(tmp_path, monkeypatch, build, analysis, n=30, logs=None):
@@ -107,3 +107,37 @@ def test_critical_path_shift_names_what_requests_now_wait_for(tmp_path, monkeypa
     assert top.evidence.before["critical_path_ns_per_request"] == 18_000_000
     assert top.evidence.after["critical_path_ns_per_request"] == 108_000_000
     assert top.evidence.after["sampled_requests"] == 30
+
+
+def test_without_a_baseline_the_onset_is_found_and_suggested(tmp_path, monkeypatch):
+    from correlate.analyses.onset import find_onset
+
+    monkeypatch.setenv("DCR_HOME", str(tmp_path))
+
+    def build(t, after, i):  # 120 requests, one a second; from the 60th on, every one fails
+        t.span("web", "GET /", 0, 20 + i % 7, status_code="ERROR" if after else "UNSET")
+
+    spans, window, baseline = two_periods(build, n=60)
+    with spans.open("onset") as s:
+        whole = window_ms(0, 120_000)
+        [f] = analyse(s, find_onset, whole, None).findings
+        assert f.evidence.details["onset_ns"] == ms(60_000)
+        assert f.evidence.before == {"requests": 60, "error_rate": 0.0, "geometric_mean_duration_ns": f.evidence.before[
+            "geometric_mean_duration_ns"]}
+        assert f.evidence.after["requests"] == 60 and f.evidence.after["error_rate"] == 1.0
+        assert "rerun with --start 2023-11-14T22:14:20.000Z" in f.summary
+        assert analyse(s, find_onset, window, baseline).findings == []  # a baseline was given: nothing to suggest
+        report = s.correlate()  # the whole dataset: the note carries the suggestion
+        onset = next(f for f in report.findings if f.kind == "onset").evidence.details["onset_ns"]
+        assert abs(onset - ms(60_000)) <= 2 * (report.window.end_ns - report.window.start_ns) // 60
+        assert any(n.startswith("the requests change at 2023-11-14T22:14:") for n in report.notes)
+
+
+def test_no_onset_in_steady_traffic(tmp_path, monkeypatch):
+    from correlate.analyses.onset import find_onset
+
+    monkeypatch.setenv("DCR_HOME", str(tmp_path))
+    spans, *_ = two_periods(lambda t, after, i: t.span("web", "GET /", 0, 20 + i % 7,
+                                                       status_code="ERROR" if i % 10 == 0 else "UNSET"), n=60)
+    with spans.open("steady") as s:
+        assert analyse(s, find_onset, window_ms(0, 120_000), None).findings == []

@@ -21,6 +21,7 @@ from correlate.analyses import (
     log_templates,
     n_plus_one,
     network_gaps,
+    onset,
     queue_backlog,
     retry_storms,
     service_graph,
@@ -34,6 +35,7 @@ __all__ = ["STANDARD_ANALYSES", "Analysis"]
 Analysis = tuple[str, Callable[[AnalysisContext], AnalysisResult]]
 
 STANDARD_ANALYSES: tuple[Analysis, ...] = (
+    (onset.NAME, onset.find_onset),  # only without a baseline: where to start one
     (service_graph.NAME, service_graph.find_service_graph_changes),
     (deploys.NAME, deploys.find_deploys),
     (error_origin.NAME, error_origin.find_error_origins),
