@@ -27,6 +27,7 @@ __all__ = ["NAME", "find_error_origins"]
 
 NAME = "error_origin"
 MAX_CANDIDATES = 5
+MAX_FINDINGS = 5
 ORIGIN = "err AND n_err_children = 0"
 # a client that gave up while its server was still working (a timeout): the wait was the callee's
 GAVE_UP = "kind = 'CLIENT' AND remote_ns IS NOT NULL AND remote_ns * 10 >= dur_ns * 9"
@@ -78,13 +79,16 @@ def find_error_origins(ctx: AnalysisContext) -> AnalysisResult:
         base = rate_score(g["origin_b"], g["calls_b"], g["origin_a"], g["calls_a"])
         scored.append((base, g))
     scored.sort(key=lambda x: (-x[0], -x[1]["origin_a"], x[1]["service"], x[1]["op"]))
+    rest = []
     for base, g in scored[:MAX_CANDIDATES]:
         if base <= 0.0:
-            out.findings.append(_finding(g))
+            rest.append(g)
             continue
         out.candidates.extend(_candidates(ctx, base, g))
-    for _, g in scored[MAX_CANDIDATES:]:
-        out.findings.append(_finding(g))
+    rest.extend(g for _, g in scored[MAX_CANDIDATES:])
+    # the usual errors, most frequent first: context for the reader, not a change
+    rest.sort(key=lambda g: (-g["origin_a"], g["service"], g["op"]))
+    out.findings.extend(_finding(g) for g in rest[:MAX_FINDINGS])
     return out
 
 
