@@ -16,6 +16,7 @@ import base64
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
+import pyarrow as pa
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.logs.v1 import logs_pb2
@@ -24,7 +25,7 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 from ingest import otlp_json as oj
 from ingest.records import Chunk, SourceInfo
 
-__all__ = ["sniff", "read", "message_kind", "MAX_MESSAGE_BYTES"]
+__all__ = ["sniff", "read", "read_range", "message_ranges", "message_kind", "MAX_MESSAGE_BYTES"]
 
 MAX_MESSAGE_BYTES = 1 << 30
 _CHUNK_RECORDS = 20_000  # flush a chunk after about this many records
@@ -211,10 +212,12 @@ def _read_exact(stream: BinaryIO, n: int) -> bytes:
     return b"".join(parts)
 
 
-def read(stream: BinaryIO, source: SourceInfo) -> Iterator[Chunk]:
+def read(stream: BinaryIO, source: SourceInfo, start: int = 0, end: int | None = None) -> Iterator[Chunk]:
+    """Messages from the stream's position, taken to be byte `start` of the input, up to the first
+    message starting at or after `end` (None: to the end)."""
     sink = oj.Sink(source, "byte")
-    offset = 0
-    while True:
+    offset = start
+    while end is None or offset < end:
         prefix = _read_exact(stream, 4)
         if not prefix:
             break
@@ -237,3 +240,35 @@ def read(stream: BinaryIO, source: SourceInfo) -> Iterator[Chunk]:
             yield sink.chunk()
             sink = oj.Sink(source, "byte")
     yield sink.chunk()
+
+
+def message_ranges(path: str, size: int, step: int) -> list[tuple[int, int]]:
+    """Byte ranges of about `step` that start and end on message boundaries (found by reading
+    only the length prefixes); a broken prefix ends the last range at the end of the file."""
+    ranges, start, offset = [], 0, 0
+    with open(path, "rb") as fh:
+        while offset < size:
+            fh.seek(offset)
+            prefix = fh.read(4)
+            n = int.from_bytes(prefix, "big") if len(prefix) == 4 else None
+            if n is None or n > MAX_MESSAGE_BYTES or offset + 4 + n > size:
+                offset = size
+                break
+            offset += 4 + n
+            if offset - start >= step:
+                ranges.append((start, offset))
+                start = offset
+    if start < size:
+        ranges.append((start, size))
+    return ranges
+
+
+def read_range(path: str, start: int, end: int, source: SourceInfo) -> Chunk:
+    """The messages that start in [start, end) of `path`, as one chunk."""
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        chunks = list(read(fh, source, start, end))
+    spans = [c.spans for c in chunks if c.spans is not None]
+    logs = [c.logs for c in chunks if c.logs is not None]
+    return Chunk(spans=pa.concat_batches(spans) if spans else None, logs=pa.concat_batches(logs) if logs else None,
+                 rejects=[r for c in chunks for r in c.rejects])

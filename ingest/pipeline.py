@@ -30,7 +30,7 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest import otlp_json
+from ingest import otlp_json, otlp_proto
 from ingest.dataset import open_handle, validate_name
 from ingest.errors import DatasetLocked, NoInput
 from ingest.formats import (
@@ -169,6 +169,11 @@ def _decode_block(data: bytes, source: SourceInfo) -> tuple[Parcel, int]:
     return pack(chunk), nlines
 
 
+def _decode_proto_range(path: str, start: int, end: int, source: SourceInfo) -> tuple[Parcel, int]:
+    """In a worker: the protobuf messages that start in [start, end) (offsets are absolute)."""
+    return pack(otlp_proto.read_range(path, start, end, source)), 0
+
+
 def _shift(chunk: Chunk, lines_before: int) -> Chunk:
     if not lines_before:
         return chunk
@@ -231,13 +236,17 @@ def _range_bytes() -> int:
     return max(64 * 1024, int(float(env) * 1024 * 1024)) if env else RANGE_BYTES
 
 
-def _parallel_chunks(pool: cf.ProcessPoolExecutor, workers: int, inp: _Opened,
-                     source: SourceInfo) -> Iterator[tuple[Chunk, int]]:
+def _parallel_chunks(pool: cf.ProcessPoolExecutor, workers: int, inp: _Opened, source: SourceInfo,
+                     fmt: str) -> Iterator[tuple[Chunk, int]]:
     step = _range_bytes()
-    if inp.compression is None:
+    if fmt == "otlp_proto":
+        path = str(inp.fs_path)
+        tasks: Iterator[tuple] = ((_decode_proto_range, e - s, path, s, e, source)
+                                  for s, e in otlp_proto.message_ranges(path, inp.size, step))
+    elif inp.compression is None:
         size = inp.size
         path = str(inp.fs_path)
-        tasks: Iterator[tuple] = (
+        tasks = (
             (_decode_range, min(step, size - s), path, s, min(s + step, size), source)
             for s in range(0, size, step)
         )
@@ -357,10 +366,12 @@ class _Run:
             source_id=source.source_id, path=inp.path, size=opened.size, sha256="", format=fmt.name,
             compression=opened.compression, quick_id=quick))
         big = opened.size >= (PARALLEL_MIN_BYTES if opened.compression is None else PARALLEL_MIN_BYTES // 16)
-        parallel = fmt.name == "otlp_json" and otlp_json.is_line_mode(opened.head) and big and self.workers > 1
+        parallel = big and self.workers > 1 and (
+            (fmt.name == "otlp_json" and otlp_json.is_line_mode(opened.head))
+            or (fmt.name == "otlp_proto" and opened.compression is None))
         try:
             if parallel:
-                for chunk, nbytes in _parallel_chunks(self.pool(), self.workers, opened, source):
+                for chunk, nbytes in _parallel_chunks(self.pool(), self.workers, opened, source, fmt.name):
                     self.writer.add(chunk, stats)
                     if opened.compression is None:
                         self._tick(nbytes, inp.path)
