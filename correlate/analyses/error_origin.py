@@ -129,6 +129,7 @@ GROUP BY after ORDER BY after"""
         f"{fmt_pct(rate_b) if rate_b is not None else 'no baseline'} before; "
         f"{root_fail} failing requests carry it ({what[:120]})"
     )
+    gave_up = g["gave_up_a"] / g["origin_a"]
     details = {
         "exception_type": g["exception_type"],
         "message": g["message"],
@@ -137,10 +138,10 @@ GROUP BY after ORDER BY after"""
         "failing_requests": failing,
         "share_crossing_services": round(crossed, 4),
         "share_uninstrumented_dependency": round(leaf, 4),
+        "share_callers_gave_up": round(gave_up, 4),
     }
     ev = Evidence(before=before, after=after, trace_ids=tids, span_ids=sids, sql=evidence_sql(ctx, q), details=details)
-    gave_up = g["gave_up_a"] / g["origin_a"]
-    details["share_callers_gave_up"] = round(gave_up, 4)
+    secondary: str | None = None
     if gave_up >= 0.5:
         primary, secondary = "latency_regression", "timeout_cascade"
         summary = (
@@ -150,8 +151,8 @@ GROUP BY after ORDER BY after"""
     elif leaf >= 0.5:
         primary, secondary = "dependency_failure", "error_propagation"
     else:
-        primary, secondary = "error_propagation", "dependency_failure"
+        primary = "error_propagation"  # the service's own code fails
     out = [Candidate(service, op, primary, round(score, 4), summary, ev, NAME)]
-    if max(reach, crossed) >= 0.3 or leaf >= 0.5 or gave_up >= 0.5:
+    if secondary:  # the same origin read the other way, a little lower
         out.append(Candidate(service, op, secondary, round(score * 0.85, 4), summary, ev, NAME))
     return out
