@@ -36,9 +36,10 @@ __all__ = [
     "NO_BASELINE_CAP",
 ]
 
+# code_path_change is in both: a caller skips steps after a slow or failing callee answered
 LATENCY_FAMILY = frozenset(
     {"latency_regression", "cpu_saturation", "network_delay", "n_plus_one", "retry_storm", "queue_backlog",
-     "timeout_cascade"}
+     "timeout_cascade", "code_path_change"}
 )
 ERROR_FAMILY = frozenset({"error_propagation", "dependency_failure", "timeout_cascade", "code_path_change",
                           "lock_expiry"})
