@@ -115,18 +115,24 @@ def run_correlation(
 
 
 def drop_working(con: Any) -> None:
+    """Drop the working tables (temp tables: they belong to this cursor's connection only)."""
     for table in (SPANS_TABLE, TRACES_TABLE):
-        con.execute(f"DROP TABLE IF EXISTS {table}")
+        try:
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+        except Exception:  # a broken connection goes away with its temp tables anyway
+            pass
 
 
 def materialise(con: Any, win: Window, base: Window | None) -> tuple[AnalysisContext | None, list[str]]:
     """Create the working tables on `con` (a cursor of the session); the context the analyses
     get, or None when the window has no spans; and notes (sampling)."""
     notes: list[str] = []
-    lo = base.start_ns if base else win.start_ns
-    n = con.execute(
-        "SELECT count(*) FROM spans WHERE start_ns >= ? AND start_ns < ?", [lo, win.end_ns]
-    ).fetchone()[0]
+    periods = [win] + ([base] if base else [])
+    n = sum(
+        con.execute("SELECT count(*) FROM spans WHERE start_ns >= ? AND start_ns < ?", [p.start_ns, p.end_ns])
+        .fetchone()[0]
+        for p in periods
+    )
     if not n:
         return None, notes
     sample_mod = max(1, math.ceil(n / MAX_WORKING_SPANS))
