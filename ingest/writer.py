@@ -124,22 +124,36 @@ def _key_array(trace_id: pa.Array, span_id: pa.Array) -> np.ndarray:
     )
 
 
-_K1 = np.uint64(0x9E3779B97F4A7C15)
-_K2 = np.uint64(0xC2B2AE3D27D4EB4F)
+_C1 = np.uint64(0xBF58476D1CE4E5B9)
+_C2 = np.uint64(0x94D049BB133111EB)
+_SEEDS = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xD6E8FEB86659FD93), np.uint64(0xA0761D6478BD642F))
 
 
-def _hash(keys: np.ndarray) -> np.ndarray:
-    """A 64-bit hash of 24-byte keys, to sort and search as integers (fast) instead of bytes."""
-    words = np.ascontiguousarray(keys).view("<u8").reshape(-1, 3)
-    return words[:, 0] ^ (words[:, 1] * _K1) ^ (words[:, 2] * _K2)
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: a bijection of 64-bit words that spreads every input bit."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * _C1
+    x = x ^ (x >> np.uint64(27))
+    x = x * _C2
+    return x ^ (x >> np.uint64(31))
+
+
+def _fingerprint(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two independent 64-bit hashes of 24-byte keys: a 128-bit fingerprint (16 bytes a span;
+    two different spans agree on both with probability about 2**-128)."""
+    w = np.ascontiguousarray(keys).view("<u8").reshape(-1, 3)
+    h1 = _mix(w[:, 0] ^ _mix(w[:, 1] ^ _mix(w[:, 2])))
+    h2 = _mix(w[:, 2] ^ _SEEDS[0] ^ _mix(w[:, 0] ^ _SEEDS[1] ^ _mix(w[:, 1] ^ _SEEDS[2])))
+    return h1, h2
 
 
 class SpanKeys:
-    """The set of (trace_id, span_id) seen: sorted runs of (64-bit hash, 24-byte key), merged like a
-    binary counter. Lookups compare hashes, then the full keys of the hash matches."""
+    """The set of (trace_id, span_id) seen, as 128-bit fingerprints: sorted runs of (first half,
+    second half), merged like a binary counter. Lookups search the first half, then compare the
+    second half of the matches."""
 
     def __init__(self) -> None:
-        self._runs: list[tuple[np.ndarray, np.ndarray]] = []  # (hashes ascending, keys in that order)
+        self._runs: list[tuple[np.ndarray, np.ndarray]] = []  # (h1 ascending, h2 in that order)
 
     def __len__(self) -> int:
         return sum(len(h) for h, _ in self._runs)
@@ -170,7 +184,7 @@ class SpanKeys:
         n = len(keys)
         if not n:
             return np.zeros(0, bool)
-        hashes = _hash(keys)
+        hashes, keys = _fingerprint(keys)
         order = np.argsort(hashes, kind="stable")
         hs, ks = hashes[order], keys[order]
         fresh = np.ones(n, bool)
