@@ -7,7 +7,7 @@ Pickling a record batch through a pipe costs a serialisation, two copies and a
 deserialisation, about as much CPU as writing it to Parquet; a shared-memory file costs one
 copy. The file is unlinked as soon as the writer has mapped it (the mapping keeps the data
 alive); files of a process that died before that are removed by the next ingest. Without
-/dev/shm, batches are pickled.
+/dev/shm, or when it is short of room (containers default to 64 MB), batches are pickled.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ __all__ = ["Parcel", "pack", "unpack", "clean_stale"]
 _SHM = Path("/dev/shm")
 _PREFIX = "dcr-ingest-"
 _counter = itertools.count()
+_RESERVE_BYTES = 256 * 1024 * 1024
 
 
 @dataclass
@@ -46,9 +47,20 @@ def _spill(batch: pa.RecordBatch | None) -> str | pa.RecordBatch | None:
         return batch
     # parent pid first: the writer process that will map it (and whose death makes it stale)
     path = _SHM / f"{_PREFIX}{os.getppid()}-{os.getpid()}-{next(_counter)}.arrow"
-    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, batch.schema) as writer:
-        writer.write_batch(batch)
+    try:
+        if _free_bytes() < 4 * batch.nbytes + _RESERVE_BYTES:
+            return batch  # a small /dev/shm (containers): leave room for others, pickle this one
+        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, batch.schema) as writer:
+            writer.write_batch(batch)
+    except OSError:  # full after all: the pipe still works
+        path.unlink(missing_ok=True)
+        return batch
     return str(path)
+
+
+def _free_bytes() -> int:
+    st = os.statvfs(_SHM)
+    return st.f_bavail * st.f_frsize
 
 
 def pack(chunk: Chunk) -> Parcel:

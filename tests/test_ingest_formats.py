@@ -83,3 +83,22 @@ def test_line_blocks_longer_lines_than_blocks():
     assert b"".join(blocks) == data
     assert all(b.endswith(b"\n") for b in blocks[:-1]) and blocks[0].startswith(b"a" * 50 + b"\n")
     assert blocks[-1] == b"c" * 30
+
+
+def test_handoff_through_shared_memory_and_fallback(monkeypatch):
+    import pyarrow as pa
+
+    from ingest import handoff
+    from ingest.records import Chunk, Reject
+
+    batch = pa.record_batch({"x": list(range(1000))})
+    chunk = Chunk(spans=batch, logs=None, rejects=[Reject("f", 1, "r", b"raw")])
+    parcel = handoff.pack(chunk)
+    if Path("/dev/shm").is_dir():
+        assert isinstance(parcel.spans, str) and Path(parcel.spans).exists()
+    back = handoff.unpack(parcel)
+    assert back.spans.equals(batch) and back.rejects == chunk.rejects
+    if isinstance(parcel.spans, str):
+        assert not Path(parcel.spans).exists()  # unlinked once mapped
+    monkeypatch.setattr(handoff, "_free_bytes", lambda: 0)  # a full /dev/shm: pickled instead
+    assert handoff.pack(chunk).spans is batch
