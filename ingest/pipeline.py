@@ -1,14 +1,16 @@
 """The ingest driver: sources -> readers (in parallel where it pays) -> the dataset writer.
 
-    expand_sources ─► per source: identity (sha256) ─► known? skip
+    expand_sources ─► per source: identity (quick id, sha256) ─► known? skip
                                  └► decompress, sniff ─► format
-                                      OTLP JSON lines, big ─► 2 worker processes decode
-                                                              line-aligned byte ranges
-                                      anything else ───────► the format's read() in process
+                                      big OTLP JSON lines ─► 2 worker processes decode 4 MiB
+                                      big OTLP protobuf   ─► line/message-aligned byte ranges
+                                      anything else ──────► the format's read() in process
                       every chunk ─► DatasetWriter.add ─► commit (atomic manifest)
 
-Line numbers in worker chunks are relative to the range; the driver consumes results in
-order and shifts them by the lines before the range.
+Worker results come back in order (at most two per worker in flight, which bounds memory),
+their batches through shared memory (`ingest/handoff.py`). Line numbers in a worker's
+chunk are relative to its range; the driver shifts them by the lines before the range.
+The sha256 of each input is computed in a thread while the workers decode.
 """
 
 from __future__ import annotations
