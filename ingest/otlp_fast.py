@@ -216,8 +216,9 @@ class _FastSpans:
             if not (0 <= start <= _MAX_I64 and 0 <= end <= _MAX_I64):  # type: ignore[operator]
                 raise _Surprise
             kind = kinds.get(sp.kind)  # type: ignore[call-overload]
-            if kind is None:
-                raise _Surprise
+            if kind is None or (sp.flags | sp.droppedAttributesCount | sp.droppedEventsCount
+                                | sp.droppedLinksCount) >> 31:
+                raise _Surprise  # an odd kind, or a count out of its column's range (or negative)
             st = sp.status
             if st is None:
                 code, msg = "UNSET", None
@@ -338,7 +339,7 @@ class _FastLogs:
             t = _t(lr.timeUnixNano)
             ot = _t(lr.observedTimeUnixNano)
             sev = lr.severityNumber
-            if sev.__class__ is not int or not 0 <= sev < 2**31:  # type: ignore[operator]
+            if sev.__class__ is not int or (sev | lr.flags | lr.droppedAttributesCount) >> 31:  # type: ignore[operator]
                 raise _Surprise
             body = lr.body
             if body is not None and body.stringValue is not None:

@@ -364,6 +364,15 @@ def _str_or_none(v: Any) -> str | None:
     return v if isinstance(v, str) else _encode(v).decode()
 
 
+def _counts(flags: int, *dropped: int) -> None:
+    """flags fit the int64 column, dropped counts the int32 ones."""
+    if not 0 <= flags <= _MAX_I64:
+        raise ValueError("flags out of range")
+    for d in dropped:
+        if not 0 <= d < 2**31:
+            raise ValueError("a dropped count is out of range")
+
+
 def _time(v: int | str | None, what: str) -> int:
     if v is None:
         raise ValueError(f"{what} missing")
@@ -408,6 +417,7 @@ class SpanColumns:
         pid = _parent_id(sp.parentSpanId)
         start = _time(sp.startTimeUnixNano, "startTimeUnixNano")
         end = _time(sp.endTimeUnixNano if sp.endTimeUnixNano is not None else start, "endTimeUnixNano")
+        _counts(sp.flags, sp.droppedAttributesCount, sp.droppedEventsCount, sp.droppedLinksCount)
         warnings = []
         kind = _kind(sp.kind)
         if kind == "UNSPECIFIED" and sp.kind not in (0, "0", "SPAN_KIND_UNSPECIFIED", "UNSPECIFIED"):
@@ -524,6 +534,7 @@ class LogColumns:
     def add(self, lr: _LogRecord) -> None:
         t = _time(lr.timeUnixNano, "timeUnixNano")
         ot = _time(lr.observedTimeUnixNano, "observedTimeUnixNano")
+        _counts(lr.flags, lr.droppedAttributesCount)
         tid = _trace_id(lr.traceId) if lr.traceId else None
         sid = _span_id(lr.spanId) if lr.spanId else None
         body = _value(lr.body)

@@ -35,6 +35,9 @@ BAD_SPANS = [  # (what is wrong, how to break a good span)
     ("name of wrong type", lambda s: {**s, "name": {"x": 1}}),
     ("kind of wrong type", lambda s: {**s, "kind": 2.5}),
     ("events not a list", lambda s: {**s, "events": 7}),
+    ("dropped count too big", lambda s: {**s, "droppedAttributesCount": 2**40}),
+    ("flags negative", lambda s: {**s, "flags": -1}),
+    ("time past int64", lambda s: {**s, "endTimeUnixNano": str(2**64)}),
 ]
 
 _counter = itertools.count()
