@@ -7,7 +7,7 @@
                                       anything else ──────► the format's read() in process
                       every chunk ─► DatasetWriter.add ─► commit (atomic manifest)
 
-Worker results come back in order (at most two per worker in flight, which bounds memory),
+Worker results come back in order (at most four per worker in flight, which bounds memory),
 their batches through shared memory (`ingest/handoff.py`). Line numbers in a worker's
 chunk are relative to its range; the driver shifts them by the lines before the range.
 The sha256 of each input is computed in a thread while the workers decode.
@@ -255,7 +255,7 @@ def _parallel_chunks(pool: cf.ProcessPoolExecutor, workers: int, inp: _Opened, s
     else:
         tasks = ((_decode_block, len(b), b, source) for b in iter_lines_blocks(inp.stream, step))
     lines = 0
-    for parcel, nlines, nbytes in _ordered(pool, tasks, window=2 * workers):
+    for parcel, nlines, nbytes in _ordered(pool, tasks, window=4 * workers):
         yield _shift(unpack(parcel), lines), nbytes
         lines += nlines
 

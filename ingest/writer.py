@@ -20,6 +20,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -263,9 +264,13 @@ _DICTIONARY = {
 
 
 class _PartBuffer:
-    """Batches of one table, written as a sorted part file when big enough."""
+    """Batches of one table, written as a sorted part file when big enough.
 
-    def __init__(self, folder: Path, prefix: str, schema: pa.Schema, sort_keys: list[tuple[str, str]]) -> None:
+    Sorting and writing happen on the writer's thread (Arrow releases the GIL), so the
+    caller keeps taking batches meanwhile; at most one part is in the works at a time."""
+
+    def __init__(self, folder: Path, prefix: str, schema: pa.Schema, sort_keys: list[tuple[str, str]],
+                 thread: ThreadPoolExecutor) -> None:
         self.folder, self.prefix, self.schema, self.sort_keys = folder, prefix, schema, sort_keys
         env = os.environ.get(PART_BYTES_ENV)
         self.part_bytes = int(float(env) * 1024 * 1024) if env else PART_BYTES
@@ -275,6 +280,8 @@ class _PartBuffer:
         self.services: set[str] = set()
         self.min_ns: int | None = None
         self.max_ns: int | None = None
+        self._thread = thread
+        self._pending: Future | None = None
 
     def add(self, batch: pa.RecordBatch) -> None:
         if batch.num_rows:
@@ -284,18 +291,28 @@ class _PartBuffer:
                 self.flush()
 
     def flush(self) -> None:
+        """Hand the buffered batches to the writer thread (after the previous part is written)."""
         if not self.batches:
             return
-        table = pa.Table.from_batches(self.batches, schema=self.schema)
-        self.batches, self.nbytes = [], 0
-        table = table.sort_by(self.sort_keys)
+        batches, self.batches, self.nbytes = self.batches, [], 0
+        path = self.folder / f"{self.prefix}-{len(self.files):05d}.parquet"
+        self.files.append(path)
+        self.wait()
+        self._pending = self._thread.submit(self._write, batches, path)
+
+    def wait(self) -> None:
+        """Until the part in the works is written (re-raising its error)."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
+    def _write(self, batches: list[pa.RecordBatch], path: Path) -> None:
+        table = pa.Table.from_batches(batches, schema=self.schema).sort_by(self.sort_keys)
         self._track(table)
         self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / f"{self.prefix}-{len(self.files):05d}.parquet"
         kind = self.folder.name
         pq.write_table(table, path, row_group_size=ROW_GROUP_ROWS, use_dictionary=_DICTIONARY[kind],
                        write_statistics=_STATISTICS[kind], **_PARQUET_OPTS)
-        self.files.append(path)
 
     def _track(self, table: pa.Table) -> None:
         services = pc.unique(table.column("service_name")).drop_null().to_pylist()
@@ -348,10 +365,11 @@ class DatasetWriter:
             self.ingest_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
             self.keys = SpanKeys()
             self._load_keys()
+            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dcr-parts")
             self.spans = _PartBuffer(self.path / "spans", f"part-{self.ingest_id}", SPAN_SCHEMA,
-                                     [("service_name", "ascending"), ("start_ns", "ascending")])
+                                     [("service_name", "ascending"), ("start_ns", "ascending")], self._thread)
             self.logs = _PartBuffer(self.path / "logs", f"part-{self.ingest_id}", LOG_SCHEMA,
-                                    [("service_name", "ascending"), ("time_ns", "ascending")])
+                                    [("service_name", "ascending"), ("time_ns", "ascending")], self._thread)
             self.sources: list[SourceStats] = []
             self._new_unrecognised: list[str] = []
             self._rejects_fh: Any = None
@@ -437,8 +455,9 @@ class DatasetWriter:
 
     def commit(self, bytes_read: int) -> dict[str, Any]:
         """Write the remaining parts and atomically publish the new manifest."""
-        self.spans.flush()
-        self.logs.flush()
+        for part in (self.spans, self.logs):
+            part.flush()
+            part.wait()
         if self._rejects_fh is not None:
             self._rejects_fh.close()
             self._rejects_fh = None
@@ -490,6 +509,9 @@ class DatasetWriter:
         self._new_unrecognised.append(quick_id)
 
     def close(self) -> None:
+        thread = getattr(self, "_thread", None)
+        if thread is not None:
+            thread.shutdown(wait=True, cancel_futures=True)  # no thread writes on after the lock is gone
         if self._rejects_fh is not None:
             self._rejects_fh.close()
             self._rejects_fh = None
