@@ -4,6 +4,7 @@
                                  └► decompress, sniff ─► format
                                       big OTLP JSON lines ─► 2 worker processes decode 4 MiB
                                       big OTLP protobuf   ─► line/message-aligned byte ranges
+                                      big, with read_parallel() ─► the format cuts, our workers decode
                                       anything else ──────► the format's read() in process
                       every chunk ─► DatasetWriter.add ─► commit (atomic manifest)
 
@@ -379,7 +380,12 @@ class _Run:
                         self._tick(nbytes, inp.path)
             else:
                 module = load_format(fmt)
-                for chunk in module.read(opened.stream, source):
+                if big and self.workers > 1 and hasattr(module, "read_parallel"):
+                    # the format cuts its input itself and decodes on our worker processes
+                    chunks = module.read_parallel(opened.stream, source, self.pool(), window=2 * self.workers)
+                else:
+                    chunks = module.read(opened.stream, source)
+                for chunk in chunks:
                     self.writer.add(chunk, stats)
         except CORRUPT_ERRORS as exc:
             self.writer.add_rejects([Reject(inp.path, -1, f"{_CORRUPT}: {_one_line(exc)}", b"", "byte")], stats)

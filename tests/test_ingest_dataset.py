@@ -192,3 +192,25 @@ def test_truncated_gzip_keeps_what_was_readable(tmp_path: Path):
     (tmp_path / "tiny.gz").write_bytes(gzip.compress(b'{"resourceSpans": []}')[:12])
     with pytest.raises(ingest.NoInput, match="unreadable"):
         ingest.ingest_paths([str(tmp_path / "tiny.gz")], "tiny")
+
+
+def test_formats_with_read_parallel_use_the_worker_processes(monkeypatch):
+    from ingest import jaeger, pipeline
+
+    assert hasattr(jaeger, "read_parallel")
+    crisp = str(REPO / "fixtures" / "public" / "crisp")
+    serial = ingest.ingest_paths([crisp], "serial")
+    calls: list[str] = []
+    original = jaeger.read_parallel
+
+    def spy(stream, source, executor, window=4, **kw):
+        calls.append(source.path)
+        return original(stream, source, executor, window=window, **kw)
+
+    monkeypatch.setattr(jaeger, "read_parallel", spy)
+    monkeypatch.setattr(pipeline, "PARALLEL_MIN_BYTES", 0)
+    par = ingest.ingest_paths([crisp], "parallel")
+    assert len(calls) == len([s for s in par.sources if not s.skipped]) > 20  # identical copies are skipped
+    assert (par.spans, par.rejected, par.duplicates) == (serial.spans, serial.rejected, serial.duplicates)
+    key = sorted((s["trace_id"], s["span_id"], s["parent_span_id"], s["start_ns"]) for s in all_spans("serial"))
+    assert key == sorted((s["trace_id"], s["span_id"], s["parent_span_id"], s["start_ns"]) for s in all_spans("parallel"))
