@@ -157,9 +157,9 @@ def _op_candidate(ctx: AnalysisContext, g: dict, score: float, new_share: float,
     tids, sids = exemplars(ctx, f"after AND {LOCAL} AND service = {lit(service)} AND op = {lit(op)}",
                            order="self_ns DESC")
     summary = (
-        f"{service} {op} got slower in its own work: mean self time {fmt_ms(before.get('mean_self_ns'))} -> "
-        f"{fmt_ms(after.get('mean_self_ns'))} a call, {fmt_ms(_per_request(before))} -> "
-        f"{fmt_ms(_per_request(after))} a request"
+        f"{service} {op} got slower in its own work: median self time {fmt_ms(before.get('p50_self_ns'))} -> "
+        f"{fmt_ms(after.get('p50_self_ns'))} a call (mean per request {fmt_ms(_per_request(before))} -> "
+        f"{fmt_ms(_per_request(after))})"
     )
     ev = Evidence(before=before, after=after, trace_ids=tids, span_ids=sids, sql=evidence_sql(ctx, q),
                   details={"delta_self_per_request_ns": round(g["delta_req"]),
