@@ -2,7 +2,7 @@
 
 Statements are normalised by replacing quoted strings and numbers with `?`, so
 `SELECT … WHERE id = 7` and `… id = 8` are one shape; spans without a statement use their
-name. A parent with at least MIN_REPEAT such siblings, few of them failing (repeats that fail
+name, its numbers replaced too (`GET /items/7`). A parent with at least MIN_REPEAT such siblings, few of them failing (repeats that fail
 are retries, see `retry_storms`), is one N+1 occurrence. Compared as a share of the parent
 operation's calls, before vs after, and weighed by the time those queries add to a request.
 """
@@ -29,9 +29,12 @@ __all__ = ["NAME", "find_n_plus_one", "STATEMENT_SHAPE", "MIN_REPEAT"]
 NAME = "n_plus_one"
 MIN_REPEAT = 5
 MAX_CANDIDATES = 3
+_NUMBERS = "'\\b[0-9]+(\\.[0-9]+)?\\b'"
+# the statement with quoted strings and numbers as `?`; without one, the span name with its
+# numbers as `?` (clients that name spans by URL: GET /items/7 and GET /items/8 are one shape)
 STATEMENT_SHAPE = (
-    "coalesce(regexp_replace(regexp_replace(db_statement, '''[^'']*''', '?', 'g'), "
-    "'\\b[0-9]+(\\.[0-9]+)?\\b', '?', 'g'), op)"
+    f"coalesce(regexp_replace(regexp_replace(db_statement, '''[^'']*''', '?', 'g'), {_NUMBERS}, '?', 'g'), "
+    f"regexp_replace(op, {_NUMBERS}, '?', 'g'))"
 )
 
 
