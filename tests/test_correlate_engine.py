@@ -140,3 +140,22 @@ def test_times_in_the_report_are_the_ones_asked(slow):
     s, *_ = slow
     report = s.correlate(window_ms(30_000, 60_000), window_ms(0, 30_000))
     assert report.window.start_ns == ms(30_000) and report.baseline.end_ns == ms(30_000)
+
+
+def test_a_deploy_at_the_onset_lifts_its_service_and_names_the_deploy(tmp_path, monkeypatch):
+    monkeypatch.setenv("DCR_HOME", str(tmp_path))
+
+    def build(t, after, i):
+        _slow_api(t, after, i)
+        for row in t.owner.spans[-3:]:
+            row["service_version"] = ("2.0" if after else "1.0") if row["service_name"] == "api" else "7.1"
+
+    spans, window, baseline = two_periods(build)
+    with spans.open("deploy") as s:
+        report = s.correlate(window, baseline)
+    got = [(c.service, c.mechanism) for c in report.candidates[:2]]
+    assert got == [("api", "latency_regression"), ("api", "deploy_regression")]
+    deploy = report.candidates[1]
+    assert deploy.summary.startswith("api changed version 1.0 -> 2.0 at the onset, and then: api GET /api got slower")
+    assert deploy.evidence.details["regression"] == "latency_regression"
+    assert [f.service for f in report.findings if f.kind == "deploy"] == ["api"]
