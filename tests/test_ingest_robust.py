@@ -155,36 +155,38 @@ def test_kill_9_leaves_the_previous_state_and_rerun_completes(dump: Path, dcr_ho
                           capture_output=True, timeout=300)
     took = time.monotonic() - t0
     full_spans = json.loads(full.stdout)["spans"]
-    ingest.ingest_paths([str(EXAMPLES / "trace.json")], "k")
-    before = _consistent("k")
-    spans_dir = dcr_home / "datasets" / "k" / "spans"
-    unlisted = 0
-    killed: list[int] = []
-    for delay in (0.5 * took, 0.7 * took, 0.85 * took, 0.95 * took):
-        p = subprocess.Popen(_dcr("ingest", str(dump), "--dataset", "k"), env=env, cwd=REPO,
+    delay, killed, mid_write = 0.6 * took, [], None
+    for attempt in range(8):  # aim the kill at the stretch where parts exist but no manifest lists them
+        name = f"k{attempt}"
+        ingest.ingest_paths([str(EXAMPLES / "trace.json")], name)
+        before = _consistent(name)
+        p = subprocess.Popen(_dcr("ingest", str(dump), "--dataset", name), env=env, cwd=REPO,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        time.sleep(delay * (0.9 + 0.2 * random.random()))
+        time.sleep(delay * (0.95 + 0.1 * random.random()))
         os.killpg(p.pid, signal.SIGKILL)
         p.wait()
         killed.append(p.pid)
-        now = _consistent("k")
-        listed = {Path(f).name for f in open_handle("k").manifest["files"]["spans"]}
-        unlisted = max(unlisted, len({f.name for f in spans_dir.iterdir()} - listed))
-        if now != before:  # the kill came after the commit: then it is complete
-            assert now["spans"] > before["spans"]
+        now = _consistent(name)
+        if now != before:  # the kill came after the commit: then the new state is complete
+            assert now["spans"] == before["spans"] + full_spans
+            delay *= 0.75
+            continue
+        listed = {Path(f).name for f in open_handle(name).manifest["files"]["spans"]}
+        on_disk = {f.name for f in (dcr_home / "datasets" / name / "spans").iterdir()}
+        if on_disk - listed:
+            mid_write = name
             break
-        assert now == before
-    p = subprocess.run(_dcr("ingest", str(dump), "--dataset", "k", "--json"), env=env, cwd=REPO,
+        delay *= 1.2  # nothing written yet: kill later
+    assert mid_write, "no kill landed while part files were being written"
+    p = subprocess.run(_dcr("ingest", str(dump), "--dataset", mid_write, "--json"), env=env, cwd=REPO,
                        capture_output=True, timeout=300)
     assert p.returncode == 0, p.stderr
-    assert unlisted > 0, "no kill landed while part files were being written"
-    final = _consistent("k")
-    assert final["spans"] == before["spans"] + full_spans
+    assert _consistent(mid_write)["spans"] == before["spans"] + full_spans
     shm = Path("/dev/shm")
     if shm.is_dir():  # hand-off files of the killed processes were cleaned up by the rerun
         assert not [f for pid in killed for f in shm.glob(f"dcr-ingest-{pid}-*")]
-    leftovers = {f.name for f in (dcr_home / "datasets" / "k" / "spans").iterdir()}
-    assert leftovers == {Path(f).name for f in open_handle("k").manifest["files"]["spans"]}
+    leftovers = {f.name for f in (dcr_home / "datasets" / mid_write / "spans").iterdir()}
+    assert leftovers == {Path(f).name for f in open_handle(mid_write).manifest["files"]["spans"]}
 
 
 def test_two_ingests_at_once_one_waits(dump: Path, dcr_home: Path):
