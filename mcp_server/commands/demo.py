@@ -7,6 +7,7 @@ from pathlib import Path
 
 from mcp_server.errors import UsageError
 from mcp_server.output import emit_json, info
+from mcp_server.timearg import format_ns
 
 NAME = "demo"
 HELP = "run the main job on the bundled fixtures (offline unless a key is set)"
@@ -40,5 +41,6 @@ def run(args: argparse.Namespace) -> int:
     info(f"ingested the bundled fixtures into dataset {summary['dataset']!r} ({summary['path']})")
     print(f"spans {summary['spans']}, logs {summary['logs']}, rejected {summary['rejected']}, "
           f"services {len(summary['services'])}, sources {len(summary['sources'])}")
-    print(f"time range {tr.get('start_ns')} .. {tr.get('end_ns')} (ns)")
+    if tr.get("start_ns") is not None:
+        print(f"time range {format_ns(tr['start_ns'])} .. {format_ns(tr['end_ns'])}")
     return 0
