@@ -131,7 +131,7 @@ def _links(links: list[oj._Link]) -> bytes:
 
 # ---- spans --------------------------------------------------------------------------------
 
-# row tuple layout (the order _FastSpans.add builds)
+# row tuple layout (the order _FastSpans.add_group builds)
 _ROW = ("trace_id", "span_id", "parent_span_id", "trace_state", "name", "kind", "start_ns", "end_ns",
         "status_code", "status_message", "attributes", "events", "links", "flags", "dropped_attributes_count",
         "dropped_events_count", "dropped_links_count", "exception_type", "exception_message", "source_offset",

@@ -62,7 +62,8 @@ def _now_iso() -> str:
 # ---- locking ------------------------------------------------------------------------------
 
 
-def acquire_lock(folder: Path, name: str, timeout_s: float, on_wait: Callable[[str], None] | None = None) -> int:
+def acquire_lock(folder: Path, name: str, timeout_s: float, on_wait: Callable[[str], None] | None = None,
+                 hint: str = "wait for it to finish or use another --dataset") -> int:
     """An exclusive flock on folder/.lock, waiting up to `timeout_s`; the open fd."""
     folder.mkdir(parents=True, exist_ok=True)
     fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
@@ -77,8 +78,7 @@ def acquire_lock(folder: Path, name: str, timeout_s: float, on_wait: Callable[[s
             if time.monotonic() >= deadline:
                 os.close(fd)
                 raise DatasetLocked(
-                    f"dataset {name!r} is being written by another process (pid {holder}); "
-                    "wait for it to finish or use another --dataset"
+                    f"dataset {name!r} is being written by another process (pid {holder}); {hint}"
                 ) from None
             if not told and on_wait is not None:
                 on_wait(f"waiting for another ingest into dataset {name!r} (pid {holder}) to finish")
@@ -532,7 +532,7 @@ def remove_dataset(name: str) -> None:
     path = dataset_path(name)
     if not (path / "manifest.json").is_file():
         raise DatasetNotFound(name, list_datasets())
-    fd = acquire_lock(path, name, timeout_s=0.0)
+    fd = acquire_lock(path, name, timeout_s=0.0, hint="remove it once that ingest has finished")
     try:
         (path / "manifest.json").unlink()  # from here on it is not a dataset any more
     finally:
