@@ -19,6 +19,7 @@ import argparse
 import os
 import random
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -167,8 +168,12 @@ def _tree_memory_kb(root: int) -> tuple[int, int]:
     return total, largest
 
 
-def measure(cmd: list[str]) -> tuple[float, float, float, str]:
-    """(seconds, peak tree PSS MB, peak single RSS MB, stdout) of running `cmd`."""
+def measure(cmd: list[str]) -> tuple[float, float, float, str, float]:
+    """(seconds, peak tree PSS MB, peak single RSS MB, stdout, CPU seconds) of running `cmd`.
+
+    CPU seconds are user + system of the whole process tree (children that were waited for,
+    as the ingest's worker pool is), the figure that does not depend on what else runs."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, cwd=REPO)
     peak = [0, 0]
@@ -186,14 +191,22 @@ def measure(cmd: list[str]) -> tuple[float, float, float, str]:
     th.join()
     if proc.returncode != 0:
         raise SystemExit(f"{cmd[:3]}… failed with exit {proc.returncode}")
-    return seconds, peak[0] / 1024, peak[1] / 1024, out.decode()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return seconds, peak[0] / 1024, peak[1] / 1024, out.decode(), cpu_s
+
+
+def _line_of(label: str, size: int, secs: float, pss: float, rss: float, cpu_s: float, extra: str) -> str:
+    return (f"{label:16}: {size / 1e6 / secs:7.1f} MB/s  {secs:6.1f} s  CPU {cpu_s:6.1f} s "
+            f"({cpu_s / (size / 2**30):5.1f} CPU-s/GB)  peak PSS (tree) {pss:6.0f} MB  "
+            f"max RSS (one process) {rss:6.0f} MB  {extra}")
 
 
 _OURS = """
-import json, sys
+import json, sys, time
 from ingest import ingest_paths
 r = ingest_paths([sys.argv[1]], sys.argv[2])
-print(json.dumps({"spans": r.spans, "rejected": r.rejected}))
+print(json.dumps({"spans": r.spans, "rejected": r.rejected, "cpu_s_main": round(time.process_time(), 2)}))
 """
 
 _JAEGER_READER = """
@@ -269,21 +282,18 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="dcr-bench-") as home:
         env_cmd = [sys.executable, "-c", _OURS, str(dump), "bench"]
         os.environ["DCR_HOME"] = home
-        secs, pss, rss, out = measure(env_cmd)
-        print(f"dcr ingest      : {size / 1e6 / secs:7.1f} MB/s  {secs:6.1f} s  peak PSS (tree) {pss:6.0f} MB  "
-              f"max RSS (one process) {rss:6.0f} MB  {out.strip()}")
+        secs, pss, rss, out, cpu_s = measure(env_cmd)
+        print(_line_of("dcr ingest", size, secs, pss, rss, cpu_s, out.strip()))
         if args.keep:
             print(f"dataset kept in {home} (removed at exit unless you copy it)")
     if args.format == "jaeger":
         for workers, label in ((1, "jaeger.read only"), (2, "read_parallel x2")):
-            secs, pss, rss, out = measure([sys.executable, "-c", _JAEGER_READER, str(dump), str(workers)])
-            print(f"{label:16}: {size / 1e6 / secs:7.1f} MB/s  {secs:6.1f} s  peak PSS (tree) {pss:6.0f} MB  "
-                  f"max RSS (one process) {rss:6.0f} MB  {out.strip()}")
+            secs, pss, rss, out, cpu_s = measure([sys.executable, "-c", _JAEGER_READER, str(dump), str(workers)])
+            print(_line_of(label, size, secs, pss, rss, cpu_s, out.strip()))
     if not args.no_reference:
         with tempfile.TemporaryDirectory(prefix="dcr-bench-ref-") as tmp:
-            secs, pss, rss, out = measure([sys.executable, "-c", _DUCKDB, str(dump), f"{tmp}/ref.parquet"])
-            print(f"duckdb reference: {size / 1e6 / secs:7.1f} MB/s  {secs:6.1f} s  peak PSS (tree) {pss:6.0f} MB  "
-                  f"max RSS (one process) {rss:6.0f} MB  spans {out.strip()}")
+            secs, pss, rss, out, cpu_s = measure([sys.executable, "-c", _DUCKDB, str(dump), f"{tmp}/ref.parquet"])
+            print(_line_of("duckdb reference", size, secs, pss, rss, cpu_s, f"spans {out.strip()}"))
     return 0
 
 
