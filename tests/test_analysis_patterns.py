@@ -84,10 +84,25 @@ def test_a_longer_wire_into_one_service_is_network_delay(tmp_path, monkeypatch):
         t.span("users", "GetUser", 1.5 + extra / 2, 10 + i % 3, parent=c)
 
     result, _ = _run(tmp_path, monkeypatch, build, find_network_delays)
-    [c] = result.candidates
+    [c] = result.candidates  # one edge: the callee, not the caller (who counts half)
     assert (c.service, c.mechanism) == ("users", "network_delay")
-    assert c.evidence.before["mean_gap_ns"] == 2_000_000 and c.evidence.after["mean_gap_ns"] == 202_000_000
-    assert c.evidence.before["mean_server_ns"] == c.evidence.after["mean_server_ns"]
+    assert c.evidence.before["median_gap_ns"] == 2_000_000 and c.evidence.after["median_gap_ns"] == 202_000_000
+    assert c.evidence.before["median_server_ns"] == c.evidence.after["median_server_ns"]
+    assert c.summary.startswith("calls into users from web spend longer")
+
+
+def test_a_pod_delayed_both_ways_is_the_service_its_grown_edges_share(tmp_path, monkeypatch):
+    def build(t, after, i):
+        extra = 100 if after else 0  # every packet of api's pod waits: calls into it and out of it
+        root = t.span("web", "GET /", 0, 400)
+        c = t.span("web", "GET /api", 1, 14 + i % 3 + 2 * extra + 20, parent=root, kind="CLIENT")
+        srv = t.span("api", "GET /api", 2 + extra, 12 + i % 3 + extra + 20, parent=c)
+        c2 = t.span("api", "GET /db", 3 + extra, 10 + extra, parent=srv, kind="CLIENT")
+        t.span("db", "GET /db", 4 + extra + extra / 2, 8, parent=c2)
+
+    result, _ = _run(tmp_path, monkeypatch, build, find_network_delays)
+    assert [(c.service, c.mechanism) for c in result.candidates] == [("api", "network_delay")]
+    assert result.candidates[0].summary.startswith("calls into api from web and out of api to db")
 
 
 def test_an_operation_that_returns_early_changes_shape_and_its_caller_defers(tmp_path, monkeypatch):

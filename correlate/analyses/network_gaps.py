@@ -1,9 +1,13 @@
 """Time lost between services: the network gap of every call, before vs after.
 
 The gap of a call is its CLIENT span's duration minus the duration of the SERVER span it
-caused (both measured on one host each, so clock skew does not enter). Gaps that grow on the
-calls INTO one service, while its own server spans do not slow, point at the network (or a
-proxy, or a saturated connection pool) in front of that service: `network_delay` on the callee.
+caused (each measured on one host, so clock skew does not enter). An edge (caller -> callee)
+whose gaps grew, surely (a median-shift test) and clearly (at least GROWN of the ratio score),
+lost time on the wire. The service that the grown edges have in common is where the network is
+bad: a slow path INTO a service grows every edge that calls it; a delayed pod grows its edges
+both ways. Each service's share of the grown edges' added time (edges it is the callee of, and
+half of those it is the caller of) decides: above MIN_SHARE makes a `network_delay` candidate,
+scaled by that share.
 """
 
 from __future__ import annotations
@@ -24,39 +28,31 @@ from correlate.analyses.common import (
 )
 from correlate.types import Candidate, Evidence
 
-__all__ = ["NAME", "find_network_delays"]
+__all__ = ["NAME", "find_network_delays", "GROWN", "MIN_SHARE"]
 
 NAME = "network_gaps"
 FLOOR_NS = 200_000  # gaps under 0.2 ms are loopback noise
-MIN_CALLS = 5
+MIN_CALLS = 3  # per edge and period
+GROWN = 0.3
+MIN_SHARE = 0.5
 CALL = "kind = 'CLIENT' AND remote_ns IS NOT NULL"
+GAP = "dur_ns - remote_ns"
 
 
 def _edges(ctx: AnalysisContext) -> list[dict]:
     return rows(
         ctx.con,
-        f"""SELECT remote_service AS callee, service AS caller,
+        f"""SELECT service AS caller, remote_service AS callee,
                    count(*) FILTER (WHERE NOT after) AS n_b, count(*) FILTER (WHERE after) AS n_a,
-                   avg(dur_ns - remote_ns) FILTER (WHERE NOT after) AS gap_b,
-                   avg(dur_ns - remote_ns) FILTER (WHERE after) AS gap_a
-            FROM {ctx.s} WHERE {CALL} GROUP BY remote_service, service ORDER BY remote_service, service""",
-    )
-
-
-def _callees(ctx: AnalysisContext) -> list[dict]:
-    gap = "dur_ns - remote_ns"
-    return rows(
-        ctx.con,
-        f"""SELECT remote_service AS callee,
-                   count(*) FILTER (WHERE NOT after) AS n_b, count(*) FILTER (WHERE after) AS n_a,
-                   median({gap}) FILTER (WHERE NOT after) AS p50_b, median({gap}) FILTER (WHERE after) AS p50_a,
-                   quantile_cont({gap}, 0.75) FILTER (WHERE NOT after)
-                     - quantile_cont({gap}, 0.25) FILTER (WHERE NOT after) AS iqr_b,
-                   quantile_cont({gap}, 0.75) FILTER (WHERE after)
-                     - quantile_cont({gap}, 0.25) FILTER (WHERE after) AS iqr_a,
-                   coalesce(sum({gap}) FILTER (WHERE NOT after), 0) AS tot_b,
-                   coalesce(sum({gap}) FILTER (WHERE after), 0) AS tot_a
-            FROM {ctx.s} WHERE {CALL} GROUP BY remote_service ORDER BY remote_service""",
+                   median({GAP}) FILTER (WHERE NOT after) AS p50_b, median({GAP}) FILTER (WHERE after) AS p50_a,
+                   quantile_cont({GAP}, 0.75) FILTER (WHERE NOT after)
+                     - quantile_cont({GAP}, 0.25) FILTER (WHERE NOT after) AS iqr_b,
+                   quantile_cont({GAP}, 0.75) FILTER (WHERE after)
+                     - quantile_cont({GAP}, 0.25) FILTER (WHERE after) AS iqr_a,
+                   coalesce(sum({GAP}) FILTER (WHERE NOT after), 0) AS tot_b,
+                   coalesce(sum({GAP}) FILTER (WHERE after), 0) AS tot_a
+            FROM {ctx.s} WHERE {CALL} AND service <> remote_service
+            GROUP BY service, remote_service ORDER BY service, remote_service""",
     )
 
 
@@ -68,46 +64,57 @@ def find_network_delays(ctx: AnalysisContext) -> AnalysisResult:
     if not totals.n_before or not totals.n_after:
         return out
     ref_ns = max(totals.mean_dur_before_ns or 0.0, 1e6)
-    edges: dict[str, list[dict]] = {}
+    grown = []
     for e in _edges(ctx):
-        edges.setdefault(e["callee"], []).append(e)
-    for c in _callees(ctx):
-        if c["n_b"] < MIN_CALLS or c["n_a"] < MIN_CALLS:
+        if e["n_b"] < MIN_CALLS or e["n_a"] < MIN_CALLS:
             continue
-        sure = median_shift(c["p50_b"], c["p50_a"], c["iqr_b"], c["iqr_a"], c["n_b"], c["n_a"], FLOOR_NS)
-        delta_req = c["tot_a"] / totals.n_after - c["tot_b"] / totals.n_before
-        impact = clamp01(delta_req / (0.25 * ref_ns))
-        mine = [e for e in edges.get(c["callee"], []) if e["n_a"] and e["n_b"]]
-        grown = [e for e in mine if ratio_score(e["gap_b"], e["gap_a"], FLOOR_NS) >= 0.3]
-        spread = len(grown) / len(mine) if mine else 0.0
-        score = ratio_score(c["p50_b"], c["p50_a"], FLOOR_NS) * sure * (0.3 + 0.7 * impact) * (0.5 + 0.5 * spread)
-        if score < 0.05:
+        e["ratio"] = ratio_score(e["p50_b"], e["p50_a"], FLOOR_NS)
+        e["sure"] = median_shift(e["p50_b"], e["p50_a"], e["iqr_b"], e["iqr_a"], e["n_b"], e["n_a"], FLOOR_NS)
+        e["delta"] = max(e["tot_a"] / totals.n_after - e["tot_b"] / totals.n_before, 0.0)
+        if e["ratio"] >= GROWN and e["sure"] > 0:
+            grown.append(e)
+    added = sum(e["delta"] for e in grown)
+    if not grown or added <= 0:
+        return out
+    services = sorted({e["caller"] for e in grown} | {e["callee"] for e in grown})
+    for svc in services:
+        mine = [e for e in grown if svc in (e["caller"], e["callee"])]
+        # a slow path is more often in front of the callee: as caller a service counts half,
+        # so one grown edge names its callee, and a pod delayed both ways still names itself
+        share = sum(e["delta"] * (1.0 if e["callee"] == svc else 0.5) for e in mine) / added
+        if share <= MIN_SHARE:
             continue
-        out.candidates.append(_candidate(ctx, c["callee"], mine, score))
+        n = sum(e["n_a"] for e in mine)
+        ratio = sum(e["ratio"] * e["n_a"] for e in mine) / n
+        sure = sum(e["sure"] * e["n_a"] for e in mine) / n
+        impact = clamp01(sum(e["delta"] for e in mine) / (0.25 * ref_ns))
+        score = ratio * sure * (0.3 + 0.7 * impact) * share
+        if score >= 0.05:
+            out.candidates.append(_candidate(ctx, svc, mine, score))
     return out
 
 
-def _candidate(ctx: AnalysisContext, callee: str, edges: list[dict], score: float) -> Candidate:
+def _candidate(ctx: AnalysisContext, svc: str, edges: list[dict], score: float) -> Candidate:
+    into = sorted(e["caller"] for e in edges if e["callee"] == svc)
+    out_of = sorted(e["callee"] for e in edges if e["caller"] == svc)
     q = f"""SELECT CASE WHEN after THEN 'after' ELSE 'before' END AS period, count(*) AS calls,
-       round(avg(dur_ns - remote_ns)) AS mean_gap_ns, quantile_disc(dur_ns - remote_ns, 0.95) AS p95_gap_ns,
-       round(avg(remote_ns)) AS mean_server_ns
-FROM s WHERE {CALL} AND remote_service = {lit(callee)}
+       median({GAP}) AS median_gap_ns, quantile_disc({GAP}, 0.95) AS p95_gap_ns, median(remote_ns) AS median_server_ns
+FROM s WHERE {CALL} AND service <> remote_service AND (remote_service = {lit(svc)} OR service = {lit(svc)})
 GROUP BY after ORDER BY after"""
     before, after = period_figures(ctx, q)
-    tids, sids = exemplars(ctx, f"after AND {CALL} AND remote_service = {lit(callee)}",
-                           order="dur_ns - remote_ns DESC")
-    callers = sorted({e["caller"] for e in edges})
+    tids, sids = exemplars(ctx, f"after AND {CALL} AND (remote_service = {lit(svc)} OR service = {lit(svc)})",
+                           order=f"{GAP} DESC")
+    paths = ([f"into {svc} from {', '.join(into)}"] if into else []) + (
+        [f"out of {svc} to {', '.join(out_of)}"] if out_of else [])
     summary = (
-        f"calls into {callee} (from {', '.join(callers)}) spend longer between client and server: "
-        f"mean gap {fmt_ms(before.get('mean_gap_ns'))} -> {fmt_ms(after.get('mean_gap_ns'))}, while its "
-        f"server spans take {fmt_ms(before.get('mean_server_ns'))} -> {fmt_ms(after.get('mean_server_ns'))}"
+        f"calls {' and '.join(paths)} spend longer between client and server: median gap "
+        f"{fmt_ms(before.get('median_gap_ns'))} -> {fmt_ms(after.get('median_gap_ns'))}, while the server "
+        f"spans take {fmt_ms(before.get('median_server_ns'))} -> {fmt_ms(after.get('median_server_ns'))}"
     )
     per_edge = {
-        f"{e['caller']} -> {callee}": {"mean_gap_before_ns": round(e["gap_b"] or 0),
-                                       "mean_gap_after_ns": round(e["gap_a"] or 0)}
+        f"{e['caller']} -> {e['callee']}": {"median_gap_before_ns": e["p50_b"], "median_gap_after_ns": e["p50_a"]}
         for e in edges
     }
     ev = Evidence(before=before, after=after, trace_ids=tids, span_ids=sids, sql=evidence_sql(ctx, q),
                   details={"edges": per_edge})
-    return Candidate(callee, None, "network_delay", round(clamp01(score), 4), summary, ev, NAME)
-
+    return Candidate(svc, None, "network_delay", round(clamp01(score), 4), summary, ev, NAME)
