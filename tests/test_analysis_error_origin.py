@@ -86,3 +86,25 @@ def test_a_client_that_gave_up_blames_the_callee(tmp_path, monkeypatch):
     assert top.evidence.details["share_callers_gave_up"] == 1.0
     assert top.summary.startswith("callers give up waiting for inv POST /reserve: 20 calls time out")
     assert [c.mechanism for c in result.candidates] == ["latency_regression", "timeout_cascade"]
+
+
+def _down(t, after: bool, i: int) -> None:
+    """web calls inv; after the onset inv is down: web's client span fails, refused, with no inv span."""
+    root = t.span("web", "GET /stock", 0, 20, status_code="ERROR" if after else "UNSET")
+    c = t.span("web", "POST /stock", 1, 2 if after else 15, parent=root, kind="CLIENT", peer_service="inv",
+               status_code="ERROR" if after else "UNSET", status_message="connection refused" if after else None)
+    if not after:
+        t.span("inv", "POST /stock", 2, 12, parent=c)
+
+
+def test_a_call_to_a_traced_service_that_left_no_span_blames_that_service(tmp_path, monkeypatch):
+    monkeypatch.setenv("DCR_HOME", str(tmp_path))
+    spans, window, baseline = two_periods(_down, n=20)
+    with spans.open("down") as s:
+        result = analyse(s, find_error_origins, window, baseline)
+        top = result.candidates[0]
+        assert (top.service, top.operation, top.mechanism) == ("inv", "POST /stock", "dependency_failure")
+        assert top.evidence.details["share_unanswered"] == 1.0
+        assert top.summary.startswith("calls to inv (POST /stock) fail without an answer from it: 20 client calls")
+        # its SQL puts the errors on inv too: 20 origins in the window, none before
+        assert s.sql(top.evidence.sql).rows == (("before", 20, 0), ("after", 20, 20))

@@ -4,7 +4,10 @@ An erroring span with an erroring child only passes an error on; the one at the 
 where it began. Aggregated by service and operation, before vs after, with the exception
 types and messages. A span at the bottom that calls something uninstrumented (a CLIENT span
 with no server child: a database, a cache, a third-party API) names a failing dependency;
-errors that reach the callers in other services are propagation.
+errors that reach the callers in other services are propagation. Two origins put the error
+on the callee instead: a client that gave up while its server span was still working (a
+timeout), and a client call to a traced service (its peer attribute names one) that left no
+server span at all (refused, unreachable, crashed).
 """
 
 from __future__ import annotations
@@ -31,7 +34,18 @@ MAX_FINDINGS = 5
 ORIGIN = "err AND n_err_children = 0"
 # a client that gave up while its server was still working (a timeout): the wait was the callee's
 GAVE_UP = "kind = 'CLIENT' AND remote_ns IS NOT NULL AND remote_ns * 10 >= dur_ns * 9"
-BLAMED = f"(CASE WHEN {ORIGIN} AND {GAVE_UP} THEN remote_service ELSE service END)"
+# a client call to a traced service that left no server span (refused, unreachable, crashed):
+# the callee, named by the client's peer attribute, is what failed
+UNANSWERED = "kind = 'CLIENT' AND remote_ns IS NULL AND peer_service IS DISTINCT FROM service"
+
+
+def blamed(rel: str) -> str:
+    """The service an origin span puts the error on, over the working spans `rel`."""
+    return (f"(CASE WHEN {ORIGIN} AND {GAVE_UP} THEN remote_service "
+            f"WHEN {ORIGIN} AND {UNANSWERED} AND peer_service IN (SELECT DISTINCT service FROM {rel}) "
+            f"THEN peer_service ELSE service END)")
+
+
 
 
 def _groups(ctx: AnalysisContext) -> list[dict]:
@@ -39,8 +53,9 @@ def _groups(ctx: AnalysisContext) -> list[dict]:
         ctx.con,
         f"""
         WITH o AS (
-          SELECT s.* REPLACE ({BLAMED} AS service),
-                 {ORIGIN} AS origin, {ORIGIN} AND {GAVE_UP} AS gave_up
+          SELECT s.* REPLACE ({blamed(ctx.s)} AS service),
+                 {ORIGIN} AS origin, {ORIGIN} AND {GAVE_UP} AS gave_up,
+                 {ORIGIN} AND {UNANSWERED} AND {blamed(ctx.s)} <> s.service AS unanswered
           FROM {ctx.s} s
         ), failing AS (
           SELECT count(*) AS n FROM {ctx.t} WHERE after AND root_err
@@ -53,6 +68,7 @@ def _groups(ctx: AnalysisContext) -> list[dict]:
                count(*) FILTER (WHERE after AND origin AND kind IN ('CLIENT', 'PRODUCER')
                                 AND remote_ns IS NULL) AS leaf_client_a,
                count(*) FILTER (WHERE after AND gave_up) AS gave_up_a,
+               count(*) FILTER (WHERE after AND unanswered) AS unanswered_a,
                count(DISTINCT trace_id) FILTER (WHERE after AND origin) AS traces_a,
                mode(exception_type) FILTER (WHERE after AND origin) AS exception_type,
                mode(err_msg) FILTER (WHERE after AND origin) AS message,
@@ -67,7 +83,7 @@ def _root_failures(ctx: AnalysisContext, service: str, op: str) -> int:
     """Failing-root traces of the window that contain an origin of (service, op)."""
     return ctx.con.execute(
         f"""SELECT count(*) FROM {ctx.t} t WHERE t.after AND t.root_err AND t.trace_id IN (
-              SELECT trace_id FROM {ctx.s} WHERE after AND {ORIGIN} AND {BLAMED} = ? AND op = ?)""",
+              SELECT trace_id FROM {ctx.s} WHERE after AND {ORIGIN} AND {blamed(ctx.s)} = ? AND op = ?)""",
         [service, op],
     ).fetchone()[0]
 
@@ -114,13 +130,13 @@ def _candidates(ctx: AnalysisContext, base: float, g: dict) -> list[Candidate]:
     score = clamp01(base * (0.55 + 0.45 * max(reach, crossed)))
     q = f"""SELECT CASE WHEN after THEN 'after' ELSE 'before' END AS period, count(*) AS calls,
        count(*) FILTER (WHERE {ORIGIN}) AS origin_errors
-FROM s WHERE {BLAMED} = {lit(service)} AND op = {lit(op)}
+FROM s WHERE {blamed('s')} = {lit(service)} AND op = {lit(op)}
 GROUP BY after ORDER BY after"""
     before, after = period_figures(ctx, q)
     for d in (before, after):
         if d.get("calls"):
             d["origin_error_rate"] = round(d["origin_errors"] / d["calls"], 6)
-    tids, sids = exemplars(ctx, f"after AND {ORIGIN} AND {BLAMED} = {lit(service)} AND op = {lit(op)}")
+    tids, sids = exemplars(ctx, f"after AND {ORIGIN} AND {blamed(ctx.s)} = {lit(service)} AND op = {lit(op)}")
     what = f"{g['exception_type'] or 'error'}: {g['message']}" if g["message"] else (g["exception_type"] or "error")
     rate_b = before.get("origin_error_rate")
     summary = (
@@ -130,6 +146,7 @@ GROUP BY after ORDER BY after"""
         f"{root_fail} failing requests carry it ({what[:120]})"
     )
     gave_up = g["gave_up_a"] / g["origin_a"]
+    unanswered = g["unanswered_a"] / g["origin_a"]
     details = {
         "exception_type": g["exception_type"],
         "message": g["message"],
@@ -139,6 +156,7 @@ GROUP BY after ORDER BY after"""
         "share_crossing_services": round(crossed, 4),
         "share_uninstrumented_dependency": round(leaf, 4),
         "share_callers_gave_up": round(gave_up, 4),
+        "share_unanswered": round(unanswered, 4),
     }
     ev = Evidence(before=before, after=after, trace_ids=tids, span_ids=sids, sql=evidence_sql(ctx, q), details=details)
     secondary: str | None = None
@@ -147,6 +165,12 @@ GROUP BY after ORDER BY after"""
         summary = (
             f"callers give up waiting for {service} {op}: {g['gave_up_a']} calls time out while its server span "
             f"is still working ({what[:100]}); {root_fail} failing requests carry it"
+        )
+    elif unanswered >= 0.5:
+        primary, secondary = "dependency_failure", "error_propagation"
+        summary = (
+            f"calls to {service} ({op}) fail without an answer from it: {g['unanswered_a']} client calls left no "
+            f"{service} span ({what[:100]}); {root_fail} failing requests carry it"
         )
     elif leaf >= 0.5:
         primary, secondary = "dependency_failure", "error_propagation"
