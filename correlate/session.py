@@ -25,6 +25,7 @@ import shutil
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -76,6 +77,8 @@ class DatasetSession:
         self.name = handle.name
         self.handle = handle
         self._tmpdir = tempfile.mkdtemp(prefix="dcr-duckdb-")
+        # a session never closed still removes its spill folder when collected or at exit
+        self._cleanup = weakref.finalize(self, shutil.rmtree, self._tmpdir, True)
         self._materialized: set[str] = set()
         self._lock = threading.Lock()
         self._sql_lock = threading.Lock()

@@ -199,3 +199,16 @@ def test_every_duckdb_error_maps_to_one_line():
         assert mapped.position == 3 and str(mapped).endswith("(at position 3, near 'ECT nope')")
     plain = map_duckdb_error(duckdb.IOException("IO Error: disk\n\nLINE 1: x\n  ^"))
     assert str(plain) == "IO Error: disk" and plain.position is None
+
+
+def test_an_unclosed_session_still_removes_its_temp_folder(dcr_home):
+    import gc
+
+    make_dataset("leak", [_span(T1, "a" * 16, None, "front", "x", 0, 10)])
+    ds = open_dataset("leak")
+    folder = Path(ds._tmpdir)
+    ds.con.close()
+    ds._user.close()
+    del ds
+    gc.collect()
+    assert not folder.exists()
