@@ -159,3 +159,15 @@ def test_a_deploy_at_the_onset_lifts_its_service_and_names_the_deploy(tmp_path, 
     assert deploy.summary.startswith("api changed version 1.0 -> 2.0 at the onset, and then: api GET /api got slower")
     assert deploy.evidence.details["regression"] == "latency_regression"
     assert [f.service for f in report.findings if f.kind == "deploy"] == ["api"]
+
+
+def test_spans_without_a_service_are_unknown_service(tmp_path, monkeypatch):
+    monkeypatch.setenv("DCR_HOME", str(tmp_path))
+
+    def build(t, after, i):
+        t.span("web", "GET /", 0, 10, status_code="ERROR" if after else "UNSET", service_name=None)
+
+    spans, window, baseline = two_periods(build)
+    with spans.open("anon") as s:
+        report = s.correlate(window, baseline)
+    assert {c.service for c in report.candidates} == {"unknown_service"}

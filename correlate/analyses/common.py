@@ -124,7 +124,7 @@ def working_sql(window: Window, baseline: Window | None, sample_mod: int = 1) ->
     return f"""WITH raw AS MATERIALIZED (
   SELECT start_ns >= {window.start_ns} AS after, trace_id, span_id, hash(trace_id) AS tk, hash(span_id) AS sk,
          CASE WHEN parent_span_id IS NOT NULL THEN hash(parent_span_id) END AS pk,
-         name AS op, kind, service_name AS service, service_version AS version, host,
+         name AS op, kind, coalesce(service_name, 'unknown_service') AS service, service_version AS version, host,
          start_ns, end_ns, end_ns - start_ns AS dur_ns, status_code = 'ERROR' AS err,
          CASE WHEN status_code = 'ERROR' THEN coalesce(status_message, exception_message) END AS err_msg,
          exception_type, http_route, http_status_code, db_system,
