@@ -5,7 +5,8 @@ For every operation, the share of its calls that have at least one child of each
 means code that returns early or throws before it; a child that no call had and now many have
 means a new code path (often a deploy). When the operations of a caller and of a service it
 calls both change, the deepest one is where the change is: the caller only reacts to what it
-got back (scaled by UPSTREAM_FACTOR).
+got back (scaled by UPSTREAM_FACTOR). Children missing after another child failed are error
+handling, not a new code path (scaled by AFTER_FAILURE_FACTOR times that share).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ MIN_CALLS = 5
 HAD = 0.7  # "most calls had it" in the baseline
 NEW = 0.05  # "no call had it" in the baseline
 UPSTREAM_FACTOR = 0.5
+AFTER_FAILURE_FACTOR = 0.5
 MAX_CANDIDATES = 4
 
 
@@ -76,8 +78,24 @@ def find_structure_changes(ctx: AnalysisContext) -> AnalysisResult:
         deeper = (reach.get(svc, set()) & changed_services) - {svc}
         if deeper:
             s *= UPSTREAM_FACTOR
-        out.candidates.append(_candidate(ctx, svc, op, cs, clamp01(s), sorted(deeper)))
+        after_failure = _after_failure(ctx, svc, op, max(cs, key=lambda c: c["score"]))
+        s *= 1.0 - AFTER_FAILURE_FACTOR * after_failure
+        out.candidates.append(_candidate(ctx, svc, op, cs, clamp01(s), sorted(deeper), after_failure))
     return out
+
+
+def _after_failure(ctx: AnalysisContext, svc: str, op: str, change: dict) -> float:
+    """Of the window's calls that lack a missing child, the share where another child failed: the
+    code stopped because a call failed (error handling), which error_origin explains better."""
+    if change["change"] != "missing":
+        return 0.0
+    got = ctx.con.execute(
+        f"""SELECT avg((n_err_children > 0)::INT) FROM {ctx.s} p
+            WHERE after AND service = ? AND op = ?
+              AND sk NOT IN (SELECT pk FROM {ctx.s} WHERE service = ? AND op = ? AND pk IS NOT NULL)""",
+        [svc, op, change["c_service"], change["c_op"]],
+    ).fetchone()[0]
+    return float(got or 0.0)
 
 
 def _callees(ctx: AnalysisContext) -> dict[str, set[str]]:
@@ -100,7 +118,8 @@ def _callees(ctx: AnalysisContext) -> dict[str, set[str]]:
     return reach
 
 
-def _candidate(ctx: AnalysisContext, svc: str, op: str, cs: list[dict], score: float, deeper: list[str]) -> Candidate:
+def _candidate(ctx: AnalysisContext, svc: str, op: str, cs: list[dict], score: float, deeper: list[str],
+               after_failure: float) -> Candidate:
     top = max(cs, key=lambda c: c["score"])
     q = f"""SELECT CASE WHEN after THEN 'after' ELSE 'before' END AS period, count(*) AS calls,
        count(*) FILTER (WHERE sk IN (SELECT pk FROM s c WHERE c.service = {lit(top['c_service'])}
@@ -121,5 +140,6 @@ GROUP BY after ORDER BY after"""
                   details={"changes": [{"child_service": c["c_service"], "child_operation": c["c_op"],
                                         "change": c["change"], "share_before": round(c["had_b"], 4),
                                         "share_after": round(c["had_a"], 4)} for c in cs],
-                           "deeper_changed_services": deeper})
+                           "deeper_changed_services": deeper,
+                           "share_after_a_failed_child": round(after_failure, 4)})
     return Candidate(svc, op, "code_path_change", round(score, 4), summary, ev, NAME)
