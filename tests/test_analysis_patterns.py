@@ -3,6 +3,8 @@ network gaps, structure change. One scenario each, exact figures."""
 
 from __future__ import annotations
 
+import pytest
+
 from correlate.analyses.n_plus_one import find_n_plus_one
 from correlate.analyses.network_gaps import find_network_delays
 from correlate.analyses.retry_storms import find_retry_storms
@@ -125,3 +127,20 @@ def test_an_operation_that_returns_early_changes_shape_and_its_caller_defers(tmp
     assert cart.evidence.after == {"calls": 30, "calls_with_child": 15}
     assert cart.score > checkout.score  # checkout calls cart, which changed too: checkout only reacts
     assert checkout.evidence.details["deeper_changed_services"] == ["cart"]
+
+
+def test_children_missing_after_a_failed_child_are_error_handling(tmp_path, monkeypatch):
+    def build(t, after, i, fail_first=True):
+        root = t.span("pay", "POST /charge", 0, 50)
+        bad = after and i % 2 == 0
+        t.span("pay", "Renew", 1, 5, parent=root, kind="CLIENT", status_code="ERROR" if bad and fail_first else "UNSET")
+        if not bad:
+            t.span("pay", "INSERT payments", 10, 5, parent=root, kind="CLIENT", db_system="postgresql")
+
+    handled, _ = _run(tmp_path / "a", monkeypatch, build, find_structure_changes)
+    plain, _ = _run(tmp_path / "b", monkeypatch, lambda t, a, i: build(t, a, i, fail_first=False),
+                    find_structure_changes)
+    [h], [p] = handled.candidates, plain.candidates
+    assert h.evidence.details["share_after_a_failed_child"] == 1.0
+    assert p.evidence.details["share_after_a_failed_child"] == 0.0
+    assert h.score == pytest.approx(p.score * 0.5, abs=1e-4)  # the same change, halved: it stopped after a failure
