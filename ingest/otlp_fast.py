@@ -32,26 +32,31 @@ __all__ = ["decode_lines_fast"]
 # ---- the one-call shapes (records typed, unlike the careful path's raw records) -----------
 
 
+# resource and scope stay raw JSON: they repeat line after line, so their context (service,
+# host, attribute texts) is decoded once per distinct text (`_context`), not once per group
+_NULL = msgspec.Raw(b"null")  # absent, or written as null: both mean none
+
+
 class _FScopeSpans(msgspec.Struct, gc=False):
-    scope: oj._Scope | None = None
-    instrumentationLibrary: oj._Scope | None = None
+    scope: msgspec.Raw = _NULL
+    instrumentationLibrary: msgspec.Raw = _NULL
     spans: list[oj._Span] = []
 
 
 class _FScopeLogs(msgspec.Struct, gc=False):
-    scope: oj._Scope | None = None
-    instrumentationLibrary: oj._Scope | None = None
+    scope: msgspec.Raw = _NULL
+    instrumentationLibrary: msgspec.Raw = _NULL
     logRecords: list[oj._LogRecord] = []
 
 
 class _FResourceSpans(msgspec.Struct, gc=False):
-    resource: oj._Resource | None = None
+    resource: msgspec.Raw = _NULL
     scopeSpans: list[_FScopeSpans] = []
     instrumentationLibrarySpans: list[_FScopeSpans] = []
 
 
 class _FResourceLogs(msgspec.Struct, gc=False):
-    resource: oj._Resource | None = None
+    resource: msgspec.Raw = _NULL
     scopeLogs: list[_FScopeLogs] = []
     instrumentationLibraryLogs: list[_FScopeLogs] = []
 
@@ -69,6 +74,26 @@ class _FDoc(msgspec.Struct, gc=False):
 
 
 _FDOC = msgspec.json.Decoder(_FDoc)
+_RESOURCE = msgspec.json.Decoder(oj._Resource | None)
+_SCOPE = msgspec.json.Decoder(oj._Scope | None)
+_CONTEXTS: dict[tuple[bytes, bytes, bytes], oj._Context] = {}
+_MAX_CONTEXTS = 4096
+
+
+def _context(resource: msgspec.Raw, scope: msgspec.Raw, library: msgspec.Raw) -> oj._Context:
+    """The context of a (resource, scope) group, as the careful path builds it from the same
+    JSON (`scope or instrumentationLibrary`: a present scope object wins, even an empty one)."""
+    key = (bytes(resource), bytes(scope), bytes(library))
+    ctx = _CONTEXTS.get(key)
+    if ctx is None:
+        sc = _SCOPE.decode(scope)
+        if sc is None:
+            sc = _SCOPE.decode(library)
+        ctx = oj._Context(_RESOURCE.decode(resource), sc)
+        if len(_CONTEXTS) >= _MAX_CONTEXTS:
+            _CONTEXTS.clear()
+        _CONTEXTS[key] = ctx
+    return ctx
 _encode = oj._encode
 _value = oj._value
 _MAX_I64 = 2**63 - 1
@@ -391,13 +416,13 @@ def _take(doc: _FDoc, spans: _FastSpans, logs: _FastLogs, line_no: int) -> None:
         for rs in rss:
             for ss in rs.scopeSpans or rs.instrumentationLibrarySpans:
                 if ss.spans:
-                    ctx = oj._Context(rs.resource, ss.scope or ss.instrumentationLibrary)
+                    ctx = _context(rs.resource, ss.scope, ss.instrumentationLibrary)
                     spans.add_group(ctx, ss.spans, line_no)
     for rls in rl_lists:
         for rl in rls:
             for sl in rl.scopeLogs or rl.instrumentationLibraryLogs:
                 if sl.logRecords:
-                    ctx = oj._Context(rl.resource, sl.scope or sl.instrumentationLibrary)
+                    ctx = _context(rl.resource, sl.scope, sl.instrumentationLibrary)
                     logs.add_group(ctx, sl.logRecords, line_no)
 
 

@@ -324,7 +324,7 @@ def _promoted_value(ci: int, value: Any) -> Any:
     if ci in _INT_COLS:
         try:
             value = int(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: a double that is ±Infinity
             return None
         return value if -(2**31) <= value < 2**31 else None
     if isinstance(value, str):

@@ -99,52 +99,66 @@ def _release_lock(fd: int) -> None:
 
 # ---- span keys ----------------------------------------------------------------------------
 
-_LUT = np.zeros(256, np.uint8)
-for _i, _c in enumerate(b"0123456789abcdef"):
-    _LUT[_c] = _i
+_KEY_BYTES = 48  # a canonical key: 32 hex trace id + 16 hex span id
 
 
-def _key_array(trace_id: pa.Array, span_id: pa.Array) -> np.ndarray:
-    """(trace_id, span_id) hex pairs -> 24-byte keys (dtype S24)."""
-    joined = pc.binary_join_element_wise(trace_id, span_id, "")
-    if isinstance(joined, pa.ChunkedArray):
-        joined = joined.combine_chunks()
-    n = len(joined)
-    if n == 0:
-        return np.zeros(0, "S24")
-    lengths = pc.binary_length(joined)
-    if joined.null_count == 0 and pc.all(pc.equal(lengths, 48)).as_py():
-        offsets = np.frombuffer(joined.buffers()[1], np.int32, count=n + 1, offset=joined.offset * 4)
-        data = np.frombuffer(joined.buffers()[2], np.uint8)[offsets[0] : offsets[0] + 48 * n].reshape(n, 48)
-        nib = _LUT[data]
-        raw = (nib[:, 0::2] << 4) | nib[:, 1::2]
-        return np.ascontiguousarray(raw).view("S24").ravel()
-    # not the canonical shape (a reader bug or a foreign file): hash what is there
-    return np.array(
-        [hashlib.blake2b((s or "").encode(), digest_size=24).digest() for s in joined.to_pylist()], "S24"
-    )
+def _fixed_text(arr: pa.Array, width: int) -> np.ndarray | None:
+    """The bytes of a string array whose values all have `width` bytes, as an (n, width) view."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    n = len(arr)
+    if arr.null_count or arr.type != pa.string():
+        return None
+    offsets = np.frombuffer(arr.buffers()[1], np.int32, count=n + 1, offset=arr.offset * 4)
+    if offsets[-1] - offsets[0] != width * n or (n > 1 and not (np.diff(offsets) == width).all()):
+        return None
+    return np.frombuffer(arr.buffers()[2], np.uint8)[offsets[0] : offsets[0] + width * n].reshape(n, width)
+
+
+def _key_words(trace_id: pa.Array, span_id: pa.Array) -> np.ndarray:
+    """(trace_id, span_id) -> keys as (n, 6) little-endian 64-bit words of their 48-byte text.
+
+    Ids are canonical hex (readers guarantee it), so the text is the key; a pair of any other
+    shape (a reader bug or a foreign file) is replaced by the 48-hex-digit blake2b of its text."""
+    n = len(trace_id)
+    tid, sid = _fixed_text(trace_id, 32), _fixed_text(span_id, 16)
+    if tid is not None and sid is not None:
+        return np.concatenate([tid, sid], axis=1).view("<u8")
+    texts = []
+    for t, s in zip(trace_id.to_pylist(), span_id.to_pylist(), strict=True):
+        raw = f"{t}{s}".encode() if t is not None and s is not None else b""
+        if len(raw) != _KEY_BYTES or len(t) != 32:
+            raw = hashlib.blake2b(f"{t!r}\n{s!r}".encode(), digest_size=_KEY_BYTES // 2).hexdigest().encode()
+        texts.append(raw)
+    return np.frombuffer(b"".join(texts), np.uint8).reshape(n, _KEY_BYTES).view("<u8")
 
 
 _C1 = np.uint64(0xBF58476D1CE4E5B9)
 _C2 = np.uint64(0x94D049BB133111EB)
-_SEEDS = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xD6E8FEB86659FD93), np.uint64(0xA0761D6478BD642F))
+_SEED1 = np.uint64(0x9E3779B97F4A7C15)
+_SEED2 = np.uint64(0xD6E8FEB86659FD93)
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
     """splitmix64's finaliser: a bijection of 64-bit words that spreads every input bit."""
     x = x ^ (x >> np.uint64(30))
-    x = x * _C1
-    x = x ^ (x >> np.uint64(27))
-    x = x * _C2
-    return x ^ (x >> np.uint64(31))
+    x *= _C1
+    x ^= x >> np.uint64(27)
+    x *= _C2
+    x ^= x >> np.uint64(31)
+    return x
 
 
-def _fingerprint(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Two independent 64-bit hashes of 24-byte keys: a 128-bit fingerprint (16 bytes a span;
-    two different spans agree on both with probability about 2**-128)."""
-    w = np.ascontiguousarray(keys).view("<u8").reshape(-1, 3)
-    h1 = _mix(w[:, 0] ^ _mix(w[:, 1] ^ _mix(w[:, 2])))
-    h2 = _mix(w[:, 2] ^ _SEEDS[0] ^ _mix(w[:, 0] ^ _SEEDS[1] ^ _mix(w[:, 1] ^ _SEEDS[2])))
+def _fingerprint(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two independent 64-bit hashes of (n, 6)-word keys: a 128-bit fingerprint (16 bytes a span;
+    two different spans agree on both with probability about 2**-128). Each folds the words in
+    through splitmix64, from its own seed and in its own order."""
+    k = words.shape[1]
+    h1 = _mix(words[:, 0] ^ _SEED1)
+    h2 = _mix(words[:, k - 1] ^ _SEED2)
+    for i in range(1, k):
+        h1 = _mix(h1 ^ words[:, i])
+        h2 = _mix(h2 ^ words[:, k - 1 - i])
     return h1, h2
 
 
@@ -174,18 +188,20 @@ class SpanKeys:
         known = np.zeros(len(hashes), bool)
         for run_h, run_k in self._runs:
             lo = np.searchsorted(run_h, hashes, side="left")
-            hi = np.searchsorted(run_h, hashes, side="right")
-            for i in np.nonzero(hi > lo)[0]:  # hash matches: rare unless the span is a duplicate
-                if not known[i] and (run_k[lo[i] : hi[i]] == keys[i]).any():
-                    known[i] = True
+            hit = run_h[np.minimum(lo, len(run_h) - 1)] == hashes
+            for i in np.nonzero(hit)[0]:  # hash matches: rare unless the span is a duplicate
+                j = lo[i]
+                while not known[i] and j < len(run_h) and run_h[j] == hashes[i]:
+                    known[i] = run_k[j] == keys[i]
+                    j += 1
         return known
 
-    def add_new(self, keys: np.ndarray) -> np.ndarray:
-        """Mask of `keys` to keep: first occurrence, not seen before; remembers them."""
-        n = len(keys)
+    def add_new(self, words: np.ndarray) -> np.ndarray:
+        """Mask of keys (`_key_words`) to keep: first occurrence, not seen before; remembers them."""
+        n = len(words)
         if not n:
             return np.zeros(0, bool)
-        hashes, keys = _fingerprint(keys)
+        hashes, keys = _fingerprint(words)
         order = np.argsort(hashes, kind="stable")
         hs, ks = hashes[order], keys[order]
         fresh = np.ones(n, bool)
@@ -206,7 +222,7 @@ class SpanKeys:
 
     def add_batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         """`batch` without the spans already seen."""
-        mask = self.add_new(_key_array(batch.column("trace_id"), batch.column("span_id")))
+        mask = self.add_new(_key_words(batch.column("trace_id"), batch.column("span_id")))
         if mask.all():
             return batch
         return batch.filter(pa.array(mask))
@@ -412,7 +428,7 @@ class DatasetWriter:
         for rel in self.manifest["files"]["spans"]:
             pf = pq.ParquetFile(self.path / rel)
             for batch in pf.iter_batches(batch_size=256 * 1024, columns=["trace_id", "span_id"]):
-                self.keys.add_new(_key_array(batch.column(0), batch.column(1)))
+                self.keys.add_new(_key_words(batch.column(0), batch.column(1)))
 
     @property
     def staging(self) -> Path:

@@ -1,0 +1,212 @@
+"""The fast OTLP/JSON path (`ingest/otlp_fast.py`) gives exactly the careful path's rows and rejects.
+
+Lines are generated with every AnyValue kind and the odd shapes real files have: 64-bit
+integers as numbers and strings, base64 and upper-case ids, missing fields, null or empty
+resources and scopes, legacy names, unicode and escapes, huge values, duplicate keys, repeated
+resources (the fast path caches contexts by their text) and malformed records.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+
+import pyarrow as pa
+import pytest
+
+from ingest import otlp_json
+from ingest.otlp_fast import decode_lines_fast
+from ingest.records import SourceInfo
+
+SRC = SourceInfo("src-test", "mem.jsonl")
+TEXTS = ["GET", "", "é ünïcødé ✓ 日本", "line\nbreak\t\"quoted\" back\\slash", "\u2028\u0001\x7f", "x" * 70_000]
+
+
+def _any(rng: random.Random, depth: int = 0) -> dict:
+    kind = rng.randrange(12 if depth < 3 else 8)
+    if kind == 0:
+        return {"stringValue": rng.choice(TEXTS)}
+    if kind == 1:
+        return {"intValue": str(rng.choice([0, -5, 200, 2**63 - 1, -(2**63)]))}
+    if kind == 2:
+        return {"intValue": rng.choice([7, -1, 2**53 + 1])}  # a JSON number, as some exporters write
+    if kind == 3:
+        return {"boolValue": rng.random() < 0.5}
+    if kind == 4:
+        return {"doubleValue": rng.choice([0.5, 1.0, 1e300, -2.5e-8, 3])}
+    if kind == 5:
+        return {"doubleValue": rng.choice(["NaN", "Infinity", "-Infinity"])}
+    if kind == 6:
+        return {"bytesValue": base64.b64encode(rng.randbytes(rng.randrange(1, 20))).decode()}
+    if kind == 7:
+        return {}  # an empty AnyValue
+    if kind in (8, 9):
+        return {"arrayValue": {"values": [_any(rng, depth + 1) for _ in range(rng.randrange(4))]}}
+    return {"kvlistValue": {"values": [_kv(rng, depth + 1) for _ in range(rng.randrange(4))]}}
+
+
+PROMOTED_KEYS = ["http.request.method", "http.method", "http.response.status_code", "http.status_code",
+                 "db.system", "code.lineno", "code.line.number", "server.address", "peer.service"]
+
+
+def _kv(rng: random.Random, depth: int = 0) -> dict:
+    key = rng.choice(PROMOTED_KEYS + ["k", "ключ", "dup", "a.b"])
+    if rng.random() < 0.05:
+        return {"key": key}  # no value at all
+    return {"key": key, "value": _any(rng, depth)}
+
+
+def _id(rng: random.Random, nbytes: int) -> str:
+    raw = rng.randbytes(nbytes)
+    r = rng.random()
+    if r < 0.1:
+        return base64.b64encode(raw).decode()
+    if r < 0.15:
+        return raw.hex().upper()
+    return raw.hex()
+
+
+def _time(rng: random.Random, t: int) -> int | str:
+    return str(t) if rng.random() < 0.7 else t
+
+
+def _span(rng: random.Random) -> dict:
+    start = 1_700_000_000_000_000_000 + rng.randrange(10**9)
+    end = start + rng.randrange(-1000, 10**8)  # sometimes before the start: a warning
+    sp: dict = {"traceId": _id(rng, 16), "spanId": _id(rng, 8), "name": rng.choice(TEXTS[:4]),
+                "startTimeUnixNano": _time(rng, start), "endTimeUnixNano": _time(rng, end),
+                "attributes": [_kv(rng) for _ in range(rng.randrange(9))]}
+    if rng.random() < 0.5:
+        sp["parentSpanId"] = rng.choice([_id(rng, 8), "", "0000000000000000"])
+    if rng.random() < 0.5:
+        sp["kind"] = rng.choice([0, 1, 2, 3, 4, 5, "SPAN_KIND_SERVER", 9])
+    if rng.random() < 0.3:
+        sp["status"] = rng.choice([{}, {"code": 2, "message": "boom"}, {"code": "STATUS_CODE_OK"}, {"code": 1}])
+    if rng.random() < 0.2:
+        sp["events"] = [{"timeUnixNano": _time(rng, start + 5), "name": rng.choice(["exception", "log"]),
+                         "attributes": [{"key": "exception.type", "value": {"stringValue": "E"}},
+                                        {"key": "exception.message", "value": _any(rng)}]}]
+    if rng.random() < 0.1:
+        sp["links"] = [{"traceId": _id(rng, 16), "spanId": _id(rng, 8), "attributes": [_kv(rng)]}]
+    if rng.random() < 0.1:
+        sp["traceState"] = "rojo=00f067aa0ba902b7"
+    if rng.random() < 0.05:
+        sp["flags"] = 257
+        sp["droppedAttributesCount"] = 3
+    if rng.random() < 0.03:
+        del sp["spanId"]  # a reject
+    if rng.random() < 0.03:
+        sp["startTimeUnixNano"] = "soon"  # a reject
+    return sp
+
+
+RESOURCES = [
+    {"attributes": [{"key": "service.name", "value": {"stringValue": "cart"}},
+                    {"key": "host.name", "value": {"stringValue": "h1"}}]},
+    {"attributes": [{"key": "service.name", "value": {"stringValue": "pay ✓"}},
+                    {"key": "host.id", "value": {"intValue": "42"}},
+                    {"key": "service.version", "value": {"arrayValue": {"values": [{"boolValue": True}]}}}]},
+    {},
+    None,
+]
+SCOPES = [{"name": "lib", "version": "1.0", "attributes": [{"key": "s", "value": {"doubleValue": 0.25}}]}, {}, None]
+
+
+def _line(rng: random.Random) -> bytes:
+    groups = []
+    for _ in range(rng.randrange(1, 4)):
+        scope_key = rng.choice(["scopeSpans", "scopeSpans", "instrumentationLibrarySpans"])
+        ss: dict = {"spans": [_span(rng) for _ in range(rng.randrange(1, 12))]}
+        scope = rng.choice(SCOPES)
+        if scope is not None or rng.random() < 0.5:
+            ss["scope" if scope_key == "scopeSpans" else "instrumentationLibrary"] = scope
+        rs: dict = {scope_key: [ss]}
+        res = rng.choice(RESOURCES)
+        if res is not None or rng.random() < 0.5:
+            rs["resource"] = res
+        groups.append(rs)
+    wrapper = rng.choice(["resourceSpans", "resourceSpans", "batches"])
+    doc = {wrapper: groups}
+    if rng.random() < 0.1:
+        doc = {"result": {"resourceSpans": groups}}
+    return json.dumps(doc, ensure_ascii=rng.random() < 0.5, separators=(",", ":")).encode()
+
+
+def _log_line(rng: random.Random) -> bytes:
+    records = []
+    for _ in range(rng.randrange(1, 6)):
+        lr: dict = {"timeUnixNano": _time(rng, 1_700_000_000_000_000_000 + rng.randrange(10**6)),
+                    "body": _any(rng), "attributes": [_kv(rng) for _ in range(rng.randrange(4))],
+                    "severityNumber": rng.choice([9, 17, "SEVERITY_NUMBER_WARN"]), "severityText": "INFO"}
+        if rng.random() < 0.5:
+            lr["traceId"], lr["spanId"] = _id(rng, 16), _id(rng, 8)
+        records.append(lr)
+    doc = {"resourceLogs": [{"resource": rng.choice(RESOURCES[:3]), "scopeLogs": [{"scope": SCOPES[0],
+                                                                                    "logRecords": records}]}]}
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def _table(batch: pa.RecordBatch | None) -> pa.Table | None:
+    if batch is None:
+        return None
+    t = pa.Table.from_batches([batch])
+    return t.sort_by([(c, "ascending") for c in ("source_offset", "span_id" if "span_id" in t.column_names
+                                                  else "time_ns")])
+
+
+def _same(data: bytes) -> tuple[int, int]:
+    careful, n1 = otlp_json.decode_lines(data, 1, SRC)
+    fast, n2 = decode_lines_fast(data, 1, SRC)
+    assert n1 == n2
+    for a, b in ((careful.spans, fast.spans), (careful.logs, fast.logs)):
+        ta, tb = _table(a), _table(b)
+        assert (ta is None) == (tb is None)
+        if ta is not None:
+            assert ta.schema == tb.schema
+            for name in ta.column_names:  # column by column: a failure names the column
+                assert ta.column(name).to_pylist() == tb.column(name).to_pylist(), name
+    assert [(r.offset, r.reason, r.raw) for r in careful.rejects] == [(r.offset, r.reason, r.raw) for r in fast.rejects]
+    return (fast.spans.num_rows if fast.spans is not None else 0), len(fast.rejects)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_generated_span_lines_fast_equals_careful(seed: int):
+    rng = random.Random(seed)
+    lines = [_line(rng) for _ in range(25)]
+    lines[3:3] = [lines[0], lines[1]]  # repeated resources and spans: the context cache, same rows
+    lines.insert(5, b"")  # a blank line
+    lines.insert(7, b'{"resourceSpans": [ {"resource": {"attributes": [] }, "scopeSpans": []} ]}')
+    lines.insert(9, b"not json")
+    spans, rejects = _same(b"\n".join(lines) + b"\n")
+    assert spans > 100 and rejects >= 1
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_generated_log_lines_fast_equals_careful(seed: int):
+    rng = random.Random(100 + seed)
+    _same(b"\n".join(_log_line(rng) for _ in range(30)) + b"\n")
+
+
+def test_clean_lines_take_the_fast_path_and_equal_careful():
+    """Lines of only canonical spans: the fast path keeps them all itself (no careful redo)."""
+    import bench.ingest as bench
+
+    rng = random.Random(11)
+    lines = [json.dumps(bench._line(rng, 1_700_000_000_000_000_000), separators=(",", ":")).encode()
+             for _ in range(5)]
+    spans, rejects = _same(b"\n".join(lines) + b"\n")
+    assert spans > 100 and rejects == 0
+
+
+def test_resource_written_differently_is_a_different_context():
+    """Two resources whose texts differ only in a value get their own service each (the cache
+    key is the whole text)."""
+    def line(svc: str) -> bytes:
+        return json.dumps({"resourceSpans": [{"resource": {"attributes": [
+            {"key": "service.name", "value": {"stringValue": svc}}]}, "scopeSpans": [{"spans": [
+                {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": f"{len(svc):016x}",
+                 "startTimeUnixNano": "1", "endTimeUnixNano": "2"}]}]}]}).encode()
+
+    fast, _ = decode_lines_fast(line("a") + b"\n" + line("bb") + b"\n" + line("a") + b"\n", 1, SRC)
+    assert fast.spans.column("service_name").to_pylist() == ["a", "bb", "a"]
