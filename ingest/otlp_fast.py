@@ -156,11 +156,11 @@ def _links(links: list[oj._Link]) -> bytes:
 
 # ---- spans --------------------------------------------------------------------------------
 
-# row tuple layout (the order _FastSpans.add_group builds)
-_ROW = ("trace_id", "span_id", "parent_span_id", "trace_state", "name", "kind", "start_ns", "end_ns",
-        "status_code", "status_message", "attributes", "events", "links", "flags", "dropped_attributes_count",
-        "dropped_events_count", "dropped_links_count", "exception_type", "exception_message", "source_offset",
-        "warnings")
+# row tuple layout (the order _FastSpans.add_group builds); the rest of a span's own columns
+# are almost always empty, so only spans that have one keep a `_RARE` tuple (with their row)
+_ROW = ("trace_id", "span_id", "parent_span_id", "name", "kind", "start_ns", "end_ns", "status_code", "attributes")
+_RARE = ("trace_state", "status_message", "events", "links", "flags", "dropped_attributes_count",
+         "dropped_events_count", "dropped_links_count", "exception_type", "exception_message", "warnings")
 _JSON_COLS = frozenset({"attributes", "events", "links"})
 _CTX = ("service_name", "service_version", "service_instance_id", "host", "scope_name", "scope_version",
         "resource_attributes", "scope_attributes")
@@ -168,10 +168,15 @@ _W_END = oj._encode([oj._W_END_BEFORE_START]).decode()
 
 
 def _binary_column(values: Any) -> pa.Array:
-    """bytes objects -> a string array, built from one join (much cheaper than pa.array)."""
+    """bytes objects (valid UTF-8: msgspec wrote them) -> a string array, built from one join
+    (much cheaper than pa.array)."""
+    data = b"".join(values)
+    if len(data) < 2**31:
+        offsets = array("i", [0])
+        offsets.extend(accumulate(map(len, values)))
+        return pa.Array.from_buffers(pa.string(), len(values), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
     offsets = array("q", [0])
     offsets.extend(accumulate(map(len, values)))
-    data = b"".join(values)
     return pa.Array.from_buffers(pa.large_string(), len(values), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
@@ -180,6 +185,36 @@ def _context_columns(runs: list[tuple[oj._Context, int]], names: tuple[str, ...]
     index = pa.array(np.repeat(np.arange(len(runs), dtype=np.int32), [count for _, count in runs]))
     return {name: pa.array([getattr(ctx, name) for ctx, _ in runs], type=pa.string()).take(index)
             for name in names}
+
+
+def _run_offsets(runs: list[tuple[int, int]], n: int) -> pa.Array:
+    """source_offset: one line number a run of rows."""
+    lines = np.repeat(np.array([line for line, _ in runs], np.int64), [count for _, count in runs])
+    return pa.array(lines)
+
+
+def _rare_columns(rare: list[tuple], n: int) -> dict[str, pa.Array]:
+    """The `_RARE` columns: defaults everywhere but the rows listed (row first in each tuple)."""
+    rows = np.array([r[0] for r in rare], np.int64)
+    cols: dict[str, pa.Array] = {}
+    for i, name in enumerate(_RARE, start=1):
+        typ = SPAN_SCHEMA.field(name).type
+        vals = [r[i] for r in rare]
+        if pa.types.is_integer(typ):
+            full = np.zeros(n, np.int64)
+            full[rows] = vals
+            cols[name] = pa.array(full).cast(typ)
+        elif name in _JSON_COLS:
+            full_json: list[Any] = [None] * n
+            for r, v in zip(rows.tolist(), vals, strict=True):
+                full_json[r] = v
+            cols[name] = _json_column(full_json, _EMPTY_JSON[name])
+        else:
+            full_text: list[Any] = [None] * n
+            for r, v in zip(rows.tolist(), vals, strict=True):
+                full_text[r] = v
+            cols[name] = pa.array(full_text, type=typ)
+    return cols
 
 
 def _typed(ci: int, values: list[Any], typ: pa.DataType) -> pa.Array:
@@ -210,23 +245,29 @@ def _json_column(values: Any, empty: str) -> pa.Array:
 class _FastSpans:
     def __init__(self) -> None:
         self.rows: list[tuple] = []
+        self.rare: list[tuple] = []  # (row, *_RARE) of the spans that have any of those
         self.ctx_runs: list[tuple[oj._Context, int]] = []
+        self.line_runs: list[tuple[int, int]] = []  # (line number, rows)
         # promoted attributes: per attribute name, the rows that have it and their values
         self.promo: dict[str, tuple[list[int], list[Any]]] = {name: ([], []) for name in oj._PROMOTE_BY_ATTR}
 
-    def mark(self) -> tuple[int, int, dict[str, int]]:
-        return len(self.rows), len(self.ctx_runs), {k: len(v[0]) for k, v in self.promo.items() if v[0]}
+    def mark(self) -> tuple[int, int, int, dict[str, int]]:
+        return (len(self.rows), len(self.ctx_runs), len(self.rare),
+                {k: len(v[0]) for k, v in self.promo.items() if v[0]})
 
-    def undo(self, mark: tuple[int, int, dict[str, int]]) -> None:
+    def undo(self, mark: tuple[int, int, int, dict[str, int]]) -> None:
         del self.rows[mark[0]:]
         del self.ctx_runs[mark[1]:]
+        del self.line_runs[mark[1]:]
+        del self.rare[mark[2]:]
         for k, (rows, vals) in self.promo.items():
-            del rows[mark[2].get(k, 0):]
-            del vals[mark[2].get(k, 0):]
+            del rows[mark[3].get(k, 0):]
+            del vals[mark[3].get(k, 0):]
 
     def add_group(self, ctx: oj._Context, spans: list[oj._Span], line_no: int) -> None:
         rows = self.rows
         append = rows.append
+        rare = self.rare
         promo_get = self.promo.get
         kinds, statuses, value, encode = _KIND, _STATUS, _value, _encode
         for sp in spans:
@@ -241,8 +282,8 @@ class _FastSpans:
             if not (0 <= start <= _MAX_I64 and 0 <= end <= _MAX_I64):  # type: ignore[operator]
                 raise _Surprise
             kind = kinds.get(sp.kind)  # type: ignore[call-overload]
-            if kind is None or (sp.flags | sp.droppedAttributesCount | sp.droppedEventsCount
-                                | sp.droppedLinksCount) >> 31:
+            counts = sp.flags | sp.droppedAttributesCount | sp.droppedEventsCount | sp.droppedLinksCount
+            if kind is None or counts >> 31:
                 raise _Surprise  # an odd kind, or a count out of its column's range (or negative)
             st = sp.status
             if st is None:
@@ -276,17 +317,19 @@ class _FastSpans:
                 attrs = encode(d)
             else:
                 attrs = None  # "{}", filled column-wise
-            if sp.events:
-                events, exc_type, exc_msg = _events(sp.events)
-            else:
-                events = exc_type = exc_msg = None  # "[]", filled column-wise
+            if counts or msg is not None or sp.events or sp.links or sp.traceState or end < start:
+                if sp.events:
+                    events, exc_type, exc_msg = _events(sp.events)
+                else:
+                    events = exc_type = exc_msg = None  # "[]", filled column-wise
+                rare.append((row, sp.traceState or None, msg, events, _links(sp.links) if sp.links else None,
+                             sp.flags, sp.droppedAttributesCount, sp.droppedEventsCount, sp.droppedLinksCount,
+                             exc_type, exc_msg, _W_END if end < start else None))
             parent = sp.parentSpanId
             append((sp.traceId, sp.spanId, None if not parent or parent == _ZERO16 else parent,
-                    sp.traceState or None, sp.name, kind, start, end, code, msg, attrs, events,
-                    _links(sp.links) if sp.links else None, sp.flags, sp.droppedAttributesCount,
-                    sp.droppedEventsCount, sp.droppedLinksCount, exc_type, exc_msg, line_no,
-                    _W_END if end < start else None))
+                    sp.name, kind, start, end, code, attrs))
         self.ctx_runs.append((ctx, len(spans)))
+        self.line_runs.append((line_no, len(spans)))
 
     def _promoted(self, n: int) -> dict[str, pa.Array]:
         """The promoted columns: per column, the values of its attribute names, preferred last."""
@@ -320,6 +363,8 @@ class _FastSpans:
             else:
                 cols[name] = pa.array(values, type=SPAN_SCHEMA.field(name).type)
         self.rows = []
+        cols.update(_rare_columns(self.rare, n))
+        cols["source_offset"] = _run_offsets(self.line_runs, n)
         cols.update(_context_columns(self.ctx_runs, _CTX))
         cols["duration_ns"] = pc.subtract(cols["end_ns"], cols["start_ns"])
         cols.update(self._promoted(n))
