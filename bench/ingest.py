@@ -203,10 +203,13 @@ def _line_of(label: str, size: int, secs: float, pss: float, rss: float, cpu_s: 
 
 
 _OURS = """
-import json, sys, time
+import json, os, resource, sys
 from ingest import ingest_paths
 r = ingest_paths([sys.argv[1]], sys.argv[2])
-print(json.dumps({"spans": r.spans, "rejected": r.rejected, "cpu_s_main": round(time.process_time(), 2)}))
+t, w = os.times(), resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"spans": r.spans, "rejected": r.rejected, "cpu_s_main": round(t.user + t.system, 2),
+                  "sys_s_main": round(t.system, 2), "cpu_s_workers": round(w.ru_utime + w.ru_stime, 2),
+                  "sys_s_workers": round(w.ru_stime, 2)}))
 """
 
 _JAEGER_READER = """
