@@ -72,3 +72,20 @@ def test_without_a_baseline_the_largest_consumers_are_findings(tmp_path, monkeyp
     # api GET /a: 20 ms of own work of 5 + 20 + 3 + (client: 0) ... the largest share
     assert result.findings[0].service == "api" and result.findings[0].operation == "GET /a"
     assert result.findings[0].evidence.after["mean_self_ns"] == 20_000_000
+
+
+def test_a_slice_of_slow_calls_is_found_though_the_median_held(tmp_path, monkeypatch):
+    from correlate.analyses.common import rate_score
+
+    monkeypatch.setenv("DCR_HOME", str(tmp_path))
+    # after the onset 2 in 5 calls (i % 5 in 0, 1) take 100 ms of own work; the rest 10..14 ms as before
+    spans, window, baseline = two_periods(
+        lambda t, after, i: _request(t, 100 if after and i % 5 < 2 else 10 + i % 5))
+    with spans.open("tail") as s:
+        result = analyse(s, find_latency_regressions, window, baseline)
+    [c] = result.candidates
+    assert (c.service, c.operation, c.mechanism) == ("api", "GET /a", "latency_regression")
+    assert c.summary.startswith("a slice of api GET /a calls got slower: 16 of 40 calls (40%, 10% expected) "
+                                "take longer than the baseline's p90 of 14.0 ms")
+    # 4 of 40 above p90 expected, 16 of 40 seen; the added time outweighs the 20 ms requests (impact 1)
+    assert c.score == round(rate_score(4, 40, 16, 40), 4)

@@ -26,6 +26,7 @@ from correlate.analyses.common import (
     median_shift,
     new_code_path,
     period_figures,
+    rate_score,
     ratio_score,
     rows,
     service_totals,
@@ -39,6 +40,7 @@ NAME = "latency_attribution"
 MAX_CANDIDATES = 4
 FLOOR_NS = 100_000  # 0.1 ms: less is noise
 SLOWED = 1.3  # an operation counts as slowed at this per-call ratio
+TAIL_SHARE = 0.25  # of the window's calls above the baseline's p90 (10% expected)
 MIN_CALLS = 5
 LOCAL = "remote_ns IS NULL"
 
@@ -46,7 +48,11 @@ LOCAL = "remote_ns IS NULL"
 def _ops(ctx: AnalysisContext) -> list[dict]:
     return rows(
         ctx.con,
-        f"""SELECT service, op,
+        f"""WITH tail AS (
+              SELECT service, op, quantile_cont(self_ns, 0.9) FILTER (WHERE NOT after) AS p90_b
+              FROM {ctx.s} WHERE {LOCAL} GROUP BY service, op
+            )
+            SELECT service, op,
                count(*) FILTER (WHERE NOT after) AS n_b, count(*) FILTER (WHERE after) AS n_a,
                avg(self_ns) FILTER (WHERE NOT after) AS mean_b, avg(self_ns) FILTER (WHERE after) AS mean_a,
                quantile_cont(self_ns, 0.5) FILTER (WHERE NOT after) AS p50_b,
@@ -55,10 +61,11 @@ def _ops(ctx: AnalysisContext) -> list[dict]:
                  - quantile_cont(self_ns, 0.25) FILTER (WHERE NOT after) AS iqr_b,
                quantile_cont(self_ns, 0.75) FILTER (WHERE after)
                  - quantile_cont(self_ns, 0.25) FILTER (WHERE after) AS iqr_a,
+               any_value(tail.p90_b) AS p90_b,
+               count(*) FILTER (WHERE after AND self_ns > tail.p90_b) AS above_p90_a,
                coalesce(sum(self_ns) FILTER (WHERE NOT after), 0) AS tot_b,
-               coalesce(sum(self_ns) FILTER (WHERE after), 0) AS tot_a,
-               count(DISTINCT version) FILTER (WHERE after) AS versions_a
-            FROM {ctx.s} WHERE {LOCAL} GROUP BY service, op""",
+               coalesce(sum(self_ns) FILTER (WHERE after), 0) AS tot_a
+            FROM {ctx.s} JOIN tail USING (service, op) WHERE {LOCAL} GROUP BY service, op""",
     )
 
 
@@ -86,7 +93,11 @@ def find_latency_regressions(ctx: AnalysisContext) -> AnalysisResult:
             continue
         slower_calls = g["call_ratio"] is not None and g["call_ratio"] >= SLOWED
         if not slower_calls:
-            continue  # more calls at the same speed: the patterns and the service graph say why
+            tail = _tail_score(g)  # the typical call kept its speed; did a slice of them slow?
+            if tail >= 0.02:
+                g["tail"] = True
+                scored.append((tail, g))
+            continue  # else more calls at the same speed: the patterns and the service graph say why
         calls_b, calls_a = g["n_b"] / g["n_req_b"], g["n_a"] / g["n_req_a"]
         typical_b, typical_a = g["p50_b"] * calls_b, g["p50_a"] * calls_a  # median-based, per request
         impact = clamp01((typical_a - typical_b) / (0.25 * g["ref_ns"]))
@@ -103,6 +114,17 @@ def find_latency_regressions(ctx: AnalysisContext) -> AnalysisResult:
             s *= 0.7  # the service-wide candidate says it better
         out.candidates.append(_op_candidate(ctx, g, s, *new_code_path(ctx, g["service"], g["op"])))
     return out
+
+
+def _tail_score(g: dict) -> float:
+    """A slice of the calls slowed while the median did not: the share of the window's calls above
+    the baseline's p90 (10% by definition) against 10%, as a rate change, weighed by the mean time
+    it adds to a request. Needs that share to reach TAIL_SHARE and the slow calls to be real work."""
+    share = g["above_p90_a"] / g["n_a"]
+    if share < TAIL_SHARE or (g["p90_b"] or 0) < FLOOR_NS:
+        return 0.0
+    impact = clamp01(g["delta_req"] / (0.25 * g["ref_ns"]))
+    return rate_score(round(0.1 * g["n_b"]), g["n_b"], g["above_p90_a"], g["n_a"]) * impact
 
 
 def _significance(g: dict) -> float:
@@ -161,6 +183,12 @@ def _op_candidate(ctx: AnalysisContext, g: dict, score: float, new_share: float,
         f"{fmt_ms(after.get('p50_self_ns'))} a call (mean per request {fmt_ms(_per_request(before))} -> "
         f"{fmt_ms(_per_request(after))})"
     )
+    if g.get("tail"):
+        summary = (
+            f"a slice of {service} {op} calls got slower: {g['above_p90_a']} of {g['n_a']} calls "
+            f"({100 * g['above_p90_a'] / g['n_a']:.0f}%, 10% expected) take longer than the baseline's p90 of "
+            f"{fmt_ms(g['p90_b'])}; p95 self time {fmt_ms(before.get('p95_self_ns'))} -> {fmt_ms(after.get('p95_self_ns'))}"
+        )
     ev = Evidence(before=before, after=after, trace_ids=tids, span_ids=sids, sql=evidence_sql(ctx, q),
                   details={"delta_self_per_request_ns": round(g["delta_req"]),
                            "per_call_ratio": round(g["call_ratio"], 3)})
