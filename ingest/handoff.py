@@ -3,6 +3,12 @@
     worker: batch ──Arrow IPC file in /dev/shm──► path ──(pickled: a short string)──► writer
     writer: path ──memory map (zero copy)──► batch; the file is unlinked at once
 
+Span batches travel in a wire form (`SPAN_WIRE_SCHEMA`): the columns shared by a whole
+(resource, scope) group -- service, host, resource and scope attribute texts, source id --
+are dictionary-encoded, so their few hundred bytes a span are neither copied per row by the
+worker, nor handed over, nor sorted row by row in the writer, nor hashed again by the Parquet
+dictionary encoder. The writer stores them as plain string columns (SPAN_SCHEMA).
+
 Pickling a record batch through a pipe costs a serialisation, two copies and a
 deserialisation, about as much CPU as writing it to Parquet; a shared-memory file costs one
 copy. The file is unlinked as soon as the writer has mapped it (the mapping keeps the data
@@ -20,13 +26,32 @@ from pathlib import Path
 import pyarrow as pa
 
 from ingest.records import Chunk, Reject
+from ingest.schema import SPAN_SCHEMA
 
-__all__ = ["Parcel", "pack", "unpack", "clean_stale"]
+__all__ = ["Parcel", "pack", "unpack", "clean_stale", "SPAN_DICT_COLUMNS", "SPAN_WIRE_SCHEMA", "to_wire"]
 
 _SHM = Path("/dev/shm")
 _PREFIX = "dcr-ingest-"
 _counter = itertools.count()
 _RESERVE_BYTES = 256 * 1024 * 1024
+
+
+SPAN_DICT_COLUMNS = ("service_name", "service_version", "service_instance_id", "host", "scope_name",
+                     "scope_version", "resource_attributes", "scope_attributes", "source_id")
+_DICT = pa.dictionary(pa.int32(), pa.string())
+SPAN_WIRE_SCHEMA = pa.schema([pa.field(f.name, _DICT) if f.name in SPAN_DICT_COLUMNS else f for f in SPAN_SCHEMA])
+
+
+def to_wire(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """A span batch (SPAN_SCHEMA or already wire) in SPAN_WIRE_SCHEMA."""
+    if batch.schema.equals(SPAN_WIRE_SCHEMA):
+        return batch
+    cols = []
+    for f, col in zip(SPAN_WIRE_SCHEMA, batch.columns, strict=True):
+        if f.type == _DICT and col.type != _DICT:
+            col = col.cast(pa.string()).dictionary_encode()
+        cols.append(col)
+    return pa.RecordBatch.from_arrays(cols, schema=SPAN_WIRE_SCHEMA)
 
 
 @dataclass

@@ -163,12 +163,12 @@ def _decode_range(path: str, start: int, end: int, source: SourceInfo) -> tuple[
             data += fh.readline()
     if start == 0:
         data = data.removeprefix(b"\xef\xbb\xbf")
-    chunk, nlines = decode_lines_fast(data, 1, source)
+    chunk, nlines = decode_lines_fast(data, 1, source, compact=True)
     return pack(chunk), nlines
 
 
 def _decode_block(data: bytes, source: SourceInfo) -> tuple[Parcel, int]:
-    chunk, nlines = decode_lines_fast(data, 1, source)
+    chunk, nlines = decode_lines_fast(data, 1, source, compact=True)
     return pack(chunk), nlines
 
 

@@ -34,8 +34,9 @@ import pyarrow.parquet as pq
 
 from ingest.dataset import MANIFEST_VERSION, dataset_path, list_datasets
 from ingest.errors import DatasetLocked, DatasetNotFound
+from ingest.handoff import SPAN_WIRE_SCHEMA, to_wire
 from ingest.records import Chunk, Reject
-from ingest.schema import LOG_SCHEMA, SPAN_SCHEMA
+from ingest.schema import LOG_SCHEMA
 
 __all__ = [
     "PART_BYTES",
@@ -301,6 +302,8 @@ class _PartBuffer:
 
     def add(self, batch: pa.RecordBatch) -> None:
         if batch.num_rows:
+            if self.schema is SPAN_WIRE_SCHEMA:
+                batch = to_wire(batch)
             self.batches.append(batch)
             self.nbytes += batch.nbytes
             if self.nbytes >= self.part_bytes:
@@ -323,12 +326,19 @@ class _PartBuffer:
             pending.result()
 
     def _write(self, batches: list[pa.RecordBatch], path: Path) -> None:
-        table = pa.Table.from_batches(batches, schema=self.schema).sort_by(self.sort_keys)
+        table = pa.Table.from_batches(batches, schema=self.schema)
+        # sort keys as plain columns (Arrow does not sort dictionary columns); a stable sort,
+        # as Table.sort_by is
+        keys = pa.table({name: table.column(name).cast(pa.string()) if pa.types.is_dictionary(table.schema.field(
+            name).type) else table.column(name) for name, _ in self.sort_keys})
+        table = table.take(pc.sort_indices(keys, sort_keys=self.sort_keys))
         self._track(table)
         self.folder.mkdir(parents=True, exist_ok=True)
         kind = self.folder.name
+        # store_schema=False: the Parquet types alone read back as SPAN_SCHEMA / LOG_SCHEMA (plain
+        # strings), whereas the stored Arrow schema of a wire table would say "dictionary"
         pq.write_table(table, path, row_group_size=ROW_GROUP_ROWS, use_dictionary=_DICTIONARY[kind],
-                       write_statistics=_STATISTICS[kind], **_PARQUET_OPTS)
+                       write_statistics=_STATISTICS[kind], store_schema=False, **_PARQUET_OPTS)
 
     def _track(self, table: pa.Table) -> None:
         services = pc.unique(table.column("service_name")).drop_null().to_pylist()
@@ -382,7 +392,7 @@ class DatasetWriter:
             self.keys = SpanKeys()
             self._load_keys()
             self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dcr-parts")
-            self.spans = _PartBuffer(self.path / "spans", f"part-{self.ingest_id}", SPAN_SCHEMA,
+            self.spans = _PartBuffer(self.path / "spans", f"part-{self.ingest_id}", SPAN_WIRE_SCHEMA,
                                      [("service_name", "ascending"), ("start_ns", "ascending")], self._thread)
             self.logs = _PartBuffer(self.path / "logs", f"part-{self.ingest_id}", LOG_SCHEMA,
                                     [("service_name", "ascending"), ("time_ns", "ascending")], self._thread)

@@ -210,3 +210,41 @@ def test_resource_written_differently_is_a_different_context():
 
     fast, _ = decode_lines_fast(line("a") + b"\n" + line("bb") + b"\n" + line("a") + b"\n", 1, SRC)
     assert fast.spans.column("service_name").to_pylist() == ["a", "bb", "a"]
+
+
+def test_compact_spans_are_the_same_values_dictionary_encoded():
+    """The worker's wire form (group columns dictionary-encoded) holds the same rows, and a careful
+    line among fast ones is converted to it too."""
+    from ingest.handoff import SPAN_WIRE_SCHEMA
+    from ingest.schema import SPAN_SCHEMA
+
+    rng = random.Random(5)
+    data = b"\n".join(_line(rng) for _ in range(20)) + b"\n"
+    plain, _ = decode_lines_fast(data, 1, SRC)
+    compact, _ = decode_lines_fast(data, 1, SRC, compact=True)
+    assert compact.spans.schema.equals(SPAN_WIRE_SCHEMA) and plain.spans.schema.equals(SPAN_SCHEMA)
+    assert compact.spans.column("host").type != pa.string()
+    cols = compact.spans.columns
+    decoded = pa.RecordBatch.from_arrays([c.cast(f.type) for c, f in zip(cols, SPAN_SCHEMA, strict=True)],
+                                         schema=SPAN_SCHEMA)
+    assert decoded.equals(plain.spans)
+    assert [r.offset for r in compact.rejects] == [r.offset for r in plain.rejects] and compact.rejects
+
+
+def test_dataset_files_read_back_as_span_schema(tmp_path, monkeypatch):
+    """Parts are written from the wire form without its Arrow schema: readers see SPAN_SCHEMA."""
+    import pyarrow.parquet as pq
+
+    import ingest
+    from ingest.dataset import dataset_path
+    from ingest.schema import SPAN_SCHEMA
+
+    monkeypatch.setenv("DCR_HOME", str(tmp_path / "home"))
+    rng = random.Random(9)
+    (tmp_path / "d.jsonl").write_bytes(b"\n".join(_line(rng) for _ in range(10)) + b"\n")
+    r = ingest.ingest_paths([str(tmp_path / "d.jsonl")], "wire")
+    files = sorted((dataset_path("wire") / "spans").glob("*.parquet"))
+    assert r.spans > 0 and files
+    table = pq.read_table(files[0])
+    assert table.schema.equals(SPAN_SCHEMA) and table.num_rows == r.spans
+    assert pq.ParquetFile(files[0]).metadata.row_group(0).column(6).statistics.has_min_max  # service_name
