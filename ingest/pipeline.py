@@ -114,10 +114,14 @@ def _quick_id(path: Path, size: int) -> str:
 
 
 def _sha256(path: Path) -> str:
+    """Read into one reused buffer: a fresh 4 MiB bytes object a read would be mapped and unmapped
+    each time (see `_tune_malloc`), page-faulting its way through every GB again."""
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(4 * 1024 * 1024):
-            h.update(block)
+    buf = bytearray(1024 * 1024)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as fh:
+        while n := fh.readinto(buf):
+            h.update(view[:n])
     return h.hexdigest()
 
 
