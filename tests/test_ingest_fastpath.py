@@ -248,3 +248,18 @@ def test_dataset_files_read_back_as_span_schema(tmp_path, monkeypatch):
     table = pq.read_table(files[0])
     assert table.schema.equals(SPAN_SCHEMA) and table.num_rows == r.spans
     assert pq.ParquetFile(files[0]).metadata.row_group(0).column(6).statistics.has_min_max  # service_name
+
+
+def test_span_keys_same_fingerprint_on_fast_and_fallback_paths():
+    """A canonical pair in a batch with an odd id is recognised as the same span as in a clean
+    batch (the fallback hashes only the odd pairs)."""
+    from ingest.writer import SpanKeys, _key_words
+
+    tids = [f"{i:032x}" for i in range(1, 6)]
+    sids = [f"{i:016x}" for i in range(1, 6)]
+    keys = SpanKeys()
+    assert keys.add_new(_key_words(pa.array(tids), pa.array(sids))).all()
+    odd = _key_words(pa.array(tids + ["not-hex", None]), pa.array(sids + ["x", "y"]))
+    assert keys.add_new(odd).tolist() == [False] * 5 + [True, True]
+    assert not keys.add_new(odd).any()
+    assert len(keys) == 7
