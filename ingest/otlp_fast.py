@@ -228,15 +228,25 @@ def _rare_columns(rare: list[tuple], n: int) -> dict[str, pa.Array]:
     return cols
 
 
+_I64 = pa.int64()
+_STR = pa.string()
+
+
 def _typed(ci: int, values: list[Any], typ: pa.DataType) -> pa.Array:
-    """Attribute values as a promoted column's type (as `otlp_json._promoted_value` does)."""
-    kinds = set(map(type, values))
-    if ci in oj._INT_COLS and kinds <= {int}:
-        wide = pa.array(values, pa.int64())
-        fits = pc.and_(pc.greater_equal(wide, -(2**31)), pc.less(wide, 2**31))
-        return pc.if_else(fits, wide, pa.scalar(None, pa.int64())).cast(typ)
-    if ci not in oj._INT_COLS and kinds <= {str}:
-        return pa.array(values, typ)
+    """Attribute values as a promoted column's type (as `otlp_json._promoted_value` does).
+
+    Arrow's own type inference is the check: all ints within int64 infer int64, all str infer
+    string; anything else (bools, floats, mixtures, JSON values, huge ints) goes value by value."""
+    try:
+        arr = pa.array(values)
+    except (pa.ArrowException, OverflowError, TypeError, ValueError):
+        arr = None
+    if arr is not None:
+        if ci in oj._INT_COLS and arr.type == _I64:
+            fits = pc.and_(pc.greater_equal(arr, -(2**31)), pc.less(arr, 2**31))
+            return pc.if_else(fits, arr, pa.scalar(None, _I64)).cast(typ)
+        if ci not in oj._INT_COLS and arr.type == _STR:
+            return arr
     return pa.array([oj._promoted_value(ci, v) for v in values], typ)
 
 
