@@ -51,7 +51,8 @@ __all__ = [
 
 PART_BYTES = 32 * 1024 * 1024  # Arrow bytes buffered before a part file is sorted and written
 PART_BYTES_ENV = "DCR_INGEST_PART_MB"  # override (tests use small parts to kill mid-write)
-ROW_GROUP_ROWS = 32 * 1024
+ROW_GROUP_ROWS = 32 * 1024  # at most; a row group never mixes two services (see _PartBuffer)
+FILE_ROWS = 4 * 1024 * 1024  # rows a part file takes before the next one is started
 MAX_REJECT_RAW_BYTES = 16 * 1024 * 1024
 LOCK_FILE = ".lock"
 
@@ -281,10 +282,21 @@ _DICTIONARY = {
 
 
 class _PartBuffer:
-    """Batches of one table, written as a sorted part file when big enough.
+    """Batches of one table, sorted and appended to a long part file when big enough.
 
+    Layout, for queries that filter on service and time to read little:
+
+        part file ── row group: service A, rows sorted by time   (one buffer's worth)
+                 ├── row group: service B, …
+                 ├── …                                            (next buffer, later times)
+                 └── row group: service A, …
+
+    Each buffer (PART_BYTES) is sorted by (service, time) and written as row groups cut at
+    service boundaries, so a row group's min/max statistics name one service and a narrow
+    time range, and DuckDB skips every row group but the ones asked for. A file takes up to
+    FILE_ROWS rows (few files: DuckDB pays per file even when it skips it whole).
     Sorting and writing happen on the writer's thread (Arrow releases the GIL), so the
-    caller keeps taking batches meanwhile; at most one part is in the works at a time."""
+    caller keeps taking batches meanwhile; at most one buffer is in the works at a time."""
 
     def __init__(self, folder: Path, prefix: str, schema: pa.Schema, sort_keys: list[tuple[str, str]],
                  thread: ThreadPoolExecutor) -> None:
@@ -299,6 +311,8 @@ class _PartBuffer:
         self.max_ns: int | None = None
         self._thread = thread
         self._pending: Future | None = None
+        self._writer: pq.ParquetWriter | None = None  # the open part file (the last of self.files)
+        self._file_rows = 0
 
     def add(self, batch: pa.RecordBatch) -> None:
         if batch.num_rows:
@@ -310,35 +324,62 @@ class _PartBuffer:
                 self.flush()
 
     def flush(self) -> None:
-        """Hand the buffered batches to the writer thread (after the previous part is written)."""
+        """Hand the buffered batches to the writer thread (after the previous buffer is written)."""
         if not self.batches:
             return
         batches, self.batches, self.nbytes = self.batches, [], 0
-        path = self.folder / f"{self.prefix}-{len(self.files):05d}.parquet"
-        self.files.append(path)
         self.wait()
-        self._pending = self._thread.submit(self._write, batches, path)
+        self._pending = self._thread.submit(self._write, batches)
 
     def wait(self) -> None:
-        """Until the part in the works is written (re-raising its error)."""
+        """Until the buffer in the works is written (re-raising its error)."""
         if self._pending is not None:
             pending, self._pending = self._pending, None
             pending.result()
 
-    def _write(self, batches: list[pa.RecordBatch], path: Path) -> None:
+    def finish(self) -> None:
+        """Write what is buffered and close the open part file."""
+        self.flush()
+        self.wait()
+        self.close()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            writer.close()
+
+    def _open(self, schema: pa.Schema) -> pq.ParquetWriter:
+        if self._writer is not None and self._file_rows >= FILE_ROWS:
+            self.close()
+        if self._writer is None:
+            path = self.folder / f"{self.prefix}-{len(self.files):05d}.parquet"
+            self.folder.mkdir(parents=True, exist_ok=True)
+            kind = self.folder.name
+            # store_schema=False: the Parquet types alone read back as SPAN_SCHEMA / LOG_SCHEMA (plain
+            # strings), whereas the stored Arrow schema of a wire table would say "dictionary"
+            self._writer = pq.ParquetWriter(path, schema, use_dictionary=_DICTIONARY[kind],
+                                            write_statistics=_STATISTICS[kind], store_schema=False,
+                                            **_PARQUET_OPTS)
+            self.files.append(path)
+            self._file_rows = 0
+        return self._writer
+
+    def _write(self, batches: list[pa.RecordBatch]) -> None:
         table = pa.Table.from_batches(batches, schema=self.schema)
         # sort keys as plain columns (Arrow does not sort dictionary columns); a stable sort,
         # as Table.sort_by is
         keys = pa.table({name: table.column(name).cast(pa.string()) if pa.types.is_dictionary(table.schema.field(
             name).type) else table.column(name) for name, _ in self.sort_keys})
-        table = table.take(pc.sort_indices(keys, sort_keys=self.sort_keys))
+        order = pc.sort_indices(keys, sort_keys=self.sort_keys)
+        table = table.take(order)
         self._track(table)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        kind = self.folder.name
-        # store_schema=False: the Parquet types alone read back as SPAN_SCHEMA / LOG_SCHEMA (plain
-        # strings), whereas the stored Arrow schema of a wire table would say "dictionary"
-        pq.write_table(table, path, row_group_size=ROW_GROUP_ROWS, use_dictionary=_DICTIONARY[kind],
-                       write_statistics=_STATISTICS[kind], store_schema=False, **_PARQUET_OPTS)
+        writer = self._open(table.schema)
+        services = keys.column(0).take(order)
+        for start, length in _runs(services):
+            for offset in range(start, start + length, ROW_GROUP_ROWS):
+                writer.write_table(table.slice(offset, min(ROW_GROUP_ROWS, start + length - offset)),
+                                   row_group_size=ROW_GROUP_ROWS)
+        self._file_rows += table.num_rows
 
     def _track(self, table: pa.Table) -> None:
         services = pc.unique(table.column("service_name")).drop_null().to_pylist()
@@ -350,6 +391,14 @@ class _PartBuffer:
             self.min_ns = lo if self.min_ns is None else min(self.min_ns, lo)
         if hi is not None:
             self.max_ns = hi if self.max_ns is None else max(self.max_ns, hi)
+
+
+def _runs(values: pa.ChunkedArray) -> list[tuple[int, int]]:
+    """(start, length) of each run of equal values (nulls are one run)."""
+    ree = pc.run_end_encode(values.combine_chunks())
+    ends = ree.run_ends.to_numpy(zero_copy_only=False).tolist()
+    starts = [0, *ends[:-1]]
+    return [(a, b - a) for a, b in zip(starts, ends, strict=True)]
 
 
 def _fresh_manifest(name: str) -> dict[str, Any]:
@@ -482,8 +531,7 @@ class DatasetWriter:
     def commit(self, bytes_read: int) -> dict[str, Any]:
         """Write the remaining parts and atomically publish the new manifest."""
         for part in (self.spans, self.logs):
-            part.flush()
-            part.wait()
+            part.finish()
         if self._rejects_fh is not None:
             self._rejects_fh.close()
             self._rejects_fh = None
@@ -538,6 +586,12 @@ class DatasetWriter:
         thread = getattr(self, "_thread", None)
         if thread is not None:
             thread.shutdown(wait=True, cancel_futures=True)  # no thread writes on after the lock is gone
+        for part in (getattr(self, "spans", None), getattr(self, "logs", None)):
+            if part is not None:
+                try:
+                    part.close()
+                except OSError:
+                    pass  # an unlisted file: garbage for the next ingest
         if self._rejects_fh is not None:
             self._rejects_fh.close()
             self._rejects_fh = None

@@ -92,7 +92,7 @@ def test_compact_schema_keeps_the_contract():
 @pytest.mark.parametrize("mode", MODES)
 def test_big_answer_is_paged_and_spilled(mode, monkeypatch, dcr_home):
     ingest_fixture()
-    sql = "SELECT a.span_id, b.span_id AS other, a.name FROM spans a, spans b ORDER BY 1, 2 LIMIT 300"
+    sql = "SELECT a.span_id, b.span_id AS other, a.name FROM spans a, spans b ORDER BY 1, 2, 3 LIMIT 300"
     full = ok(call(mode, "query_spans", {"dataset": "jaeger", "sql": sql, "limit": 10_000}))
     assert full["page"]["spill_path"] is None
     full_tokens = limits.estimate_tokens(limits.dumps(full))
