@@ -151,30 +151,32 @@ def build_request(
     )
 
 
-async def run_escalation(call: Any, req: Any, budget_s: float | None) -> dict[str, Any]:
-    """`call(req)` (escalate or start_conversation) on a thread, within `budget_s`; partial past it."""
+async def run_escalation(req: Any, budget_s: float | None) -> dict[str, Any]:
+    """escalate(req) on a worker thread within `budget_s`; past it (or on a model timeout) the
+    offline report from the same evidence, marked partial."""
     import dataclasses
 
     import anyio
     import anyio.to_thread
 
+    from escalation.api import escalate
     from escalation.errors import ProviderTimeout
 
     outcome: dict[str, Any] = {}
 
     async def attempt() -> None:
         try:
-            outcome["result"] = await anyio.to_thread.run_sync(call, req, abandon_on_cancel=True)
+            outcome["result"] = await anyio.to_thread.run_sync(escalate, req, abandon_on_cancel=True)
         except ProviderTimeout:
-            outcome["late"] = True
+            pass  # the model ran out of time: fall through to the offline report
 
     with mapped_errors():
-        with anyio.move_on_after(budget_s if budget_s else None):
+        with anyio.move_on_after(budget_s):
             await attempt()
         if "result" in outcome:
             return _result_dict(outcome["result"])
         offline = dataclasses.replace(req, provider="offline")
-        result = _result_dict(await anyio.to_thread.run_sync(call, offline))
+        result = _result_dict(await anyio.to_thread.run_sync(escalate, offline))
     result["partial"] = True
     result["warnings"] = [TIMEOUT_WARNING, *result["warnings"]]
     return result
@@ -182,10 +184,6 @@ async def run_escalation(call: Any, req: Any, budget_s: float | None) -> dict[st
 
 def _result_dict(result: Any) -> dict[str, Any]:
     d = result.to_dict()
-    esc = d.pop("escalation", None)  # a conversation turn carries its escalation
-    if esc:
-        d = {**esc, **{k: v for k, v in d.items() if k not in ("analysis", "warnings")},
-             "analysis": d["analysis"], "warnings": list(esc["warnings"]) + list(d.get("warnings", []))}
     for drop in ("report_markdown", "bundle_sections", "dry_run_payload", "usage", "question", "session_id"):
         d.pop(drop, None)
     d["warnings"] = list(d.get("warnings") or [])
@@ -252,9 +250,7 @@ async def escalate_analysis(
             question=question, context=claude_context, analysis_type=analysis_type, dataset=dataset,
             start=start, end=end, depth_level=depth_level, time_budget_seconds=time_budget_seconds,
         )
-    from escalation.api import escalate
-
-    return document(await run_escalation(escalate, req, time_budget_seconds), "escalate_analysis")
+    return document(await run_escalation(req, time_budget_seconds), "escalate_analysis")
 
 
 TOOLS = [

@@ -46,14 +46,12 @@ class CodePath(BaseModel):
 async def _escalate(tool: str, question: str, analysis_type: str, scope: CodeScopeIn, dataset: str | None,
                     start: str | None, end: str | None, *, depth_level: int = 3,
                     findings: list[str] | None = None) -> CallToolResult:
-    from escalation.api import escalate
-
     context = ClaudeContext(stuck_description=question, partial_findings=findings or [], code_scope=scope)
     with mapped_errors():
         req = build_request(question=question, context=context, analysis_type=analysis_type, dataset=dataset,
                             start=start, end=end, depth_level=depth_level,
                             time_budget_seconds=DEFAULT_TIME_BUDGET_S)
-    return document(await run_escalation(escalate, req, DEFAULT_TIME_BUDGET_S), tool)
+    return document(await run_escalation(req, DEFAULT_TIME_BUDGET_S), tool)
 
 
 def _ep(ep: EntryPoint) -> str:
