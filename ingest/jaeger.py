@@ -67,7 +67,7 @@ import pyarrow.compute as pc
 
 from ingest.json_stream import Element, MalformedJSON, Members, iter_array
 from ingest.records import Chunk, Reject, SourceInfo
-from ingest.span_rows import MAX_NS, Resource, SpanRows, dumpb, dumps, text
+from ingest.span_rows import MAX_NS, Resource, SpanRows, dumpb, dumps, reject_reason, text
 
 __all__ = ["sniff", "read", "read_parallel", "decode_block", "jaeger_id", "CHUNK_SPANS", "BLOCK_BYTES"]
 
@@ -488,11 +488,6 @@ def _deep_trace(raw: bytes) -> _Trace | None:
     return _Trace(traceID=trace_id, spans=spans, processes=procs)
 
 
-def _reason(exc: Exception) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:300]
-
-
 class _Reader:
     def __init__(self, source: SourceInfo) -> None:
         self.source = source
@@ -542,7 +537,7 @@ class _Reader:
         except RecursionError:  # a value nested deeper than msgspec goes: cut the spans by hand
             trace = _deep_trace(raw)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            trace, reason = None, _reason(exc)
+            trace, reason = None, reject_reason(exc)
         if trace is None:
             self.reject(offset, f"trace #{ordinal} is not readable: {reason}", raw, "byte")
             return
@@ -555,7 +550,7 @@ class _Reader:
             try:
                 append(_span_row(ts, _SPAN.decode(raw_span), self.span_index))
             except (msgspec.DecodeError, msgspec.ValidationError, ValueError, OverflowError, RecursionError) as exc:
-                self.reject(self.span_index, _reason(exc), bytes(raw_span), "record")
+                self.reject(self.span_index, reject_reason(exc), bytes(raw_span), "record")
 
     def element(self, raw: bytes, offset: int, ordinal: int) -> None:
         if raw[:1] != b"{":

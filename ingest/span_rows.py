@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 from ingest.normalize import host_from_resource
 from ingest.schema import INT_PROMOTED, PROMOTED, SPAN_SCHEMA
 
-__all__ = ["MAX_NS", "ROW_COLUMNS", "Resource", "SpanRows", "dumpb", "dumps", "text"]
+__all__ = ["MAX_NS", "ROW_COLUMNS", "Resource", "SpanRows", "dumpb", "dumps", "reject_reason", "text"]
 
 MAX_NS = 2**63 - 1
 _encode = msgspec.json.Encoder().encode
@@ -174,3 +174,7 @@ def _promoted_value(ci: int, value: Any) -> Any:
     return value if isinstance(value, str) else dumps(value)
 
 
+def reject_reason(exc: Exception) -> str:
+    """A reject's reason from an exception: its first line, at most 300 characters."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:300]

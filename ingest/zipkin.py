@@ -48,7 +48,7 @@ import msgspec
 from ingest.json_stream import Element, MalformedJSON, iter_array
 from ingest.normalize import dumps, exception_from_events
 from ingest.records import Chunk, Reject, SourceInfo
-from ingest.span_rows import MAX_NS, Resource, SpanRows, dumpb
+from ingest.span_rows import MAX_NS, Resource, SpanRows, dumpb, reject_reason
 
 __all__ = ["sniff", "read", "shared_span_id", "CHUNK_SPANS"]
 
@@ -223,11 +223,6 @@ def _row(sp: _Span, offset: int, resources: dict[tuple[str | None, str | None], 
 # ---- the reader ---------------------------------------------------------------------------
 
 
-def _reason(exc: Exception) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:300]
-
-
 class _Reader:
     def __init__(self, source: SourceInfo) -> None:
         self.source = source
@@ -248,7 +243,7 @@ class _Reader:
             sp = _SPAN.decode(raw)
             row = _row(sp, self.index, self.resources)
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError, OverflowError, RecursionError) as exc:
-            self.reject(self.index, _reason(exc), raw)
+            self.reject(self.index, reject_reason(exc), raw)
             return
         self.rows.rows.append(row)
         if row[8] is None and sp.duration is not None:  # no timestamp: keep the duration
@@ -261,7 +256,7 @@ class _Reader:
         try:  # a list of traces: this element is one trace's list of spans
             spans = _LIST.decode(el.raw)
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
-            self.reject(el.offset, f"trace is not readable: {_reason(exc)}", el.raw, "byte")
+            self.reject(el.offset, f"trace is not readable: {reject_reason(exc)}", el.raw, "byte")
             return
         for raw in spans:
             self.span(bytes(raw))
