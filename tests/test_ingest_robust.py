@@ -100,8 +100,11 @@ def test_huge_attribute_and_deep_kvlist(tmp_path: Path):
     deep_span = doc([{**good_span(1), "attributes": [{"key": "d", "value": "@"}]}])
     lines = [doc([span]), deep_span.replace(b'"@"', too_deep.encode()), doc([good_span(2)])]
     (tmp_path / "big.jsonl").write_bytes(b"\n".join(lines) + b"\n")
-    code = ("import resource, sys, ingest; r = ingest.ingest_paths([sys.argv[1]], 'big'); "
-            "print(r.spans, r.rejected, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)")
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec, so a child started by a big pytest
+    # worker would report the worker's peak instead of its own
+    code = ("import re, sys, ingest; r = ingest.ingest_paths([sys.argv[1]], 'big'); "
+            "hwm = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1); "
+            "print(r.spans, r.rejected, int(hwm) // 1024)")
     p = subprocess.run([sys.executable, "-c", code, str(tmp_path / "big.jsonl")], capture_output=True, text=True,
                        cwd=REPO, timeout=120)
     assert p.returncode == 0, p.stderr
