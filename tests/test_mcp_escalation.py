@@ -178,3 +178,18 @@ def test_focused_tools_escalate_with_their_own_question(mode, stub, tool, args, 
     assert out["provider"] == "gemini" and out["analysis"] == DEFAULT_ANALYSIS
     sent = _sent_text(stub)
     assert f"Analysis type: {analysis_type}" in sent and question in sent
+
+
+def test_first_turn_names_each_warning_once(mode):
+    """A refused file is warned about by the escalation and repeated by its first turn: shown once."""
+    ingest_scenario()
+    context = {**CONTEXT, "code_scope": {**CONTEXT["code_scope"], "files": ["/etc/passwd", "../../outside.py"]}}
+
+    async def body(client):
+        return await client.call_tool("start_conversation", {
+            "claude_context": context, "dataset": "shop", **INCIDENT, "initial_question": "What fails first?"})
+
+    first = ok(run_client(mode, body))
+    refused = [w for w in first["warnings"] if "/etc/passwd" in w]
+    assert len(refused) == 1, first["warnings"]
+    assert len(first["warnings"]) == len(set(first["warnings"]))

@@ -93,7 +93,8 @@ def _turn(turn: Any) -> dict[str, Any]:
     esc = d.pop("escalation", None) or {}
     for drop in ("report_markdown", "usage", "question", "latency_s"):
         d.pop(drop, None)
-    d["warnings"] = list(esc.get("warnings") or []) + list(d.get("warnings") or [])
+    # a first turn repeats its escalation's warnings: each once, in order
+    d["warnings"] = list(dict.fromkeys([*(esc.get("warnings") or []), *(d.get("warnings") or [])]))
     d["escalation_id"], d["bundle_path"] = esc.get("escalation_id"), esc.get("bundle_path")
     return d
 
