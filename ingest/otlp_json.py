@@ -692,6 +692,7 @@ def decode_lines(data: bytes, first_line: int, source: SourceInfo) -> tuple[Chun
 def decode_document(data: bytes, source: SourceInfo) -> Chunk:
     """A whole (e.g. pretty-printed) document; offsets are record indexes."""
     sink = Sink(source, "record")
+    data = data.removeprefix(_BOM)  # editors on Windows write one; msgspec refuses it
     try:
         doc = _decode_doc(data)
     except _DOC_ERRORS as exc:

@@ -135,6 +135,20 @@ def test_compressed_collector_lines(tmp_path: Path, compress: str):
     assert offsets[names[-1]] == len(lines)  # line numbers survive decompression
 
 
+def test_pretty_printed_document_with_utf8_bom(tmp_path: Path):
+    """A pretty-printed OTLP file saved with a BOM (Windows editors) lands whole; it was one reject."""
+    path = tmp_path / "bom.json"
+    path.write_bytes(b"\xef\xbb\xbf" + (PUBLIC / "otlp-examples" / "trace.json").read_bytes())
+    r = ingest.ingest_paths([str(path)], "bom")
+    assert (r.spans, r.rejected) == (1, 0)
+    assert spans_of("bom")[0]["name"] == spans_of_example()[0]["name"]
+
+
+def spans_of_example() -> list[dict]:
+    ingest.ingest_paths([str(PUBLIC / "otlp-examples" / "trace.json")], "bom-ref")
+    return spans_of("bom-ref")
+
+
 def test_shapes_real_files_have(tmp_path: Path):
     span = {"traceId": "W47/95gDgQPSabYzgT/GDA==", "spanId": "7uGbfsPBsXQ=",  # base64 (grpc-gateway)
             "name": "b64", "kind": "SPAN_KIND_CLIENT", "startTimeUnixNano": 1000, "endTimeUnixNano": "2000",
