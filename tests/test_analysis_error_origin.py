@@ -108,3 +108,13 @@ def test_a_call_to_a_traced_service_that_left_no_span_blames_that_service(tmp_pa
         assert top.summary.startswith("calls to inv (POST /stock) fail without an answer from it: 20 client calls")
         # its SQL puts the errors on inv too: 20 origins in the window, none before
         assert s.sql(top.evidence.sql).rows == (("before", 20, 0), ("after", 20, 20))
+
+
+def test_error_text_prefixes_the_type_only_when_the_message_lacks_it():
+    from correlate.analyses.error_origin import _error_text
+    assert _error_text("ValueError", "ValueError: bad x") == "ValueError: bad x"
+    assert _error_text("ValueError", "bad x") == "ValueError: bad x"
+    assert _error_text(None, "connection refused") == "error: connection refused"
+    assert _error_text("TimeoutError", None) == "TimeoutError"
+    cut = _error_text(None, "x" * 300)
+    assert len(cut) == 120 and cut.endswith("…")

@@ -64,3 +64,14 @@ def test_every_candidate_carries_evidence(reports):
                 for key, value in zip(rerun.columns[1:], row[1:], strict=True):
                     want = figures[key]
                     assert value == (want if want is None else pytest.approx(want, rel=1e-6)), (name, c.analysis, key)
+
+
+@pytest.mark.skipif("dependency_failure" not in NAMES, reason="no dependency_failure scenario")
+def test_error_summary_names_the_exception_type_once(reports):
+    """The SDK writes the status message as 'Type: message'; the summary used to prefix the type again."""
+    _, report, _ = reports["dependency_failure"]
+    top = report.candidates[0]
+    assert top.evidence.details["message"].startswith("psycopg.OperationalError: connection to server")
+    assert top.summary.count("psycopg.OperationalError") == 1, top.summary
+    assert '(psycopg.OperationalError: connection to server at "tax-db-replica-3"' in top.summary
+    assert top.summary.endswith("port 5432 failed: Connection refused)")  # whole now that the type is not repeated

@@ -120,6 +120,19 @@ def _finding(g: dict) -> Finding:
     )
 
 
+def _error_text(exception_type: str | None, message: str | None, limit: int = 120) -> str:
+    """'Type: message' for a summary, the type once: SDKs' record_exception already writes the
+    status message as 'Type: message'. Cut at `limit` characters with an ellipsis."""
+    kind = exception_type or "error"
+    if not message:
+        text = kind
+    elif exception_type and message.startswith(exception_type):
+        text = message
+    else:
+        text = f"{kind}: {message}"
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def _candidates(ctx: AnalysisContext, base: float, g: dict) -> list[Candidate]:
     service, op = g["service"], g["op"]
     root_fail = _root_failures(ctx, service, op)
@@ -137,13 +150,13 @@ GROUP BY after ORDER BY after"""
         if d.get("calls"):
             d["origin_error_rate"] = round(d["origin_errors"] / d["calls"], 6)
     tids, sids = exemplars(ctx, f"after AND {ORIGIN} AND {blamed(ctx.s)} = {lit(service)} AND op = {lit(op)}")
-    what = f"{g['exception_type'] or 'error'}: {g['message']}" if g["message"] else (g["exception_type"] or "error")
+    what = _error_text(g["exception_type"], g["message"])
     rate_b = before.get("origin_error_rate")
     summary = (
         f"{service} {op} is where errors start: {g['origin_a']} of {g['calls_a']} calls "
         f"({fmt_pct(after.get('origin_error_rate'))}) fail with no failing child, against "
         f"{fmt_pct(rate_b) if rate_b is not None else 'no baseline'} before; "
-        f"{root_fail} failing requests carry it ({what[:120]})"
+        f"{root_fail} failing requests carry it ({what})"
     )
     gave_up = g["gave_up_a"] / g["origin_a"]
     unanswered = g["unanswered_a"] / g["origin_a"]
