@@ -57,3 +57,27 @@ def test_the_offline_report_is_deterministic() -> None:
     a = escalate(EscalationRequest(question="q", dataset=name, provider="offline"))
     b = escalate(EscalationRequest(question="q", dataset=name, provider="offline"))
     assert a.analysis == b.analysis and a.report_markdown == b.report_markdown
+
+
+def test_one_origin_read_as_two_mechanisms_is_explained_once() -> None:
+    """dependency_failure ranks pricing/SELECT tax_rates twice (dependency_failure, then error_propagation)
+    with one summary; the report used to print the same paragraph twice and ask whether the second was
+    a separate problem."""
+    from ingest.pipeline import ingest_paths
+
+    name = "dependency_failure"
+    truth = json.loads((SCENARIOS / name / "truth.json").read_text())
+    ingest_paths([str(SCENARIOS / name)], dataset=name, workers=1)
+    w = truth["window"]
+    r = escalate(EscalationRequest(
+        question="q", dataset=name, provider="offline",
+        window=Window(w["incident_start_ns"], w["incident_end_ns"]),
+        baseline=Window(w["baseline_start_ns"], w["baseline_end_ns"])))
+    first, second = r.analysis["root_causes"][:2]
+    assert (first["service"], first["operation"]) == (second["service"], second["operation"])
+    assert "Connection refused). Supporting evidence: trace " in first["explanation"]
+    assert second["explanation"] == (
+        "The same evidence as root cause 1 (dependency_failure in pricing/SELECT tax_rates), "
+        "read as error_propagation.")
+    assert r.report_markdown.count("Supporting evidence:") == 1
+    assert not any("separate problem" in q for q in r.analysis["open_questions"])

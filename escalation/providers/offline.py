@@ -75,6 +75,15 @@ class OfflineProvider:
     def _analysis(self, facts: dict[str, Any]) -> dict[str, Any]:
         cands = [c for c in facts.get("candidates", []) if not c.get("finding")]
         causes = [self._cause(c, facts) for c in cands[:5]]
+        seen: dict[str, int] = {}  # summary -> first cause number: one origin read as two mechanisms
+        for i, (c, cause) in enumerate(zip(cands, causes, strict=False), 1):
+            text = str(c.get("summary") or "")
+            if text and text in seen:
+                k = seen[text]
+                cause["explanation"] = (f"The same evidence as root cause {k} ({causes[k - 1]['title']}), "
+                                        f"read as {cause['mechanism']}.")
+            else:
+                seen.setdefault(text, i)
         if not causes:
             causes = self._causes_without_candidates(facts)
         fixes = []
@@ -99,7 +108,8 @@ class OfflineProvider:
             if top else " The bundle holds no root-cause candidate and no failing trace.")
         questions = ["Does the top candidate's mechanism match what the code does at the referenced lines? "
                      "(needs a model or a human: not checked offline)"]
-        if len(cands) > 1:
+        if len(cands) > 1 and (cands[1].get("service"), cands[1].get("operation")) != (
+                cands[0].get("service"), cands[0].get("operation")):
             questions.append(f"Is {cands[1].get('service')}/{cands[1].get('mechanism')} a separate problem or a "
                              f"symptom of the top candidate?")
         return {"summary": summary, "root_causes": causes, "fixes": fixes, "tests_to_run": tests,
@@ -130,6 +140,8 @@ class OfflineProvider:
                 evidence.append(code["evidence_id"])
         explanation = str(c.get("summary") or "")
         if support:
+            if explanation and not explanation.endswith((".", "!", "?")):
+                explanation += "."
             explanation += " Supporting evidence: " + "; ".join(support[:4]) + "."
         return {"title": f"{c.get('mechanism')} in {service}/{c.get('operation') or '-'}",
                 "service": service, "operation": c.get("operation") or "", "mechanism": c.get("mechanism") or "",
