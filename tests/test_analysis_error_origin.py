@@ -88,11 +88,17 @@ def test_a_client_that_gave_up_blames_the_callee(tmp_path, monkeypatch):
     assert [c.mechanism for c in result.candidates] == ["latency_regression", "timeout_cascade"]
 
 
+REFUSED = ("ConnectionRefusedError: [Errno 111] connection refused by inv-0.internal:8080 "
+           "after 3 attempts (backoff 100/200/400 ms)")
+
+
 def _down(t, after: bool, i: int) -> None:
     """web calls inv; after the onset inv is down: web's client span fails, refused, with no inv span."""
     root = t.span("web", "GET /stock", 0, 20, status_code="ERROR" if after else "UNSET")
     c = t.span("web", "POST /stock", 1, 2 if after else 15, parent=root, kind="CLIENT", peer_service="inv",
-               status_code="ERROR" if after else "UNSET", status_message="connection refused" if after else None)
+               status_code="ERROR" if after else "UNSET",
+               status_message=REFUSED if after else None,
+               exception_type="ConnectionRefusedError" if after else None)
     if not after:
         t.span("inv", "POST /stock", 2, 12, parent=c)
 
@@ -106,6 +112,9 @@ def test_a_call_to_a_traced_service_that_left_no_span_blames_that_service(tmp_pa
         assert (top.service, top.operation, top.mechanism) == ("inv", "POST /stock", "dependency_failure")
         assert top.evidence.details["share_unanswered"] == 1.0
         assert top.summary.startswith("calls to inv (POST /stock) fail without an answer from it: 20 client calls")
+        # the type once, the long message cut at 100 characters with an ellipsis (was cut mid-word, silently)
+        assert f"no inv span ({REFUSED[:99].rstrip()}…); 20 failing requests" in top.summary
+        assert top.summary.count("ConnectionRefusedError") == 1
         # its SQL puts the errors on inv too: 20 origins in the window, none before
         assert s.sql(top.evidence.sql).rows == (("before", 20, 0), ("after", 20, 20))
 

@@ -173,17 +173,18 @@ GROUP BY after ORDER BY after"""
     }
     ev = Evidence(before=before, after=after, trace_ids=tids, span_ids=sids, sql=evidence_sql(ctx, q), details=details)
     secondary: str | None = None
+    short = _error_text(g["exception_type"], g["message"], 100)
     if gave_up >= 0.5:
         primary, secondary = "latency_regression", "timeout_cascade"
         summary = (
             f"callers give up waiting for {service} {op}: {g['gave_up_a']} calls time out while its server span "
-            f"is still working ({what[:100]}); {root_fail} failing requests carry it"
+            f"is still working ({short}); {root_fail} failing requests carry it"
         )
     elif unanswered >= 0.5:
         primary, secondary = "dependency_failure", "error_propagation"
         summary = (
             f"calls to {service} ({op}) fail without an answer from it: {g['unanswered_a']} client calls left no "
-            f"{service} span ({what[:100]}); {root_fail} failing requests carry it"
+            f"{service} span ({short}); {root_fail} failing requests carry it"
         )
     elif leaf >= 0.5:
         primary, secondary = "dependency_failure", "error_propagation"
