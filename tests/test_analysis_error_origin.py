@@ -127,3 +127,14 @@ def test_error_text_prefixes_the_type_only_when_the_message_lacks_it():
     assert _error_text("TimeoutError", None) == "TimeoutError"
     cut = _error_text(None, "x" * 300)
     assert len(cut) == 120 and cut.endswith("…")
+
+
+def test_without_a_baseline_the_summary_says_so_plainly(tmp_path, monkeypatch):
+    """Was 'against no baseline before'."""
+    monkeypatch.setenv("DCR_HOME", str(tmp_path))
+    spans, window, _ = two_periods(_down, n=20)
+    with spans.open("nobase") as s:
+        result = analyse(s, find_error_origins, window, None)
+    top = result.candidates[0]
+    assert "20 of 20 calls (100.0%) fail with no failing child, with no baseline to compare; " in top.summary
+    assert "no baseline before" not in top.summary

@@ -152,10 +152,11 @@ GROUP BY after ORDER BY after"""
     tids, sids = exemplars(ctx, f"after AND {ORIGIN} AND {blamed(ctx.s)} = {lit(service)} AND op = {lit(op)}")
     what = _error_text(g["exception_type"], g["message"])
     rate_b = before.get("origin_error_rate")
+    versus = f"against {fmt_pct(rate_b)} before" if rate_b is not None else "with no baseline to compare"
     summary = (
         f"{service} {op} is where errors start: {g['origin_a']} of {g['calls_a']} calls "
-        f"({fmt_pct(after.get('origin_error_rate'))}) fail with no failing child, against "
-        f"{fmt_pct(rate_b) if rate_b is not None else 'no baseline'} before; "
+        f"({fmt_pct(after.get('origin_error_rate'))}) fail with no failing child, "
+        f"{versus}; "
         f"{root_fail} failing requests carry it ({what})"
     )
     gave_up = g["gave_up_a"] / g["origin_a"]
