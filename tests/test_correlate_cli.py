@@ -76,3 +76,29 @@ def test_unknown_service_warns_and_reports_nothing_for_it(dataset, capsys):
     out = capsys.readouterr()
     assert "no service named ghost" in out.err
     assert json.loads(out.out)["candidates"] == []
+
+
+def test_a_window_without_spans_says_where_the_data_is(dataset, capsys):
+    assert main(["correlate", dataset, "--start", "2030-01-01T00:00:00Z", "--end", "2030-01-02T00:00:00Z"]) == 0
+    out = capsys.readouterr().out
+    assert "note: no spans in the window" in out
+    assert "no root-cause candidates: the dataset's data runs from 2023-11-14T22:13:20" in out
+    assert "differs enough from the baseline" not in out
+
+
+def test_a_dataset_of_logs_only_says_it_has_no_spans(dcr_home, fixtures_dir, capsys):
+    import ingest
+    ingest.ingest_paths([str(fixtures_dir / "public" / "otlp-examples" / "logs.json")], "logsonly")
+    assert main(["correlate", "logsonly"]) == 0
+    assert "no root-cause candidates: the dataset has no spans" in capsys.readouterr().out
+
+
+def test_one_origin_read_as_two_mechanisms_prints_its_summary_once(dcr_home, fixtures_dir, capsys):
+    import ingest
+    ingest.ingest_paths([str(fixtures_dir / "scenarios" / "dependency_failure")], "dep")
+    assert main(["correlate", "dep", "--start", "2025-06-12T09:15:00Z", "--end", "2025-06-12T09:30:00Z"]) == 0
+    out = capsys.readouterr().out
+    assert "1. 0.40  pricing SELECT tax_rates  [dependency_failure]" in out
+    assert "2. 0.34  pricing SELECT tax_rates  [error_propagation]\n   the same evidence as #1, read as " \
+           "error_propagation\n   traces: " in out
+    assert out.count("is where errors start") == 1

@@ -75,22 +75,40 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(report.to_dict())
         return 0
-    _print(report, args.top)
+    has_spans = bool((ds.handle.manifest.get("totals") or {}).get("spans"))
+    _print(report, args.top, ds.handle.time_range if has_spans else (None, None))
     return 0
 
 
-def _print(report, top: int) -> None:  # report: correlate.CorrelationReport
+def _print(report, top: int, time_range: tuple[int | None, int | None] = (None, None)) -> None:
+    """report: correlate.CorrelationReport; time_range: the dataset's ((None, None) without spans),
+    named when the window is empty."""
+    from correlate.engine import NOTE_NO_SPANS
+
     w, b = report.window, report.baseline
     print(f"dataset {report.dataset}: window {format_ns(w.start_ns)} .. {format_ns(w.end_ns)}")
     print(f"baseline: {format_ns(b.start_ns)} .. {format_ns(b.end_ns)}" if b else "baseline: none")
     for note in report.notes:
         print(f"note: {note}")
     if not report.candidates:
-        print("no root-cause candidates: nothing in the window differs enough from the baseline")
+        if time_range[0] is None:
+            print("no root-cause candidates: the dataset has no spans")
+        elif NOTE_NO_SPANS in report.notes:
+            print(f"no root-cause candidates: the dataset's data runs from {format_ns(time_range[0])} "
+                  f"to {format_ns(time_range[1])}")
+        elif b is None:
+            print("no root-cause candidates: nothing in the window stands out")
+        else:
+            print("no root-cause candidates: nothing in the window differs enough from the baseline")
+    first_with: dict[str, int] = {}  # summary -> rank: one origin read as two mechanisms shares its text
     for i, c in enumerate(report.candidates[:top], 1):
         op = f" {c.operation}" if c.operation else ""
         print(f"\n{i}. {c.score:.2f}  {c.service}{op}  [{c.mechanism}]")
-        print(f"   {c.summary}")
+        if c.summary in first_with:
+            print(f"   the same evidence as #{first_with[c.summary]}, read as {c.mechanism}")
+        else:
+            first_with[c.summary] = i
+            print(f"   {c.summary}")
         if c.evidence.trace_ids:
             print(f"   traces: {', '.join(c.evidence.trace_ids)}")
     if len(report.candidates) > top:
