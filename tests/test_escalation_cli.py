@@ -59,6 +59,15 @@ def test_bad_input_is_one_line_exit_2(capsys) -> None:
     assert "the question is empty" in capsys.readouterr().err
 
 
+def test_conversation_list_when_there_are_none_says_so(capsys) -> None:
+    assert main(["conversation", "list"]) == 0
+    out = capsys.readouterr()
+    assert out.out == ""  # stdout stays a list (empty), the hint goes to stderr
+    assert out.err == "no conversations yet: start one with 'dcr conversation start NAME --question …'\n"
+    assert main(["conversation", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"conversations": [], "total_count": 0}
+
+
 def test_conversation_commands(capsys) -> None:
     make_shop()
     assert main(["conversation", "start", "shop", "--question", "why?", "--json"]) == 0

@@ -64,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
             rows = escalation.list_conversations()
             if args.json:
                 emit_json({"conversations": rows, "total_count": len(rows)})
+            elif not rows:
+                info("no conversations yet: start one with 'dcr conversation start NAME --question …'")
             else:
                 for st in rows:
                     print(_status_line(st))
