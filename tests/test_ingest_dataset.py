@@ -152,6 +152,8 @@ def test_datasets_list_rm_and_unknown(capsys):
     ingest.ingest_paths([str(EXAMPLES / "trace.json")], "one")
     assert main(["datasets", "--json"]) == 0
     assert [d["dataset"] for d in json.loads(capsys.readouterr().out)] == ["one"]
+    assert main(["datasets"]) == 0
+    assert capsys.readouterr().out.split() == ["one", "1", "spans", "0", "logs", "0", "rejected", "1", "service"]
     assert main(["dataset", "show", "nope"]) == 2
     assert "known datasets: one" in capsys.readouterr().err
     assert main(["dataset", "rm", "one"]) == 0

@@ -45,6 +45,13 @@ def test_text(data, capsys):
                    "adjusted by -60ms (host h2 vs parent host h1)\n")
 
 
+def test_a_single_span_trace_says_span(dcr_home, capsys):
+    make_dataset("one", [dict(trace_id=T, span_id="1" * 16, name="GET /", service_name="front", start_ns=0,
+                              end_ns=5 * MS, status_code="UNSET", kind="SERVER")])
+    assert main(["trace", "one", T]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == f"trace {T}: 1 span, 5.000ms, started 1970-01-01T00:00:00.000000Z"
+
+
 def test_json(data, capsys):
     assert main(["trace", "d", T, "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)

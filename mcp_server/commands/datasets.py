@@ -31,5 +31,5 @@ def run(args: argparse.Namespace) -> int:
         print("no datasets yet: run 'dcr ingest PATH' first")
     for r in rows:
         print(f"{r['dataset']:<24} {r['spans']:>10} spans {r['logs']:>10} logs {r['rejected']:>8} rejected  "
-              f"{len(r['services'])} services")
+              f"{len(r['services'])} service{'' if len(r['services']) == 1 else 's'}")
     return 0

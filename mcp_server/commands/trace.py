@@ -43,7 +43,7 @@ def _key_attributes(span: Any) -> str:
 
 def _render(view: Any) -> None:
     total = view.end_ns - view.start_ns
-    print(f"trace {view.trace_id}: {len(view.spans)} spans, {format_ms(total)}, started {format_ns(view.start_ns)}")
+    print(f"trace {view.trace_id}: {len(view.spans)} span{'' if len(view.spans) == 1 else 's'}, {format_ms(total)}, started {format_ns(view.start_ns)}")
     print("  * on the critical path; offset from the trace start; self = time not spent in children")
     print(f"  {'':1} {'offset':>12} {'duration':>12} {'self':>12} {'status':<6} span")
     for s in view.spans:
