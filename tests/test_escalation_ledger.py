@@ -60,6 +60,9 @@ def test_stats_by_day_type_and_model(capsys) -> None:
     assert main(["stats"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("3 ledger rows: 3 ok, 0 failed, 0 dry runs") and "by analysis type" in out
+    header, row = out.split("by model\n")[1].splitlines()[:2]
+    assert row.startswith("  offline-report-v1 (offline) ")
+    assert len(header) == len(row) and header.endswith("avg_latency_s")  # the columns line up
 
 
 # should_escalate: one row a case (signals, expected decision, expected reason count)

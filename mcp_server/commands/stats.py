@@ -19,11 +19,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _table(title: str, key: str, rows: list[dict[str, Any]]) -> None:
+    labels = [str(r.get(key)) + (f" ({r['provider']})" if key == "model" else "") for r in rows]
+    width = max([24, *(len(x) + 1 for x in labels)])  # a long model name kept the columns from lining up
     print(f"\n{title}")
-    print(f"  {key:<24}" + "".join(f"{c:>16}" for c in _COLS))
-    for r in rows:
-        label = str(r.get(key)) + (f" ({r['provider']})" if key == "model" else "")
-        print(f"  {label:<24}" + "".join(
+    print(f"  {key:<{width}}" + "".join(f"{c:>16}" for c in _COLS))
+    for label, r in zip(labels, rows, strict=True):
+        print(f"  {label:<{width}}" + "".join(
             f"{r.get(c) or 0:>16,.4f}" if c == "cost_usd" else f"{r.get(c) or 0:>16,}" for c in _COLS))
 
 
