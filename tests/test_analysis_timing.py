@@ -62,6 +62,8 @@ def test_leases_that_expire_before_renewal_blame_the_holder(tmp_path, monkeypatc
     assert c.evidence.before == {"lock_calls": 60, "requests_with_expired_lease": 0, "min_remaining": 500.0}
     # none before, 30 now: 0.35 + 0.6 * 30 / 33
     assert c.score == round(0.35 + 0.6 * 30 / 33, 4)
+    # the attribute named, so its unit shows (was "lowest time left reported -300.0")
+    assert c.summary.endswith("(before: 0), lowest lock.lease.remaining_ms reported: -300"), c.summary
     assert reruns[0].rows == (("before", 60, 0, 500.0), ("after", 60, 30, -300.0))
 
 

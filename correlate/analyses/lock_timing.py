@@ -83,8 +83,17 @@ GROUP BY after ORDER BY after"""
     tids, sids = exemplars(ctx, f"after AND {LOCK_OP} AND {EXPIRED} AND {HOLDER} = {lit(holder)}")
     summary = (
         f"{holder}'s lock leases run out before it renews them: {g['expired_a']} requests hit an expired lease "
-        f"on {g['op']} (before: {g['expired_b']}), lowest time left reported {after.get('min_remaining')}"
+        f"on {g['op']} (before: {g['expired_b']})"
     )
+    lowest = after.get("min_remaining")
+    if lowest is not None:  # the attribute's own name carries the unit (lock.lease.remaining_ms)
+        key = ctx.con.execute(
+            f"""SELECT regexp_extract(attrs, '"([^"]*(remaining|left)[^"]*)"\\s*:\\s*-?[0-9.]', 1)
+                FROM {ctx.s} WHERE after AND {LOCK_OP} AND {HOLDER} = ? AND {REMAINING} = ? LIMIT 1""",
+            [holder, lowest],
+        ).fetchone()
+        figure = int(lowest) if float(lowest).is_integer() else lowest
+        summary += f", lowest {key[0] if key and key[0] else 'time left'} reported: {figure}"
     ev = Evidence(before=before, after=after, trace_ids=tids, span_ids=sids, sql=evidence_sql(ctx, q),
                   details={"operation": g["op"]})
     return Candidate(holder, g["op"], "lock_expiry", round(score, 4), summary, ev, NAME)
