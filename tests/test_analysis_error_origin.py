@@ -138,3 +138,18 @@ def test_without_a_baseline_the_summary_says_so_plainly(tmp_path, monkeypatch):
     top = result.candidates[0]
     assert "20 of 20 calls (100.0%) fail with no failing child, with no baseline to compare; " in top.summary
     assert "no baseline before" not in top.summary
+
+
+def test_a_single_error_finding_reads_in_the_singular(tmp_path, monkeypatch):
+    def one_404(t, after: bool, i: int) -> None:
+        root = t.span("web", "GET /", 0, 10)
+        fail = i % 20 == 3  # one error in each period: usual, a finding
+        t.span("web", "GET /missing", 1, 1, parent=root, kind="INTERNAL", status_code="ERROR" if fail else "UNSET",
+               status_message="not found" if fail else None)
+
+    monkeypatch.setenv("DCR_HOME", str(tmp_path))
+    spans, window, baseline = two_periods(one_404, n=20)
+    with spans.open("one") as s:
+        result = analyse(s, find_error_origins, window, baseline)
+    summaries = [f.summary for f in result.findings] + [c.summary for c in result.candidates]
+    assert "web GET /missing: 1 error starts here in the window (1 before), not a change" in summaries, summaries

@@ -114,7 +114,8 @@ def _finding(g: dict) -> Finding:
         service=g["service"],
         operation=g["op"],
         summary=(
-            f"{g['service']} {g['op']}: {g['origin_a']} errors start here in the window "
+            f"{g['service']} {g['op']}: {g['origin_a']} "
+            f"{'error starts' if g['origin_a'] == 1 else 'errors start'} here in the window "
             f"({g['origin_b']} before), not a change"
         ),
     )
