@@ -125,6 +125,7 @@ def test_error_text_prefixes_the_type_only_when_the_message_lacks_it():
     assert _error_text("ValueError", "bad x") == "ValueError: bad x"
     assert _error_text(None, "connection refused") == "error: connection refused"
     assert _error_text("TimeoutError", None) == "TimeoutError"
+    assert _error_text(None, None) == "no error message recorded"  # was a bare "(error)"
     cut = _error_text(None, "x" * 300)
     assert len(cut) == 120 and cut.endswith("…")
 

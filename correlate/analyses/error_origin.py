@@ -126,7 +126,7 @@ def _error_text(exception_type: str | None, message: str | None, limit: int = 12
     status message as 'Type: message'. Cut at `limit` characters with an ellipsis."""
     kind = exception_type or "error"
     if not message:
-        text = kind
+        text = exception_type or "no error message recorded"
     elif exception_type and message.startswith(exception_type):
         text = message
     else:
