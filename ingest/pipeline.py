@@ -464,7 +464,8 @@ def ingest_paths(paths: list[str], dataset: str = "default", progress: Progress 
             run.close()
         if not run.usable:
             reasons = sorted({r.skipped or "" for r in run.results})
-            raise NoInput(f"nothing usable in {', '.join(paths)} ({', '.join(reasons)}): "
+            named = ", ".join("standard input (-)" if p == "-" else p for p in paths)
+            raise NoInput(f"nothing usable in {named} ({', '.join(reasons)}): "
                           "give OTLP JSON/protobuf, Jaeger or Zipkin files")
         writer.commit(run.bytes)
         rejected = sum(r.rejected for r in run.results) + writer.orphan_rejects

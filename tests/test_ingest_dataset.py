@@ -216,3 +216,12 @@ def test_formats_with_read_parallel_use_the_worker_processes(monkeypatch):
     assert (par.spans, par.rejected, par.duplicates) == (serial.spans, serial.rejected, serial.duplicates)
     key = sorted((s["trace_id"], s["span_id"], s["parent_span_id"], s["start_ns"]) for s in all_spans("serial"))
     assert key == sorted((s["trace_id"], s["span_id"], s["parent_span_id"], s["start_ns"]) for s in all_spans("parallel"))
+
+
+def test_garbage_on_stdin_is_named_as_standard_input(dcr_home: Path):
+    env = {**os.environ, "DCR_HOME": str(dcr_home)}
+    p = subprocess.run([sys.executable, "-m", "mcp_server.cli", "ingest", "-", "--json"], input=b"garbage\n",
+                       capture_output=True, env=env, cwd=REPO, timeout=60)
+    assert p.returncode == 2 and p.stdout == b""
+    assert p.stderr.decode() == ("dcr: nothing usable in standard input (-) (unknown format): "
+                                 "give OTLP JSON/protobuf, Jaeger or Zipkin files\n")
