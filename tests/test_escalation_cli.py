@@ -59,6 +59,18 @@ def test_bad_input_is_one_line_exit_2(capsys) -> None:
     assert "the question is empty" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--time-budget", "-3"], "dcr: --time-budget must be a number of seconds > 0, got -3\n"),
+    (["--time-budget", "0"], "dcr: --time-budget must be a number of seconds > 0, got 0\n"),
+    (["--budget-tokens", "0"], "dcr: --budget-tokens must be > 0, got 0\n"),
+])
+def test_escalate_refuses_a_budget_that_is_not_positive(argv: list[str], message: str, capsys) -> None:
+    make_shop()
+    assert main(["escalate", "shop", "--question", "why?", "--provider", "offline", *argv]) == 2
+    out = capsys.readouterr()
+    assert out.err == message and out.out == ""
+
+
 def test_conversation_list_when_there_are_none_says_so(capsys) -> None:
     assert main(["conversation", "list"]) == 0
     out = capsys.readouterr()

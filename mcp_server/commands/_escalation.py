@@ -56,6 +56,11 @@ def _window(start: str | None, end: str | None, what: str) -> Any:
 def request_from_args(args: argparse.Namespace, *, dry_run: bool = False) -> Any:
     from escalation import AgentContext, CodeScope, EscalationRequest
 
+    # 0 fell back to the default timeout and a negative one reached the client: refuse both here
+    if args.time_budget is not None and not args.time_budget > 0:
+        raise UsageError(f"--time-budget must be a number of seconds > 0, got {args.time_budget:g}")
+    if args.budget_tokens is not None and args.budget_tokens <= 0:
+        raise UsageError(f"--budget-tokens must be > 0, got {args.budget_tokens}")
     return EscalationRequest(
         question=args.question, dataset=args.name, window=_window(args.start, args.end, ""),
         baseline=_window(args.baseline_start, args.baseline_end, "baseline-"), services=tuple(args.service),
