@@ -89,3 +89,13 @@ def test_a_slice_of_slow_calls_is_found_though_the_median_held(tmp_path, monkeyp
                                 "take longer than the baseline's p90 of 14.0 ms")
     # 4 of 40 above p90 expected, 16 of 40 seen; the added time outweighs the 20 ms requests (impact 1)
     assert c.score == round(rate_score(4, 40, 16, 40), 4)
+
+
+def test_a_single_call_is_not_called_a_mean_over_1_calls(tmp_path, monkeypatch):
+    monkeypatch.setenv("DCR_HOME", str(tmp_path))
+    spans, window, _ = two_periods(lambda t, after, i: t.span("solo", "GET /once", 0, 1000) if after else None,
+                                   n=1)
+    with spans.open("solo2") as s:
+        result = analyse(s, find_latency_regressions, window, None)
+    assert [f.summary for f in result.findings] == [
+        "solo GET /once takes 100% of all self time in the window (1000 ms in its only call)"]

@@ -215,6 +215,11 @@ def _service_candidate(ctx: AnalysisContext, svc: str, score: float, info: dict,
     return Candidate(svc, None, mechanism, round(clamp01(score), 4), summary, ev, NAME)
 
 
+def _mean_over(mean_ns: float | None, calls: int) -> str:
+    """'mean 12 ms a call over 40 calls'; a single call is just its time."""
+    return f"{fmt_ms(mean_ns)} in its only call" if calls == 1 else f"mean {fmt_ms(mean_ns)} a call over {calls} calls"
+
+
 def _without_baseline(ops: list[dict], totals: TraceTotals) -> AnalysisResult:
     """No baseline: no change to measure; the largest own-time consumers, as findings."""
     out = AnalysisResult()
@@ -224,7 +229,7 @@ def _without_baseline(ops: list[dict], totals: TraceTotals) -> AnalysisResult:
         out.findings.append(Finding(
             kind=NAME, service=g["service"], operation=g["op"],
             summary=(f"{g['service']} {g['op']} takes {100 * share:.0f}% of all self time in the window "
-                     f"(mean {fmt_ms(g['mean_a'])} a call over {g['n_a']} calls)"),
+                     f"({_mean_over(g['mean_a'], g['n_a'])})"),
             evidence=Evidence(after={"calls": g["n_a"], "mean_self_ns": round(g["mean_a"] or 0),
                                      "share_of_self_time": round(share, 4)}),
         ))
