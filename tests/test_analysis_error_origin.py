@@ -154,3 +154,28 @@ def test_a_single_error_finding_reads_in_the_singular(tmp_path, monkeypatch):
         result = analyse(s, find_error_origins, window, baseline)
     summaries = [f.summary for f in result.findings] + [c.summary for c in result.candidates]
     assert "web GET /missing: 1 error starts here in the window (1 before), not a change" in summaries, summaries
+
+
+def test_a_tie_between_messages_is_broken_the_same_way_every_run(tmp_path, monkeypatch):
+    """Two 'not found' messages seen equally often: DuckDB's mode() returned either, so the offline
+    report changed between runs under load. The most frequent wins, then the smallest text."""
+    from correlate.analyses.error_origin import _mode
+
+    assert _mode({"product 8999 not found": 1, "product 1039 not found": 1}) == "product 1039 not found"
+    assert _mode({"b": 3, "a": 1}) == "b" and _mode(None) is None and _mode({}) is None
+
+    def lookups(t, after: bool, i: int) -> None:
+        root = t.span("web", "GET /p", 0, 10)
+        fail = after and i % 10 in (1, 2)
+        msg = f"product {'8999' if i % 10 == 1 else '1039'} not found" if fail else None
+        t.span("web", "GetProduct", 1, 5, parent=root, kind="CLIENT",
+               status_code="ERROR" if fail else "UNSET", status_message=msg)
+
+    monkeypatch.setenv("DCR_HOME", str(tmp_path))
+    spans, window, baseline = two_periods(lookups, n=40)
+    with spans.open("tie") as s:
+        seen = set()
+        for _ in range(5):
+            result = analyse(s, find_error_origins, window, baseline)
+            seen.add(result.candidates[0].evidence.details["message"])
+    assert seen == {"product 1039 not found"}

@@ -48,8 +48,14 @@ def blamed(rel: str) -> str:
 
 
 
+def _mode(counts: dict | None) -> str | None:
+    """The most frequent value, the smallest among equals: DuckDB's mode() picks any of a tie, and
+    which one changed from run to run with its threads (two errors seen once each)."""
+    return min(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0] if counts else None
+
+
 def _groups(ctx: AnalysisContext) -> list[dict]:
-    return rows(
+    out = rows(
         ctx.con,
         f"""
         WITH o AS (
@@ -70,13 +76,17 @@ def _groups(ctx: AnalysisContext) -> list[dict]:
                count(*) FILTER (WHERE after AND gave_up) AS gave_up_a,
                count(*) FILTER (WHERE after AND unanswered) AS unanswered_a,
                count(DISTINCT trace_id) FILTER (WHERE after AND origin) AS traces_a,
-               mode(exception_type) FILTER (WHERE after AND origin) AS exception_type,
-               mode(err_msg) FILTER (WHERE after AND origin) AS message,
-               mode(coalesce(peer_service, db_system)) FILTER (WHERE after AND origin) AS peer,
+               histogram(exception_type) FILTER (WHERE after AND origin) AS exception_type,
+               histogram(err_msg) FILTER (WHERE after AND origin) AS message,
+               histogram(coalesce(peer_service, db_system)) FILTER (WHERE after AND origin) AS peer,
                (SELECT n FROM failing) AS failing_traces_a
         FROM o GROUP BY service, op HAVING count(*) FILTER (WHERE after AND origin) > 0
         """,
     )
+    for g in out:
+        for key in ("exception_type", "message", "peer"):
+            g[key] = _mode(g[key])
+    return out
 
 
 def _root_failures(ctx: AnalysisContext, service: str, op: str) -> int:
