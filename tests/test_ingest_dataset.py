@@ -225,3 +225,12 @@ def test_garbage_on_stdin_is_named_as_standard_input(dcr_home: Path):
     assert p.returncode == 2 and p.stdout == b""
     assert p.stderr.decode() == ("dcr: nothing usable in standard input (-) (unknown format): "
                                  "give OTLP JSON/protobuf, Jaeger or Zipkin files\n")
+
+
+def test_one_reject_is_reported_in_the_singular(tmp_path: Path, capsys):
+    line = (EXAMPLES / "trace.json").read_bytes().replace(b"\n", b"").replace(b"\r", b"")
+    dump = tmp_path / "dump.jsonl"
+    dump.write_bytes(line + b"\n{not json\n")
+    assert main(["ingest", str(dump), "--dataset", "one"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: 1 record rejected; see " in err and "records" not in err

@@ -57,5 +57,5 @@ def run(args: argparse.Namespace) -> int:
             if s.skipped:
                 info(f"  {s.path}: skipped ({s.skipped})")
     if result.rejected:
-        warn(f"{result.rejected} records rejected; see {result.rejects_path}")
+        warn(f"{result.rejected} record{'' if result.rejected == 1 else 's'} rejected; see {result.rejects_path}")
     return 0
