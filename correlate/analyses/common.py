@@ -352,8 +352,8 @@ def new_code_path(ctx: AnalysisContext, service: str, op: str) -> tuple[float, s
             mine AS (SELECT s.p_service, s.p_op, par.n_b = 0 AS new_parent
                      FROM {ctx.s} s JOIN par ON par.service = s.p_service AND par.op = s.p_op
                      WHERE s.after AND s.service = ? AND s.op = ?)
-            SELECT avg(new_parent::INT), mode(p_service) FILTER (WHERE new_parent),
-                   mode(p_op) FILTER (WHERE new_parent) FROM mine""",
+            SELECT avg(new_parent::INT), mode(p_service ORDER BY p_service) FILTER (WHERE new_parent),
+                   mode(p_op ORDER BY p_op) FILTER (WHERE new_parent) FROM mine""",
         [service, op],
     ).fetchone()
     share = float(got[0] or 0.0)

@@ -57,7 +57,7 @@ def find_lease_expiries(ctx: AnalysisContext) -> AnalysisResult:
                count(*) FILTER (WHERE after AND kind <> 'SERVER') AS ops_a,
                count(DISTINCT trace_id) FILTER (WHERE NOT after AND expired) AS expired_b,
                count(DISTINCT trace_id) FILTER (WHERE after AND expired) AS expired_a,
-               mode(op) FILTER (WHERE after AND expired) AS op
+               mode(op ORDER BY op) FILTER (WHERE after AND expired) AS op
         FROM e GROUP BY holder HAVING count(*) FILTER (WHERE after AND expired) > 0""",
     )
     for g in got:

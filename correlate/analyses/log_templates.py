@@ -77,7 +77,7 @@ def _bodies(ctx: AnalysisContext) -> list[dict]:
         f"""SELECT coalesce(l.service_name, s.service, '?') AS service, l.time_ns >= {ctx.window.start_ns} AS after,
                    l.body, max(l.severity_number) AS severity, count(*) AS n, min(l.time_ns) AS first_ns,
                    arg_min(l.trace_id, l.time_ns) AS trace_id, arg_min(l.span_id, l.time_ns) AS span_id,
-                   mode(s.op) AS operation
+                   mode(s.op ORDER BY s.op) AS operation
             FROM logs l LEFT JOIN {ctx.s} s ON s.trace_id = l.trace_id AND s.span_id = l.span_id
             WHERE l.time_ns >= {lo} AND l.time_ns < {ctx.window.end_ns} AND l.body IS NOT NULL{sample}
               AND (l.time_ns >= {ctx.window.start_ns} OR {_in_baseline(ctx)})
