@@ -81,3 +81,13 @@ def test_ties_sort_by_service_then_operation_then_mechanism():
 def test_findings_come_back_unchanged_in_order():
     fs = [graph(("a", "b")), deploy("a", coincides=False)]
     assert rank([], fs)[1] == fs
+
+
+def test_top_scored_floor_order_ties_and_limit():
+    from correlate.analyses.common import top_scored
+
+    groups = [{"k": "b", "s": 0.5}, {"k": "a", "s": 0.5}, {"k": "c", "s": 0.02}, {"k": "d", "s": 0.9}]
+    best = top_scored(groups, lambda g: g["s"], lambda g: (g["k"],), limit=3)
+    # 0.02 is not above the floor; the tie at 0.5 goes by key
+    assert [(s, g["k"]) for s, g in best] == [(0.9, "d"), (0.5, "a"), (0.5, "b")]
+    assert [g["k"] for _, g in top_scored(groups, lambda g: g["s"], lambda g: (g["k"],), limit=1)] == ["d"]

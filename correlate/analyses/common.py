@@ -25,6 +25,7 @@ a reader can paste one into `dcr sql` and get the same figures.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -239,6 +240,14 @@ def rate_score(k_before: int, n_before: int, k_after: int, n_after: int) -> floa
     z = (pa - pb) / se
     effect = 1.0 - ((k_before + 1) / (n_before + 2)) / ((k_after + 1) / (n_after + 2))
     return clamp01(effect) * clamp01((z - 2.0) / 3.0)
+
+
+def top_scored(groups: list[dict[str, Any]], score: Callable[[dict[str, Any]], float],
+               key: Callable[[dict[str, Any]], tuple], limit: int, floor: float = 0.02) -> list[tuple[float, dict]]:
+    """The `limit` best-scoring groups above `floor`, best first; ties broken by `key` (deterministic)."""
+    scored = [(s, g) for g in groups if (s := score(g)) > floor]
+    scored.sort(key=lambda x: (-x[0], *key(x[1])))
+    return scored[:limit]
 
 
 def median_shift(p50_b: float | None, p50_a: float | None, iqr_b: float | None, iqr_a: float | None,

@@ -20,6 +20,7 @@ from correlate.analyses.common import (
     period_figures,
     rate_score,
     rows,
+    top_scored,
     trace_totals,
 )
 from correlate.types import Candidate, Evidence
@@ -67,16 +68,14 @@ def find_n_plus_one(ctx: AnalysisContext) -> AnalysisResult:
     if not got or not totals.n_after:
         return out
     ref_ns = max(totals.mean_dur_before_ns or totals.mean_dur_after_ns or 0.0, 1e6)
-    scored = []
-    for g in got:
+
+    def score(g: dict) -> float:
         base = rate_score(g["np1_b"], g["calls_b"], g["np1_a"], g["calls_a"])
         delta = g["tot_a"] / totals.n_after - (g["tot_b"] / totals.n_before if totals.n_before else 0.0)
-        impact = clamp01(delta / (0.25 * ref_ns))
-        s = base * (0.4 + 0.6 * impact)
-        if s > 0.02:
-            scored.append((s, g))
-    scored.sort(key=lambda x: (-x[0], x[1]["service"], x[1]["p_op"], x[1]["shape"]))
-    for s, g in scored[:MAX_CANDIDATES]:
+        return base * (0.4 + 0.6 * clamp01(delta / (0.25 * ref_ns)))
+
+    best = top_scored(got, score, lambda g: (g["service"], g["p_op"], g["shape"]), MAX_CANDIDATES)
+    for s, g in best:
         out.candidates.append(_candidate(ctx, g, s, _new_caller(ctx, g)))
     return out
 

@@ -19,6 +19,7 @@ from correlate.analyses.common import (
     period_figures,
     rate_score,
     rows,
+    top_scored,
 )
 from correlate.types import Candidate, Evidence
 
@@ -52,13 +53,9 @@ def find_retry_storms(ctx: AnalysisContext) -> AnalysisResult:
                bool_or(target IN (SELECT service FROM {ctx.s})) AS instrumented
         FROM a GROUP BY target HAVING count(*) FILTER (WHERE after AND {STORM}) > 0""",
     )
-    scored = []
-    for g in got:
-        s = rate_score(g["storms_b"], g["parents_b"], g["storms_a"], g["parents_a"])
-        if s > 0.02:
-            scored.append((s, g))
-    scored.sort(key=lambda x: (-x[0], x[1]["target"]))
-    for s, g in scored[:MAX_CANDIDATES]:
+    best = top_scored(got, lambda g: rate_score(g["storms_b"], g["parents_b"], g["storms_a"], g["parents_a"]),
+                      lambda g: (g["target"],), MAX_CANDIDATES)
+    for s, g in best:
         out.candidates.append(_candidate(ctx, g, s))
     return out
 

@@ -18,6 +18,7 @@ from correlate.analyses.common import (
     period_figures,
     rate_score,
     rows,
+    top_scored,
 )
 from correlate.types import Candidate, Evidence
 
@@ -58,13 +59,9 @@ def find_timeout_cascades(ctx: AnalysisContext) -> AnalysisResult:
         FROM d, roots WHERE deepest GROUP BY waited_for
         HAVING count(*) FILTER (WHERE after AND services_timed_out >= 2) > 0""",
     )
-    scored = []
-    for g in got:
-        s = rate_score(g["casc_b"], g["req_b"], g["casc_a"], g["req_a"])
-        if s > 0.02:
-            scored.append((s, g))
-    scored.sort(key=lambda x: (-x[0], x[1]["waited_for"]))
-    for s, g in scored[:MAX_CANDIDATES]:
+    best = top_scored(got, lambda g: rate_score(g["casc_b"], g["req_b"], g["casc_a"], g["req_a"]),
+                      lambda g: (g["waited_for"],), MAX_CANDIDATES)
+    for s, g in best:
         out.candidates.append(_candidate(ctx, g, s))
     return out
 
