@@ -1,9 +1,16 @@
-"""The fast path of the OTLP/JSON reader: trusting per record, checking per column.
+"""The fast paths of the OTLP/JSON reader: trusting per record, checking per column.
 
+    block ──native scan (ingest/_otlpscan.c)──► span columns          the common shape, in C
+      │ lines it declines (logs, legacy names, odd ids or numbers, duplicate keys, …)
+      ▼
     line ──one typed msgspec decode──► records ──one tuple a row──► columns ──► checks (RE2)
       │ any error                                                      │ rows failing
       ▼                                                                ▼
     careful path (otlp_json.Sink) for that line        the rows' lines go the careful path
+
+The native tier writes exactly what the msgspec tier writes for the lines it takes
+(tests/test_ingest_native.py); it is built by pip from the repository. Without it (no
+compiler) or with DCR_NATIVE=0, the msgspec tier takes every line.
 
 Per record this does only what cannot be done column-wise (AnyValue -> JSON, string
 integers -> int); ids are validated as whole columns. A line takes the careful path when it
@@ -14,6 +21,7 @@ verbatim and worded by the careful path.
 from __future__ import annotations
 
 import gc
+import os
 from array import array
 from itertools import accumulate
 from typing import Any
@@ -28,7 +36,19 @@ from ingest.handoff import SPAN_WIRE_SCHEMA, to_wire
 from ingest.records import Chunk, SourceInfo
 from ingest.schema import LOG_SCHEMA, PROMOTED, SPAN_KINDS, SPAN_SCHEMA, STATUS_CODES
 
-__all__ = ["decode_lines_fast"]
+try:
+    from ingest import _otlpscan
+except ImportError:  # built without a C compiler: the Python tiers take every line
+    _otlpscan = None
+
+__all__ = ["decode_lines_fast", "native_available", "NATIVE_ENV"]
+
+NATIVE_ENV = "DCR_NATIVE"  # "0": skip the native tier (comparisons and benchmarks)
+
+
+def native_available() -> bool:
+    """Whether the native tier is built and not switched off."""
+    return _otlpscan is not None and os.environ.get(NATIVE_ENV, "1") != "0"
 
 # ---- the one-call shapes (records typed, unlike the careful path's raw records) -----------
 
@@ -95,6 +115,7 @@ def _context(resource: msgspec.Raw, scope: msgspec.Raw, library: msgspec.Raw) ->
             _CONTEXTS.clear()
         _CONTEXTS[key] = ctx
     return ctx
+_NO_CONTEXT = oj._Context(None, None)  # stands in for a context msgspec refused (its rows are dropped)
 _encode = oj._encode
 _value = oj._value
 _MAX_I64 = 2**63 - 1
@@ -474,6 +495,87 @@ def _bad_log_rows(batch: pa.RecordBatch) -> pa.Array | None:
     return pc.invert(ok)
 
 
+# ---- the native tier -----------------------------------------------------------------------
+
+# which promoted columns are integers, and every attribute name that fills one: (name, column, priority)
+_NATIVE_PROMOTED = (tuple(ci in oj._INT_COLS for ci in range(len(oj._PROMOTED_COLS))),
+                    tuple((name, ci, pri) for name, (ci, pri) in oj._PROMOTE_BY_ATTR.items()))
+_KIND_NAMES = pa.array(SPAN_KINDS, pa.string())
+_STATUS_NAMES = pa.array(STATUS_CODES, pa.string())
+
+
+def _native_strings(t: tuple[bytes | None, bytes, bytes], n: int) -> pa.Array:
+    bitmap, offsets, data = t
+    return pa.Array.from_buffers(_STR, n, [None if bitmap is None else pa.py_buffer(bitmap),
+                                           pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
+def _native_ints(t: tuple[bytes | None, bytes], n: int, typ: pa.DataType) -> pa.Array:
+    bitmap, values = t
+    arr = pa.Array.from_buffers(_I64, n, [None if bitmap is None else pa.py_buffer(bitmap), pa.py_buffer(values)])
+    return arr if typ == _I64 else arr.cast(typ)  # values fit: the scan checked the ranges
+
+
+def _line_bounds(data: bytes, at: int) -> tuple[int, int]:
+    end = data.find(b"\n", at)
+    return data.rfind(b"\n", 0, at) + 1, len(data) if end < 0 else end
+
+
+def _native_spans(data: bytes, first_line: int, source: SourceInfo,
+                  compact: bool) -> tuple[pa.RecordBatch | None, list[tuple[int, int, int]], int]:
+    """The native scan of a block: its span batch, the lines it left to the Python tiers
+    ((line number, start, end)), and the number of lines in the block."""
+    n, nlines, groups, declined, strings, ints, pstrings, pints = _otlpscan.scan(data, _NATIVE_PROMOTED)
+    shift = first_line - 1
+    left = [(line + shift, start, end) for line, start, end in declined]
+    if not n:
+        return None, left, nlines
+    ctx_runs: list[tuple[oj._Context, int]] = []
+    line_runs: list[tuple[int, int]] = []
+    refused: dict[int, tuple[int, int]] = {}  # line -> bounds: a resource or scope msgspec refuses
+    for line, r_off, r_len, s_off, s_len, l_off, l_len, count in groups:
+        resource = data[r_off:r_off + r_len] if r_off >= 0 else _NULL
+        scope = data[s_off:s_off + s_len] if s_off >= 0 else _NULL
+        library = data[l_off:l_off + l_len] if l_off >= 0 else _NULL
+        try:
+            ctx = _context(resource, scope, library)
+        except _FAST_ERRORS:
+            ctx = _NO_CONTEXT
+            at = max(r_off, s_off, l_off)
+            refused[line + shift] = _line_bounds(data, at)
+        ctx_runs.append((ctx, count))
+        line_runs.append((line + shift, count))
+    cols: dict[str, pa.Array] = {name: _native_strings(t, n) for name, t in strings.items()}
+    for name, t in ints.items():
+        if name == "kind":
+            cols[name] = _KIND_NAMES.take(_native_ints(t, n, _I64))
+        elif name == "status_code":
+            cols[name] = _STATUS_NAMES.take(_native_ints(t, n, _I64))
+        else:
+            cols[name] = _native_ints(t, n, SPAN_SCHEMA.field(name).type)
+    for ci, t in pstrings.items():
+        cols[oj._PROMOTED_COLS[ci]] = _native_strings(t, n)
+    for ci, t in pints.items():
+        col = oj._PROMOTED_COLS[ci]
+        cols[col] = _native_ints(t, n, SPAN_SCHEMA.field(col).type)
+    cols["duration_ns"] = pc.subtract(cols["end_ns"], cols["start_ns"])
+    cols["source_offset"] = _run_offsets(line_runs, n)
+    if compact:
+        cols.update(_context_dict_columns(ctx_runs, _CTX))
+        cols["source_id"] = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)),
+                                                           pa.array([source.source_id], pa.string()))
+        batch = oj._assemble(SPAN_WIRE_SCHEMA, cols, n)
+    else:
+        cols.update(_context_columns(ctx_runs, _CTX))
+        cols["source_id"] = pa.repeat(pa.scalar(source.source_id, pa.string()), n)
+        batch = oj._assemble(SPAN_SCHEMA, cols, n)
+    if refused:
+        batch = _drop_lines(batch, None, set(refused))
+        left.extend((line, start, end) for line, (start, end) in refused.items())
+        left.sort()
+    return batch, left, nlines
+
+
 # ---- a block of lines ---------------------------------------------------------------------
 
 
@@ -535,11 +637,9 @@ def decode_lines_fast(data: bytes, first_line: int, source: SourceInfo, *,
             gc.enable()
 
 
-def _decode(data: bytes, first_line: int, source: SourceInfo, compact: bool) -> tuple[Chunk, int]:
-    spans, logs = _FastSpans(), _FastLogs()
-    careful: dict[int, tuple[int, int]] = {}  # line number -> (start, end) in data
-    where: dict[int, tuple[int, int]] = {}
-    view = memoryview(data)
+def _lines(data: bytes, first_line: int) -> tuple[list[tuple[int, int, int]], int]:
+    """(line number, start, end) of every line that is not blank, and the number of lines."""
+    out = []
     line_no = first_line - 1
     pos, size = 0, len(data)
     while pos < size:
@@ -549,6 +649,21 @@ def _decode(data: bytes, first_line: int, source: SourceInfo, compact: bool) -> 
         start, pos = pos, end + 1
         if end - start <= 2 and not data[start:end].strip():
             continue
+        out.append((line_no, start, end))
+    return out, line_no - first_line + 1
+
+
+def _decode(data: bytes, first_line: int, source: SourceInfo, compact: bool) -> tuple[Chunk, int]:
+    native = None
+    if native_available():
+        native, todo, nlines = _native_spans(data, first_line, source, compact)
+    else:
+        todo, nlines = _lines(data, first_line)
+    spans, logs = _FastSpans(), _FastLogs()
+    careful: dict[int, tuple[int, int]] = {}  # line number -> (start, end) in data
+    where: dict[int, tuple[int, int]] = {}
+    view = memoryview(data)
+    for line_no, start, end in todo:
         where[line_no] = (start, end)
         smark, lmark = spans.mark(), logs.mark()
         try:
@@ -568,7 +683,7 @@ def _decode(data: bytes, first_line: int, source: SourceInfo, compact: bool) -> 
         span_batch = _drop_lines(span_batch, None, set(extra))
         log_batch = _drop_lines(log_batch, None, set(extra))
         redo |= extra
-    nlines = line_no - first_line + 1
+    span_batch = _concat(native, span_batch)
     if not redo:
         return Chunk(spans=span_batch, logs=log_batch), nlines
     sink = oj.Sink(source, "line")

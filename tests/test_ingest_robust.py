@@ -194,17 +194,22 @@ def test_kill_9_leaves_the_previous_state_and_rerun_completes(dump: Path, dcr_ho
 
 def test_two_ingests_at_once_one_waits(dump: Path, dcr_home: Path):
     env = {**os.environ, "DCR_HOME": str(dcr_home)}
-    first = subprocess.Popen(_dcr("ingest", str(dump), "--dataset", "c", "--json"), env=env, cwd=REPO,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # the first ingest reads standard input, so it holds the dataset for as long as the test
+    # keeps its input open (however fast decoding gets)
+    first = subprocess.Popen(_dcr("ingest", "-", "--dataset", "c", "--json"), env=env, cwd=REPO,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     lock = dcr_home / "datasets" / "c" / ".lock"
     deadline = time.monotonic() + 60
     while not (lock.exists() and lock.read_text().strip()) and time.monotonic() < deadline:
         time.sleep(0.02)
-    second = subprocess.run(_dcr("ingest", str(EXAMPLES / "logs.json"), "--dataset", "c", "--json"), env=env,
-                            cwd=REPO, capture_output=True, timeout=300)
-    out1, err1 = first.communicate(timeout=300)
-    assert first.returncode == 0 and second.returncode == 0, (err1, second.stderr)
-    assert b"waiting for another ingest into dataset 'c'" in second.stderr
-    a, b = json.loads(out1), json.loads(second.stdout)
+    second = subprocess.Popen(_dcr("ingest", str(EXAMPLES / "logs.json"), "--dataset", "c", "--json"), env=env,
+                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    told = second.stderr.readline()  # blocks until the second ingest says it waits
+    assert b"waiting for another ingest into dataset 'c'" in told
+    assert second.poll() is None  # and it does wait
+    out1, err1 = first.communicate(dump.read_bytes(), timeout=300)
+    out2, err2 = second.communicate(timeout=300)
+    assert first.returncode == 0 and second.returncode == 0, (err1, err2)
+    a, b = json.loads(out1), json.loads(out2)
     totals = _consistent("c")
     assert (totals["spans"], totals["logs"]) == (a["spans"], b["logs"]) and b["logs"] == 1

@@ -1,0 +1,1697 @@
+/* The native tier of the OTLP/JSON line reader: Collector lines of spans -> column buffers.
+ *
+ * One call scans a block of lines. A line it fully understands becomes rows in the column
+ * buffers; any line with something it does not handle (logs, legacy names, upper-case or
+ * base64 ids, duplicate keys, numbers or strings where it expects the other, deep nesting,
+ * invalid UTF-8, ...) is rolled back and listed, and the Python tiers (ingest/otlp_fast.py,
+ * then the careful path) decode it. So this code never words a reject and never decides an
+ * odd case: it is exact on the common shape and declines everything else.
+ *
+ * What it writes is, value for value, what the msgspec tier writes for the same line (JSON
+ * texts encoded as msgspec encodes them: compact, only '"', '\\' and control characters
+ * escaped, floats in msgspec's notation). tests/test_ingest_native.py holds it to that.
+ *
+ * Python side: scan(data, promoted) -> (rows, lines, groups, declined, columns); see
+ * ingest/otlp_fast.py (_native_batch).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+enum { ST_OK = 0, ST_BAIL = 1, ST_NOMEM = 2 };
+#define TRY(x) do { int r_ = (x); if (r_) return r_; } while (0)
+#define MAX_DEPTH 24
+#define MAX_KEYS 128
+#define MAX_PROMOTED_NAMES 64
+#define MAX_PROMOTED_COLS 32
+
+/* ---- growable buffers ------------------------------------------------------------------ */
+
+typedef struct { char *p; size_t len, cap; } Buf;
+
+static int buf_grow(Buf *b, size_t extra) {
+    size_t need = b->len + extra;
+    if (need <= b->cap) return ST_OK;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < need) cap *= 2;
+    char *p = PyMem_Realloc(b->p, cap);
+    if (!p) return ST_NOMEM;
+    b->p = p;
+    b->cap = cap;
+    return ST_OK;
+}
+
+static inline int buf_put(Buf *b, const void *s, size_t n) {
+    if (b->len + n > b->cap) TRY(buf_grow(b, n));
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    return ST_OK;
+}
+
+static inline int buf_putc(Buf *b, char c) {
+    if (b->len + 1 > b->cap) TRY(buf_grow(b, 1));
+    b->p[b->len++] = c;
+    return ST_OK;
+}
+
+#define buf_lit(b, s) buf_put((b), (s), sizeof(s) - 1)
+
+static int buf_i64(Buf *b, int64_t v) {
+    char tmp[24];
+    int n = snprintf(tmp, sizeof tmp, "%lld", (long long)v);
+    return buf_put(b, tmp, (size_t)n);
+}
+
+static void buf_free(Buf *b) {
+    PyMem_Free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+}
+
+/* ---- columns ----------------------------------------------------------------------------- */
+
+/* a string column: int32 offsets (n + 1), data, one validity byte a row */
+typedef struct { Buf data, offs, valid; } SCol;
+/* an integer column: int64 values, one validity byte a row */
+typedef struct { Buf vals, valid; } ICol;
+
+static int scol_init(SCol *c) {
+    int32_t zero = 0;
+    return buf_put(&c->offs, &zero, sizeof zero);
+}
+
+static int scol_end_row(SCol *c, int valid) {
+    if (c->data.len > INT32_MAX) return ST_BAIL;  /* the caller splits smaller blocks */
+    int32_t off = (int32_t)c->data.len;
+    TRY(buf_put(&c->offs, &off, sizeof off));
+    return buf_putc(&c->valid, (char)valid);
+}
+
+static int scol_null(SCol *c) { return scol_end_row(c, 0); }
+
+static int scol_bytes(SCol *c, const char *s, size_t n) {
+    TRY(buf_put(&c->data, s, n));
+    return scol_end_row(c, 1);
+}
+
+static int icol_put(ICol *c, int64_t v, int valid) {
+    TRY(buf_put(&c->vals, &v, sizeof v));
+    return buf_putc(&c->valid, (char)valid);
+}
+
+enum {
+    S_TRACE, S_SPAN, S_PARENT, S_TSTATE, S_NAME, S_SMSG, S_ATTRS, S_EVENTS, S_LINKS, S_WARN,
+    S_EXCT, S_EXCM, N_SFIXED
+};
+static const char *SCOL_NAMES[N_SFIXED] = {
+    "trace_id", "span_id", "parent_span_id", "trace_state", "name", "status_message", "attributes",
+    "events", "links", "warnings", "exception_type", "exception_message",
+};
+enum { I_KIND, I_START, I_END, I_STATUS, I_FLAGS, I_DATTR, I_DEV, I_DLINK, N_IFIXED };
+static const char *ICOL_NAMES[N_IFIXED] = {
+    "kind", "start_ns", "end_ns", "status_code", "flags", "dropped_attributes_count",
+    "dropped_events_count", "dropped_links_count",
+};
+
+/* ---- promoted attributes (configured by the caller) ---------------------------------------- */
+
+typedef struct { char name[128]; size_t n; int col, pri; } PName;
+
+typedef struct {
+    int ncols;
+    int is_int[MAX_PROMOTED_COLS];
+    int nnames;
+    PName names[MAX_PROMOTED_NAMES];
+} Promoted;
+
+/* ---- the scan state ------------------------------------------------------------------------ */
+
+typedef struct { const unsigned char *s; size_t n; int esc; } Tok;
+
+enum { V_NULL, V_STR, V_INT, V_BOOL, V_DBL, V_COMPLEX };
+
+typedef struct {
+    int kind;
+    Tok str;          /* V_STR */
+    int64_t i;        /* V_INT, V_BOOL */
+    double d;         /* V_DBL */
+    size_t off, len;  /* the value's JSON text in the buffer it was written to */
+} Val;
+
+typedef struct { int pri; Val v; const Buf *json; } PHit;
+
+typedef struct { int64_t line; Py_ssize_t res_off, res_len, scope_off, scope_len, lib_off, lib_len, count; } Group;
+
+typedef struct {
+    const unsigned char *base;  /* the block */
+    const unsigned char *p, *end;  /* the cursor, the end of the current line */
+    SCol s[N_SFIXED];
+    ICol i[N_IFIXED];
+    SCol ps[MAX_PROMOTED_COLS];  /* promoted string columns (unused for int ones) */
+    ICol pi[MAX_PROMOTED_COLS];  /* promoted int columns */
+    Buf groups;                  /* Group structs */
+    Buf tmp;                     /* an event's or link's attributes, before the object is known */
+    Py_ssize_t rows;
+    const Promoted *prom;
+    PHit hits[MAX_PROMOTED_COLS];
+    /* the span's first exception event */
+    int exc_seen;
+    Val exc_type, exc_msg;
+    const Buf *exc_buf;
+    char karena[65536];          /* decoded keys that had escapes (stack discipline) */
+    size_t karena_len;
+} Scan;
+
+/* ---- lexing ------------------------------------------------------------------------------- */
+
+static inline void ws(Scan *st) {
+    const unsigned char *p = st->p, *e = st->end;
+    while (p < e && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')) p++;
+    st->p = p;
+}
+
+static inline int peek(Scan *st) {
+    ws(st);
+    return st->p < st->end ? *st->p : -1;
+}
+
+static inline int expect(Scan *st, char c) {
+    if (peek(st) != c) return ST_BAIL;
+    st->p++;
+    return ST_OK;
+}
+
+static int hex4(const unsigned char *p, const unsigned char *e, uint32_t *out) {
+    if (e - p < 4) return ST_BAIL;
+    uint32_t v = 0;
+    for (int k = 0; k < 4; k++) {
+        unsigned char c = p[k];
+        v <<= 4;
+        if (c >= '0' && c <= '9') v |= c - '0';
+        else if (c >= 'a' && c <= 'f') v |= c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F') v |= c - 'A' + 10;
+        else return ST_BAIL;
+    }
+    *out = v;
+    return ST_OK;
+}
+
+/* length of a valid UTF-8 sequence at p (strict: no overlongs, surrogates or > U+10FFFF), 0 if invalid */
+static inline int utf8_len(const unsigned char *p, const unsigned char *e) {
+    unsigned char c = p[0];
+    if (c >= 0xC2 && c <= 0xDF) {
+        return (e - p >= 2 && (p[1] & 0xC0) == 0x80) ? 2 : 0;
+    }
+    if (c >= 0xE0 && c <= 0xEF) {
+        if (e - p < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80) return 0;
+        if (c == 0xE0 && p[1] < 0xA0) return 0;
+        if (c == 0xED && p[1] >= 0xA0) return 0;
+        return 3;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if (e - p < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80) return 0;
+        if (c == 0xF0 && p[1] < 0x90) return 0;
+        if (c == 0xF4 && p[1] >= 0x90) return 0;
+        return 4;
+    }
+    return 0;
+}
+
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+#define HAS_ZERO(v) (((v) - ONES) & ~(v) & HIGHS)
+
+/* a string token at the cursor (on '"'): validated, escapes checked, not decoded */
+static int scan_str(Scan *st, Tok *t) {
+    const unsigned char *p = st->p + 1, *e = st->end;
+    t->s = p;
+    t->esc = 0;
+    for (;;) {
+        while (e - p >= 8) {  /* skip 8 plain ASCII bytes at a time */
+            uint64_t x;
+            memcpy(&x, p, 8);
+            uint64_t special = HAS_ZERO(x ^ (ONES * '"')) | HAS_ZERO(x ^ (ONES * '\\')) |
+                               ((x - ONES * 0x20) & ~x & HIGHS) | (x & HIGHS);
+            if (special) {  /* the lowest flagged byte is the first special one (little-endian) */
+                p += __builtin_ctzll(special) >> 3;
+                break;
+            }
+            p += 8;
+        }
+        if (p >= e) return ST_BAIL;
+        unsigned char c = *p;
+        if (c == '"') {
+            t->n = (size_t)(p - t->s);
+            st->p = p + 1;
+            return ST_OK;
+        }
+        if (c == '\\') {
+            t->esc = 1;
+            if (++p >= e) return ST_BAIL;
+            switch (*p) {
+            case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+                p++;
+                break;
+            case 'u': {
+                uint32_t cp, lo;
+                TRY(hex4(p + 1, e, &cp));
+                p += 5;
+                if (cp >= 0xD800 && cp <= 0xDBFF) {
+                    if (e - p < 6 || p[0] != '\\' || p[1] != 'u') return ST_BAIL;
+                    TRY(hex4(p + 2, e, &lo));
+                    if (lo < 0xDC00 || lo > 0xDFFF) return ST_BAIL;
+                    p += 6;
+                } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                    return ST_BAIL;
+                }
+                break;
+            }
+            default:
+                return ST_BAIL;
+            }
+            continue;
+        }
+        if (c < 0x20) return ST_BAIL;
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        int k = utf8_len(p, e);
+        if (!k) return ST_BAIL;
+        p += k;
+    }
+}
+
+static inline int tok_is(const Tok *t, const char *lit, size_t n) {
+    return t->n == n && memcmp(t->s, lit, n) == 0;
+}
+#define TOK_IS(t, lit) tok_is((t), (lit), sizeof(lit) - 1)
+
+static void put_utf8(char *out, size_t *n, uint32_t cp) {
+    if (cp < 0x80) {
+        out[(*n)++] = (char)cp;
+    } else if (cp < 0x800) {
+        out[(*n)++] = (char)(0xC0 | (cp >> 6));
+        out[(*n)++] = (char)(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+        out[(*n)++] = (char)(0xE0 | (cp >> 12));
+        out[(*n)++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        out[(*n)++] = (char)(0x80 | (cp & 0x3F));
+    } else {
+        out[(*n)++] = (char)(0xF0 | (cp >> 18));
+        out[(*n)++] = (char)(0x80 | ((cp >> 12) & 0x3F));
+        out[(*n)++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        out[(*n)++] = (char)(0x80 | (cp & 0x3F));
+    }
+}
+
+/* one escape sequence at p (after the backslash): its code point; *adv = bytes consumed */
+static uint32_t unescape(const unsigned char *p, size_t *adv) {
+    uint32_t cp, lo;
+    switch (*p) {
+    case 'b': *adv = 1; return 8;
+    case 'f': *adv = 1; return 12;
+    case 'n': *adv = 1; return 10;
+    case 'r': *adv = 1; return 13;
+    case 't': *adv = 1; return 9;
+    case 'u':
+        hex4(p + 1, p + 5, &cp);  /* validated by scan_str */
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+            hex4(p + 7, p + 11, &lo);
+            *adv = 11;
+            return 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        }
+        *adv = 5;
+        return cp;
+    default:  /* '"', '\\', '/' */
+        *adv = 1;
+        return *p;
+    }
+}
+
+/* the decoded text of a token */
+static int put_decoded(Buf *b, const Tok *t) {
+    if (!t->esc) return buf_put(b, t->s, t->n);
+    TRY(buf_grow(b, t->n));  /* decoding never lengthens */
+    const unsigned char *p = t->s, *e = t->s + t->n;
+    char *out = b->p + b->len;
+    size_t n = 0;
+    while (p < e) {
+        if (*p != '\\') {
+            out[n++] = (char)*p++;
+            continue;
+        }
+        size_t adv;
+        uint32_t cp = unescape(p + 1, &adv);
+        put_utf8(out, &n, cp);
+        p += 1 + adv;
+    }
+    b->len += n;
+    return ST_OK;
+}
+
+static const char HEX[] = "0123456789abcdef";
+
+/* the token as a JSON string, escaped as msgspec escapes: '"', '\\' and control characters */
+static int put_json_str(Buf *b, const Tok *t) {
+    if (!t->esc) {
+        TRY(buf_grow(b, t->n + 2));
+        b->p[b->len++] = '"';
+        memcpy(b->p + b->len, t->s, t->n);
+        b->len += t->n;
+        b->p[b->len++] = '"';
+        return ST_OK;
+    }
+    TRY(buf_grow(b, t->n + 2));  /* msgspec's escapes are never longer than JSON's */
+    const unsigned char *p = t->s, *e = t->s + t->n;
+    char *out = b->p + b->len;
+    size_t n = 0;
+    out[n++] = '"';
+    while (p < e) {
+        if (*p != '\\') {
+            out[n++] = (char)*p++;
+            continue;
+        }
+        size_t adv;
+        uint32_t cp = unescape(p + 1, &adv);
+        p += 1 + adv;
+        switch (cp) {
+        case '"': out[n++] = '\\'; out[n++] = '"'; break;
+        case '\\': out[n++] = '\\'; out[n++] = '\\'; break;
+        case 8: out[n++] = '\\'; out[n++] = 'b'; break;
+        case 9: out[n++] = '\\'; out[n++] = 't'; break;
+        case 10: out[n++] = '\\'; out[n++] = 'n'; break;
+        case 12: out[n++] = '\\'; out[n++] = 'f'; break;
+        case 13: out[n++] = '\\'; out[n++] = 'r'; break;
+        default:
+            if (cp < 0x20) {
+                out[n++] = '\\'; out[n++] = 'u'; out[n++] = '0'; out[n++] = '0';
+                out[n++] = HEX[cp >> 4]; out[n++] = HEX[cp & 15];
+            } else {
+                put_utf8(out, &n, cp);
+            }
+        }
+    }
+    out[n++] = '"';
+    b->len += n;
+    return ST_OK;
+}
+
+typedef struct { const unsigned char *s; size_t n; int is_int; } Num;
+
+static int scan_num(Scan *st, Num *num) {
+    const unsigned char *p = st->p, *e = st->end, *s = p;
+    int is_int = 1;
+    if (p < e && *p == '-') p++;
+    if (p >= e) return ST_BAIL;
+    if (*p == '0') {
+        p++;
+    } else if (*p >= '1' && *p <= '9') {
+        while (p < e && *p >= '0' && *p <= '9') p++;
+    } else {
+        return ST_BAIL;
+    }
+    if (p < e && *p == '.') {
+        is_int = 0;
+        p++;
+        if (p >= e || *p < '0' || *p > '9') return ST_BAIL;
+        while (p < e && *p >= '0' && *p <= '9') p++;
+    }
+    if (p < e && (*p == 'e' || *p == 'E')) {
+        is_int = 0;
+        p++;
+        if (p < e && (*p == '+' || *p == '-')) p++;
+        if (p >= e || *p < '0' || *p > '9') return ST_BAIL;
+        while (p < e && *p >= '0' && *p <= '9') p++;
+    }
+    num->s = s;
+    num->n = (size_t)(p - s);
+    num->is_int = is_int;
+    st->p = p;
+    return ST_OK;
+}
+
+/* decimal digits with an optional '-' (only if neg_ok) as int64; anything else declines */
+static int digits_i64(const unsigned char *s, size_t n, int neg_ok, int64_t *out) {
+    int neg = 0;
+    if (n && *s == '-') {
+        if (!neg_ok) return ST_BAIL;
+        neg = 1;
+        s++;
+        n--;
+    }
+    if (!n || n > 19) return ST_BAIL;
+    uint64_t v = 0;
+    for (size_t k = 0; k < n; k++) {
+        if (s[k] < '0' || s[k] > '9') return ST_BAIL;
+        v = v * 10 + (uint64_t)(s[k] - '0');
+    }
+    if (neg) {
+        if (v > (uint64_t)INT64_MAX + 1) return ST_BAIL;
+        *out = (int64_t)(0 - v);
+    } else {
+        if (v > (uint64_t)INT64_MAX) return ST_BAIL;
+        *out = (int64_t)v;
+    }
+    return ST_OK;
+}
+
+static int num_f64(const Num *num, double *out) {
+    char tmp[512];
+    if (num->n >= sizeof tmp) return ST_BAIL;
+    memcpy(tmp, num->s, num->n);
+    tmp[num->n] = 0;
+    char *end = NULL;
+    double d = PyOS_string_to_double(tmp, &end, NULL);
+    if (d == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return ST_BAIL;
+    }
+    if (end != tmp + num->n || !isfinite(d)) return ST_BAIL;  /* out of range: msgspec refuses it */
+    *out = d;
+    return ST_OK;
+}
+
+/* a float as msgspec writes it: repr's shortest digits, fixed notation for exponents -5..15
+   (".0" when integral), otherwise d[.ddd]e<exp> with no '+'; NaN and infinities as null */
+static int put_double(Buf *b, double d) {
+    if (!isfinite(d)) return buf_lit(b, "null");
+    char *r = PyOS_double_to_string(d, 'r', 0, 0, NULL);
+    if (!r) {
+        PyErr_Clear();
+        return ST_NOMEM;
+    }
+    const char *p = r;
+    char out[64];
+    size_t n = 0;
+    if (*p == '-') {
+        out[n++] = '-';
+        p++;
+    }
+    char digits[32];
+    size_t nd = 0;
+    int point = -1;  /* digits before the decimal point */
+    int exp10 = 0;
+    for (; *p && *p != 'e'; p++) {
+        if (*p == '.') point = (int)nd;
+        else if (nd < sizeof digits) digits[nd++] = *p;
+    }
+    if (*p == 'e') exp10 = atoi(p + 1);
+    PyMem_Free(r);
+    if (point < 0) point = (int)nd;
+    size_t lead = 0;  /* leading zeros */
+    while (lead < nd && digits[lead] == '0') lead++;
+    if (lead == nd) {
+        memcpy(out + n, "0.0", 3);
+        return buf_put(b, out, n + 3);
+    }
+    int sci = point - 1 - (int)lead + exp10;
+    size_t last = nd;
+    while (last > lead && digits[last - 1] == '0') last--;
+    const char *dg = digits + lead;
+    size_t ndg = last - lead;
+    if (sci >= -5 && sci < 16) {
+        if (sci >= 0) {
+            if ((int)ndg <= sci + 1) {
+                memcpy(out + n, dg, ndg);
+                n += ndg;
+                for (int k = (int)ndg; k < sci + 1; k++) out[n++] = '0';
+                out[n++] = '.';
+                out[n++] = '0';
+            } else {
+                memcpy(out + n, dg, (size_t)sci + 1);
+                n += (size_t)sci + 1;
+                out[n++] = '.';
+                memcpy(out + n, dg + sci + 1, ndg - (size_t)sci - 1);
+                n += ndg - (size_t)sci - 1;
+            }
+        } else {
+            out[n++] = '0';
+            out[n++] = '.';
+            for (int k = 0; k < -sci - 1; k++) out[n++] = '0';
+            memcpy(out + n, dg, ndg);
+            n += ndg;
+        }
+    } else {
+        out[n++] = dg[0];
+        if (ndg > 1) {
+            out[n++] = '.';
+            memcpy(out + n, dg + 1, ndg - 1);
+            n += ndg - 1;
+        }
+        n += (size_t)snprintf(out + n, sizeof out - n, "e%d", sci);
+    }
+    return buf_put(b, out, n);
+}
+
+/* skip any JSON value, validating it */
+static int skip_value(Scan *st, int depth) {
+    if (depth > MAX_DEPTH) return ST_BAIL;
+    int c = peek(st);
+    if (c == '"') {
+        Tok t;
+        return scan_str(st, &t);
+    }
+    if (c == '{' || c == '[') {
+        char close = c == '{' ? '}' : ']';
+        st->p++;
+        if (peek(st) == close) {
+            st->p++;
+            return ST_OK;
+        }
+        for (;;) {
+            if (c == '{') {
+                Tok k;
+                if (peek(st) != '"') return ST_BAIL;
+                TRY(scan_str(st, &k));
+                TRY(expect(st, ':'));
+            }
+            TRY(skip_value(st, depth + 1));
+            int d = peek(st);
+            st->p++;
+            if (d == ',') continue;
+            if (d == close) return ST_OK;
+            return ST_BAIL;
+        }
+    }
+    if (c == 't' && st->end - st->p >= 4 && !memcmp(st->p, "true", 4)) { st->p += 4; return ST_OK; }
+    if (c == 'f' && st->end - st->p >= 5 && !memcmp(st->p, "false", 5)) { st->p += 5; return ST_OK; }
+    if (c == 'n' && st->end - st->p >= 4 && !memcmp(st->p, "null", 4)) { st->p += 4; return ST_OK; }
+    Num num;
+    return scan_num(st, &num);
+}
+
+static int is_null(Scan *st) {
+    if (peek(st) == 'n' && st->end - st->p >= 4 && !memcmp(st->p, "null", 4)) {
+        st->p += 4;
+        return 1;
+    }
+    return 0;
+}
+
+/* object iteration: *has = 1 with the key read and the cursor at its value, 0 at the end */
+static int obj_first(Scan *st, Tok *key, int *has) {
+    TRY(expect(st, '{'));
+    int c = peek(st);
+    if (c == '}') {
+        st->p++;
+        *has = 0;
+        return ST_OK;
+    }
+    if (c != '"') return ST_BAIL;
+    TRY(scan_str(st, key));
+    TRY(expect(st, ':'));
+    ws(st);
+    *has = 1;
+    return ST_OK;
+}
+
+static int obj_next(Scan *st, Tok *key, int *has) {
+    int c = peek(st);
+    st->p++;
+    if (c == '}') {
+        *has = 0;
+        return ST_OK;
+    }
+    if (c != ',' || peek(st) != '"') return ST_BAIL;
+    TRY(scan_str(st, key));
+    TRY(expect(st, ':'));
+    ws(st);
+    *has = 1;
+    return ST_OK;
+}
+
+static int arr_first(Scan *st, int *has) {
+    TRY(expect(st, '['));
+    if (peek(st) == ']') {
+        st->p++;
+        *has = 0;
+        return ST_OK;
+    }
+    *has = 1;
+    return ST_OK;
+}
+
+static int arr_next(Scan *st, int *has) {
+    int c = peek(st);
+    st->p++;
+    if (c == ']') {
+        *has = 0;
+        return ST_OK;
+    }
+    if (c != ',') return ST_BAIL;
+    *has = 1;
+    return ST_OK;
+}
+
+/* a known field seen twice in one object: declined (which one wins is msgspec's business) */
+#define ONCE(mask, bit) do { if ((mask) & (1u << (bit))) return ST_BAIL; (mask) |= 1u << (bit); } while (0)
+
+static int read_str(Scan *st, Tok *t) {
+    if (peek(st) != '"') return ST_BAIL;
+    return scan_str(st, t);
+}
+
+static int read_i64(Scan *st, int64_t *v) {
+    Num num;
+    if (peek(st) == '"') return ST_BAIL;
+    TRY(scan_num(st, &num));
+    if (!num.is_int) return ST_BAIL;
+    return digits_i64(num.s, num.n, 1, v);
+}
+
+/* a time: a JSON integer or a string of digits, 0 .. 2^63-1 */
+static int read_time(Scan *st, int64_t *v) {
+    if (peek(st) == '"') {
+        Tok t;
+        TRY(scan_str(st, &t));
+        if (t.esc) return ST_BAIL;
+        return digits_i64(t.s, t.n, 0, v);
+    }
+    TRY(read_i64(st, v));
+    return *v < 0 ? ST_BAIL : ST_OK;
+}
+
+/* ---- AnyValue -> JSON ---------------------------------------------------------------------- */
+
+typedef struct { const char *s; size_t n; } Key;
+
+static int key_text(Scan *st, const Tok *t, Key *k) {
+    if (!t->esc) {
+        k->s = (const char *)t->s;
+        k->n = t->n;
+        return ST_OK;
+    }
+    if (st->karena_len + t->n > sizeof st->karena) return ST_BAIL;
+    Buf tmp = {st->karena + st->karena_len, 0, t->n};  /* decoding never lengthens: no growth */
+    TRY(put_decoded(&tmp, t));
+    k->s = st->karena + st->karena_len;
+    k->n = tmp.len;
+    st->karena_len += tmp.len;
+    return ST_OK;
+}
+
+static int keys_add(Key *keys, int *nkeys, const Key *k) {
+    for (int j = 0; j < *nkeys; j++) {
+        if (keys[j].n == k->n && memcmp(keys[j].s, k->s, k->n) == 0) return ST_BAIL;  /* duplicate */
+    }
+    if (*nkeys >= MAX_KEYS) return ST_BAIL;
+    keys[(*nkeys)++] = *k;
+    return ST_OK;
+}
+
+static int put_kvlist(Scan *st, Buf *b, int depth, int mode, Val *etype, Val *emsg);
+
+/* an AnyValue object at the cursor, written to b as JSON; v describes it */
+static int put_any(Scan *st, Buf *b, int depth, Val *v) {
+    if (depth > MAX_DEPTH) return ST_BAIL;
+    v->kind = V_NULL;
+    v->off = b->len;
+    if (is_null(st)) {
+        TRY(buf_lit(b, "null"));
+        v->len = 4;
+        return ST_OK;
+    }
+    Tok key;
+    int has, set = 0;
+    unsigned seen = 0;
+    TRY(obj_first(st, &key, &has));
+    while (has) {
+        if (key.esc) return ST_BAIL;
+        int field = -1;
+        if (TOK_IS(&key, "stringValue")) field = 0;
+        else if (TOK_IS(&key, "intValue")) field = 1;
+        else if (TOK_IS(&key, "boolValue")) field = 2;
+        else if (TOK_IS(&key, "doubleValue")) field = 3;
+        else if (TOK_IS(&key, "arrayValue")) field = 4;
+        else if (TOK_IS(&key, "kvlistValue")) field = 5;
+        else if (TOK_IS(&key, "bytesValue")) field = 6;
+        if (field < 0) {
+            TRY(skip_value(st, depth + 1));
+        } else {
+            ONCE(seen, field);
+            if (is_null(st)) {
+                /* absent */
+            } else {
+                if (set) return ST_BAIL;  /* two kinds in one AnyValue: precedence is not ours */
+                set = 1;
+                switch (field) {
+                case 0:
+                case 6:
+                    TRY(read_str(st, &v->str));
+                    TRY(put_json_str(b, &v->str));
+                    v->kind = V_STR;
+                    break;
+                case 1: {
+                    if (peek(st) == '"') {
+                        Tok t;
+                        TRY(scan_str(st, &t));
+                        if (t.esc) return ST_BAIL;
+                        TRY(digits_i64(t.s, t.n, 1, &v->i));
+                    } else {
+                        TRY(read_i64(st, &v->i));
+                    }
+                    TRY(buf_i64(b, v->i));
+                    v->kind = V_INT;
+                    break;
+                }
+                case 2: {
+                    int c = peek(st);
+                    if (c == 't' && st->end - st->p >= 4 && !memcmp(st->p, "true", 4)) {
+                        st->p += 4;
+                        v->i = 1;
+                        TRY(buf_lit(b, "true"));
+                    } else if (c == 'f' && st->end - st->p >= 5 && !memcmp(st->p, "false", 5)) {
+                        st->p += 5;
+                        v->i = 0;
+                        TRY(buf_lit(b, "false"));
+                    } else {
+                        return ST_BAIL;
+                    }
+                    v->kind = V_BOOL;
+                    break;
+                }
+                case 3: {
+                    Num num;
+                    if (peek(st) == '"') return ST_BAIL;  /* "NaN" and friends: the Python tier */
+                    TRY(scan_num(st, &num));
+                    TRY(num_f64(&num, &v->d));
+                    TRY(put_double(b, v->d));
+                    v->kind = V_DBL;
+                    break;
+                }
+                case 4: {  /* {"values": [AnyValue, ...]} */
+                    Tok k2;
+                    int h2, wrote = 0;
+                    unsigned seen2 = 0;
+                    TRY(obj_first(st, &k2, &h2));
+                    while (h2) {
+                        if (k2.esc) return ST_BAIL;
+                        if (TOK_IS(&k2, "values")) {
+                            ONCE(seen2, 0);
+                            int h3;
+                            TRY(buf_putc(b, '['));
+                            TRY(arr_first(st, &h3));
+                            int first = 1;
+                            while (h3) {
+                                Val inner;
+                                if (!first) TRY(buf_putc(b, ','));
+                                first = 0;
+                                TRY(put_any(st, b, depth + 1, &inner));
+                                TRY(arr_next(st, &h3));
+                            }
+                            TRY(buf_putc(b, ']'));
+                            wrote = 1;
+                        } else {
+                            TRY(skip_value(st, depth + 1));
+                        }
+                        TRY(obj_next(st, &k2, &h2));
+                    }
+                    if (!wrote) TRY(buf_lit(b, "[]"));
+                    v->kind = V_COMPLEX;
+                    break;
+                }
+                case 5: {  /* {"values": [KeyValue, ...]} */
+                    Tok k2;
+                    int h2, wrote = 0;
+                    unsigned seen2 = 0;
+                    TRY(obj_first(st, &k2, &h2));
+                    while (h2) {
+                        if (k2.esc) return ST_BAIL;
+                        if (TOK_IS(&k2, "values")) {
+                            ONCE(seen2, 0);
+                            TRY(put_kvlist(st, b, depth + 1, 0, NULL, NULL));
+                            wrote = 1;
+                        } else {
+                            TRY(skip_value(st, depth + 1));
+                        }
+                        TRY(obj_next(st, &k2, &h2));
+                    }
+                    if (!wrote) TRY(buf_lit(b, "{}"));
+                    v->kind = V_COMPLEX;
+                    break;
+                }
+                }
+            }
+        }
+        TRY(obj_next(st, &key, &has));
+    }
+    if (!set) TRY(buf_lit(b, "null"));
+    v->len = b->len - v->off;
+    return ST_OK;
+}
+
+/* a promoted attribute: keep it if it is the most preferred name seen so far */
+static void promote(Scan *st, const Key *k, const Val *v, const Buf *b) {
+    if (v->kind == V_NULL) return;  /* an empty AnyValue does not count as present */
+    const Promoted *pr = st->prom;
+    for (int j = 0; j < pr->nnames; j++) {
+        const PName *pn = &pr->names[j];
+        if (pn->n == k->n && memcmp(pn->name, k->s, k->n) == 0) {
+            PHit *h = &st->hits[pn->col];
+            if (pn->pri <= h->pri) {
+                h->pri = pn->pri;
+                h->v = *v;
+                h->json = b;
+            }
+            return;
+        }
+    }
+}
+
+enum { KV_PLAIN, KV_PROMOTE, KV_EVENT };
+
+static int key_is(const Key *k, const char *lit, size_t n) { return k->n == n && memcmp(k->s, lit, n) == 0; }
+
+/* a KeyValue list ([{"key": ..., "value": AnyValue}, ...]) at the cursor, written to b as a JSON
+   object. mode KV_PROMOTE: the span's own attributes (promoted names noted); KV_EVENT: an event's
+   (exception.type / exception.message noted in etype / emsg) */
+static int put_kvlist(Scan *st, Buf *b, int depth, int mode, Val *etype, Val *emsg) {
+    if (depth > MAX_DEPTH) return ST_BAIL;
+    Key keys[MAX_KEYS];
+    int nkeys = 0, has, first = 1;
+    size_t arena_mark = st->karena_len;
+    TRY(buf_putc(b, '{'));
+    TRY(arr_first(st, &has));
+    while (has) {
+        Tok fk, keytok = {(const unsigned char *)"", 0, 0};
+        int h2, key_written = 0;
+        unsigned seen = 0;
+        Val v = {V_NULL};
+        if (!first) TRY(buf_putc(b, ','));
+        first = 0;
+        size_t entry = b->len, val_at = b->len;
+        TRY(obj_first(st, &fk, &h2));
+        while (h2) {
+            if (fk.esc) return ST_BAIL;
+            if (TOK_IS(&fk, "key")) {
+                ONCE(seen, 0);
+                TRY(read_str(st, &keytok));
+                if (!(seen & 2)) {  /* the usual order: the key goes out now, the value after it */
+                    TRY(put_json_str(b, &keytok));
+                    TRY(buf_putc(b, ':'));
+                    key_written = 1;
+                }
+            } else if (TOK_IS(&fk, "value")) {
+                ONCE(seen, 1);
+                val_at = b->len;
+                TRY(put_any(st, b, depth + 1, &v));
+            } else {
+                TRY(skip_value(st, depth + 1));
+            }
+            TRY(obj_next(st, &fk, &h2));
+        }
+        if (!(seen & 2)) {  /* no value: null */
+            val_at = b->len;
+            TRY(buf_lit(b, "null"));
+            v.kind = V_NULL;
+            v.off = val_at;
+            v.len = 4;
+        }
+        if (!key_written) {  /* the value came first (or no key: ""): move it behind the key */
+            size_t vlen = b->len - val_at;
+            size_t mark = b->len;
+            TRY(put_json_str(b, &keytok));
+            TRY(buf_putc(b, ':'));
+            size_t klen = b->len - mark;
+            TRY(buf_grow(b, klen));
+            /* b = [entry: value][mark: key] -> [entry: key][value] */
+            memcpy(b->p + b->len, b->p + mark, klen);
+            memmove(b->p + entry + klen, b->p + entry, vlen);
+            memcpy(b->p + entry, b->p + b->len, klen);
+            b->len = entry + klen + vlen;
+            v.off = entry + klen;
+        }
+        Key k;
+        TRY(key_text(st, &keytok, &k));
+        TRY(keys_add(keys, &nkeys, &k));
+        if (mode == KV_PROMOTE) {
+            promote(st, &k, &v, b);
+        } else if (mode == KV_EVENT) {
+            if (key_is(&k, "exception.type", 14)) *etype = v;
+            else if (key_is(&k, "exception.message", 17)) *emsg = v;
+        }
+        TRY(arr_next(st, &has));
+    }
+    TRY(buf_putc(b, '}'));
+    st->karena_len = arena_mark;
+    return ST_OK;
+}
+
+/* ---- events and links --------------------------------------------------------------------- */
+
+static int put_events(Scan *st, Buf *out) {
+    int has, first = 1;
+    TRY(buf_putc(out, '['));
+    TRY(arr_first(st, &has));
+    while (has) {
+        Tok key, name = {(const unsigned char *)"", 0, 0};
+        int h2;
+        unsigned seen = 0;
+        int64_t t = 0, dropped = 0;
+        Val etype = {V_NULL}, emsg = {V_NULL};
+        st->tmp.len = 0;
+        TRY(obj_first(st, &key, &h2));
+        while (h2) {
+            if (key.esc) return ST_BAIL;
+            if (TOK_IS(&key, "timeUnixNano")) {
+                ONCE(seen, 0);
+                TRY(read_time(st, &t));
+            } else if (TOK_IS(&key, "name")) {
+                ONCE(seen, 1);
+                TRY(read_str(st, &name));
+            } else if (TOK_IS(&key, "attributes")) {
+                ONCE(seen, 2);
+                TRY(put_kvlist(st, &st->tmp, 2, KV_EVENT, &etype, &emsg));
+            } else if (TOK_IS(&key, "droppedAttributesCount")) {
+                ONCE(seen, 3);
+                TRY(read_i64(st, &dropped));
+            } else {
+                TRY(skip_value(st, 1));
+            }
+            TRY(obj_next(st, &key, &h2));
+        }
+        if (!(seen & 4)) TRY(buf_lit(&st->tmp, "{}"));
+        if (name.esc) return ST_BAIL;  /* an escaped event name might spell "exception" */
+        if (!st->exc_seen && TOK_IS(&name, "exception")) {
+            st->exc_seen = 1;
+            /* str() of a non-string value is Python's business */
+            if (etype.kind != V_NULL && etype.kind != V_STR) return ST_BAIL;
+            if (emsg.kind != V_NULL && emsg.kind != V_STR) return ST_BAIL;
+            st->exc_type = etype;
+            st->exc_msg = emsg;
+        }
+        if (!first) TRY(buf_putc(out, ','));
+        first = 0;
+        TRY(buf_lit(out, "{\"time_ns\":"));
+        TRY(buf_i64(out, t));
+        TRY(buf_lit(out, ",\"name\":"));
+        TRY(put_json_str(out, &name));
+        TRY(buf_lit(out, ",\"attributes\":"));
+        TRY(buf_put(out, st->tmp.p, st->tmp.len));
+        TRY(buf_lit(out, ",\"dropped_attributes_count\":"));
+        TRY(buf_i64(out, dropped));
+        TRY(buf_putc(out, '}'));
+        TRY(arr_next(st, &has));
+    }
+    return buf_putc(out, ']');
+}
+
+static inline int hexval(unsigned char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* a link's id: hex of the right length (either case) and not all zeros, written lowercase */
+static int put_link_id(Buf *b, const Tok *t, size_t width) {
+    if (t->esc || t->n != width) return ST_BAIL;
+    char out[34];
+    int nonzero = 0;
+    out[0] = '"';
+    for (size_t k = 0; k < width; k++) {
+        int h = hexval(t->s[k]);
+        if (h < 0) return ST_BAIL;
+        nonzero |= h;
+        out[k + 1] = HEX[h];
+    }
+    if (!nonzero) return ST_BAIL;
+    out[width + 1] = '"';
+    return buf_put(b, out, width + 2);
+}
+
+static int put_links(Scan *st, Buf *out) {
+    int has, first = 1;
+    TRY(buf_putc(out, '['));
+    TRY(arr_first(st, &has));
+    while (has) {
+        Tok key, tid = {(const unsigned char *)"", 0, 0}, sid = tid, tstate = tid;
+        int h2;
+        unsigned seen = 0;
+        int64_t dropped = 0, flags = 0;
+        st->tmp.len = 0;
+        TRY(obj_first(st, &key, &h2));
+        while (h2) {
+            if (key.esc) return ST_BAIL;
+            if (TOK_IS(&key, "traceId")) {
+                ONCE(seen, 0);
+                TRY(read_str(st, &tid));
+            } else if (TOK_IS(&key, "spanId")) {
+                ONCE(seen, 1);
+                TRY(read_str(st, &sid));
+            } else if (TOK_IS(&key, "traceState")) {
+                ONCE(seen, 2);
+                TRY(read_str(st, &tstate));
+            } else if (TOK_IS(&key, "attributes")) {
+                ONCE(seen, 3);
+                TRY(put_kvlist(st, &st->tmp, 2, KV_PLAIN, NULL, NULL));
+            } else if (TOK_IS(&key, "droppedAttributesCount")) {
+                ONCE(seen, 4);
+                TRY(read_i64(st, &dropped));
+            } else if (TOK_IS(&key, "flags")) {
+                ONCE(seen, 5);
+                TRY(read_i64(st, &flags));
+            } else {
+                TRY(skip_value(st, 1));
+            }
+            TRY(obj_next(st, &key, &h2));
+        }
+        if (!(seen & 8)) TRY(buf_lit(&st->tmp, "{}"));
+        if (!first) TRY(buf_putc(out, ','));
+        first = 0;
+        TRY(buf_lit(out, "{\"trace_id\":"));
+        TRY(put_link_id(out, &tid, 32));
+        TRY(buf_lit(out, ",\"span_id\":"));
+        TRY(put_link_id(out, &sid, 16));
+        TRY(buf_lit(out, ",\"trace_state\":"));
+        TRY(put_json_str(out, &tstate));
+        TRY(buf_lit(out, ",\"attributes\":"));
+        TRY(buf_put(out, st->tmp.p, st->tmp.len));
+        TRY(buf_lit(out, ",\"dropped_attributes_count\":"));
+        TRY(buf_i64(out, dropped));
+        TRY(buf_lit(out, ",\"flags\":"));
+        TRY(buf_i64(out, flags));
+        TRY(buf_putc(out, '}'));
+        TRY(arr_next(st, &has));
+    }
+    return buf_putc(out, ']');
+}
+
+/* ---- spans --------------------------------------------------------------------------------- */
+
+/* lowercase hex of exactly `width` characters, not all zeros (the column check of the fast path) */
+static int canonical_id(const Tok *t, size_t width) {
+    if (t->esc || t->n != width) return 0;
+    int nonzero = 0;
+    for (size_t k = 0; k < width; k++) {
+        unsigned char c = t->s[k];
+        if (c >= '0' && c <= '9') nonzero |= c - '0';
+        else if (c >= 'a' && c <= 'f') nonzero = 1;
+        else return 0;
+    }
+    return nonzero;
+}
+
+static int all_zero(const Tok *t) {
+    for (size_t k = 0; k < t->n; k++)
+        if (t->s[k] != '0') return 0;
+    return 1;
+}
+
+static int put_promoted(Scan *st) {
+    const Promoted *pr = st->prom;
+    for (int c = 0; c < pr->ncols; c++) {
+        PHit *h = &st->hits[c];
+        if (pr->is_int[c]) {
+            ICol *col = &st->pi[c];
+            if (h->pri == INT_MAX) {
+                TRY(icol_put(col, 0, 0));
+                continue;
+            }
+            switch (h->v.kind) {
+            case V_INT:
+                TRY(icol_put(col, h->v.i, h->v.i >= INT32_MIN && h->v.i <= INT32_MAX));
+                break;
+            case V_BOOL:
+                TRY(icol_put(col, h->v.i, 1));
+                break;
+            case V_DBL: {
+                double d = h->v.d;
+                if (isfinite(d) && trunc(d) >= -2147483648.0 && trunc(d) < 2147483648.0)
+                    TRY(icol_put(col, (int64_t)trunc(d), 1));
+                else
+                    TRY(icol_put(col, 0, 0));
+                break;
+            }
+            case V_COMPLEX:
+                TRY(icol_put(col, 0, 0));
+                break;
+            default:  /* a string: int() of it is Python's business */
+                return ST_BAIL;
+            }
+        } else {
+            SCol *col = &st->ps[c];
+            if (h->pri == INT_MAX) {
+                TRY(scol_null(col));
+            } else if (h->v.kind == V_STR) {
+                TRY(put_decoded(&col->data, &h->v.str));
+                TRY(scol_end_row(col, 1));
+            } else {  /* its JSON text, as msgspec encodes the value */
+                TRY(buf_put(&col->data, h->json->p + h->v.off, h->v.len));
+                TRY(scol_end_row(col, 1));
+            }
+        }
+    }
+    return ST_OK;
+}
+
+static int put_exc(Scan *st, SCol *col, const Val *v) {
+    if (!st->exc_seen || v->kind == V_NULL) return scol_null(col);
+    TRY(put_decoded(&col->data, &v->str));
+    return scol_end_row(col, 1);
+}
+
+static int span(Scan *st) {
+    Tok key, tid = {0}, sid = {0}, parent = {(const unsigned char *)"", 0, 0}, tstate = parent, name = parent,
+        smsg = parent;
+    int has, have_tid = 0, have_sid = 0, have_start = 0, have_end = 0, have_status = 0;
+    unsigned seen = 0;
+    int64_t flags = 0, da = 0, de = 0, dl = 0, kind = 0, start = 0, end = 0, scode = 0;
+    SCol *s = st->s;
+    for (int c = 0; c < st->prom->ncols; c++) st->hits[c].pri = INT_MAX;
+    st->exc_seen = 0;
+    st->karena_len = 0;
+    TRY(obj_first(st, &key, &has));
+    while (has) {
+        if (key.esc) return ST_BAIL;
+        switch (key.n) {  /* dispatch on length first */
+        default:
+            goto unknown;
+        case 7:
+            if (TOK_IS(&key, "traceId")) { ONCE(seen, 0); TRY(read_str(st, &tid)); have_tid = 1; break; }
+            goto unknown;
+        case 6:
+            if (TOK_IS(&key, "spanId")) { ONCE(seen, 1); TRY(read_str(st, &sid)); have_sid = 1; break; }
+            if (TOK_IS(&key, "events")) {
+                ONCE(seen, 2);
+                TRY(put_events(st, &s[S_EVENTS].data));
+                break;
+            }
+            if (TOK_IS(&key, "status")) {
+                ONCE(seen, 3);
+                if (is_null(st)) break;
+                Tok k2;
+                int h2;
+                unsigned seen2 = 0;
+                have_status = 1;
+                TRY(obj_first(st, &k2, &h2));
+                while (h2) {
+                    if (k2.esc) return ST_BAIL;
+                    if (TOK_IS(&k2, "code")) { ONCE(seen2, 0); TRY(read_i64(st, &scode)); }
+                    else if (TOK_IS(&k2, "message")) { ONCE(seen2, 1); TRY(read_str(st, &smsg)); }
+                    else TRY(skip_value(st, 1));
+                    TRY(obj_next(st, &k2, &h2));
+                }
+                if (scode < 0 || scode > 2) return ST_BAIL;
+                break;
+            }
+            goto unknown;
+        case 10:
+            if (TOK_IS(&key, "traceState")) { ONCE(seen, 4); TRY(read_str(st, &tstate)); break; }
+            if (TOK_IS(&key, "attributes")) {
+                ONCE(seen, 5);
+                TRY(put_kvlist(st, &s[S_ATTRS].data, 1, KV_PROMOTE, NULL, NULL));
+                break;
+            }
+            goto unknown;
+        case 12:
+            if (TOK_IS(&key, "parentSpanId")) { ONCE(seen, 6); TRY(read_str(st, &parent)); break; }
+            goto unknown;
+        case 5:
+            if (TOK_IS(&key, "flags")) { ONCE(seen, 7); TRY(read_i64(st, &flags)); break; }
+            if (TOK_IS(&key, "links")) {
+                ONCE(seen, 8);
+                TRY(put_links(st, &s[S_LINKS].data));
+                break;
+            }
+            goto unknown;
+        case 4:
+            if (TOK_IS(&key, "name")) { ONCE(seen, 9); TRY(read_str(st, &name)); break; }
+            if (TOK_IS(&key, "kind")) { ONCE(seen, 10); TRY(read_i64(st, &kind)); break; }
+            goto unknown;
+        case 17:
+            if (TOK_IS(&key, "startTimeUnixNano")) {
+                ONCE(seen, 11);
+                TRY(read_time(st, &start));
+                have_start = 1;
+                break;
+            }
+            goto unknown;
+        case 15:
+            if (TOK_IS(&key, "endTimeUnixNano")) {
+                ONCE(seen, 12);
+                if (!is_null(st)) {
+                    TRY(read_time(st, &end));
+                    have_end = 1;
+                }
+                break;
+            }
+            goto unknown;
+        case 22:
+            if (TOK_IS(&key, "droppedAttributesCount")) { ONCE(seen, 13); TRY(read_i64(st, &da)); break; }
+            goto unknown;
+        case 18:
+            if (TOK_IS(&key, "droppedEventsCount")) { ONCE(seen, 14); TRY(read_i64(st, &de)); break; }
+            goto unknown;
+        }
+        goto next;
+    unknown:
+        if (key.n == 17 && TOK_IS(&key, "droppedLinksCount")) {
+            ONCE(seen, 15);
+            TRY(read_i64(st, &dl));
+        } else {
+            TRY(skip_value(st, 1));
+        }
+    next:
+        TRY(obj_next(st, &key, &has));
+    }
+    if (!have_tid || !have_sid || !have_start) return ST_BAIL;
+    if (!canonical_id(&tid, 32) || !canonical_id(&sid, 16)) return ST_BAIL;
+    if (kind < 0 || kind > 5) return ST_BAIL;
+    if ((flags | da | de | dl) < 0 || (flags | da | de | dl) >= ((int64_t)1 << 31)) return ST_BAIL;
+    if (!have_end) end = start;
+    (void)have_status;
+
+    /* the row */
+    TRY(scol_bytes(&s[S_TRACE], (const char *)tid.s, 32));
+    TRY(scol_bytes(&s[S_SPAN], (const char *)sid.s, 16));
+    if (parent.n == 0 || (parent.n == 16 && !parent.esc && all_zero(&parent))) {
+        TRY(scol_null(&s[S_PARENT]));
+    } else {
+        if (parent.esc || parent.n != 16) return ST_BAIL;
+        for (size_t k = 0; k < 16; k++) {
+            unsigned char c = parent.s[k];
+            if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return ST_BAIL;
+        }
+        TRY(scol_bytes(&s[S_PARENT], (const char *)parent.s, 16));
+    }
+    if (tstate.n) { TRY(put_decoded(&s[S_TSTATE].data, &tstate)); TRY(scol_end_row(&s[S_TSTATE], 1)); }
+    else TRY(scol_null(&s[S_TSTATE]));
+    TRY(put_decoded(&s[S_NAME].data, &name));
+    TRY(scol_end_row(&s[S_NAME], 1));
+    if (smsg.n) { TRY(put_decoded(&s[S_SMSG].data, &smsg)); TRY(scol_end_row(&s[S_SMSG], 1)); }
+    else TRY(scol_null(&s[S_SMSG]));
+    if (!(seen & (1u << 5))) TRY(buf_lit(&s[S_ATTRS].data, "{}"));
+    TRY(scol_end_row(&s[S_ATTRS], 1));
+    if (!(seen & (1u << 2))) TRY(buf_lit(&s[S_EVENTS].data, "[]"));
+    TRY(scol_end_row(&s[S_EVENTS], 1));
+    if (!(seen & (1u << 8))) TRY(buf_lit(&s[S_LINKS].data, "[]"));
+    TRY(scol_end_row(&s[S_LINKS], 1));
+    if (end < start) {
+        TRY(buf_lit(&s[S_WARN].data, "[\"end time before start time\"]"));
+        TRY(scol_end_row(&s[S_WARN], 1));
+    } else {
+        TRY(scol_null(&s[S_WARN]));
+    }
+    TRY(put_exc(st, &s[S_EXCT], &st->exc_type));
+    TRY(put_exc(st, &s[S_EXCM], &st->exc_msg));
+    TRY(icol_put(&st->i[I_KIND], kind, 1));
+    TRY(icol_put(&st->i[I_START], start, 1));
+    TRY(icol_put(&st->i[I_END], end, 1));
+    TRY(icol_put(&st->i[I_STATUS], scode, 1));
+    TRY(icol_put(&st->i[I_FLAGS], flags, 1));
+    TRY(icol_put(&st->i[I_DATTR], da, 1));
+    TRY(icol_put(&st->i[I_DEV], de, 1));
+    TRY(icol_put(&st->i[I_DLINK], dl, 1));
+    TRY(put_promoted(st));
+    st->rows++;
+    return ST_OK;
+}
+
+/* ---- the document -------------------------------------------------------------------------- */
+
+/* a raw value (resource, scope): validated and located */
+static int raw_value(Scan *st, Py_ssize_t *off, Py_ssize_t *len) {
+    ws(st);
+    const unsigned char *s = st->p;
+    int c = peek(st);
+    if (c != '{' && c != 'n') return ST_BAIL;  /* an object or null; anything else: the Python tiers */
+    TRY(skip_value(st, 1));
+    *off = (Py_ssize_t)(s - st->base);
+    *len = (Py_ssize_t)(st->p - s);
+    return ST_OK;
+}
+
+static int scope_spans(Scan *st, int64_t line, Py_ssize_t res_off, Py_ssize_t res_len) {
+    Tok key;
+    int has;
+    unsigned seen = 0;
+    Group g = {line, res_off, res_len, -1, 0, -1, 0, 0};
+    Py_ssize_t rows0 = st->rows;
+    TRY(obj_first(st, &key, &has));
+    while (has) {
+        if (key.esc) return ST_BAIL;
+        if (TOK_IS(&key, "scope")) {
+            ONCE(seen, 0);
+            TRY(raw_value(st, &g.scope_off, &g.scope_len));
+        } else if (TOK_IS(&key, "instrumentationLibrary")) {
+            ONCE(seen, 1);
+            TRY(raw_value(st, &g.lib_off, &g.lib_len));
+        } else if (TOK_IS(&key, "spans")) {
+            ONCE(seen, 2);
+            int h2;
+            TRY(arr_first(st, &h2));
+            while (h2) {
+                TRY(span(st));
+                TRY(arr_next(st, &h2));
+            }
+        } else {
+            TRY(skip_value(st, 1));
+        }
+        TRY(obj_next(st, &key, &has));
+    }
+    g.count = st->rows - rows0;
+    if (g.count) TRY(buf_put(&st->groups, &g, sizeof g));
+    return ST_OK;
+}
+
+static int resource_spans(Scan *st, int64_t line) {
+    Tok key;
+    int has;
+    unsigned seen = 0;
+    Py_ssize_t res_off = -1, res_len = 0;
+    const unsigned char *scopes = NULL;
+    TRY(obj_first(st, &key, &has));
+    while (has) {
+        if (key.esc) return ST_BAIL;
+        if (TOK_IS(&key, "resource")) {
+            ONCE(seen, 0);
+            TRY(raw_value(st, &res_off, &res_len));
+        } else if (TOK_IS(&key, "scopeSpans")) {
+            ONCE(seen, 1);
+            if (seen & 1) {  /* the resource is known: read the scopes now */
+                int h2;
+                TRY(arr_first(st, &h2));
+                while (h2) {
+                    TRY(scope_spans(st, line, res_off, res_len));
+                    TRY(arr_next(st, &h2));
+                }
+            } else {  /* read after the resource, which may come later */
+                scopes = st->p;
+                TRY(skip_value(st, 1));
+            }
+        } else if (TOK_IS(&key, "instrumentationLibrarySpans")) {
+            return ST_BAIL;
+        } else {
+            TRY(skip_value(st, 1));
+        }
+        TRY(obj_next(st, &key, &has));
+    }
+    if (scopes) {
+        const unsigned char *resume = st->p;
+        st->p = scopes;
+        int h2;
+        TRY(arr_first(st, &h2));
+        while (h2) {
+            TRY(scope_spans(st, line, res_off, res_len));
+            TRY(arr_next(st, &h2));
+        }
+        st->p = resume;
+    }
+    return ST_OK;
+}
+
+static int line_doc(Scan *st, int64_t line) {
+    Tok key;
+    int has;
+    unsigned seen = 0;
+    TRY(obj_first(st, &key, &has));
+    while (has) {
+        if (key.esc) return ST_BAIL;
+        if (TOK_IS(&key, "resourceSpans")) {
+            ONCE(seen, 0);
+            int h2;
+            TRY(arr_first(st, &h2));
+            while (h2) {
+                TRY(resource_spans(st, line));
+                TRY(arr_next(st, &h2));
+            }
+        } else if (TOK_IS(&key, "resourceLogs") || TOK_IS(&key, "batches") || TOK_IS(&key, "result")) {
+            return ST_BAIL;  /* logs and wrapped documents: the Python tier */
+        } else {
+            TRY(skip_value(st, 1));
+        }
+        TRY(obj_next(st, &key, &has));
+    }
+    if (peek(st) != -1) return ST_BAIL;  /* trailing text */
+    return ST_OK;
+}
+
+/* ---- rollback ------------------------------------------------------------------------------ */
+
+typedef struct { size_t data, offs, valid; } SMark;
+typedef struct { size_t vals, valid; } IMark;
+typedef struct {
+    Py_ssize_t rows;
+    size_t groups;
+    SMark s[N_SFIXED], ps[MAX_PROMOTED_COLS];
+    IMark i[N_IFIXED], pi[MAX_PROMOTED_COLS];
+} Mark;
+
+static void smark(const SCol *c, SMark *m) { m->data = c->data.len; m->offs = c->offs.len; m->valid = c->valid.len; }
+static void sundo(SCol *c, const SMark *m) { c->data.len = m->data; c->offs.len = m->offs; c->valid.len = m->valid; }
+static void imark(const ICol *c, IMark *m) { m->vals = c->vals.len; m->valid = c->valid.len; }
+static void iundo(ICol *c, const IMark *m) { c->vals.len = m->vals; c->valid.len = m->valid; }
+
+static void mark(Scan *st, Mark *m) {
+    m->rows = st->rows;
+    m->groups = st->groups.len;
+    for (int k = 0; k < N_SFIXED; k++) smark(&st->s[k], &m->s[k]);
+    for (int k = 0; k < N_IFIXED; k++) imark(&st->i[k], &m->i[k]);
+    for (int k = 0; k < st->prom->ncols; k++) {
+        smark(&st->ps[k], &m->ps[k]);
+        imark(&st->pi[k], &m->pi[k]);
+    }
+}
+
+static void undo(Scan *st, const Mark *m) {
+    st->rows = m->rows;
+    st->groups.len = m->groups;
+    for (int k = 0; k < N_SFIXED; k++) sundo(&st->s[k], &m->s[k]);
+    for (int k = 0; k < N_IFIXED; k++) iundo(&st->i[k], &m->i[k]);
+    for (int k = 0; k < st->prom->ncols; k++) {
+        sundo(&st->ps[k], &m->ps[k]);
+        iundo(&st->pi[k], &m->pi[k]);
+    }
+}
+
+/* ---- Python glue --------------------------------------------------------------------------- */
+
+static void scan_free(Scan *st) {
+    for (int k = 0; k < N_SFIXED; k++) { buf_free(&st->s[k].data); buf_free(&st->s[k].offs); buf_free(&st->s[k].valid); }
+    for (int k = 0; k < N_IFIXED; k++) { buf_free(&st->i[k].vals); buf_free(&st->i[k].valid); }
+    for (int k = 0; k < MAX_PROMOTED_COLS; k++) {
+        buf_free(&st->ps[k].data); buf_free(&st->ps[k].offs); buf_free(&st->ps[k].valid);
+        buf_free(&st->pi[k].vals); buf_free(&st->pi[k].valid);
+    }
+    buf_free(&st->groups);
+    buf_free(&st->tmp);
+}
+
+/* validity bytes -> an Arrow bitmap (bytes), or None when every row is valid */
+static PyObject *bitmap(const Buf *valid, Py_ssize_t n) {
+    Py_ssize_t nulls = 0;
+    for (Py_ssize_t k = 0; k < n; k++) nulls += !valid->p[k];
+    if (!nulls) Py_RETURN_NONE;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (n + 7) / 8);
+    if (!out) return NULL;
+    unsigned char *bits = (unsigned char *)PyBytes_AS_STRING(out);
+    memset(bits, 0, (size_t)(n + 7) / 8);
+    for (Py_ssize_t k = 0; k < n; k++)
+        if (valid->p[k]) bits[k >> 3] |= (unsigned char)(1u << (k & 7));
+    return out;
+}
+
+static PyObject *bytes_of(const Buf *b) { return PyBytes_FromStringAndSize(b->p ? b->p : "", (Py_ssize_t)b->len); }
+
+static PyObject *scol_tuple(const SCol *c, Py_ssize_t n) {
+    PyObject *bm = bitmap(&c->valid, n);
+    if (!bm) return NULL;
+    return Py_BuildValue("(NNN)", bm, bytes_of(&c->offs), bytes_of(&c->data));
+}
+
+static PyObject *icol_tuple(const ICol *c, Py_ssize_t n) {
+    PyObject *bm = bitmap(&c->valid, n);
+    if (!bm) return NULL;
+    return Py_BuildValue("(NN)", bm, bytes_of(&c->vals));
+}
+
+static int parse_promoted(PyObject *spec, Promoted *pr) {
+    /* spec: (is_int flags a column, ((name, column, priority), ...)) */
+    PyObject *flags, *names;
+    if (!PyArg_ParseTuple(spec, "OO", &flags, &names)) return -1;
+    PyObject *fl = PySequence_Fast(flags, "promoted flags");
+    PyObject *nm = fl ? PySequence_Fast(names, "promoted names") : NULL;
+    if (!nm) {
+        Py_XDECREF(fl);
+        return -1;
+    }
+    int rc = -1;
+    Py_ssize_t nc = PySequence_Fast_GET_SIZE(fl), nn = PySequence_Fast_GET_SIZE(nm);
+    if (nc > MAX_PROMOTED_COLS || nn > MAX_PROMOTED_NAMES) {
+        PyErr_SetString(PyExc_ValueError, "too many promoted columns or names");
+        goto done;
+    }
+    pr->ncols = (int)nc;
+    for (Py_ssize_t k = 0; k < nc; k++) pr->is_int[k] = PyObject_IsTrue(PySequence_Fast_GET_ITEM(fl, k));
+    pr->nnames = (int)nn;
+    for (Py_ssize_t k = 0; k < nn; k++) {
+        const char *name;
+        Py_ssize_t len;
+        int col, pri;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(nm, k), "s#ii", &name, &len, &col, &pri)) goto done;
+        if (len >= (Py_ssize_t)sizeof pr->names[k].name || col < 0 || col >= nc) {
+            PyErr_SetString(PyExc_ValueError, "bad promoted name");
+            goto done;
+        }
+        memcpy(pr->names[k].name, name, (size_t)len);
+        pr->names[k].n = (size_t)len;
+        pr->names[k].col = col;
+        pr->names[k].pri = pri;
+    }
+    rc = 0;
+done:
+    Py_DECREF(fl);
+    Py_DECREF(nm);
+    return rc;
+}
+
+PyDoc_STRVAR(scan_doc,
+"scan(data, promoted) -> (rows, lines, groups, declined, strings, ints, pstrings, pints)\n\n"
+"Scan the lines of `data` (bytes-like). Lines of OTLP/JSON spans in the common shape become rows;\n"
+"groups: (line, resource_off, resource_len, scope_off, scope_len, lib_off, lib_len, rows) a\n"
+"(resource, scope) group, offsets into data (-1: absent); declined: (line, start, end) of every\n"
+"line left to the Python tiers (lines numbered from 1, blank lines of <= 2 bytes skipped).\n"
+"strings/pstrings: {name or column index: (validity bitmap or None, int32 offsets, data)};\n"
+"ints/pints: {name or column index: (validity bitmap or None, int64 values)}.");
+
+static PyObject *scan(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    PyObject *spec;
+    if (!PyArg_ParseTuple(args, "y*O", &view, &spec)) return NULL;
+    Promoted prom;
+    memset(&prom, 0, sizeof prom);
+    if (parse_promoted(spec, &prom) < 0) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    Scan *st = PyMem_Calloc(1, sizeof(Scan));
+    PyObject *declined = PyList_New(0), *result = NULL;
+    if (!st || !declined) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    st->prom = &prom;
+    int rc = ST_OK;
+    for (int k = 0; k < N_SFIXED && !rc; k++) rc = scol_init(&st->s[k]);
+    for (int k = 0; k < prom.ncols && !rc; k++) rc = scol_init(&st->ps[k]);
+    if (rc) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    const unsigned char *data = view.buf, *end = data + view.len, *pos = data;
+    st->base = data;
+    int64_t line = 0;
+    while (pos < end) {
+        const unsigned char *nl = memchr(pos, '\n', (size_t)(end - pos));
+        const unsigned char *stop = nl ? nl : end;
+        line++;
+        const unsigned char *start = pos;
+        pos = nl ? nl + 1 : end;
+        if (stop - start <= 2) {  /* blank: skipped as the Python tiers skip it */
+            int blank = 1;
+            for (const unsigned char *q = start; q < stop; q++)
+                if (!(*q == ' ' || *q == '\t' || *q == '\r' || *q == '\f' || *q == '\v')) blank = 0;
+            if (blank) continue;
+        }
+        Mark m;
+        mark(st, &m);
+        st->p = start;
+        st->end = stop;
+        rc = line_doc(st, line);
+        if (rc == ST_NOMEM) {
+            PyErr_NoMemory();
+            goto fail;
+        }
+        if (rc == ST_BAIL) {
+            undo(st, &m);
+            PyObject *t = Py_BuildValue("(Lnn)", (long long)line, (Py_ssize_t)(start - data), (Py_ssize_t)(stop - data));
+            if (!t || PyList_Append(declined, t) < 0) {
+                Py_XDECREF(t);
+                goto fail;
+            }
+            Py_DECREF(t);
+        }
+    }
+    Py_ssize_t n = st->rows;
+    Py_ssize_t ng = (Py_ssize_t)(st->groups.len / sizeof(Group));
+    PyObject *groups = PyList_New(ng);
+    PyObject *strings = PyDict_New(), *ints = PyDict_New(), *pstrings = PyDict_New(), *pints = PyDict_New();
+    if (!groups || !strings || !ints || !pstrings || !pints) goto fail2;
+    const Group *gs = (const Group *)st->groups.p;
+    for (Py_ssize_t k = 0; k < ng; k++) {
+        const Group *g = &gs[k];
+        PyObject *t = Py_BuildValue("(Lnnnnnnn)", (long long)g->line, g->res_off, g->res_len, g->scope_off,
+                                    g->scope_len, g->lib_off, g->lib_len, g->count);
+        if (!t) goto fail2;
+        PyList_SET_ITEM(groups, k, t);
+    }
+    for (int k = 0; k < N_SFIXED; k++) {
+        PyObject *t = scol_tuple(&st->s[k], n);
+        if (!t || PyDict_SetItemString(strings, SCOL_NAMES[k], t) < 0) { Py_XDECREF(t); goto fail2; }
+        Py_DECREF(t);
+    }
+    for (int k = 0; k < N_IFIXED; k++) {
+        PyObject *t = icol_tuple(&st->i[k], n);
+        if (!t || PyDict_SetItemString(ints, ICOL_NAMES[k], t) < 0) { Py_XDECREF(t); goto fail2; }
+        Py_DECREF(t);
+    }
+    for (int k = 0; k < prom.ncols; k++) {
+        PyObject *t = prom.is_int[k] ? icol_tuple(&st->pi[k], n) : scol_tuple(&st->ps[k], n);
+        PyObject *key = PyLong_FromLong(k);
+        PyObject *d = prom.is_int[k] ? pints : pstrings;
+        if (!t || !key || PyDict_SetItem(d, key, t) < 0) { Py_XDECREF(t); Py_XDECREF(key); goto fail2; }
+        Py_DECREF(t);
+        Py_DECREF(key);
+    }
+    result = Py_BuildValue("(nLNNNNNN)", n, (long long)line, groups, declined, strings, ints, pstrings, pints);
+    declined = NULL;
+    scan_free(st);
+    PyMem_Free(st);
+    PyBuffer_Release(&view);
+    return result;
+fail2:
+    Py_XDECREF(groups);
+    Py_XDECREF(strings);
+    Py_XDECREF(ints);
+    Py_XDECREF(pstrings);
+    Py_XDECREF(pints);
+fail:
+    Py_XDECREF(declined);
+    if (st) {
+        scan_free(st);
+        PyMem_Free(st);
+    }
+    PyBuffer_Release(&view);
+    return NULL;
+}
+
+PyDoc_STRVAR(format_double_doc, "format_double(x) -> bytes: x as msgspec's JSON encoder writes it (for tests).");
+
+static PyObject *format_double(PyObject *self, PyObject *arg) {
+    double d = PyFloat_AsDouble(arg);
+    if (d == -1.0 && PyErr_Occurred()) return NULL;
+    Buf b = {0};
+    if (put_double(&b, d)) {
+        buf_free(&b);
+        return PyErr_NoMemory();
+    }
+    PyObject *out = bytes_of(&b);
+    buf_free(&b);
+    return out;
+}
+
+static PyMethodDef methods[] = {
+    {"scan", scan, METH_VARARGS, scan_doc},
+    {"format_double", format_double, METH_O, format_double_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_otlpscan", "The native tier of the OTLP/JSON line reader.", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__otlpscan(void) { return PyModule_Create(&module); }
