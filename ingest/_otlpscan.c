@@ -44,6 +44,7 @@ static int buf_grow(Buf *b, size_t extra) {
 }
 
 static inline int buf_put(Buf *b, const void *s, size_t n) {
+    if (!n) return ST_OK;
     if (b->len + n > b->cap) TRY(buf_grow(b, n));
     memcpy(b->p + b->len, s, n);
     b->len += n;
@@ -60,8 +61,14 @@ static inline int buf_putc(Buf *b, char c) {
 
 static int buf_i64(Buf *b, int64_t v) {
     char tmp[24];
-    int n = snprintf(tmp, sizeof tmp, "%lld", (long long)v);
-    return buf_put(b, tmp, (size_t)n);
+    char *q = tmp + sizeof tmp;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--q = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) *--q = '-';
+    return buf_put(b, q, (size_t)(tmp + sizeof tmp - q));
 }
 
 static void buf_free(Buf *b) {
@@ -82,10 +89,12 @@ static int scol_init(SCol *c) {
     return buf_put(&c->offs, &zero, sizeof zero);
 }
 
-static int scol_end_row(SCol *c, int valid) {
+static inline int scol_end_row(SCol *c, int valid) {
     if (c->data.len > INT32_MAX) return ST_BAIL;  /* the caller splits smaller blocks */
     int32_t off = (int32_t)c->data.len;
-    TRY(buf_put(&c->offs, &off, sizeof off));
+    if (c->offs.len + sizeof off > c->offs.cap) TRY(buf_grow(&c->offs, sizeof off));
+    memcpy(c->offs.p + c->offs.len, &off, sizeof off);
+    c->offs.len += sizeof off;
     return buf_putc(&c->valid, (char)valid);
 }
 
@@ -96,8 +105,10 @@ static int scol_bytes(SCol *c, const char *s, size_t n) {
     return scol_end_row(c, 1);
 }
 
-static int icol_put(ICol *c, int64_t v, int valid) {
-    TRY(buf_put(&c->vals, &v, sizeof v));
+static inline int icol_put(ICol *c, int64_t v, int valid) {
+    if (c->vals.len + sizeof v > c->vals.cap) TRY(buf_grow(&c->vals, sizeof v));
+    memcpy(c->vals.p + c->vals.len, &v, sizeof v);
+    c->vals.len += sizeof v;
     return buf_putc(&c->valid, (char)valid);
 }
 
@@ -124,6 +135,7 @@ typedef struct {
     int is_int[MAX_PROMOTED_COLS];
     int nnames;
     PName names[MAX_PROMOTED_NAMES];
+    uint64_t lengths;  /* bit n set: some name is n bytes long (n < 64) */
 } Promoted;
 
 /* ---- the scan state ------------------------------------------------------------------------ */
@@ -847,6 +859,7 @@ static int put_any(Scan *st, Buf *b, int depth, Val *v) {
 static void promote(Scan *st, const Key *k, const Val *v, const Buf *b) {
     if (v->kind == V_NULL) return;  /* an empty AnyValue does not count as present */
     const Promoted *pr = st->prom;
+    if (k->n >= 64 || !((pr->lengths >> k->n) & 1)) return;
     for (int j = 0; j < pr->nnames; j++) {
         const PName *pn = &pr->names[j];
         if (pn->n == k->n && memcmp(pn->name, k->s, k->n) == 0) {
@@ -1083,16 +1096,21 @@ static int put_links(Scan *st, Buf *out) {
 /* ---- spans --------------------------------------------------------------------------------- */
 
 /* lowercase hex of exactly `width` characters, not all zeros (the column check of the fast path) */
+/* 1 + the value of a lowercase hex digit, 0 for any other byte */
+static const unsigned char LHEX[256] = {
+    ['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5, ['5'] = 6, ['6'] = 7, ['7'] = 8, ['8'] = 9,
+    ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+};
+
 static int canonical_id(const Tok *t, size_t width) {
     if (t->esc || t->n != width) return 0;
-    int nonzero = 0;
+    unsigned ok = 1, nonzero = 0;
     for (size_t k = 0; k < width; k++) {
-        unsigned char c = t->s[k];
-        if (c >= '0' && c <= '9') nonzero |= c - '0';
-        else if (c >= 'a' && c <= 'f') nonzero = 1;
-        else return 0;
+        unsigned h = LHEX[t->s[k]];
+        ok &= h != 0;
+        nonzero |= h > 1;
     }
-    return nonzero;
+    return ok && nonzero;
 }
 
 static int all_zero(const Tok *t) {
@@ -1539,6 +1557,11 @@ static int parse_promoted(PyObject *spec, Promoted *pr) {
         }
         memcpy(pr->names[k].name, name, (size_t)len);
         pr->names[k].n = (size_t)len;
+        if (len < 64) pr->lengths |= (uint64_t)1 << len;
+        else {
+            PyErr_SetString(PyExc_ValueError, "promoted names are shorter than 64 bytes");
+            goto done;
+        }
         pr->names[k].col = col;
         pr->names[k].pri = pri;
     }
