@@ -18,6 +18,7 @@ import json
 import os
 import secrets
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -52,7 +53,8 @@ __all__ = [
 PART_BYTES = 32 * 1024 * 1024  # Arrow bytes buffered before a part file is sorted and written
 PART_BYTES_ENV = "DCR_INGEST_PART_MB"  # override (tests use small parts to kill mid-write)
 ROW_GROUP_ROWS = 32 * 1024  # at most; a row group never mixes two services (see _PartBuffer)
-FILE_ROWS = 4 * 1024 * 1024  # rows a part file takes before the next one is started
+FILE_ROWS = 4 * 1024 * 1024  # rows a part file takes at most; the next one is started then
+SPLIT_MIN_ROWS = 16 * 1024  # a buffer is written by both threads when each half has at least this
 MAX_REJECT_RAW_BYTES = 16 * 1024 * 1024
 LOCK_FILE = ".lock"
 
@@ -281,8 +283,51 @@ _DICTIONARY = {
 }
 
 
+class _Lane:
+    """One part file at a time, written by one thread: the open file, then the next one."""
+
+    def __init__(self, owner: _PartBuffer, thread: ThreadPoolExecutor) -> None:
+        self.owner = owner
+        self.thread = thread
+        self._writer: pq.ParquetWriter | None = None
+        self._file_rows = 0
+
+    def write(self, table: pa.Table, order: pa.Array, services: pa.Array) -> None:
+        """`table`'s rows in `order` (sorted by service, then time; `services` in that order),
+        as row groups cut at service boundaries."""
+        rows = table.take(order)
+        for start, length in _runs(services):
+            end = start + length
+            while start < end:
+                writer = self._open(rows.schema)
+                n = min(ROW_GROUP_ROWS, end - start, FILE_ROWS - self._file_rows)
+                writer.write_table(rows.slice(start, n), row_group_size=ROW_GROUP_ROWS)
+                self._file_rows += n
+                start += n
+
+    def _open(self, schema: pa.Schema) -> pq.ParquetWriter:
+        """The open part file, or a new one when it is full (FILE_ROWS)."""
+        if self._writer is not None and self._file_rows >= FILE_ROWS:
+            self.close()
+        if self._writer is None:
+            path = self.owner.new_path()
+            kind = self.owner.folder.name
+            # store_schema=False: the Parquet types alone read back as SPAN_SCHEMA / LOG_SCHEMA (plain
+            # strings), whereas the stored Arrow schema of a wire table would say "dictionary"
+            self._writer = pq.ParquetWriter(path, schema, use_dictionary=_DICTIONARY[kind],
+                                            write_statistics=_STATISTICS[kind], store_schema=False,
+                                            **_PARQUET_OPTS)
+            self._file_rows = 0
+        return self._writer
+
+    def close(self) -> None:
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            writer.close()
+
+
 class _PartBuffer:
-    """Batches of one table, sorted and appended to a long part file when big enough.
+    """Batches of one table, sorted and appended to long part files when big enough.
 
     Layout, for queries that filter on service and time to read little:
 
@@ -295,11 +340,14 @@ class _PartBuffer:
     service boundaries, so a row group's min/max statistics name one service and a narrow
     time range, and DuckDB skips every row group but the ones asked for. A file takes up to
     FILE_ROWS rows (few files: DuckDB pays per file even when it skips it whole).
-    Sorting and writing happen on the writer's thread (Arrow releases the GIL), so the
-    caller keeps taking batches meanwhile; at most one buffer is in the works at a time."""
+
+    Sorting and writing happen on the writer's two threads (Arrow releases the GIL), so the
+    caller keeps taking batches meanwhile; at most one buffer is in the works at a time. A big
+    buffer's sorted rows are cut in two halves, taken and encoded at once by the two threads
+    into two part files (one each), so the Parquet encoding spreads over both cores."""
 
     def __init__(self, folder: Path, prefix: str, schema: pa.Schema, sort_keys: list[tuple[str, str]],
-                 thread: ThreadPoolExecutor) -> None:
+                 threads: tuple[ThreadPoolExecutor, ThreadPoolExecutor]) -> None:
         self.folder, self.prefix, self.schema, self.sort_keys = folder, prefix, schema, sort_keys
         env = os.environ.get(PART_BYTES_ENV)
         self.part_bytes = int(float(env) * 1024 * 1024) if env else PART_BYTES
@@ -309,10 +357,9 @@ class _PartBuffer:
         self.services: set[str] = set()
         self.min_ns: int | None = None
         self.max_ns: int | None = None
-        self._thread = thread
+        self._lanes = (_Lane(self, threads[0]), _Lane(self, threads[1]))
         self._pending: Future | None = None
-        self._writer: pq.ParquetWriter | None = None  # the open part file (the last of self.files)
-        self._file_rows = 0
+        self._files_lock = threading.Lock()
 
     def add(self, batch: pa.RecordBatch) -> None:
         if batch.num_rows:
@@ -324,12 +371,12 @@ class _PartBuffer:
                 self.flush()
 
     def flush(self) -> None:
-        """Hand the buffered batches to the writer thread (after the previous buffer is written)."""
+        """Hand the buffered batches to the writer threads (after the previous buffer is written)."""
         if not self.batches:
             return
         batches, self.batches, self.nbytes = self.batches, [], 0
         self.wait()
-        self._pending = self._thread.submit(self._write, batches)
+        self._pending = self._lanes[0].thread.submit(self._write, batches)
 
     def wait(self) -> None:
         """Until the buffer in the works is written (re-raising its error)."""
@@ -338,53 +385,51 @@ class _PartBuffer:
             pending.result()
 
     def finish(self) -> None:
-        """Write what is buffered and close the open part file."""
+        """Write what is buffered and close the open part files."""
         self.flush()
         self.wait()
         self.close()
 
     def close(self) -> None:
-        if self._writer is not None:
-            writer, self._writer = self._writer, None
-            writer.close()
+        for lane in self._lanes:
+            lane.close()
 
-    def _open(self, schema: pa.Schema) -> pq.ParquetWriter:
-        if self._writer is not None and self._file_rows >= FILE_ROWS:
-            self.close()
-        if self._writer is None:
+    def new_path(self) -> Path:
+        """A fresh part file name (either thread may ask)."""
+        with self._files_lock:
             path = self.folder / f"{self.prefix}-{len(self.files):05d}.parquet"
-            self.folder.mkdir(parents=True, exist_ok=True)
-            kind = self.folder.name
-            # store_schema=False: the Parquet types alone read back as SPAN_SCHEMA / LOG_SCHEMA (plain
-            # strings), whereas the stored Arrow schema of a wire table would say "dictionary"
-            self._writer = pq.ParquetWriter(path, schema, use_dictionary=_DICTIONARY[kind],
-                                            write_statistics=_STATISTICS[kind], store_schema=False,
-                                            **_PARQUET_OPTS)
             self.files.append(path)
-            self._file_rows = 0
-        return self._writer
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return path
 
     def _write(self, batches: list[pa.RecordBatch]) -> None:
+        """On the first thread: sort the buffer, write its first half, the second thread the rest."""
         table = pa.Table.from_batches(batches, schema=self.schema)
+        batches.clear()
         # sort keys as plain columns (Arrow does not sort dictionary columns); a stable sort,
         # as Table.sort_by is
         keys = pa.table({name: table.column(name).cast(pa.string()) if pa.types.is_dictionary(table.schema.field(
             name).type) else table.column(name) for name, _ in self.sort_keys})
         order = pc.sort_indices(keys, sort_keys=self.sort_keys)
-        table = table.take(order)
-        self._track(table)
-        writer = self._open(table.schema)
-        services = keys.column(0).take(order)
-        for start, length in _runs(services):
-            for offset in range(start, start + length, ROW_GROUP_ROWS):
-                writer.write_table(table.slice(offset, min(ROW_GROUP_ROWS, start + length - offset)),
-                                   row_group_size=ROW_GROUP_ROWS)
-        self._file_rows += table.num_rows
+        services = keys.column(0).take(order).combine_chunks()
+        self._track(keys, table)
+        del keys  # its time column points into the handed-over batches: let them go with the table
+        n = table.num_rows
+        if n < 2 * SPLIT_MIN_ROWS:
+            self._lanes[0].write(table, order, services)
+            return
+        table = table.combine_chunks()  # both halves take from it: one concatenation, not two
+        cut = n // 2
+        second = self._lanes[1].thread.submit(self._lanes[1].write, table, order.slice(cut), services.slice(cut))
+        try:
+            self._lanes[0].write(table, order.slice(0, cut), services.slice(0, cut))
+        finally:
+            second.result()
 
-    def _track(self, table: pa.Table) -> None:
-        services = pc.unique(table.column("service_name")).drop_null().to_pylist()
+    def _track(self, keys: pa.Table, table: pa.Table) -> None:
+        services = pc.unique(keys.column(0)).drop_null().to_pylist()
         self.services.update(services)
-        t0 = table.column(self.sort_keys[1][0])
+        t0 = keys.column(1)
         t1 = table.column("end_ns") if "end_ns" in table.column_names else t0
         lo, hi = pc.min(t0).as_py(), pc.max(t1).as_py()
         if lo is not None:
@@ -393,9 +438,9 @@ class _PartBuffer:
             self.max_ns = hi if self.max_ns is None else max(self.max_ns, hi)
 
 
-def _runs(values: pa.ChunkedArray) -> list[tuple[int, int]]:
+def _runs(values: pa.Array) -> list[tuple[int, int]]:
     """(start, length) of each run of equal values (nulls are one run)."""
-    ree = pc.run_end_encode(values.combine_chunks())
+    ree = pc.run_end_encode(values)
     ends = ree.run_ends.to_numpy(zero_copy_only=False).tolist()
     starts = [0, *ends[:-1]]
     return [(a, b - a) for a, b in zip(starts, ends, strict=True)]
@@ -440,11 +485,14 @@ class DatasetWriter:
             self.ingest_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
             self.keys = SpanKeys()
             self._load_keys()
-            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dcr-parts")
+            # two writer threads: the first sorts a buffer and writes half of it, the second the
+            # other half (the first waits for the second, never the other way round)
+            self._threads = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="dcr-parts"),
+                             ThreadPoolExecutor(max_workers=1, thread_name_prefix="dcr-parts-2"))
             self.spans = _PartBuffer(self.path / "spans", f"part-{self.ingest_id}", SPAN_WIRE_SCHEMA,
-                                     [("service_name", "ascending"), ("start_ns", "ascending")], self._thread)
+                                     [("service_name", "ascending"), ("start_ns", "ascending")], self._threads)
             self.logs = _PartBuffer(self.path / "logs", f"part-{self.ingest_id}", LOG_SCHEMA,
-                                    [("service_name", "ascending"), ("time_ns", "ascending")], self._thread)
+                                    [("service_name", "ascending"), ("time_ns", "ascending")], self._threads)
             self.sources: list[SourceStats] = []
             self._new_unrecognised: list[str] = []
             self._rejects_fh: Any = None
@@ -583,8 +631,7 @@ class DatasetWriter:
         self._new_unrecognised.append(quick_id)
 
     def close(self) -> None:
-        thread = getattr(self, "_thread", None)
-        if thread is not None:
+        for thread in getattr(self, "_threads", ()):
             thread.shutdown(wait=True, cancel_futures=True)  # no thread writes on after the lock is gone
         for part in (getattr(self, "spans", None), getattr(self, "logs", None)):
             if part is not None:

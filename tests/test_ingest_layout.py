@@ -1,0 +1,82 @@
+"""The dataset layout the query side relies on, whatever way the writer threads cut the work:
+every row group holds one service, its rows sorted by start time; a part file holds at most
+FILE_ROWS rows; every span lands once; the manifest lists exactly the part files written."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+import ingest
+from ingest import otlp_json, writer
+from ingest.dataset import dataset_path, open_handle
+
+SERVICES = ["cart", "checkout", "ad", "payment", "email"]
+
+
+def _dump(path: Path, lines: int, seed: int) -> set[str]:
+    """OTLP JSON lines of several services, start times shuffled; the span ids written."""
+    rng = random.Random(seed)
+    ids: set[str] = set()
+    out = []
+    for _ in range(lines):
+        groups = []
+        for svc in rng.sample(SERVICES, 3):
+            spans = []
+            for _ in range(rng.randint(5, 30)):
+                sid = f"{rng.getrandbits(64):016x}"
+                ids.add(sid)
+                start = 1_700_000_000_000_000_000 + rng.randint(0, 10**12)
+                spans.append({"traceId": f"{rng.getrandbits(128):032x}", "spanId": sid, "name": "op",
+                              "startTimeUnixNano": str(start), "endTimeUnixNano": str(start + 1000),
+                              "attributes": [{"key": "k", "value": {"stringValue": "x" * rng.randint(0, 200)}}]})
+            groups.append({"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": svc}}]},
+                           "scopeSpans": [{"spans": spans}]})
+        out.append(json.dumps({"resourceSpans": groups}, separators=(",", ":")))
+    path.write_text("\n".join(out) + "\n")
+    return ids
+
+
+def _check_layout(name: str, file_rows: int) -> list[str]:
+    """Asserts the layout of every span part file; the span ids read back."""
+    ids: list[str] = []
+    files = open_handle(name).span_files
+    on_disk = sorted((dataset_path(name) / "spans").glob("*.parquet"))
+    assert sorted(files) == on_disk  # the manifest lists exactly the files written
+    for f in files:
+        pf = pq.ParquetFile(f)
+        assert pf.metadata.num_rows <= file_rows
+        for i in range(pf.metadata.num_row_groups):
+            rg = pf.read_row_group(i, columns=["service_name", "start_ns", "span_id"])
+            assert len(set(rg.column("service_name").to_pylist())) == 1, f"{f.name} row group {i} mixes services"
+            starts = rg.column("start_ns").to_pylist()
+            assert starts == sorted(starts), f"{f.name} row group {i} is not sorted by start_ns"
+            stats = pf.metadata.row_group(i).column(pf.schema_arrow.get_field_index("service_name")).statistics
+            assert stats.has_min_max and stats.min == stats.max
+            ids += rg.column("span_id").to_pylist()
+    return ids
+
+
+@pytest.mark.parametrize("split_rows", [40, 10**9])  # buffers cut in two halves / written whole
+def test_row_groups_hold_one_service_sorted_by_time(tmp_path: Path, monkeypatch, split_rows: int):
+    monkeypatch.setattr(writer, "SPLIT_MIN_ROWS", split_rows)
+    monkeypatch.setattr(writer, "FILE_ROWS", 700)
+    monkeypatch.setenv(writer.PART_BYTES_ENV, "0.1")  # many buffers
+    monkeypatch.setattr(otlp_json, "BLOCK_BYTES", 32 * 1024)  # of many chunks each
+    want = _dump(tmp_path / "d.jsonl", 300, seed=split_rows % 7)
+    r = ingest.ingest_paths([str(tmp_path / "d.jsonl")], "lay", workers=1)
+    assert r.spans == len(want)
+    ids = _check_layout("lay", 700)
+    assert len(ids) == len(want) and set(ids) == want
+    files = open_handle("lay").span_files
+    assert len(files) > 2  # FILE_ROWS rolled the files over
+    # a second ingest of other spans adds files and keeps the layout; the first ones land once
+    more = _dump(tmp_path / "e.jsonl", 100, seed=11)
+    r2 = ingest.ingest_paths([str(tmp_path / "d.jsonl"), str(tmp_path / "e.jsonl")], "lay", workers=1)
+    assert r2.spans == len(more - want)
+    ids = _check_layout("lay", 700)
+    assert len(ids) == len(want | more) and set(ids) == want | more
