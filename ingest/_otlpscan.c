@@ -36,7 +36,7 @@ static int buf_grow(Buf *b, size_t extra) {
     if (need <= b->cap) return ST_OK;
     size_t cap = b->cap ? b->cap : 4096;
     while (cap < need) cap *= 2;
-    char *p = PyMem_Realloc(b->p, cap);
+    char *p = PyMem_RawRealloc(b->p, cap);
     if (!p) return ST_NOMEM;
     b->p = p;
     b->cap = cap;
@@ -72,7 +72,7 @@ static int buf_i64(Buf *b, int64_t v) {
 }
 
 static void buf_free(Buf *b) {
-    PyMem_Free(b->p);
+    PyMem_RawFree(b->p);
     b->p = NULL;
     b->len = b->cap = 0;
 }
@@ -1513,15 +1513,55 @@ static PyObject *bitmap(const Buf *valid, Py_ssize_t n) {
     return out;
 }
 
-static PyObject *bytes_of(const Buf *b) { return PyBytes_FromStringAndSize(b->p ? b->p : "", (Py_ssize_t)b->len); }
+/* A buffer handed to Python without a copy: exports the memory of a Buf it took over. */
+typedef struct {
+    PyObject_HEAD
+    char *p;
+    Py_ssize_t len;
+} Blob;
 
-static PyObject *scol_tuple(const SCol *c, Py_ssize_t n) {
+static int blob_getbuffer(PyObject *self, Py_buffer *view, int flags) {
+    Blob *b = (Blob *)self;
+    return PyBuffer_FillInfo(view, self, b->p, b->len, 1, flags);
+}
+
+static void blob_dealloc(PyObject *self) {
+    PyMem_RawFree(((Blob *)self)->p);
+    Py_TYPE(self)->tp_free(self);
+}
+
+static PyBufferProcs blob_as_buffer = {blob_getbuffer, NULL};
+
+static PyTypeObject BlobType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "_otlpscan.Blob",
+    .tp_basicsize = sizeof(Blob),
+    .tp_dealloc = blob_dealloc,
+    .tp_as_buffer = &blob_as_buffer,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Column memory of a scan, exported without a copy.",
+};
+
+/* the Buf's memory as a Blob (the Buf is left empty) */
+static PyObject *bytes_of(Buf *b) {
+    if (!b->len) return PyBytes_FromStringAndSize("", 0);
+    Blob *blob = PyObject_New(Blob, &BlobType);
+    if (!blob) return NULL;
+    char *p = PyMem_RawRealloc(b->p, b->len);  /* give back the doubling's slack */
+    blob->p = p ? p : b->p;
+    blob->len = (Py_ssize_t)b->len;
+    b->p = NULL;
+    b->len = b->cap = 0;
+    return (PyObject *)blob;
+}
+
+static PyObject *scol_tuple(SCol *c, Py_ssize_t n) {
     PyObject *bm = bitmap(&c->valid, n);
     if (!bm) return NULL;
     return Py_BuildValue("(NNN)", bm, bytes_of(&c->offs), bytes_of(&c->data));
 }
 
-static PyObject *icol_tuple(const ICol *c, Py_ssize_t n) {
+static PyObject *icol_tuple(ICol *c, Py_ssize_t n) {
     PyObject *bm = bitmap(&c->valid, n);
     if (!bm) return NULL;
     return Py_BuildValue("(NN)", bm, bytes_of(&c->vals));
@@ -1702,7 +1742,7 @@ static PyObject *format_double(PyObject *self, PyObject *arg) {
         buf_free(&b);
         return PyErr_NoMemory();
     }
-    PyObject *out = bytes_of(&b);
+    PyObject *out = PyBytes_FromStringAndSize(b.p, (Py_ssize_t)b.len);
     buf_free(&b);
     return out;
 }
@@ -1717,4 +1757,7 @@ static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_otlpscan", "The native tier of the OTLP/JSON line reader.", -1, methods,
 };
 
-PyMODINIT_FUNC PyInit__otlpscan(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__otlpscan(void) {
+    if (PyType_Ready(&BlobType) < 0) return NULL;
+    return PyModule_Create(&module);
+}
