@@ -261,15 +261,19 @@ class SourceStats:
 
 # ---- the writer ---------------------------------------------------------------------------
 
-_PARQUET_OPTS = {"compression": "zstd"}
-# min/max statistics where a filter can use them (not on long JSON texts)
+# write_batch_size: values encoded a call; a row group (one service of one buffer) is a few
+# thousand rows, so the default 1024 cut each column into several calls for nothing
+_PARQUET_OPTS = {"compression": "zstd", "write_batch_size": 64 * 1024}
+_SINK_BYTES = 1024 * 1024
+# min/max statistics where a filter can use them (not on long JSON texts, nor on random ids,
+# whose min and max span the whole range in every row group)
 _STATISTICS = {
-    "spans": ["trace_id", "span_id", "parent_span_id", "name", "kind", "service_name", "service_version", "host",
+    "spans": ["name", "kind", "service_name", "service_version", "host",
               "start_ns", "end_ns", "duration_ns", "status_code", "http_method", "http_route", "http_status_code",
               "db_system", "rpc_service", "rpc_method", "messaging_system", "peer_service", "exception_type",
               "source_id", "source_offset"],
-    "logs": ["time_ns", "observed_time_ns", "severity_number", "severity_text", "trace_id", "span_id",
-             "service_name", "host", "event_name", "source_id", "source_offset"],
+    "logs": ["time_ns", "observed_time_ns", "severity_number", "severity_text", "service_name", "host", "event_name",
+             "source_id", "source_offset"],
 }
 # dictionary encoding only where values repeat (ids and attribute texts would only pay for it)
 _DICTIONARY = {
@@ -290,6 +294,7 @@ class _Lane:
         self.owner = owner
         self.thread = thread
         self._writer: pq.ParquetWriter | None = None
+        self._sink: pa.BufferedOutputStream | None = None
         self._file_rows = 0
 
     def write(self, table: pa.Table, order: pa.Array, services: pa.Array) -> None:
@@ -312,18 +317,24 @@ class _Lane:
         if self._writer is None:
             path = self.owner.new_path()
             kind = self.owner.folder.name
+            # one write call a MiB, not one a page (a row group of a few thousand rows is ~100 pages)
+            self._sink = pa.BufferedOutputStream(pa.OSFile(str(path), "wb"), buffer_size=_SINK_BYTES)
             # store_schema=False: the Parquet types alone read back as SPAN_SCHEMA / LOG_SCHEMA (plain
             # strings), whereas the stored Arrow schema of a wire table would say "dictionary"
-            self._writer = pq.ParquetWriter(path, schema, use_dictionary=_DICTIONARY[kind],
+            self._writer = pq.ParquetWriter(self._sink, schema, use_dictionary=_DICTIONARY[kind],
                                             write_statistics=_STATISTICS[kind], store_schema=False,
                                             **_PARQUET_OPTS)
             self._file_rows = 0
         return self._writer
 
     def close(self) -> None:
-        if self._writer is not None:
-            writer, self._writer = self._writer, None
-            writer.close()
+        writer, sink, self._writer, self._sink = self._writer, self._sink, None, None
+        try:
+            if writer is not None:
+                writer.close()
+        finally:
+            if sink is not None:
+                sink.close()
 
 
 class _PartBuffer:
