@@ -717,11 +717,12 @@ static int keys_add(Key *keys, int *nkeys, const Key *k) {
 static int put_kvlist(Scan *st, Buf *b, int depth, int mode, Val *etype, Val *emsg);
 
 /* an AnyValue object at the cursor, written to b as JSON; v describes it */
-static int put_any(Scan *st, Buf *b, int depth, Val *v) {
+static int put_any(Scan *st, Buf *b, int depth, Val *v, int null_ok) {
     if (depth > MAX_DEPTH) return ST_BAIL;
     v->kind = V_NULL;
     v->off = b->len;
     if (is_null(st)) {
+        if (!null_ok) return ST_BAIL;  /* an array element must be an AnyValue object */
         TRY(buf_lit(b, "null"));
         v->len = 4;
         return ST_OK;
@@ -789,7 +790,12 @@ static int put_any(Scan *st, Buf *b, int depth, Val *v) {
                     Num num;
                     if (peek(st) == '"') return ST_BAIL;  /* "NaN" and friends: the Python tier */
                     TRY(scan_num(st, &num));
-                    TRY(num_f64(&num, &v->d));
+                    int64_t i;
+                    if (num.is_int && digits_i64(num.s, num.n, 1, &i) == ST_OK) {
+                        v->d = (double)i;  /* msgspec reads an integer, then makes it a float: -0 is 0.0 */
+                    } else {
+                        TRY(num_f64(&num, &v->d));
+                    }
                     TRY(put_double(b, v->d));
                     v->kind = V_DBL;
                     break;
@@ -811,7 +817,7 @@ static int put_any(Scan *st, Buf *b, int depth, Val *v) {
                                 Val inner;
                                 if (!first) TRY(buf_putc(b, ','));
                                 first = 0;
-                                TRY(put_any(st, b, depth + 1, &inner));
+                                TRY(put_any(st, b, depth + 1, &inner, 0));
                                 TRY(arr_next(st, &h3));
                             }
                             TRY(buf_putc(b, ']'));
@@ -910,7 +916,7 @@ static int put_kvlist(Scan *st, Buf *b, int depth, int mode, Val *etype, Val *em
             } else if (TOK_IS(&fk, "value")) {
                 ONCE(seen, 1);
                 val_at = b->len;
-                TRY(put_any(st, b, depth + 1, &v));
+                TRY(put_any(st, b, depth + 1, &v, 1));
             } else {
                 TRY(skip_value(st, depth + 1));
             }

@@ -538,16 +538,21 @@ class LogColumns:
         tid = _trace_id(lr.traceId) if lr.traceId else None
         sid = _span_id(lr.spanId) if lr.spanId else None
         body = _value(lr.body)
+        # everything that can fail is computed before the first append: a half-added record
+        # would leave the columns of unequal length
+        attrs = _encode(_attrs(lr.attributes)).decode() if lr.attributes else "{}"
+        severity = _severity(lr.severityNumber)
+        body = body if body is None or isinstance(body, str) else _encode(body).decode()
         own = self.own
         own["time_ns"].append(t or ot or None)
         own["observed_time_ns"].append(ot or None)
-        own["severity_number"].append(_severity(lr.severityNumber))
+        own["severity_number"].append(severity)
         own["severity_text"].append(lr.severityText or None)
-        own["body"].append(body if body is None or isinstance(body, str) else _encode(body).decode())
+        own["body"].append(body)
         own["trace_id"].append(tid)
         own["span_id"].append(sid)
         own["event_name"].append(lr.eventName or None)
-        own["attributes"].append(_encode(_attrs(lr.attributes)).decode() if lr.attributes else "{}")
+        own["attributes"].append(attrs)
         own["flags"].append(lr.flags)
         own["dropped_attributes_count"].append(lr.droppedAttributesCount)
         self.n += 1

@@ -9,8 +9,7 @@ tiers. So a whole block decodes to the same rows, rejects and line count with an
     format_double against msgspec's float encoder
     the scan itself: clean Collector lines are all taken, odd ones all declined
 
-Known mismatches the lead has not fixed yet are strict xfails at the end (each names the
-input, both outputs and the reason), and the generators steer around exactly those inputs.
+The mismatches this file found are regression tests at its end.
 """
 
 from __future__ import annotations
@@ -364,8 +363,7 @@ INT_ODD = ['"+5"', '" 5"', '"5 "', '"1_000"', '"abc"', '""', '"92233720368547758
            '"99999999999999999999"', '"\\u0035"', "9223372036854775808", "-9223372036854775809",
            "18446744073709551616", "5.0", "1e3", "true", '"0x10"', '"5.5"', '"\u0663"', "007", '"-"', "null",
            '"00000000000000000000005"']
-# "-0" as a doubleValue is a known mismatch (test_known_double_negative_zero_integer): left out here
-DBL_CLEAN = ["0.0", "-0.0", "-0e0", "0", "3", "-1", "1.5", "0.1", "1e-7", "1e16", "1E5", "1e+5", "5e-324", "1e308",
+DBL_CLEAN = ["0.0", "-0.0", "-0e0", "0", "-0", "3", "-1", "1.5", "0.1", "1e-7", "1e16", "1E5", "1e+5", "5e-324", "1e308",
              "-2.5e-8", "1.7976931348623157e308", "2.2250738585072014e-308", "123456789012345678901234567890",
              "-123456789012345678901234567890", "9007199254740993", "18446744073709551615", "0.30000000000000004",
              "100", "1e-5", "1e15", "4.35", "2147483647.9", "-2147483648.5", "2147483648.0", "1e-400", "0e999"]
@@ -541,9 +539,8 @@ class Gen:
             raw = base64.b64encode(rng.randbytes(rng.randint(0, 12))).decode()
             field = ("bytesValue", self.jstr(raw if not self.odd or self.chance(0.5) else self.text()))
         elif kind == "array":
-            # a null element (an AnyValue written as null inside values) is a known mismatch
-            # (test_known_null_array_element): the generator writes no such element
-            items = [self.any_value(depth + 1, [k for k in ANY_KINDS if k != "null"])
+            # a null element (an AnyValue written as null) only in odd lines: msgspec refuses it
+            items = [self.any_value(depth + 1, ANY_KINDS if self.odd else [k for k in ANY_KINDS if k != "null"])
                      for _ in range(rng.randint(0, 3))]
             field = ("arrayValue", self.obj([("values", arr(items, self.ws))]) if self.chance(0.9) else b"{}")
         else:
@@ -733,9 +730,7 @@ class Gen:
     def log_line(self) -> bytes:
         rng = self.rng
         records = []
-        # one record when odd: a bad record before a good one in a group crashes the careful path
-        # (test_known_careful_log_partial_row), whichever tier runs
-        for _ in range(1 if self.odd_rate else rng.randint(1, 3)):
+        for _ in range(rng.randint(1, 3)):
             fields = [("timeUnixNano", self.a_time(1_700_000_000_000_000_000)), ("body", self.any_value(0)),
                       ("attributes", self.attributes(promoted=False)),
                       ("severityNumber", rng.choice([b"9", b"17", b'"SEVERITY_NUMBER_WARN"']))]
@@ -812,9 +807,7 @@ def test_clean_generated_lines_are_taken_and_decode_the_same(seed: int, nlines: 
     assert_same(data, monkeypatch)
 
 
-# ---- known mismatches, not fixed by the deadline: strict xfails -------------------------------
-#
-# Each one passes the day the code is fixed (and then fails as an XPASS, so the mark is removed).
+# ---- mismatches this file found, fixed: kept as regression tests --------------------------------
 
 
 def _span_with_attribute(value: bytes) -> bytes:
@@ -824,27 +817,15 @@ def _span_with_attribute(value: bytes) -> bytes:
 
 
 @needs_native
-@pytest.mark.xfail(strict=True, reason="native tier: doubleValue written as the integer -0 gives -0.0, msgspec "
-                   "reads the integer 0 and writes 0.0 (attributes '{\"x\":-0.0}' vs '{\"x\":0.0}'); "
-                   "_otlpscan.c should decline an integer-literal -0 (or write 0.0)")
 def test_known_double_negative_zero_integer(monkeypatch: pytest.MonkeyPatch):
     assert_same(_span_with_attribute(b'{"doubleValue":-0}'), monkeypatch)
 
 
 @needs_native
-@pytest.mark.xfail(strict=True, reason="native tier: an arrayValue element written as null is taken "
-                   "(attributes '{\"x\":[null]}'), msgspec refuses it (list[_AnyValue]) and the line is a "
-                   "reject ('Expected `object`, got `null`'); _otlpscan.c put_any should decline a null "
-                   "array element")
 def test_known_null_array_element(monkeypatch: pytest.MonkeyPatch):
     assert_same(_span_with_attribute(b'{"arrayValue":{"values":[{"intValue":"5"},null]}}'), monkeypatch)
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="careful path (otlp_json.LogColumns.add): a log record whose attributes fail "
-                   "(_attrs raises on intValue 'x') after its other columns were appended leaves a partial "
-                   "row; with a good record after it the block fails ('Arrays were not all the same "
-                   "length'), with and without the native tier")
 @pytest.mark.parametrize("native", [True, False], ids=["native", "msgspec"])
 def test_known_careful_log_partial_row(native: bool, monkeypatch: pytest.MonkeyPatch):
     line = (b'{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"attributes":[{"key":"k","value":{"intValue":"x"}}]},'
