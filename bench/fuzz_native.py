@@ -4,7 +4,7 @@
     python bench/fuzz_native.py --runs 100000 --seed 7
 
 Builds ingest/_otlpscan.c with -fsanitize=address,undefined into a temporary folder, then (in
-a child process with libasan preloaded) mutates real span lines (the committed scenarios and
+a child process with libasan preloaded) mutates real span and log lines (the committed scenarios and
 a bench dump if one is cached) byte by byte -- flips, insertions of JSON punctuation, escapes,
 invalid UTF-8, truncations, splices -- and decodes each mutant with and without the native
 tier. It fails on a sanitizer report, and on any difference between the two chunks (rows,
@@ -47,7 +47,7 @@ def _libasan() -> str:
 
 def _seeds() -> list[bytes]:
     lines: list[bytes] = []
-    for f in sorted(glob.glob(str(REPO / "fixtures" / "scenarios" / "*" / "traces.jsonl"))):
+    for f in sorted(glob.glob(str(REPO / "fixtures" / "scenarios" / "*" / "*.jsonl"))):
         lines += [ln for ln in Path(f).read_bytes().split(b"\n")[:6] if ln]
     for f in sorted(glob.glob(os.path.join(tempfile.gettempdir(), "dcr-bench", "collector-*.jsonl")))[:1]:
         with open(f, "rb") as fh:
@@ -91,17 +91,17 @@ def _child(so: str, runs: int, seed: int) -> int:
     assert otlp_fast._otlpscan is mod
     src = SourceInfo("fuzz", "fuzz.jsonl")
 
+    def table_rows(b: pa.RecordBatch | None) -> list:
+        if b is None or not b.num_rows:
+            return []
+        t = pa.Table.from_batches([b])
+        t = pa.table({f.name: (t.column(f.name).cast(pa.string()) if pa.types.is_dictionary(f.type)
+                               else t.column(f.name)) for f in t.schema})
+        return sorted(t.to_pylist(), key=repr)
+
     def rows(chunk: object) -> tuple:
-        b = chunk.spans  # type: ignore[attr-defined]
-        out: list = []
-        if b is not None and b.num_rows:
-            t = pa.Table.from_batches([b])
-            t = pa.table({f.name: (t.column(f.name).cast(pa.string()) if pa.types.is_dictionary(f.type)
-                                   else t.column(f.name)) for f in t.schema})
-            out = t.sort_by([("source_offset", "ascending"), ("trace_id", "ascending"),
-                             ("span_id", "ascending")]).to_pylist()
         rejects = [(r.offset, r.reason, r.raw) for r in chunk.rejects]  # type: ignore[attr-defined]
-        return out, rejects
+        return table_rows(chunk.spans), table_rows(chunk.logs), rejects  # type: ignore[attr-defined]
 
     rng = random.Random(seed)
     seeds = _seeds()
@@ -109,7 +109,7 @@ def _child(so: str, runs: int, seed: int) -> int:
     for _ in range(runs):
         a, b = _mutate(rng, rng.choice(seeds)), _mutate(rng, rng.choice(seeds))
         data = a + b"\n" + b + b"\n"
-        n, _lines, _groups, left, *_ = mod.scan(data, otlp_fast._NATIVE_PROMOTED)
+        _n, _lines, _groups, left, *_ = mod.scan(data, otlp_fast._NATIVE_PROMOTED)
         took += 2 - len(left)
         declined += len(left)
         compact = rng.random() < 0.5

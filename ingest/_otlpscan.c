@@ -125,6 +125,13 @@ static const char *ICOL_NAMES[N_IFIXED] = {
     "kind", "start_ns", "end_ns", "status_code", "flags", "dropped_attributes_count",
     "dropped_events_count", "dropped_links_count",
 };
+/* log records */
+enum { L_SEVTEXT, L_BODY, L_TRACE, L_SPAN, L_EVENT, L_ATTRS, N_LS };
+static const char *LSCOL_NAMES[N_LS] = {"severity_text", "body", "trace_id", "span_id", "event_name", "attributes"};
+enum { LI_TIME, LI_OTIME, LI_SEV, LI_FLAGS, LI_DROP, N_LI };
+static const char *LICOL_NAMES[N_LI] = {
+    "time_ns", "observed_time_ns", "severity_number", "flags", "dropped_attributes_count",
+};
 
 /* ---- promoted attributes (configured by the caller) ---------------------------------------- */
 
@@ -163,7 +170,11 @@ typedef struct {
     ICol i[N_IFIXED];
     SCol ps[MAX_PROMOTED_COLS];  /* promoted string columns (unused for int ones) */
     ICol pi[MAX_PROMOTED_COLS];  /* promoted int columns */
-    Buf groups;                  /* Group structs */
+    Buf groups;                  /* Group structs (spans) */
+    SCol l[N_LS];                /* log columns */
+    ICol li[N_LI];
+    Buf lgroups;                 /* Group structs (logs) */
+    Py_ssize_t lrows;
     Buf tmp;                     /* an event's or link's attributes, before the object is known */
     Py_ssize_t rows;
     const Promoted *prom;
@@ -1335,6 +1346,158 @@ static int span(Scan *st) {
     return ST_OK;
 }
 
+/* ---- log records --------------------------------------------------------------------------- */
+
+static const Tok EMPTY_TOK = {(const unsigned char *)"", 0, 0};
+
+/* "" -> null; lowercase hex of the width, not all zeros -> itself; anything else declines */
+static int put_log_id(SCol *col, const Tok *t, size_t width) {
+    if (!t->n) return scol_null(col);
+    if (!canonical_id(t, width)) return ST_BAIL;
+    return scol_bytes(col, (const char *)t->s, width);
+}
+
+static int put_text_or_null(SCol *col, const Tok *t) {
+    if (!t->n) return scol_null(col);
+    TRY(put_decoded(&col->data, t));
+    return scol_end_row(col, 1);
+}
+
+static int log_record(Scan *st) {
+    Tok key, stext = EMPTY_TOK, tid = EMPTY_TOK, sid = EMPTY_TOK, ename = EMPTY_TOK;
+    int64_t t = 0, ot = 0, sev = 0, flags = 0, dropped = 0;
+    unsigned seen = 0;
+    int has;
+    Val body = {V_NULL};
+    SCol *l = st->l;
+    st->karena_len = 0;
+    st->tmp.len = 0;
+    TRY(obj_first(st, &key, &has));
+    while (has) {
+        if (key.esc) return ST_BAIL;
+        if (TOK_IS(&key, "timeUnixNano")) { ONCE(seen, 0); TRY(read_time(st, &t)); }
+        else if (TOK_IS(&key, "observedTimeUnixNano")) { ONCE(seen, 1); TRY(read_time(st, &ot)); }
+        else if (TOK_IS(&key, "severityNumber")) { ONCE(seen, 2); TRY(read_i64(st, &sev)); }
+        else if (TOK_IS(&key, "severityText")) { ONCE(seen, 3); TRY(read_str(st, &stext)); }
+        else if (TOK_IS(&key, "body")) { ONCE(seen, 4); TRY(put_any(st, &st->tmp, 1, &body, 1)); }
+        else if (TOK_IS(&key, "attributes")) {
+            ONCE(seen, 5);
+            TRY(put_kvlist(st, &l[L_ATTRS].data, 1, KV_PLAIN, NULL, NULL));
+        }
+        else if (TOK_IS(&key, "droppedAttributesCount")) { ONCE(seen, 6); TRY(read_i64(st, &dropped)); }
+        else if (TOK_IS(&key, "flags")) { ONCE(seen, 7); TRY(read_i64(st, &flags)); }
+        else if (TOK_IS(&key, "traceId")) { ONCE(seen, 8); TRY(read_str(st, &tid)); }
+        else if (TOK_IS(&key, "spanId")) { ONCE(seen, 9); TRY(read_str(st, &sid)); }
+        else if (TOK_IS(&key, "eventName")) { ONCE(seen, 10); TRY(read_str(st, &ename)); }
+        else TRY(skip_value(st, 1));
+        TRY(obj_next(st, &key, &has));
+    }
+    if ((sev | flags | dropped) < 0 || (sev | flags | dropped) >= ((int64_t)1 << 31)) return ST_BAIL;
+    if (!(seen & (1u << 5))) TRY(buf_lit(&l[L_ATTRS].data, "{}"));
+    TRY(scol_end_row(&l[L_ATTRS], 1));
+    TRY(put_text_or_null(&l[L_SEVTEXT], &stext));
+    if (body.kind == V_NULL) {
+        TRY(scol_null(&l[L_BODY]));
+    } else if (body.kind == V_STR) {  /* stringValue (or bytesValue's text) as it is */
+        TRY(put_decoded(&l[L_BODY].data, &body.str));
+        TRY(scol_end_row(&l[L_BODY], 1));
+    } else {  /* anything else as its JSON text */
+        TRY(scol_bytes(&l[L_BODY], st->tmp.p + body.off, body.len));
+    }
+    TRY(put_log_id(&l[L_TRACE], &tid, 32));
+    TRY(put_log_id(&l[L_SPAN], &sid, 16));
+    TRY(put_text_or_null(&l[L_EVENT], &ename));
+    int64_t when = t ? t : ot;
+    TRY(icol_put(&st->li[LI_TIME], when, when != 0));
+    TRY(icol_put(&st->li[LI_OTIME], ot, ot != 0));
+    TRY(icol_put(&st->li[LI_SEV], sev, 1));
+    TRY(icol_put(&st->li[LI_FLAGS], flags, 1));
+    TRY(icol_put(&st->li[LI_DROP], dropped, 1));
+    st->lrows++;
+    return ST_OK;
+}
+
+static int raw_value(Scan *st, Py_ssize_t *off, Py_ssize_t *len);
+
+static int scope_logs(Scan *st, int64_t line, Py_ssize_t res_off, Py_ssize_t res_len) {
+    Tok key;
+    int has;
+    unsigned seen = 0;
+    Group g = {line, res_off, res_len, -1, 0, -1, 0, 0};
+    Py_ssize_t rows0 = st->lrows;
+    TRY(obj_first(st, &key, &has));
+    while (has) {
+        if (key.esc) return ST_BAIL;
+        if (TOK_IS(&key, "scope")) {
+            ONCE(seen, 0);
+            TRY(raw_value(st, &g.scope_off, &g.scope_len));
+        } else if (TOK_IS(&key, "instrumentationLibrary")) {
+            ONCE(seen, 1);
+            TRY(raw_value(st, &g.lib_off, &g.lib_len));
+        } else if (TOK_IS(&key, "logRecords")) {
+            ONCE(seen, 2);
+            int h2;
+            TRY(arr_first(st, &h2));
+            while (h2) {
+                TRY(log_record(st));
+                TRY(arr_next(st, &h2));
+            }
+        } else {
+            TRY(skip_value(st, 1));
+        }
+        TRY(obj_next(st, &key, &has));
+    }
+    g.count = st->lrows - rows0;
+    if (g.count) TRY(buf_put(&st->lgroups, &g, sizeof g));
+    return ST_OK;
+}
+
+static int resource_logs(Scan *st, int64_t line) {
+    Tok key;
+    int has;
+    unsigned seen = 0;
+    Py_ssize_t res_off = -1, res_len = 0;
+    const unsigned char *scopes = NULL;
+    TRY(obj_first(st, &key, &has));
+    while (has) {
+        if (key.esc) return ST_BAIL;
+        if (TOK_IS(&key, "resource")) {
+            ONCE(seen, 0);
+            TRY(raw_value(st, &res_off, &res_len));
+        } else if (TOK_IS(&key, "scopeLogs")) {
+            ONCE(seen, 1);
+            if (seen & 1) {
+                int h2;
+                TRY(arr_first(st, &h2));
+                while (h2) {
+                    TRY(scope_logs(st, line, res_off, res_len));
+                    TRY(arr_next(st, &h2));
+                }
+            } else {
+                scopes = st->p;
+                TRY(skip_value(st, 1));
+            }
+        } else if (TOK_IS(&key, "instrumentationLibraryLogs")) {
+            return ST_BAIL;
+        } else {
+            TRY(skip_value(st, 1));
+        }
+        TRY(obj_next(st, &key, &has));
+    }
+    if (scopes) {
+        const unsigned char *resume = st->p;
+        st->p = scopes;
+        int h2;
+        TRY(arr_first(st, &h2));
+        while (h2) {
+            TRY(scope_logs(st, line, res_off, res_len));
+            TRY(arr_next(st, &h2));
+        }
+        st->p = resume;
+    }
+    return ST_OK;
+}
+
 /* ---- the document -------------------------------------------------------------------------- */
 
 /* a raw value (resource, scope): validated and located */
@@ -1443,8 +1606,16 @@ static int line_doc(Scan *st, int64_t line) {
                 TRY(resource_spans(st, line));
                 TRY(arr_next(st, &h2));
             }
-        } else if (TOK_IS(&key, "resourceLogs") || TOK_IS(&key, "batches") || TOK_IS(&key, "result")) {
-            return ST_BAIL;  /* logs and wrapped documents: the Python tier */
+        } else if (TOK_IS(&key, "resourceLogs")) {
+            ONCE(seen, 1);
+            int h2;
+            TRY(arr_first(st, &h2));
+            while (h2) {
+                TRY(resource_logs(st, line));
+                TRY(arr_next(st, &h2));
+            }
+        } else if (TOK_IS(&key, "batches") || TOK_IS(&key, "result")) {
+            return ST_BAIL;  /* wrapped documents: the Python tier */
         } else {
             TRY(skip_value(st, 1));
         }
@@ -1459,10 +1630,10 @@ static int line_doc(Scan *st, int64_t line) {
 typedef struct { size_t data, offs, valid; } SMark;
 typedef struct { size_t vals, valid; } IMark;
 typedef struct {
-    Py_ssize_t rows;
-    size_t groups;
-    SMark s[N_SFIXED], ps[MAX_PROMOTED_COLS];
-    IMark i[N_IFIXED], pi[MAX_PROMOTED_COLS];
+    Py_ssize_t rows, lrows;
+    size_t groups, lgroups;
+    SMark s[N_SFIXED], ps[MAX_PROMOTED_COLS], l[N_LS];
+    IMark i[N_IFIXED], pi[MAX_PROMOTED_COLS], li[N_LI];
 } Mark;
 
 static void smark(const SCol *c, SMark *m) { m->data = c->data.len; m->offs = c->offs.len; m->valid = c->valid.len; }
@@ -1473,6 +1644,10 @@ static void iundo(ICol *c, const IMark *m) { c->vals.len = m->vals; c->valid.len
 static void mark(Scan *st, Mark *m) {
     m->rows = st->rows;
     m->groups = st->groups.len;
+    m->lrows = st->lrows;
+    m->lgroups = st->lgroups.len;
+    for (int k = 0; k < N_LS; k++) smark(&st->l[k], &m->l[k]);
+    for (int k = 0; k < N_LI; k++) imark(&st->li[k], &m->li[k]);
     for (int k = 0; k < N_SFIXED; k++) smark(&st->s[k], &m->s[k]);
     for (int k = 0; k < N_IFIXED; k++) imark(&st->i[k], &m->i[k]);
     for (int k = 0; k < st->prom->ncols; k++) {
@@ -1484,6 +1659,10 @@ static void mark(Scan *st, Mark *m) {
 static void undo(Scan *st, const Mark *m) {
     st->rows = m->rows;
     st->groups.len = m->groups;
+    st->lrows = m->lrows;
+    st->lgroups.len = m->lgroups;
+    for (int k = 0; k < N_LS; k++) sundo(&st->l[k], &m->l[k]);
+    for (int k = 0; k < N_LI; k++) iundo(&st->li[k], &m->li[k]);
     for (int k = 0; k < N_SFIXED; k++) sundo(&st->s[k], &m->s[k]);
     for (int k = 0; k < N_IFIXED; k++) iundo(&st->i[k], &m->i[k]);
     for (int k = 0; k < st->prom->ncols; k++) {
@@ -1501,7 +1680,10 @@ static void scan_free(Scan *st) {
         buf_free(&st->ps[k].data); buf_free(&st->ps[k].offs); buf_free(&st->ps[k].valid);
         buf_free(&st->pi[k].vals); buf_free(&st->pi[k].valid);
     }
+    for (int k = 0; k < N_LS; k++) { buf_free(&st->l[k].data); buf_free(&st->l[k].offs); buf_free(&st->l[k].valid); }
+    for (int k = 0; k < N_LI; k++) { buf_free(&st->li[k].vals); buf_free(&st->li[k].valid); }
     buf_free(&st->groups);
+    buf_free(&st->lgroups);
     buf_free(&st->tmp);
 }
 
@@ -1573,6 +1755,49 @@ static PyObject *icol_tuple(ICol *c, Py_ssize_t n) {
     return Py_BuildValue("(NN)", bm, bytes_of(&c->vals));
 }
 
+/* (line, resource_off, resource_len, scope_off, scope_len, lib_off, lib_len, rows) a group */
+static PyObject *group_list(const Buf *gb) {
+    Py_ssize_t ng = (Py_ssize_t)(gb->len / sizeof(Group));
+    PyObject *out = PyList_New(ng);
+    if (!out) return NULL;
+    const Group *gs = (const Group *)gb->p;
+    for (Py_ssize_t k = 0; k < ng; k++) {
+        const Group *g = &gs[k];
+        PyObject *t = Py_BuildValue("(Lnnnnnnn)", (long long)g->line, g->res_off, g->res_len, g->scope_off,
+                                    g->scope_len, g->lib_off, g->lib_len, g->count);
+        if (!t) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, k, t);
+    }
+    return out;
+}
+
+static int named_scols(PyObject *d, SCol *cols, const char **names, int ncols, Py_ssize_t rows) {
+    for (int k = 0; k < ncols; k++) {
+        PyObject *t = scol_tuple(&cols[k], rows);
+        if (!t || PyDict_SetItemString(d, names[k], t) < 0) {
+            Py_XDECREF(t);
+            return -1;
+        }
+        Py_DECREF(t);
+    }
+    return 0;
+}
+
+static int named_icols(PyObject *d, ICol *cols, const char **names, int ncols, Py_ssize_t rows) {
+    for (int k = 0; k < ncols; k++) {
+        PyObject *t = icol_tuple(&cols[k], rows);
+        if (!t || PyDict_SetItemString(d, names[k], t) < 0) {
+            Py_XDECREF(t);
+            return -1;
+        }
+        Py_DECREF(t);
+    }
+    return 0;
+}
+
 static int parse_promoted(PyObject *spec, Promoted *pr) {
     /* spec: (is_int flags a column, ((name, column, priority), ...)) */
     PyObject *flags, *names;
@@ -1619,8 +1844,9 @@ done:
 }
 
 PyDoc_STRVAR(scan_doc,
-"scan(data, promoted) -> (rows, lines, groups, declined, strings, ints, pstrings, pints)\n\n"
-"Scan the lines of `data` (bytes-like). Lines of OTLP/JSON spans in the common shape become rows;\n"
+"scan(data, promoted) -> (rows, lines, groups, declined, strings, ints, pstrings, pints,\n"
+"                         log_rows, log_groups, log_strings, log_ints)\n\n"
+"Scan the lines of `data` (bytes-like). Lines of OTLP/JSON spans and logs in the common shape become rows;\n"
 "groups: (line, resource_off, resource_len, scope_off, scope_len, lib_off, lib_len, rows) a\n"
 "(resource, scope) group, offsets into data (-1: absent); declined: (line, start, end) of every\n"
 "line left to the Python tiers (lines numbered from 1, blank lines of <= 2 bytes skipped).\n"
@@ -1647,6 +1873,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     int rc = ST_OK;
     for (int k = 0; k < N_SFIXED && !rc; k++) rc = scol_init(&st->s[k]);
     for (int k = 0; k < prom.ncols && !rc; k++) rc = scol_init(&st->ps[k]);
+    for (int k = 0; k < N_LS && !rc; k++) rc = scol_init(&st->l[k]);
     if (rc) {
         PyErr_NoMemory();
         goto fail;
@@ -1685,29 +1912,15 @@ static PyObject *scan(PyObject *self, PyObject *args) {
             Py_DECREF(t);
         }
     }
-    Py_ssize_t n = st->rows;
-    Py_ssize_t ng = (Py_ssize_t)(st->groups.len / sizeof(Group));
-    PyObject *groups = PyList_New(ng);
+    Py_ssize_t n = st->rows, nl = st->lrows;
+    PyObject *groups = group_list(&st->groups), *lgroups = group_list(&st->lgroups);
     PyObject *strings = PyDict_New(), *ints = PyDict_New(), *pstrings = PyDict_New(), *pints = PyDict_New();
-    if (!groups || !strings || !ints || !pstrings || !pints) goto fail2;
-    const Group *gs = (const Group *)st->groups.p;
-    for (Py_ssize_t k = 0; k < ng; k++) {
-        const Group *g = &gs[k];
-        PyObject *t = Py_BuildValue("(Lnnnnnnn)", (long long)g->line, g->res_off, g->res_len, g->scope_off,
-                                    g->scope_len, g->lib_off, g->lib_len, g->count);
-        if (!t) goto fail2;
-        PyList_SET_ITEM(groups, k, t);
-    }
-    for (int k = 0; k < N_SFIXED; k++) {
-        PyObject *t = scol_tuple(&st->s[k], n);
-        if (!t || PyDict_SetItemString(strings, SCOL_NAMES[k], t) < 0) { Py_XDECREF(t); goto fail2; }
-        Py_DECREF(t);
-    }
-    for (int k = 0; k < N_IFIXED; k++) {
-        PyObject *t = icol_tuple(&st->i[k], n);
-        if (!t || PyDict_SetItemString(ints, ICOL_NAMES[k], t) < 0) { Py_XDECREF(t); goto fail2; }
-        Py_DECREF(t);
-    }
+    PyObject *lstrings = PyDict_New(), *lints = PyDict_New();
+    if (!groups || !lgroups || !strings || !ints || !pstrings || !pints || !lstrings || !lints) goto fail2;
+    if (named_scols(strings, st->s, SCOL_NAMES, N_SFIXED, n) < 0) goto fail2;
+    if (named_icols(ints, st->i, ICOL_NAMES, N_IFIXED, n) < 0) goto fail2;
+    if (named_scols(lstrings, st->l, LSCOL_NAMES, N_LS, nl) < 0) goto fail2;
+    if (named_icols(lints, st->li, LICOL_NAMES, N_LI, nl) < 0) goto fail2;
     for (int k = 0; k < prom.ncols; k++) {
         PyObject *t = prom.is_int[k] ? icol_tuple(&st->pi[k], n) : scol_tuple(&st->ps[k], n);
         PyObject *key = PyLong_FromLong(k);
@@ -1716,7 +1929,8 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         Py_DECREF(t);
         Py_DECREF(key);
     }
-    result = Py_BuildValue("(nLNNNNNN)", n, (long long)line, groups, declined, strings, ints, pstrings, pints);
+    result = Py_BuildValue("(nLNNNNNNnNNN)", n, (long long)line, groups, declined, strings, ints, pstrings, pints,
+                           nl, lgroups, lstrings, lints);
     declined = NULL;
     scan_free(st);
     PyMem_Free(st);
@@ -1724,10 +1938,13 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     return result;
 fail2:
     Py_XDECREF(groups);
+    Py_XDECREF(lgroups);
     Py_XDECREF(strings);
     Py_XDECREF(ints);
     Py_XDECREF(pstrings);
     Py_XDECREF(pints);
+    Py_XDECREF(lstrings);
+    Py_XDECREF(lints);
 fail:
     Py_XDECREF(declined);
     if (st) {

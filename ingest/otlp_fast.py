@@ -1,7 +1,7 @@
 """The fast paths of the OTLP/JSON reader: trusting per record, checking per column.
 
-    block ──native scan (ingest/_otlpscan.c)──► span columns          the common shape, in C
-      │ lines it declines (logs, legacy names, odd ids or numbers, duplicate keys, …)
+    block ──native scan (ingest/_otlpscan.c)──► span and log columns  the common shape, in C
+      │ lines it declines (legacy names, odd ids or numbers, duplicate keys, …)
       ▼
     line ──one typed msgspec decode──► records ──one tuple a row──► columns ──► checks (RE2)
       │ any error                                                      │ rows failing
@@ -521,18 +521,12 @@ def _line_bounds(data: bytes, at: int) -> tuple[int, int]:
     return data.rfind(b"\n", 0, at) + 1, len(data) if end < 0 else end
 
 
-def _native_spans(data: bytes, first_line: int, source: SourceInfo,
-                  compact: bool) -> tuple[pa.RecordBatch | None, list[tuple[int, int, int]], int]:
-    """The native scan of a block: its span batch, the lines it left to the Python tiers
-    ((line number, start, end)), and the number of lines in the block."""
-    n, nlines, groups, declined, strings, ints, pstrings, pints = _otlpscan.scan(data, _NATIVE_PROMOTED)
-    shift = first_line - 1
-    left = [(line + shift, start, end) for line, start, end in declined]
-    if not n:
-        return None, left, nlines
+def _native_contexts(data: bytes, groups: list[tuple], shift: int, refused: dict[int, tuple[int, int]]
+                     ) -> tuple[list[tuple[oj._Context, int]], list[tuple[int, int]]]:
+    """Per group of the scan: its context and its line (shifted), as runs of rows. A resource or
+    scope msgspec refuses puts its line in `refused` (line -> bounds): that line goes the Python way."""
     ctx_runs: list[tuple[oj._Context, int]] = []
     line_runs: list[tuple[int, int]] = []
-    refused: dict[int, tuple[int, int]] = {}  # line -> bounds: a resource or scope msgspec refuses
     for line, r_off, r_len, s_off, s_len, l_off, l_len, count in groups:
         resource = data[r_off:r_off + r_len] if r_off >= 0 else _NULL
         scope = data[s_off:s_off + s_len] if s_off >= 0 else _NULL
@@ -541,10 +535,14 @@ def _native_spans(data: bytes, first_line: int, source: SourceInfo,
             ctx = _context(resource, scope, library)
         except _FAST_ERRORS:
             ctx = _NO_CONTEXT
-            at = max(r_off, s_off, l_off)
-            refused[line + shift] = _line_bounds(data, at)
+            refused[line + shift] = _line_bounds(data, max(r_off, s_off, l_off))
         ctx_runs.append((ctx, count))
         line_runs.append((line + shift, count))
+    return ctx_runs, line_runs
+
+
+def _native_span_batch(data: bytes, n: int, ctx_runs: list, line_runs: list, strings: dict, ints: dict,
+                       pstrings: dict, pints: dict, source: SourceInfo, compact: bool) -> pa.RecordBatch:
     cols: dict[str, pa.Array] = {name: _native_strings(t, n) for name, t in strings.items()}
     for name, t in ints.items():
         if name == "kind":
@@ -564,16 +562,45 @@ def _native_spans(data: bytes, first_line: int, source: SourceInfo,
         cols.update(_context_dict_columns(ctx_runs, _CTX))
         cols["source_id"] = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)),
                                                            pa.array([source.source_id], pa.string()))
-        batch = oj._assemble(SPAN_WIRE_SCHEMA, cols, n)
-    else:
-        cols.update(_context_columns(ctx_runs, _CTX))
-        cols["source_id"] = pa.repeat(pa.scalar(source.source_id, pa.string()), n)
-        batch = oj._assemble(SPAN_SCHEMA, cols, n)
-    if refused:
-        batch = _drop_lines(batch, None, set(refused))
+        return oj._assemble(SPAN_WIRE_SCHEMA, cols, n)
+    cols.update(_context_columns(ctx_runs, _CTX))
+    cols["source_id"] = pa.repeat(pa.scalar(source.source_id, pa.string()), n)
+    return oj._assemble(SPAN_SCHEMA, cols, n)
+
+
+def _native_log_batch(n: int, ctx_runs: list, line_runs: list, strings: dict, ints: dict,
+                      source: SourceInfo) -> pa.RecordBatch:
+    cols: dict[str, pa.Array] = {name: _native_strings(t, n) for name, t in strings.items()}
+    for name, t in ints.items():
+        cols[name] = _native_ints(t, n, LOG_SCHEMA.field(name).type)
+    cols["source_offset"] = _run_offsets(line_runs, n)
+    cols.update(_context_columns(ctx_runs, _LCTX))
+    cols["source_id"] = pa.repeat(pa.scalar(source.source_id, pa.string()), n)
+    return oj._assemble(LOG_SCHEMA, cols, n)
+
+
+def _native_chunk(data: bytes, first_line: int, source: SourceInfo, compact: bool
+                  ) -> tuple[pa.RecordBatch | None, pa.RecordBatch | None, list[tuple[int, int, int]], int]:
+    """The native scan of a block: its span and log batches, the lines it left to the Python
+    tiers ((line number, start, end)), and the number of lines in the block."""
+    (n, nlines, groups, declined, strings, ints, pstrings, pints,
+     nlogs, log_groups, log_strings, log_ints) = _otlpscan.scan(data, _NATIVE_PROMOTED)
+    shift = first_line - 1
+    left = [(line + shift, start, end) for line, start, end in declined]
+    refused: dict[int, tuple[int, int]] = {}
+    spans = logs = None
+    if n:
+        ctx_runs, line_runs = _native_contexts(data, groups, shift, refused)
+        spans = _native_span_batch(data, n, ctx_runs, line_runs, strings, ints, pstrings, pints, source, compact)
+    if nlogs:
+        ctx_runs, line_runs = _native_contexts(data, log_groups, shift, refused)
+        logs = _native_log_batch(nlogs, ctx_runs, line_runs, log_strings, log_ints, source)
+    if refused:  # a line lands whole from one tier: its rows of both kinds go
+        spans = _drop_lines(spans, None, set(refused))
+        logs = _drop_lines(logs, None, set(refused))
         left.extend((line, start, end) for line, (start, end) in refused.items())
         left.sort()
-    return batch, left, nlines
+    return spans, logs, left, nlines
 
 
 # ---- a block of lines ---------------------------------------------------------------------
@@ -654,9 +681,9 @@ def _lines(data: bytes, first_line: int) -> tuple[list[tuple[int, int, int]], in
 
 
 def _decode(data: bytes, first_line: int, source: SourceInfo, compact: bool) -> tuple[Chunk, int]:
-    native = None
+    native = native_logs = None
     if native_available():
-        native, todo, nlines = _native_spans(data, first_line, source, compact)
+        native, native_logs, todo, nlines = _native_chunk(data, first_line, source, compact)
     else:
         todo, nlines = _lines(data, first_line)
     spans, logs = _FastSpans(), _FastLogs()
@@ -684,6 +711,7 @@ def _decode(data: bytes, first_line: int, source: SourceInfo, compact: bool) -> 
         log_batch = _drop_lines(log_batch, None, set(extra))
         redo |= extra
     span_batch = _concat(native, span_batch)
+    log_batch = _concat(native_logs, log_batch)
     if not redo:
         return Chunk(spans=span_batch, logs=log_batch), nlines
     sink = oj.Sink(source, "line")

@@ -212,7 +212,12 @@ DECLINED = [  # (why the native tier leaves it to the Python tiers, the line)
     ("missing span id", CLEAN.replace(b'"spanId":"' + SID.encode() + b'",', b"")),
     ("missing start", CLEAN.replace(b'"startTimeUnixNano":"1000",', b"")),
     ("escaped id", CLEAN.replace(TID.encode(), b"\\u0035" + TID[1:].encode())),
-    ("a logs line", b'{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"timeUnixNano":"1","body":{"stringValue":"x"}}]}]}]}'),
+    ("a log record with a named severity",
+     b'{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"severityNumber":"SEVERITY_NUMBER_WARN"}]}]}]}'),
+    ("legacy instrumentationLibraryLogs",
+     b'{"resourceLogs":[{"instrumentationLibraryLogs":[{"logRecords":[{"timeUnixNano":"1"}]}]}]}'),
+    ("a log record with an upper-case trace id",
+     b'{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"traceId":"' + TID.upper().encode() + b'"}]}]}]}'),
     ("Tempo batches", CLEAN.replace(b'{"resourceSpans"', b'{"batches"')),
     ("a result wrapper", b'{"result":' + CLEAN + b"}"),
     ("legacy instrumentationLibrarySpans", CLEAN.replace(b'"scopeSpans"', b'"instrumentationLibrarySpans"')),
@@ -254,6 +259,19 @@ DECLINED = [  # (why the native tier leaves it to the Python tiers, the line)
     ("not an object", b"[" + CLEAN + b"]"),
     ("resource as a string", CLEAN.replace(b'"resource":{', b'"resource":"x","x":{')),
 ]
+
+
+@needs_native
+def test_clean_log_lines_are_taken_and_decode_the_same(monkeypatch: pytest.MonkeyPatch):
+    """The committed scenarios' logs (written by the OpenTelemetry SDK) are all taken natively."""
+    for path in sorted((REPO / "fixtures" / "scenarios").glob("*/logs.jsonl")):
+        data = path.read_bytes()
+        _rows, nlines, _groups, declined, *_rest, log_rows, _log_groups, _ls, _li = _otlpscan.scan(
+            data, otlp_fast._NATIVE_PROMOTED)
+        assert declined == [], path
+        assert log_rows == sum(len(sl.get("logRecords") or []) for ln in data.splitlines() if ln.strip()
+                               for rl in json.loads(ln).get("resourceLogs") or [] for sl in rl.get("scopeLogs") or [])
+        assert_same(data, monkeypatch)
 
 
 @needs_native
