@@ -114,15 +114,26 @@ def assert_same(data: bytes, monkeypatch: pytest.MonkeyPatch, first_line: int = 
 
 
 def _scan(data: bytes) -> tuple[int, int, list[tuple[int, int, int]]]:
-    """The native scan alone: (rows, lines, declined lines)."""
+    """The native scan alone: (span rows, lines, declined lines)."""
     rows, lines, _groups, declined, *_ = _otlpscan.scan(data, otlp_fast._NATIVE_PROMOTED)
     return rows, lines, declined
+
+
+def _log_rows(data: bytes) -> int:
+    """The log rows the native scan made of `data`."""
+    return _otlpscan.scan(data, otlp_fast._NATIVE_PROMOTED)[8]
 
 
 def _span_count(line: bytes) -> int:
     doc = json.loads(line)
     return sum(len(ss.get("spans") or []) for rs in doc.get("resourceSpans") or []
                for ss in rs.get("scopeSpans") or [])
+
+
+def _log_count(line: bytes) -> int:
+    doc = json.loads(line)
+    return sum(len(sl.get("logRecords") or []) for rl in doc.get("resourceLogs") or []
+               for sl in rl.get("scopeLogs") or [])
 
 
 # ---- 4. the build --------------------------------------------------------------------------
@@ -745,18 +756,67 @@ class Gen:
             return b'{"result":{"resourceSpans":' + body + b"}}"
         return self.obj([(wrapper, body)])
 
-    def log_line(self) -> bytes:
+    def log_record(self) -> bytes:
+        """A LogRecord with every field now and then: times as text or numbers (or 0), severities
+        in range or (odd) named, out of range or fractional, ids canonical, "" or (odd) not."""
         rng = self.rng
-        records = []
-        for _ in range(rng.randint(1, 3)):
-            fields = [("timeUnixNano", self.a_time(1_700_000_000_000_000_000)), ("body", self.any_value(0)),
-                      ("attributes", self.attributes(promoted=False)),
-                      ("severityNumber", rng.choice([b"9", b"17", b'"SEVERITY_NUMBER_WARN"']))]
-            if self.chance(0.5):
-                fields += [("traceId", self.an_id(16)), ("spanId", self.an_id(8))]
-            records.append(self.obj(fields))
-        return (b'{"resourceLogs":[{"resource":' + rng.choice(RESOURCES) + b',"scopeLogs":[{"logRecords":'
-                + arr(records) + b"}]}]}")
+        t = 1_700_000_000_000_000_000 + rng.randrange(10**9)
+        fields: list[tuple[str, bytes]] = []
+        if self.chance(0.8):
+            fields.append(("timeUnixNano", self.a_time(t) if self.chance(0.9) else rng.choice([b'"0"', b"0"])))
+        if self.chance(0.5):
+            fields.append(("observedTimeUnixNano", self.a_time(t + 7) if self.chance(0.9) else b'"0"'))
+        if self.chance(0.8):
+            sev = [b"0", b"1", b"9", b"13", b"17", b"21", b"24", b"2147483647", b"-0"] + (
+                [b'"SEVERITY_NUMBER_WARN"', b'"9"', b"-1", b"2147483648", b"9.0", b"null", b'"INFO"', b"1e1"]
+                if self.odd else [])
+            fields.append(("severityNumber", rng.choice(sev)))
+        if self.chance(0.6):
+            fields.append(("severityText", self.jstr(rng.choice(["INFO", "", "WARN", self.text()]))))
+        if self.chance(0.85):
+            fields.append(("body", self.deep_value() if self.odd and self.chance(0.05) else self.any_value(0)))
+        if self.chance(0.6):
+            fields.append(("attributes", self.attributes()))
+        for name in ("droppedAttributesCount", "flags"):
+            if self.chance(0.15):
+                values = [b"0", b"1", b"256", b"2147483647", b"-0"] + (
+                    [b"2147483648", b"-1", b'"3"', b"1.0", b"null"] if self.odd else [])
+                fields.append((name, rng.choice(values)))
+        if self.chance(0.5):
+            fields.append(("traceId", self.an_id(16) if self.chance(0.85) else b'""'))
+        if self.chance(0.5):
+            fields.append(("spanId", self.an_id(8) if self.chance(0.85) else b'""'))
+        if self.chance(0.2):
+            fields.append(("eventName", self.jstr(rng.choice(["", "browser.click", self.text()]))))
+        return self.obj(fields)
+
+    def resource_logs(self) -> bytes:
+        rng = self.rng
+        scope_logs = []
+        for _ in range(rng.randint(1, 2)):
+            sl = [("logRecords", arr([self.log_record() for _ in range(rng.randint(0 if self.odd else 1, 4))],
+                                     self.ws))]
+            if self.chance(0.6):
+                sl.append(("scope", rng.choice(SCOPES)))
+            if self.chance(0.15):
+                sl.append(("instrumentationLibrary", rng.choice(SCOPES)))
+            scope_logs.append(self.obj(sl))
+        legacy = self.odd and self.chance(0.08)
+        rl = [("instrumentationLibraryLogs" if legacy else "scopeLogs", arr(scope_logs))]
+        if self.chance(0.8):
+            rl.append(("resource", rng.choice(RESOURCES + (RESOURCES_ODD if self.odd else []))))
+        return self.obj(rl)
+
+    def log_line(self) -> bytes:
+        """One LogsData line (now and then with spans beside the logs)."""
+        rng = self.rng
+        fields = [("resourceLogs", arr([self.resource_logs() for _ in range(rng.randint(1, 3))]))]
+        if self.chance(0.1):
+            fields.append(("resourceSpans", arr([self.obj([("scopeSpans", arr([self.obj([(
+                "spans", arr([self.span()]))])]))])])))
+        if self.odd and self.chance(0.05):
+            return b'{"result":' + self.obj(fields) + b"}"
+        return self.obj(fields)
 
 
 RESOURCES = [b'{"attributes":[{"key":"service.name","value":{"stringValue":"cart"}},'
@@ -774,11 +834,12 @@ SCOPES = [b'{"name":"lib","version":"1.0","attributes":[{"key":"s","value":{"dou
 
 def any_line(rng: random.Random) -> bytes:
     """A line of any sort: clean or odd spans, logs, blank, truncated, with a BOM or trailing text."""
-    what = rng.choice(["clean", "clean", "odd", "odd", "odd", "odd", "log", "blank", "cut", "bom", "trail"])
+    what = rng.choice(["clean", "clean", "odd", "odd", "odd", "odd", "log", "log", "log", "blank", "cut", "bom",
+                       "trail"])
     if what == "odd":
         return Gen(rng, rng.choice([0.02, 0.1, 0.3, 1.0])).span_line()
     if what == "log":
-        return Gen(rng, rng.choice([0, 0.3])).log_line()
+        return Gen(rng, rng.choice([0, 0.02, 0.1, 0.3, 1.0])).log_line()
     if what == "blank":
         return rng.choice([b"", b" ", b"\t", b"\r", b"  ", b" \r", b"   ", b"\x0c", b"\x0b"])
     line = Gen(rng, 0).span_line()
@@ -814,14 +875,16 @@ def test_hostile_lines_decode_the_same(seed: int, nlines: int, first_line: int, 
 @given(seed=st.integers(0, 2**64 - 1), nlines=st.integers(1, 4))
 def test_clean_generated_lines_are_taken_and_decode_the_same(seed: int, nlines: int,
                                                              monkeypatch: pytest.MonkeyPatch):
-    """Lines with nothing odd, yet every escape, every AnyValue kind (nested too), every promoted
-    name, fields in any order with unknown ones and whitespace between tokens: all taken natively."""
+    """Span and log lines with nothing odd, yet every escape, every AnyValue kind (nested too),
+    every promoted name, fields in any order with unknown ones and whitespace between tokens: all
+    taken natively."""
     rng = random.Random(seed)
-    lines = [Gen(rng, 0).span_line() for _ in range(nlines)]
+    lines = [Gen(rng, 0).span_line() if rng.random() < 0.6 else Gen(rng, 0).log_line() for _ in range(nlines)]
     data = b"\n".join(lines) + b"\n"
     rows, _, declined = _scan(data)
     assert declined == [], [lines[d[0] - 1] for d in declined]
     assert rows == sum(_span_count(ln) for ln in lines)
+    assert _log_rows(data) == sum(_log_count(ln) for ln in lines)
     assert_same(data, monkeypatch)
 
 
