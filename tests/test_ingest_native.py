@@ -832,17 +832,44 @@ SCOPES = [b'{"name":"lib","version":"1.0","attributes":[{"key":"s","value":{"dou
           b'{"name":"\\u00e9t\\u00e9"}']
 
 
+MUTANT_BYTES = [b'"', b"\\", b"{", b"}", b"[", b"]", b",", b":", b"0", b"-", b"e", b".", b" ", b"\x00", b"\xff",
+                b"\\u", b"\\ud800", b"null", b"1e400", b'""', b"\xc3", b"\r"]
+
+
+def mutate(rng: random.Random, line: bytes) -> bytes:
+    """A few byte-level edits (delete, insert a JSON-ish token, duplicate, swap) of a line."""
+    for _ in range(rng.randint(1, 3)):
+        if len(line) < 4:
+            break
+        a = rng.randrange(len(line))
+        b = min(len(line), a + rng.choice([1, 1, 2, 5, 20]))
+        op = rng.randrange(4)
+        if op == 0:
+            line = line[:a] + line[b:]
+        elif op == 1:
+            line = line[:a] + rng.choice(MUTANT_BYTES) + line[a:]
+        elif op == 2:
+            line = line[:b] + line[a:b] + line[b:]
+        else:
+            c = rng.randrange(len(line))
+            line = line[:a] + line[c:c + 1] + line[a + 1:]
+    return line
+
+
 def any_line(rng: random.Random) -> bytes:
-    """A line of any sort: clean or odd spans, logs, blank, truncated, with a BOM or trailing text."""
+    """A line of any sort: clean or odd spans, logs, blank, truncated, mutated byte-wise, with a BOM
+    or trailing text."""
     what = rng.choice(["clean", "clean", "odd", "odd", "odd", "odd", "log", "log", "log", "blank", "cut", "bom",
-                       "trail"])
+                       "trail", "mutant", "mutant"])
     if what == "odd":
         return Gen(rng, rng.choice([0.02, 0.1, 0.3, 1.0])).span_line()
     if what == "log":
         return Gen(rng, rng.choice([0, 0.02, 0.1, 0.3, 1.0])).log_line()
     if what == "blank":
         return rng.choice([b"", b" ", b"\t", b"\r", b"  ", b" \r", b"   ", b"\x0c", b"\x0b"])
-    line = Gen(rng, 0).span_line()
+    line = Gen(rng, 0).span_line() if what != "mutant" or rng.random() < 0.6 else Gen(rng, 0).log_line()
+    if what == "mutant":
+        return mutate(rng, line)
     if what == "cut":
         return line[:rng.randint(1, len(line) - 1)]
     if what == "bom":
