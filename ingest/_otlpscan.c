@@ -1464,8 +1464,8 @@ static int resource_logs(Scan *st, int64_t line) {
         if (TOK_IS(&key, "resource")) {
             ONCE(seen, 0);
             TRY(raw_value(st, &res_off, &res_len));
-        } else if (TOK_IS(&key, "scopeLogs")) {
-            ONCE(seen, 1);
+        } else if (TOK_IS(&key, "scopeLogs") || TOK_IS(&key, "instrumentationLibraryLogs")) {
+            ONCE(seen, 1);  /* as for spans: either name, not both */
             if (seen & 1) {
                 int h2;
                 TRY(arr_first(st, &h2));
@@ -1477,8 +1477,6 @@ static int resource_logs(Scan *st, int64_t line) {
                 scopes = st->p;
                 TRY(skip_value(st, 1));
             }
-        } else if (TOK_IS(&key, "instrumentationLibraryLogs")) {
-            return ST_BAIL;
         } else {
             TRY(skip_value(st, 1));
         }
@@ -1557,7 +1555,9 @@ static int resource_spans(Scan *st, int64_t line) {
         if (TOK_IS(&key, "resource")) {
             ONCE(seen, 0);
             TRY(raw_value(st, &res_off, &res_len));
-        } else if (TOK_IS(&key, "scopeSpans")) {
+        } else if (TOK_IS(&key, "scopeSpans") || TOK_IS(&key, "instrumentationLibrarySpans")) {
+            /* the legacy name alone reads like the current one; both in one object: which one
+               counts (the first non-empty) is the Python tiers' business */
             ONCE(seen, 1);
             if (seen & 1) {  /* the resource is known: read the scopes now */
                 int h2;
@@ -1570,8 +1570,6 @@ static int resource_spans(Scan *st, int64_t line) {
                 scopes = st->p;
                 TRY(skip_value(st, 1));
             }
-        } else if (TOK_IS(&key, "instrumentationLibrarySpans")) {
-            return ST_BAIL;
         } else {
             TRY(skip_value(st, 1));
         }
@@ -1598,8 +1596,8 @@ static int line_doc(Scan *st, int64_t line) {
     TRY(obj_first(st, &key, &has));
     while (has) {
         if (key.esc) return ST_BAIL;
-        if (TOK_IS(&key, "resourceSpans")) {
-            ONCE(seen, 0);
+        if (TOK_IS(&key, "resourceSpans") || TOK_IS(&key, "batches")) {
+            ONCE(seen, 0);  /* Tempo's "batches" holds resourceSpans; both in one line: the Python tiers */
             int h2;
             TRY(arr_first(st, &h2));
             while (h2) {
@@ -1614,8 +1612,8 @@ static int line_doc(Scan *st, int64_t line) {
                 TRY(resource_logs(st, line));
                 TRY(arr_next(st, &h2));
             }
-        } else if (TOK_IS(&key, "batches") || TOK_IS(&key, "result")) {
-            return ST_BAIL;  /* wrapped documents: the Python tier */
+        } else if (TOK_IS(&key, "result")) {
+            return ST_BAIL;  /* Jaeger API v3's wrapper: the Python tiers */
         } else {
             TRY(skip_value(st, 1));
         }

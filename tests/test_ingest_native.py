@@ -225,13 +225,14 @@ DECLINED = [  # (why the native tier leaves it to the Python tiers, the line)
     ("escaped id", CLEAN.replace(TID.encode(), b"\\u0035" + TID[1:].encode())),
     ("a log record with a named severity",
      b'{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"severityNumber":"SEVERITY_NUMBER_WARN"}]}]}]}'),
-    ("legacy instrumentationLibraryLogs",
-     b'{"resourceLogs":[{"instrumentationLibraryLogs":[{"logRecords":[{"timeUnixNano":"1"}]}]}]}'),
+    ("scopeLogs beside instrumentationLibraryLogs",
+     b'{"resourceLogs":[{"scopeLogs":[],"instrumentationLibraryLogs":[{"logRecords":[{"timeUnixNano":"1"}]}]}]}'),
     ("a log record with an upper-case trace id",
      b'{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"traceId":"' + TID.upper().encode() + b'"}]}]}]}'),
-    ("Tempo batches", CLEAN.replace(b'{"resourceSpans"', b'{"batches"')),
+    ("resourceSpans beside Tempo batches", CLEAN.replace(b'{"resourceSpans"', b'{"batches":[],"resourceSpans"')),
     ("a result wrapper", b'{"result":' + CLEAN + b"}"),
-    ("legacy instrumentationLibrarySpans", CLEAN.replace(b'"scopeSpans"', b'"instrumentationLibrarySpans"')),
+    ("scopeSpans beside instrumentationLibrarySpans",
+     CLEAN.replace(b'"scopeSpans"', b'"scopeSpans":[],"instrumentationLibrarySpans"')),
     ("duplicate attribute key", _doc({"attributes": [{"key": "k", "value": {"stringValue": "a"}},
                                                      {"key": "k", "value": {"stringValue": "b"}}]})),
     ("duplicate key, one escaped", _doc({"attributes": [{"key": "k", "value": {"intValue": "1"}}]}).replace(
@@ -289,6 +290,26 @@ def test_clean_log_lines_are_taken_and_decode_the_same(monkeypatch: pytest.Monke
 def test_clean_line_is_taken():
     rows, nlines, declined = _scan(CLEAN + b"\n")
     assert (rows, nlines, declined) == (1, 1, [])
+
+
+TAKEN = [  # other shapes real files have, which the native tier reads as the Python tiers do
+    ("Tempo batches", CLEAN.replace(b'{"resourceSpans"', b'{"batches"')),
+    ("legacy instrumentationLibrarySpans", CLEAN.replace(b'"scopeSpans"', b'"instrumentationLibrarySpans"')),
+    ("legacy instrumentationLibrary", CLEAN.replace(b'"scopeSpans"', b'"instrumentationLibrarySpans"').replace(
+        b'"scope":', b'"instrumentationLibrary":')),
+    ("legacy instrumentationLibraryLogs",
+     b'{"resourceLogs":[{"instrumentationLibraryLogs":[{"instrumentationLibrary":{"name":"lib"},'
+     b'"logRecords":[{"timeUnixNano":"1"}]}]}]}'),
+]
+
+
+@needs_native
+@pytest.mark.parametrize("line", [ln for _, ln in TAKEN], ids=[why for why, _ in TAKEN])
+def test_legacy_shape_is_taken_and_decodes_the_same(line: bytes, monkeypatch: pytest.MonkeyPatch):
+    data = CLEAN + b"\n" + line + b"\n"
+    assert _scan(data)[2] == []
+    counts = assert_same(data, monkeypatch)
+    assert counts["spans"] + counts["logs"] == 2 and counts["rejects"] == 0
 
 
 @needs_native
