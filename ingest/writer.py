@@ -355,7 +355,9 @@ class _PartBuffer:
     Sorting and writing happen on the writer's two threads (Arrow releases the GIL), so the
     caller keeps taking batches meanwhile; at most one buffer is in the works at a time. A big
     buffer's sorted rows are cut in two halves, taken and encoded at once by the two threads
-    into two part files (one each), so the Parquet encoding spreads over both cores."""
+    into two part files (one each), so the Parquet encoding spreads over both cores. (So an
+    ingest of more than one buffer writes at least two files: a dataset of one such ingest is
+    read as several files, a step that costs DuckDB tens of ms a query over a single file.)"""
 
     def __init__(self, folder: Path, prefix: str, schema: pa.Schema, sort_keys: list[tuple[str, str]],
                  threads: tuple[ThreadPoolExecutor, ThreadPoolExecutor]) -> None:
