@@ -125,15 +125,16 @@ def _log_rows(data: bytes) -> int:
 
 
 def _span_count(line: bytes) -> int:
+    """Spans in a line (Tempo's batches and the legacy scope name counted too)."""
     doc = json.loads(line)
-    return sum(len(ss.get("spans") or []) for rs in doc.get("resourceSpans") or []
-               for ss in rs.get("scopeSpans") or [])
+    return sum(len(ss.get("spans") or []) for rs in (doc.get("resourceSpans") or []) + (doc.get("batches") or [])
+               for ss in rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or [])
 
 
 def _log_count(line: bytes) -> int:
     doc = json.loads(line)
     return sum(len(sl.get("logRecords") or []) for rl in doc.get("resourceLogs") or []
-               for sl in rl.get("scopeLogs") or [])
+               for sl in rl.get("scopeLogs") or rl.get("instrumentationLibraryLogs") or [])
 
 
 # ---- 4. the build --------------------------------------------------------------------------
@@ -768,16 +769,22 @@ class Gen:
                 if self.chance(0.15):
                     ss.append(("instrumentationLibrary", rng.choice(SCOPES)))
                 scope_spans.append(self.obj(ss))
-            legacy = self.odd and self.chance(0.08)
-            rs = [("instrumentationLibrarySpans" if legacy else "scopeSpans", arr(scope_spans))]
+            rs = self.legacy_pair("scopeSpans", "instrumentationLibrarySpans", arr(scope_spans))
             if self.chance(0.8):
                 rs.append(("resource", rng.choice(RESOURCES + (RESOURCES_ODD if self.odd else []))))
             groups.append(self.obj(rs))
-        wrapper = rng.choice(["resourceSpans"] * 10 + ["batches", "result"]) if self.odd else "resourceSpans"
         body = arr(groups)
-        if wrapper == "result":
+        if self.odd and self.chance(0.05):
             return b'{"result":{"resourceSpans":' + body + b"}}"
-        return self.obj([(wrapper, body)])
+        return self.obj(self.legacy_pair("resourceSpans", "batches", body))
+
+    def legacy_pair(self, name: str, legacy: str, value: bytes) -> list[tuple[str, bytes]]:
+        """The field under its current name or its other one (legacy, Tempo's); odd: under both,
+        one of them now and then empty (the Python tiers decide which counts)."""
+        if self.odd and self.chance(0.1):
+            other = value if self.chance(0.5) else b"[]"
+            return [(name, value), (legacy, other)] if self.chance(0.5) else [(name, other), (legacy, value)]
+        return [(legacy if self.chance(0.12) else name, value)]
 
     def log_record(self) -> bytes:
         """A LogRecord with every field now and then: times as text or numbers (or 0), severities
@@ -824,8 +831,7 @@ class Gen:
             if self.chance(0.15):
                 sl.append(("instrumentationLibrary", rng.choice(SCOPES)))
             scope_logs.append(self.obj(sl))
-        legacy = self.odd and self.chance(0.08)
-        rl = [("instrumentationLibraryLogs" if legacy else "scopeLogs", arr(scope_logs))]
+        rl = self.legacy_pair("scopeLogs", "instrumentationLibraryLogs", arr(scope_logs))
         if self.chance(0.8):
             rl.append(("resource", rng.choice(RESOURCES + (RESOURCES_ODD if self.odd else []))))
         return self.obj(rl)
