@@ -22,7 +22,8 @@
 
 enum { ST_OK = 0, ST_BAIL = 1, ST_NOMEM = 2 };
 #define TRY(x) do { int r_ = (x); if (r_) return r_; } while (0)
-#define MAX_DEPTH 24
+#define MAX_DEPTH 24       /* AnyValue nesting the scan writes out; deeper lines go the Python tiers */
+#define MAX_SKIP_DEPTH 96  /* JSON nesting skipped over (unknown fields, a deferred scopeSpans) */
 #define MAX_KEYS 128
 #define MAX_PROMOTED_NAMES 64
 #define MAX_PROMOTED_COLS 32
@@ -571,7 +572,7 @@ static int put_double(Buf *b, double d) {
 
 /* skip any JSON value, validating it */
 static int skip_value(Scan *st, int depth) {
-    if (depth > MAX_DEPTH) return ST_BAIL;
+    if (depth > MAX_SKIP_DEPTH) return ST_BAIL;
     int c = peek(st);
     if (c == '"') {
         Tok t;

@@ -971,3 +971,20 @@ def test_known_careful_log_partial_row(native: bool, monkeypatch: pytest.MonkeyP
         pytest.skip("ingest._otlpscan is not built")
     chunk, _ = _decode(line, 1, False, native, monkeypatch)
     assert chunk.logs is not None and chunk.logs.num_rows == 1 and len(chunk.rejects) == 1
+
+
+@needs_native
+def test_deep_values_are_taken_whether_the_resource_comes_first_or_last(monkeypatch: pytest.MonkeyPatch):
+    """scopeSpans read after a later resource are skipped over first: that pass must not decline
+    what the reading pass takes (nesting the scan writes out: 24 levels of AnyValue JSON)."""
+    value: dict = {"stringValue": "leaf"}
+    for _ in range(6):  # 18 levels of the scan's count, 78 of JSON below the span
+        value = {"kvlistValue": {"values": [{"key": "k", "value": {"arrayValue": {"values": [value]}}}]}}
+    span = {"traceId": TID, "spanId": SID, "startTimeUnixNano": "1", "attributes": [{"key": "deep", "value": value}]}
+    resource = {"attributes": [{"key": "service.name", "value": {"stringValue": "svc"}}]}
+    first = json.dumps({"resourceSpans": [{"resource": resource, "scopeSpans": [{"spans": [span]}]}]})
+    last = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}], "resource": resource}]})
+    data = (first + "\n" + last + "\n").encode()
+    rows, nlines, declined = _scan(data)
+    assert (rows, nlines, declined) == (2, 2, [])
+    assert assert_same(data, monkeypatch)["spans"] == 2
