@@ -104,6 +104,7 @@ def _release_lock(fd: int) -> None:
 # ---- span keys ----------------------------------------------------------------------------
 
 _KEY_BYTES = 48  # a canonical key: 32 hex trace id + 16 hex span id
+MAX_RUN_KEYS = 1 << 20  # the longest sorted run of span keys (16 MiB); see SpanKeys._push
 
 
 def _fixed_text(arr: pa.Array, width: int) -> np.ndarray | None:
@@ -181,7 +182,11 @@ class SpanKeys:
         if not len(hashes):
             return
         self._runs.append((hashes, keys))
-        while len(self._runs) > 1 and len(self._runs[-2][0]) <= 2 * len(self._runs[-1][0]):
+        # runs stop growing at MAX_RUN_KEYS: a merge holds both runs, their concatenation, the
+        # order and the result at once (~56 bytes a key), so an unbounded last merge would make
+        # the peak grow with the input; lookups search one more run per MAX_RUN_KEYS keys
+        while (len(self._runs) > 1 and len(self._runs[-2][0]) <= 2 * len(self._runs[-1][0])
+               and len(self._runs[-2][0]) + len(self._runs[-1][0]) <= MAX_RUN_KEYS):
             hb, kb = self._runs.pop()
             ha, ka = self._runs.pop()
             h, k = np.concatenate([ha, hb]), np.concatenate([ka, kb])
