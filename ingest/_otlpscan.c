@@ -728,6 +728,43 @@ static int keys_add(Key *keys, int *nkeys, const Key *k) {
 
 static int put_kvlist(Scan *st, Buf *b, int depth, int mode, Val *etype, Val *emsg);
 
+static int put_any(Scan *st, Buf *b, int depth, Val *v, int null_ok);
+
+/* an ArrayValue or KeyValueList ({"values": [...]}) at the cursor, written as a JSON array or object */
+static int put_values(Scan *st, Buf *b, int depth, int kvlist) {
+    Tok key;
+    int has, wrote = 0;
+    unsigned seen = 0;
+    TRY(obj_first(st, &key, &has));
+    while (has) {
+        if (key.esc) return ST_BAIL;
+        if (TOK_IS(&key, "values")) {
+            ONCE(seen, 0);
+            wrote = 1;
+            if (kvlist) {
+                TRY(put_kvlist(st, b, depth + 1, 0, NULL, NULL));
+            } else {
+                int h2, first = 1;
+                TRY(buf_putc(b, '['));
+                TRY(arr_first(st, &h2));
+                while (h2) {
+                    Val inner;
+                    if (!first) TRY(buf_putc(b, ','));
+                    first = 0;
+                    TRY(put_any(st, b, depth + 1, &inner, 0));  /* an element must be an object */
+                    TRY(arr_next(st, &h2));
+                }
+                TRY(buf_putc(b, ']'));
+            }
+        } else {
+            TRY(skip_value(st, depth + 1));
+        }
+        TRY(obj_next(st, &key, &has));
+    }
+    if (!wrote) TRY(kvlist ? buf_lit(b, "{}") : buf_lit(b, "[]"));
+    return ST_OK;
+}
+
 /* an AnyValue object at the cursor, written to b as JSON; v describes it */
 static int put_any(Scan *st, Buf *b, int depth, Val *v, int null_ok) {
     if (depth > MAX_DEPTH) return ST_BAIL;
@@ -812,57 +849,11 @@ static int put_any(Scan *st, Buf *b, int depth, Val *v, int null_ok) {
                     v->kind = V_DBL;
                     break;
                 }
-                case 4: {  /* {"values": [AnyValue, ...]} */
-                    Tok k2;
-                    int h2, wrote = 0;
-                    unsigned seen2 = 0;
-                    TRY(obj_first(st, &k2, &h2));
-                    while (h2) {
-                        if (k2.esc) return ST_BAIL;
-                        if (TOK_IS(&k2, "values")) {
-                            ONCE(seen2, 0);
-                            int h3;
-                            TRY(buf_putc(b, '['));
-                            TRY(arr_first(st, &h3));
-                            int first = 1;
-                            while (h3) {
-                                Val inner;
-                                if (!first) TRY(buf_putc(b, ','));
-                                first = 0;
-                                TRY(put_any(st, b, depth + 1, &inner, 0));
-                                TRY(arr_next(st, &h3));
-                            }
-                            TRY(buf_putc(b, ']'));
-                            wrote = 1;
-                        } else {
-                            TRY(skip_value(st, depth + 1));
-                        }
-                        TRY(obj_next(st, &k2, &h2));
-                    }
-                    if (!wrote) TRY(buf_lit(b, "[]"));
+                case 4:  /* {"values": [AnyValue, ...]} */
+                case 5:  /* {"values": [KeyValue, ...]} */
+                    TRY(put_values(st, b, depth, field == 5));
                     v->kind = V_COMPLEX;
                     break;
-                }
-                case 5: {  /* {"values": [KeyValue, ...]} */
-                    Tok k2;
-                    int h2, wrote = 0;
-                    unsigned seen2 = 0;
-                    TRY(obj_first(st, &k2, &h2));
-                    while (h2) {
-                        if (k2.esc) return ST_BAIL;
-                        if (TOK_IS(&k2, "values")) {
-                            ONCE(seen2, 0);
-                            TRY(put_kvlist(st, b, depth + 1, 0, NULL, NULL));
-                            wrote = 1;
-                        } else {
-                            TRY(skip_value(st, depth + 1));
-                        }
-                        TRY(obj_next(st, &k2, &h2));
-                    }
-                    if (!wrote) TRY(buf_lit(b, "{}"));
-                    v->kind = V_COMPLEX;
-                    break;
-                }
                 }
             }
         }
@@ -1418,88 +1409,6 @@ static int log_record(Scan *st) {
     return ST_OK;
 }
 
-static int raw_value(Scan *st, Py_ssize_t *off, Py_ssize_t *len);
-
-static int scope_logs(Scan *st, int64_t line, Py_ssize_t res_off, Py_ssize_t res_len) {
-    Tok key;
-    int has;
-    unsigned seen = 0;
-    Group g = {line, res_off, res_len, -1, 0, -1, 0, 0};
-    Py_ssize_t rows0 = st->lrows;
-    TRY(obj_first(st, &key, &has));
-    while (has) {
-        if (key.esc) return ST_BAIL;
-        if (TOK_IS(&key, "scope")) {
-            ONCE(seen, 0);
-            TRY(raw_value(st, &g.scope_off, &g.scope_len));
-        } else if (TOK_IS(&key, "instrumentationLibrary")) {
-            ONCE(seen, 1);
-            TRY(raw_value(st, &g.lib_off, &g.lib_len));
-        } else if (TOK_IS(&key, "logRecords")) {
-            ONCE(seen, 2);
-            int h2;
-            TRY(arr_first(st, &h2));
-            while (h2) {
-                TRY(log_record(st));
-                TRY(arr_next(st, &h2));
-            }
-        } else {
-            TRY(skip_value(st, 1));
-        }
-        TRY(obj_next(st, &key, &has));
-    }
-    g.count = st->lrows - rows0;
-    if (g.count) TRY(buf_put(&st->lgroups, &g, sizeof g));
-    return ST_OK;
-}
-
-static int resource_logs(Scan *st, int64_t line) {
-    Tok key;
-    int has;
-    unsigned seen = 0;
-    Py_ssize_t res_off = -1, res_len = 0;
-    const unsigned char *scopes = NULL;
-    TRY(obj_first(st, &key, &has));
-    while (has) {
-        if (key.esc) return ST_BAIL;
-        if (TOK_IS(&key, "resource")) {
-            ONCE(seen, 0);
-            TRY(raw_value(st, &res_off, &res_len));
-        } else if (TOK_IS(&key, "scopeLogs") || TOK_IS(&key, "instrumentationLibraryLogs")) {
-            ONCE(seen, 1);  /* as for spans: either name, not both */
-            if (seen & 1) {
-                int h2;
-                TRY(arr_first(st, &h2));
-                while (h2) {
-                    TRY(scope_logs(st, line, res_off, res_len));
-                    TRY(arr_next(st, &h2));
-                }
-            } else {
-                scopes = st->p;
-                TRY(skip_value(st, 1));
-            }
-        } else {
-            TRY(skip_value(st, 1));
-        }
-        TRY(obj_next(st, &key, &has));
-    }
-    if (scopes) {
-        const unsigned char *resume = st->p;
-        st->p = scopes;
-        int h2;
-        TRY(arr_first(st, &h2));
-        while (h2) {
-            TRY(scope_logs(st, line, res_off, res_len));
-            TRY(arr_next(st, &h2));
-        }
-        st->p = resume;
-    }
-    return ST_OK;
-}
-
-/* ---- the document -------------------------------------------------------------------------- */
-
-/* a raw value (resource, scope): validated and located */
 static int raw_value(Scan *st, Py_ssize_t *off, Py_ssize_t *len) {
     ws(st);
     const unsigned char *s = st->p;
@@ -1511,12 +1420,26 @@ static int raw_value(Scan *st, Py_ssize_t *off, Py_ssize_t *len) {
     return ST_OK;
 }
 
-static int scope_spans(Scan *st, int64_t line, Py_ssize_t res_off, Py_ssize_t res_len) {
+/* what differs between the span and the log halves of a document */
+typedef struct {
+    const char *scopes, *legacy_scopes, *records;  /* "scopeSpans", "instrumentationLibrarySpans", "spans" */
+    int (*record)(Scan *);
+    int logs;                                      /* rows and groups: st->lrows/lgroups, else rows/groups */
+} Signal;
+
+static const Signal SPANS = {"scopeSpans", "instrumentationLibrarySpans", "spans", span, 0};
+static const Signal LOGS = {"scopeLogs", "instrumentationLibraryLogs", "logRecords", log_record, 1};
+
+static inline int key_eq(const Tok *t, const char *lit) { return tok_is(t, lit, strlen(lit)); }
+
+/* one scopeSpans / scopeLogs object: its records, and their group (if any) */
+static int scope_group(Scan *st, const Signal *sig, int64_t line, Py_ssize_t res_off, Py_ssize_t res_len) {
     Tok key;
     int has;
     unsigned seen = 0;
     Group g = {line, res_off, res_len, -1, 0, -1, 0, 0};
-    Py_ssize_t rows0 = st->rows;
+    Py_ssize_t *rows = sig->logs ? &st->lrows : &st->rows;
+    Py_ssize_t rows0 = *rows;
     TRY(obj_first(st, &key, &has));
     while (has) {
         if (key.esc) return ST_BAIL;
@@ -1526,12 +1449,12 @@ static int scope_spans(Scan *st, int64_t line, Py_ssize_t res_off, Py_ssize_t re
         } else if (TOK_IS(&key, "instrumentationLibrary")) {
             ONCE(seen, 1);
             TRY(raw_value(st, &g.lib_off, &g.lib_len));
-        } else if (TOK_IS(&key, "spans")) {
+        } else if (key_eq(&key, sig->records)) {
             ONCE(seen, 2);
             int h2;
             TRY(arr_first(st, &h2));
             while (h2) {
-                TRY(span(st));
+                TRY(sig->record(st));
                 TRY(arr_next(st, &h2));
             }
         } else {
@@ -1539,12 +1462,23 @@ static int scope_spans(Scan *st, int64_t line, Py_ssize_t res_off, Py_ssize_t re
         }
         TRY(obj_next(st, &key, &has));
     }
-    g.count = st->rows - rows0;
-    if (g.count) TRY(buf_put(&st->groups, &g, sizeof g));
+    g.count = *rows - rows0;
+    if (g.count) TRY(buf_put(sig->logs ? &st->lgroups : &st->groups, &g, sizeof g));
     return ST_OK;
 }
 
-static int resource_spans(Scan *st, int64_t line) {
+static int scope_groups(Scan *st, const Signal *sig, int64_t line, Py_ssize_t res_off, Py_ssize_t res_len) {
+    int h2;
+    TRY(arr_first(st, &h2));
+    while (h2) {
+        TRY(scope_group(st, sig, line, res_off, res_len));
+        TRY(arr_next(st, &h2));
+    }
+    return ST_OK;
+}
+
+/* one resourceSpans / resourceLogs object */
+static int resource_group(Scan *st, const Signal *sig, int64_t line) {
     Tok key;
     int has;
     unsigned seen = 0;
@@ -1556,17 +1490,12 @@ static int resource_spans(Scan *st, int64_t line) {
         if (TOK_IS(&key, "resource")) {
             ONCE(seen, 0);
             TRY(raw_value(st, &res_off, &res_len));
-        } else if (TOK_IS(&key, "scopeSpans") || TOK_IS(&key, "instrumentationLibrarySpans")) {
+        } else if (key_eq(&key, sig->scopes) || key_eq(&key, sig->legacy_scopes)) {
             /* the legacy name alone reads like the current one; both in one object: which one
                counts (the first non-empty) is the Python tiers' business */
             ONCE(seen, 1);
             if (seen & 1) {  /* the resource is known: read the scopes now */
-                int h2;
-                TRY(arr_first(st, &h2));
-                while (h2) {
-                    TRY(scope_spans(st, line, res_off, res_len));
-                    TRY(arr_next(st, &h2));
-                }
+                TRY(scope_groups(st, sig, line, res_off, res_len));
             } else {  /* read after the resource, which may come later */
                 scopes = st->p;
                 TRY(skip_value(st, 1));
@@ -1579,12 +1508,7 @@ static int resource_spans(Scan *st, int64_t line) {
     if (scopes) {
         const unsigned char *resume = st->p;
         st->p = scopes;
-        int h2;
-        TRY(arr_first(st, &h2));
-        while (h2) {
-            TRY(scope_spans(st, line, res_off, res_len));
-            TRY(arr_next(st, &h2));
-        }
+        TRY(scope_groups(st, sig, line, res_off, res_len));
         st->p = resume;
     }
     return ST_OK;
@@ -1597,24 +1521,23 @@ static int line_doc(Scan *st, int64_t line) {
     TRY(obj_first(st, &key, &has));
     while (has) {
         if (key.esc) return ST_BAIL;
+        const Signal *sig = NULL;
         if (TOK_IS(&key, "resourceSpans") || TOK_IS(&key, "batches")) {
             ONCE(seen, 0);  /* Tempo's "batches" holds resourceSpans; both in one line: the Python tiers */
-            int h2;
-            TRY(arr_first(st, &h2));
-            while (h2) {
-                TRY(resource_spans(st, line));
-                TRY(arr_next(st, &h2));
-            }
+            sig = &SPANS;
         } else if (TOK_IS(&key, "resourceLogs")) {
             ONCE(seen, 1);
+            sig = &LOGS;
+        } else if (TOK_IS(&key, "result")) {
+            return ST_BAIL;  /* Jaeger API v3's wrapper: the Python tiers */
+        }
+        if (sig) {
             int h2;
             TRY(arr_first(st, &h2));
             while (h2) {
-                TRY(resource_logs(st, line));
+                TRY(resource_group(st, sig, line));
                 TRY(arr_next(st, &h2));
             }
-        } else if (TOK_IS(&key, "result")) {
-            return ST_BAIL;  /* Jaeger API v3's wrapper: the Python tiers */
         } else {
             TRY(skip_value(st, 1));
         }
