@@ -10,19 +10,26 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+SCAN := $(VENV)/.native-built
+
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	touch $(STAMP) $(SCAN)
 
-demo: $(STAMP)
+# the native OTLP/JSON tier (ingest/_otlpscan.c) is rebuilt when its source is newer than the build
+$(SCAN): $(STAMP) ingest/_otlpscan.c
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(SCAN)
+
+demo: $(SCAN)
 	$(BIN)/dcr demo
 
-test: $(STAMP)
+test: $(SCAN)
 	$(BIN)/ruff check .
 	$(BIN)/python -m tests.mcp_inspector install
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
-lint: $(STAMP)
+lint: $(SCAN)
 	$(BIN)/ruff check .
 
 clean:
