@@ -10,26 +10,20 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-SCAN := $(VENV)/.native-built
-
-$(STAMP): $(BIN)/python pyproject.toml
+# the install also builds the native OTLP/JSON tier: a newer ingest/_otlpscan.c reinstalls
+$(STAMP): $(BIN)/python pyproject.toml ingest/_otlpscan.c
 	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $(STAMP) $(SCAN)
+	touch $(STAMP)
 
-# the native OTLP/JSON tier (ingest/_otlpscan.c) is rebuilt when its source is newer than the build
-$(SCAN): $(STAMP) ingest/_otlpscan.c
-	$(BIN)/python -m pip install --quiet --no-deps -e .
-	touch $(SCAN)
-
-demo: $(SCAN)
+demo: $(STAMP)
 	$(BIN)/dcr demo
 
-test: $(SCAN)
+test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m tests.mcp_inspector install
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
-lint: $(SCAN)
+lint: $(STAMP)
 	$(BIN)/ruff check .
 
 clean:
