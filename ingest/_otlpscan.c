@@ -136,7 +136,7 @@ static const char *LICOL_NAMES[N_LI] = {
 
 /* ---- promoted attributes (configured by the caller) ---------------------------------------- */
 
-typedef struct { char name[128]; size_t n; int col, pri; } PName;
+typedef struct { char name[64]; size_t n; int col, pri; } PName;
 
 typedef struct {
     int ncols;
@@ -1122,12 +1122,6 @@ static int canonical_id(const Tok *t, size_t width) {
     return ok && nonzero;
 }
 
-static int all_zero(const Tok *t) {
-    for (size_t k = 0; k < t->n; k++)
-        if (t->s[k] != '0') return 0;
-    return 1;
-}
-
 static int put_promoted(Scan *st) {
     const Promoted *pr = st->prom;
     for (int c = 0; c < pr->ncols; c++) {
@@ -1184,7 +1178,7 @@ static int put_exc(Scan *st, SCol *col, const Val *v) {
 static int span(Scan *st) {
     Tok key, tid = {0}, sid = {0}, parent = {(const unsigned char *)"", 0, 0}, tstate = parent, name = parent,
         smsg = parent;
-    int has, have_tid = 0, have_sid = 0, have_start = 0, have_end = 0, have_status = 0;
+    int has, have_tid = 0, have_sid = 0, have_start = 0, have_end = 0;
     unsigned seen = 0;
     int64_t flags = 0, da = 0, de = 0, dl = 0, kind = 0, start = 0, end = 0, scode = 0;
     SCol *s = st->s;
@@ -1213,7 +1207,6 @@ static int span(Scan *st) {
                 Tok k2;
                 int h2;
                 unsigned seen2 = 0;
-                have_status = 1;
                 TRY(obj_first(st, &k2, &h2));
                 while (h2) {
                     if (k2.esc) return ST_BAIL;
@@ -1290,20 +1283,16 @@ static int span(Scan *st) {
     if (kind < 0 || kind > 5) return ST_BAIL;
     if ((flags | da | de | dl) < 0 || (flags | da | de | dl) >= ((int64_t)1 << 31)) return ST_BAIL;
     if (!have_end) end = start;
-    (void)have_status;
 
     /* the row */
     TRY(scol_bytes(&s[S_TRACE], (const char *)tid.s, 32));
     TRY(scol_bytes(&s[S_SPAN], (const char *)sid.s, 16));
-    if (parent.n == 0 || (parent.n == 16 && !parent.esc && all_zero(&parent))) {
-        TRY(scol_null(&s[S_PARENT]));
-    } else {
-        if (parent.esc || parent.n != 16) return ST_BAIL;
-        for (size_t k = 0; k < 16; k++) {
-            unsigned char c = parent.s[k];
-            if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return ST_BAIL;
-        }
+    if (parent.n == 0 || (parent.n == 16 && !memcmp(parent.s, "0000000000000000", 16))) {
+        TRY(scol_null(&s[S_PARENT]));  /* a root: "" or all zeros */
+    } else if (canonical_id(&parent, 16)) {
         TRY(scol_bytes(&s[S_PARENT], (const char *)parent.s, 16));
+    } else {
+        return ST_BAIL;
     }
     if (tstate.n) { TRY(put_decoded(&s[S_TSTATE].data, &tstate)); TRY(scol_end_row(&s[S_TSTATE], 1)); }
     else TRY(scol_null(&s[S_TSTATE]));
@@ -1745,16 +1734,12 @@ static int parse_promoted(PyObject *spec, Promoted *pr) {
         int col, pri;
         if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(nm, k), "s#ii", &name, &len, &col, &pri)) goto done;
         if (len >= (Py_ssize_t)sizeof pr->names[k].name || col < 0 || col >= nc) {
-            PyErr_SetString(PyExc_ValueError, "bad promoted name");
+            PyErr_SetString(PyExc_ValueError, "a promoted name is 63 bytes at most, its column one of the flags");
             goto done;
         }
         memcpy(pr->names[k].name, name, (size_t)len);
         pr->names[k].n = (size_t)len;
-        if (len < 64) pr->lengths |= (uint64_t)1 << len;
-        else {
-            PyErr_SetString(PyExc_ValueError, "promoted names are shorter than 64 bytes");
-            goto done;
-        }
+        pr->lengths |= (uint64_t)1 << len;
         pr->names[k].col = col;
         pr->names[k].pri = pri;
     }

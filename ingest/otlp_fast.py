@@ -284,6 +284,29 @@ def _json_column(values: Any, empty: str) -> pa.Array:
     return pc.fill_null(pa.array(values, pa.binary()).cast(pa.string()), empty)
 
 
+def _span_batch(cols: dict[str, pa.Array], ctx_runs: list[tuple[oj._Context, int]],
+                line_runs: list[tuple[int, int]], source_id: str, n: int, compact: bool) -> pa.RecordBatch:
+    """A span batch from its own columns: time, provenance and group columns added (both tiers)."""
+    cols["duration_ns"] = pc.subtract(cols["end_ns"], cols["start_ns"])
+    cols["source_offset"] = _run_offsets(line_runs, n)
+    if compact:
+        cols.update(_context_dict_columns(ctx_runs, _CTX))
+        cols["source_id"] = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)),
+                                                           pa.array([source_id], pa.string()))
+        return oj._assemble(SPAN_WIRE_SCHEMA, cols, n)
+    cols.update(_context_columns(ctx_runs, _CTX))
+    cols["source_id"] = pa.repeat(pa.scalar(source_id, pa.string()), n)
+    return oj._assemble(SPAN_SCHEMA, cols, n)
+
+
+def _log_batch(cols: dict[str, pa.Array], ctx_runs: list[tuple[oj._Context, int]], source_id: str,
+               n: int) -> pa.RecordBatch:
+    """A log batch from its own columns (source_offset included): group columns added (both tiers)."""
+    cols.update(_context_columns(ctx_runs, _LCTX))
+    cols["source_id"] = pa.repeat(pa.scalar(source_id, pa.string()), n)
+    return oj._assemble(LOG_SCHEMA, cols, n)
+
+
 class _FastSpans:
     def __init__(self) -> None:
         self.rows: list[tuple] = []
@@ -406,17 +429,8 @@ class _FastSpans:
                 cols[name] = pa.array(values, type=SPAN_SCHEMA.field(name).type)
         self.rows = []
         cols.update(_rare_columns(self.rare, n))
-        cols["source_offset"] = _run_offsets(self.line_runs, n)
-        cols["duration_ns"] = pc.subtract(cols["end_ns"], cols["start_ns"])
         cols.update(self._promoted(n))
-        if compact:
-            cols.update(_context_dict_columns(self.ctx_runs, _CTX))
-            cols["source_id"] = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)),
-                                                               pa.array([source_id], pa.string()))
-            return oj._assemble(SPAN_WIRE_SCHEMA, cols, n)
-        cols.update(_context_columns(self.ctx_runs, _CTX))
-        cols["source_id"] = pa.repeat(pa.scalar(source_id, pa.string()), n)
-        return oj._assemble(SPAN_SCHEMA, cols, n)
+        return _span_batch(cols, self.ctx_runs, self.line_runs, source_id, n, compact)
 
 
 def _bad_span_rows(batch: pa.RecordBatch) -> pa.Array | None:
@@ -478,9 +492,7 @@ class _FastLogs:
         for name, values in zip(_LROW, zip(*self.rows, strict=True), strict=True):
             cols[name] = pa.array(values, type=LOG_SCHEMA.field(name).type)
         self.rows = []
-        cols.update(_context_columns(self.ctx_runs, _LCTX))
-        cols["source_id"] = pa.repeat(pa.scalar(source_id, pa.string()), n)
-        return oj._assemble(LOG_SCHEMA, cols, n)
+        return _log_batch(cols, self.ctx_runs, source_id, n)
 
 
 def _bad_log_rows(batch: pa.RecordBatch) -> pa.Array | None:
@@ -541,8 +553,8 @@ def _native_contexts(data: bytes, groups: list[tuple], shift: int, refused: dict
     return ctx_runs, line_runs
 
 
-def _native_span_batch(data: bytes, n: int, ctx_runs: list, line_runs: list, strings: dict, ints: dict,
-                       pstrings: dict, pints: dict, source: SourceInfo, compact: bool) -> pa.RecordBatch:
+def _native_span_batch(n: int, ctx_runs: list, line_runs: list, strings: dict, ints: dict, pstrings: dict,
+                       pints: dict, source: SourceInfo, compact: bool) -> pa.RecordBatch:
     cols: dict[str, pa.Array] = {name: _native_strings(t, n) for name, t in strings.items()}
     for name, t in ints.items():
         if name == "kind":
@@ -556,16 +568,7 @@ def _native_span_batch(data: bytes, n: int, ctx_runs: list, line_runs: list, str
     for ci, t in pints.items():
         col = oj._PROMOTED_COLS[ci]
         cols[col] = _native_ints(t, n, SPAN_SCHEMA.field(col).type)
-    cols["duration_ns"] = pc.subtract(cols["end_ns"], cols["start_ns"])
-    cols["source_offset"] = _run_offsets(line_runs, n)
-    if compact:
-        cols.update(_context_dict_columns(ctx_runs, _CTX))
-        cols["source_id"] = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)),
-                                                           pa.array([source.source_id], pa.string()))
-        return oj._assemble(SPAN_WIRE_SCHEMA, cols, n)
-    cols.update(_context_columns(ctx_runs, _CTX))
-    cols["source_id"] = pa.repeat(pa.scalar(source.source_id, pa.string()), n)
-    return oj._assemble(SPAN_SCHEMA, cols, n)
+    return _span_batch(cols, ctx_runs, line_runs, source.source_id, n, compact)
 
 
 def _native_log_batch(n: int, ctx_runs: list, line_runs: list, strings: dict, ints: dict,
@@ -574,9 +577,7 @@ def _native_log_batch(n: int, ctx_runs: list, line_runs: list, strings: dict, in
     for name, t in ints.items():
         cols[name] = _native_ints(t, n, LOG_SCHEMA.field(name).type)
     cols["source_offset"] = _run_offsets(line_runs, n)
-    cols.update(_context_columns(ctx_runs, _LCTX))
-    cols["source_id"] = pa.repeat(pa.scalar(source.source_id, pa.string()), n)
-    return oj._assemble(LOG_SCHEMA, cols, n)
+    return _log_batch(cols, ctx_runs, source.source_id, n)
 
 
 def _native_chunk(data: bytes, first_line: int, source: SourceInfo, compact: bool
@@ -591,7 +592,7 @@ def _native_chunk(data: bytes, first_line: int, source: SourceInfo, compact: boo
     spans = logs = None
     if n:
         ctx_runs, line_runs = _native_contexts(data, groups, shift, refused)
-        spans = _native_span_batch(data, n, ctx_runs, line_runs, strings, ints, pstrings, pints, source, compact)
+        spans = _native_span_batch(n, ctx_runs, line_runs, strings, ints, pstrings, pints, source, compact)
     if nlogs:
         ctx_runs, line_runs = _native_contexts(data, log_groups, shift, refused)
         logs = _native_log_batch(nlogs, ctx_runs, line_runs, log_strings, log_ints, source)
