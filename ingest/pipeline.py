@@ -215,7 +215,7 @@ def _arrow_pool() -> None:
     """Arrow buffers from jemalloc when pyarrow has it and the user chose no pool
     (ARROW_DEFAULT_MEMORY_POOL): the ingest frees tens of MB of buffers a second, and jemalloc
     gives them back to the system where mimalloc (the default) keeps them -- peak PSS of a
-    2 GB ingest 352 MB against 432 MB, at the same speed (bench/ingest.py)."""
+    2 GB ingest 377-391 MB against 432-459 MB, at the same speed (bench/ingest.py)."""
     if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
         return
     try:
