@@ -8,6 +8,8 @@ renamed short, plus what a span's neighbours tell about it:
                    (a trace belongs to one period: the one its root starts in, else its earliest span)
     trace_id, span_id   the ids (text), and tk, sk, pk: hashes of trace, span and parent span ids
     service, op    service_name, name
+    kind           the declared span kind, or where the input declared none (UNSPECIFIED), the
+                   kind the tree implies (see `_inferred_kind`); kind_inferred says which
     err            status_code = 'ERROR'
     err_msg        status_message, else the exception message (erroring spans only)
     db_statement   CLIENT spans only
@@ -113,6 +115,24 @@ def _sample_pred(sample_mod: int, col: str = "trace_id") -> str:
     return "" if sample_mod <= 1 else f" AND hash({col}) % {sample_mod} = 0"
 
 
+# Span kinds an input can declare; anything else (UNSPECIFIED, NULL) is inferred from the tree.
+DECLARED_KINDS = "('CLIENT', 'SERVER', 'PRODUCER', 'CONSUMER', 'INTERNAL')"
+# a child that serves its parent's call: declared SERVER/CONSUMER, or kindless in another service
+SERVED = "kind IN ('SERVER', 'CONSUMER') OR (kind IS NULL AND service <> p_service)"
+
+
+def _inferred_kind(span: str, children: str) -> str:
+    """The kind of a span whose input declared none, from where its parent and children run.
+
+    A span whose children all run in other services is the client side of those calls (a
+    stub that sends and waits); else a span called from another service (or a root: the
+    entry point) is a server; else internal work. A leaf is never a client here: without
+    attributes nothing says it called out (an uninstrumented peer looks like local work)."""
+    return (f"CASE WHEN {children}.n_remote_children > 0 AND {children}.n_remote_children = {children}.n_children "
+            f"THEN 'CLIENT' WHEN {span}.p_service IS NULL OR {span}.p_service <> {span}.service THEN 'SERVER' "
+            "ELSE 'INTERNAL' END")
+
+
 def working_sql(window: Window, baseline: Window | None, sample_mod: int = 1) -> str:
     """The SELECT that defines the working span table, over the `spans` view.
 
@@ -125,11 +145,12 @@ def working_sql(window: Window, baseline: Window | None, sample_mod: int = 1) ->
     return f"""WITH raw AS MATERIALIZED (
   SELECT start_ns >= {window.start_ns} AS after, trace_id, span_id, hash(trace_id) AS tk, hash(span_id) AS sk,
          CASE WHEN parent_span_id IS NOT NULL THEN hash(parent_span_id) END AS pk,
-         name AS op, kind, coalesce(service_name, 'unknown_service') AS service, service_version AS version, host,
+         name AS op, CASE WHEN kind IN {DECLARED_KINDS} THEN kind END AS kind,
+         coalesce(service_name, 'unknown_service') AS service, service_version AS version, host,
          start_ns, end_ns, end_ns - start_ns AS dur_ns, status_code = 'ERROR' AS err,
          CASE WHEN status_code = 'ERROR' THEN coalesce(status_message, exception_message) END AS err_msg,
          exception_type, http_route, http_status_code, db_system,
-         CASE WHEN kind = 'CLIENT' THEN db_statement END AS db_statement, peer_service,
+         CASE WHEN kind <> 'SERVER' THEN db_statement END AS db_statement, peer_service,
          messaging_system, messaging_destination, messaging_operation,
          CASE WHEN messaging_system IS NOT NULL OR kind IN ('PRODUCER', 'CONSUMER')
                    OR regexp_matches(name, '(?i)lock|lease|mutex') THEN attributes END AS attrs
@@ -143,13 +164,14 @@ def working_sql(window: Window, baseline: Window | None, sample_mod: int = 1) ->
     ON p.tk = c.tk AND p.sk = c.pk
 ), covered AS (
   SELECT tk, pk AS sk, count(*) AS n_children, count(*) FILTER (WHERE err) AS n_err_children,
+         count(*) FILTER (WHERE service <> p_service) AS n_remote_children,
          sum(greatest(0, ce - greatest(cs, coalesce(prev_end, cs)))) AS covered_ns,
-         max(dur_ns) FILTER (WHERE kind IN ('SERVER', 'CONSUMER')) AS remote_ns,
-         arg_max(service, dur_ns) FILTER (WHERE kind IN ('SERVER', 'CONSUMER')) AS remote_service
-  FROM (SELECT tk, pk, err, kind, service, dur_ns, cs, ce,
+         max(dur_ns) FILTER (WHERE {SERVED}) AS remote_ns,
+         arg_max(service, dur_ns) FILTER (WHERE {SERVED}) AS remote_service
+  FROM (SELECT tk, pk, err, kind, service, p_service, dur_ns, cs, ce,
                max(ce) OVER (PARTITION BY tk, pk ORDER BY cs, ce
                              ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end
-        FROM (SELECT tk, pk, err, kind, service, dur_ns,
+        FROM (SELECT tk, pk, err, kind, service, p_service, dur_ns,
                      greatest(start_ns, p_start_ns) AS cs, least(end_ns, p_end_ns) AS ce
               FROM j WHERE p_start_ns IS NOT NULL))
   GROUP BY tk, pk
@@ -157,12 +179,17 @@ def working_sql(window: Window, baseline: Window | None, sample_mod: int = 1) ->
   SELECT tk, coalesce(min(start_ns) FILTER (WHERE pk IS NULL), min(start_ns)) >= {window.start_ns} AS t_after
   FROM raw GROUP BY tk
 )
-SELECT j.* REPLACE (tr.t_after AS after),
-       coalesce(v.n_children, 0) AS n_children, coalesce(v.n_err_children, 0) AS n_err_children,
-       j.dur_ns - coalesce(v.covered_ns, 0) AS self_ns,
-       CASE WHEN j.kind IN ('CLIENT', 'PRODUCER') THEN v.remote_ns END AS remote_ns,
-       CASE WHEN j.kind IN ('CLIENT', 'PRODUCER') THEN v.remote_service END AS remote_service
-FROM j LEFT JOIN covered v ON v.tk = j.tk AND v.sk = j.sk JOIN tr ON tr.tk = j.tk"""
+SELECT * EXCLUDE (n_remote_children) REPLACE (
+         CASE WHEN kind IN ('CLIENT', 'PRODUCER') THEN remote_ns END AS remote_ns,
+         CASE WHEN kind IN ('CLIENT', 'PRODUCER') THEN remote_service END AS remote_service)
+FROM (
+  SELECT j.* REPLACE (tr.t_after AS after, coalesce(j.kind, {_inferred_kind('j', 'v')}) AS kind,
+                      coalesce(j.p_kind, CASE WHEN j.p_service <> j.service THEN 'CLIENT' END) AS p_kind),
+         j.kind IS NULL AS kind_inferred,
+         coalesce(v.n_children, 0) AS n_children, coalesce(v.n_err_children, 0) AS n_err_children,
+         v.n_remote_children, j.dur_ns - coalesce(v.covered_ns, 0) AS self_ns, v.remote_ns, v.remote_service
+  FROM j LEFT JOIN covered v ON v.tk = j.tk AND v.sk = j.sk JOIN tr ON tr.tk = j.tk
+)"""
 
 
 def traces_sql(spans: str) -> str:
