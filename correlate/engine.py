@@ -145,6 +145,34 @@ def materialise(con: Any, win: Window, base: Window | None) -> tuple[AnalysisCon
         )
     con.execute(f"CREATE OR REPLACE TEMP TABLE {SPANS_TABLE} AS {working_sql(win, base, sample_mod)}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE {TRACES_TABLE} AS {traces_sql(SPANS_TABLE)}")
-    if not con.execute(f"SELECT count(*) FROM {SPANS_TABLE} WHERE after").fetchone()[0]:
+    n_b, n_a, first_b, first_a, last_a = con.execute(
+        f"""SELECT count(*) FILTER (WHERE NOT after), count(*) FILTER (WHERE after),
+                   min(start_ns) FILTER (WHERE NOT after), min(start_ns) FILTER (WHERE after),
+                   max(start_ns) FILTER (WHERE after) FROM {TRACES_TABLE}"""
+    ).fetchone()
+    if not n_a:
         return None, notes
-    return AnalysisContext(con=con, window=win, baseline=base, sample_mod=sample_mod), notes
+    # a period holds data from its first request to its end (the baseline) or its last request
+    # (the window); at least a second, so one request is not an infinite rate
+    data_b = max(1.0, (win.start_ns - first_b) / 1e9) if first_b is not None else 0.0
+    data_a = max(1.0, (last_a - first_a) / 1e9)
+    if base is not None:
+        asked_b = (base.end_ns - base.start_ns) / 1e9
+        notes.extend(_thin_baseline_notes(int(n_b), data_b, asked_b))
+    ctx = AnalysisContext(con=con, window=win, baseline=base, sample_mod=sample_mod, data_s=(data_b, data_a))
+    return ctx, notes
+
+
+THIN_BASELINE_REQUESTS = 30  # fewer requests than this: medians and rates before are rough
+
+
+def _thin_baseline_notes(n_requests: int, data_s: float, asked_s: float) -> list[str]:
+    """What to say about a baseline that holds little: how many requests, over how long."""
+    notes = []
+    if n_requests < THIN_BASELINE_REQUESTS:
+        notes.append(f"thin baseline: {n_requests} request{'s' if n_requests != 1 else ''} before the window "
+                     f"(over {data_s:.0f} s); figures before are rough, medians and rank tests were used")
+    if n_requests and data_s < 0.9 * asked_s:
+        notes.append(f"the baseline holds data for {data_s:.0f} s of the {asked_s:.0f} s asked: rates use the "
+                     "time that holds data")
+    return notes

@@ -76,6 +76,9 @@ class AnalysisContext:
     sample_mod: int = 1  # traces kept: hash(trace_id) % sample_mod = 0 (1 keeps all)
     s: str = SPANS_TABLE
     t: str = TRACES_TABLE
+    # seconds of each period that hold data (first to last request), when measured: a recording
+    # that starts inside the baseline makes it shorter than asked, and rates must use what is there
+    data_s: tuple[float, float] | None = None  # (baseline, window)
 
     @property
     def has_baseline(self) -> bool:
@@ -83,13 +86,15 @@ class AnalysisContext:
 
     @property
     def window_s(self) -> float:
-        return max(1e-9, (self.window.end_ns - self.window.start_ns) / 1e9)
+        asked = (self.window.end_ns - self.window.start_ns) / 1e9
+        return max(1e-9, min(asked, self.data_s[1]) if self.data_s else asked)
 
     @property
     def baseline_s(self) -> float:
         if self.baseline is None:
             return 0.0
-        return max(1e-9, (self.baseline.end_ns - self.baseline.start_ns) / 1e9)
+        asked = (self.baseline.end_ns - self.baseline.start_ns) / 1e9
+        return max(1e-9, min(asked, self.data_s[0]) if self.data_s else asked)
 
 
 @dataclass

@@ -1,5 +1,11 @@
 """Log lines grouped into templates (Drain), counted before vs after, per service.
 
+Records without a severity get the one their text states (`log_severity`). Error and warning
+templates that are new in the window, or logged far more often than the baseline's rate
+predicts, make an `error_propagation` candidate of the service that wrote them, or of the
+service the text names when it names one the traces know ("No instances available for
+ts-basic-service", "connect to paymentservice:50051 refused"): the writer only reports it.
+
 Distinct bodies are counted in SQL first (at most MAX_BODIES, the most frequent), so the miner
 sees each text once however often it was logged; numbers, hex ids and addresses are masked
 before mining. Findings: templates that are new in the window, templates whose rate per second
@@ -13,8 +19,9 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from correlate.analyses.common import AnalysisContext, AnalysisResult, lit, rows
-from correlate.types import Evidence, Finding
+from correlate.analyses.common import AnalysisContext, AnalysisResult, clamp01, confidence, lit, rows
+from correlate.analyses.log_severity import ERROR, WARN, effective_severity
+from correlate.types import Candidate, Evidence, Finding
 
 __all__ = ["NAME", "find_log_changes", "mine_templates", "template_like"]
 
@@ -45,6 +52,7 @@ class _Template:
     operation: str | None = None
     first_ns: int | None = None
     points: list[tuple[int, float]] = field(default_factory=list)  # (first time, first number) per body
+    inferred: bool = False  # the severity was read from the text (the records carried none)
 
 
 def mine_templates(bodies: list[str]) -> list[str]:
@@ -76,6 +84,7 @@ def _bodies(ctx: AnalysisContext) -> list[dict]:
         ctx.con,
         f"""SELECT coalesce(l.service_name, s.service, '?') AS service, l.time_ns >= {ctx.window.start_ns} AS after,
                    l.body, max(l.severity_number) AS severity, count(*) AS n, min(l.time_ns) AS first_ns,
+                   count(*) FILTER (WHERE s.trace_id IS NOT NULL) AS n_in_traces,
                    arg_min(l.trace_id, l.time_ns) AS trace_id, arg_min(l.span_id, l.time_ns) AS span_id,
                    mode(s.op ORDER BY s.op) AS operation
             FROM logs l LEFT JOIN {ctx.s} s ON s.trace_id = l.trace_id AND s.span_id = l.span_id
@@ -96,14 +105,16 @@ def find_log_changes(ctx: AnalysisContext) -> AnalysisResult:
     got = _bodies(ctx)
     if not got:
         return out
-    templates: dict[tuple[str, str], _Template] = {}
-    by_service: dict[str, list[dict]] = {}
+    templates: dict[tuple[str, int, str], _Template] = {}
+    # mined per service and level: an INFO line and an ERROR line of similar words are two templates
+    by_service: dict[tuple[str, int], list[dict]] = {}
     for r in got:
-        by_service.setdefault(r["service"], []).append(r)
-    for service, rs in sorted(by_service.items()):
+        r["severity"], r["inferred"] = effective_severity(r["severity"], r["body"])
+        by_service.setdefault((r["service"], r["severity"]), []).append(r)
+    for (service, severity), rs in sorted(by_service.items()):
         for r, text in zip(rs, mine_templates([r["body"] for r in rs]), strict=True):
-            t = templates.setdefault((service, text), _Template(service, text))
-            t.severity = max(t.severity, r["severity"] or 0)
+            t = templates.setdefault((service, severity, text), _Template(service, text, severity))
+            t.inferred = t.inferred or r["inferred"]
             if r["after"]:
                 t.count_a += r["n"]
                 if t.first_ns is None or r["first_ns"] < t.first_ns:
@@ -114,6 +125,7 @@ def find_log_changes(ctx: AnalysisContext) -> AnalysisResult:
                     t.points.append((r["first_ns"], float(num.group())))
             else:
                 t.count_b += r["n"]
+    out.candidates.extend(_error_candidates(ctx, list(templates.values())))
     notes = []
     for t in templates.values():
         summary = _change(ctx, t)
@@ -182,3 +194,79 @@ GROUP BY period ORDER BY period"""
             sql=q, details={"template": t.text, "severity_number": t.severity},
         ),
     )
+
+
+# how much a template of each level counts as evidence of a fault
+_LEVEL_WEIGHT = ((ERROR, 1.0), (WARN, 0.5))
+PRIOR_COUNT = 0.5  # a template never seen before is expected this often in a baseline (smoothing)
+# a log line is one process's account: it weighs less than a change measured in the traces
+LOG_WEIGHT = 0.6
+NAMED_PEER_SHARE = 0.9  # a log that names a failing peer: the peer gets this much of the score
+MAX_LOG_CANDIDATES = 4
+
+
+def _weight(severity: int) -> float:
+    return next((w for level, w in _LEVEL_WEIGHT if severity >= level), 0.0)
+
+
+def _surprise(ctx: AnalysisContext, t: _Template) -> float:
+    """How surely and how much a template is logged more in the window than the baseline's rate
+    predicts (counts over the seconds each period holds data): effect x significance, as rate_score."""
+    expected = (t.count_b + PRIOR_COUNT) * ctx.window_s / ctx.baseline_s
+    if t.count_a <= expected:
+        return 0.0
+    z = (t.count_a - expected) / math.sqrt(expected + 1.0)
+    return clamp01(1.0 - expected / t.count_a) * clamp01((z - 2.0) / 3.0)
+
+
+def _named_peer(text: str, writer: str, services: list[str]) -> str | None:
+    """A known service (not the writer) that the text names as a word, the longest name first."""
+    for svc in services:
+        if svc != writer and re.search(rf"(?<![\w-]){re.escape(svc)}(?![\w-])", text):
+            return svc
+    return None
+
+
+def _error_candidates(ctx: AnalysisContext, templates: list[_Template]) -> list[Candidate]:
+    if not ctx.has_baseline:
+        return []
+    services = sorted((r[0] for r in ctx.con.execute(f"SELECT DISTINCT service FROM {ctx.s}").fetchall()),
+                      key=lambda s: (-len(s), s))
+    best: dict[str, tuple[float, _Template, str | None]] = {}
+    for t in templates:
+        w = _weight(t.severity)
+        if not w or t.count_a < MIN_NEW:
+            continue
+        score = LOG_WEIGHT * w * _surprise(ctx, t) * confidence(t.count_a, half=5.0)
+        if score <= 0.02:
+            continue
+        peer = _named_peer(t.text, t.service, services) if t.severity >= ERROR else None
+        for svc, share in ((peer, NAMED_PEER_SHARE), (t.service, 1.0 - NAMED_PEER_SHARE)) if peer else ((t.service, 1.0),):
+            s = score * share
+            if svc not in best or s > best[svc][0]:
+                best[svc] = (s, t, peer if svc == peer else None)
+    ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[:MAX_LOG_CANDIDATES]
+    return [_error_candidate(ctx, svc, s, t, named) for svc, (s, t, named) in ranked]
+
+
+def _error_candidate(ctx: AnalysisContext, svc: str, score: float, t: _Template, named: str | None) -> Candidate:
+    level = _severity(t.severity).strip() or "error"
+    how = "new" if t.count_b == 0 else f"{t.count_b} -> {t.count_a} times"
+    text = t.text[:160]
+    if named:
+        summary = (f"{t.service} logs {level} naming {svc}: \"{text}\" ({how}"
+                   f"{', ' + str(t.count_a) + ' times in the window' if t.count_b == 0 else ''})")
+    else:
+        summary = (f"{svc} logs a {'new ' if t.count_b == 0 else 'more frequent '}{level}: \"{text}\" "
+                   f"({t.count_a} times in the window, {t.count_b} in the baseline)")
+    if t.inferred:
+        summary += "; level read from the text"
+    ev = _finding(ctx, t, summary).evidence
+    details = {**ev.details, "writer": t.service, "named_in_text": named is not None,
+               "severity_inferred": t.inferred,
+               "rate_before_per_s": round(t.count_b / ctx.baseline_s, 4),
+               "rate_after_per_s": round(t.count_a / ctx.window_s, 4)}
+    ev = Evidence(before=ev.before, after=ev.after, trace_ids=ev.trace_ids, span_ids=ev.span_ids, sql=ev.sql,
+                  details=details)
+    return Candidate(svc, t.operation if svc == t.service else None, "error_propagation",
+                     round(clamp01(score), 4), summary, ev, NAME)
