@@ -159,8 +159,42 @@ def materialise(con: Any, win: Window, base: Window | None) -> tuple[AnalysisCon
     if base is not None:
         asked_b = (base.end_ns - base.start_ns) / 1e9
         notes.extend(_thin_baseline_notes(int(n_b), data_b, asked_b))
-    ctx = AnalysisContext(con=con, window=win, baseline=base, sample_mod=sample_mod, data_s=(data_b, data_a))
+    has_status, more = _what_the_data_lacks(con, win, base)
+    notes.extend(more)
+    ctx = AnalysisContext(con=con, window=win, baseline=base, sample_mod=sample_mod, data_s=(data_b, data_a),
+                          has_status=has_status)
     return ctx, notes
+
+
+def _what_the_data_lacks(con: Any, win: Window, base: Window | None) -> tuple[bool, list[str]]:
+    """Whether any span of the periods carries a status; and notes naming what the input did not
+    have (kinds, statuses, attributes, log severities), so a reader knows which evidence was
+    inferred and which analyses had nothing to work with."""
+    lo = base.start_ns if base else win.start_ns
+    n, inferred, status, attrs = con.execute(
+        f"""SELECT count(*), count(*) FILTER (WHERE kind_inferred), count(*) FILTER (WHERE err OR err_msg IS NOT NULL),
+                   (SELECT count(*) FROM spans WHERE start_ns >= {lo} AND start_ns < {win.end_ns}
+                      AND attributes IS NOT NULL AND attributes NOT IN ('', '{{}}'))
+            FROM {SPANS_TABLE}"""
+    ).fetchone()
+    notes = []
+    if n and inferred:
+        notes.append(f"span kinds: {100 * inferred / n:.0f}% of spans declared none; client/server inferred from "
+                     "the call tree (a child in another service is the server of its parent's call)")
+    if n and not status:
+        notes.append("no span carries an error status: errors were read from logs and from the shape of the "
+                     "call tree only")
+    if n and not attrs:
+        notes.append("no span carries attributes: analyses that read them (db statements, peers, messaging, "
+                     "attribute contrasts) had nothing to use")
+    logs, unlevelled = con.execute(
+        f"""SELECT count(*), count(*) FILTER (WHERE coalesce(severity_number, 0) = 0) FROM logs
+            WHERE time_ns >= {lo} AND time_ns < {win.end_ns}"""
+    ).fetchone()
+    if logs and unlevelled:
+        notes.append(f"log severity: {100 * unlevelled / logs:.0f}% of log records carry none; their level was "
+                     "read from the text")
+    return bool(status), notes
 
 
 THIN_BASELINE_REQUESTS = 30  # fewer requests than this: medians and rates before are rough

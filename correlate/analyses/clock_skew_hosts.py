@@ -99,7 +99,8 @@ def find_skewed_hosts(ctx: AnalysisContext) -> AnalysisResult:
                               after={"median_offset_ns": offset, "outside": h["out_a"], "calls": h["n_a"]},
                               details={"host": host, "peers": peers}),
         ))
-        out.candidates.extend(_candidates(ctx, h, clamp01(s)))
+        if ctx.has_status:  # with no statuses nothing shows what the skew broke: a finding only
+            out.candidates.extend(_candidates(ctx, h, clamp01(s)))
     return out
 
 

@@ -79,6 +79,7 @@ class AnalysisContext:
     # seconds of each period that hold data (first to last request), when measured: a recording
     # that starts inside the baseline makes it shorter than asked, and rates must use what is there
     data_s: tuple[float, float] | None = None  # (baseline, window)
+    has_status: bool = True  # some span of the periods carries an error status (else errors are unseen)
 
     @property
     def has_baseline(self) -> bool:

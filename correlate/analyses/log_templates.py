@@ -198,7 +198,8 @@ GROUP BY period ORDER BY period"""
 
 # how much a template of each level counts as evidence of a fault
 _LEVEL_WEIGHT = ((ERROR, 1.0), (WARN, 0.5))
-PRIOR_COUNT = 0.5  # a template never seen before is expected this often in a baseline (smoothing)
+PRIOR_COUNT = 0.5
+MIN_LOAD_SPANS = 20  # fewer spans of a service before: its load ratio is noise, use time  # a template never seen before is expected this often in a baseline (smoothing)
 # a log line is one process's account: it weighs less than a change measured in the traces
 LOG_WEIGHT = 0.6
 NAMED_PEER_SHARE = 0.9  # a log that names a failing peer: the peer gets this much of the score
@@ -209,10 +210,15 @@ def _weight(severity: int) -> float:
     return next((w for level, w in _LEVEL_WEIGHT if severity >= level), 0.0)
 
 
-def _surprise(ctx: AnalysisContext, t: _Template) -> float:
+def _surprise(ctx: AnalysisContext, t: _Template, load: dict[str, tuple[int, int]]) -> float:
     """How surely and how much a template is logged more in the window than the baseline's rate
-    predicts (counts over the seconds each period holds data): effect x significance, as rate_score."""
-    expected = (t.count_b + PRIOR_COUNT) * ctx.window_s / ctx.baseline_s
+    predicts: effect x significance, as rate_score. The rate is per span of the writer when its
+    baseline holds MIN_LOAD_SPANS (so a busier window does not make its routine warnings look
+    new), else per second of data."""
+    spans_b, spans_a = load.get(t.service, (0, 0))
+    by_load = spans_b >= MIN_LOAD_SPANS and spans_a > 0
+    scale = spans_a / spans_b if by_load else ctx.window_s / ctx.baseline_s
+    expected = (t.count_b + PRIOR_COUNT) * scale
     if t.count_a <= expected:
         return 0.0
     z = (t.count_a - expected) / math.sqrt(expected + 1.0)
@@ -232,12 +238,15 @@ def _error_candidates(ctx: AnalysisContext, templates: list[_Template]) -> list[
         return []
     services = sorted((r[0] for r in ctx.con.execute(f"SELECT DISTINCT service FROM {ctx.s}").fetchall()),
                       key=lambda s: (-len(s), s))
+    load = {r[0]: (int(r[1]), int(r[2])) for r in ctx.con.execute(
+        f"SELECT service, count(*) FILTER (WHERE NOT after), count(*) FILTER (WHERE after) FROM {ctx.s} GROUP BY 1"
+    ).fetchall()}
     best: dict[str, tuple[float, _Template, str | None]] = {}
     for t in templates:
         w = _weight(t.severity)
         if not w or t.count_a < MIN_NEW:
             continue
-        score = LOG_WEIGHT * w * _surprise(ctx, t) * confidence(t.count_a, half=5.0)
+        score = LOG_WEIGHT * w * _surprise(ctx, t, load) * confidence(t.count_a, half=5.0)
         if score <= 0.02:
             continue
         peer = _named_peer(t.text, t.service, services) if t.severity >= ERROR else None
