@@ -8,6 +8,10 @@ bad: a slow path INTO a service grows every edge that calls it; a delayed pod gr
 both ways. Each service's share of the grown edges' added time (edges it is the callee of, and
 half of those it is the caller of) decides: above MIN_SHARE makes a `network_delay` candidate,
 scaled by that share.
+
+Edges whose window gap is OUTLIER_RATIO times the typical gap of every call in the system are
+far off without a baseline to compare (one too thin, or one the delay already covers): the
+same shared-endpoint rule names a service, scored below a measured change.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from __future__ import annotations
 from correlate.analyses.common import (
     AnalysisContext,
     AnalysisResult,
+    TraceTotals,
     clamp01,
+    confidence,
     evidence_sql,
     exemplars,
     fmt_ms,
@@ -35,6 +41,8 @@ FLOOR_NS = 200_000  # gaps under 0.2 ms are loopback noise
 MIN_CALLS = 3  # per edge and period
 GROWN = 0.3
 MIN_SHARE = 0.5
+OUTLIER_RATIO = 20.0  # a median gap this many times the system's typical gap is far off, baseline or not
+OUTLIER_FACTOR = 0.7
 CALL = "kind = 'CLIENT' AND remote_ns IS NOT NULL"
 GAP = "dur_ns - remote_ns"
 
@@ -58,14 +66,16 @@ def _edges(ctx: AnalysisContext) -> list[dict]:
 
 def find_network_delays(ctx: AnalysisContext) -> AnalysisResult:
     out = AnalysisResult()
-    if not ctx.has_baseline:
-        return out
     totals = trace_totals(ctx)
-    if not totals.n_before or not totals.n_after:
+    if not totals.n_after:
+        return out
+    edges = _edges(ctx)
+    out.candidates.extend(_outliers(ctx, edges, totals))
+    if not ctx.has_baseline or not totals.n_before:
         return out
     ref_ns = max(totals.mean_dur_before_ns or 0.0, 1e6)
     grown = []
-    for e in _edges(ctx):
+    for e in edges:
         if e["n_b"] < MIN_CALLS or e["n_a"] < MIN_CALLS:
             continue
         e["ratio"] = ratio_score(e["p50_b"], e["p50_a"], FLOOR_NS)
@@ -73,17 +83,7 @@ def find_network_delays(ctx: AnalysisContext) -> AnalysisResult:
         e["delta"] = max(e["tot_a"] / totals.n_after - e["tot_b"] / totals.n_before, 0.0)
         if e["ratio"] >= GROWN and e["sure"] > 0:
             grown.append(e)
-    added = sum(e["delta"] for e in grown)
-    if not grown or added <= 0:
-        return out
-    services = sorted({e["caller"] for e in grown} | {e["callee"] for e in grown})
-    for svc in services:
-        mine = [e for e in grown if svc in (e["caller"], e["callee"])]
-        # a slow path is more often in front of the callee: as caller a service counts half,
-        # so one grown edge names its callee, and a pod delayed both ways still names itself
-        share = sum(e["delta"] * (1.0 if e["callee"] == svc else 0.5) for e in mine) / added
-        if share <= MIN_SHARE:
-            continue
+    for svc, mine, share in _shared_endpoints(grown):
         n = sum(e["n_a"] for e in mine)
         ratio = sum(e["ratio"] * e["n_a"] for e in mine) / n
         sure = sum(e["sure"] * e["n_a"] for e in mine) / n
@@ -94,7 +94,55 @@ def find_network_delays(ctx: AnalysisContext) -> AnalysisResult:
     return out
 
 
-def _candidate(ctx: AnalysisContext, svc: str, edges: list[dict], score: float) -> Candidate:
+def _shared_endpoints(edges: list[dict]) -> list[tuple[str, list[dict], float]]:
+    """The services that edges with added time (`delta`) have in common: (service, its edges,
+    its share of the added time) for each whose share passes MIN_SHARE.
+
+    A slow path is more often in front of the callee: as caller a service counts half, so one
+    grown edge names its callee, and a pod delayed both ways still names itself."""
+    added = sum(e["delta"] for e in edges)
+    if not edges or added <= 0:
+        return []
+    out = []
+    for svc in sorted({e["caller"] for e in edges} | {e["callee"] for e in edges}):
+        mine = [e for e in edges if svc in (e["caller"], e["callee"])]
+        share = sum(e["delta"] * (1.0 if e["callee"] == svc else 0.5) for e in mine) / added
+        if share > MIN_SHARE:
+            out.append((svc, mine, share))
+    return out
+
+
+def _outliers(ctx: AnalysisContext, edges: list[dict], totals: TraceTotals) -> list[Candidate]:
+    """Edges whose gap in the window is far beyond what calls in this system take on the wire,
+    baseline or not: a delay already present in a short baseline, or a baseline too thin to
+    compare an edge with, still shows against the typical gap of every call (the median over
+    all edges of both periods). Scored below a measured change (OUTLIER_FACTOR)."""
+    typical = ctx.con.execute(f"SELECT median({GAP}) FROM {ctx.s} WHERE {CALL} AND service <> remote_service"
+                              ).fetchone()[0]
+    if typical is None:
+        return []
+    typical = max(float(typical), FLOOR_NS)
+    ref_ns = max(totals.mean_dur_after_ns or 0.0, 1e6)
+    far = []
+    for e in edges:
+        if e["n_a"] < MIN_CALLS or e["p50_a"] is None or e["p50_a"] < OUTLIER_RATIO * typical:
+            continue
+        e = {**e, "ratio": ratio_score(typical, e["p50_a"], FLOOR_NS), "typical_ns": typical,
+             "delta": max(e["tot_a"] - typical * e["n_a"], 0.0) / totals.n_after}
+        far.append(e)
+    out = []
+    for svc, mine, share in _shared_endpoints(far):
+        impact = clamp01(sum(e["delta"] for e in mine) / (0.25 * ref_ns))
+        n = sum(e["n_a"] for e in mine)
+        ratio = sum(e["ratio"] * e["n_a"] for e in mine) / n
+        score = OUTLIER_FACTOR * ratio * confidence(n, 5.0) * (0.3 + 0.7 * impact) * share
+        if score >= 0.05:
+            out.append(_candidate(ctx, svc, mine, score, typical_ns=typical))
+    return out
+
+
+def _candidate(ctx: AnalysisContext, svc: str, edges: list[dict], score: float,
+               typical_ns: float | None = None) -> Candidate:
     into = sorted(e["caller"] for e in edges if e["callee"] == svc)
     out_of = sorted(e["callee"] for e in edges if e["caller"] == svc)
     q = f"""SELECT CASE WHEN after THEN 'after' ELSE 'before' END AS period, count(*) AS calls,
@@ -111,10 +159,12 @@ GROUP BY after ORDER BY after"""
         f"{fmt_ms(before.get('median_gap_ns'))} -> {fmt_ms(after.get('median_gap_ns'))}, while the server "
         f"spans take {fmt_ms(before.get('median_server_ns'))} -> {fmt_ms(after.get('median_server_ns'))}"
     )
+    if typical_ns is not None:
+        summary += f"; calls elsewhere in the system typically spend {fmt_ms(typical_ns)} there"
     per_edge = {
         f"{e['caller']} -> {e['callee']}": {"median_gap_before_ns": e["p50_b"], "median_gap_after_ns": e["p50_a"]}
         for e in edges
     }
     ev = Evidence(before=before, after=after, trace_ids=tids, span_ids=sids, sql=evidence_sql(ctx, q),
-                  details={"edges": per_edge})
+                  details={"edges": per_edge, **({"typical_gap_ns": round(typical_ns)} if typical_ns else {})})
     return Candidate(svc, None, "network_delay", round(clamp01(score), 4), summary, ev, NAME)
