@@ -7,6 +7,8 @@ failing in the baseline scores low where it is found. Ranking then applies, in t
 2. messengers: a candidate whose service calls (directly or not) a service with a candidate of
    the same family (latency or errors) at least MESSENGER_RATIO as strong is scaled down by
    MESSENGER_FACTOR: the caller shows what the callee does;
+   and a network_delay candidate whose grown edges are all calls from callers whose own work
+   slowed as strongly is scaled the same way (a starved caller stretches its client spans);
 3. deploys: a service whose `service.version` changed at the onset (a `deploy` finding that
    coincides) has its candidates raised by DEPLOY_LIFT of the distance to 1, and gains a
    `deploy_regression` candidate just under its best one, when that best one is real
@@ -58,6 +60,7 @@ def rank(
     """The candidates in rank order, and the findings (unchanged, in analysis order)."""
     cands = _dedupe(candidates)
     cands = _discount_messengers(cands, _call_graph(findings))
+    cands = _discount_gaps_of_busy_callers(cands)
     cands = _lift_deploys(cands, [f for f in findings if f.kind == "deploy" and f.evidence.details.get("coincides")])
     cands = _corroborate(cands)
     if not has_baseline:
@@ -116,6 +119,26 @@ def _discount_messengers(cands: list[Candidate], reach: dict[str, set[str]]) -> 
             for d in cands
         )
         out.append(replace(c, score=round(c.score * MESSENGER_FACTOR, 4)) if stronger else c)
+    return out
+
+
+def _discount_gaps_of_busy_callers(cands: list[Candidate]) -> list[Candidate]:
+    """A network_delay candidate whose grown edges all come from callers whose own work slowed
+    at least as strongly: a caller starved of CPU stretches its client spans (the gap is timed
+    on its clock), so the wire is not what changed. Scaled by MESSENGER_FACTOR."""
+    own_work = {}
+    for c in cands:
+        if c.mechanism in ("cpu_saturation", "latency_regression") and c.analysis == "latency_attribution":
+            own_work[c.service] = max(own_work.get(c.service, 0.0), c.score)
+    out = []
+    for c in cands:
+        if c.mechanism == "network_delay":
+            edges = [e.split(" -> ") for e in c.evidence.details.get("edges", {})]
+            callers = {a for a, b in edges if b == c.service}
+            if callers and len(callers) == len(edges) and all(
+                    own_work.get(a, 0.0) >= MESSENGER_RATIO * c.score for a in callers):
+                c = replace(c, score=round(c.score * MESSENGER_FACTOR, 4))
+        out.append(c)
     return out
 
 
