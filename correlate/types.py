@@ -74,6 +74,10 @@ class Candidate(_Dict):
     summary: str  # one sentence with the numbers
     evidence: Evidence
     analysis: str = ""  # the analysis module that produced it
+    # how far to trust it as THE cause, apart from how strong its own change is (the score):
+    # "high", "medium" or "low", from its score and how close the best other service comes
+    # (correlate/ranking.py, CONFIDENCE_RULES; calibrated on real recorded faults)
+    confidence: str = ""
 
 
 @dataclass(frozen=True)

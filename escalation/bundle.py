@@ -306,7 +306,7 @@ class BundleBuilder:
         items = []
         for rank, c in enumerate(report.candidates, 1):
             ev = c.evidence
-            text = (f"candidate #{rank} score {c.score:.2f}: {c.service} / {c.operation or '-'} — {c.mechanism}. "
+            text = (f"candidate #{rank} score {c.score:.2f} (confidence {c.confidence or 'n/a'}): {c.service} / {c.operation or '-'} — {c.mechanism}. "
                     f"{c.summary}")
             if ev.before or ev.after:
                 text += f"\n    before {_clip(ev.before, 400)}\n    after {_clip(ev.after, 400)}"

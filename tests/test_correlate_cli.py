@@ -98,7 +98,7 @@ def test_one_origin_read_as_two_mechanisms_prints_its_summary_once(dcr_home, fix
     ingest.ingest_paths([str(fixtures_dir / "scenarios" / "dependency_failure")], "dep")
     assert main(["correlate", "dep", "--start", "2025-06-12T09:15:00Z", "--end", "2025-06-12T09:30:00Z"]) == 0
     out = capsys.readouterr().out
-    assert "1. 0.40  pricing SELECT tax_rates  [dependency_failure]" in out
-    assert "2. 0.34  pricing SELECT tax_rates  [error_propagation]\n   the same evidence as #1, read as " \
-           "error_propagation\n   traces: " in out
+    assert "1. 0.43  pricing SELECT tax_rates  [dependency_failure]  confidence medium" in out
+    assert "3. 0.37  pricing SELECT tax_rates  [error_propagation]  confidence medium\n   the same evidence as #1, " \
+           "read as error_propagation\n   traces: " in out
     assert out.count("is where errors start") == 1

@@ -133,8 +133,9 @@ def _inferred_kind(span: str, children: str) -> str:
     """The kind of a span whose input declared none, from where its parent and children run.
 
     A span whose children all run in other services is the client side of those calls (a
-    stub that sends and waits); else a span called from another service (or a root: the
-    entry point) is a server; else internal work. A leaf is never a client here: without
+    stub that sends and waits; a root of that shape too, like a load generator's span); else
+    a span called from another service (or a root: the entry point) is a server; else
+    internal work. A leaf is never a client here: without
     attributes nothing says it called out (an uninstrumented peer looks like local work)."""
     return (f"CASE WHEN {children}.n_remote_children > 0 AND {children}.n_remote_children = {children}.n_children "
             f"THEN 'CLIENT' WHEN {span}.p_service IS NULL OR {span}.p_service <> {span}.service THEN 'SERVER' "

@@ -19,7 +19,16 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from correlate.analyses.common import AnalysisContext, AnalysisResult, clamp01, confidence, lit, rows
+from correlate.analyses.common import (
+    AnalysisContext,
+    AnalysisResult,
+    clamp01,
+    confidence,
+    evidence_sql,
+    exemplars,
+    lit,
+    rows,
+)
 from correlate.analyses.log_severity import ERROR, WARN, effective_severity
 from correlate.types import Candidate, Evidence, Finding
 
@@ -275,7 +284,12 @@ def _error_candidate(ctx: AnalysisContext, svc: str, score: float, t: _Template,
                "severity_inferred": t.inferred,
                "rate_before_per_s": round(t.count_b / ctx.baseline_s, 4),
                "rate_after_per_s": round(t.count_a / ctx.window_s, 4)}
-    ev = Evidence(before=ev.before, after=ev.after, trace_ids=ev.trace_ids, span_ids=ev.span_ids, sql=ev.sql,
-                  details=details)
+    trace_ids, span_ids = ev.trace_ids, ev.span_ids
+    if not trace_ids:  # lines not tied to a trace: the window's slowest requests through the service
+        trace_ids, span_ids = exemplars(ctx, f"after AND service = {lit(svc)}", order="dur_ns DESC")
+        details["exemplars"] = "the slowest requests through the service (its log lines carry no trace id)"
+    # a candidate's SQL starts with the working table like every other (the log query ignores it)
+    ev = Evidence(before=ev.before, after=ev.after, trace_ids=trace_ids, span_ids=span_ids,
+                  sql=evidence_sql(ctx, ev.sql), details=details)
     return Candidate(svc, t.operation if svc == t.service else None, "error_propagation",
                      round(clamp01(score), 4), summary, ev, NAME)

@@ -7,6 +7,12 @@ means a new code path (often a deploy). When the operations of a caller and of a
 calls both change, the deepest one is where the change is: the caller only reacts to what it
 got back (scaled by UPSTREAM_FACTOR). Children missing after another child failed are error
 handling, not a new code path (scaled by AFTER_FAILURE_FACTOR times that share).
+
+A client span (declared, or inferred: its children all run elsewhere) is not a parent here: its
+one child is the server it reached, and which server that is depends on the request, not on
+code. A child that most calls had counts as missing only when at most KEPT of that share is
+left: a workload whose mix shifted moves shares a little, code that stops early moves them far.
+Statuses are not needed: a call that stops happening is seen in the tree alone.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ NAME = "structure_change"
 MIN_CALLS = 5
 HAD = 0.7  # "most calls had it" in the baseline
 NEW = 0.05  # "no call had it" in the baseline
+KEPT = 0.6  # "many now lack it": at most this share of the baseline's share is left (else a mix shift)
 UPSTREAM_FACTOR = 0.5
 AFTER_FAILURE_FACTOR = 0.5
 MAX_CANDIDATES = 4
@@ -44,7 +51,7 @@ def find_structure_changes(ctx: AnalysisContext) -> AnalysisResult:
         ctx.con,
         f"""WITH par AS (
               SELECT service, op, count(*) FILTER (WHERE NOT after) AS n_b, count(*) FILTER (WHERE after) AS n_a
-              FROM {ctx.s} GROUP BY service, op
+              FROM {ctx.s} WHERE kind NOT IN ('CLIENT', 'PRODUCER') GROUP BY service, op
               HAVING count(*) FILTER (WHERE NOT after) >= {MIN_CALLS} AND count(*) FILTER (WHERE after) >= {MIN_CALLS}
             ), ch AS (
               SELECT p_service AS service, p_op AS op, service AS c_service, op AS c_op,
@@ -58,7 +65,7 @@ def find_structure_changes(ctx: AnalysisContext) -> AnalysisResult:
     for g in got:
         had_b, had_a = g["with_b"] / g["n_b"], g["with_a"] / g["n_a"]
         g["had_b"], g["had_a"] = had_b, had_a
-        if had_b >= HAD and had_a < had_b:
+        if had_b >= HAD and had_a <= KEPT * had_b:
             g["change"] = "missing"
             g["score"] = rate_score(g["n_b"] - g["with_b"], g["n_b"], g["n_a"] - g["with_a"], g["n_a"])
         elif had_b <= NEW and had_a > had_b:

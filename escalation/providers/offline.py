@@ -108,8 +108,8 @@ class OfflineProvider:
             if top else " The bundle holds no root-cause candidate and no failing trace.")
         questions = ["Does the top candidate's mechanism match what the code does at the referenced lines? "
                      "(needs a model or a human: not checked offline)"]
-        if len(cands) > 1 and (cands[1].get("service"), cands[1].get("operation")) != (
-                cands[0].get("service"), cands[0].get("operation")):
+        # a second candidate in the top one's service is more of the same story, not another problem
+        if len(cands) > 1 and cands[1].get("service") != cands[0].get("service"):
             questions.append(f"Is {cands[1].get('service')}/{cands[1].get('mechanism')} a separate problem or a "
                              f"symptom of the top candidate?")
         return {"summary": summary, "root_causes": causes, "fixes": fixes, "tests_to_run": tests,

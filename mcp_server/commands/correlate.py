@@ -103,7 +103,7 @@ def _print(report, top: int, time_range: tuple[int | None, int | None] = (None, 
     first_with: dict[str, int] = {}  # summary -> rank: one origin read as two mechanisms shares its text
     for i, c in enumerate(report.candidates[:top], 1):
         op = f" {c.operation}" if c.operation else ""
-        print(f"\n{i}. {c.score:.2f}  {c.service}{op}  [{c.mechanism}]")
+        print(f"\n{i}. {c.score:.2f}  {c.service}{op}  [{c.mechanism}]  confidence {c.confidence or 'n/a'}")
         if c.summary in first_with:
             print(f"   the same evidence as #{first_with[c.summary]}, read as {c.mechanism}")
         else:

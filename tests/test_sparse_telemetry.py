@@ -1,0 +1,262 @@
+"""Diagnosis on telemetry that carries little: no span kinds, statuses or attributes, logs with
+no severity field. Small hand-made traces pin the inference; the scenario library stripped to
+ids, names, times and services checks that the ranking still names the cause."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from correlate import Window, open_dataset
+from correlate.analyses.common import SPANS_TABLE, rows
+from correlate.analyses.log_severity import ERROR, FATAL, INFO, WARN, infer_severity
+from correlate.engine import drop_working, materialise
+from correlate.ranking import confidence_level
+from correlate.testing import make_dataset
+
+MS = 1_000_000
+T0 = 1_700_000_000_000_000_000
+WIN = Window(T0 + 60_000 * MS, T0 + 120_000 * MS)
+BASE = Window(T0, T0 + 60_000 * MS)
+
+
+def _sid(n: int) -> str:
+    return f"{n:016x}"
+
+
+def _tid(n: int) -> str:
+    return f"{n:032x}"
+
+
+def span(trace: int, sid: int, parent: int | None, service: str, name: str, start_ms: float, end_ms: float,
+         **extra: object) -> dict:
+    """A span as a sparse recording has it: ids, name, service, times, nothing else."""
+    return {"trace_id": _tid(trace), "span_id": _sid(sid), "parent_span_id": _sid(parent) if parent else None,
+            "service_name": service, "name": name, "kind": "UNSPECIFIED", "status_code": "UNSET",
+            "start_ns": T0 + int(start_ms * MS), "end_ns": T0 + int(end_ms * MS), **extra}
+
+
+def checkout_trace(trace: int, at_ms: float, gap_ms: float, pay_ms: float = 5.0) -> list[dict]:
+    """frontend /buy -> checkout PlaceOrder -> (client stub) Charge -> payment Charge.
+
+    Timeline (ms from at_ms), gap_ms split evenly before and after the server span:
+
+        frontend /buy          |0 ................................. 12+g+p|
+        checkout PlaceOrder      |1 ............................. 11+g+p|
+        checkout Charge (stub)     |2 ...................... 2+g+p|
+        payment Charge                |2+g/2 ...... 2+g/2+p|
+        checkout audit (leaf)                                  |...| own work, no child
+    """
+    b = trace * 10
+    g, p = gap_ms, pay_ms
+    return [
+        span(trace, b + 1, None, "frontend", "/buy", at_ms, at_ms + 12 + g + p),
+        span(trace, b + 2, b + 1, "checkout", "PlaceOrder", at_ms + 1, at_ms + 11 + g + p),
+        span(trace, b + 3, b + 2, "checkout", "hipstershop.PaymentService/Charge", at_ms + 2, at_ms + 2 + g + p),
+        span(trace, b + 4, b + 3, "payment", "hipstershop.PaymentService/Charge", at_ms + 2 + g / 2,
+             at_ms + 2 + g / 2 + p),
+        span(trace, b + 5, b + 2, "checkout", "audit", at_ms + 3 + g + p, at_ms + 9 + g + p),
+    ]
+
+
+def _dataset(name: str, gap_after_ms: float, n: int = 40) -> None:
+    spans: list[dict] = []
+    for i in range(n):
+        spans += checkout_trace(i + 1, 1_000 + i * 1_000, gap_ms=2.0 + (i % 3) * 0.2)
+        spans += checkout_trace(1_000 + i, 61_000 + i * 1_000, gap_ms=gap_after_ms + (i % 3) * 0.2)
+    make_dataset(name, spans)
+
+
+def test_kindless_spans_get_client_and_server_from_the_tree() -> None:
+    _dataset("kindless", gap_after_ms=2.0, n=3)
+    with open_dataset("kindless") as ds:
+        con = ds.con.cursor()
+        try:
+            ctx, _ = materialise(con, WIN, BASE)
+            assert ctx is not None
+            got = {(r["service"], r["op"]): r for r in rows(con, f"""
+                SELECT service, op, any_value(kind) AS kind, bool_and(kind_inferred) AS inferred,
+                       max(remote_ns) AS remote_ns, any_value(remote_service) AS remote_service,
+                       max(dur_ns) AS dur_ns, max(self_ns) AS self_ns
+                FROM {SPANS_TABLE} WHERE NOT after GROUP BY ALL""")}
+        finally:
+            drop_working(con)
+            con.close()
+    stub = got[("checkout", "hipstershop.PaymentService/Charge")]
+    assert (stub["kind"], stub["inferred"], stub["remote_service"]) == ("CLIENT", True, "payment")
+    assert stub["remote_ns"] == 5 * MS  # the server span's duration: the gap is dur - remote
+    assert got[("payment", "hipstershop.PaymentService/Charge")]["kind"] == "SERVER"  # called from elsewhere
+    assert got[("checkout", "PlaceOrder")]["kind"] == "SERVER"  # its children run in checkout too
+    # a root whose children all run elsewhere waits on remote work, like a load generator's span
+    assert got[("frontend", "/buy")]["kind"] == "CLIENT"
+    # an uninstrumented leaf is own work, never a client with a server it does not have
+    leaf = got[("checkout", "audit")]
+    assert (leaf["kind"], leaf["remote_ns"], leaf["self_ns"]) == ("INTERNAL", None, 6 * MS)
+
+
+def test_declared_kinds_are_kept() -> None:
+    spans = checkout_trace(1, 1_000, 2.0)
+    spans[2]["kind"] = "INTERNAL"  # the input says so: not a client, whatever its children
+    make_dataset("declared", spans + checkout_trace(2, 61_000, 2.0))
+    with open_dataset("declared") as ds:
+        con = ds.con.cursor()
+        try:
+            materialise(con, WIN, BASE)
+            got = rows(con, f"SELECT kind, kind_inferred, remote_ns FROM {SPANS_TABLE} WHERE span_id = '{_sid(13)}'")
+        finally:
+            drop_working(con)
+            con.close()
+    assert got == [{"kind": "INTERNAL", "kind_inferred": False, "remote_ns": None}]
+
+
+def test_network_delay_on_kindless_calls_names_the_callee_not_the_caller() -> None:
+    _dataset("kindless-delay", gap_after_ms=250.0)
+    with open_dataset("kindless-delay") as ds:
+        report = ds.correlate(WIN, BASE)
+    first = report.candidates[0]
+    assert (first.service, first.mechanism) == ("payment", "network_delay")
+    assert "median gap 2.2 ms -> 250 ms" in first.summary
+    assert not any(c.service == "checkout" and c.mechanism == "latency_regression" and c.score > 0.2
+                   for c in report.candidates)
+    assert any(n.startswith("span kinds: 100% of spans declared none") for n in report.notes)
+    assert any(n.startswith("no span carries an error status") for n in report.notes)
+
+
+@pytest.mark.parametrize(("body", "level"), [
+    ("17:25:34.987 ERROR s.s.SecurityServiceImpl#119 TraceID: 0af7 SpanID: 00f0 [check][fail]", ERROR),
+    ("16:42:22.382 INFO  t.s.TravelServiceImpl#532 TraceID: 0af7 [getRouteByRouteId]", INFO),
+    ("2024-05-01 10:00:00,123 WARNING root: disk almost full", WARN),
+    ("E0412 10:01:02.123456       1 reflector.go:138] failed to list *v1.Pod", ERROR),
+    ('{"level":"warn","msg":"retrying"}', WARN),
+    ('time=2024-05-01T10:00:00Z level=error msg="dial tcp: connection refused"', ERROR),
+    ("[fatal] out of memory", FATAL),
+    ("Warning: deprecated option", WARN),
+    ("Traceback (most recent call last):\n  File \"app.py\", line 3, in <module>", ERROR),
+    ("\tat com.example.Foo.bar(Foo.java:42)", ERROR),
+    ("java.lang.IllegalStateException: No instances available for ts-basic-service", ERROR),
+    ("INFO retried after TimeoutException", INFO),  # a level word wins over an exception name
+    ("GET /api/error 200 12ms", 0),
+    ("forwarded to BasicErrorController", 0),
+    ("user 42 logged in", 0),
+    ("", 0),
+])
+def test_severity_from_text(body: str, level: int) -> None:
+    assert infer_severity(body) == level
+
+
+def test_new_error_template_without_severity_names_its_writer() -> None:
+    _dataset("logs-nolevel", gap_after_ms=2.0)
+    spans = []
+    for i in range(40):
+        spans += checkout_trace(i + 1, 1_000 + i * 1_000, gap_ms=2.0)
+        spans += checkout_trace(1_000 + i, 61_000 + i * 1_000, gap_ms=2.0)
+    logs = [{"time_ns": T0 + (1_000 + i * 1_000) * MS, "service_name": "checkout",
+             "body": f"10:00:{i % 60:02d}.000 INFO  c.PlaceOrder#12 order {i} placed"} for i in range(120)]
+    logs += [{"time_ns": T0 + (61_500 + i * 2_000) * MS, "service_name": "payment", "trace_id": _tid(1_000 + i),
+              "body": f"10:01:{i % 60:02d}.500 ERROR p.ChargeServiceImpl#88 [charge][card {4000 + i} declined: "
+                      "gateway returned null]"} for i in range(20)]
+    make_dataset("logs-nolevel", spans, logs)
+    with open_dataset("logs-nolevel") as ds:
+        report = ds.correlate(WIN, BASE)
+    first = report.candidates[0]
+    assert (first.service, first.mechanism, first.analysis) == ("payment", "error_propagation", "log_templates")
+    assert "logs a new ERROR" in first.summary and "level read from the text" in first.summary
+    assert any(n.startswith("log severity: 100% of log records carry none") for n in report.notes)
+
+
+def test_error_log_naming_a_known_service_blames_that_service() -> None:
+    spans = []
+    for i in range(40):
+        spans += checkout_trace(i + 1, 1_000 + i * 1_000, gap_ms=2.0)
+        spans += checkout_trace(1_000 + i, 61_000 + i * 1_000, gap_ms=2.0)
+    logs = [{"time_ns": T0 + (61_000 + i * 2_000) * MS, "service_name": "checkout",
+             "body": "Request processing failed; nested exception is java.lang.IllegalStateException: "
+                     "No instances available for payment"} for i in range(15)]
+    make_dataset("logs-named", spans, logs)
+    with open_dataset("logs-named") as ds:
+        report = ds.correlate(WIN, BASE)
+    first = report.candidates[0]
+    assert first.service == "payment" and "checkout logs ERROR naming payment" in first.summary
+    assert first.evidence.details["writer"] == "checkout"
+
+
+def test_calls_that_stop_are_a_structure_change_without_statuses() -> None:
+    spans = []
+    for i in range(30):
+        spans += checkout_trace(i + 1, 1_000 + i * 1_000, gap_ms=2.0)
+        t = checkout_trace(1_000 + i, 61_000 + i * 1_000, gap_ms=2.0)
+        if i % 5:  # four calls in five now return before the audit step
+            t = t[:-1]
+        spans += t
+    make_dataset("stops", spans)
+    with open_dataset("stops") as ds:
+        report = ds.correlate(WIN, BASE)
+    change = next(c for c in report.candidates if c.mechanism == "code_path_change")
+    assert (change.service, change.operation) == ("checkout", "PlaceOrder")
+    assert "checkout audit 100.0% -> 20.0%" in change.summary
+    assert report.candidates[0].service == "checkout"
+
+
+def test_a_routing_mix_that_shifts_a_little_is_not_a_structure_change() -> None:
+    spans = []
+    for i in range(60):
+        for period, base_ms in ((0, 1_000), (1, 61_000)):
+            t = checkout_trace(i + 1 + 1_000 * period, base_ms + i * 900, gap_ms=2.0)
+            # 80% of calls log an audit before, 65% after: a workload mix, not code that stops
+            if (i % 20) >= (16 if period == 0 else 13):
+                t = t[:-1]
+            spans += t
+    make_dataset("mix", spans)
+    with open_dataset("mix") as ds:
+        report = ds.correlate(WIN, BASE)
+    assert not [c for c in report.candidates if c.mechanism == "code_path_change"]
+
+
+@pytest.mark.parametrize(("score", "rival", "level"), [
+    (0.9, 0.1, "high"), (0.9, 0.95, "low"), (0.45, 0.2, "medium"), (0.45, 0.4, "low"), (0.2, 0.0, "low"),
+])
+def test_confidence_levels(score: float, rival: float, level: str) -> None:
+    assert confidence_level(score, rival) == level
+
+
+# --- the scenario library stripped to the bone --------------------------------------------------
+
+SCENARIOS = Path(__file__).resolve().parent.parent / "fixtures" / "scenarios"
+STRIPPED_MIN_RIGHT = 5  # of the 8 incident scenarios, the issue's bar
+
+
+def _stripped_rows(folder: Path) -> list[dict]:
+    """The scenario's spans with only ids, names, times and service: no kinds, statuses,
+    attributes, events, hosts or versions; and no logs."""
+    out = []
+    for line in (folder / "traces.jsonl").read_text(encoding="utf-8").splitlines():
+        for rs in json.loads(line).get("resourceSpans", []):
+            svc = next(a["value"]["stringValue"] for a in rs["resource"]["attributes"] if a["key"] == "service.name")
+            for ss in rs.get("scopeSpans", []):
+                for s in ss.get("spans", []):
+                    out.append({"trace_id": s["traceId"], "span_id": s["spanId"],
+                                "parent_span_id": s.get("parentSpanId") or None, "service_name": svc,
+                                "name": s["name"], "kind": "UNSPECIFIED", "status_code": "UNSET",
+                                "start_ns": int(s["startTimeUnixNano"]), "end_ns": int(s["endTimeUnixNano"])})
+    return out
+
+
+def test_stripped_scenarios_still_name_the_cause() -> None:
+    ranks = {}
+    for folder in sorted(p for p in SCENARIOS.iterdir() if (p / "truth.json").exists()):
+        truth = json.loads((folder / "truth.json").read_text(encoding="utf-8"))
+        if truth["root_cause"] is None:
+            continue
+        make_dataset(f"stripped-{folder.name}", _stripped_rows(folder))
+        w = truth["window"]
+        with open_dataset(f"stripped-{folder.name}") as ds:
+            report = ds.correlate(Window(w["incident_start_ns"], w["incident_end_ns"]),
+                                  Window(w["baseline_start_ns"], w["baseline_end_ns"]))
+        services = list(dict.fromkeys(c.service for c in report.candidates))
+        ranks[folder.name] = services.index(truth["root_cause"]["service"]) + 1 \
+            if truth["root_cause"]["service"] in services else None
+    assert len(ranks) == 8
+    right = [n for n, r in ranks.items() if r == 1]
+    assert len(right) >= STRIPPED_MIN_RIGHT, ranks
