@@ -6,7 +6,7 @@ whose gaps grew, surely (a median-shift test) and clearly (at least GROWN of the
 lost time on the wire. The service that the grown edges have in common is where the network is
 bad: a slow path INTO a service grows every edge that calls it; a delayed pod grows its edges
 both ways. Each service's share of the grown edges' added time (edges it is the callee of, and
-half of those it is the caller of) decides: above MIN_SHARE makes a `network_delay` candidate,
+half of those it is the caller of, all of them when every call it makes grew) decides: above MIN_SHARE makes a `network_delay` candidate,
 scaled by that share.
 
 Edges whose window gap is OUTLIER_RATIO times the typical gap of every call in the system are
@@ -43,6 +43,7 @@ GROWN = 0.3
 MIN_SHARE = 0.5
 OUTLIER_RATIO = 20.0  # a median gap this many times the system's typical gap is far off, baseline or not
 OUTLIER_FACTOR = 0.7
+FAN_OUT = 3  # a caller whose calls to at least this many services all grew is their common end
 CALL = "kind = 'CLIENT' AND remote_ns IS NOT NULL"
 GAP = "dur_ns - remote_ns"
 
@@ -83,7 +84,8 @@ def find_network_delays(ctx: AnalysisContext) -> AnalysisResult:
         e["delta"] = max(e["tot_a"] / totals.n_after - e["tot_b"] / totals.n_before, 0.0)
         if e["ratio"] >= GROWN and e["sure"] > 0:
             grown.append(e)
-    for svc, mine, share in _shared_endpoints(grown):
+    compared = [e for e in edges if e["n_b"] >= MIN_CALLS and e["n_a"] >= MIN_CALLS]
+    for svc, mine, share in _shared_endpoints(grown, compared):
         n = sum(e["n_a"] for e in mine)
         ratio = sum(e["ratio"] * e["n_a"] for e in mine) / n
         sure = sum(e["sure"] * e["n_a"] for e in mine) / n
@@ -94,22 +96,39 @@ def find_network_delays(ctx: AnalysisContext) -> AnalysisResult:
     return out
 
 
-def _shared_endpoints(edges: list[dict]) -> list[tuple[str, list[dict], float]]:
+def _shared_endpoints(edges: list[dict], every: list[dict]) -> list[tuple[str, list[dict], float]]:
     """The services that edges with added time (`delta`) have in common: (service, its edges,
     its share of the added time) for each whose share passes MIN_SHARE.
 
     A slow path is more often in front of the callee: as caller a service counts half, so one
-    grown edge names its callee, and a pod delayed both ways still names itself."""
+    grown edge names its callee, and a pod delayed both ways still names itself. A caller
+    whose every outgoing edge (of `every` edge with enough calls; at least FAN_OUT of them)
+    grew takes the whole of them and its callees half: its client side is the one thing those
+    calls share (a starved CPU, a slow egress)."""
     added = sum(e["delta"] for e in edges)
     if not edges or added <= 0:
         return []
+    grown = {(e["caller"], e["callee"]) for e in edges}
+    fan_out: dict[str, list[bool]] = {}
+    for e in every:
+        fan_out.setdefault(e["caller"], []).append((e["caller"], e["callee"]) in grown)
+    whole = {svc for svc, hits in fan_out.items() if len(hits) >= FAN_OUT and all(hits)}
     out = []
     for svc in sorted({e["caller"] for e in edges} | {e["callee"] for e in edges}):
         mine = [e for e in edges if svc in (e["caller"], e["callee"])]
-        share = sum(e["delta"] * (1.0 if e["callee"] == svc else 0.5) for e in mine) / added
+        share = sum(e["delta"] * _weight(e, svc, whole) for e in mine) / added
         if share > MIN_SHARE:
             out.append((svc, mine, share))
     return out
+
+
+def _weight(e: dict, svc: str, whole: set[str]) -> float:
+    """How much of an edge's added time goes to `svc`, one of its ends: the callee's by default,
+    half to the caller; the other way round when the caller's every call grew."""
+    callee_side = e["callee"] == svc
+    if e["caller"] in whole:
+        return 0.5 if callee_side else 1.0
+    return 1.0 if callee_side else 0.5
 
 
 def _outliers(ctx: AnalysisContext, edges: list[dict], totals: TraceTotals) -> list[Candidate]:
@@ -127,11 +146,13 @@ def _outliers(ctx: AnalysisContext, edges: list[dict], totals: TraceTotals) -> l
     for e in edges:
         if e["n_a"] < MIN_CALLS or e["p50_a"] is None or e["p50_a"] < OUTLIER_RATIO * typical:
             continue
+        if ctx.has_baseline and e["n_b"] >= MIN_CALLS and (e["p50_b"] or 0) < OUTLIER_RATIO * typical:
+            continue  # a baseline that can be compared, and was normal: the comparison speaks for it
         e = {**e, "ratio": ratio_score(typical, e["p50_a"], FLOOR_NS), "typical_ns": typical,
              "delta": max(e["tot_a"] - typical * e["n_a"], 0.0) / totals.n_after}
         far.append(e)
     out = []
-    for svc, mine, share in _shared_endpoints(far):
+    for svc, mine, share in _shared_endpoints(far, [e for e in edges if e["n_a"] >= MIN_CALLS]):
         impact = clamp01(sum(e["delta"] for e in mine) / (0.25 * ref_ns))
         n = sum(e["n_a"] for e in mine)
         ratio = sum(e["ratio"] * e["n_a"] for e in mine) / n
