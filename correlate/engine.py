@@ -5,7 +5,8 @@
       -> materialise the working tables once (spans of both periods, with parent and children
          figures; one row a trace), sampling whole traces when there are too many spans
       -> run every standard analysis (correlate/analyses/__init__.py, in order)
-      -> rank (correlate/ranking.py), keep the --service filter, drop the working tables
+      -> rank (correlate/ranking.py), name the replica that carries a top candidate's change
+         (correlate/analyses/replicas.py), keep the --service filter, drop the working tables
 
 An analysis that fails does not sink the report: its failure becomes a note.
 """
@@ -19,6 +20,7 @@ from typing import Any, Protocol
 
 from correlate.analyses import STANDARD_ANALYSES
 from correlate.analyses.common import SPANS_TABLE, TRACES_TABLE, AnalysisContext, traces_sql, working_sql
+from correlate.analyses.replicas import name_replicas
 from correlate.errors import CorrelateError, map_duckdb_error
 from correlate.ranking import rank
 from correlate.types import Candidate, CorrelationReport, Finding, Window
@@ -100,6 +102,11 @@ def run_correlation(
                 candidates.extend(result.candidates)
                 findings.extend(result.findings)
         ranked, findings = rank(candidates, findings, has_baseline=base is not None)
+        if ctx:
+            try:
+                ranked = name_replicas(ctx, ranked)
+            except Exception as exc:  # naming a replica is a refinement: never sinks the report
+                notes.append(f"replicas could not be compared: {str(exc).splitlines()[0][:200]}")
         notes.extend(f.summary for f in findings if f.kind == "onset")
     finally:
         drop_working(con)

@@ -260,3 +260,22 @@ def test_stripped_scenarios_still_name_the_cause() -> None:
     assert len(ranks) == 8
     right = [n for n, r in ranks.items() if r == 1]
     assert len(right) >= STRIPPED_MIN_RIGHT, ranks
+
+
+def test_one_replica_that_carries_a_network_delay_is_named() -> None:
+    spans = []
+    for i in range(60):
+        for period, base_ms in ((0, 1_000), (1, 61_000)):
+            # payment runs on two pods; in the window calls into pod-b take 200 ms longer on the wire
+            slow = period == 1 and i % 2 == 1
+            t = checkout_trace(i + 1 + 1_000 * period, base_ms + i * 900, gap_ms=200.0 if slow else 2.0)
+            for s in t:
+                s["host"] = ("payment-b" if i % 2 else "payment-a") if s["service_name"] == "payment" else "node-1"
+            spans += t
+    make_dataset("replica", spans)
+    with open_dataset("replica") as ds:
+        report = ds.correlate(WIN, BASE)
+    first = report.candidates[0]
+    assert (first.service, first.mechanism) == ("payment", "network_delay")
+    assert first.evidence.details["replica"]["host"] == "payment-b"
+    assert "on host payment-b only" in first.summary and "on its 1 other host" in first.summary
