@@ -5,7 +5,9 @@ For every operation, the share of its calls that have at least one child of each
 means code that returns early or throws before it; a child that no call had and now many have
 means a new code path (often a deploy). When the operations of a caller and of a service it
 calls both change, the deepest one is where the change is: the caller only reacts to what it
-got back (scaled by UPSTREAM_FACTOR). Children missing after another child failed are error
+got back (scaled by UPSTREAM_FACTOR), unless the caller's change comes first in time (the
+skipped or new step starts before the call towards the changed callee: no reaction to an
+answer not yet given). Children missing after another child failed are error
 handling, not a new code path (scaled by AFTER_FAILURE_FACTOR times that share).
 
 A client span (declared, or inferred: its children all run elsewhere) is not a parent here: its
@@ -83,12 +85,38 @@ def find_structure_changes(ctx: AnalysisContext) -> AnalysisResult:
     reach = _callees(ctx)
     for s, (svc, op), cs in ranked[:MAX_CANDIDATES]:
         deeper = (reach.get(svc, set()) & changed_services) - {svc}
+        top = max(cs, key=lambda c: c["score"])
+        if deeper and _precedes(ctx, svc, op, top, deeper, reach) >= 0.5:
+            deeper = set()  # the change comes before any call into them: it cannot be their answer's effect
         if deeper:
             s *= UPSTREAM_FACTOR
         after_failure = _after_failure(ctx, svc, op, max(cs, key=lambda c: c["score"]))
         s *= 1.0 - AFTER_FAILURE_FACTOR * after_failure
         out.candidates.append(_candidate(ctx, svc, op, cs, clamp01(s), sorted(deeper), after_failure))
     return out
+
+
+def _precedes(ctx: AnalysisContext, svc: str, op: str, change: dict, deeper: set[str],
+              reach: dict[str, set[str]]) -> float:
+    """Of the calls of (svc, op) that make both the changed child call and a call towards a
+    deeper changed service, the share where the changed child starts first: in the baseline for
+    a child that went missing, in the window for a new one. A step skipped before the callee was
+    even asked is no reaction to what the callee answered (cause precedes effect)."""
+    targets = sorted(t for t, r in reach.items() if t in deeper or r & deeper) + sorted(deeper)
+    got = ctx.con.execute(
+        f"""WITH p AS (SELECT tk, sk FROM {ctx.s} WHERE service = ? AND op = ? AND after = ?),
+            c AS (SELECT c.tk, c.pk, c.service, c.op, c.start_ns, coalesce(c.remote_service, c.service) AS target
+                  FROM {ctx.s} c JOIN p ON c.tk = p.tk AND c.pk = p.sk),
+            per AS (SELECT tk, pk, min(start_ns) FILTER (WHERE service = ? AND op = ?) AS changed_ns,
+                           min(start_ns) FILTER (WHERE target IN (SELECT unnest(?::VARCHAR[]))
+                                                 AND NOT (service = ? AND op = ?)) AS deeper_ns
+                    FROM c GROUP BY tk, pk)
+            SELECT avg((changed_ns < deeper_ns)::INT) FROM per
+            WHERE changed_ns IS NOT NULL AND deeper_ns IS NOT NULL""",
+        [svc, op, change["change"] == "new", change["c_service"], change["c_op"], targets,
+         change["c_service"], change["c_op"]],
+    ).fetchone()[0]
+    return float(got or 0.0)
 
 
 def _after_failure(ctx: AnalysisContext, svc: str, op: str, change: dict) -> float:
