@@ -78,8 +78,8 @@ def rank(
 def confidence_level(score: float, rival_score: float) -> str:
     """How far to trust a candidate as the cause: high when its change is strong (HIGH_SCORE);
     medium when it is clear (MEDIUM_SCORE) and no other service comes within RIVAL_RATIO of it;
-    else low. On nezha-dev (37 real faults) the first candidate was right 13 of 15 times at high,
-    7 of 9 at medium and 4 of 12 at low (docs/benchmarks.md)."""
+    else low. The thresholds were set on real recorded faults (nezha-dev); how often the first
+    candidate is right at each level is measured by bench/realfaults.py (docs/diagnosis.md)."""
     if score >= HIGH_SCORE and rival_score < score:
         return "high"
     if score >= MEDIUM_SCORE and rival_score < RIVAL_RATIO * score:

@@ -28,7 +28,8 @@ __all__ = ["TOOLS", "correlate", "resolve_window", "CorrelateOut"]
 
 _WINDOW = "start_ns, end_ns (exclusive), start, end (ISO)"
 _CANDIDATE = (
-    "best first, always complete: service, operation, mechanism, score 0..1, summary, analysis, "
+    "best first, always complete: service, operation, mechanism, score 0..1, confidence "
+    "(high/medium/low: how far to trust it as THE cause), summary, analysis, "
     "evidence {before, after (figures), trace_ids (get_trace), span_ids, sql (query_spans), details}"
 )
 
