@@ -129,7 +129,8 @@ class DatasetSession:
     # queries ---------------------------------------------------------------------------
 
     def sql(self, query: str, *, limit: int = 1000, timeout_s: float = 30.0) -> SqlResult:
-        """Run one read-only SELECT; at most `limit` rows, interrupted after `timeout_s`."""
+        """Run one read-only SELECT; at most `limit` rows, interrupted after `timeout_s`.
+        `limit=0` asks for the columns only: no row is fetched and nothing counts as truncated."""
         if limit < 0:
             raise SqlError(f"row limit must be >= 0, got {limit}")
         with self._sql_lock:  # one user query at a time on the dedicated connection
@@ -154,7 +155,7 @@ class DatasetSession:
             # execute() streams: fetchmany stops the work after limit + 1 rows
             cursor = user.execute(statement)
             columns = tuple(d[0] for d in (cursor.description or ()))
-            rows = cursor.fetchmany(limit + 1)
+            rows = cursor.fetchmany(limit + 1) if limit else []
             user.abort()  # drop the rest of a capped result: the connection is free again
         except CorrelateError as exc:
             raise _timeout_or(exc, fired, timeout_s) from None

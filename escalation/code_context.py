@@ -39,6 +39,7 @@ REFUSAL_REASONS = {
     "binary": "binary file",
     "huge": "larger than DCR_CODE_MAX_BYTES",
     "missing": "no such file under the code roots",
+    "absent": "no such file",
 }
 
 _SECRET_NAMES = (
@@ -137,7 +138,10 @@ class CodeContext:
         if self._secret_name(Path(path)):
             return Refusal(path, REFUSAL_REASONS["secret"])
         outside = False
-        for cand in self._candidates(path, from_telemetry):
+        candidates = self._candidates(path, from_telemetry)
+        if not from_telemetry and Path(path).expanduser().is_absolute() and not os.path.lexists(candidates[0]):
+            return Refusal(path, REFUSAL_REASONS["absent"])  # "outside the roots" would send them looking
+        for cand in candidates:
             if ".git" in cand.parts:
                 return Refusal(path, REFUSAL_REASONS["git"])
             real = Path(os.path.realpath(cand))

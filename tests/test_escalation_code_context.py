@@ -60,6 +60,7 @@ CORPUS = [
     ("blob.py", "binary"),
     ("huge.py", "huge"),
     ("src/nope.py", "missing"),
+    ("/no/such/dir/app.py", "absent"),  # said so, not "outside the roots"
 ]
 
 

@@ -61,3 +61,11 @@ def test_timeout_exit_1(data, capsys):
 def test_bad_limit_exit_2(data, capsys):
     assert main(["sql", "d", "SELECT 1", "--limit", "-1"]) == 2
     assert "--limit must be >= 0" in capsys.readouterr().err
+
+
+def test_limit_zero_gives_the_columns_and_claims_no_truncation(data, capsys):
+    assert main(["sql", "d", "SELECT name, service_name FROM spans", "--limit", "0", "--json"]) == 0
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert (doc["columns"], doc["rows"], doc["truncated"], doc["row_cap"]) == (["name", "service_name"], [], False, 0)
+    assert err.startswith("columns only (--limit 0: no rows fetched)") and "truncated" not in err

@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("query", metavar="SQL", help='one SELECT, e.g. "SELECT service_name, count(*) FROM spans GROUP BY 1"')
     p.add_argument("--format", choices=["table", "json", "csv"], default=None, help="output (default: table)")
     p.add_argument("--json", action="store_true", help="same as --format json")
-    p.add_argument("--limit", type=int, default=1000, metavar="N", help="row cap (default 1000)")
+    p.add_argument("--limit", type=int, default=1000, metavar="N", help="row cap (default 1000; 0: the columns only)")
     p.add_argument("--timeout", type=float, default=30.0, metavar="S", help="time limit in seconds (default 30)")
 
 
@@ -63,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
     with mapped_errors(), correlate.open_dataset(args.name) as ds:
         result = ds.sql(args.query, limit=args.limit, timeout_s=args.timeout)
     note = f"{len(result.rows)} rows in {result.seconds:.3f} s"
-    if result.truncated:
+    if args.limit == 0:
+        note = f"columns only (--limit 0: no rows fetched) in {result.seconds:.3f} s"
+    elif result.truncated:
         note += f"; truncated at the row cap of {result.row_cap} (more rows exist: raise --limit or add LIMIT)"
     if fmt == "json":
         emit_json({
