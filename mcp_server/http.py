@@ -1,7 +1,8 @@
 """Streamable HTTP for `dcr serve --transport http`.
 
     127.0.0.1 (default), localhost, ::1   no token needed (DCR_HTTP_TOKEN, when set, is still required)
-    any other address                     DCR_HTTP_TOKEN required, sent as `Authorization: Bearer …`
+    any other address                     DCR_HTTP_TOKEN required, sent as `Authorization: Bearer …`;
+                                          ingest_traces reads only under DCR_INGEST_ROOTS
 
 Every request's `Origin`, when present, must be a loopback origin (http(s)://localhost,
 127.0.0.1 or [::1], any port): a web page elsewhere cannot drive the server through the
@@ -79,6 +80,9 @@ def guard(app: Any, token: str | None) -> Any:
 def build_app(server: Any, host: str, token: str | None) -> Any:
     from mcp.server.transport_security import TransportSecuritySettings
 
+    from mcp_server.exposure import set_exposed
+
+    set_exposed(not is_loopback(host))  # tools that read files confine themselves (mcp_server/exposure.py)
     security = None if is_loopback(host) else TransportSecuritySettings(enable_dns_rebinding_protection=False)
     starlette_app = server.streamable_http_app(
         streamable_http_path=MCP_PATH, host=host, transport_security=security

@@ -123,3 +123,34 @@ def test_unknown_resource_lists_datasets(mode):
         return str(err.value)
 
     assert "no dataset named 'ghost'" in run_client(mode, body)
+
+
+def test_ingest_traces_beyond_loopback_reads_only_under_the_ingest_roots(mode, tmp_path, monkeypatch):
+    import os
+    import shutil
+
+    from mcp_server import exposure, http
+    from mcp_server.server import build_server
+
+    inside = tmp_path / "dumps"
+    shutil.copytree(OTLP_EXAMPLES, inside / "examples")
+    outside = tmp_path / "elsewhere"
+    shutil.copytree(OTLP_EXAMPLES, outside)
+    os.symlink(outside, inside / "link_out")
+    http.build_app(build_server(), "0.0.0.0", "a-token")  # what `dcr serve --host 0.0.0.0` does
+    try:
+        assert exposure.is_exposed()
+        monkeypatch.delenv("DCR_INGEST_ROOTS", raising=False)
+        text = error_text(call(mode, "ingest_traces", {"paths": [str(inside / "examples")], "dataset": "x"}))
+        assert "reads only under DCR_INGEST_ROOTS" in text
+        monkeypatch.setenv("DCR_INGEST_ROOTS", str(inside))
+        for refused in (str(outside), "/etc/passwd", str(inside / "link_out"), str(inside / "*" / "*.json")):
+            text = error_text(call(mode, "ingest_traces", {"paths": [refused], "dataset": "x"}))
+            assert "outside the ingest roots (DCR_INGEST_ROOTS)" in text, (refused, text)
+        out = ok(call(mode, "ingest_traces", {"paths": [str(inside / "examples")], "dataset": "x"}))
+        assert out["spans"] > 0
+    finally:
+        exposure.set_exposed(False)
+    # on loopback (and stdio) the user's own agent reads any path, as before
+    http.build_app(build_server(), "127.0.0.1", None)
+    assert ok(call(mode, "ingest_traces", {"paths": [str(outside)], "dataset": "y"}))["spans"] > 0

@@ -9,6 +9,7 @@ from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
+from mcp_server.exposure import check_ingest_paths
 from mcp_server.tools import spec
 from mcp_server.tools.base import (
     CursorArg,
@@ -97,6 +98,9 @@ async def ingest_traces(
 
     if any(p.strip() == "-" for p in paths):
         raise ToolError("'-' (stdin) carries the MCP protocol here: give file, folder or glob paths")
+    refused = check_ingest_paths(paths)
+    if refused:
+        raise ToolError(refused)
     token = anyio.lowlevel.current_token()
     last = [0.0]
 
