@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import zstandard
 
@@ -189,9 +189,60 @@ def decompressed(stream: BinaryIO) -> tuple[BinaryIO, str | None]:
     if kind == "gzip":
         return gzip.GzipFile(fileobj=stream, mode="rb"), kind  # type: ignore[return-value]
     if kind == "zstd":
-        reader = zstandard.ZstdDecompressor().stream_reader(stream, read_across_frames=True)
-        return io.BufferedReader(reader, buffer_size=1 << 20), kind  # type: ignore[arg-type]
+        return io.BufferedReader(_ZstdFrames(stream), buffer_size=1 << 20), kind
     return stream, None
+
+
+class _ZstdFrames(io.RawIOBase):
+    """zstd frames one after another, decompressed; EOFError when the input ends inside a frame.
+
+    zstandard's stream_reader returns a clean end of stream for a file cut mid-frame, so a
+    truncated .zst lost its tail without a word; gzip raises in that case, and so does this."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        super().__init__()
+        self._raw = raw
+        self._dctx = zstandard.ZstdDecompressor()
+        self._obj = self._dctx.decompressobj()
+        self._in_frame = False  # bytes of the current frame were fed and it has not ended
+        self._out = b""
+        self._pos = 0  # what of _out was handed out (no copy of the rest on each read)
+        self._eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def _fill(self) -> None:
+        while not self._out and not self._eof:
+            chunk = self._raw.read(1 << 16)  # small bites: the output of one is held whole
+            if not chunk:
+                self._eof = True
+                if self._in_frame:
+                    raise EOFError("the zstd input ended inside a frame (truncated?)")
+                return
+            out = [self._obj.decompress(chunk)]
+            self._in_frame = True
+            while self._obj.eof:  # a frame ended: what follows starts the next one
+                rest = self._obj.unused_data
+                self._obj = self._dctx.decompressobj()
+                self._in_frame = bool(rest)
+                if not rest:
+                    break
+                out.append(self._obj.decompress(rest))
+            self._out = b"".join(out)
+
+    def readinto(self, b: Any) -> int:
+        if self._pos >= len(self._out):
+            self._out, self._pos = b"", 0
+            self._fill()
+        n = min(len(b), len(self._out) - self._pos)
+        b[:n] = memoryview(self._out)[self._pos:self._pos + n]
+        self._pos += n
+        return n
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
 
 
 _LOADED: dict[str, ModuleType | None] = {}

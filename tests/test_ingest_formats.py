@@ -102,3 +102,20 @@ def test_handoff_through_shared_memory_and_fallback(monkeypatch):
         assert not Path(parcel.spans).exists()  # unlinked once mapped
     monkeypatch.setattr(handoff, "_free_bytes", lambda: 0)  # a full /dev/shm: pickled instead
     assert handoff.pack(chunk).spans is batch
+
+
+def _zstd_frames(*parts: bytes) -> bytes:
+    c = zstandard.ZstdCompressor()
+    return b"".join(c.compress(p) for p in parts)
+
+
+def test_zstd_reads_every_frame_and_a_cut_one_raises():
+    data = b"".join(b"line %d\n" % i for i in range(20_000))
+    stream, kind = decompressed(io.BytesIO(_zstd_frames(data[:70_000], data[70_000:])))
+    assert kind == "zstd" and stream.read() == data  # frames one after another
+    cut = _zstd_frames(data)[:-40]
+    stream, _ = decompressed(io.BytesIO(cut))
+    with pytest.raises(EOFError, match="ended inside a frame"):
+        stream.read()  # a cut .zst used to end cleanly, losing its tail without a word
+    stream, _ = decompressed(io.BytesIO(_zstd_frames(b"")))
+    assert stream.read() == b""  # an empty frame is a whole one

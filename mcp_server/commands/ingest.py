@@ -34,6 +34,15 @@ def _progress_bar():  # a rich bar on stderr, only for a terminal
     return bar, update
 
 
+def human_bytes(n: int) -> str:
+    """'512 B', '38.1 KB', '4.5 MB', '1.20 GB': a small input is not '0.0 MB'."""
+    for unit, size in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if n >= size:
+            value = n / size
+            return f"{value:.2f} {unit}" if unit == "GB" else f"{value:.1f} {unit}"
+    return f"{n} B"
+
+
 def run(args: argparse.Namespace) -> int:
     import ingest
 
@@ -50,9 +59,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(result.to_dict())
     else:
-        mb = result.bytes / 1e6
+        compressed = sorted({s.compression for s in result.sources if s.compression})
+        read = human_bytes(result.bytes) + (f" ({', '.join(compressed)})" if compressed else "")
         print(f"dataset {result.dataset}: +{result.spans} spans, +{result.logs} logs, {result.rejected} rejected, "
-              f"{result.duplicates} duplicate spans skipped, {mb:.1f} MB in {result.seconds:.2f} s")
+              f"{result.duplicates} duplicate spans skipped, {read} in {result.seconds:.2f} s")
         for s in result.sources:
             if s.skipped:
                 info(f"  {s.path}: skipped ({s.skipped})")
