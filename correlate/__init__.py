@@ -10,6 +10,7 @@
 from correlate.errors import (
     CorrelateError,
     DatasetNotFound,
+    DatasetUnusable,
     QueryTimeout,
     SqlError,
     TraceNotFound,
@@ -32,6 +33,7 @@ __all__ = [
     "DatasetSession",
     "CorrelateError",
     "DatasetNotFound",
+    "DatasetUnusable",
     "SqlError",
     "QueryTimeout",
     "TraceNotFound",

@@ -2,6 +2,7 @@
 
     CorrelateError            base; one line that names the fix
      ├── DatasetNotFound      no dataset of that name (lists the known ones)
+     ├── DatasetUnusable      a dataset this code cannot open (a later layout, a bad name)
      ├── SqlError             a query that DuckDB or the guard refused ("... at position N")
      │    └── QueryTimeout    a query that ran past its time limit
      └── TraceNotFound        no span of that trace id in the dataset
@@ -18,6 +19,7 @@ import re
 __all__ = [
     "CorrelateError",
     "DatasetNotFound",
+    "DatasetUnusable",
     "SqlError",
     "QueryTimeout",
     "TraceNotFound",
@@ -27,6 +29,10 @@ __all__ = [
 
 class CorrelateError(Exception):
     """Base of correlate's errors; the message is one line."""
+
+
+class DatasetUnusable(CorrelateError):
+    """A dataset that cannot be opened as it is: the message says what to do."""
 
 
 class DatasetNotFound(CorrelateError):

@@ -33,6 +33,7 @@ from correlate import views
 from correlate.errors import (
     CorrelateError,
     DatasetNotFound,
+    DatasetUnusable,
     QueryTimeout,
     SqlError,
     map_duckdb_error,
@@ -51,7 +52,7 @@ DEFAULT_THREADS = 2
 
 def open_dataset(name: str, *, memory_limit: str | None = None, threads: int | None = None) -> DatasetSession:
     """Open dataset `name` read-only; DatasetNotFound lists the known names."""
-    from ingest.errors import BadDatasetName
+    from ingest.errors import BadDatasetName, IngestError
     from ingest.errors import DatasetNotFound as IngestDatasetNotFound
 
     try:
@@ -60,6 +61,8 @@ def open_dataset(name: str, *, memory_limit: str | None = None, threads: int | N
         raise DatasetNotFound(exc.name, exc.known) from None
     except BadDatasetName as exc:
         raise CorrelateError(str(exc)) from None
+    except IngestError as exc:  # a later layout; a dataset locked while an old one was upgraded
+        raise DatasetUnusable(str(exc)) from None
     except (OSError, ValueError) as exc:
         raise CorrelateError(
             f"cannot read the manifest of dataset {name!r}: {exc}; re-ingest it or remove it with "

@@ -21,6 +21,9 @@ manifest.json (schema_version 1):
       "ingests": [{"started_at", "seconds", "bytes", "spans", "logs", "rejected"}, …]
     }
 
+A dataset of an older layout (a manifest without `schema_version` is version 0) is upgraded in
+place when it is opened, and a later one is refused: ingest/migrations.py holds the steps.
+
 A dataset is replaced atomically by writing new files and then renaming a new
 manifest.json over the old one: a reader that lists files from the manifest sees the old
 state or the new one, never half of one. Files no manifest lists are garbage.
@@ -114,10 +117,17 @@ class DatasetHandle:
 
 
 def open_handle(name: str) -> DatasetHandle:
-    """The dataset's current manifest; DatasetNotFound lists the known names."""
+    """The dataset's current manifest; DatasetNotFound lists the known names. A dataset of an
+    older layout is upgraded in place first (ingest/migrations.py); a newer one is refused."""
     path = dataset_path(name)
     try:
         manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DatasetNotFound(name, list_datasets()) from None
+    version = manifest.get("schema_version", 0)
+    if version != MANIFEST_VERSION:
+        from ingest.migrations import upgrade_in_place, upgraded
+
+        upgraded(path, name, manifest)  # refuses a newer layout before taking any lock
+        manifest = upgrade_in_place(path, name)
     return DatasetHandle(name=name, path=path, manifest=manifest)

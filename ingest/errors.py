@@ -4,7 +4,8 @@
      ├── NoInput            nothing usable: missing path, empty input, unknown format (exit 2)
      ├── DatasetNotFound    no dataset of that name (exit 2)
      ├── DatasetLocked      another ingest holds the dataset (exit 2)
-     └── BadDatasetName     a name that is not a safe folder name (exit 2)
+     ├── BadDatasetName     a name that is not a safe folder name (exit 2)
+     └── DatasetTooNew      written by a later dcr's layout (exit 2; ingest/migrations.py)
 
 Messages are one line and name the fix. A bad *record* is never an error: it is a reject.
 """

@@ -528,9 +528,12 @@ class DatasetWriter:
 
     def _load_manifest(self) -> dict[str, Any]:
         try:
-            return json.loads((self.path / "manifest.json").read_text(encoding="utf-8"))
+            manifest = json.loads((self.path / "manifest.json").read_text(encoding="utf-8"))
         except FileNotFoundError:
             return _fresh_manifest(self.name)
+        from ingest.migrations import upgraded
+
+        return upgraded(self.path, self.name, manifest)  # an older layout is committed upgraded
 
     def _listed(self) -> set[str]:
         m = self.manifest

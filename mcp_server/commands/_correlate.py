@@ -13,14 +13,15 @@ __all__ = ["mapped_errors", "format_ms"]
 
 @contextmanager
 def mapped_errors() -> Iterator[None]:
-    """DatasetNotFound / SqlError / TraceNotFound -> exit 2; QueryTimeout and the rest -> exit 1."""
+    """DatasetNotFound / DatasetUnusable / SqlError / TraceNotFound -> exit 2; QueryTimeout and the rest -> exit 1."""
     import correlate
 
     try:
         yield
     except correlate.QueryTimeout as exc:
         raise WorkError(str(exc)) from None
-    except (correlate.DatasetNotFound, correlate.SqlError, correlate.TraceNotFound) as exc:
+    except (correlate.DatasetNotFound, correlate.DatasetUnusable, correlate.SqlError,
+            correlate.TraceNotFound) as exc:
         raise UsageError(str(exc)) from None
     except correlate.CorrelateError as exc:
         raise WorkError(str(exc)) from None
