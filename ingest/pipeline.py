@@ -73,7 +73,8 @@ class SourceResult:
     logs: int
     rejected: int
     duplicates: int
-    skipped: str | None  # why nothing was read ("already ingested", "unknown format", "empty")
+    skipped: str | None  # why nothing was read ("already ingested", "unknown format", "empty", "unreadable: …")
+    problem: str | None = None  # why reading stopped early (truncated compression, a reader's failure)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -353,11 +354,15 @@ class _Run:
 
     def ingest(self, inp: InputFile) -> None:
         fs_path = inp.fs_path if inp.fs_path is not None else _spool_stdin(self.writer.staging)
-        size = fs_path.stat().st_size
-        if size == 0:
-            self._skip(inp, 0, "empty")
+        try:
+            size = fs_path.stat().st_size
+            if size == 0:
+                self._skip(inp, 0, "empty")
+                return
+            quick = _quick_id(fs_path, size)
+        except OSError as exc:  # permissions, a file gone since the walk: this source only
+            self._skip(inp, 0, f"unreadable: {exc.strerror or type(exc).__name__}")
             return
-        quick = _quick_id(fs_path, size)
         hasher: _Hasher | str
         if quick in self._known_quick or quick in self._quick:
             hasher = _sha256(fs_path)
@@ -398,6 +403,7 @@ class _Run:
         parallel = big and self.workers > 1 and (
             (fmt.name == "otlp_json" and otlp_json.is_line_mode(opened.head))
             or (fmt.name == "otlp_proto" and opened.compression is None))
+        problem: str | None = None
         try:
             if parallel:
                 for chunk, nbytes in _parallel_chunks(self.pool(), self.workers, opened, source, fmt.name):
@@ -414,19 +420,20 @@ class _Run:
                 for chunk in chunks:
                     self.writer.add(chunk, stats)
         except CORRUPT_ERRORS as exc:
-            self.writer.add_rejects([Reject(inp.path, -1, f"{_CORRUPT}: {_one_line(exc)}", b"", "byte")], stats)
+            problem = f"{_CORRUPT}: {_one_line(exc)}"
+            self.writer.add_rejects([Reject(inp.path, -1, problem, b"", "byte")], stats)
         except Exception as exc:  # a reader's bug must not cost the user the rest of the ingest
             if isinstance(exc, DatasetLocked | NoInput):
                 raise
-            self.writer.add_rejects([Reject(inp.path, -1, f"{_READER_FAILED}: {type(exc).__name__}: "
-                                            f"{_one_line(exc)}", b"", "byte")], stats)
+            problem = f"{_READER_FAILED}: {type(exc).__name__}: {_one_line(exc)}"
+            self.writer.add_rejects([Reject(inp.path, -1, problem, b"", "byte")], stats)
         if opened.compression is not None or not parallel:
             self._tick(opened.size, inp.path)
         stats.sha256 = _digest(hasher)
         self.usable += 1
         self.bytes += opened.size
         self.results.append(SourceResult(inp.path, stats.source_id, fmt.name, opened.compression, opened.size,
-                                         stats.spans, stats.logs, stats.rejected, stats.duplicates, None))
+                                         stats.spans, stats.logs, stats.rejected, stats.duplicates, None, problem))
 
 
 _UNKNOWN = "unknown format: not OTLP JSON or protobuf, Jaeger JSON or Zipkin JSON"
@@ -480,8 +487,10 @@ def ingest_paths(paths: list[str], dataset: str = "default", progress: Progress 
         if not run.usable:
             reasons = sorted({r.skipped or "" for r in run.results})
             named = ", ".join("standard input (-)" if p == "-" else p for p in paths)
-            raise NoInput(f"nothing usable in {named} ({', '.join(reasons)}): "
-                          "give OTLP JSON/protobuf, Jaeger or Zipkin files")
+            fix = ("check the files' permissions (the user running dcr must be able to read them)"
+                   if all(r.startswith("unreadable:") for r in reasons)
+                   else "give OTLP JSON/protobuf, Jaeger or Zipkin files")
+            raise NoInput(f"nothing usable in {named} ({', '.join(reasons)}): {fix}")
         writer.commit(run.bytes)
         rejected = sum(r.rejected for r in run.results) + writer.orphan_rejects
         rejects_path = str(writer.path / writer.rejects_rel) if rejected else None

@@ -64,8 +64,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"dataset {result.dataset}: +{result.spans} spans, +{result.logs} logs, {result.rejected} rejected, "
               f"{result.duplicates} duplicate spans skipped, {read} in {result.seconds:.2f} s")
         for s in result.sources:
-            if s.skipped:
+            if s.skipped and not s.skipped.startswith("unreadable"):
                 info(f"  {s.path}: skipped ({s.skipped})")
+    for s in result.sources:  # on stderr with --json too: a source that could not be read whole
+        if s.skipped and s.skipped.startswith("unreadable"):
+            warn(f"{s.path}: {s.skipped}; skipped, the other inputs were ingested")
+        if s.problem:
+            warn(f"{s.path}: {s.problem}")
     if result.rejected:
         warn(f"{result.rejected} record{'' if result.rejected == 1 else 's'} rejected; see {result.rejects_path}")
     return 0

@@ -1,0 +1,67 @@
+"""Inputs that cannot be read: a file the user may not read, a compressed file cut short.
+
+CI runs as root, where a chmod 000 file is still readable: the test runs `dcr ingest` without the
+capabilities that let root read any file (setpriv drops them from the bounding set)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import zstandard
+
+REPO = Path(__file__).resolve().parent.parent
+TRACES = REPO / "fixtures" / "scenarios" / "network_delay" / "traces.jsonl"
+NO_READ_ANYTHING = ["--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-dac_override,-dac_read_search"]
+
+
+def _dcr(args: list[str], home: Path, wrapper: list[str] = ()) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DCR_HOME": str(home)}
+    return subprocess.run([*wrapper, sys.executable, "-m", "mcp_server.cli", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def _setpriv() -> list[str]:
+    tool = shutil.which("setpriv")
+    if tool is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("setpriv (util-linux) is needed to test unreadable inputs as root")
+        pytest.skip("setpriv not installed")
+    return [tool, *NO_READ_ANYTHING] if os.geteuid() == 0 else []
+
+
+def test_an_unreadable_input_is_one_line_and_counted_and_the_others_land(tmp_path: Path):
+    wrapper = _setpriv()
+    ok, secret = tmp_path / "ok.jsonl", tmp_path / "secret.jsonl"
+    shutil.copy(TRACES, ok)
+    shutil.copy(TRACES, secret)
+    secret.chmod(0)
+    r = _dcr(["ingest", str(secret), str(ok), "--dataset", "p", "--json"], tmp_path / "home", wrapper)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    entry = next(s for s in doc["sources"] if s["path"] == str(secret))
+    assert entry["skipped"] == "unreadable: Permission denied" and entry["spans"] == 0
+    assert doc["spans"] == 684
+    assert r.stderr == f"warning: {secret}: unreadable: Permission denied; skipped, the other inputs were ingested\n"
+    alone = _dcr(["ingest", str(secret), "--dataset", "q"], tmp_path / "home", wrapper)
+    assert alone.returncode == 2 and "Traceback" not in alone.stderr
+    assert alone.stderr.strip().endswith("check the files' permissions (the user running dcr must be able to read them)")
+    assert alone.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("kind", ["gzip", "zstd"])
+def test_a_cut_compressed_input_says_why_on_stderr(tmp_path: Path, kind: str):
+    data = TRACES.read_bytes()
+    packed = gzip.compress(data) if kind == "gzip" else zstandard.ZstdCompressor().compress(data)
+    cut = tmp_path / f"cut.jsonl.{'gz' if kind == 'gzip' else 'zst'}"
+    cut.write_bytes(packed[: len(packed) // 2])
+    r = _dcr(["ingest", str(cut), "--dataset", "c"], tmp_path / "home")
+    assert r.returncode == 0, r.stderr
+    assert f"warning: {cut}: the rest of this input is unreadable (truncated or corrupt compression?)" in r.stderr
+    assert f"({kind})" in r.stdout and " 0.0 MB" not in r.stdout
