@@ -1,6 +1,6 @@
 """The Python API of `escalation/`: what the CLI and the MCP tools call. Stable.
 
-    escalate(EscalationRequest) -> EscalationResult
+    escalate(EscalationRequest, deadline=None) -> EscalationResult   (deadline: see ProviderRequest)
     should_escalate(EscalationSignals) -> EscalationDecision
     start_conversation(EscalationRequest) -> ConversationTurn
     continue_conversation(session_id, message) -> ConversationTurn   ("" retries a failed turn)
@@ -158,8 +158,9 @@ def _save(escalation_id: str, request: ProviderRequest) -> str:
     return str(path)
 
 
-def prepare(req: EscalationRequest) -> Prepared:
-    """Validate, pick the provider, build and save the bundle; contacts a model only to count tokens."""
+def prepare(req: EscalationRequest, *, deadline: float | None = None) -> Prepared:
+    """Validate, pick the provider, build and save the bundle; contacts a model only to count tokens
+    (and not past `deadline`, a time.monotonic() after which the caller no longer waits)."""
     _validate(req)
     name = req.provider or _default_provider()
     provider = None if req.dry_run else get_provider(name)  # MissingApiKey before any work
@@ -171,8 +172,11 @@ def prepare(req: EscalationRequest) -> Prepared:
     counter = None
     if provider is not None and hasattr(provider, "count_text"):
         def counter(text: str) -> int | None:
+            left = 60.0 if deadline is None else deadline - time.monotonic()
+            if left <= 0.1:
+                return None  # out of time: estimate
             try:
-                return provider.count_text(text, min(timeout_s, 60.0))  # type: ignore[union-attr]
+                return provider.count_text(text, min(timeout_s, 60.0, left))  # type: ignore[union-attr]
             except ProviderError as exc:
                 count_warnings.append(f"countTokens failed, token counts are estimates: {exc}")
                 return None
@@ -189,7 +193,7 @@ def prepare(req: EscalationRequest) -> Prepared:
         messages=(Message("user", _user_message(bundle, req.question.strip())),),
         analysis_type=req.analysis_type, depth_level=int(req.depth_level), response_schema=RESPONSE_SCHEMA,
         code_execution=req.analysis_type in CODE_EXECUTION_TYPES, timeout_s=timeout_s,
-        bundle_facts=bundle.facts,
+        bundle_facts=bundle.facts, deadline=deadline,
     )
     eid = new_id()
     return Prepared(eid, name, provider, model, bundle, request, _save(eid, request), _reasons(req, bundle),
@@ -239,9 +243,10 @@ def dry_run_payload(p: Prepared) -> dict[str, Any]:
                                                   "gemini would receive")}
 
 
-def escalate(req: EscalationRequest) -> EscalationResult:
-    """Build the bundle, ask the provider (unless dry_run), record the ledger row."""
-    p = prepare(req)
+def escalate(req: EscalationRequest, *, deadline: float | None = None) -> EscalationResult:
+    """Build the bundle, ask the provider (unless dry_run), record the ledger row. `deadline`
+    (time.monotonic()): the caller stops waiting then, and so does the model call."""
+    p = prepare(req, deadline=deadline)
     if req.dry_run:
         payload = dry_run_payload(p)
         record(_entry(p, req, "dry_run", "dry_run"))

@@ -3,10 +3,13 @@
 A session keeps its bundle (redacted, as sent), system instruction, model and every turn.
 - TTL: `DCR_CONVERSATION_TTL_S` (default 86400) after the last activity;
 - at most `DCR_CONVERSATION_MAX_TURNS` model turns (default 20);
-- continues on one session are serialised by a lease row (`lease_token`, `lease_until`):
-  a second continue waits for the first, in this process or another one;
+- turns on one session are serialised by a lock that lives as long as the process running
+  the turn (an flock on `$DCR_HOME/conversations/<id>.lock`, `ingest/lockfile.py`): a second
+  continue waits for the first, in this process or another one, and a process that crashes
+  or is killed mid-turn frees it at once (the table's `lease_token`/`lease_until` are unused);
 - the user's turn is written before the model is called; when the call fails it stays,
   marked failed, and `continue_(session_id, "")` (or the same message again) retries it.
+  A turn left pending by a process that ended mid-turn is marked failed by the next continue.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import os
 import sqlite3
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from escalation.api import Prepared, _entry, _result, prepare
@@ -42,10 +46,14 @@ from escalation.types import (
     ConversationTurn,
     EscalationRequest,
 )
+from ingest import lockfile
+from ingest.dataset import dcr_home
 
 __all__ = ["start", "continue_", "finalize", "status", "list_all", "ttl_s", "max_turns"]
 
-LEASE_POLL_S = 0.05
+LOCK_POLL_S = 0.05
+ABANDONED = ("the process running this turn ended before the model answered (a crash or a kill): "
+             "continue with an empty message to retry it")
 
 
 def ttl_s() -> float:
@@ -71,6 +79,15 @@ def start(req: EscalationRequest) -> ConversationTurn:
         raise BadRequest("a conversation cannot be a dry run: use 'dcr escalate --dry-run' to see the bundle")
     p = prepare(req)
     sid = f"conv_{uuid.uuid4().hex[:16]}"
+    fd = lockfile.acquire(_lock_path(sid), 0.0, _LOCK_BY)  # new: nobody else can hold it
+    try:
+        _insert(sid, req, p)
+        return _run_turn(sid, 1, prepared=p, req=req)
+    finally:
+        lockfile.release(fd)
+
+
+def _insert(sid: str, req: EscalationRequest, p: Prepared) -> None:
     now = time.time()
     con = connect()
     try:
@@ -86,15 +103,13 @@ def start(req: EscalationRequest) -> ConversationTurn:
             _add_message(con, sid, 1, "user", p.request.messages[0].text, "pending")
     finally:
         con.close()
-    return _run_turn(sid, 1, prepared=p, req=req)
 
 
 # continue ------------------------------------------------------------------------------------
 
 
 def continue_(session_id: str, message: str) -> ConversationTurn:
-    token = uuid.uuid4().hex
-    row = _acquire(session_id, token)
+    row, fd = _acquire(session_id)
     try:
         msgs = _messages(session_id)
         last_user = next((m for m in reversed(msgs) if m["role"] == "user"), None)
@@ -123,37 +138,41 @@ def continue_(session_id: str, message: str) -> ConversationTurn:
         turn_no = 1 + sum(1 for m in msgs if m["role"] == "user" and m["seq"] < seq)
         return _run_turn(session_id, seq, turn_no=turn_no)
     finally:
-        _release(session_id, token)
+        lockfile.release(fd)
 
 
-def _acquire(session_id: str, token: str) -> sqlite3.Row:
-    """Take the session's lease; wait while another continue holds it."""
+_LOCK_BY = "conversation turn"
+
+
+def _lock_path(session_id: str) -> Path:
+    return dcr_home() / "conversations" / f"{session_id}.lock"  # an id of the table: no path of its own
+
+
+def _acquire(session_id: str) -> tuple[sqlite3.Row, int]:
+    """Take the session's turn lock (its row, the lock's descriptor); wait while another turn
+    holds it, at most as long as a turn may take (two model timeouts and some)."""
     row = _row(session_id)
-    deadline = time.monotonic() + float(row["timeout_s"]) * 2 + 30
-    con = connect()
     try:
-        while True:
-            now = time.time()
-            with transaction(con):
-                cur = con.execute(
-                    "UPDATE conversations SET lease_token = ?, lease_until = ? WHERE id = ? AND "
-                    "(lease_token IS NULL OR lease_until < ?)",
-                    (token, now + float(row["timeout_s"]) * 2 + 30, session_id, now))
-            if cur.rowcount == 1:
-                return _row(session_id)
-            if time.monotonic() > deadline:
-                raise ConversationBusy(f"conversation {session_id} is busy with another turn: try again when it ends")
-            time.sleep(LEASE_POLL_S)
-    finally:
-        con.close()
+        fd = lockfile.acquire(_lock_path(session_id), float(row["timeout_s"]) * 2 + 30, _LOCK_BY,
+                              poll_s=LOCK_POLL_S)
+    except lockfile.LockHeld as exc:
+        raise ConversationBusy(f"conversation {session_id} is busy with another turn, {exc.holder}: "
+                               "try again when it ends") from None
+    try:
+        _fail_abandoned(session_id)
+        return _row(session_id), fd
+    except BaseException:
+        lockfile.release(fd)
+        raise
 
 
-def _release(session_id: str, token: str) -> None:
+def _fail_abandoned(session_id: str) -> None:
+    """Under the lock no turn is running: a pending one was left by a process that ended mid-turn."""
     con = connect()
     try:
         with transaction(con):
-            con.execute("UPDATE conversations SET lease_token = NULL, lease_until = NULL WHERE id = ? AND "
-                        "lease_token = ?", (session_id, token))
+            con.execute("UPDATE messages SET status = 'failed', error = ? WHERE session_id = ? AND "
+                        "status = 'pending'", (ABANDONED, session_id))
     finally:
         con.close()
 

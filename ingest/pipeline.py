@@ -12,6 +12,9 @@ Worker results come back in order (at most four per worker in flight, which boun
 their batches through shared memory (`ingest/handoff.py`). Line numbers in a worker's
 chunk are relative to its range; the driver shifts them by the lines before the range.
 The sha256 of each input is computed in a thread while the workers decode.
+
+Workers end with the ingest, a kill -9 included (`ingest/lifeline.py`), and hold nothing of the
+dataset: its lock stays with the driver (`ingest/lockfile.py`).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from ingest.formats import (
     read_head,
 )
 from ingest.handoff import Parcel, clean_stale, pack, unpack
+from ingest.lifeline import die_with_parent
 from ingest.otlp_fast import decode_lines_fast
 from ingest.records import Chunk, Reject, SourceInfo
 from ingest.writer import DatasetWriter, SourceStats
@@ -57,6 +61,7 @@ __all__ = ["IngestResult", "SourceResult", "ingest_paths", "dataset_summary", "P
 PARALLEL_MIN_BYTES = 16 * 1024 * 1024  # smaller inputs are decoded in process (compressed: a 16th)
 RANGE_BYTES = 4 * 1024 * 1024  # the unit of work of a decoding process (bounds its memory)
 RANGE_BYTES_ENV = "DCR_INGEST_RANGE_MB"  # override (tests use small ranges to kill mid-write)
+WORKERS_ENV = "DCR_INGEST_WORKERS"  # override the number of decoding processes (tests ask for several)
 _QUICK_BYTES = 1024 * 1024
 
 Progress = Callable[[int, int, str], None]  # (bytes done, bytes total, current path)
@@ -225,10 +230,14 @@ def _arrow_pool() -> None:
         pass
 
 
-def _worker_init() -> None:
-    """A decoding process reuses the same ~tens of MB for every range: its buffers (the range's
+def _worker_init(parent_pid: int | None) -> None:
+    """A decoding process ends with the ingest that started it (`parent_pid`: that ingest when it
+    forked or spawned the process itself), however the ingest ends.
+
+    It reuses the same ~tens of MB for every range: its buffers (the range's
     bytes, row lists, joined texts) stay in the heap instead of being mapped and unmapped each
     time, which cost ~600 k page faults (≈1 CPU-second) per GB. Its size stays that of one range."""
+    die_with_parent(parent_pid)
     _tune_malloc(mmap_threshold=16 << 20, trim_threshold=64 << 20)
     _arrow_pool()
 
@@ -242,8 +251,9 @@ def _pool(workers: int) -> cf.ProcessPoolExecutor:
         method = "spawn"
     else:
         method = "fork" if threading.active_count() == 1 else "forkserver"
+    parent = None if method == "forkserver" else os.getpid()  # a fork server's children are its own
     pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method),
-                                initializer=_worker_init)
+                                initializer=_worker_init, initargs=(parent,))
     pool.submit(os.getpid).result()  # launches the processes
     return pool
 
@@ -461,6 +471,11 @@ def _total_size(inputs: list[InputFile]) -> int:
     return total
 
 
+def _default_workers() -> int:
+    env = os.environ.get(WORKERS_ENV, "").strip()
+    return max(1, int(env)) if env.isdigit() else min(os.cpu_count() or 1, 4)
+
+
 def ingest_paths(paths: list[str], dataset: str = "default", progress: Progress | None = None, *,
                  workers: int | None = None, lock_timeout_s: float = 600.0,
                  on_wait: Callable[[str], None] | None = None) -> IngestResult:
@@ -476,7 +491,7 @@ def ingest_paths(paths: list[str], dataset: str = "default", progress: Progress 
     _arrow_pool()
     clean_stale()
     inputs = expand_sources(paths)
-    workers = workers or min(os.cpu_count() or 1, 4)
+    workers = workers or _default_workers()
     with DatasetWriter(dataset, lock_timeout_s=lock_timeout_s, on_wait=on_wait) as writer:
         run = _Run(writer, progress, workers, _total_size(inputs))
         try:

@@ -7,12 +7,12 @@
 New files get fresh names and become visible only when the renamed manifest lists them, so
 a kill at any moment leaves the previous manifest (and what it lists) intact; files no
 manifest lists are garbage and are removed by the next writer. One writer at a time holds
-an exclusive `flock` on `<dataset>/.lock` (released by the kernel if the process dies).
+an exclusive `flock` on `<dataset>/.lock`, released by the kernel when the process dies, a
+kill -9 included (no child keeps a copy of it: `ingest/lockfile.py`).
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ingest import lockfile
 from ingest.dataset import MANIFEST_VERSION, dataset_path, list_datasets
 from ingest.errors import DatasetLocked, DatasetNotFound
 from ingest.handoff import SPAN_WIRE_SCHEMA, to_wire
@@ -70,38 +71,23 @@ def _now_iso() -> str:
 
 
 def acquire_lock(folder: Path, name: str, timeout_s: float, on_wait: Callable[[str], None] | None = None,
-                 hint: str = "wait for it to finish or use another --dataset") -> int:
-    """An exclusive flock on folder/.lock, waiting up to `timeout_s`; the open fd."""
-    folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    deadline = time.monotonic() + timeout_s
-    told = False
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
-            if time.monotonic() >= deadline:
-                os.close(fd)
-                raise DatasetLocked(
-                    f"dataset {name!r} is being written by another process (pid {holder}); {hint}"
-                ) from None
-            if not told and on_wait is not None:
-                on_wait(f"waiting for another ingest into dataset {name!r} (pid {holder}) to finish")
-                told = True
-            time.sleep(0.1)
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, str(os.getpid()).encode(), 0)
-    return fd
+                 hint: str = "wait for it to finish or use another --dataset", holder: str = "dcr ingest") -> int:
+    """An exclusive lock on folder/.lock for as long as this process lives (`ingest/lockfile.py`),
+    waiting up to `timeout_s`; its descriptor. DatasetLocked and the `on_wait` message name the
+    process that holds it and for how long; `holder` says what this one does with it."""
+    tell = None
+    if on_wait is not None:
+        def tell(who: str) -> None:
+            on_wait(f"dataset {name!r} is being written by another process, {who}; waiting up to {timeout_s:g} s")
+    try:
+        return lockfile.acquire(folder / LOCK_FILE, timeout_s, holder, tell)
+    except lockfile.LockHeld as exc:
+        why = f"waited {timeout_s:g} s: {hint}" if timeout_s > 0 else hint
+        raise DatasetLocked(f"dataset {name!r} is being written by another process, {exc.holder}; {why}") from None
 
 
 def _release_lock(fd: int) -> None:
-    try:
-        os.ftruncate(fd, 0)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+    lockfile.release(fd)
 
 
 # ---- span keys ----------------------------------------------------------------------------
@@ -683,7 +669,8 @@ def remove_dataset(name: str) -> None:
     path = dataset_path(name)
     if not (path / "manifest.json").is_file():
         raise DatasetNotFound(name, list_datasets())
-    fd = acquire_lock(path, name, timeout_s=0.0, hint="remove it once that ingest has finished")
+    fd = acquire_lock(path, name, timeout_s=0.0, hint="remove it once that ingest has finished",
+                      holder="dcr dataset rm")
     try:
         (path / "manifest.json").unlink()  # from here on it is not a dataset any more
     finally:

@@ -6,6 +6,7 @@ import itertools
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -205,7 +206,8 @@ def test_two_ingests_at_once_one_waits(dump: Path, dcr_home: Path):
     second = subprocess.Popen(_dcr("ingest", str(EXAMPLES / "logs.json"), "--dataset", "c", "--json"), env=env,
                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     told = second.stderr.readline()  # blocks until the second ingest says it waits
-    assert b"waiting for another ingest into dataset 'c'" in told
+    assert re.fullmatch(rb"dataset 'c' is being written by another process, pid %d \(dcr ingest, for \d+ s\); "
+                        rb"waiting up to 600 s\n" % first.pid, told), told
     assert second.poll() is None  # and it does wait
     out1, err1 = first.communicate(dump.read_bytes(), timeout=300)
     out2, err2 = second.communicate(timeout=300)

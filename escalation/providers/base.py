@@ -5,7 +5,9 @@
 
 A request is the whole conversation so far (`messages`, oldest first, the last one the
 user's), the system instruction and the structured-output schema. `bundle_facts` carries the
-bundle's structured facts for providers that reason without a model (offline).
+bundle's structured facts for providers that reason without a model (offline). `deadline`
+is when the caller stops waiting (the MCP time budget): a provider that calls a model makes
+no attempt, backoff or read past it, so an answer nobody waits for is not left running.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ class ProviderRequest:
     depth_level: int  # 1..5
     response_schema: dict[str, Any]
     code_execution: bool = False  # the code-execution tool (hypothesis_test, execution_trace)
-    timeout_s: float = 300.0
+    timeout_s: float = 300.0  # one attempt
     bundle_facts: dict[str, Any] = field(default_factory=dict)
+    deadline: float | None = None  # time.monotonic() when the caller stops waiting; None: no limit
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@
   from depth_level (`models.thinking_config`), the code-execution tool when asked;
 - a timeout per call (the request's `timeout_s`); retries on 429 and 5xx with exponential
   backoff and jitter (DCR_GEMINI_RETRIES, default 4; DCR_GEMINI_BACKOFF_S, default 1.0),
-  waiting at least what the server asks for (RetryInfo.retryDelay or Retry-After).
+  waiting at least what the server asks for (RetryInfo.retryDelay or Retry-After);
+- nothing past the request's `deadline`: an attempt's timeout ends there, and a retry whose
+  backoff would end past it is not made (ProviderTimeout at once).
 
 The SDK's own retries are off (no retry_options), so that this loop is the only one and
 honours the server's hint. google-genai and httpx errors are mapped here, where they enter.
@@ -32,6 +34,7 @@ __all__ = ["GeminiProvider", "api_key", "retry_hint_s", "map_genai_error", "requ
 API_VERSION = "v1beta"  # responseSchema, thinkingConfig and tools are documented on v1beta
 RETRYABLE = frozenset({408, 429, 500, 502, 503, 504})
 MAX_DELAY_S = 60.0
+_OUT_OF_TIME = "no time left for Gemini to answer within the time budget: raise the time budget or lower the depth"
 
 
 def api_key() -> str | None:
@@ -171,38 +174,56 @@ class GeminiProvider:
             tools=tools,
         )
 
-    def _with_retries(self, call: Callable[[], Any]) -> tuple[Any, int]:
+    def _with_retries(self, call: Callable[[float | None], Any], deadline: float | None = None) -> tuple[Any, int]:
+        """`call(seconds left before the deadline, or None)`, retried; (its result, attempts)."""
         from google.genai import errors as gerrors
 
         attempt = 0
         while True:
             attempt += 1
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise ProviderTimeout(_OUT_OF_TIME, attempts=attempt - 1)
             try:
-                return call(), attempt
+                return call(left), attempt
             except gerrors.APIError as exc:
                 if int(exc.code or 0) not in RETRYABLE or attempt > self.retries:
                     raise map_genai_error(exc, self.model, attempt) from None
                 backoff = min(MAX_DELAY_S, self.backoff_s * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
                 hint = retry_hint_s(exc)
                 delay = min(MAX_DELAY_S, max(backoff, hint)) if hint is not None else backoff
-                self.sleeps.append(delay)
-                self.sleep(delay)
+                self._pause(delay, deadline, exc, attempt)
             except Exception as exc:
                 timeouts, transport = _transport_errors()
                 # a refused or reset connection is worth another try; a timeout already spent the budget
                 if isinstance(exc, transport) and not isinstance(exc, timeouts) and attempt <= self.retries:
                     delay = min(MAX_DELAY_S, self.backoff_s * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
-                    self.sleeps.append(delay)
-                    self.sleep(delay)
+                    self._pause(delay, deadline, exc, attempt)
                     continue
                 raise map_genai_error(exc, self.model, attempt) from None
 
+    def _pause(self, delay: float, deadline: float | None, exc: BaseException, attempt: int) -> None:
+        """The backoff before the next attempt; ProviderTimeout when it would end past the deadline."""
+        if deadline is not None and time.monotonic() + delay >= deadline:
+            raise ProviderTimeout(f"{_OUT_OF_TIME} (the last attempt: {map_genai_error(exc, self.model, attempt)}; "
+                                  f"the next would start in {delay:.1f} s)", attempts=attempt) from None
+        self.sleeps.append(delay)
+        self.sleep(delay)
+
     def generate(self, request: ProviderRequest) -> ProviderReply:
+        from google.genai import types
+
         client = self._client(request.timeout_s)
         config = self.config(request)
         contents = self._contents(request)
-        response, attempts = self._with_retries(
-            lambda: client.models.generate_content(model=self.model, contents=contents, config=config))
+
+        def attempt(left: float | None) -> Any:
+            cfg = config
+            if left is not None and left < request.timeout_s:  # this attempt ends at the deadline
+                cfg = config.model_copy(update={"http_options": types.HttpOptions(timeout=max(1, int(left * 1000)))})
+            return client.models.generate_content(model=self.model, contents=contents, config=cfg)
+
+        response, attempts = self._with_retries(attempt, request.deadline)
         text = _response_text(response)
         try:
             analysis = _parse_json(text)
@@ -223,7 +244,7 @@ class GeminiProvider:
         client = self._client(min(request.timeout_s, 60.0))
         contents = [types.Content(role="user", parts=[types.Part(text=request.system_instruction)])]
         contents += self._contents(request)
-        response, _ = self._with_retries(lambda: client.models.count_tokens(model=self.model, contents=contents))
+        response, _ = self._with_retries(lambda _: client.models.count_tokens(model=self.model, contents=contents))
         return int(response.total_tokens or 0)
 
     def count_text(self, text: str, timeout_s: float = 60.0) -> int:
@@ -231,7 +252,7 @@ class GeminiProvider:
 
         client = self._client(timeout_s)
         contents = [types.Content(role="user", parts=[types.Part(text=text)])]
-        response, _ = self._with_retries(lambda: client.models.count_tokens(model=self.model, contents=contents))
+        response, _ = self._with_retries(lambda _: client.models.count_tokens(model=self.model, contents=contents))
         return int(response.total_tokens or 0)
 
 

@@ -3,8 +3,9 @@ tools share with them (the seed's claude_context, building an EscalationRequest,
 
 The time budget is enforced here: escalate() runs on a worker thread; when the model has not
 answered within time_budget_seconds (or timed out), the answer is the offline report built from
-the same evidence, marked partial, with a warning that says so. The model's late answer, if it
-comes, is still recorded in the ledger (`dcr stats`).
+the same evidence, marked partial, with a warning that says so. The model call is given the
+same deadline, so none is left running once the budget is spent: its attempt times out then,
+no retry starts after it, and it is recorded in the ledger as failed (`dcr stats`).
 """
 
 from __future__ import annotations
@@ -155,6 +156,8 @@ async def run_escalation(req: Any, budget_s: float | None) -> dict[str, Any]:
     """escalate(req) on a worker thread within `budget_s`; past it (or on a model timeout) the
     offline report from the same evidence, marked partial."""
     import dataclasses
+    import functools
+    import time
 
     import anyio
     import anyio.to_thread
@@ -163,10 +166,12 @@ async def run_escalation(req: Any, budget_s: float | None) -> dict[str, Any]:
     from escalation.errors import ProviderTimeout
 
     outcome: dict[str, Any] = {}
+    deadline = None if budget_s is None else time.monotonic() + budget_s
 
     async def attempt() -> None:
         try:
-            outcome["result"] = await anyio.to_thread.run_sync(escalate, req, abandon_on_cancel=True)
+            outcome["result"] = await anyio.to_thread.run_sync(functools.partial(escalate, req, deadline=deadline),
+                                                               abandon_on_cancel=True)
         except ProviderTimeout:
             pass  # the model ran out of time: fall through to the offline report
 
