@@ -96,7 +96,7 @@ def upgrade_in_place(path: Path, name: str, lock_timeout_s: float = 30.0) -> dic
     """Upgrade the dataset's manifest on disk, under its lock, atomically; the new manifest."""
     from ingest.writer import _release_lock, acquire_lock
 
-    fd = acquire_lock(path, name, lock_timeout_s)
+    fd = acquire_lock(path, name, lock_timeout_s, holder="dcr dataset upgrade")
     try:
         current = json.loads((path / "manifest.json").read_text(encoding="utf-8"))  # again, under the lock
         if version_of(current) == CURRENT:
