@@ -156,12 +156,18 @@ class BundleBuilder:
 
     def _item(self, text: str, label: str, fact: dict[str, Any] | None = None, *, eid: bool = True) -> _Item:
         text = self.redactor.text(text)
+        label = self._facts_redactor.text(label)  # `cut` names it in the result and the report
         if eid:
             self._eid += 1
             text = f"[E{self._eid}] {text}"
             if fact is not None:
                 fact = {**fact, "evidence_id": f"E{self._eid}"}
         return _Item(text, estimate_tokens(text) + 1, label, fact)
+
+    def _redacted(self, name: str, value: Any) -> Any:
+        """A structured value redacted by its keys and content before it is clipped, so that
+        clipping never leaves the head of a secret the rules could no longer recognise."""
+        return self.redactor.value(name, _jsonable(value))
 
     # the build -----------------------------------------------------------------------------
 
@@ -274,7 +280,7 @@ class BundleBuilder:
                 raise
             self.warnings.append(W_NO_SUMMARY)
             summary = _manifest_summary(self.session)
-        self.facts["summary"] = _jsonable(summary)
+        self.facts["summary"] = self._facts_redactor.value("summary", _jsonable(summary))
         return summary
 
     def _summary(self, summary: dict[str, Any]) -> list[_Item]:
@@ -285,7 +291,7 @@ class BundleBuilder:
         for k, v in summary.items():
             if k in ("name", "dataset"):
                 continue
-            lines.append(f"{k}: {_clip(_jsonable(v), 600)}")
+            lines.append(f"{k}: {_clip(self._redacted(k, v), 600)}")
         return [self._item("\n".join(lines), "dataset summary", eid=False)]
 
     # candidates ------------------------------------------------------------------------------
@@ -309,16 +315,18 @@ class BundleBuilder:
             text = (f"candidate #{rank} score {c.score:.2f} (confidence {c.confidence or 'n/a'}): {c.service} / {c.operation or '-'} — {c.mechanism}. "
                     f"{c.summary}")
             if ev.before or ev.after:
-                text += f"\n    before {_clip(ev.before, 400)}\n    after {_clip(ev.after, 400)}"
+                text += (f"\n    before {_clip(self._redacted('before', ev.before), 400)}"
+                         f"\n    after {_clip(self._redacted('after', ev.after), 400)}")
             if ev.details:
-                text += f"\n    details {_clip(ev.details, 400)}"
+                text += f"\n    details {_clip(self._redacted('details', ev.details), 400)}"
             if ev.trace_ids:
                 text += f"\n    traces {', '.join(ev.trace_ids[:3])}"
             if ev.span_ids:
                 text += f"  spans {', '.join(ev.span_ids[:3])}"
             fact = {"rank": rank, "service": c.service, "operation": c.operation, "mechanism": c.mechanism,
                     "score": c.score, "summary": self._facts_redactor.text(c.summary), "trace_ids": list(ev.trace_ids[:3]),
-                    "before": _jsonable(ev.before), "after": _jsonable(ev.after), "analysis": c.analysis}
+                    "before": self._facts_redactor.value("before", _jsonable(ev.before)),
+                    "after": self._facts_redactor.value("after", _jsonable(ev.after)), "analysis": c.analysis}
             items.append(self._item(text, f"candidate #{rank} {c.service}/{c.mechanism}", fact))
         for f in report.findings:
             text = f"finding {f.kind}: {f.service or '-'} / {f.operation or '-'}: {f.summary}"
@@ -358,9 +366,11 @@ class BundleBuilder:
             names = ", ".join("'" + x.replace("'", "''") + "'" for x in self.req.services)
             svc = f" AND list_has_any(services, [{names}])"
         q = {
-            "slowest in window": f"SELECT trace_id FROM traces WHERE {where}{svc} ORDER BY duration_ns DESC LIMIT 1",
+            # trace_id breaks ties, so that two builds of one dataset pick the same traces
+            "slowest in window": f"SELECT trace_id FROM traces WHERE {where}{svc} ORDER BY duration_ns DESC, "
+                                 "trace_id LIMIT 1",
             "failing in window": f"SELECT trace_id FROM traces WHERE {where}{svc} AND has_error "
-                                 "ORDER BY error_count DESC, start_ns LIMIT 1",
+                                 "ORDER BY error_count DESC, start_ns, trace_id LIMIT 1",
             "typical in window (median duration)": (
                 f"SELECT trace_id FROM traces WHERE {where}{svc} ORDER BY abs(duration_ns - "
                 f"(SELECT median(duration_ns) FROM traces WHERE {where}{svc})), trace_id LIMIT 1"),
@@ -532,7 +542,7 @@ class BundleBuilder:
                 lines.append(f"source {src.get('source_id')}: {src.get('path')} ({src.get('format')}, "
                              f"{src.get('size', 0):,} bytes, sha256 {str(src.get('sha256', ''))[:12]}, "
                              f"{src.get('spans', 0)} spans, {src.get('logs', 0)} logs)")
-            self.facts["sources"] = manifest.get("sources", [])
+            self.facts["sources"] = self._facts_redactor.value("sources", _jsonable(manifest.get("sources", [])))
             items.append(self._item("\n".join(lines), "sources", eid=False))
             if self.queries:
                 items.append(self._item("queries behind the traces, graph and logs (run with 'dcr sql "
@@ -603,7 +613,8 @@ def render_trace(view: TraceView, role: str, sources: Iterable[str], redactor: R
     head = (f"trace {view.trace_id} ({role}): {_ms(dur)}, {len(spans)} spans, {len(errors)} errors, "
             f"services {', '.join(services)}; sources {', '.join(sources) or '-'}")
     lines = [head]
-    messages = {s.span_id: redactor.text(_clip(s.status_message or "", 200)) for s in errors}
+    # redacted before clipped: a clipped secret is no longer one the rules recognise
+    messages = {s.span_id: _clip(redactor.text(s.status_message or ""), 200) for s in errors}
     i = 0
     detailed = {s.span_id for s in errors}
     crit = sorted((s for s in spans if s.on_critical_path), key=lambda s: -s.self_time_ns)
@@ -638,7 +649,7 @@ def render_trace(view: TraceView, role: str, sources: Iterable[str], redactor: R
             line += f" (clock skew adjusted {_ms(s.skew_adjustment_ns)})"
         lines.append(line)
         if s.span_id in detailed and s.attributes:
-            attrs = redactor.mapping({k: _clip(v) for k, v in s.attributes.items()})
+            attrs = {k: _clip(v) for k, v in redactor.mapping(s.attributes).items()}
             lines.append(f"  {pad}   attrs {json.dumps(attrs, ensure_ascii=False)}")
         i += 1
     if i < len(spans):
