@@ -221,7 +221,9 @@ def _result(p: Prepared, req: EscalationRequest, reply: ProviderReply | None, la
                          warnings=b.warnings, cut=b.cut) if reply else ""
     return EscalationResult(
         escalation_id=p.escalation_id, provider=p.provider_name, model=model, analysis_type=req.analysis_type,
-        dataset=req.dataset, question=req.question, analysis=analysis, report_markdown=md, checked_by_model=checked,
+        # the question as the model got it: printed and saved results hold no secret either
+        dataset=req.dataset, question=Redactor().text(req.question), analysis=analysis, report_markdown=md,
+        checked_by_model=checked,
         bundle_tokens=b.tokens, bundle_sections=b.section_tokens(), token_method=b.token_method,
         budget_tokens=b.budget_tokens, cut=b.cut, redactions=b.redactions, partial=b.partial, warnings=b.warnings,
         usage=usage, cost_usd=cost, latency_s=round(latency_s, 6), bundle_path=p.bundle_path,

@@ -467,6 +467,8 @@ def test_no_planted_secret_leaves_the_machine(tmp_path: Path, monkeypatch: pytes
         assert main(args + ["--dry-run"]) == 0
         out = capsys.readouterr()
         dry = (out.out + out.err).encode()
+        assert main(args + ["--dry-run", "--json"]) == 0  # the result's echo of the question too
+        dry += capsys.readouterr().out.encode()
         monkeypatch.setenv("GEMINI_API_KEY", "stub-key")
         with GeminiStub() as stub:
             monkeypatch.setenv("DCR_GEMINI_BASE_URL", stub.url)
