@@ -18,11 +18,13 @@ from escalation.api import (
     continue_conversation,
     conversation_status,
     escalate,
+    escalate_within,
     finalize_conversation,
     ledger_stats,
     list_conversations,
     should_escalate,
     start_conversation,
+    timeout_warning,
 )
 from escalation.errors import (
     BadRequest,
@@ -53,6 +55,8 @@ __all__ = [
     "continue_conversation",
     "conversation_status",
     "escalate",
+    "escalate_within",
+    "timeout_warning",
     "finalize_conversation",
     "ledger_stats",
     "list_conversations",

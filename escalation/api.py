@@ -22,7 +22,7 @@ from typing import Any
 
 from escalation.bundle import Bundle, BundleBuilder
 from escalation.decide import EscalationDecision, EscalationSignals, EscalationThresholds, should_escalate
-from escalation.errors import BadRequest, DatasetUnavailable, ProviderError
+from escalation.errors import BadRequest, DatasetUnavailable, ProviderError, ProviderTimeout
 from escalation.ledger import LedgerEntry, ledger_stats, new_id, record
 from escalation.models import DEFAULT_MODEL, cost_usd, default_budget_tokens, selected_model
 from escalation.prompts import RESPONSE_SCHEMA, SYSTEM_INSTRUCTION, analysis_instruction, check_analysis_type
@@ -55,6 +55,8 @@ __all__ = [
     "ConversationSummary",
     "Window",
     "escalate",
+    "escalate_within",
+    "timeout_warning",
     "should_escalate",
     "start_conversation",
     "continue_conversation",
@@ -253,6 +255,34 @@ def escalate(req: EscalationRequest, *, deadline: float | None = None) -> Escala
         payload = dry_run_payload(p)
         record(_entry(p, req, "dry_run", "dry_run"))
         return _result(p, req, None, 0.0, payload)
+    return _ask(p, req)
+
+
+def timeout_warning(budget_s: float) -> str:
+    return (f"the model did not answer within the time budget ({budget_s:g} s): this is the offline report "
+            "from the same evidence; ask again with a larger budget for the model's analysis")
+
+
+def escalate_within(req: EscalationRequest, budget_s: float | None) -> EscalationResult:
+    """escalate(req) with `budget_s` seconds in all for the model: when it has not answered by then
+    (its call is cut at the deadline and no retry starts after it), the offline report from the
+    same bundle, marked partial, with a warning that says so. The CLI and the MCP tools share it."""
+    if budget_s is None or req.dry_run:
+        return escalate(req)
+    deadline = time.monotonic() + budget_s
+    p = prepare(req, deadline=deadline)
+    try:
+        return _ask(p, req)
+    except ProviderTimeout:
+        pass  # recorded as failed in the ledger by _ask
+    offline = get_provider("offline")
+    p = dataclasses.replace(p, escalation_id=new_id(), provider_name="offline", provider=offline, model=offline.model)
+    result = _ask(p, req)
+    return dataclasses.replace(result, partial=True, warnings=(timeout_warning(budget_s), *result.warnings))
+
+
+def _ask(p: Prepared, req: EscalationRequest) -> EscalationResult:
+    """Ask the prepared provider; the ledger row either way."""
     assert p.provider is not None
     started = time.monotonic()
     try:

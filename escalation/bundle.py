@@ -118,7 +118,7 @@ def _clip(value: Any, n: int = MAX_VALUE_CHARS) -> str:
 def _window_text(w: Window | None) -> str:
     if w is None:
         return "none"
-    from mcp_server.timearg import format_ns
+    from correlate.times import format_ns
 
     return f"{format_ns(w.start_ns)} .. {format_ns(w.end_ns)} ({(w.end_ns - w.start_ns) / 1e9:,.0f} s)"
 

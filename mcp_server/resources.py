@@ -29,7 +29,7 @@ def _not_found(exc: Exception) -> ResourceNotFoundError:
 def dataset_summary(name: str) -> dict[str, Any]:
     """ingest's summary of the manifest (no query runs), with the time range also in ISO-8601."""
     import ingest
-    from mcp_server.timearg import format_ns
+    from correlate.times import format_ns
 
     try:
         s = ingest.dataset_summary(name)

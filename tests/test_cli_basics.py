@@ -1,5 +1,5 @@
+from correlate.times import format_ns, parse_time_ns
 from mcp_server.cli import main
-from mcp_server.timearg import format_ns, parse_time_ns
 
 
 def test_no_command_is_usage_error(capsys):

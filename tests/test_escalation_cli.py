@@ -101,3 +101,21 @@ def test_conversation_commands(capsys) -> None:
 def test_unknown_session_exit_2(argv: list[str], capsys) -> None:
     assert main(argv) == 2
     assert "no conversation 'conv_x'" in capsys.readouterr().err
+
+
+def test_time_budget_falls_back_to_the_offline_report_on_the_cli_too(monkeypatch, capsys) -> None:
+    import time
+
+    make_shop()
+    monkeypatch.setenv("GEMINI_API_KEY", "k")
+    with GeminiStub() as stub:
+        monkeypatch.setenv("DCR_GEMINI_BASE_URL", stub.url)
+        stub.slow(6.0)
+        t0 = time.monotonic()
+        code = main(["escalate", "shop", "--question", "why?", "--json", "--time-budget", "1"])
+        assert time.monotonic() - t0 < 5.5
+    out = capsys.readouterr()
+    assert code == 0
+    doc = json.loads(out.out)
+    assert doc["provider"] == "offline" and doc["partial"] is True and doc["analysis"]["summary"]
+    assert "warning: the model did not answer within the time budget (1 s): this is the offline report" in out.err

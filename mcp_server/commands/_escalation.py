@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from correlate.times import parse_time_ns
 from mcp_server.errors import UsageError, WorkError
 from mcp_server.output import emit_json, info, warn
-from mcp_server.timearg import parse_time_ns
 
 __all__ = ["add_request_arguments", "request_from_args", "mapped_errors", "print_result"]
 
@@ -29,7 +29,8 @@ def add_request_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--service", action="append", default=[], metavar="S", help="limit to a service (repeatable)")
     p.add_argument("--provider", choices=("offline", "gemini"), help="default: gemini with a key, else offline")
     p.add_argument("--depth", type=int, default=3, choices=range(1, 6), metavar="1-5", help="thinking effort")
-    p.add_argument("--time-budget", type=float, metavar="S", help="model call timeout in seconds")
+    p.add_argument("--time-budget", type=float, metavar="S",
+                   help="seconds the model has in all; past them the offline report from the same evidence")
     p.add_argument("--budget-tokens", type=int, metavar="N", help="bundle budget (default DCR_BUDGET_TOKENS)")
     p.add_argument("--stuck", default="", metavar="TEXT", help="where the agent is stuck")
     p.add_argument("--tried", action="append", default=[], metavar="TEXT", help="an approach already tried")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from correlate.times import format_ns, parse_time_ns
 from mcp_server.commands._correlate import mapped_errors
 from mcp_server.errors import UsageError
 from mcp_server.output import emit_json, info, warn
-from mcp_server.timearg import format_ns, parse_time_ns
 
 NAME = "correlate"
 HELP = "rank root-cause candidates (service, operation, mechanism, score, evidence) for a time window"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from correlate.times import format_ns
 from mcp_server.errors import UsageError
 from mcp_server.output import emit_json
-from mcp_server.timearg import format_ns
 
 NAME = "dataset"
 HELP = "show or remove a dataset"

@@ -14,9 +14,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from correlate.times import format_ns
 from mcp_server.errors import UsageError
 from mcp_server.output import emit_json, info
-from mcp_server.timearg import format_ns
 
 NAME = "demo"
 HELP = "run the main job on the bundled fixtures (offline unless a key is set)"

@@ -30,8 +30,8 @@ def run(args: argparse.Namespace) -> int:
     import escalation
 
     req = request_from_args(args, dry_run=args.dry_run)
-    with mapped_errors():
-        result = escalation.escalate(req)
+    with mapped_errors():  # past --time-budget: the offline report, partial (the package's policy)
+        result = escalation.escalate_within(req, args.time_budget)
     if not args.dry_run:
         print_result(result, args.json)
         return 0

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from correlate.times import format_ns
 from mcp_server.commands._correlate import format_ms, mapped_errors
 from mcp_server.output import emit_json, warn
-from mcp_server.timearg import format_ns
 
 NAME = "trace"
 HELP = "show one trace: span tree with timings, critical path, clock-skew and orphan warnings"

@@ -11,8 +11,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent
 from pydantic import BeforeValidator, Field, WithJsonSchema
 
+from correlate.times import format_ns, parse_time_ns
 from mcp_server import limits
-from mcp_server.timearg import format_ns, parse_time_ns
 
 __all__ = [
     "DatasetArg",

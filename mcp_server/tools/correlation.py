@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from mcp.types import CallToolResult
 from pydantic import BaseModel
 
-from mcp_server.timearg import format_ns
+from correlate.times import format_ns
 from mcp_server.tools import spec
 from mcp_server.tools.base import (
     CursorArg,

@@ -1,11 +1,9 @@
 """Escalation tools: should_escalate and escalate_analysis, and what the conversation and focused
 tools share with them (the seed's claude_context, building an EscalationRequest, the time budget).
 
-The time budget is enforced here: escalate() runs on a worker thread; when the model has not
-answered within time_budget_seconds (or timed out), the answer is the offline report built from
-the same evidence, marked partial, with a warning that says so. The model call is given the
-same deadline, so none is left running once the budget is spent: its attempt times out then,
-no retry starts after it, and it is recorded in the ledger as failed (`dcr stats`).
+The time budget is the package's (escalation.api.escalate_within): the model call gets the
+deadline and no retry starts after it; past it the answer is the offline report built from the
+same evidence, marked partial, with a warning that names time_budget_seconds here.
 """
 
 from __future__ import annotations
@@ -47,6 +45,7 @@ TIMEOUT_WARNING = (
     "the model did not answer within time_budget_seconds: this is the offline report from the same "
     "evidence; call again with a larger time_budget_seconds for the model's analysis"
 )
+TIMEOUT_PREFIX = "the model did not answer within the time budget"  # escalation.api.timeout_warning
 ANALYSIS_DOC = (
     "summary, root_causes [{title, service, mechanism, confidence, explanation, evidence}], fixes, "
     "tests_to_run, open_questions"
@@ -153,38 +152,20 @@ def build_request(
 
 
 async def run_escalation(req: Any, budget_s: float | None) -> dict[str, Any]:
-    """escalate(req) on a worker thread within `budget_s`; past it (or on a model timeout) the
-    offline report from the same evidence, marked partial."""
-    import dataclasses
+    """escalation.escalate_within on a worker thread: the model's answer within `budget_s`, else the
+    offline report from the same evidence, marked partial (the policy is the package's)."""
     import functools
-    import time
 
-    import anyio
     import anyio.to_thread
 
-    from escalation.api import escalate
-    from escalation.errors import ProviderTimeout
-
-    outcome: dict[str, Any] = {}
-    deadline = None if budget_s is None else time.monotonic() + budget_s
-
-    async def attempt() -> None:
-        try:
-            outcome["result"] = await anyio.to_thread.run_sync(functools.partial(escalate, req, deadline=deadline),
-                                                               abandon_on_cancel=True)
-        except ProviderTimeout:
-            pass  # the model ran out of time: fall through to the offline report
+    from escalation.api import escalate_within
 
     with mapped_errors():
-        with anyio.move_on_after(budget_s):
-            await attempt()
-        if "result" in outcome:
-            return _result_dict(outcome["result"])
-        offline = dataclasses.replace(req, provider="offline")
-        result = _result_dict(await anyio.to_thread.run_sync(escalate, offline))
-    result["partial"] = True
-    result["warnings"] = [TIMEOUT_WARNING, *result["warnings"]]
-    return result
+        result = await anyio.to_thread.run_sync(functools.partial(escalate_within, req, budget_s))
+    out = _result_dict(result)
+    if out["partial"] and out["warnings"] and out["warnings"][0].startswith(TIMEOUT_PREFIX):
+        out["warnings"][0] = TIMEOUT_WARNING  # named as the agent names it: time_budget_seconds
+    return out
 
 
 def _result_dict(result: Any) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Times as users and agents write them -> int nanoseconds since the Unix epoch (UTC).
+"""Times as users and agents write them -> int nanoseconds since the Unix epoch (UTC), and back.
 
 Accepted: ISO-8601 (UTC when no offset; "Z" allowed), or a number of epoch seconds,
 milliseconds, microseconds or nanoseconds (told apart by magnitude, fractions allowed
