@@ -23,6 +23,7 @@ from escalation.api import (
     ledger_stats,
     list_conversations,
     should_escalate,
+    should_escalate_for,
     start_conversation,
     timeout_warning,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "ledger_stats",
     "list_conversations",
     "should_escalate",
+    "should_escalate_for",
     "start_conversation",
     "EscalationError",
     "BadRequest",

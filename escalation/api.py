@@ -58,6 +58,7 @@ __all__ = [
     "escalate_within",
     "timeout_warning",
     "should_escalate",
+    "should_escalate_for",
     "start_conversation",
     "continue_conversation",
     "finalize_conversation",
@@ -123,22 +124,50 @@ def _open_session(name: str) -> Any:
         raise DatasetUnavailable(str(exc)) from None
 
 
-def _reasons(req: EscalationRequest, bundle: Bundle) -> tuple[str, ...]:
-    summary = bundle.facts.get("summary") or {}
-    services = req.services or tuple(summary.get("services") or ())
-    span_s = (req.window.end_ns - req.window.start_ns) / 1e9 if req.window else 0.0
-    tr = summary.get("time_range") or {}
+def _signals(described: dict[str, Any], sources: list[Any], services: tuple[str, ...], window: Window | None,
+             files_involved: int, attempted_approaches: int, stuck_description: str = "") -> EscalationSignals:
+    """The figures the thresholds judge, from a dataset's description (its services and time
+    range) and sources (their sizes): the services given, else the dataset's; the window's span,
+    else the dataset's."""
+    services = services or tuple(described.get("services") or ())
+    span_s = (window.end_ns - window.start_ns) / 1e9 if window else 0.0
+    tr = described.get("time_range") or {}
     if not span_s and tr.get("start_ns") is not None and tr.get("end_ns") is not None:
         span_s = (tr["end_ns"] - tr["start_ns"]) / 1e9
-    sources = [s for s in bundle.facts.get("sources") or [] if isinstance(s, dict)]
-    signals = EscalationSignals(
-        files_involved=len(set(req.files) | set(req.context.code_scope.files)),
-        trace_bytes=sum(int(s.get("size") or 0) for s in sources),
+    return EscalationSignals(
+        files_involved=files_involved,
+        trace_bytes=sum(int(s.get("size") or 0) for s in sources if isinstance(s, dict)),
         services_involved=len(services) if not isinstance(services, str) else 1,
         time_span_s=span_s,
-        attempted_approaches=len(req.context.attempted_approaches),
-        stuck_description=req.context.stuck_description,
+        attempted_approaches=attempted_approaches,
+        stuck_description=stuck_description,
     )
+
+
+def should_escalate_for(dataset: str | None, *, services: tuple[str, ...] = (), window: Window | None = None,
+                        files_involved: int = 0, attempted_approaches: int = 0) -> EscalationDecision:
+    """should_escalate with the dataset's own figures (trace bytes, services, time span), as an
+    escalation of that dataset judges them; DatasetUnavailable when it cannot be opened."""
+    described: dict[str, Any] = {}
+    sources: list[Any] = []
+    if dataset:
+        from ingest.dataset import open_handle
+        from ingest.errors import IngestError
+
+        try:
+            described = open_handle(dataset).manifest
+        except IngestError as exc:
+            raise DatasetUnavailable(str(exc)) from None
+        sources = list(described.get("sources") or [])
+    return should_escalate(_signals(described, sources, tuple(services), window, files_involved,
+                                    attempted_approaches))
+
+
+def _reasons(req: EscalationRequest, bundle: Bundle) -> tuple[str, ...]:
+    signals = _signals(bundle.facts.get("summary") or {}, list(bundle.facts.get("sources") or []),
+                       tuple(req.services), req.window,
+                       len(set(req.files) | set(req.context.code_scope.files)),
+                       len(req.context.attempted_approaches), req.context.stuck_description)
     decision = should_escalate(signals)
     return decision.reasons or ("asked by the agent (no threshold crossed)",)
 

@@ -193,3 +193,16 @@ def test_first_turn_names_each_warning_once(mode):
     refused = [w for w in first["warnings"] if "/etc/passwd" in w]
     assert len(refused) == 1, first["warnings"]
     assert len(first["warnings"]) == len(set(first["warnings"]))
+
+
+def test_should_escalate_judges_the_dataset_as_an_escalation_of_it_would(mode):
+    """One computation in the package (escalation.should_escalate_for) for the tool and the bundle."""
+    from escalation import should_escalate_for
+
+    ingest_scenario()
+    out = ok(call(mode, "should_escalate", {"dataset": "shop", **INCIDENT, "attempted_approaches": 6}))
+    want = should_escalate_for("shop", window=None, attempted_approaches=6).to_dict()
+    assert out["signals"]["trace_bytes"] == want["signals"]["trace_bytes"] > 0
+    assert out["signals"]["services_involved"] == want["signals"]["services_involved"]
+    assert out["signals"]["time_span_s"] == 900.0  # the window asked, not the whole dataset
+    assert out["escalate"] is True and any("6 approaches attempted" in r for r in out["reasons"])

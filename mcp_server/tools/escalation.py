@@ -190,28 +190,17 @@ def should_escalate(
     bytes, services and time span. escalate=true: call escalate_analysis."""
 
     def decide() -> dict[str, Any]:
-        from escalation.api import EscalationSignals
-        from escalation.api import should_escalate as decide_
+        from escalation.api import should_escalate_for
 
-        trace_bytes, n_services, span_s = 0, len(services or ()), 0.0
+        window = None
         if dataset:
-            import ingest
-
-            summary = ingest.dataset_summary(dataset)
-            trace_bytes = sum(int(s.get("size") or 0) for s in summary["sources"])
-            n_services = n_services or len(summary["services"])
-            tr = summary["time_range"]
-            s_ns, e_ns = tr.get("start_ns"), tr.get("end_ns")
+            from ingest.dataset import open_handle
             from mcp_server.tools.correlation import resolve_window
 
-            window, _ = resolve_window((s_ns, e_ns), start, end)
-            if window is not None:
-                s_ns, e_ns = window.start_ns, window.end_ns
-            span_s = (e_ns - s_ns) / 1e9 if s_ns is not None and e_ns is not None else 0.0
-        signals = EscalationSignals(files_involved=files_involved, trace_bytes=trace_bytes,
-                                    services_involved=n_services, time_span_s=span_s,
-                                    attempted_approaches=attempted_approaches)
-        return decide_(signals).to_dict()
+            window, _ = resolve_window(open_handle(dataset).time_range, start, end)
+        return should_escalate_for(dataset, services=tuple(services or ()), window=window,
+                                   files_involved=files_involved,
+                                   attempted_approaches=attempted_approaches).to_dict()
 
     with mapped_errors():
         return structured(decide())
