@@ -31,7 +31,7 @@ def samples() -> list[tuple[str, str]]:
     os.environ["DCR_HOME"] = tempfile.mkdtemp(prefix="dcr-bench-")
     from correlate.types import Window
     from escalation import EscalationRequest
-    from escalation.api import prepare
+    from escalation.preparation import prepare
     from ingest.pipeline import ingest_paths
 
     out = []

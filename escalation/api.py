@@ -1,4 +1,5 @@
-"""The Python API of `escalation/`: what the CLI and the MCP tools call. Stable.
+"""The Python API of `escalation/`: what the CLI and the MCP tools call. Stable. What is decided
+before a model is called lives in `escalation/preparation.py`, shared with conversations.
 
     escalate(EscalationRequest, deadline=None) -> EscalationResult   (deadline: see ProviderRequest)
     should_escalate(EscalationSignals) -> EscalationDecision
@@ -15,21 +16,14 @@ Errors: `escalation.errors` (EscalationError and its subclasses).
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
-from dataclasses import dataclass
 from typing import Any
 
-from escalation.bundle import Bundle, BundleBuilder
 from escalation.decide import EscalationDecision, EscalationSignals, EscalationThresholds, should_escalate
-from escalation.errors import BadRequest, DatasetUnavailable, ProviderError, ProviderTimeout
-from escalation.ledger import LedgerEntry, ledger_stats, new_id, record
-from escalation.models import DEFAULT_MODEL, cost_usd, default_budget_tokens, selected_model
-from escalation.prompts import RESPONSE_SCHEMA, SYSTEM_INSTRUCTION, analysis_instruction, check_analysis_type
-from escalation.providers import PROVIDERS, Message, Provider, ProviderReply, ProviderRequest, get_provider
-from escalation.providers import default_provider_name as _default_provider
-from escalation.redact import Redactor
-from escalation.report import render_markdown
+from escalation.errors import DatasetUnavailable, ProviderError, ProviderTimeout
+from escalation.ledger import ledger_stats, new_id, record
+from escalation.preparation import Prepared, dry_run_payload, ledger_entry, prepare, result_of, signals_from
+from escalation.providers import get_provider
 from escalation.types import (
     AgentContext,
     CodeScope,
@@ -40,7 +34,6 @@ from escalation.types import (
     EscalationResult,
     Window,
 )
-from ingest.dataset import dcr_home
 
 __all__ = [
     "CodeScope",
@@ -67,83 +60,6 @@ __all__ = [
     "ledger_stats",
 ]
 
-CODE_EXECUTION_TYPES = ("hypothesis_test", "execution_trace")
-DEFAULT_TIMEOUT_S = 300.0
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """Everything decided before the model is called (shared by escalate and conversations)."""
-
-    escalation_id: str
-    provider_name: str
-    provider: Provider | None  # None for dry runs: nothing is contacted
-    model: str
-    bundle: Bundle
-    request: ProviderRequest
-    bundle_path: str
-    reasons: tuple[str, ...]
-    timeout_s: float
-
-
-def _validate(req: EscalationRequest) -> None:
-    if not isinstance(req.question, str) or not req.question.strip():
-        raise BadRequest("the question is empty: say what you want to know (--question TEXT)")
-    check_analysis_type(req.analysis_type)
-    if not 1 <= int(req.depth_level) <= 5:
-        raise BadRequest(f"depth_level must be 1..5, got {req.depth_level}")
-    if req.provider is not None and req.provider not in PROVIDERS:
-        raise BadRequest(f"unknown provider {req.provider!r}: use one of {', '.join(PROVIDERS)}")
-    if req.budget_tokens is not None and req.budget_tokens < 1000:
-        raise BadRequest(f"budget_tokens must be at least 1000, got {req.budget_tokens}")
-    if req.window is not None and req.window.end_ns <= req.window.start_ns:
-        raise BadRequest("the window ends before it starts: check --start/--end")
-
-
-def _budget(req: EscalationRequest, model: str) -> int:
-    if req.budget_tokens:
-        return int(req.budget_tokens)
-    env = os.environ.get("DCR_BUDGET_TOKENS")
-    if env:
-        try:
-            value = int(env)
-        except ValueError:
-            raise BadRequest(f"DCR_BUDGET_TOKENS={env!r} is not a whole number of tokens") from None
-        if value < 1000:
-            raise BadRequest(f"DCR_BUDGET_TOKENS must be at least 1000, got {value}")
-        return value
-    return default_budget_tokens(model)
-
-
-def _open_session(name: str) -> Any:
-    from correlate import CorrelateError, open_dataset
-
-    try:
-        return open_dataset(name)
-    except CorrelateError as exc:
-        raise DatasetUnavailable(str(exc)) from None
-
-
-def _signals(described: dict[str, Any], sources: list[Any], services: tuple[str, ...], window: Window | None,
-             files_involved: int, attempted_approaches: int, stuck_description: str = "") -> EscalationSignals:
-    """The figures the thresholds judge, from a dataset's description (its services and time
-    range) and sources (their sizes): the services given, else the dataset's; the window's span,
-    else the dataset's."""
-    services = services or tuple(described.get("services") or ())
-    span_s = (window.end_ns - window.start_ns) / 1e9 if window else 0.0
-    tr = described.get("time_range") or {}
-    if not span_s and tr.get("start_ns") is not None and tr.get("end_ns") is not None:
-        span_s = (tr["end_ns"] - tr["start_ns"]) / 1e9
-    return EscalationSignals(
-        files_involved=files_involved,
-        trace_bytes=sum(int(s.get("size") or 0) for s in sources if isinstance(s, dict)),
-        services_involved=len(services) if not isinstance(services, str) else 1,
-        time_span_s=span_s,
-        attempted_approaches=attempted_approaches,
-        stuck_description=stuck_description,
-    )
-
-
 def should_escalate_for(dataset: str | None, *, services: tuple[str, ...] = (), window: Window | None = None,
                         files_involved: int = 0, attempted_approaches: int = 0) -> EscalationDecision:
     """should_escalate with the dataset's own figures (trace bytes, services, time span), as an
@@ -159,121 +75,8 @@ def should_escalate_for(dataset: str | None, *, services: tuple[str, ...] = (), 
         except IngestError as exc:
             raise DatasetUnavailable(str(exc)) from None
         sources = list(described.get("sources") or [])
-    return should_escalate(_signals(described, sources, tuple(services), window, files_involved,
+    return should_escalate(signals_from(described, sources, tuple(services), window, files_involved,
                                     attempted_approaches))
-
-
-def _reasons(req: EscalationRequest, bundle: Bundle) -> tuple[str, ...]:
-    signals = _signals(bundle.facts.get("summary") or {}, list(bundle.facts.get("sources") or []),
-                       tuple(req.services), req.window,
-                       len(set(req.files) | set(req.context.code_scope.files)),
-                       len(req.context.attempted_approaches), req.context.stuck_description)
-    decision = should_escalate(signals)
-    return decision.reasons or ("asked by the agent (no threshold crossed)",)
-
-
-def _user_message(bundle: Bundle, question: str) -> str:
-    # the question is also in the bundle's first section, where it was counted; redact it again here
-    return f"{bundle.text()}\n\n## The question to answer\n{Redactor().text(question)}"
-
-
-def _save(escalation_id: str, request: ProviderRequest) -> str:
-    folder = dcr_home() / "escalations"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{escalation_id}.md"
-    text = [f"<!-- system instruction -->\n{request.system_instruction}"]
-    text += [f"<!-- {m.role} -->\n{m.text}" for m in request.messages]
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("\n\n".join(text) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return str(path)
-
-
-def prepare(req: EscalationRequest, *, deadline: float | None = None) -> Prepared:
-    """Validate, pick the provider, build and save the bundle; contacts a model only to count tokens
-    (and not past `deadline`, a time.monotonic() after which the caller no longer waits)."""
-    _validate(req)
-    name = req.provider or _default_provider()
-    provider = None if req.dry_run else get_provider(name)  # MissingApiKey before any work
-    model = provider.model if provider is not None else (selected_model() if name == "gemini" else
-                                                         get_provider(name).model)
-    sizing_model = model if name == "gemini" else (selected_model() or DEFAULT_MODEL)
-    timeout_s = float(req.time_budget_seconds or os.environ.get("DCR_GEMINI_TIMEOUT_S") or DEFAULT_TIMEOUT_S)
-    count_warnings: list[str] = []
-    counter = None
-    if provider is not None and hasattr(provider, "count_text"):
-        def counter(text: str) -> int | None:
-            left = 60.0 if deadline is None else deadline - time.monotonic()
-            if left <= 0.1:
-                return None  # out of time: estimate
-            try:
-                return provider.count_text(text, min(timeout_s, 60.0, left))  # type: ignore[union-attr]
-            except ProviderError as exc:
-                count_warnings.append(f"countTokens failed, token counts are estimates: {exc}")
-                return None
-    session = _open_session(req.dataset) if req.dataset else None
-    try:
-        bundle = BundleBuilder(req, session, budget_tokens=_budget(req, sizing_model), counter=counter).build()
-    finally:
-        if session is not None and hasattr(session, "close"):
-            session.close()
-    if count_warnings:
-        bundle = dataclasses.replace(bundle, warnings=bundle.warnings + tuple(dict.fromkeys(count_warnings)))
-    request = ProviderRequest(
-        system_instruction=f"{SYSTEM_INSTRUCTION}\n{analysis_instruction(req.analysis_type)}",
-        messages=(Message("user", _user_message(bundle, req.question.strip())),),
-        analysis_type=req.analysis_type, depth_level=int(req.depth_level), response_schema=RESPONSE_SCHEMA,
-        code_execution=req.analysis_type in CODE_EXECUTION_TYPES, timeout_s=timeout_s,
-        bundle_facts=bundle.facts, deadline=deadline,
-    )
-    eid = new_id()
-    return Prepared(eid, name, provider, model, bundle, request, _save(eid, request), _reasons(req, bundle),
-                    timeout_s)
-
-
-def _entry(p: Prepared, req: EscalationRequest, kind: str, outcome: str, **kw: Any) -> LedgerEntry:
-    b = p.bundle
-    return LedgerEntry(kind=kind, provider=p.provider_name, model=p.model, outcome=outcome, id=kw.pop("id", p.escalation_id),
-                       dataset=req.dataset, analysis_type=req.analysis_type, reasons=p.reasons,
-                       bundle_tokens=b.tokens, bundle_sections=b.section_tokens(), token_method=b.token_method,
-                       cut=len(b.cut), redactions=b.redactions, bundle_path=p.bundle_path, **kw)
-
-
-def _result(p: Prepared, req: EscalationRequest, reply: ProviderReply | None, latency_s: float,
-            dry_run_payload: dict[str, Any] | None = None, session_id: str | None = None) -> EscalationResult:
-    b = p.bundle
-    usage = reply.usage.to_dict() if reply else {"input_tokens": 0, "output_tokens": 0, "thinking_tokens": 0}
-    analysis = reply.analysis if reply else {}
-    checked = reply.checked_by_model if reply else False
-    model = reply.model if reply else p.model
-    cost = (cost_usd(model, usage["input_tokens"], usage["output_tokens"], usage["thinking_tokens"])
-            if p.provider_name == "gemini" else 0.0)  # offline and fake cost nothing
-    md = render_markdown(analysis, provider=p.provider_name, model=model, checked_by_model=checked,
-                         warnings=b.warnings, cut=b.cut) if reply else ""
-    return EscalationResult(
-        escalation_id=p.escalation_id, provider=p.provider_name, model=model, analysis_type=req.analysis_type,
-        # the question as the model got it: printed and saved results hold no secret either
-        dataset=req.dataset, question=Redactor().text(req.question), analysis=analysis, report_markdown=md,
-        checked_by_model=checked,
-        bundle_tokens=b.tokens, bundle_sections=b.section_tokens(), token_method=b.token_method,
-        budget_tokens=b.budget_tokens, cut=b.cut, redactions=b.redactions, partial=b.partial, warnings=b.warnings,
-        usage=usage, cost_usd=cost, latency_s=round(latency_s, 6), bundle_path=p.bundle_path,
-        dry_run_payload=dry_run_payload, session_id=session_id,
-    )
-
-
-def dry_run_payload(p: Prepared) -> dict[str, Any]:
-    """Exactly what would be sent (the generateContent body after redaction) and its token count."""
-    from escalation.providers.gemini import request_body
-    from escalation.tokens import estimate_tokens
-
-    body = request_body(p.request, p.model if p.provider_name == "gemini" else selected_model())
-    tokens = estimate_tokens(p.request.system_instruction) + sum(estimate_tokens(m.text) for m in p.request.messages)
-    return {**body, "provider": p.provider_name, "model": p.model, "token_count": tokens,
-            "token_method": "estimate",
-            "note": "dry run: nothing was sent" + ("" if p.provider_name == "gemini" else
-                                                  f"; provider {p.provider_name} sends nothing, this is what "
-                                                  "gemini would receive")}
 
 
 def escalate(req: EscalationRequest, *, deadline: float | None = None) -> EscalationResult:
@@ -282,8 +85,8 @@ def escalate(req: EscalationRequest, *, deadline: float | None = None) -> Escala
     p = prepare(req, deadline=deadline)
     if req.dry_run:
         payload = dry_run_payload(p)
-        record(_entry(p, req, "dry_run", "dry_run"))
-        return _result(p, req, None, 0.0, payload)
+        record(ledger_entry(p, req, "dry_run", "dry_run"))
+        return result_of(p, req, None, 0.0, payload)
     return _ask(p, req)
 
 
@@ -318,12 +121,12 @@ def _ask(p: Prepared, req: EscalationRequest) -> EscalationResult:
         reply = p.provider.generate(p.request)
     except ProviderError as exc:
         exc.bundle_path = p.bundle_path
-        record(_entry(p, req, "escalation", "failed", latency_s=time.monotonic() - started, error=str(exc),
+        record(ledger_entry(p, req, "escalation", "failed", latency_s=time.monotonic() - started, error=str(exc),
                       attempts=exc.attempts))
         raise
     latency = time.monotonic() - started
-    result = _result(p, req, reply, latency)
-    record(_entry(p, req, "escalation", "ok", input_tokens=result.usage["input_tokens"],
+    result = result_of(p, req, reply, latency)
+    record(ledger_entry(p, req, "escalation", "ok", input_tokens=result.usage["input_tokens"],
                   output_tokens=result.usage["output_tokens"], thinking_tokens=result.usage["thinking_tokens"],
                   cost_usd=result.cost_usd, latency_s=latency, attempts=reply.attempts))
     return result

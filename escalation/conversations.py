@@ -23,7 +23,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from escalation.api import Prepared, _entry, _result, prepare
 from escalation.errors import (
     BadRequest,
     ConversationBusy,
@@ -34,6 +33,7 @@ from escalation.errors import (
 )
 from escalation.ledger import LedgerEntry, new_id, record
 from escalation.models import cost_usd
+from escalation.preparation import Prepared, ledger_entry, prepare, result_of
 from escalation.prompts import FOLLOW_UP_INSTRUCTION, RESPONSE_SCHEMA, SUMMARY_INSTRUCTIONS
 from escalation.providers import Message, ProviderReply, ProviderRequest, get_provider
 from escalation.redact import Redactor
@@ -199,7 +199,7 @@ def _run_turn(session_id: str, seq: int, *, prepared: Prepared | None = None,
     except ProviderError as exc:
         latency = time.monotonic() - started
         _finish(session_id, seq, None, str(exc))
-        entry = (_entry(prepared, req, "escalation", "failed", latency_s=latency, error=str(exc),
+        entry = (ledger_entry(prepared, req, "escalation", "failed", latency_s=latency, error=str(exc),
                         attempts=exc.attempts) if prepared and req else
                  LedgerEntry(kind="turn", provider=row["provider"], model=row["model"], outcome="failed",
                              session_id=session_id, turn=turn_no, dataset=row["dataset"],
@@ -216,8 +216,8 @@ def _run_turn(session_id: str, seq: int, *, prepared: Prepared | None = None,
     u = reply.usage
     escalation = None
     if prepared and req:
-        escalation = _result(prepared, req, reply, latency, session_id=session_id)
-        entry = _entry(prepared, req, "escalation", "ok", input_tokens=u.input_tokens, output_tokens=u.output_tokens,
+        escalation = result_of(prepared, req, reply, latency, session_id=session_id)
+        entry = ledger_entry(prepared, req, "escalation", "ok", input_tokens=u.input_tokens, output_tokens=u.output_tokens,
                        thinking_tokens=u.thinking_tokens, cost_usd=cost, latency_s=latency, attempts=reply.attempts)
         record(dataclasses.replace(entry, session_id=session_id, turn=1))
     else:

@@ -355,7 +355,7 @@ class _NoRedaction(Redactor):
 def _redaction_off(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     with monkeypatch.context() as m:
         m.setattr("escalation.bundle.Redactor", _NoRedaction)
-        m.setattr("escalation.api.Redactor", _NoRedaction)
+        m.setattr("escalation.preparation.Redactor", _NoRedaction)
         yield
 
 
