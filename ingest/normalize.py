@@ -13,15 +13,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ingest.schema import INT_PROMOTED, PROMOTED
-
 __all__ = [
     "norm_trace_id",
     "norm_span_id",
     "norm_parent_span_id",
-    "to_int",
     "dumps",
-    "promote",
     "exception_from_events",
     "host_from_resource",
 ]
@@ -72,44 +68,9 @@ def norm_parent_span_id(value: Any) -> str | None:
     return None if pid == "0" * 16 else pid
 
 
-def to_int(value: Any, what: str) -> int:
-    """A 64-bit integer given as a JSON number or a decimal string."""
-    if isinstance(value, bool):
-        raise ValueError(f"{what} is not an integer")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    raise ValueError(f"{what} is not an integer")
-
-
 def dumps(value: Any) -> str:
     """Compact JSON text, UTF-8 kept as is."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-
-
-def promote(attributes: Mapping[str, Any]) -> dict[str, Any]:
-    """The promoted semantic-convention columns present in `attributes`."""
-    out: dict[str, Any] = {}
-    for column, names in PROMOTED.items():
-        for name in names:
-            value = attributes.get(name)
-            if value is None:
-                continue
-            if column in INT_PROMOTED:
-                try:
-                    value = int(value)
-                except (TypeError, ValueError):
-                    continue
-                if not -(2**31) <= value < 2**31:
-                    continue
-            elif not isinstance(value, str):
-                value = dumps(value)
-            out[column] = value
-            break
-    return out
 
 
 def exception_from_events(events: list[Mapping[str, Any]]) -> dict[str, str]:

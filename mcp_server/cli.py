@@ -10,7 +10,7 @@ Each command is a module in `mcp_server/commands/` exposing
 Modules are discovered, so adding a command touches no other file. Keep heavy imports
 (duckdb, pyarrow, google-genai, mcp) inside `run`: `dcr --help` must stay fast.
 
-Exit codes (the contract in ARCHITECTURE.md): 0 success, 1 a failure of the work,
+Exit codes (the contract in docs/architecture.md): 0 success, 1 a failure of the work,
 2 bad usage or unusable input. A `UsageError` or `WorkError` raised anywhere prints
 one line on stderr and no traceback.
 """
