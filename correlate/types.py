@@ -7,7 +7,10 @@ Units are in the names (`_ns`). Times are int nanoseconds since the Unix epoch (
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import polars as pl
 
 __all__ = [
     "MECHANISMS",
@@ -17,12 +20,13 @@ __all__ = [
     "Finding",
     "CorrelationReport",
     "SqlResult",
+    "ExportResult",
     "TraceSpan",
     "CriticalSegment",
     "TraceView",
 ]
 
-# The mechanism vocabulary (README documents each one).
+# The mechanism vocabulary (docs/correlate.md documents each one).
 MECHANISMS = (
     "error_propagation",
     "dependency_failure",
@@ -109,6 +113,25 @@ class SqlResult(_Dict):
     rows: tuple[tuple[Any, ...], ...]
     truncated: bool  # True when more rows existed than the cap
     row_cap: int
+    seconds: float = 0.0
+
+    def pl(self) -> pl.DataFrame:
+        """The (capped) rows as a polars DataFrame, column types inferred from the values.
+        For typed results without a cap use `DatasetSession.polars(query)`."""
+        import polars as pl
+
+        return pl.DataFrame([list(r) for r in self.rows], schema=list(self.columns), orient="row",
+                            infer_schema_length=None)
+
+
+@dataclass(frozen=True)
+class ExportResult(_Dict):
+    """A query's whole result written to a file (`DatasetSession.export`)."""
+
+    path: str
+    format: str  # "parquet", "arrow" (IPC file) or "csv"
+    rows: int
+    bytes: int  # size of the file written
     seconds: float = 0.0
 
 

@@ -5,7 +5,7 @@ uses: a word up to 12 letters is one token, a longer one about one per 10 letter
 digit one token (Gemini's tokenizer splits numbers into digits, so ids and timings cost more
 than in GPT-style encodings), a run of punctuation one token per 4 marks, a newline one
 token and runs of indentation one token per 16 spaces. It was measured against real tokenizers on
-rendered bundles (`bench/token_estimate.py`; README, section escalation, has the figures);
+rendered bundles (`bench/token_estimate.py`; docs/benchmarks.md has the figures);
 the budget keeps `ESTIMATE_MARGIN` of headroom for the error.
 """
 
