@@ -5,12 +5,16 @@
         ds.sql("SELECT service_name, count(*) FROM spans GROUP BY 1")   # SqlResult
         ds.trace("4bf92f3577b34da6a3ce929d0e0e4736")                   # TraceView
         ds.correlate()                                                  # CorrelationReport
+        ds.scan("spans")                                                # polars LazyFrame
+        ds.arrow("SELECT …") / ds.polars("SELECT …")                    # no row cap, streamed
+        ds.export("SELECT …", "out.parquet")                            # the same into a file
 """
 
 from correlate.errors import (
     CorrelateError,
     DatasetNotFound,
     DatasetUnusable,
+    QueryCancelled,
     QueryTimeout,
     SqlError,
     TraceNotFound,
@@ -21,6 +25,7 @@ from correlate.types import (
     CorrelationReport,
     CriticalSegment,
     Evidence,
+    ExportResult,
     Finding,
     SqlResult,
     TraceSpan,
@@ -36,6 +41,7 @@ __all__ = [
     "DatasetUnusable",
     "SqlError",
     "QueryTimeout",
+    "QueryCancelled",
     "TraceNotFound",
     "Window",
     "Evidence",
@@ -43,6 +49,7 @@ __all__ = [
     "Finding",
     "CorrelationReport",
     "SqlResult",
+    "ExportResult",
     "TraceSpan",
     "CriticalSegment",
     "TraceView",

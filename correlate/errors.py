@@ -4,7 +4,8 @@
      ├── DatasetNotFound      no dataset of that name (lists the known ones)
      ├── DatasetUnusable      a dataset this code cannot open (a later layout, a bad name)
      ├── SqlError             a query that DuckDB or the guard refused ("... at position N")
-     │    └── QueryTimeout    a query that ran past its time limit
+     │    ├── QueryTimeout    a query that ran past its time limit
+     │    └── QueryCancelled  a query stopped by `DatasetSession.interrupt()` (Ctrl-C at the prompt)
      └── TraceNotFound        no span of that trace id in the dataset
 
 DuckDB's exceptions are mapped where they enter (`map_duckdb_error`); nothing outside this
@@ -22,6 +23,7 @@ __all__ = [
     "DatasetUnusable",
     "SqlError",
     "QueryTimeout",
+    "QueryCancelled",
     "TraceNotFound",
     "map_duckdb_error",
 ]
@@ -62,6 +64,11 @@ class QueryTimeout(SqlError):
             f"query interrupted after {timeout_s:g} s: add a WHERE on service_name/start_ns, "
             "or raise the time limit"
         )
+
+
+class QueryCancelled(SqlError):
+    def __init__(self) -> None:
+        super().__init__("query cancelled")
 
 
 class TraceNotFound(CorrelateError):

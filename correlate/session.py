@@ -6,6 +6,11 @@
         ds.trace(trace_id)          TraceView: tree, self times, critical path, skew warnings
         ds.correlate(window, ...)   CorrelationReport (correlate.engine.run_correlation)
         ds.summary()                counts, time range, services, top operations
+        ds.scan("spans")            polars LazyFrame over the Parquet parts (a snapshot of the files)
+        ds.arrow(query)             pyarrow RecordBatchReader: the whole result, streamed, no cap
+        ds.polars(query)            polars DataFrame of the whole result
+        ds.export(query, path)      the whole result into a Parquet / Arrow / CSV file
+        ds.columns()                each view's columns and DuckDB types
 
 The connection is locked down after the views are created, in this order (the order matters:
 DuckDB refuses to change `allowed_paths` once external access is off, and refuses every
@@ -26,21 +31,28 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from correlate import views
+from correlate import explore, views
 from correlate.errors import (
     CorrelateError,
     DatasetNotFound,
     DatasetUnusable,
+    QueryCancelled,
     QueryTimeout,
     SqlError,
     map_duckdb_error,
 )
 from correlate.sql_guard import check_query
-from correlate.types import CorrelationReport, SqlResult, TraceView, Window
+from correlate.types import CorrelationReport, ExportResult, SqlResult, TraceView, Window
 from ingest.dataset import DatasetHandle, open_handle
+
+if TYPE_CHECKING:
+    import polars as pl
+    import pyarrow as pa
 
 __all__ = ["DatasetSession", "open_dataset", "DEFAULT_MEMORY_LIMIT", "DEFAULT_THREADS"]
 
@@ -85,6 +97,8 @@ class DatasetSession:
         self._materialized: set[str] = set()
         self._lock = threading.Lock()
         self._sql_lock = threading.Lock()
+        self._cancelled = threading.Event()
+        self._cursors: set[Any] = set()  # streams of arrow()/polars()/export() still open
         try:
             self.con, self._user = _connect(
                 handle, memory_limit or DEFAULT_MEMORY_LIMIT, threads or DEFAULT_THREADS, self._tmpdir
@@ -102,6 +116,8 @@ class DatasetSession:
         self.close()
 
     def close(self) -> None:
+        for cursor in list(getattr(self, "_cursors", ())):
+            cursor.close()
         for con in (getattr(self, "_user", None), getattr(self, "con", None)):
             if con is not None:
                 con.close()
@@ -131,16 +147,24 @@ class DatasetSession:
 
     # queries ---------------------------------------------------------------------------
 
-    def sql(self, query: str, *, limit: int = 1000, timeout_s: float = 30.0) -> SqlResult:
-        """Run one read-only SELECT; at most `limit` rows, interrupted after `timeout_s`.
-        `limit=0` asks for the columns only: no row is fetched and nothing counts as truncated."""
+    def sql(self, query: str, *, limit: int = 1000, timeout_s: float | None = 30.0) -> SqlResult:
+        """Run one read-only SELECT; at most `limit` rows, interrupted after `timeout_s` (None: no
+        time limit; `interrupt()` still stops it). `limit=0` asks for the columns only: no row is
+        fetched and nothing counts as truncated."""
         if limit < 0:
             raise SqlError(f"row limit must be >= 0, got {limit}")
         with self._sql_lock:  # one user query at a time on the dedicated connection
+            self._cancelled.clear()
             statement = check_query(self._user, query)
             return self._run_user_query(statement, limit, timeout_s)
 
-    def _run_user_query(self, statement: str, limit: int, timeout_s: float) -> SqlResult:
+    def interrupt(self) -> None:
+        """Stop the query `sql()` is running, from another thread (a Ctrl-C handler): that call
+        raises QueryCancelled. Nothing happens when no query runs."""
+        self._cancelled.set()
+        self._user.interrupt()
+
+    def _run_user_query(self, statement: str, limit: int, timeout_s: float | None) -> SqlResult:
         started = time.monotonic()
         user = self._user
         fired = threading.Event()
@@ -149,9 +173,10 @@ class DatasetSession:
             fired.set()
             user.interrupt()
 
-        timer = threading.Timer(timeout_s, interrupt)
-        timer.daemon = True
-        timer.start()
+        timer = threading.Timer(timeout_s, interrupt) if timeout_s is not None else None
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
         try:
             derived = [n for n in views.DERIVED_VIEWS if _mentions(statement, n)]
             self.ensure_materialized(*derived, con=user)
@@ -161,11 +186,12 @@ class DatasetSession:
             rows = cursor.fetchmany(limit + 1) if limit else []
             user.abort()  # drop the rest of a capped result: the connection is free again
         except CorrelateError as exc:
-            raise _timeout_or(exc, fired, timeout_s) from None
+            raise self._stopped_or(exc, fired, timeout_s) from None
         except Exception as exc:
-            raise _timeout_or(_map(exc, statement), fired, timeout_s) from None
+            raise self._stopped_or(_map(exc, statement), fired, timeout_s) from None
         finally:
-            timer.cancel()
+            if timer is not None:
+                timer.cancel()
         truncated = len(rows) > limit
         return SqlResult(
             columns=columns,
@@ -174,6 +200,141 @@ class DatasetSession:
             row_cap=limit,
             seconds=round(time.monotonic() - started, 6),
         )
+
+    def _stopped_or(self, exc: CorrelateError, fired: threading.Event, timeout_s: float | None) -> CorrelateError:
+        if fired.is_set():
+            return QueryTimeout(timeout_s or 0.0)
+        if self._cancelled.is_set():
+            return QueryCancelled()
+        return exc
+
+    # exploration: no row cap ---------------------------------------------------------------
+
+    def scan(self, table: str = "spans") -> pl.LazyFrame:
+        """A polars LazyFrame over `table` (spans, logs, traces or service_edges).
+
+        spans and logs: polars reads the dataset's Parquet parts itself, typed as SPAN_SCHEMA /
+        LOG_SCHEMA. The parts are sorted by service and time, one service a row group, so a
+        `filter(pl.col("service_name") == s, pl.col("start_ns").is_between(a, b))` reads only
+        the row groups that can hold those rows (`time_ns` for logs).
+
+        traces and service_edges are derived: DuckDB computes them now (once a session, as for
+        `sql()`), and the LazyFrame is over that in-memory Arrow table.
+
+        A snapshot: the LazyFrame reads the files this session's manifest listed, fixed at this
+        call. Part files are never rewritten, so a collect later gives the same rows; an ingest
+        since then is not seen (open the dataset again for it), and a collect after the dataset
+        was removed fails with a polars error naming the missing file."""
+        import polars as pl
+
+        table = explore.check_table(table)
+        if table in explore.TABLE_SCHEMAS:
+            files = self.handle.span_files if table == "spans" else self.handle.log_files
+            return explore.scan_parquet(files, explore.TABLE_SCHEMAS[table])
+        with self._cursor() as cursor:
+            self.ensure_materialized(table, con=cursor)
+            try:
+                data = cursor.sql(f"SELECT * FROM {table}").to_arrow_table()
+            except Exception as exc:
+                raise _map(exc, "") from None
+        return pl.from_arrow(data).lazy()  # type: ignore[union-attr]
+
+    def arrow(self, query: str, *, batch_rows: int = explore.BATCH_ROWS) -> pa.RecordBatchReader:
+        """The whole result of one read-only SELECT, streamed: `batch_rows` rows a batch, no row
+        cap, no time limit. The same guard as `sql()`; a refused or failing query raises SqlError,
+        here or while the batches are read. Read it to the end or drop it: it holds a cursor."""
+        return self._stream_on(self._open_cursor(), query, batch_rows)
+
+    def polars(self, query: str) -> pl.DataFrame:
+        """The whole result of one read-only SELECT as a polars DataFrame (see `arrow`)."""
+        import polars as pl
+
+        return pl.from_arrow(self.arrow(query).read_all())  # type: ignore[return-value]
+
+    def export(self, query: str, path: str | Path, *, format: str | None = None, limit: int | None = None,
+               timeout_s: float | None = None) -> ExportResult:
+        """Write the whole result of one read-only SELECT to `path` (its first `limit` rows when
+        given), batch by batch, in bounded memory: parquet, arrow (IPC file) or csv, by default
+        from the file's suffix. The file appears whole or not at all (correlate/export.py);
+        QueryTimeout after `timeout_s`."""
+        from correlate import export
+
+        fmt = format or export.format_for(path)
+        if fmt not in export.FORMATS:
+            raise CorrelateError(f"no export format for {str(path)!r}: name one of {', '.join(export.FORMATS)} "
+                                 "or end the file name in .parquet, .arrow or .csv")
+        started = time.monotonic()
+        if limit is not None and limit < 0:
+            raise SqlError(f"row limit must be >= 0, got {limit}")
+        cursor = self._open_cursor()
+        fired = threading.Event()
+        # started before the query: DuckDB runs it up to its first batch when the reader is made
+        timer = threading.Timer(timeout_s or 0.0, lambda: (fired.set(), cursor.interrupt()))
+        timer.daemon = True
+        if timeout_s is not None:
+            timer.start()
+        reader = None
+        try:
+            reader = self._stream_on(cursor, query, explore.BATCH_ROWS)
+            if limit is not None:
+                reader = explore.head(reader, limit)
+            rows, size = export.write_reader(reader, path, fmt)
+        except SqlError:
+            if fired.is_set():
+                raise QueryTimeout(timeout_s or 0.0) from None
+            raise
+        finally:
+            timer.cancel()
+            if reader is not None:
+                reader.close()
+        return ExportResult(path=str(path), format=fmt, rows=rows, bytes=size,
+                            seconds=round(time.monotonic() - started, 6))
+
+    def columns(self) -> dict[str, list[tuple[str, str]]]:
+        """Each view's (column, DuckDB type) in order: what `.schema` and completion show."""
+        names = ", ".join(f"'{v}'" for v in views.VIEW_NAMES)
+        out: dict[str, list[tuple[str, str]]] = {v: [] for v in views.VIEW_NAMES}
+        for table, column, dtype in self.fetch(
+            f"SELECT table_name, column_name, data_type FROM information_schema.columns "
+            f"WHERE table_name IN ({names}) ORDER BY table_name, ordinal_position"
+        ):
+            out[table].append((column, dtype))
+        return out
+
+    def _stream_on(self, cursor: Any, query: str, batch_rows: int) -> pa.RecordBatchReader:
+        """The reader of one guarded query on `cursor`, a cursor of its own (the same views and
+        fences as the session's); the cursor closes when the reader is done or dropped, or here
+        when the query fails."""
+        try:
+            statement = check_query(cursor, query)
+            derived = [n for n in views.DERIVED_VIEWS if _mentions(statement, n)]
+            self.ensure_materialized(*derived, con=cursor)
+            reader = cursor.sql(statement).to_arrow_reader(batch_rows)
+        except BaseException as exc:
+            self._close_cursor(cursor)
+            if isinstance(exc, Exception):
+                raise _map(exc, query) from None
+            raise
+        return explore.mapped_reader(reader, statement, lambda: self._close_cursor(cursor))
+
+    @contextmanager
+    def _cursor(self) -> Iterator[Any]:
+        cursor = self._open_cursor()
+        try:
+            yield cursor
+        finally:
+            self._close_cursor(cursor)
+
+    def _open_cursor(self) -> Any:
+        cursor = self.con.cursor()
+        with self._lock:
+            self._cursors.add(cursor)
+        return cursor
+
+    def _close_cursor(self, cursor: Any) -> None:
+        with self._lock:
+            self._cursors.discard(cursor)
+        cursor.close()
 
     def trace(self, trace_id: str) -> TraceView:
         """The span tree of one trace with self times, critical path and warnings."""
@@ -266,12 +427,6 @@ def _map(exc: BaseException, query: str) -> CorrelateError:
     if isinstance(exc, CorrelateError):
         return exc
     return map_duckdb_error(exc, query)
-
-
-def _timeout_or(exc: CorrelateError, fired: threading.Event, timeout_s: float) -> CorrelateError:
-    if fired.is_set():
-        return QueryTimeout(timeout_s)
-    return exc
 
 
 def _mentions(statement: str, name: str) -> bool:

@@ -32,11 +32,18 @@ __all__ = [
     "empty_view_sql",
     "source_view_sql",
     "DERIVED_SQL",
+    "DESCRIPTIONS",
 ]
 
 BASE_VIEWS = ("spans", "logs")
 DERIVED_VIEWS = ("traces", "service_edges")
 VIEW_NAMES = BASE_VIEWS + DERIVED_VIEWS
+DESCRIPTIONS = {
+    "spans": "one row a span (ingest/schema.py SPAN_SCHEMA), read from the dataset's Parquet parts",
+    "logs": "one row a log record (LOG_SCHEMA), read from the dataset's Parquet parts",
+    "traces": "one row a trace: root service/operation, start, end, duration, errors, services",
+    "service_edges": "caller_service -> callee_service: calls, errors, p50/p95/p99 of the callee spans",
+}
 
 _DUCK_TYPES = {
     pa.string(): "VARCHAR",
