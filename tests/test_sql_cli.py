@@ -1,9 +1,11 @@
-"""`dcr sql`: formats, row cap note, exit codes."""
+"""`dcr sql`: formats, row cap note, exit codes, exports to files, the query from stdin."""
 
 from __future__ import annotations
 
+import io
 import json
 
+import pyarrow.parquet as pq
 import pytest
 
 from correlate.testing import make_dataset
@@ -69,3 +71,43 @@ def test_limit_zero_gives_the_columns_and_claims_no_truncation(data, capsys):
     doc = json.loads(out)
     assert (doc["columns"], doc["rows"], doc["truncated"], doc["row_cap"]) == (["name", "service_name"], [], False, 0)
     assert err.startswith("columns only (--limit 0: no rows fetched)") and "truncated" not in err
+
+
+def test_export_writes_every_row_past_the_cap(data, tmp_path, capsys):
+    out = tmp_path / "r.parquet"
+    assert main(["sql", "d", "SELECT i, i * 2 AS j FROM range(2500) t(i)", "-o", str(out)]) == 0
+    _, err = capsys.readouterr()
+    assert pq.read_table(out).column("j").to_pylist() == [i * 2 for i in range(2500)]
+    assert err.startswith(f"wrote 2500 rows ({out.stat().st_size:,} bytes, parquet) to {out} in ")
+
+
+def test_export_format_option_limit_and_json_summary(data, tmp_path, capsys):
+    out = tmp_path / "r.data"
+    assert main(["sql", "d", "SELECT name FROM spans ORDER BY name", "--format", "csv", "-o", str(out),
+                 "--limit", "2", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["rows"], doc["format"], doc["path"]) == (2, "csv", str(out))
+    assert out.read_text() == '"name"\n"op0"\n"op1"\n'
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--format", "parquet"], "--format parquet writes a file: add -o FILE"),
+    (["-o", "x.parquet", "--format", "json"], "-o writes parquet, arrow or csv, not json"),
+    (["-o", "x.txt"], "no format for 'x.txt': add --format parquet|arrow|csv"),
+])
+def test_export_usage_errors_exit_2(data, capsys, argv, message):
+    assert main(["sql", "d", "SELECT 1", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_export_of_a_refused_write_leaves_no_file(data, tmp_path, capsys):
+    out = tmp_path / "r.arrow"
+    assert main(["sql", "d", f"COPY spans TO '{tmp_path / 'x.csv'}'", "-o", str(out)]) == 2
+    assert "COPY is not allowed" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_query_from_stdin_when_it_is_not_a_terminal(data, monkeypatch, capsys):
+    monkeypatch.setattr("sys.stdin", io.StringIO("SELECT count(*) AS n\nFROM spans;\n"))
+    assert main(["sql", "d"]) == 0
+    assert capsys.readouterr().out == "n\n-\n5\n"
