@@ -390,7 +390,9 @@ def _connect(handle: DatasetHandle, memory_limit: str, threads: int, tmpdir: str
     except duckdb.Error as exc:
         raise CorrelateError(f"cannot start DuckDB: {_map(exc, '')}") from None
     try:
-        con.execute("SET parquet_metadata_cache = true")  # a setting of the parquet extension
+        # a setting of the parquet extension, so not in `config`; GLOBAL: a plain SET holds for this
+        # connection alone, and the cursors (user queries, streams) would read every footer again
+        con.execute("SET GLOBAL parquet_metadata_cache = true")
         files = {"spans": handle.span_files, "logs": handle.log_files}
         missing = [f for fs in files.values() for f in fs if not f.is_file()]
         if missing:
