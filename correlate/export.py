@@ -2,11 +2,15 @@
 
     DuckDB ──► RecordBatchReader (BATCH_ROWS a batch) ──► writer ──► FILE.tmp ──► FILE
 
-The sealed session refuses `COPY … TO`, so the rows are written here, from Python: one batch in
-memory at a time, whatever the result's size. The file appears whole or not at all: the batches
+The sealed session refuses `COPY … TO`, so the rows are written here, from Python: one batch
+(for Parquet, one row group) in memory at a time, whatever the result's size. The file appears whole or not at all: the batches
 go to a temporary file beside it, renamed over FILE at the end (removed on an error or Ctrl-C).
 
-    parquet   zstd, one row group a batch; the column types as DuckDB gives them
+    parquet   zstd; DuckDB's batches (a few thousand rows each) gathered into row groups of up to
+              ROW_GROUP_BYTES: a row group a batch made thousands of row groups, whose metadata
+              (min/max of every column, long JSON texts included) the writer holds until it
+              closes, so memory crept up with the rows; with these groups it stays flat
+              (bench/explore.py measures the peak). Column types as DuckDB gives them
     arrow     Arrow IPC file format ("Feather v2"), zstd-compressed buffers: pyarrow.ipc.open_file,
               polars.read_ipc / scan_ipc
     csv       a header line, then the rows; NULL is an empty field; lists, structs and maps as JSON
@@ -17,7 +21,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +32,8 @@ from correlate.errors import CorrelateError
 __all__ = ["FORMATS", "format_for", "write_reader"]
 
 FORMATS = ("parquet", "arrow", "csv")
+ROW_GROUP_BYTES = 16 * 1024 * 1024  # Arrow bytes gathered before a Parquet row group is written
+ROW_GROUP_ROWS = 256 * 1024
 _SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".arrow": "arrow", ".feather": "arrow", ".ipc": "arrow",
              ".csv": "csv"}
 
@@ -56,7 +62,25 @@ def _parquet(reader: pa.RecordBatchReader, path: Path) -> int:
     import pyarrow.parquet as pq
 
     with pq.ParquetWriter(path, reader.schema, compression="zstd") as writer:
-        return _each(reader, writer.write_batch)
+        rows = 0
+        for table in _row_groups(reader):
+            writer.write_table(table, row_group_size=table.num_rows)
+            rows += table.num_rows
+        return rows
+
+
+def _row_groups(reader: pa.RecordBatchReader) -> Iterator[pa.Table]:
+    """`reader`'s batches gathered into tables of up to ROW_GROUP_BYTES / ROW_GROUP_ROWS."""
+    held: list[pa.RecordBatch] = []
+    rows = size = 0
+    for batch in reader:
+        held.append(batch)
+        rows, size = rows + batch.num_rows, size + batch.nbytes
+        if rows >= ROW_GROUP_ROWS or size >= ROW_GROUP_BYTES:
+            yield pa.Table.from_batches(held, reader.schema)
+            held, rows, size = [], 0, 0
+    if held or rows == 0:
+        yield pa.Table.from_batches(held, reader.schema)
 
 
 def _arrow(reader: pa.RecordBatchReader, path: Path) -> int:
