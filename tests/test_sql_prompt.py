@@ -1,5 +1,6 @@
 """`dcr sql NAME` on a terminal: the prompt's commands in-process, then the real thing through a
-pseudo-terminal (multi-line input, completion, a refused write, Ctrl-C, history across sessions)."""
+pseudo-terminal (multi-line input, completion, a refused write, Ctrl-C, history across sessions,
+Ctrl-R)."""
 
 from __future__ import annotations
 
@@ -141,6 +142,12 @@ def test_the_prompt_through_a_pseudo_terminal(data, dcr_home):
         child.send("\x1b[A")  # up arrow
         child.send("\r")
         child.expect_exact("forty-two")
+        child.expect(PROMPT)
+        child.send("\x12")  # Ctrl-R: search the history
+        child.send("service_ed")
+        child.send("\r")  # ends the search with the statement found
+        child.send("\r")  # runs it
+        child.expect_exact("edges0")
         child.expect(PROMPT)
         child.sendline(".quit")
         child.expect(pexpect.EOF)

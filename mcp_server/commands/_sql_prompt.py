@@ -185,11 +185,13 @@ def _history() -> Any:
 
 
 def _bindings() -> Any:
+    from prompt_toolkit.enums import DEFAULT_BUFFER
+    from prompt_toolkit.filters import has_focus
     from prompt_toolkit.key_binding import KeyBindings
 
     kb = KeyBindings()
 
-    @kb.add("enter")
+    @kb.add("enter", filter=has_focus(DEFAULT_BUFFER))  # not in Ctrl-R's search field: Enter ends the search
     def _(event: Any) -> None:
         buf = event.current_buffer
         if statement_complete(buf.text):
