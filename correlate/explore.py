@@ -17,6 +17,7 @@ cursor of the sealed connection: read-only, no file but the dataset's, no settin
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -64,8 +65,9 @@ def scan_parquet(files: Sequence[Path], schema: pa.Schema) -> pl.LazyFrame:
 
 
 def mapped_reader(reader: pa.RecordBatchReader, statement: str, on_close: Callable[[], None]) -> pa.RecordBatchReader:
-    """`reader` with DuckDB's errors mapped to SqlError as batches are read; `on_close` runs once the
-    batches are exhausted, a read fails, or the reader is dropped."""
+    """`reader` with DuckDB's errors mapped to SqlError as batches are read; `on_close` (which
+    must bear a second call) runs when the batches are exhausted, a read fails, or the reader is
+    dropped, read or not."""
 
     def batches() -> Iterator[pa.RecordBatch]:
         try:
@@ -82,8 +84,9 @@ def mapped_reader(reader: pa.RecordBatchReader, statement: str, on_close: Callab
         finally:
             on_close()
 
-    return pa.RecordBatchReader.from_batches(reader.schema, batches())
-
+    out = pa.RecordBatchReader.from_batches(reader.schema, batches())
+    weakref.finalize(out, on_close)  # a generator never started runs no `finally`
+    return out
 
 
 def head(reader: pa.RecordBatchReader, rows: int) -> pa.RecordBatchReader:

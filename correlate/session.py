@@ -263,9 +263,9 @@ class DatasetSession:
         if fmt not in export.FORMATS:
             raise CorrelateError(f"no export format for {str(path)!r}: name one of {', '.join(export.FORMATS)} "
                                  "or end the file name in .parquet, .arrow or .csv")
-        started = time.monotonic()
         if limit is not None and limit < 0:
             raise SqlError(f"row limit must be >= 0, got {limit}")
+        started = time.monotonic()
         cursor = self._open_cursor()
         fired = threading.Event()
         # started before the query: DuckDB runs it up to its first batch when the reader is made
@@ -332,7 +332,10 @@ class DatasetSession:
         return cursor
 
     def _close_cursor(self, cursor: Any) -> None:
+        """Close a stream's cursor once (a reader's end and its finalizer may both ask)."""
         with self._lock:
+            if cursor not in self._cursors:
+                return
             self._cursors.discard(cursor)
         cursor.close()
 

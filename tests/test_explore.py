@@ -3,6 +3,7 @@ exports, the guard, snapshots and cursors."""
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 
@@ -145,6 +146,10 @@ def test_a_stream_gives_its_cursor_back_and_maps_errors_met_while_reading(dcr_ho
                           batch_rows=1000)
         with pytest.raises(SqlError, match="boom at"):
             reader.read_all()
+        assert not ds._cursors
+        reader = ds.arrow("SELECT 1")  # dropped unread
+        del reader
+        gc.collect()
         assert not ds._cursors
 
 
