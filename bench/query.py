@@ -49,7 +49,7 @@ def make_dataset_at_scale(name: str, home: Path, scenario: str, scale: float) ->
     env = dict(os.environ, DCR_HOME=str(home))
     if not (gen / scenario / "traces.jsonl").is_file():
         print(f"generating {scenario} at scale {scale:g} into {gen} ...", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "bench.scenarios.generate", "--scenario", scenario, "--out", str(gen),
+        subprocess.run([sys.executable, "-m", "scenarios.generate", "--scenario", scenario, "--out", str(gen),
                         "--scale", f"{scale:g}"], check=True, cwd=REPO, env=env)
     print(f"ingesting into dataset {name} ...", file=sys.stderr)
     subprocess.run([sys.executable, "-m", "mcp_server.cli", "ingest", str(gen / scenario / "traces.jsonl"),

@@ -83,7 +83,7 @@ def _correlate(name: str, truth: dict[str, Any]) -> tuple[str | None, list[dict[
 
 
 def _scenario_dirs(args: argparse.Namespace, tmp: Path) -> list[tuple[str, Path]]:
-    from bench.scenarios import SCENARIOS
+    from scenarios import SCENARIOS
 
     names = args.scenario or list(SCENARIOS)
     unknown = [n for n in names if n not in SCENARIOS]
@@ -91,7 +91,7 @@ def _scenario_dirs(args: argparse.Namespace, tmp: Path) -> list[tuple[str, Path]
         raise SystemExit(f"rca: unknown scenario {unknown[0]!r}: use one of {', '.join(SCENARIOS)}")
     if args.scale is None:
         return [(n, FIXTURES / n) for n in names]
-    from bench.scenarios.generate import write_scenario
+    from scenarios.generate import write_scenario
 
     out = tmp / "scenarios"
     for n in names:
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 truth = json.loads((folder / "truth.json").read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
                 raise SystemExit(f"rca: cannot read {folder / 'truth.json'}: {exc}; regenerate the scenarios with "
-                                 "'python -m bench.scenarios.generate --scenario all --out fixtures/scenarios --seed 1'") from None
+                                 "'python -m scenarios.generate --scenario all --out fixtures/scenarios --seed 1'") from None
             row: dict[str, Any] = {"scenario": name, "truth": truth["root_cause"]}
             problem, counts = _ingest(name, folder)
             row["ingest"] = counts

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
-from bench.scenarios import SCENARIOS
-from bench.scenarios.generate import END_NS, ONSET_NS, START_NS, parse_size, run_scenario, write_scenario
-from bench.scenarios.otlp_json import parse_logs_line, parse_traces_line
+from scenarios import SCENARIOS
+from scenarios.generate import END_NS, ONSET_NS, START_NS, parse_size, run_scenario, write_scenario
+from scenarios.otlp_json import parse_logs_line, parse_traces_line
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "fixtures" / "scenarios"
@@ -150,7 +150,7 @@ def test_parse_size_rejects_garbage() -> None:
 
 
 def test_cli_writes_a_scenario_and_rejects_unknown_names(tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "bench.scenarios.generate", "--out", str(tmp_path), "--seed", "3"]
+    cmd = [sys.executable, "-m", "scenarios.generate", "--out", str(tmp_path), "--seed", "3"]
     ok = subprocess.run([*cmd, "--scenario", "healthy", "--scale", "0.5"], cwd=REPO, capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     assert "healthy: scale 0.5" in ok.stderr
@@ -163,14 +163,14 @@ def test_cli_writes_a_scenario_and_rejects_unknown_names(tmp_path: Path) -> None
     bad = subprocess.run([*cmd, "--scenario", "nope"], cwd=REPO, capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown scenario 'nope'" in bad.stderr and "Traceback" not in bad.stderr
     (tmp_path / "file").write_text("")
-    blocked = subprocess.run([sys.executable, "-m", "bench.scenarios.generate", "--scenario", "healthy", "--out",
+    blocked = subprocess.run([sys.executable, "-m", "scenarios.generate", "--scenario", "healthy", "--out",
                               str(tmp_path / "file" / "x")], cwd=REPO, capture_output=True, text=True)
     assert blocked.returncode == 2 and "Traceback" not in blocked.stderr
     assert blocked.stderr.startswith(f"generate: cannot write {tmp_path / 'file' / 'x' / 'healthy'}: ")
 
 
 def test_size_picks_a_scale_that_gives_about_that_many_bytes(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "bench.scenarios.generate", "--scenario", "retry_storm", "--out",
+    out = subprocess.run([sys.executable, "-m", "scenarios.generate", "--scenario", "retry_storm", "--out",
                           str(tmp_path), "--size", "2MB"], cwd=REPO, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     written = sum((tmp_path / "retry_storm" / f).stat().st_size for f in ("traces.jsonl", "logs.jsonl"))
@@ -243,7 +243,7 @@ def test_roundtrip_rejects_a_corrupted_line() -> None:
 def test_fast_json_mapping_equals_protobuf_json_format(lock_run) -> None:
     from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 
-    from bench.scenarios.otlp_json import reference_json, traces_data_to_json
+    from scenarios.otlp_json import reference_json, traces_data_to_json
 
     _, _, traces, logs = lock_run
     for line in traces.splitlines():

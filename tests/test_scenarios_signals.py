@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.scenarios.generate import ONSET_NS, run_scenario
-from bench.scenarios.otlp_json import parse_logs_line, parse_traces_line
+from scenarios.generate import ONSET_NS, run_scenario
+from scenarios.otlp_json import parse_logs_line, parse_traces_line
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "scenarios"
 MS = 1_000_000

@@ -12,8 +12,8 @@ checkout (batch the validation or drop it) or a batched ValidateItems.
 
 from __future__ import annotations
 
-from bench.scenarios.shop import PODS, Shop
-from bench.scenarios.telemetry import Rec
+from scenarios.shop import PODS, Shop
+from scenarios.telemetry import Rec
 
 __all__ = ["DeployNPlusOne"]
 

@@ -9,8 +9,8 @@ attempts (server spans outlive their client spans). Most orders fail with 503 af
 
 from __future__ import annotations
 
-from bench.scenarios.shop import S, Shop
-from bench.scenarios.telemetry import Rec
+from scenarios.shop import S, Shop
+from scenarios.telemetry import Rec
 
 __all__ = ["RetryStorm"]
 

@@ -26,8 +26,8 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bench.scenarios.recorder import Process, Recorder
-from bench.scenarios.telemetry import GRPC, MS, Err, Rec, SpanKind, Telemetry, grpc_server_error
+from scenarios.recorder import Process, Recorder
+from scenarios.telemetry import GRPC, MS, Err, Rec, SpanKind, Telemetry, grpc_server_error
 
 __all__ = ["Shop", "Reply", "Tally", "PODS", "BASE_VERSIONS", "S"]
 

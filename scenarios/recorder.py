@@ -32,7 +32,7 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.sdk.version import __version__ as SDK_VERSION
 
-from bench.scenarios.otlp_json import logs_line, traces_line
+from scenarios.otlp_json import logs_line, traces_line
 
 __all__ = ["SeededIdGenerator", "Process", "Recorder"]
 

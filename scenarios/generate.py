@@ -1,6 +1,6 @@
 """Write scenarios as OTLP/JSON lines plus truth.json.
 
-    python -m bench.scenarios.generate --scenario NAME|all --out DIR [--scale N | --size 2GB] [--seed S]
+    python -m scenarios.generate --scenario NAME|all --out DIR [--scale N | --size 2GB] [--seed S]
 
 writes DIR/NAME/traces.jsonl, DIR/NAME/logs.jsonl and DIR/NAME/truth.json. Output streams (memory
 stays flat at any size) and is a function of (scenario, seed, scale): the same arguments give
@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from bench.scenarios import SCENARIOS
-from bench.scenarios.recorder import Recorder
-from bench.scenarios.shop import S
+from scenarios import SCENARIOS
+from scenarios.recorder import Recorder
+from scenarios.shop import S
 
 __all__ = ["START_NS", "ONSET_NS", "END_NS", "BASE_RATE_PER_S", "write_scenario", "run_scenario", "parse_size", "main"]
 
@@ -117,7 +117,7 @@ def parse_size(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.scenarios.generate", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m scenarios.generate", description=__doc__.split("\n")[0])
     parser.add_argument("--scenario", required=True, help=f"one of {', '.join(SCENARIOS)}, or 'all'")
     parser.add_argument("--out", required=True, type=Path, help="folder to write NAME/ folders into")
     size = parser.add_mutually_exclusive_group()

@@ -31,7 +31,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from bench.scenarios.recorder import Process
+from scenarios.recorder import Process
 
 __all__ = ["MS", "Err", "Rec", "Telemetry", "SpanKind", "GRPC"]
 

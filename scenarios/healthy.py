@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.scenarios.shop import Shop
+from scenarios.shop import Shop
 
 __all__ = ["Healthy"]
 

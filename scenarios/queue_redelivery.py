@@ -10,7 +10,7 @@ longer in the queue. No span has an error status.
 
 from __future__ import annotations
 
-from bench.scenarios.shop import PODS, Shop
+from scenarios.shop import PODS, Shop
 
 __all__ = ["QueueRedelivery"]
 

@@ -8,8 +8,8 @@ TaxLookupError, checkout 502 with UpstreamError, the frontend 502; each logs an 
 
 from __future__ import annotations
 
-from bench.scenarios.shop import Reply, Shop, _stack
-from bench.scenarios.telemetry import Err, Rec
+from scenarios.shop import Reply, Shop, _stack
+from scenarios.telemetry import Err, Rec
 
 __all__ = ["DependencyFailure"]
 

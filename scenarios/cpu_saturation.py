@@ -8,8 +8,8 @@ wait. catalog logs that its worker pool is saturated.
 
 from __future__ import annotations
 
-from bench.scenarios.shop import PODS, Reply, S, Shop
-from bench.scenarios.telemetry import Rec
+from scenarios.shop import PODS, Reply, S, Shop
+from scenarios.telemetry import Rec
 
 __all__ = ["CpuSaturation"]
 

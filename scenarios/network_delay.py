@@ -8,8 +8,8 @@ GetUser) grow by the gap.
 
 from __future__ import annotations
 
-from bench.scenarios.shop import Reply, Shop
-from bench.scenarios.telemetry import MS, Rec
+from scenarios.shop import Reply, Shop
+from scenarios.telemetry import MS, Rec
 
 __all__ = ["NetworkDelay"]
 

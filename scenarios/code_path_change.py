@@ -10,8 +10,8 @@ semantic conventions mark every 4xx on a client span.
 
 from __future__ import annotations
 
-from bench.scenarios.shop import Reply, Shop
-from bench.scenarios.telemetry import Rec
+from scenarios.shop import Reply, Shop
+from scenarios.telemetry import Rec
 
 __all__ = ["CodePathChange"]
 

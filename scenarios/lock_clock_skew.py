@@ -10,8 +10,8 @@ lease ended 300 ms before, so Renew answers FAILED_PRECONDITION and the charge i
 
 from __future__ import annotations
 
-from bench.scenarios.shop import Shop
-from bench.scenarios.telemetry import MS
+from scenarios.shop import Shop
+from scenarios.telemetry import MS
 
 __all__ = ["LockClockSkew"]
 
