@@ -172,14 +172,20 @@ def test_error_log_naming_a_known_service_blames_that_service() -> None:
         spans += checkout_trace(i + 1, 1_000 + i * 1_000, gap_ms=2.0)
         spans += checkout_trace(1_000 + i, 61_000 + i * 1_000, gap_ms=2.0)
     logs = [{"time_ns": T0 + (61_000 + i * 2_000) * MS, "service_name": "checkout",
-             "body": "Request processing failed; nested exception is java.lang.IllegalStateException: "
-                     "No instances available for payment"} for i in range(15)]
+             "body": "Request processing failed; nested exception is org.springframework.web.client."
+                     "ResourceAccessException: I/O error on POST request for \"http://payment:8080/charge\": "
+                     "Connection refused"} for i in range(15)]
+    # a service name that is a plain word, not written as an address, names nothing
+    logs += [{"time_ns": T0 + (61_500 + i * 2_000) * MS, "service_name": "frontend",
+              "body": f"ERROR payment declined for order {i}"} for i in range(15)]
     make_dataset("logs-named", spans, logs)
     with open_dataset("logs-named") as ds:
         report = ds.correlate(WIN, BASE)
     first = report.candidates[0]
     assert first.service == "payment" and "checkout logs ERROR naming payment" in first.summary
     assert first.evidence.details["writer"] == "checkout"
+    assert not any(c.evidence.details.get("writer") == "frontend" and c.service == "payment"
+                   for c in report.candidates)
 
 
 def test_calls_that_stop_are_a_structure_change_without_statuses() -> None:

@@ -235,9 +235,20 @@ def _surprise(ctx: AnalysisContext, t: _Template, load: dict[str, tuple[int, int
 
 
 def _named_peer(text: str, writer: str, services: list[str]) -> str | None:
-    """A known service (not the writer) that the text names as a word, the longest name first."""
+    """A known service (not the writer) that the text names, the longest name first.
+
+    A name that is also a plain word ("checkout", "payment") counts only where it reads as an
+    address: host:port, after // or @, or before a dot and a domain; a name with a '-', '_', '.'
+    or digit in it ("ts-basic-service") is an identifier wherever it stands as a word."""
     for svc in services:
-        if svc != writer and re.search(rf"(?<![\w-]){re.escape(svc)}(?![\w-])", text):
+        if svc == writer:
+            continue
+        name = re.escape(svc)
+        if re.search(r"[-_.\d]", svc):
+            pattern = rf"(?<![\w-]){name}(?![\w-])"
+        else:
+            pattern = rf"(?:(?<=//)|(?<=@)){name}(?![\w-])|(?<![\w-]){name}(?=:\d|\.[a-z])"
+        if re.search(pattern, text):
             return svc
     return None
 
