@@ -27,3 +27,18 @@ def dcr_home(_isolated_home: Path) -> Path:
 @pytest.fixture
 def fixtures_dir() -> Path:
     return FIXTURES
+
+
+STUB_KEY = "stub-key"
+
+
+@pytest.fixture
+def stub(monkeypatch: pytest.MonkeyPatch):
+    """The local Gemini REST stub (tests/gemini_stub.py), with a key and the client pointed at it."""
+    from tests.gemini_stub import GeminiStub
+
+    monkeypatch.setenv("GEMINI_API_KEY", STUB_KEY)
+    monkeypatch.setenv("DCR_GEMINI_BACKOFF_S", "0.01")
+    with GeminiStub() as s:
+        monkeypatch.setenv("DCR_GEMINI_BASE_URL", s.url)
+        yield s

@@ -14,8 +14,6 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import pytest
-
 from escalation import EscalationRequest, continue_conversation, conversation_status, start_conversation
 from escalation.store import connect
 from tests.gemini_stub import GeminiStub
@@ -24,14 +22,6 @@ from tests.mcp_helpers import INCIDENT, call, ingest_scenario, ok
 REPO = Path(__file__).resolve().parent.parent
 CONTEXT = {"stuck_description": "checkout returns 502 since 09:15 and I cannot see why"}
 
-
-@pytest.fixture
-def stub(monkeypatch):
-    monkeypatch.setenv("GEMINI_API_KEY", "stub-key")
-    monkeypatch.setenv("DCR_GEMINI_BACKOFF_S", "0.01")
-    with GeminiStub() as s:
-        monkeypatch.setenv("DCR_GEMINI_BASE_URL", s.url)
-        yield s
 
 
 def _until(what: str, cond, timeout_s: float = 20.0) -> None:

@@ -24,17 +24,9 @@ from escalation.prompts import RESPONSE_SCHEMA
 from escalation.providers.base import Message, ProviderRequest
 from escalation.providers.gemini import GeminiProvider, map_genai_error, retry_hint_s
 from mcp_server.cli import main
+from tests.conftest import STUB_KEY
 from tests.escalation_data import BASELINE, WINDOW, make_shop
 from tests.gemini_stub import DEFAULT_ANALYSIS, GeminiStub
-
-
-@pytest.fixture
-def stub(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("GEMINI_API_KEY", "stub-key-1")
-    monkeypatch.setenv("DCR_GEMINI_BACKOFF_S", "0.01")
-    with GeminiStub() as s:
-        monkeypatch.setenv("DCR_GEMINI_BASE_URL", s.url)
-        yield s
 
 
 def _level(thinking: dict) -> str:
@@ -54,7 +46,7 @@ def test_request_shape_system_instruction_schema_thinking_and_key(stub: GeminiSt
     assert len(gen) == 1
     r = gen[0]
     assert r.path == f"/v1beta/models/{DEFAULT_MODEL}:generateContent"
-    assert r.headers["x-goog-api-key"] == "stub-key-1"
+    assert r.headers["x-goog-api-key"] == STUB_KEY
     body = r.json
     assert "senior distributed-systems engineer" in body["systemInstruction"]["parts"][0]["text"]
     assert "Analysis type: performance" in body["systemInstruction"]["parts"][0]["text"]

@@ -33,14 +33,6 @@ CONTEXT = {
 }
 
 
-@pytest.fixture
-def stub(monkeypatch):
-    monkeypatch.setenv("GEMINI_API_KEY", "stub-key")
-    monkeypatch.setenv("DCR_GEMINI_BACKOFF_S", "0.01")
-    with GeminiStub() as s:
-        monkeypatch.setenv("DCR_GEMINI_BASE_URL", s.url)
-        yield s
-
 
 def _sent_text(stub: GeminiStub) -> str:
     (req,) = stub.generate_requests()
