@@ -178,10 +178,11 @@ def _what_the_data_lacks(con: Any, win: Window, base: Window | None) -> tuple[bo
     have (kinds, statuses, attributes, log severities), so a reader knows which evidence was
     inferred and which analyses had nothing to work with."""
     lo = base.start_ns if base else win.start_ns
+    # EXISTS stops at the first span with attributes: rich telemetry pays one row, not a column scan
     n, inferred, status, attrs = con.execute(
         f"""SELECT count(*), count(*) FILTER (WHERE kind_inferred), count(*) FILTER (WHERE err OR err_msg IS NOT NULL),
-                   (SELECT count(*) FROM spans WHERE start_ns >= {lo} AND start_ns < {win.end_ns}
-                      AND attributes IS NOT NULL AND attributes NOT IN ('', '{{}}'))
+                   EXISTS (SELECT 1 FROM spans WHERE start_ns >= {lo} AND start_ns < {win.end_ns}
+                             AND attributes IS NOT NULL AND attributes NOT IN ('', '{{}}'))
             FROM {SPANS_TABLE}"""
     ).fetchone()
     notes = []

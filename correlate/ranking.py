@@ -162,9 +162,8 @@ def _discount_gaps_of_busy_callers(cands: list[Candidate]) -> list[Candidate]:
     out = []
     for c in cands:
         if c.mechanism == "network_delay":
-            edges = [e.split(" -> ") for e in c.evidence.details.get("edges", {})]
-            callers = {a for a, b in edges if b == c.service}
-            if callers and len(callers) == len(edges) and all(
+            callers = c.evidence.details.get("callers_into") or []
+            if callers and not c.evidence.details.get("callees_out_of") and all(
                     own_work.get(a, 0.0) >= MESSENGER_RATIO * c.score for a in callers):
                 c = replace(c, score=round(c.score * MESSENGER_FACTOR, 4))
         out.append(c)

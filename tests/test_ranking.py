@@ -91,3 +91,27 @@ def test_top_scored_floor_order_ties_and_limit():
     # 0.02 is not above the floor; the tie at 0.5 goes by key
     assert [(s, g["k"]) for s, g in best] == [(0.9, "d"), (0.5, "a"), (0.5, "b")]
     assert [g["k"] for _, g in top_scored(groups, lambda g: g["s"], lambda g: (g["k"],), limit=1)] == ["d"]
+
+
+def gap(service: str, score: float, into: list[str], out_of: list[str] = ()) -> Candidate:
+    return Candidate(service, None, "network_delay", score, f"{service} network_delay",
+                     Evidence(details={"callers_into": into, "callees_out_of": list(out_of)}), "network_gaps")
+
+
+@pytest.mark.parametrize(
+    ("cands", "expected"),
+    [
+        # the only calls into db come from api, whose own work slowed as strongly (0.6 >= 0.5 * 0.8):
+        # api's starved CPU stretched its client spans, so db's gap is halved to 0.4
+        ([gap("db", 0.8, ["api"]), cand("api", "cpu_saturation", 0.6, analysis="latency_attribution")],
+         [("api", "cpu_saturation", 0.6), ("db", "network_delay", 0.4)]),
+        # a caller whose own work barely moved (0.3 < 0.4) explains nothing
+        ([gap("db", 0.8, ["api"]), cand("api", "latency_regression", 0.3, analysis="latency_attribution")],
+         [("db", "network_delay", 0.8), ("api", "latency_regression", 0.3)]),
+        # db's calls out grew too: a pod delayed both ways is not explained by its caller
+        ([gap("db", 0.8, ["api"], ["disk"]), cand("api", "cpu_saturation", 0.6, analysis="latency_attribution")],
+         [("db", "network_delay", 0.8), ("api", "cpu_saturation", 0.6)]),
+    ],
+)
+def test_gaps_of_busy_callers(cands, expected):
+    assert ranked(cands) == expected

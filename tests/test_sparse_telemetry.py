@@ -285,3 +285,48 @@ def test_one_replica_that_carries_a_network_delay_is_named() -> None:
     assert (first.service, first.mechanism) == ("payment", "network_delay")
     assert first.evidence.details["replica"]["host"] == "payment-b"
     assert "on host payment-b only" in first.summary and "on its 1 other host" in first.summary
+
+
+def _edge(caller: str, callee: str, delta: float = 0.0) -> dict:
+    return {"caller": caller, "callee": callee, "delta": delta}
+
+
+@pytest.mark.parametrize(("grown", "every", "named"), [
+    # every call out of frontend grew (a starved CPU times its client spans): frontend is their end
+    ([_edge("frontend", s, 10.0) for s in ("cart", "ads", "currency")],
+     [_edge("frontend", s) for s in ("cart", "ads", "currency")], ["frontend"]),
+    # only the call into currency grew, frontend's other calls did not: currency is the end
+    ([_edge("frontend", "currency", 10.0)],
+     [_edge("frontend", s) for s in ("cart", "ads", "currency")], ["currency"]),
+    # two callers of payment both grew: payment
+    ([_edge("checkout", "payment", 5.0), _edge("refunds", "payment", 5.0)],
+     [_edge("checkout", "payment"), _edge("checkout", "cart"), _edge("refunds", "payment")], ["payment"]),
+])
+def test_the_end_that_grown_edges_share(grown, every, named):
+    from correlate.analyses.network_gaps import _shared_endpoints
+
+    assert [svc for svc, _, _ in _shared_endpoints(grown, every)] == named
+
+
+def test_a_rank_test_sees_a_shift_a_wide_window_hides_from_the_median_test():
+    from correlate.analyses.common import median_shift, rank_shift
+
+    # ten calls at ~2.6 ms before; nine after, every one slower, some by 100 ms (a contended CPU)
+    before = [2.5, 2.6, 2.6, 2.7, 2.5, 2.6, 2.8, 2.6, 2.7, 2.6]
+    after = [3.0, 99.0, 101.0, 4.0, 190.0, 3.5, 97.0, 150.0, 5.0]
+    ranks = sorted(before + after)
+    rank_sum_after = sum(ranks.index(v) + 1 for v in after)  # no ties here
+    iqr = lambda xs: sorted(xs)[3 * len(xs) // 4] - sorted(xs)[len(xs) // 4]  # noqa: E731
+    assert median_shift(2.6, 97.0, iqr(before), iqr(after), 10, 9, 0.1) < 0.2
+    assert rank_shift(rank_sum_after, 10, 9) > 0.5
+    assert rank_shift(sum(range(1, 10)), 10, 9) == 0.0  # the window ranks lowest: no rise
+
+
+def test_a_thin_or_short_baseline_is_said():
+    from correlate.engine import _thin_baseline_notes
+
+    assert _thin_baseline_notes(12, 5.2, 60.0) == [
+        "thin baseline: 12 requests before the window (over 5 s); figures before are rough, medians and rank "
+        "tests were used",
+        "the baseline holds data for 5 s of the 60 s asked: rates use the time that holds data"]
+    assert _thin_baseline_notes(400, 59.0, 60.0) == []

@@ -187,5 +187,6 @@ GROUP BY after ORDER BY after"""
         for e in edges
     }
     ev = Evidence(before=before, after=after, trace_ids=tids, span_ids=sids, sql=evidence_sql(ctx, q),
-                  details={"edges": per_edge, **({"typical_gap_ns": round(typical_ns)} if typical_ns else {})})
+                  details={"edges": per_edge, "callers_into": into, "callees_out_of": out_of,
+                           **({"typical_gap_ns": round(typical_ns)} if typical_ns else {})})
     return Candidate(svc, None, "network_delay", round(clamp01(score), 4), summary, ev, NAME)

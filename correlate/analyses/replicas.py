@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from correlate.analyses.common import AnalysisContext, fmt_ms, rows
-from correlate.types import Candidate, Evidence
+from correlate.types import Candidate
 
 __all__ = ["name_replicas", "ALONE", "SIBLINGS_KEPT", "TOP"]
 
@@ -75,4 +75,4 @@ def _named(ctx: AnalysisContext, c: Candidate) -> Candidate:
     details = {**c.evidence.details, "replica": {
         "host": top["host"], "median_ns": top["p50_a"],
         "siblings": {h["host"]: h["p50_a"] for h in siblings}}}
-    return replace(c, summary=summary, evidence=Evidence(**{**c.evidence.__dict__, "details": details}))
+    return replace(c, summary=summary, evidence=replace(c.evidence, details=details))
