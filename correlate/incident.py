@@ -1,0 +1,207 @@
+"""What a picture of an incident needs beyond the ranked candidates: the service map of both
+periods, a pair of example traces for the top candidate, and the duration samples of the
+operations the candidates name.
+
+Every function takes an open `DatasetSession` and the window and baseline a `CorrelationReport`
+used, so the pictures show the same periods the ranking compared. Durations are those of the
+spans as recorded (no clock-skew adjustment; the waterfall uses `DatasetSession.trace`, which does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from correlate.types import CorrelationReport, Window
+
+if TYPE_CHECKING:
+    from correlate.session import DatasetSession
+
+__all__ = [
+    "MapNode",
+    "MapEdge",
+    "ServiceMap",
+    "ExamplePair",
+    "Durations",
+    "service_map",
+    "example_pair",
+    "operation_durations",
+    "MAX_DURATION_SAMPLES",
+]
+
+MAX_DURATION_SAMPLES = 4000  # per operation and period: an ECDF needs no more
+PARENT_SLACK_NS = 600 * 1_000_000_000  # a parent may start this long before its child's period
+
+
+@dataclass(frozen=True)
+class MapNode:
+    """One service, with its own spans' figures in each period (None: absent from that period)."""
+
+    service: str
+    spans_b: int
+    spans_a: int
+    errors_b: int
+    errors_a: int
+    p95_b_ns: float | None
+    p95_a_ns: float | None
+
+
+@dataclass(frozen=True)
+class MapEdge:
+    """Calls from one service to another (a parent span on `caller` whose child is on `callee`);
+    p95 is of the callee's spans on that edge."""
+
+    caller: str
+    callee: str
+    calls_b: int
+    calls_a: int
+    errors_b: int
+    errors_a: int
+    p95_b_ns: float | None
+    p95_a_ns: float | None
+
+
+@dataclass(frozen=True)
+class ServiceMap:
+    window: Window
+    baseline: Window | None
+    nodes: tuple[MapNode, ...]
+    edges: tuple[MapEdge, ...]
+
+
+@dataclass(frozen=True)
+class ExamplePair:
+    """A trace from the window that shows the candidate and, when one exists, a baseline trace
+    with the same root operation; `note` says why there is no baseline trace."""
+
+    root_service: str | None
+    root_operation: str | None
+    window_trace_id: str | None
+    baseline_trace_id: str | None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Durations:
+    service: str
+    operation: str
+    baseline_ns: tuple[int, ...]
+    window_ns: tuple[int, ...]
+    sampled: bool = False  # True when a period held more spans than MAX_DURATION_SAMPLES
+    counts: dict[str, int] = field(default_factory=dict)  # spans per period before sampling
+
+
+def _periods(report: CorrelationReport) -> tuple[int, int, str]:
+    """(lo, hi, SQL expression naming the period of a span start `x`: 'a', 'b' or NULL)."""
+    w, b = report.window, report.baseline
+    lo = b.start_ns if b is not None else w.start_ns
+    hi = w.end_ns
+    base = f"WHEN x >= {b.start_ns} AND x < {b.end_ns} THEN 'b' " if b is not None else ""
+    return lo, hi, f"CASE WHEN x >= {w.start_ns} AND x < {w.end_ns} THEN 'a' {base}END"
+
+
+def service_map(session: DatasetSession, report: CorrelationReport) -> ServiceMap:
+    """Services and the calls between them in the report's window and baseline. A service seen
+    in only one period stays on the map with zeros in the other."""
+    lo, hi, period = _periods(report)
+    rows = session.fetch(
+        f"""WITH c AS (
+              SELECT trace_id, span_id, parent_span_id, service_name, duration_ns,
+                     status_code = 'ERROR' AS err, {period.replace('x', 'start_ns')} AS period
+              FROM spans WHERE start_ns >= ? AND start_ns < ? AND service_name IS NOT NULL),
+            c2 AS (SELECT * FROM c WHERE period IS NOT NULL),
+            p AS (SELECT trace_id, span_id, service_name FROM spans
+                  WHERE start_ns >= ? AND start_ns < ? AND service_name IS NOT NULL),
+            j AS (SELECT c2.*, p.service_name AS p_service FROM c2
+                  LEFT JOIN p ON p.trace_id = c2.trace_id AND p.span_id = c2.parent_span_id)
+            SELECT 'node' AS what, service_name, NULL AS callee, period, count(*), count(*) FILTER (WHERE err),
+                   quantile_cont(duration_ns, 0.95) FILTER (WHERE p_service IS NULL OR p_service <> service_name)
+            FROM j GROUP BY service_name, period
+            UNION ALL
+            SELECT 'edge', p_service, service_name, period, count(*), count(*) FILTER (WHERE err),
+                   quantile_cont(duration_ns, 0.95)
+            FROM j WHERE p_service IS NOT NULL AND p_service <> service_name
+            GROUP BY p_service, service_name, period""",
+        [lo, hi, lo - PARENT_SLACK_NS, hi],
+    )
+    nodes: dict[str, dict[str, Any]] = {}
+    edges: dict[tuple[str, str], dict[str, Any]] = {}
+    for what, svc, callee, per, n, errs, p95 in rows:
+        slot = nodes.setdefault(svc, {}) if what == "node" else edges.setdefault((svc, callee), {})
+        slot[per] = (int(n), int(errs), None if p95 is None else float(p95))
+
+    def fig(slot: dict[str, Any], per: str) -> tuple[int, int, float | None]:
+        return slot.get(per, (0, 0, None))
+
+    return ServiceMap(
+        window=report.window, baseline=report.baseline,
+        nodes=tuple(
+            MapNode(svc, fig(s, "b")[0], fig(s, "a")[0], fig(s, "b")[1], fig(s, "a")[1], fig(s, "b")[2], fig(s, "a")[2])
+            for svc, s in sorted(nodes.items())),
+        edges=tuple(
+            MapEdge(c, e, fig(s, "b")[0], fig(s, "a")[0], fig(s, "b")[1], fig(s, "a")[1], fig(s, "b")[2], fig(s, "a")[2])
+            for (c, e), s in sorted(edges.items())),
+    )
+
+
+def example_pair(session: DatasetSession, report: CorrelationReport, trace_id: str | None = None) -> ExamplePair:
+    """The top candidate's first example trace (or `trace_id`) and the baseline trace of the same
+    root operation whose duration is nearest that root operation's baseline median."""
+    if trace_id is None:
+        for c in report.candidates:
+            if c.evidence.trace_ids:
+                trace_id = c.evidence.trace_ids[0]
+                break
+    if trace_id is None:
+        return ExamplePair(None, None, None, None, "no candidate names an example trace")
+    root = session.fetch(
+        "SELECT service_name, name FROM spans WHERE trace_id = ? "
+        "ORDER BY (parent_span_id IS NULL OR parent_span_id = '') DESC, start_ns LIMIT 1", [trace_id])
+    if not root:
+        return ExamplePair(None, None, trace_id, None, f"trace {trace_id} has no spans in the dataset")
+    svc, op = root[0]
+    b = report.baseline
+    if b is None:
+        return ExamplePair(svc, op, trace_id, None, "no baseline: nothing to compare the trace with")
+    got = session.fetch(
+        """WITH r AS (SELECT trace_id, duration_ns FROM spans
+                      WHERE start_ns >= ? AND start_ns < ? AND service_name = ? AND name = ?
+                        AND (parent_span_id IS NULL OR parent_span_id = ''))
+           SELECT trace_id FROM r
+           ORDER BY abs(duration_ns - (SELECT median(duration_ns) FROM r)), trace_id LIMIT 1""",
+        [b.start_ns, b.end_ns, svc, op],
+    )
+    if not got:
+        return ExamplePair(svc, op, trace_id, None,
+                           f"no trace in the baseline starts with {svc} {op}: nothing to compare with")
+    return ExamplePair(svc, op, trace_id, got[0][0])
+
+
+def operation_durations(session: DatasetSession, report: CorrelationReport,
+                        pairs: Sequence[tuple[str, str]]) -> list[Durations]:
+    """Span durations of each (service, operation) in the baseline and the window, at most
+    MAX_DURATION_SAMPLES a period (an even sample by hash of the span id when there are more)."""
+    lo, hi, period = _periods(report)
+    out = []
+    for svc, op in pairs:
+        rows = session.fetch(
+            f"""WITH d AS (SELECT duration_ns, {period.replace('x', 'start_ns')} AS period,
+                                  row_number() OVER (PARTITION BY {period.replace('x', 'start_ns')}
+                                                     ORDER BY hash(span_id)) AS k,
+                                  count(*) OVER (PARTITION BY {period.replace('x', 'start_ns')}) AS n
+                           FROM spans WHERE start_ns >= ? AND start_ns < ? AND service_name = ? AND name = ?)
+                SELECT period, duration_ns, n FROM d WHERE period IS NOT NULL AND k <= ?""",
+            [lo, hi, svc, op, MAX_DURATION_SAMPLES],
+        )
+        per: dict[str, list[int]] = {"a": [], "b": []}
+        counts = {"a": 0, "b": 0}
+        for p, d, n in rows:
+            per[p].append(int(d))
+            counts[p] = int(n)
+        out.append(Durations(
+            svc, op, tuple(sorted(per["b"])), tuple(sorted(per["a"])),
+            sampled=any(counts[p] > len(per[p]) for p in per),
+            counts={"baseline": counts["b"], "window": counts["a"]},
+        ))
+    return out
