@@ -73,6 +73,7 @@ MAX_DISTRIBUTIONS = 3
 ECDF_POINTS = 300
 MAX_ATTRS = 40
 MAX_ATTR_CHARS = 300
+MIN_EDGE_CALLS = 10  # an edge with fewer calls in both periods is not called changed by its count
 MAP_LABEL_EDGES = 30  # above this many edges, edge figures live in the table and the tooltips only
 
 ROW_H = 16
@@ -207,7 +208,7 @@ code,pre{font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,monospace}pre{backgroun
 .svgbox{overflow:auto;border:1px solid #e6e8ee;border-radius:4px;margin:6px 0}
 .pair{display:grid;grid-template-columns:1fr;gap:12px}
 #span-detail{position:sticky;bottom:0;background:#fffbea;border:1px solid #e8d48a;padding:6px 10px;display:none;max-height:40vh;overflow:auto}
-.analysis{white-space:pre-wrap;background:#f6f8fa;padding:10px;border-radius:4px}
+.analysis{white-space:pre-wrap;background:#f6f8fa;padding:10px;border-radius:4px;max-height:260px;overflow:auto}
 g.span{cursor:pointer}g.span:hover rect.bar{stroke:#000;stroke-width:1}
 """
 
@@ -241,7 +242,9 @@ def _section(anchor: str, title: str, body: str) -> str:
 def _verdict(report: CorrelationReport, candidates: Sequence[Candidate], red: Redactor, analysis: str | None) -> str:
     out = ["<section id=\"verdict\"><h2>Verdict</h2>"]
     if analysis:
-        out.append(f"<h3>Analysis</h3><div class=\"analysis\">{_t(red, analysis)}</div><h3>Ranked candidates</h3>")
+        out.append(f"<details class=\"analysis-box\" open><summary><b>Analysis</b> (the escalation's answer; "
+                   f"scroll for all of it)</summary><div class=\"analysis\">{_t(red, analysis)}</div></details>"
+                   "<h3>Ranked candidates</h3>")
     if not candidates:
         out.append("<p>No root-cause candidate: the window does not differ enough from the baseline.</p></section>")
         return "".join(out)
@@ -325,8 +328,9 @@ def _colour(service: str) -> str:
     return PALETTE[int(hashlib.blake2s(service.encode(), digest_size=2).hexdigest(), 16) % len(PALETTE)]
 
 
-def _edge_style(e: Any, has_baseline: bool) -> tuple[str, str, str]:
-    """(class, stroke colour, dash array) for an edge by its change."""
+def _edge_style(e: Any, has_baseline: bool, seconds: tuple[float, float] | None = None) -> tuple[str, str, str]:
+    """(class, stroke colour, dash array) for an edge by its change; `seconds`: the lengths of the
+    baseline and the window, to compare calls a second."""
     if e.calls_a == 0:
         return "stopped", "#9aa0a6", "6 4"
     if has_baseline and e.calls_b == 0:
@@ -336,8 +340,10 @@ def _edge_style(e: Any, has_baseline: bool) -> tuple[str, str, str]:
     slower = e.p95_b_ns and e.p95_a_ns and e.p95_a_ns >= 2 * e.p95_b_ns
     if (rate_a - rate_b >= 0.05 and e.errors_a) or slower:
         return "worse", "#d1242f", ""
-    if has_baseline and e.calls_b and (e.calls_a >= 2 * e.calls_b or e.calls_b >= 2 * e.calls_a):
-        return "calls", "#e36209", ""
+    if has_baseline and e.calls_b and max(e.calls_a, e.calls_b) >= MIN_EDGE_CALLS and seconds:
+        rate_b, rate_a = e.calls_b / seconds[0], e.calls_a / seconds[1]  # calls a second: periods may differ
+        if rate_a >= 2 * rate_b or rate_b >= 2 * rate_a:
+            return "calls", "#e36209", ""
     return "same", "#8c959f", ""
 
 
@@ -382,6 +388,13 @@ def _layers(nodes: Sequence[str], edges: Sequence[tuple[str, str]]) -> dict[str,
     return layer
 
 
+def _seconds(smap: ServiceMap) -> tuple[float, float] | None:
+    if smap.baseline is None:
+        return None
+    return ((smap.baseline.end_ns - smap.baseline.start_ns) / 1e9 or 1.0,
+            (smap.window.end_ns - smap.window.start_ns) / 1e9 or 1.0)
+
+
 def map_svg(smap: ServiceMap, highlighted: dict[str, int]) -> str:
     """The service map as SVG: one `g.svc-node` a service, one `g.svc-edge` a caller -> callee."""
     names = [n.service for n in smap.nodes]
@@ -422,7 +435,7 @@ def map_svg(smap: ServiceMap, highlighted: dict[str, int]) -> str:
     for e in smap.edges:
         if e.caller not in xy or e.callee not in xy:
             continue
-        cls, col, dash = _edge_style(e, has_b)
+        cls, col, dash = _edge_style(e, has_b, _seconds(smap))
         (x1, y1), (x2, y2) = xy[e.caller], xy[e.callee]
         if e.caller == e.callee:
             continue
@@ -463,7 +476,7 @@ def map_svg(smap: ServiceMap, highlighted: dict[str, int]) -> str:
             f"stroke-width=\"{sw}\"{dash}/><rect x=\"{x}\" y=\"{y}\" width=\"6\" height=\"{nh}\" rx=\"2\" "
             f"fill=\"{_colour(n.service)}\"/>"
             f"<text x=\"{x + 12}\" y=\"{y + 19}\" font-size=\"12\" font-weight=\"600\">{_e(_clip(n.service, 26))}</text>"
-            f"<text x=\"{x + 12}\" y=\"{y + 37}\" fill=\"#57606a\">{_e(_clip(sub, 34))}</text>{badge}</g>")
+            f"<text x=\"{x + 12}\" y=\"{y + 37}\" fill=\"#57606a\" font-size=\"10\">{_e(_clip(sub, 36))}</text>{badge}</g>")
     out.append("</svg></div>")
     return "".join(out)
 
@@ -503,7 +516,7 @@ def _edge_table(smap: ServiceMap) -> str:
         return ""
     has_b = smap.baseline is not None
     rows = "".join(
-        f"<tr class=\"edge-row\"><td>{_e(e.caller)}</td><td>{_e(e.callee)}</td><td>{_e(_edge_style(e, has_b)[0])}</td>"
+        f"<tr class=\"edge-row\"><td>{_e(e.caller)}</td><td>{_e(e.callee)}</td><td>{_e(_edge_style(e, has_b, _seconds(smap))[0])}</td>"
         f"<td class=\"num\">{e.calls_b:,}</td><td class=\"num\">{e.calls_a:,}</td>"
         f"<td class=\"num\">{_rate(e.errors_b, e.calls_b)}</td><td class=\"num\">{_rate(e.errors_a, e.calls_a)}</td>"
         f"<td class=\"num\">{_ms(e.p95_b_ns)}</td><td class=\"num\">{_ms(e.p95_a_ns)}</td></tr>"

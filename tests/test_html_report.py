@@ -223,3 +223,41 @@ def test_every_scenario_renders_in_headless_chromium(reports, tmp_path):
                 page.close()
         finally:
             browser.close()
+
+
+# --------------------------------------------------------------------------------------- the faces
+
+
+def test_dcr_report_writes_the_page_and_says_what_it_holds(dcr_home, capsys):
+    from mcp_server.cli import main
+
+    ingest_paths([str(SCENARIOS / "dependency_failure")], "shop")
+    window = ["--start", "2025-06-12T09:15:00Z", "--end", "2025-06-12T09:30:00Z"]
+    assert main(["report", "shop", *window, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert Path(out["path"]).parent == dcr_home / "reports" and Path(out["path"]).stat().st_size == out["bytes"]
+    assert out["holds"]["candidates"] >= 1 and out["holds"]["waterfalls"]["baseline"] is not None
+    target = dcr_home / "elsewhere" / "incident.html"
+    assert main(["report", "shop", *window, "-o", str(target)]) == 0
+    assert capsys.readouterr().out.strip() == str(target.resolve()) and target.is_file()
+    assert main(["report", "shop", "--trace", "0" * 32]) == 2  # an unknown trace: one line, exit 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("dcr: ") and "\n" not in err and "0" * 32 in err
+
+
+def test_the_mcp_tools_return_the_page_when_asked(dcr_home):
+    from tests.mcp_helpers import INCIDENT, call, ok
+
+    ingest_paths([str(SCENARIOS / "dependency_failure")], "shop")
+    plain = ok(call("auto", "correlate", {"dataset": "shop", **INCIDENT}))
+    assert plain.get("html_report") is None
+    out = ok(call("auto", "correlate", {"dataset": "shop", **INCIDENT, "html_report": True}))
+    page = Path(out["html_report"])
+    assert page.is_file() and page.parent == dcr_home / "reports"
+    assert out["candidates"][0]["service"] in page.read_text(encoding="utf-8")
+    esc = ok(call("auto", "escalate_analysis", {
+        "claude_context": {"attempted_approaches": [], "partial_findings": [], "stuck_description": "502s",
+                           "code_scope": {"files": []}},
+        "dataset": "shop", **INCIDENT, "html_report": True}))
+    text = Path(esc["html_report"]).read_text(encoding="utf-8")
+    assert "Analysis" in text and "Offline report" in text
