@@ -1,12 +1,13 @@
-"""The fast paths of the OTLP/JSON reader: trusting per record, checking per column.
+"""The fast tiers of the OTLP/JSON reader: trusting per record, checking per column.
 
     block ──native scan (ingest/_otlpscan.c)──► span and log columns  the common shape, in C
-      │ lines it declines (legacy names, odd ids or numbers, duplicate keys, …)
+      │ lines it leaves (Jaeger's API v3 wrapper, ids not lowercase hex, enums or counts
+      │ written as strings, NaN doubles, repeated keys, …: see the C file's header)
       ▼
     line ──one typed msgspec decode──► records ──one tuple a row──► columns ──► checks (RE2)
       │ any error                                                      │ rows failing
       ▼                                                                ▼
-    careful path (otlp_json.Sink) for that line        the rows' lines go the careful path
+    careful path (otlp_model.Sink) for that line       the rows' lines go the careful path
 
 The native tier writes exactly what the msgspec tier writes for the lines it takes
 (tests/test_ingest_native.py); it is built by pip from the repository. Without it (no
@@ -31,9 +32,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest import otlp_json as oj
+from ingest import otlp_model as om
 from ingest.handoff import SPAN_WIRE_SCHEMA, to_wire
-from ingest.records import Chunk, SourceInfo
+from ingest.records import Chunk, SourceInfo, batch_from_columns
 from ingest.schema import LOG_SCHEMA, PROMOTED, SPAN_KINDS, SPAN_SCHEMA, STATUS_CODES
 
 try:
@@ -61,13 +62,13 @@ _NULL = msgspec.Raw(b"null")  # absent, or written as null: both mean none
 class _FScopeSpans(msgspec.Struct, gc=False):
     scope: msgspec.Raw = _NULL
     instrumentationLibrary: msgspec.Raw = _NULL
-    spans: list[oj._Span] = []
+    spans: list[om.Span] = []
 
 
 class _FScopeLogs(msgspec.Struct, gc=False):
     scope: msgspec.Raw = _NULL
     instrumentationLibrary: msgspec.Raw = _NULL
-    logRecords: list[oj._LogRecord] = []
+    logRecords: list[om.LogRecord] = []
 
 
 class _FResourceSpans(msgspec.Struct, gc=False):
@@ -95,13 +96,13 @@ class _FDoc(msgspec.Struct, gc=False):
 
 
 _FDOC = msgspec.json.Decoder(_FDoc)
-_RESOURCE = msgspec.json.Decoder(oj._Resource | None)
-_SCOPE = msgspec.json.Decoder(oj._Scope | None)
-_CONTEXTS: dict[tuple[bytes, bytes, bytes], oj._Context] = {}
+_RESOURCE = msgspec.json.Decoder(om.Resource | None)
+_SCOPE = msgspec.json.Decoder(om.Scope | None)
+_CONTEXTS: dict[tuple[bytes, bytes, bytes], om.Context] = {}
 _MAX_CONTEXTS = 4096
 
 
-def _context(resource: msgspec.Raw, scope: msgspec.Raw, library: msgspec.Raw) -> oj._Context:
+def _context(resource: msgspec.Raw, scope: msgspec.Raw, library: msgspec.Raw) -> om.Context:
     """The context of a (resource, scope) group, as the careful path builds it from the same
     JSON (`scope or instrumentationLibrary`: a present scope object wins, even an empty one)."""
     key = (bytes(resource), bytes(scope), bytes(library))
@@ -110,18 +111,18 @@ def _context(resource: msgspec.Raw, scope: msgspec.Raw, library: msgspec.Raw) ->
         sc = _SCOPE.decode(scope)
         if sc is None:
             sc = _SCOPE.decode(library)
-        ctx = oj._Context(_RESOURCE.decode(resource), sc)
+        ctx = om.Context(_RESOURCE.decode(resource), sc)
         if len(_CONTEXTS) >= _MAX_CONTEXTS:
             _CONTEXTS.clear()
         _CONTEXTS[key] = ctx
     return ctx
-_NO_CONTEXT = oj._Context(None, None)  # stands in for a context msgspec refused (its rows are dropped)
-_encode = oj._encode
-_value = oj._value
-_MAX_I64 = 2**63 - 1
-_KIND = dict(enumerate(SPAN_KINDS))
-_STATUS = dict(enumerate(STATUS_CODES))
-_ZERO16 = "0000000000000000"
+_NO_CONTEXT = om.Context(None, None)  # stands in for a context msgspec refused (its rows are dropped)
+_encode = om.encode
+_value = om.any_value
+_MAX_I64 = om.MAX_I64
+_KIND = om.SPAN_KIND_BY_NUMBER
+_STATUS = om.STATUS_CODE_BY_NUMBER
+_ZERO16 = om.ZERO_SPAN_ID
 
 
 class _Surprise(Exception):
@@ -138,7 +139,7 @@ def _t(v: Any) -> int:
     return v
 
 
-def _attrs_json(kvs: list[oj._KeyValue]) -> bytes:
+def _attrs_json(kvs: list[om.KeyValue]) -> bytes:
     if not kvs:
         return b"{}"
     d = {}
@@ -151,27 +152,19 @@ def _attrs_json(kvs: list[oj._KeyValue]) -> bytes:
     return _encode(d)
 
 
-def _events(events: list[oj._Event]) -> tuple[bytes, str | None, str | None]:
-    out = []
-    exc_type = exc_msg = None
-    seen = False
-    for ev in events:
-        attrs = oj._attrs(ev.attributes)
-        if not seen and ev.name == "exception":
-            seen = True
-            t, m = attrs.get("exception.type"), attrs.get("exception.message")
-            exc_type = None if t is None else str(t)
-            exc_msg = None if m is None else str(m)
-        out.append({"time_ns": _t(ev.timeUnixNano), "name": ev.name, "attributes": attrs,
-                    "dropped_attributes_count": ev.droppedAttributesCount})
+def _events(events: list[om.Event]) -> tuple[bytes, str | None, str | None]:
+    """The events column's JSON and the span's exception_type / exception_message."""
+    out = [{"time_ns": _t(ev.timeUnixNano), "name": ev.name, "attributes": om.attributes(ev.attributes),
+            "dropped_attributes_count": ev.droppedAttributesCount} for ev in events]
+    exc_type, exc_msg = om.first_exception(out) or (None, None)
     return _encode(out), exc_type, exc_msg
 
 
-def _links(links: list[oj._Link]) -> bytes:
+def _links(links: list[om.Link]) -> bytes:
     return _encode([
-        {"trace_id": oj._trace_id(ln.traceId), "span_id": oj._span_id(ln.spanId), "trace_state": ln.traceState,
-         "attributes": oj._attrs(ln.attributes), "dropped_attributes_count": ln.droppedAttributesCount,
-         "flags": ln.flags}
+        {"trace_id": om.trace_id_hex(ln.traceId), "span_id": om.span_id_hex(ln.spanId),
+         "trace_state": ln.traceState, "attributes": om.attributes(ln.attributes),
+         "dropped_attributes_count": ln.droppedAttributesCount, "flags": ln.flags}
         for ln in links
     ])
 
@@ -184,9 +177,8 @@ _ROW = ("trace_id", "span_id", "parent_span_id", "name", "kind", "start_ns", "en
 _RARE = ("trace_state", "status_message", "events", "links", "flags", "dropped_attributes_count",
          "dropped_events_count", "dropped_links_count", "exception_type", "exception_message", "warnings")
 _JSON_COLS = frozenset({"attributes", "events", "links"})
-_CTX = ("service_name", "service_version", "service_instance_id", "host", "scope_name", "scope_version",
-        "resource_attributes", "scope_attributes")
-_W_END = oj._encode([oj._W_END_BEFORE_START]).decode()
+_CTX = om.SPAN_CONTEXT_COLUMNS
+_W_END = om.encode([om.WARN_END_BEFORE_START]).decode()
 
 
 def _binary_column(values: Any) -> pa.Array:
@@ -202,14 +194,14 @@ def _binary_column(values: Any) -> pa.Array:
     return pa.Array.from_buffers(pa.large_string(), len(values), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
-def _context_columns(runs: list[tuple[oj._Context, int]], names: tuple[str, ...]) -> dict[str, pa.Array]:
+def _context_columns(runs: list[tuple[om.Context, int]], names: tuple[str, ...]) -> dict[str, pa.Array]:
     """Columns shared by runs of rows: one value a run, repeated by `take`."""
     index = pa.array(np.repeat(np.arange(len(runs), dtype=np.int32), [count for _, count in runs]))
     return {name: pa.array([getattr(ctx, name) for ctx, _ in runs], type=pa.string()).take(index)
             for name in names}
 
 
-def _context_dict_columns(runs: list[tuple[oj._Context, int]], names: tuple[str, ...]) -> dict[str, pa.Array]:
+def _context_dict_columns(runs: list[tuple[om.Context, int]], names: tuple[str, ...]) -> dict[str, pa.Array]:
     """`_context_columns` dictionary-encoded (SPAN_WIRE_SCHEMA): the values are not repeated."""
     index = pa.array(np.repeat(np.arange(len(runs), dtype=np.int32), [count for _, count in runs]))
     out = {}
@@ -254,7 +246,7 @@ _STR = pa.string()
 
 
 def _typed(ci: int, values: list[Any], typ: pa.DataType) -> pa.Array:
-    """Attribute values as a promoted column's type (as `otlp_json._promoted_value` does).
+    """Attribute values as a promoted column's type (as `otlp_model.promoted_value` does).
 
     Arrow's own type inference is the check: all ints within int64 infer int64, all str infer
     string; anything else (bools, floats, mixtures, JSON values, huge ints) goes value by value."""
@@ -263,12 +255,12 @@ def _typed(ci: int, values: list[Any], typ: pa.DataType) -> pa.Array:
     except (pa.ArrowException, OverflowError, TypeError, ValueError):
         arr = None
     if arr is not None:
-        if ci in oj._INT_COLS and arr.type == _I64:
+        if ci in om.INT_PROMOTED_INDEXES and arr.type == _I64:
             fits = pc.and_(pc.greater_equal(arr, -(2**31)), pc.less(arr, 2**31))
             return pc.if_else(fits, arr, pa.scalar(None, _I64)).cast(typ)
-        if ci not in oj._INT_COLS and arr.type == _STR:
+        if ci not in om.INT_PROMOTED_INDEXES and arr.type == _STR:
             return arr
-    return pa.array([oj._promoted_value(ci, v) for v in values], typ)
+    return pa.array([om.promoted_value(ci, v) for v in values], typ)
 
 
 _EMPTY_JSON = {"attributes": "{}", "events": "[]", "links": "[]"}
@@ -284,7 +276,7 @@ def _json_column(values: Any, empty: str) -> pa.Array:
     return pc.fill_null(pa.array(values, pa.binary()).cast(pa.string()), empty)
 
 
-def _span_batch(cols: dict[str, pa.Array], ctx_runs: list[tuple[oj._Context, int]],
+def _span_batch(cols: dict[str, pa.Array], ctx_runs: list[tuple[om.Context, int]],
                 line_runs: list[tuple[int, int]], source_id: str, n: int, compact: bool) -> pa.RecordBatch:
     """A span batch from its own columns: time, provenance and group columns added (both tiers)."""
     cols["duration_ns"] = pc.subtract(cols["end_ns"], cols["start_ns"])
@@ -293,28 +285,28 @@ def _span_batch(cols: dict[str, pa.Array], ctx_runs: list[tuple[oj._Context, int
         cols.update(_context_dict_columns(ctx_runs, _CTX))
         cols["source_id"] = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)),
                                                            pa.array([source_id], pa.string()))
-        return oj._assemble(SPAN_WIRE_SCHEMA, cols, n)
+        return batch_from_columns(SPAN_WIRE_SCHEMA, cols, n)
     cols.update(_context_columns(ctx_runs, _CTX))
     cols["source_id"] = pa.repeat(pa.scalar(source_id, pa.string()), n)
-    return oj._assemble(SPAN_SCHEMA, cols, n)
+    return batch_from_columns(SPAN_SCHEMA, cols, n)
 
 
-def _log_batch(cols: dict[str, pa.Array], ctx_runs: list[tuple[oj._Context, int]], source_id: str,
+def _log_batch(cols: dict[str, pa.Array], ctx_runs: list[tuple[om.Context, int]], source_id: str,
                n: int) -> pa.RecordBatch:
     """A log batch from its own columns (source_offset included): group columns added (both tiers)."""
     cols.update(_context_columns(ctx_runs, _LCTX))
     cols["source_id"] = pa.repeat(pa.scalar(source_id, pa.string()), n)
-    return oj._assemble(LOG_SCHEMA, cols, n)
+    return batch_from_columns(LOG_SCHEMA, cols, n)
 
 
 class _FastSpans:
     def __init__(self) -> None:
         self.rows: list[tuple] = []
         self.rare: list[tuple] = []  # (row, *_RARE) of the spans that have any of those
-        self.ctx_runs: list[tuple[oj._Context, int]] = []
+        self.ctx_runs: list[tuple[om.Context, int]] = []
         self.line_runs: list[tuple[int, int]] = []  # (line number, rows)
         # promoted attributes: per attribute name, the rows that have it and their values
-        self.promo: dict[str, tuple[list[int], list[Any]]] = {name: ([], []) for name in oj._PROMOTE_BY_ATTR}
+        self.promo: dict[str, tuple[list[int], list[Any]]] = {name: ([], []) for name in om.PROMOTED_BY_ATTRIBUTE}
 
     def mark(self) -> tuple[int, int, int, dict[str, int]]:
         return (len(self.rows), len(self.ctx_runs), len(self.rare),
@@ -329,7 +321,7 @@ class _FastSpans:
             del rows[mark[3].get(k, 0):]
             del vals[mark[3].get(k, 0):]
 
-    def add_group(self, ctx: oj._Context, spans: list[oj._Span], line_no: int) -> None:
+    def add_group(self, ctx: om.Context, spans: list[om.Span], line_no: int) -> None:
         rows = self.rows
         append = rows.append
         rare = self.rare
@@ -399,7 +391,7 @@ class _FastSpans:
     def _promoted(self, n: int) -> dict[str, pa.Array]:
         """The promoted columns: per column, the values of its attribute names, preferred last."""
         out = {}
-        for ci, col in enumerate(oj._PROMOTED_COLS):
+        for ci, col in enumerate(om.PROMOTED_COLUMNS):
             typ = SPAN_SCHEMA.field(col).type
             names = [name for name in reversed(PROMOTED[col]) if self.promo[name][0]]
             if not names:
@@ -449,13 +441,13 @@ def _bad_span_rows(batch: pa.RecordBatch) -> pa.Array | None:
 
 _LROW = ("time_ns", "observed_time_ns", "severity_number", "severity_text", "body", "trace_id", "span_id",
          "event_name", "attributes", "flags", "dropped_attributes_count", "source_offset")
-_LCTX = ("service_name", "service_version", "host", "scope_name", "resource_attributes")
+_LCTX = om.LOG_CONTEXT_COLUMNS
 
 
 class _FastLogs:
     def __init__(self) -> None:
         self.rows: list[tuple] = []
-        self.ctx_runs: list[tuple[oj._Context, int]] = []
+        self.ctx_runs: list[tuple[om.Context, int]] = []
 
     def mark(self) -> tuple[int, int]:
         return len(self.rows), len(self.ctx_runs)
@@ -464,7 +456,7 @@ class _FastLogs:
         del self.rows[mark[0]:]
         del self.ctx_runs[mark[1]:]
 
-    def add_group(self, ctx: oj._Context, records: list[oj._LogRecord], line_no: int) -> None:
+    def add_group(self, ctx: om.Context, records: list[om.LogRecord], line_no: int) -> None:
         append = self.rows.append
         for lr in records:
             t = _t(lr.timeUnixNano)
@@ -510,8 +502,8 @@ def _bad_log_rows(batch: pa.RecordBatch) -> pa.Array | None:
 # ---- the native tier -----------------------------------------------------------------------
 
 # which promoted columns are integers, and every attribute name that fills one: (name, column, priority)
-_NATIVE_PROMOTED = (tuple(ci in oj._INT_COLS for ci in range(len(oj._PROMOTED_COLS))),
-                    tuple((name, ci, pri) for name, (ci, pri) in oj._PROMOTE_BY_ATTR.items()))
+_NATIVE_PROMOTED = (tuple(ci in om.INT_PROMOTED_INDEXES for ci in range(len(om.PROMOTED_COLUMNS))),
+                    tuple((name, ci, pri) for name, (ci, pri) in om.PROMOTED_BY_ATTRIBUTE.items()))
 _KIND_NAMES = pa.array(SPAN_KINDS, pa.string())
 _STATUS_NAMES = pa.array(STATUS_CODES, pa.string())
 
@@ -534,10 +526,10 @@ def _line_bounds(data: bytes, at: int) -> tuple[int, int]:
 
 
 def _native_contexts(data: bytes, groups: list[tuple], shift: int, refused: dict[int, tuple[int, int]]
-                     ) -> tuple[list[tuple[oj._Context, int]], list[tuple[int, int]]]:
+                     ) -> tuple[list[tuple[om.Context, int]], list[tuple[int, int]]]:
     """Per group of the scan: its context and its line (shifted), as runs of rows. A resource or
     scope msgspec refuses puts its line in `refused` (line -> bounds): that line goes the Python way."""
-    ctx_runs: list[tuple[oj._Context, int]] = []
+    ctx_runs: list[tuple[om.Context, int]] = []
     line_runs: list[tuple[int, int]] = []
     for line, r_off, r_len, s_off, s_len, l_off, l_len, count in groups:
         resource = data[r_off:r_off + r_len] if r_off >= 0 else _NULL
@@ -564,9 +556,9 @@ def _native_span_batch(n: int, ctx_runs: list, line_runs: list, strings: dict, i
         else:
             cols[name] = _native_ints(t, n, SPAN_SCHEMA.field(name).type)
     for ci, t in pstrings.items():
-        cols[oj._PROMOTED_COLS[ci]] = _native_strings(t, n)
+        cols[om.PROMOTED_COLUMNS[ci]] = _native_strings(t, n)
     for ci, t in pints.items():
-        col = oj._PROMOTED_COLS[ci]
+        col = om.PROMOTED_COLUMNS[ci]
         cols[col] = _native_ints(t, n, SPAN_SCHEMA.field(col).type)
     return _span_batch(cols, ctx_runs, line_runs, source.source_id, n, compact)
 
@@ -715,7 +707,7 @@ def _decode(data: bytes, first_line: int, source: SourceInfo, compact: bool) -> 
     log_batch = _concat(native_logs, log_batch)
     if not redo:
         return Chunk(spans=span_batch, logs=log_batch), nlines
-    sink = oj.Sink(source, "line")
+    sink = om.Sink(source, "line")
     for ln in sorted(redo):
         start, end = where[ln]
         sink.take_line(view[start:end], ln)

@@ -4,10 +4,10 @@
 
 A message is told to be traces or logs from its wire shape (a Span starts with its
 `trace_id` bytes, a LogRecord with the fixed64 `time_unix_nano` or a varint), then decoded
-with `opentelemetry-proto`'s classes and mapped onto the same typed records the OTLP/JSON
-reader uses, so both give the same rows. Offsets are the byte offset of the length prefix
-(unit "byte"); a message that does not parse is rejected whole, a bad span or log record
-alone.
+with `opentelemetry-proto`'s classes and mapped onto the typed records of `ingest/otlp_model.py`
+that OTLP/JSON is decoded into too, so both give the same rows. Offsets are the byte offset of
+the length prefix (unit "byte"); a message that does not parse is rejected whole, a bad span or
+log record alone.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.logs.v1 import logs_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from ingest import otlp_json as oj
+from ingest import otlp_model as om
 from ingest.records import Chunk, SourceInfo
 
 __all__ = ["sniff", "read", "read_range", "message_ranges", "message_kind", "MAX_MESSAGE_BYTES"]
@@ -105,68 +105,68 @@ def sniff(head: bytes) -> bool:
     return inner < n
 
 
-# ---- protobuf -> the typed records of the JSON reader -------------------------------------
+# ---- protobuf -> the typed records of the OTLP model --------------------------------------
 
 
-def _any(v: common_pb2.AnyValue) -> oj._AnyValue:
+def _any(v: common_pb2.AnyValue) -> om.AnyValue:
     which = v.WhichOneof("value")
     if which is None:
-        return oj._AnyValue()
+        return om.AnyValue()
     if which == "string_value":
-        return oj._AnyValue(stringValue=v.string_value)
+        return om.AnyValue(stringValue=v.string_value)
     if which == "int_value":
-        return oj._AnyValue(intValue=v.int_value)
+        return om.AnyValue(intValue=v.int_value)
     if which == "bool_value":
-        return oj._AnyValue(boolValue=v.bool_value)
+        return om.AnyValue(boolValue=v.bool_value)
     if which == "double_value":
-        return oj._AnyValue(doubleValue=v.double_value)
+        return om.AnyValue(doubleValue=v.double_value)
     if which == "bytes_value":
-        return oj._AnyValue(bytesValue=base64.b64encode(v.bytes_value).decode("ascii"))
+        return om.AnyValue(bytesValue=base64.b64encode(v.bytes_value).decode("ascii"))
     if which == "array_value":
-        return oj._AnyValue(arrayValue=oj._ArrayValue(values=[_any(e) for e in v.array_value.values]))
-    return oj._AnyValue(kvlistValue=oj._KvList(values=_kvs(v.kvlist_value.values)))
+        return om.AnyValue(arrayValue=om.ArrayValue(values=[_any(e) for e in v.array_value.values]))
+    return om.AnyValue(kvlistValue=om.KeyValueList(values=_kvs(v.kvlist_value.values)))
 
 
-def _kvs(kvs: Any) -> list[oj._KeyValue]:
-    return [oj._KeyValue(key=kv.key, value=_any(kv.value) if kv.HasField("value") else None) for kv in kvs]
+def _kvs(kvs: Any) -> list[om.KeyValue]:
+    return [om.KeyValue(key=kv.key, value=_any(kv.value) if kv.HasField("value") else None) for kv in kvs]
 
 
 def _hex(b: bytes) -> str:
     return b.hex()
 
 
-def _resource(rs: Any) -> oj._Resource | None:
+def _resource(rs: Any) -> om.Resource | None:
     if not rs.HasField("resource"):
         return None
-    return oj._Resource(attributes=_kvs(rs.resource.attributes),
-                        droppedAttributesCount=rs.resource.dropped_attributes_count)
+    return om.Resource(attributes=_kvs(rs.resource.attributes),
+                       droppedAttributesCount=rs.resource.dropped_attributes_count)
 
 
-def _scope(ss: Any) -> oj._Scope | None:
+def _scope(ss: Any) -> om.Scope | None:
     if not ss.HasField("scope"):
         return None
-    return oj._Scope(name=ss.scope.name, version=ss.scope.version, attributes=_kvs(ss.scope.attributes))
+    return om.Scope(name=ss.scope.name, version=ss.scope.version, attributes=_kvs(ss.scope.attributes))
 
 
-def _span(sp: trace_pb2.Span) -> oj._Span:
-    return oj._Span(
+def _span(sp: trace_pb2.Span) -> om.Span:
+    return om.Span(
         traceId=_hex(sp.trace_id), spanId=_hex(sp.span_id), traceState=sp.trace_state,
         parentSpanId=_hex(sp.parent_span_id), flags=sp.flags, name=sp.name, kind=int(sp.kind),
         startTimeUnixNano=sp.start_time_unix_nano, endTimeUnixNano=sp.end_time_unix_nano,
         attributes=_kvs(sp.attributes), droppedAttributesCount=sp.dropped_attributes_count,
-        events=[oj._Event(timeUnixNano=e.time_unix_nano, name=e.name, attributes=_kvs(e.attributes),
-                          droppedAttributesCount=e.dropped_attributes_count) for e in sp.events],
+        events=[om.Event(timeUnixNano=e.time_unix_nano, name=e.name, attributes=_kvs(e.attributes),
+                         droppedAttributesCount=e.dropped_attributes_count) for e in sp.events],
         droppedEventsCount=sp.dropped_events_count,
-        links=[oj._Link(traceId=_hex(ln.trace_id), spanId=_hex(ln.span_id), traceState=ln.trace_state,
-                        attributes=_kvs(ln.attributes), droppedAttributesCount=ln.dropped_attributes_count,
-                        flags=ln.flags) for ln in sp.links],
+        links=[om.Link(traceId=_hex(ln.trace_id), spanId=_hex(ln.span_id), traceState=ln.trace_state,
+                       attributes=_kvs(ln.attributes), droppedAttributesCount=ln.dropped_attributes_count,
+                       flags=ln.flags) for ln in sp.links],
         droppedLinksCount=sp.dropped_links_count,
-        status=oj._Status(code=int(sp.status.code), message=sp.status.message) if sp.HasField("status") else None,
+        status=om.Status(code=int(sp.status.code), message=sp.status.message) if sp.HasField("status") else None,
     )
 
 
-def _log(lr: logs_pb2.LogRecord) -> oj._LogRecord:
-    return oj._LogRecord(
+def _log(lr: logs_pb2.LogRecord) -> om.LogRecord:
+    return om.LogRecord(
         timeUnixNano=lr.time_unix_nano, observedTimeUnixNano=lr.observed_time_unix_nano,
         severityNumber=int(lr.severity_number), severityText=lr.severity_text,
         body=_any(lr.body) if lr.HasField("body") else None, attributes=_kvs(lr.attributes),
@@ -179,7 +179,7 @@ def _serialize(rec: Any) -> bytes:
     return rec.SerializeToString()
 
 
-def _take_message(sink: oj.Sink, msg: bytes, offset: int) -> None:
+def _take_message(sink: om.Sink, msg: bytes, offset: int) -> None:
     try:
         kind = message_kind(msg)
         if kind == "logs":
@@ -215,7 +215,7 @@ def _read_exact(stream: BinaryIO, n: int) -> bytes:
 def read(stream: BinaryIO, source: SourceInfo, start: int = 0, end: int | None = None) -> Iterator[Chunk]:
     """Messages from the stream's position, taken to be byte `start` of the input, up to the first
     message starting at or after `end` (None: to the end)."""
-    sink = oj.Sink(source, "byte")
+    sink = om.Sink(source, "byte")
     offset = start
     while end is None or offset < end:
         prefix = _read_exact(stream, 4)
@@ -238,7 +238,7 @@ def read(stream: BinaryIO, source: SourceInfo, start: int = 0, end: int | None =
         offset += 4 + n
         if sink.spans.n + sink.logs.n >= _CHUNK_RECORDS:
             yield sink.chunk()
-            sink = oj.Sink(source, "byte")
+            sink = om.Sink(source, "byte")
     yield sink.chunk()
 
 

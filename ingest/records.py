@@ -19,7 +19,8 @@ import pyarrow as pa
 
 from ingest.schema import LOG_SCHEMA, SPAN_SCHEMA
 
-__all__ = ["Reject", "Chunk", "SourceInfo", "RowBuilder", "span_builder", "log_builder"]
+__all__ = ["Reject", "Chunk", "SourceInfo", "RowBuilder", "span_builder", "log_builder", "batch_from_columns",
+           "reject_reason"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,18 @@ class Chunk:
     spans: pa.RecordBatch | None = None
     logs: pa.RecordBatch | None = None
     rejects: list[Reject] = field(default_factory=list)
+
+
+def reject_reason(exc: Exception) -> str:
+    """A reject's reason from an exception: its first line, at most 300 characters."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:300]
+
+
+def batch_from_columns(schema: pa.Schema, cols: dict[str, pa.Array], n: int) -> pa.RecordBatch:
+    """A batch of `schema` from the columns a reader built (any it did not: n nulls)."""
+    arrays = [cols[f.name] if f.name in cols else pa.nulls(n, f.type) for f in schema]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 class RowBuilder:
