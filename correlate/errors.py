@@ -1,12 +1,13 @@
-"""Errors of `correlate/`.
+"""Errors of `correlate/`, with the kinds and remedies of the contract in `ingest/errors.py`.
 
-    CorrelateError            base; one line that names the fix
-     ├── DatasetNotFound      no dataset of that name (lists the known ones)
-     ├── DatasetUnusable      a dataset this code cannot open (a later layout, a bad name)
-     ├── SqlError             a query that DuckDB or the guard refused ("... at position N")
-     │    ├── QueryTimeout    a query that ran past its time limit
+    CorrelateError            base; one line that names the fix                            failed
+     ├── DatasetNotFound      no dataset of that name (lists the known ones)               not_found
+     ├── DatasetUnusable      a dataset this code cannot open (a later layout, a lock)     unusable
+     ├── SqlError             a query that DuckDB or the guard refused ("... at position N") invalid_input
+     │    ├── QueryTimeout    a query that ran past its time limit                         timed_out
      │    └── QueryCancelled  a query stopped by `DatasetSession.interrupt()` (Ctrl-C at the prompt)
-     └── TraceNotFound        no span of that trace id in the dataset
+     │                                                                                     cancelled
+     └── TraceNotFound        no span of that trace id in the dataset                      not_found
 
 DuckDB's exceptions are mapped where they enter (`map_duckdb_error`); nothing outside this
 package sees a `duckdb.Error`.
@@ -17,7 +18,12 @@ from __future__ import annotations
 import json
 import re
 
+from ingest.errors import Kind, PackageError, Remedy, unknown_dataset
+
 __all__ = [
+    "Kind",
+    "Remedy",
+    "PackageError",
     "CorrelateError",
     "DatasetNotFound",
     "DatasetUnusable",
@@ -29,28 +35,31 @@ __all__ = [
 ]
 
 
-class CorrelateError(Exception):
-    """Base of correlate's errors; the message is one line."""
+class CorrelateError(PackageError):
+    """Base of correlate's errors; the message is one line. Raised as itself: the work failed."""
+
+    kind = Kind.FAILED
 
 
 class DatasetUnusable(CorrelateError):
     """A dataset that cannot be opened as it is: the message says what to do."""
 
+    kind = Kind.UNUSABLE
+
 
 class DatasetNotFound(CorrelateError):
+    kind = Kind.NOT_FOUND
+
     def __init__(self, name: str, known: list[str]) -> None:
         self.name = name
         self.known = list(known)
-        hint = (
-            f"known datasets: {', '.join(self.known)}"
-            if self.known
-            else "no datasets yet: run 'dcr ingest PATH' first"
-        )
-        super().__init__(f"no dataset named {name!r} ({hint})")
+        super().__init__(**unknown_dataset(name, self.known))
 
 
 class SqlError(CorrelateError):
     """A refused or failed query. `position` is the 0-based character offset when known."""
+
+    kind = Kind.INVALID_INPUT
 
     def __init__(self, message: str, position: int | None = None) -> None:
         self.position = position
@@ -58,6 +67,8 @@ class SqlError(CorrelateError):
 
 
 class QueryTimeout(SqlError):
+    kind = Kind.TIMED_OUT
+
     def __init__(self, timeout_s: float) -> None:
         self.timeout_s = timeout_s
         super().__init__(
@@ -67,17 +78,22 @@ class QueryTimeout(SqlError):
 
 
 class QueryCancelled(SqlError):
+    kind = Kind.CANCELLED
+
     def __init__(self) -> None:
         super().__init__("query cancelled")
 
 
 class TraceNotFound(CorrelateError):
+    kind = Kind.NOT_FOUND
+
     def __init__(self, trace_id: str, dataset: str) -> None:
         self.trace_id = trace_id
         self.dataset = dataset
         super().__init__(
-            f"no spans of trace {trace_id!r} in dataset {dataset!r} "
-            f"(list some with: dcr sql {dataset} \"SELECT trace_id FROM traces LIMIT 10\")"
+            f"no spans of trace {trace_id!r} in dataset {dataset!r}",
+            " (list some with: {})",
+            remedy=Remedy("run_sql", {"dataset": dataset, "sql": "SELECT trace_id FROM traces LIMIT 10"}),
         )
 
 

@@ -64,7 +64,7 @@ DEFAULT_THREADS = 2
 
 def open_dataset(name: str, *, memory_limit: str | None = None, threads: int | None = None) -> DatasetSession:
     """Open dataset `name` read-only; DatasetNotFound lists the known names."""
-    from ingest.errors import BadDatasetName, IngestError
+    from ingest.errors import BadDatasetName, IngestError, Remedy
     from ingest.errors import DatasetNotFound as IngestDatasetNotFound
 
     try:
@@ -77,8 +77,8 @@ def open_dataset(name: str, *, memory_limit: str | None = None, threads: int | N
         raise DatasetUnusable(str(exc)) from None
     except (OSError, ValueError) as exc:
         raise CorrelateError(
-            f"cannot read the manifest of dataset {name!r}: {exc}; re-ingest it or remove it with "
-            f"'dcr dataset rm {name}'"
+            f"cannot read the manifest of dataset {name!r}: {exc}", "; remove it and ingest it again: {}",
+            remedy=Remedy("remove_dataset", {"dataset": name}),
         ) from None
     return DatasetSession(handle, memory_limit=memory_limit, threads=threads)
 

@@ -23,7 +23,7 @@ _REFUSED = {
     "EXPORT": "EXPORT DATABASE is not allowed: queries are read-only and cannot write files",
     "ATTACH": "ATTACH is not allowed: only the dataset's views can be queried",
     "DETACH": "DETACH is not allowed: only the dataset's views can be queried",
-    "LOAD": "INSTALL/LOAD is not allowed: extensions are disabled in 'dcr sql'",
+    "LOAD": "INSTALL/LOAD is not allowed: extensions are disabled here",
     "SET": "SET/RESET/USE is not allowed: the session's settings are fixed",
     "VARIABLE_SET": "SET VARIABLE is not allowed: the session's settings are fixed",
     "PRAGMA": "PRAGMA is not allowed: the session's settings are fixed",

@@ -73,7 +73,7 @@ def should_escalate_for(dataset: str | None, *, services: tuple[str, ...] = (), 
         try:
             described = open_handle(dataset).manifest
         except IngestError as exc:
-            raise DatasetUnavailable(str(exc)) from None
+            raise DatasetUnavailable.of(exc) from None
         sources = list(described.get("sources") or [])
     return should_escalate(signals_from(described, sources, tuple(services), window, files_involved,
                                     attempted_approaches))

@@ -30,6 +30,7 @@ from escalation.errors import (
     ConversationFull,
     ConversationNotFound,
     ProviderError,
+    Remedy,
 )
 from escalation.ledger import LedgerEntry, new_id, record
 from escalation.models import cost_usd
@@ -76,7 +77,8 @@ def _usage_cost(provider: str, reply: ProviderReply) -> float:
 
 def start(req: EscalationRequest) -> ConversationTurn:
     if req.dry_run:
-        raise BadRequest("a conversation cannot be a dry run: use 'dcr escalate --dry-run' to see the bundle")
+        raise BadRequest("a conversation cannot be a dry run", ": see the bundle with {}",
+                         remedy=Remedy("escalate", {"dataset": req.dataset, "dry_run": True}))
     p = prepare(req)
     sid = f"conv_{uuid.uuid4().hex[:16]}"
     fd = lockfile.acquire(_lock_path(sid), 0.0, _LOCK_BY)  # new: nobody else can hold it
@@ -119,8 +121,9 @@ def continue_(session_id: str, message: str) -> ConversationTurn:
             raise BadRequest("the message is empty (an empty message retries a failed turn; there is none)")
         done = sum(1 for m in msgs if m["role"] == "model" and m["status"] == "ok")
         if not retry and done >= row["max_turns"]:
-            raise ConversationFull(f"conversation {session_id} reached its {row['max_turns']} turns: finalize it "
-                                   "('dcr conversation finalize') or raise DCR_CONVERSATION_MAX_TURNS")
+            raise ConversationFull(f"conversation {session_id} reached its {row['max_turns']} turns",
+                                   ": finalize it ({}) or raise DCR_CONVERSATION_MAX_TURNS",
+                                   remedy=Remedy("finalize_conversation", {"session_id": session_id}))
         con = connect()
         try:
             with transaction(con):
@@ -156,8 +159,9 @@ def _acquire(session_id: str) -> tuple[sqlite3.Row, int]:
         fd = lockfile.acquire(_lock_path(session_id), float(row["timeout_s"]) * 2 + 30, _LOCK_BY,
                               poll_s=LOCK_POLL_S)
     except lockfile.LockHeld as exc:
-        raise ConversationBusy(f"conversation {session_id} is busy with another turn, {exc.holder}: "
-                               "try again when it ends") from None
+        raise ConversationBusy(f"conversation {session_id} is busy with another turn, {exc.holder}",
+                               ": try again when it ends (see {})",
+                               remedy=Remedy("conversation_status", {"session_id": session_id})) from None
     try:
         _fail_abandoned(session_id)
         return _row(session_id), fd
@@ -278,6 +282,10 @@ def _add_message(con: sqlite3.Connection, sid: str, seq: int, role: str, text: s
 # reading -------------------------------------------------------------------------------------
 
 
+def _start_again(row: sqlite3.Row) -> Remedy:
+    return Remedy("start_conversation", {"dataset": row["dataset"]} if row["dataset"] else {})
+
+
 def _row(session_id: str, *, allow_expired: bool = False) -> sqlite3.Row:
     con = connect()
     try:
@@ -288,9 +296,10 @@ def _row(session_id: str, *, allow_expired: bool = False) -> sqlite3.Row:
         raise ConversationNotFound(session_id)
     if not allow_expired and row["expires_at"] < time.time():
         raise ConversationExpired(f"conversation {session_id} expired (no activity for DCR_CONVERSATION_TTL_S "
-                                  f"= {ttl_s():g} s): start a new one")
+                                  f"= {ttl_s():g} s)", ": start a new one ({})", remedy=_start_again(row))
     if not allow_expired and row["state"] == "finalized":
-        raise ConversationExpired(f"conversation {session_id} is finalized: start a new one")
+        raise ConversationExpired(f"conversation {session_id} is finalized", ": start a new one ({})",
+                                  remedy=_start_again(row))
     return row
 
 

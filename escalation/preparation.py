@@ -55,7 +55,7 @@ class Prepared:
 
 def _validate(req: EscalationRequest) -> None:
     if not isinstance(req.question, str) or not req.question.strip():
-        raise BadRequest("the question is empty: say what you want to know (--question TEXT)")
+        raise BadRequest("the question is empty: say what you want to know")
     check_analysis_type(req.analysis_type)
     if not 1 <= int(req.depth_level) <= 5:
         raise BadRequest(f"depth_level must be 1..5, got {req.depth_level}")
@@ -64,7 +64,7 @@ def _validate(req: EscalationRequest) -> None:
     if req.budget_tokens is not None and req.budget_tokens < 1000:
         raise BadRequest(f"budget_tokens must be at least 1000, got {req.budget_tokens}")
     if req.window is not None and req.window.end_ns <= req.window.start_ns:
-        raise BadRequest("the window ends before it starts: check --start/--end")
+        raise BadRequest("the window ends before it starts: check its start and end")
 
 
 def _budget(req: EscalationRequest, model: str) -> int:
@@ -88,7 +88,7 @@ def _open_session(name: str) -> Any:
     try:
         return open_dataset(name)
     except CorrelateError as exc:
-        raise DatasetUnavailable(str(exc)) from None
+        raise DatasetUnavailable.of(exc) from None
 
 
 def signals_from(described: dict[str, Any], sources: list[Any], services: tuple[str, ...], window: Window | None,

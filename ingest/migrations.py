@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest.dataset import MANIFEST_VERSION
-from ingest.errors import IngestError
+from ingest.errors import IngestError, Kind
 
 __all__ = ["CURRENT", "STEPS", "DatasetTooNew", "version_of", "upgraded", "upgrade_in_place"]
 
@@ -34,6 +34,8 @@ Step = Callable[[Path, dict[str, Any]], dict[str, Any]]
 
 class DatasetTooNew(IngestError):
     """A dataset written by a later version of dcr than this one."""
+
+    kind = Kind.UNUSABLE
 
 
 def version_of(manifest: dict[str, Any]) -> int:

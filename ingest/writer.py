@@ -71,7 +71,7 @@ def _now_iso() -> str:
 
 
 def acquire_lock(folder: Path, name: str, timeout_s: float, on_wait: Callable[[str], None] | None = None,
-                 hint: str = "wait for it to finish or use another --dataset", holder: str = "dcr ingest") -> int:
+                 hint: str = "wait for it to finish or use another dataset", holder: str = "dcr ingest") -> int:
     """An exclusive lock on folder/.lock for as long as this process lives (`ingest/lockfile.py`),
     waiting up to `timeout_s`; its descriptor. DatasetLocked and the `on_wait` message name the
     process that holds it and for how long; `holder` says what this one does with it."""

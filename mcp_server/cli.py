@@ -11,8 +11,8 @@ Modules are discovered, so adding a command touches no other file. Keep heavy im
 (duckdb, pyarrow, google-genai, mcp) inside `run`: `dcr --help` must stay fast.
 
 Exit codes (the contract in docs/architecture.md): 0 success, 1 a failure of the work,
-2 bad usage or unusable input. A `UsageError` or `WorkError` raised anywhere prints
-one line on stderr and no traceback.
+2 bad usage or unusable input. A `UsageError` or `WorkError` raised anywhere, and any error of
+the packages (by its kind, `mcp_server/errors.py`), prints one line on stderr and no traceback.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import sys
 from collections.abc import Sequence
 
 from mcp_server import commands
-from mcp_server.errors import UsageError, WorkError
+from mcp_server.errors import DcrError, cli_message, exit_code, is_package_error
 
 __all__ = ["main", "build_parser"]
 
@@ -61,17 +61,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args._run(args) or 0)
-    except UsageError as exc:
-        print(f"dcr: {exc}", file=sys.stderr)
-        return 2
-    except WorkError as exc:
-        print(f"dcr: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("dcr: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:
+        if not isinstance(exc, DcrError) and not is_package_error(exc):
+            raise
+        print(f"dcr: {cli_message(exc)}", file=sys.stderr)
+        return exit_code(exc)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,9 @@ def check_ingest_paths(paths: Sequence[str]) -> str | None:
     try:
         inputs = expand_sources(list(paths))
     except Exception as exc:  # NoInput and the like: the ingest itself says it better
-        return str(exc).splitlines()[0]
+        from mcp_server.errors import is_package_error, tool_message
+
+        return tool_message(exc) if is_package_error(exc) else str(exc).splitlines()[0]
     for f in inputs:
         if f.fs_path is None:
             continue

@@ -1,7 +1,8 @@
 """MCP resources: `dataset://{name}` (the manifest summary) and `dataset://{name}/schema`.
 
 Both are JSON. An unknown dataset is a resource-not-found error whose message lists the
-known datasets.
+known datasets; the packages' other errors are resource errors, worded as for a tool
+(`mcp_server/errors.py`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
+
+from mcp_server.errors import tool_message
 
 __all__ = ["register", "dataset_summary", "dataset_schema"]
 
@@ -22,8 +25,10 @@ _VIEW_NOTES = {
 }
 
 
-def _not_found(exc: Exception) -> ResourceNotFoundError:
-    return ResourceNotFoundError(str(exc))
+def _resource_error(exc: Exception) -> ResourceError:
+    """A package error as the resource error the client reads: not found, or another failure."""
+    cls = ResourceNotFoundError if str(getattr(exc, "kind", "")) == "not_found" else ResourceError
+    return cls(tool_message(exc))
 
 
 def dataset_summary(name: str) -> dict[str, Any]:
@@ -34,7 +39,7 @@ def dataset_summary(name: str) -> dict[str, Any]:
     try:
         s = ingest.dataset_summary(name)
     except (ingest.DatasetNotFound, ingest.BadDatasetName) as exc:
-        raise _not_found(exc) from None
+        raise ResourceNotFoundError(tool_message(exc)) from None
     tr = s.get("time_range") or {}
     s["start"], s["end"] = format_ns(tr.get("start_ns")), format_ns(tr.get("end_ns"))
     return s
@@ -42,7 +47,7 @@ def dataset_summary(name: str) -> dict[str, Any]:
 
 def dataset_schema(name: str) -> dict[str, Any]:
     """The views query_spans sees, with their columns and DuckDB types."""
-    from correlate import CorrelateError, DatasetNotFound, open_dataset
+    from correlate import CorrelateError, open_dataset
     from correlate.views import VIEW_NAMES
 
     try:
@@ -51,10 +56,8 @@ def dataset_schema(name: str) -> dict[str, Any]:
             for view in VIEW_NAMES:
                 cols = ds.fetch(f"DESCRIBE {view}")
                 out[view] = {"about": _VIEW_NOTES.get(view, ""), "columns": {c[0]: c[1] for c in cols}}
-    except DatasetNotFound as exc:
-        raise _not_found(exc) from None
     except CorrelateError as exc:
-        raise ResourceError(str(exc)) from None
+        raise _resource_error(exc) from None
     return {"dataset": name, "views": out}
 
 

@@ -21,6 +21,8 @@ from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import ValidationError
 
+from mcp_server.errors import is_package_error, tool_message
+from mcp_server.limits import BadCursor
 from mcp_server.tools import GROUPS, ToolSpec, all_specs
 
 __all__ = ["SERVER_NAME", "INSTRUCTIONS", "DcrServer", "build_server", "select_specs", "compact_schema"]
@@ -35,7 +37,10 @@ INSTRUCTIONS = (
 
 
 class DcrServer(MCPServer):
-    """MCPServer whose argument errors read as one line: "bad arguments: depth_level: … 5"."""
+    """MCPServer whose errors read as one line the agent can act on: argument errors as "bad
+    arguments: depth_level: … 5", the packages' errors (and a bad cursor) as `tool_message` words
+    them, their remedy a tool and its arguments (mcp_server/errors.py). The SDK shows a tool only
+    the text of a ToolError; anything else stays a crash, its text on the server."""
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context | None = None
@@ -44,7 +49,11 @@ class DcrServer(MCPServer):
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
             cause = exc.__cause__
-            if isinstance(exc, UnexpectedToolError) or not isinstance(cause, ValidationError):
+            if isinstance(exc, UnexpectedToolError):
+                if is_package_error(cause) or isinstance(cause, BadCursor):
+                    raise ToolError(f"Error executing tool {name}: {tool_message(cause)}") from cause
+                raise
+            if not isinstance(cause, ValidationError):
                 raise
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in cause.errors()

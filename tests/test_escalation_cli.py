@@ -52,7 +52,7 @@ def test_dry_run_prints_the_body_and_contacts_nothing(monkeypatch, capsys) -> No
 def test_bad_input_is_one_line_exit_2(capsys) -> None:
     assert main(["escalate", "nope", "--question", "why?"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["dcr: no dataset named 'nope' (no datasets yet: run 'dcr ingest PATH' first)"]
+    assert err == ["dcr: no dataset named 'nope' (no datasets yet: run 'dcr ingest PATH --dataset nope' first)"]
     assert main(["escalate", "nope", "--question", "q", "--start", "yesterday", "--end", "now"]) == 2
     assert "cannot read time 'yesterday'" in capsys.readouterr().err
     assert main(["escalate", "nope", "--question", " "]) == 2

@@ -154,7 +154,7 @@ def test_finalize_formats_and_unknown_session(fake: FakeProvider) -> None:
     assert conversation_status(sid).state == "finalized"
     with pytest.raises(ConversationExpired, match="finalized"):
         continue_conversation(sid, "more")
-    with pytest.raises(ConversationNotFound, match="dcr conversation list"):
+    with pytest.raises(ConversationNotFound, match=r"list them with list_conversations\(\)"):
         continue_conversation("conv_missing", "x")
 
 

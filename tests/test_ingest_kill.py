@@ -247,7 +247,7 @@ def test_a_held_lock_names_its_pid_and_age(dcr_home: Path):
         with pytest.raises(ingest.DatasetLocked) as exc:
             ingest.ingest_paths([str(EXAMPLES / "trace.json")], "busy", lock_timeout_s=0.3, on_wait=told.append)
         who = rf"dataset 'busy' is being written by another process, pid {first.pid} \(dcr ingest, for \d+ s\)"
-        assert re.fullmatch(who + "; waited 0.3 s: wait for it to finish or use another --dataset", str(exc.value))
+        assert re.fullmatch(who + "; waited 0.3 s: wait for it to finish or use another dataset", str(exc.value))
         assert len(told) == 1 and re.fullmatch(who + "; waiting up to 0.3 s", told[0]), told
     finally:
         first.stdin.close()
@@ -272,5 +272,5 @@ def test_a_lock_whose_holder_exited_but_left_a_process_says_how_to_find_it(dcr_h
     assert str(exc.value) == (
         f"dataset 'orphaned' is being written by another process, pid {int(gone)} (dcr ingest, for 90 s), which "
         f"has exited but left a process holding its lock: find it with 'fuser -v {folder / '.lock'}'; wait for it "
-        "to finish or use another --dataset")
+        "to finish or use another dataset")
     ingest.ingest_paths([str(EXAMPLES / "trace.json")], "orphaned", lock_timeout_s=0.0)  # free now: taken at once

@@ -93,7 +93,7 @@ def map_genai_error(exc: BaseException, model: str, attempts: int) -> ProviderEr
         return exc
     if isinstance(exc, timeouts):
         return ProviderTimeout(f"Gemini did not answer within the timeout ({type(exc).__name__}): raise "
-                               "--time-budget or lower --depth", attempts=attempts)
+                               "the time budget or lower the depth", attempts=attempts)
     if isinstance(exc, (gerrors.UnknownApiResponseError, json.JSONDecodeError)):
         return MalformedReply(f"Gemini's reply was not valid JSON: {str(exc)[:160]}", attempts=attempts)
     if isinstance(exc, gerrors.APIError):

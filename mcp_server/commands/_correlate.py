@@ -1,30 +1,11 @@
-"""Shared by the commands over `correlate/`: its errors as the CLI's (exit 2 or 1), and number shapes."""
+"""Shared by the commands over `correlate/`: number shapes. (Their errors are mapped once, by
+`dcr` itself: `mcp_server/errors.py`.)"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-from mcp_server.errors import UsageError, WorkError
-
-__all__ = ["mapped_errors", "format_ms"]
-
-
-@contextmanager
-def mapped_errors() -> Iterator[None]:
-    """DatasetNotFound / DatasetUnusable / SqlError / TraceNotFound -> exit 2; QueryTimeout and the rest -> exit 1."""
-    import correlate
-
-    try:
-        yield
-    except correlate.QueryTimeout as exc:
-        raise WorkError(str(exc)) from None
-    except (correlate.DatasetNotFound, correlate.DatasetUnusable, correlate.SqlError,
-            correlate.TraceNotFound) as exc:
-        raise UsageError(str(exc)) from None
-    except correlate.CorrelateError as exc:
-        raise WorkError(str(exc)) from None
+__all__ = ["format_ms"]
 
 
 def format_ms(ns: Any) -> str:

@@ -1,17 +1,16 @@
-"""Shared by `dcr escalate`, `dcr conversation` and `dcr stats`: arguments, errors, rendering."""
+"""Shared by `dcr escalate` and `dcr conversation`: arguments and rendering. (Escalation's errors are
+mapped once, by `dcr` itself: `mcp_server/errors.py`.)"""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from correlate.times import parse_time_ns
-from mcp_server.errors import UsageError, WorkError
+from mcp_server.errors import UsageError
 from mcp_server.output import emit_json, info, warn
 
-__all__ = ["add_request_arguments", "request_from_args", "mapped_errors", "print_result"]
+__all__ = ["add_request_arguments", "request_from_args", "print_result"]
 
 ANALYSIS_TYPES = ("execution_trace", "cross_system", "performance", "hypothesis_test")
 
@@ -71,24 +70,6 @@ def request_from_args(args: argparse.Namespace, *, dry_run: bool = False) -> Any
         analysis_type=args.analysis_type, depth_level=args.depth, files=tuple(args.file), provider=args.provider,
         time_budget_seconds=args.time_budget, dry_run=dry_run, budget_tokens=args.budget_tokens,
     )
-
-
-@contextmanager
-def mapped_errors() -> Iterator[None]:
-    """Bad input, unknown dataset or session, missing key -> exit 2; a failed model call -> exit 1."""
-    import escalation
-    from escalation import errors as e
-
-    try:
-        yield
-    except e.ProviderError as exc:
-        saved = f" (bundle saved: {exc.bundle_path})" if exc.bundle_path else ""
-        raise WorkError(f"{exc}{saved}") from None
-    except (e.BadRequest, e.DatasetUnavailable, e.MissingApiKey, e.ConversationNotFound, e.ConversationExpired,
-            e.ConversationFull) as exc:
-        raise UsageError(str(exc)) from None
-    except escalation.EscalationError as exc:
-        raise WorkError(str(exc)) from None
 
 
 def print_result(result: Any, as_json: bool) -> None:

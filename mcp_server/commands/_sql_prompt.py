@@ -131,7 +131,9 @@ class Shell:
             except KeyboardInterrupt:
                 self.ds.interrupt()
         if "error" in box:
-            self.err(f"error: {box['error']}")
+            from mcp_server.errors import cli_message
+
+            self.err(f"error: {cli_message(box['error'])}")
             return
         result = box["result"]
         print_table(result.columns, result.rows)

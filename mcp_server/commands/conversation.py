@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from mcp_server.commands._escalation import add_request_arguments, mapped_errors, request_from_args
+from mcp_server.commands._escalation import add_request_arguments, request_from_args
 from mcp_server.output import emit_json, info, warn
 
 NAME = "conversation"
@@ -43,32 +43,31 @@ def _turn(turn: Any, as_json: bool) -> None:
 def run(args: argparse.Namespace) -> int:
     import escalation
 
-    with mapped_errors():
-        if args.action == "start":
-            _turn(escalation.start_conversation(request_from_args(args)), args.json)
-        elif args.action == "continue":
-            _turn(escalation.continue_conversation(args.session_id, args.message), args.json)
-        elif args.action == "finalize":
-            summary = escalation.finalize_conversation(args.session_id, args.format)
-            if args.json:
-                emit_json(summary)
-            else:
-                print(summary.summary_markdown, end="")
-        elif args.action == "status":
-            st = escalation.conversation_status(args.session_id)
-            if args.json:
-                emit_json(st)
-            else:
-                print(_status_line(st))
+    if args.action == "start":
+        _turn(escalation.start_conversation(request_from_args(args)), args.json)
+    elif args.action == "continue":
+        _turn(escalation.continue_conversation(args.session_id, args.message), args.json)
+    elif args.action == "finalize":
+        summary = escalation.finalize_conversation(args.session_id, args.format)
+        if args.json:
+            emit_json(summary)
         else:
-            rows = escalation.list_conversations()
-            if args.json:
-                emit_json({"conversations": rows, "total_count": len(rows)})
-            elif not rows:
-                info("no conversations yet: start one with 'dcr conversation start NAME --question …'")
-            else:
-                for st in rows:
-                    print(_status_line(st))
+            print(summary.summary_markdown, end="")
+    elif args.action == "status":
+        st = escalation.conversation_status(args.session_id)
+        if args.json:
+            emit_json(st)
+        else:
+            print(_status_line(st))
+    else:
+        rows = escalation.list_conversations()
+        if args.json:
+            emit_json({"conversations": rows, "total_count": len(rows)})
+        elif not rows:
+            info("no conversations yet: start one with 'dcr conversation start NAME --question …'")
+        else:
+            for st in rows:
+                print(_status_line(st))
     return 0
 
 

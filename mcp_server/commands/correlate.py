@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from correlate.times import format_ns, parse_time_ns
-from mcp_server.commands._correlate import mapped_errors
 from mcp_server.errors import UsageError
 from mcp_server.output import emit_json, info, warn
 
@@ -65,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.top < 0:
         raise UsageError(f"--top must be >= 0, got {args.top}")
-    with mapped_errors(), correlate.open_dataset(args.name) as ds:
+    with correlate.open_dataset(args.name) as ds:
         window, baseline = _windows(args, ds.handle.time_range)
         unknown = sorted(set(args.service) - set(ds.handle.services))
         if unknown:

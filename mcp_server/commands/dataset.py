@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from correlate.times import format_ns
-from mcp_server.errors import UsageError
 from mcp_server.output import emit_json
 
 NAME = "dataset"
@@ -40,15 +39,12 @@ def _show(name: str, as_json: bool) -> None:
 def run(args: argparse.Namespace) -> int:
     import ingest
 
-    try:
-        if args.action == "show":
-            _show(args.name, args.json)
+    if args.action == "show":
+        _show(args.name, args.json)
+    else:
+        ingest.remove_dataset(args.name)
+        if args.json:
+            emit_json({"dataset": args.name, "removed": True})
         else:
-            ingest.remove_dataset(args.name)
-            if args.json:
-                emit_json({"dataset": args.name, "removed": True})
-            else:
-                print(f"removed dataset {args.name}")
-    except ingest.IngestError as exc:
-        raise UsageError(str(exc)) from None
+            print(f"removed dataset {args.name}")
     return 0

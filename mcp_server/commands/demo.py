@@ -39,11 +39,8 @@ def ingest_fixtures(dataset: str = DATASET) -> dict:
 
     if not FIXTURES.is_dir():
         raise UsageError(f"bundled fixtures not found at {FIXTURES}: run from a source checkout")
-    try:
-        ingest.ingest_paths([str(FIXTURES)], dataset)
-        return ingest.dataset_summary(dataset)
-    except ingest.IngestError as exc:
-        raise UsageError(str(exc)) from None
+    ingest.ingest_paths([str(FIXTURES)], dataset)
+    return ingest.dataset_summary(dataset)
 
 
 def _scenario(name: str) -> tuple[Path, dict[str, Any]]:
@@ -60,19 +57,14 @@ def investigate(name: str) -> dict[str, Any]:
     import correlate
     import escalation
     import ingest
-    from mcp_server.commands._correlate import mapped_errors as correlate_errors
-    from mcp_server.commands._escalation import mapped_errors as escalation_errors
 
     folder, truth = _scenario(name)
     dataset = f"{DATASET}-{name}"
     w = truth["window"]
     window = correlate.Window(w["incident_start_ns"], w["incident_end_ns"])
     baseline = correlate.Window(w["baseline_start_ns"], w["baseline_end_ns"])
-    try:
-        added = ingest.ingest_paths([str(folder / "traces.jsonl"), str(folder / "logs.jsonl")], dataset)
-    except ingest.IngestError as exc:
-        raise UsageError(str(exc)) from None
-    with correlate_errors(), correlate.open_dataset(dataset) as ds:
+    added = ingest.ingest_paths([str(folder / "traces.jsonl"), str(folder / "logs.jsonl")], dataset)
+    with correlate.open_dataset(dataset) as ds:
         report = ds.correlate(window, baseline, ())
     onset = format_ns(window.start_ns)
     request = escalation.EscalationRequest(
@@ -81,8 +73,7 @@ def investigate(name: str) -> dict[str, Any]:
         dataset=dataset, window=window, baseline=baseline, analysis_type="cross_system",
         context=escalation.AgentContext(stuck_description=f"the {name} incident that starts at {onset}"),
     )
-    with escalation_errors():
-        result = escalation.escalate(request)
+    result = escalation.escalate(request)
     return {"dataset": dataset, "ingest": added.to_dict(), "correlation": report, "escalation": result}
 
 

@@ -11,7 +11,6 @@ import json
 
 from mcp_server.commands._escalation import (
     add_request_arguments,
-    mapped_errors,
     print_result,
     request_from_args,
 )
@@ -30,8 +29,8 @@ def run(args: argparse.Namespace) -> int:
     import escalation
 
     req = request_from_args(args, dry_run=args.dry_run)
-    with mapped_errors():  # past --time-budget: the offline report, partial (the package's policy)
-        result = escalation.escalate_within(req, args.time_budget)
+    # past --time-budget: the offline report, partial (the package's policy)
+    result = escalation.escalate_within(req, args.time_budget)
     if not args.dry_run:
         print_result(result, args.json)
         return 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mcp_server.errors import UsageError
 from mcp_server.output import emit_json, info, warn
 
 NAME = "ingest"
@@ -51,8 +50,6 @@ def run(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.start()
         result = ingest.ingest_paths(args.paths, args.dataset, update, on_wait=info)
-    except ingest.IngestError as exc:
-        raise UsageError(str(exc)) from None
     finally:
         if bar is not None:
             bar.stop()

@@ -14,7 +14,6 @@ import json
 import sys
 from typing import Any
 
-from mcp_server.commands._correlate import mapped_errors
 from mcp_server.errors import UsageError
 from mcp_server.output import emit_json, info
 
@@ -78,10 +77,10 @@ def run(args: argparse.Namespace) -> int:
 
         if args.output or args.format or args.json:
             raise UsageError("the prompt prints tables: give the query to use --format, -o or --json")
-        with mapped_errors(), correlate.open_dataset(args.name) as ds:
+        with correlate.open_dataset(args.name) as ds:
             return run_prompt(ds, limit=_or(args.limit, _ROW_CAP), timeout_s=args.timeout)
     query = args.query if args.query is not None else sys.stdin.read()
-    with mapped_errors(), correlate.open_dataset(args.name) as ds:
+    with correlate.open_dataset(args.name) as ds:
         if args.output:
             return _export(ds, query, args)
         result = ds.sql(query, limit=_or(args.limit, _ROW_CAP), timeout_s=_or(args.timeout, _TIMEOUT_S))

@@ -30,10 +30,8 @@ def _table(title: str, key: str, rows: list[dict[str, Any]]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import escalation
-    from mcp_server.commands._escalation import mapped_errors
 
-    with mapped_errors():
-        stats = escalation.ledger_stats()
+    stats = escalation.ledger_stats()
     if args.json:
         emit_json(stats)
         return 0

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from correlate.times import format_ns
-from mcp_server.commands._correlate import format_ms, mapped_errors
+from mcp_server.commands._correlate import format_ms
 from mcp_server.output import emit_json, warn
 
 NAME = "trace"
@@ -69,7 +69,7 @@ def _as_json(view: Any) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     import correlate
 
-    with mapped_errors(), correlate.open_dataset(args.name) as ds:
+    with correlate.open_dataset(args.name) as ds:
         view = ds.trace(args.trace_id)
     if args.json:
         emit_json(_as_json(view))

@@ -1,10 +1,11 @@
-"""What every tool handler shares: argument types, error mapping, time windows, the result envelope."""
+"""What every tool handler shares: argument types, time windows, the result envelope.
+
+The packages' errors need no handling here: `server.DcrServer` turns each into a ToolError the
+agent reads (`mcp_server/errors.py`), whichever tool raised it."""
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from mcp.server.mcpserver.exceptions import ToolError
@@ -24,7 +25,6 @@ __all__ = [
     "Obj",
     "Objs",
     "ToolError",
-    "mapped_errors",
     "parse_bound",
     "parse_window",
     "structured",
@@ -33,14 +33,6 @@ __all__ = [
     "document",
     "iso",
 ]
-
-# Errors of the packages below, by module, so nothing heavy is imported to map them.
-_PACKAGE_ERRORS = (
-    ("ingest.errors", "IngestError"),
-    ("correlate.errors", "CorrelateError"),
-    ("escalation.errors", "EscalationError"),
-)
-
 
 def _as_text(value: Any) -> Any:
     return None if value is None else str(value)
@@ -72,29 +64,6 @@ def Obj(description: str) -> Any:  # noqa: N802 - reads as a type in the models
 
 def Objs(description: str) -> Any:  # noqa: N802
     return Annotated[list[dict[str, Any]], Field(description=description)]
-
-
-def _package_error(exc: BaseException) -> bool:
-    for module, name in _PACKAGE_ERRORS:
-        base = getattr(sys.modules.get(module), name, None)
-        if base is not None and isinstance(exc, base):
-            return True
-    return False
-
-
-@contextmanager
-def mapped_errors() -> Iterator[None]:
-    """The packages' errors (one line that names the fix) become ToolErrors the agent reads."""
-    try:
-        yield
-    except ToolError:
-        raise
-    except limits.BadCursor as exc:
-        raise ToolError(str(exc)) from exc
-    except Exception as exc:
-        if _package_error(exc):
-            raise ToolError(str(exc)) from exc
-        raise
 
 
 def parse_bound(value: str | None, name: str) -> int | None:
@@ -144,8 +113,7 @@ def document(payload: dict[str, Any], tool: str, list_key: str = "warnings") -> 
 def paged(
     cursor: str | None, list_key: str, tool: str, build: Callable[[], dict[str, Any]]
 ) -> CallToolResult:
-    """The page a cursor names, or the first page of `build()`; package errors become ToolErrors."""
-    with mapped_errors():
-        if cursor:
-            return structured(limits.resume(cursor, list_key, tool).payload)
-        return shaped(build(), list_key, tool)
+    """The page a cursor names (limits.BadCursor when it names none), or the first page of `build()`."""
+    if cursor:
+        return structured(limits.resume(cursor, list_key, tool).payload)
+    return shaped(build(), list_key, tool)

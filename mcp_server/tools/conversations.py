@@ -18,7 +18,6 @@ from mcp_server.tools.base import (
     ServicesArg,
     TimeArg,
     document,
-    mapped_errors,
     paged,
     structured,
 )
@@ -102,8 +101,7 @@ def _turn(turn: Any) -> dict[str, Any]:
 async def _in_thread(fn: Any, *args: Any) -> Any:
     import anyio.to_thread
 
-    with mapped_errors():
-        return await anyio.to_thread.run_sync(fn, *args)
+    return await anyio.to_thread.run_sync(fn, *args)
 
 
 async def start_conversation(
@@ -119,9 +117,8 @@ async def start_conversation(
     escalate_analysis; answers the initial_question (default: stuck_description). Keep the
     session_id: ask follow-ups with continue_conversation, end with finalize_conversation.
     Sessions survive restarts; list_conversations finds them again."""
-    with mapped_errors():
-        req = build_request(question=initial_question, context=claude_context, analysis_type=analysis_type,
-                            dataset=dataset, start=start, end=end, services=services, time_budget_seconds=None)
+    req = build_request(question=initial_question, context=claude_context, analysis_type=analysis_type,
+                        dataset=dataset, start=start, end=end, services=services, time_budget_seconds=None)
     from escalation.api import start_conversation as start_
 
     return document(_turn(await _in_thread(start_, req)), "start_conversation")
@@ -158,8 +155,7 @@ def get_conversation_status(session_id: SessionArg) -> Annotated[CallToolResult,
     Use it before continuing a conversation you did not start in this context."""
     from escalation.api import conversation_status
 
-    with mapped_errors():
-        return structured(conversation_status(session_id).to_dict())
+    return structured(conversation_status(session_id).to_dict())
 
 
 def list_conversations(

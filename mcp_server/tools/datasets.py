@@ -20,7 +20,6 @@ from mcp_server.tools.base import (
     Page,
     ToolError,
     document,
-    mapped_errors,
     paged,
 )
 
@@ -118,8 +117,7 @@ async def ingest_traces(
         r["totals"] = _info(dataset)
         return r
 
-    with mapped_errors():
-        payload = await anyio.to_thread.run_sync(work)
+    payload = await anyio.to_thread.run_sync(work)
     return document(payload, "ingest_traces", "sources")
 
 

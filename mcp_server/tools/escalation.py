@@ -23,7 +23,6 @@ from mcp_server.tools.base import (
     TimeArg,
     ToolError,
     document,
-    mapped_errors,
     structured,
 )
 
@@ -160,8 +159,7 @@ async def run_escalation(req: Any, budget_s: float | None) -> dict[str, Any]:
 
     from escalation.api import escalate_within
 
-    with mapped_errors():
-        result = await anyio.to_thread.run_sync(functools.partial(escalate_within, req, budget_s))
+    result = await anyio.to_thread.run_sync(functools.partial(escalate_within, req, budget_s))
     out = _result_dict(result)
     if out["partial"] and out["warnings"] and out["warnings"][0].startswith(TIMEOUT_PREFIX):
         out["warnings"][0] = TIMEOUT_WARNING  # named as the agent names it: time_budget_seconds
@@ -202,8 +200,7 @@ def should_escalate(
                                    files_involved=files_involved,
                                    attempted_approaches=attempted_approaches).to_dict()
 
-    with mapped_errors():
-        return structured(decide())
+    return structured(decide())
 
 
 async def escalate_analysis(
@@ -220,11 +217,10 @@ async def escalate_analysis(
     rule-based report) with an evidence bundle from the dataset's window (ranked candidates,
     example traces, logs, service graph) and the code in code_scope. Use it after correlate and
     your own attempts. Past time_budget_seconds: the offline report, partial=true."""
-    with mapped_errors():
-        req = build_request(
-            question=question, context=claude_context, analysis_type=analysis_type, dataset=dataset,
-            start=start, end=end, depth_level=depth_level, time_budget_seconds=time_budget_seconds,
-        )
+    req = build_request(
+        question=question, context=claude_context, analysis_type=analysis_type, dataset=dataset,
+        start=start, end=end, depth_level=depth_level, time_budget_seconds=time_budget_seconds,
+    )
     return document(await run_escalation(req, time_budget_seconds), "escalate_analysis")
 
 

@@ -13,7 +13,7 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from mcp_server.tools import spec
-from mcp_server.tools.base import DatasetArg, TimeArg, document, mapped_errors
+from mcp_server.tools.base import DatasetArg, TimeArg, document
 from mcp_server.tools.escalation import (
     DEFAULT_TIME_BUDGET_S,
     ClaudeContext,
@@ -47,10 +47,9 @@ async def _escalate(tool: str, question: str, analysis_type: str, scope: CodeSco
                     start: str | None, end: str | None, *, depth_level: int = 3,
                     findings: list[str] | None = None) -> CallToolResult:
     context = ClaudeContext(stuck_description=question, partial_findings=findings or [], code_scope=scope)
-    with mapped_errors():
-        req = build_request(question=question, context=context, analysis_type=analysis_type, dataset=dataset,
-                            start=start, end=end, depth_level=depth_level,
-                            time_budget_seconds=DEFAULT_TIME_BUDGET_S)
+    req = build_request(question=question, context=context, analysis_type=analysis_type, dataset=dataset,
+                        start=start, end=end, depth_level=depth_level,
+                        time_budget_seconds=DEFAULT_TIME_BUDGET_S)
     return document(await run_escalation(req, DEFAULT_TIME_BUDGET_S), tool)
 
 
