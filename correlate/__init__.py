@@ -8,6 +8,9 @@
         ds.scan("spans")                                                # polars LazyFrame
         ds.arrow("SELECT …") / ds.polars("SELECT …")                    # no row cap, streamed
         ds.export("SELECT …", "out.parquet")                            # the same into a file
+        ds.log_template_counts(window, baseline)                        # evidence for escalation:
+        ds.service_graph_change(window, baseline)                       #   correlate/evidence.py
+        ds.exemplar_traces(window, baseline)
 """
 
 from correlate.errors import (
@@ -22,12 +25,20 @@ from correlate.errors import (
 from correlate.session import DatasetSession, open_dataset
 from correlate.types import (
     Candidate,
+    CodeLocation,
     CorrelationReport,
     CriticalSegment,
+    EdgeChange,
+    EdgeFigures,
     Evidence,
+    ExemplarTrace,
     ExportResult,
     Finding,
+    LogTemplate,
+    LogTemplateCounts,
+    ServiceGraphChange,
     SqlResult,
+    StackTrace,
     TraceSpan,
     TraceView,
     Window,
@@ -53,4 +64,12 @@ __all__ = [
     "TraceSpan",
     "CriticalSegment",
     "TraceView",
+    "ExemplarTrace",
+    "EdgeFigures",
+    "EdgeChange",
+    "ServiceGraphChange",
+    "LogTemplate",
+    "LogTemplateCounts",
+    "CodeLocation",
+    "StackTrace",
 ]

@@ -6,6 +6,11 @@
         ds.trace(trace_id)          TraceView: tree, self times, critical path, skew warnings
         ds.correlate(window, ...)   CorrelationReport (correlate.engine.run_correlation)
         ds.summary()                counts, time range, services, top operations
+        ds.exemplar_traces(window, baseline)       slowest / failing / typical trace ids, with their role
+        ds.trace_sources(trace_id)                 the sources a trace's spans came from
+        ds.service_graph_change(window, baseline)  calls, errors, p95 per caller -> callee edge
+        ds.log_template_counts(window, baseline)   log templates per service and level, exact counts
+        ds.code_locations(window) / ds.stack_traces(window)   code the window's spans point at
         ds.scan("spans")            polars LazyFrame over the Parquet parts (a snapshot of the files)
         ds.arrow(query)             pyarrow RecordBatchReader: the whole result, streamed, no cap
         ds.polars(query)            polars DataFrame of the whole result
@@ -31,7 +36,7 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,7 +52,18 @@ from correlate.errors import (
     map_duckdb_error,
 )
 from correlate.sql_guard import check_query
-from correlate.types import CorrelationReport, ExportResult, SqlResult, TraceView, Window
+from correlate.types import (
+    CodeLocation,
+    CorrelationReport,
+    ExemplarTrace,
+    ExportResult,
+    LogTemplateCounts,
+    ServiceGraphChange,
+    SqlResult,
+    StackTrace,
+    TraceView,
+    Window,
+)
 from ingest.dataset import DatasetHandle, open_handle
 
 if TYPE_CHECKING:
@@ -363,6 +379,55 @@ class DatasetSession:
         from correlate.summary import dataset_summary
 
         return dataset_summary(self)
+
+    # evidence beside the candidates (correlate/evidence.py) -------------------------------
+
+    def exemplar_traces(
+        self, window: Window, baseline: Window | None = None, services: Sequence[str] = ()
+    ) -> tuple[ExemplarTrace, ...]:
+        """The window's slowest, most erroring and median-duration traces and the baseline's
+        median-duration one, each with its role and the query that picked it."""
+        from correlate import evidence
+
+        return evidence.exemplar_traces(self, window, baseline, services)
+
+    def trace_sources(self, trace_id: str) -> tuple[str, ...]:
+        """The source ids (ingested files) the spans of one trace came from."""
+        from correlate import evidence
+
+        return evidence.trace_sources(self, trace_id)
+
+    def service_graph_change(self, window: Window, baseline: Window | None = None) -> ServiceGraphChange:
+        """Calls, errors and p95 of every caller -> callee edge in the window and the baseline."""
+        from correlate import evidence
+
+        return evidence.service_graph_change(self, window, baseline)
+
+    def log_template_counts(
+        self,
+        window: Window,
+        baseline: Window | None = None,
+        services: Sequence[str] = (),
+        *,
+        redact: Callable[[str], str] | None = None,
+    ) -> LogTemplateCounts:
+        """Log templates (the log_templates analysis's) per service and level, with exact counts
+        in the window and the baseline; `redact` is applied to each text before templating."""
+        from correlate import evidence
+
+        return evidence.log_template_counts(self, window, baseline, services, redact=redact)
+
+    def code_locations(self, window: Window) -> tuple[CodeLocation, ...]:
+        """The code places the window's spans name, those with the most errors first."""
+        from correlate import evidence
+
+        return evidence.code_locations(self, window)
+
+    def stack_traces(self, window: Window) -> tuple[StackTrace, ...]:
+        """Stack traces of exception events on the window's spans."""
+        from correlate import evidence
+
+        return evidence.stack_traces(self, window)
 
     def fetch(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Internal queries (trusted SQL) with duckdb errors mapped."""

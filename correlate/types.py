@@ -24,6 +24,15 @@ __all__ = [
     "TraceSpan",
     "CriticalSegment",
     "TraceView",
+    "EXEMPLAR_ROLES",
+    "ExemplarTrace",
+    "EdgeFigures",
+    "EdgeChange",
+    "ServiceGraphChange",
+    "LogTemplate",
+    "LogTemplateCounts",
+    "CodeLocation",
+    "StackTrace",
 ]
 
 # The mechanism vocabulary (docs/correlate.md documents each one).
@@ -177,3 +186,146 @@ class TraceView(_Dict):
     warnings: tuple[str, ...]
     start_ns: int
     end_ns: int
+
+
+# Evidence for escalation (correlate/evidence.py): what the bundle shows beside the candidates.
+
+# Why an exemplar trace was picked, in the order `DatasetSession.exemplar_traces` gives them.
+EXEMPLAR_ROLES = ("slowest", "failing", "typical", "baseline_typical")
+
+
+@dataclass(frozen=True)
+class ExemplarTrace(_Dict):
+    """A trace that shows a period: the window's slowest, its most erroring, the one nearest its
+    median duration, and the one nearest the baseline's median duration."""
+
+    trace_id: str
+    role: str  # one of EXEMPLAR_ROLES
+    sql: str  # the query that picked it (runs as it is with `dcr sql`)
+
+
+@dataclass(frozen=True)
+class EdgeFigures(_Dict):
+    """Calls from one service to another during one period (the callee spans' figures)."""
+
+    calls: int
+    errors: int  # callee spans with status ERROR
+    p95_ns: int | None  # 95th percentile of the callee spans' durations
+    seconds: float  # the period's length
+
+    @property
+    def calls_per_s(self) -> float:
+        return self.calls / max(1e-9, self.seconds)
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.calls if self.calls else 0.0
+
+
+@dataclass(frozen=True)
+class EdgeChange(_Dict):
+    """One caller -> callee edge in the window and in the baseline."""
+
+    caller: str
+    callee: str
+    window: EdgeFigures | None  # None: no call in the window
+    baseline: EdgeFigures | None  # None: no call in the baseline, or no baseline
+    # "new" (called in the window only), "gone" (in the baseline only), "both", or "" when
+    # there is no baseline to compare with
+    status: str
+
+    @property
+    def calls_ratio(self) -> float | None:
+        """Calls per second in the window over calls per second in the baseline."""
+        if self.window is None or self.baseline is None:
+            return None
+        return self.window.calls_per_s / max(1e-9, self.baseline.calls_per_s)
+
+    @property
+    def error_rate_delta(self) -> float | None:
+        if self.window is None or self.baseline is None:
+            return None
+        return self.window.error_rate - self.baseline.error_rate
+
+    @property
+    def p95_ratio(self) -> float | None:
+        if self.window is None or self.baseline is None:
+            return None
+        return (self.window.p95_ns or 0) / max(1, self.baseline.p95_ns or 0)
+
+
+@dataclass(frozen=True)
+class ServiceGraphChange(_Dict):
+    """Every caller -> callee edge between services with calls in the window or the baseline.
+
+    An edge is a child span whose parent span is on another service (the `service_edges`
+    view); a call belongs to the period its callee span starts in."""
+
+    window: Window
+    baseline: Window | None
+    edges: tuple[EdgeChange, ...]  # by caller, callee
+    sql: str  # the query behind the figures
+
+
+@dataclass(frozen=True)
+class LogTemplate(_Dict):
+    """Log lines of one service and level that share a template (the log_templates analysis's
+    Drain templates: numbers, ids and addresses masked), counted in the window and baseline."""
+
+    service: str
+    severity_number: int  # the records' own OTLP severity, else the one their text states; 0 unknown
+    severity: str  # its name: TRACE, DEBUG, INFO, WARN, ERROR, FATAL, or "" when unknown
+    severity_inferred: bool  # read from the text: the records carried none
+    template: str
+    count: int  # lines in the window
+    baseline_count: int  # lines in the baseline
+    # the first line in the window that has it (all None when it is logged in the baseline only)
+    trace_id: str | None = None
+    span_id: str | None = None
+    source_id: str | None = None
+
+
+@dataclass(frozen=True)
+class LogTemplateCounts(_Dict):
+    """Log templates of the window and baseline, with exact counts (aggregated in SQL).
+
+    Distinct texts are templated, the most frequent first, up to a cap; lines whose text is
+    beyond it are counted in `lines` / `baseline_lines` but in no template: `untemplated` and
+    `baseline_untemplated` say how many (0 unless `truncated`)."""
+
+    window: Window
+    baseline: Window | None
+    templates: tuple[LogTemplate, ...]  # by severity (highest first), window count, service, template
+    lines: int  # log lines with a text in the window
+    baseline_lines: int
+    untemplated: int
+    baseline_untemplated: int
+    texts: int  # distinct (service, period, text) groups
+    texts_cap: int  # groups templated at most
+    sql: str  # the query behind the counts
+
+    @property
+    def truncated(self) -> bool:
+        return self.texts > self.texts_cap
+
+
+@dataclass(frozen=True)
+class CodeLocation(_Dict):
+    """A place in the code that spans of a window name (`code.file.path` / `code.line.number`)."""
+
+    path: str
+    line: int | None
+    function: str | None
+    trace_id: str  # a span there: the earliest
+    span_id: str
+    error_spans: int
+    spans: int
+
+
+@dataclass(frozen=True)
+class StackTrace(_Dict):
+    """The `exception.stacktrace` of an exception event on a span."""
+
+    trace_id: str
+    span_id: str
+    text: str
