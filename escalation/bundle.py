@@ -14,22 +14,28 @@ Sections, in priority order (a later section is cut before an earlier one):
 Every item carries an evidence id (`[E7]`) the model cites. Items are packed in order until the
 budget is reached; what does not fit is listed in `cut`. Every item is redacted before it is
 counted, so counts and cuts describe exactly what is sent.
+
+The figures come from the correlate session (`correlate/evidence.py`: exemplar traces, the
+service-graph change, log template counts, the code the spans name); the bundle chooses,
+orders, renders and cuts, and runs no query of its own.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from correlate.types import CorrelationReport, TraceView, Window
+from correlate.types import CorrelationReport, LogTemplate, LogTemplateCounts, TraceView, Window
 from escalation.code_context import CodeContext, CodeRef, refs_from_stacktrace
 from escalation.redact import Redactor
 from escalation.tokens import ESTIMATE_MARGIN, estimate_tokens
 from escalation.types import EscalationRequest
+
+if TYPE_CHECKING:
+    from correlate.session import DatasetSession
 
 __all__ = ["Section", "Bundle", "BundleBuilder", "SECTION_ORDER", "SECTION_TITLES", "render_trace"]
 
@@ -46,17 +52,23 @@ SECTION_TITLES = {
 }
 
 # Constant warning texts (tests compare them).
-W_NO_CORRELATE = "correlation not available yet: the bundle has no ranked candidates"
+W_NO_CORRELATE = "no correlation: the window has no spans, so the bundle has no ranked candidates"
 W_NO_DATASET = "no dataset given: the bundle holds only the question, context and code"
-W_NO_TRACE_VIEW = "trace view not available yet: exemplar traces rendered without critical path"
-W_NO_SUMMARY = "dataset summary not available yet: built from the manifest"
 W_OVER_BUDGET = "the bundle is over the token budget even after cutting: shorten the question and context"
 
 MAX_TRACE_LINES = 60
 MAX_VALUE_CHARS = 240
-MAX_LOG_ROWS = 20_000
 MAX_TEMPLATES = 40
 MAX_STACK_LINES = 14
+
+# how the bundle names the roles of correlate's exemplar traces (EXEMPLAR_ROLES)
+ROLE_TEXT = {
+    "slowest": "slowest in window",
+    "failing": "failing in window",
+    "typical": "typical in window (median duration)",
+    "baseline_typical": "typical before (baseline, median duration)",
+}
+_LEVEL_RANK = {name: rank for rank, name in enumerate(("", "TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"))}
 
 
 @dataclass(frozen=True)
@@ -129,7 +141,7 @@ class BundleBuilder:
     def __init__(
         self,
         req: EscalationRequest,
-        session: Any | None,
+        session: DatasetSession | None,
         *,
         budget_tokens: int,
         counter: Callable[[str], int | None] | None = None,
@@ -178,8 +190,6 @@ class BundleBuilder:
         else:
             summary = self._summary_data()
             groups["candidates"] = self._candidates()  # correlate picks the window when none was given
-            if self.window is None:
-                self.window = _summary_window(summary, self.session)
             groups["summary"] = self._summary(summary)
             groups["traces"] = self._traces()
             groups["graph"] = self._graph()
@@ -273,13 +283,7 @@ class BundleBuilder:
     # summary ---------------------------------------------------------------------------------
 
     def _summary_data(self) -> dict[str, Any]:
-        try:
-            summary = dict(self.session.summary())
-        except (ImportError, NotImplementedError) as exc:
-            if "not available" not in str(exc) and not isinstance(exc, ImportError):
-                raise
-            self.warnings.append(W_NO_SUMMARY)
-            summary = _manifest_summary(self.session)
+        summary = dict(self.session.summary())
         self.facts["summary"] = self._facts_redactor.value("summary", _jsonable(summary))
         return summary
 
@@ -297,18 +301,16 @@ class BundleBuilder:
     # candidates ------------------------------------------------------------------------------
 
     def _candidates(self) -> list[_Item]:
-        try:
-            report = self.session.correlate(self.window, self.baseline, tuple(self.req.services))
-        except Exception as exc:  # the engine may not be there yet; anything else is re-raised
-            if "not available" not in str(exc) and not isinstance(exc, ImportError):
-                raise
-            self.warnings.append(W_NO_CORRELATE)
-            self.partial = True
-            return []
+        from correlate.engine import NOTE_NO_SPANS
+
+        report = self.session.correlate(self.window, self.baseline, tuple(self.req.services))
         self.report = report
-        self.window = report.window or self.window
+        self.window = report.window
         if report.baseline is not None:
             self.baseline = report.baseline
+        if NOTE_NO_SPANS in report.notes:  # nothing to rank: say so beside the notes
+            self.warnings.append(W_NO_CORRELATE)
+            self.partial = True
         items = []
         for rank, c in enumerate(report.candidates, 1):
             ev = c.evidence
@@ -359,135 +361,79 @@ class BundleBuilder:
             for rank, c in enumerate(self.report.candidates[:2], 1):
                 for tid in c.evidence.trace_ids[:1]:
                     add(tid, f"example of candidate #{rank}")
-        w, b = self.window, self.baseline
-        where = f"start_ns >= {int(w.start_ns)} AND start_ns < {int(w.end_ns)}" if w else "TRUE"
-        svc = ""
-        if self.req.services:
-            names = ", ".join("'" + x.replace("'", "''") + "'" for x in self.req.services)
-            svc = f" AND list_has_any(services, [{names}])"
-        q = {
-            # trace_id breaks ties, so that two builds of one dataset pick the same traces
-            "slowest in window": f"SELECT trace_id FROM traces WHERE {where}{svc} ORDER BY duration_ns DESC, "
-                                 "trace_id LIMIT 1",
-            "failing in window": f"SELECT trace_id FROM traces WHERE {where}{svc} AND has_error "
-                                 "ORDER BY error_count DESC, start_ns, trace_id LIMIT 1",
-            "typical in window (median duration)": (
-                f"SELECT trace_id FROM traces WHERE {where}{svc} ORDER BY abs(duration_ns - "
-                f"(SELECT median(duration_ns) FROM traces WHERE {where}{svc})), trace_id LIMIT 1"),
-        }
-        if b:
-            bw = f"start_ns >= {int(b.start_ns)} AND start_ns < {int(b.end_ns)}"
-            q["typical before (baseline, median duration)"] = (
-                f"SELECT trace_id FROM traces WHERE {bw}{svc} ORDER BY abs(duration_ns - "
-                f"(SELECT median(duration_ns) FROM traces WHERE {bw}{svc})), trace_id LIMIT 1")
-        for role, sql in q.items():
-            rows = self._rows(sql)
-            if rows:
-                add(rows[0][0], role)
+        for ex in self.session.exemplar_traces(self.window, self.baseline, tuple(self.req.services)):
+            self.queries.append(ex.sql)
+            add(ex.trace_id, ROLE_TEXT[ex.role])
         return chosen
-
-    def _rows(self, sql: str) -> list[tuple[Any, ...]]:
-        self.queries.append(" ".join(sql.split()))
-        return list(self.session.sql(sql, limit=MAX_LOG_ROWS).rows)
 
     def _traces(self) -> list[_Item]:
         items = []
         for tid, role in self._exemplar_ids():
-            view = self._trace_view(tid)
-            sources = [r[0] for r in self._rows(
-                f"SELECT DISTINCT source_id FROM spans WHERE trace_id = '{tid}' ORDER BY 1")]
+            view = self.session.trace(tid)
+            sources = self.session.trace_sources(tid)
             text, fact = render_trace(view, role, sources, self.redactor)
             fact["role"] = role
             items.append(self._item(text, f"trace {tid[:8]}… ({role})", fact))
             self._trace_code_refs.extend(_code_refs_from_view(view))
         return items
 
-    def _trace_view(self, tid: str) -> TraceView:
-        try:
-            return self.session.trace(tid)
-        except ImportError:
-            self.warnings.append(W_NO_TRACE_VIEW)
-            return _trace_from_sql(self, tid)
-
     # service graph ---------------------------------------------------------------------------
 
     def _graph(self) -> list[_Item]:
-        if self.window is None:
+        change = self.session.service_graph_change(self.window, self.baseline)
+        if not change.edges:
             return []
-        edges = {}
-        periods = [("after", self.window)] + ([("before", self.baseline)] if self.baseline else [])
-        for label, w in periods:
-            sql = (f"SELECT p.service_name, c.service_name, count(*), count(*) FILTER (WHERE c.status_code = 'ERROR'), "
-                   f"CAST(quantile_cont(c.duration_ns, 0.95) AS BIGINT) FROM spans c JOIN spans p "
-                   f"ON c.trace_id = p.trace_id AND c.parent_span_id = p.span_id "
-                   f"WHERE p.service_name IS DISTINCT FROM c.service_name AND c.start_ns >= {int(w.start_ns)} "
-                   f"AND c.start_ns < {int(w.end_ns)} GROUP BY 1, 2 ORDER BY 3 DESC")
-            for src, dst, calls, errs, p95 in self._rows(sql):
-                edges.setdefault((src, dst), {})[label] = (calls, errs, p95)
-        if not edges:
-            return []
-        w_s = max(1e-9, (self.window.end_ns - self.window.start_ns) / 1e9)
-        b_s = max(1e-9, (self.baseline.end_ns - self.baseline.start_ns) / 1e9) if self.baseline else None
+        self.queries.append(change.sql)
         rows = []
-        for (src, dst), e in edges.items():
-            a, b = e.get("after"), e.get("before")
-            if b_s is not None and a and not b:
-                change, weight = "NEW", 1e9
-            elif b_s is not None and b and not a:
-                change, weight = "GONE", 1e9
-            else:
-                change, weight = "", 0.0
-            line = f"{src} -> {dst}"
+        for e in change.edges:
+            a, b = e.window, e.baseline
+            weight, label = {"new": (1e9, "NEW"), "gone": (1e9, "GONE")}.get(e.status, (0.0, ""))
+            line = f"{e.caller} -> {e.callee}"
             if a:
-                line += f"  window: {a[0] / w_s:,.2f} calls/s, {a[1] / a[0]:.1%} errors, p95 {_ms(a[2])}"
-            if b and b_s is not None:
-                line += f"  | baseline: {b[0] / b_s:,.2f} calls/s, {b[1] / b[0]:.1%} errors, p95 {_ms(b[2])}"
-            if a and b and b_s is not None:
-                rate_ratio = (a[0] / w_s) / max(1e-9, b[0] / b_s)
-                err_delta = a[1] / a[0] - b[1] / b[0]
-                p95_ratio = (a[2] or 0) / max(1, b[2] or 0)
+                line += f"  window: {a.calls_per_s:,.2f} calls/s, {a.error_rate:.1%} errors, p95 {_ms(a.p95_ns)}"
+            if b:
+                line += f"  | baseline: {b.calls_per_s:,.2f} calls/s, {b.error_rate:.1%} errors, p95 {_ms(b.p95_ns)}"
+            fact: dict[str, Any] = {"caller": e.caller, "callee": e.callee, "change": label}
+            if a and b:
+                rate_ratio, err_delta, p95_ratio = e.calls_ratio or 0.0, e.error_rate_delta or 0.0, e.p95_ratio or 0.0
                 weight = abs(rate_ratio - 1) + abs(err_delta) * 10 + abs(p95_ratio - 1)
-                change = f"calls x{rate_ratio:.2f}, errors {err_delta:+.1%}, p95 x{p95_ratio:.2f}"
-            fact = {"caller": src, "callee": dst, "change": change}
-            if a and b and b_s is not None:
+                fact["change"] = label = f"calls x{rate_ratio:.2f}, errors {err_delta:+.1%}, p95 x{p95_ratio:.2f}"
                 fact.update(rate_ratio=round(rate_ratio, 3), err_delta=round(err_delta, 4),
                             p95_ratio=round(p95_ratio, 3))
-            rows.append((weight, f"{line}  [{change}]" if change else line, fact))
-        rows.sort(key=lambda r: -r[0])
+            busy = (-(a.calls if a else 0), -(b.calls if b else 0))
+            rows.append(((-weight, *busy), f"{line}  [{label}]" if label else line, fact))
+        rows.sort(key=lambda r: r[0])
         return [self._item(t, f"edge {f['caller']}->{f['callee']}", f) for _, t, f in rows]
 
     # logs ------------------------------------------------------------------------------------
 
     def _logs(self) -> list[_Item]:
-        if self.window is None:
-            return []
-        periods = [("window", self.window)] + ([("baseline", self.baseline)] if self.baseline else [])
-        counts: dict[str, Counter[str]] = {p: Counter() for p, _ in periods}
-        example: dict[str, tuple[Any, ...]] = {}
-        svc = ""
-        if self.req.services:
-            svc = " AND service_name IN (" + ", ".join("'" + x.replace("'", "''") + "'" for x in self.req.services) + ")"
-        for label, w in periods:
-            sql = (f"SELECT coalesce(severity_text, CAST(severity_number AS VARCHAR), ''), service_name, body, "
-                   f"trace_id, span_id, source_id FROM logs WHERE time_ns >= {int(w.start_ns)} AND "
-                   f"time_ns < {int(w.end_ns)}{svc} ORDER BY severity_number DESC NULLS LAST, time_ns")
-            for sev, service, body, tid, sid, src in self._rows(sql):
-                tpl = f"{(sev or '').upper()} {service or '-'}: {_template(self.redactor.text(str(body or '')))}"
-                counts[label][tpl] += 1
-                if label == "window" and tpl not in example:
-                    example[tpl] = (tid, sid, src)
+        # templated from redacted texts: masking a number inside a secret would leave a piece of it
+        # the rules no longer recognise
+        counts = self.session.log_template_counts(self.window, self.baseline, tuple(self.req.services),
+                                                  redact=self.redactor.text)
+        self.queries.append(counts.sql)
         items = []
-        after, before = counts["window"], counts.get("baseline", Counter())
-        ranked = sorted(after, key=lambda t: (-_severity_rank(t), -(after[t] - before.get(t, 0)), t))
-        for tpl in ranked[:MAX_TEMPLATES]:
-            tid, sid, src = example[tpl]
-            text = f"{after[tpl]}x (baseline {before.get(tpl, 0)}x) {_clip(tpl, 400)}"
-            refs = [f"trace {tid}" if tid else "", f"span {sid}" if sid else "", f"source {src}" if src else ""]
+        if counts.truncated:
+            note = _capped_logs_text(counts)
+            self.warnings.append(note)
+            self.partial = True
+            items.append(self._item(f"note: {note}", "capped log counts", eid=False))
+        seen = [t for t in counts.templates if t.count]
+        ranked = sorted(seen, key=lambda t: (-_LEVEL_RANK.get(t.severity, 0), -(t.count - t.baseline_count),
+                                             _template_line(t)))
+        for t in ranked[:MAX_TEMPLATES]:
+            tpl = _template_line(t)
+            text = f"{t.count}x (baseline {t.baseline_count}x) {_clip(tpl, 400)}"
+            if t.severity_inferred:
+                text += " (level read from the text)"
+            refs = [f"trace {t.trace_id}" if t.trace_id else "", f"span {t.span_id}" if t.span_id else "",
+                    f"source {t.source_id}" if t.source_id else ""]
             if any(refs):
                 text += "  e.g. " + " ".join(r for r in refs if r)
             items.append(self._item(text, f"log template {tpl[:40]!r}", {
-                "template": tpl, "count": after[tpl], "baseline_count": before.get(tpl, 0)}))
-        gone = [t for t in before if t not in after]
+                "template": tpl, "count": t.count, "baseline_count": t.baseline_count}))
+        gone = [_template_line(t) for t in counts.templates if not t.count]
         if gone:
             items.append(self._item(f"{len(gone)} baseline templates absent in the window, e.g. "
                                     + "; ".join(_clip(t, 160) for t in gone[:3]), "absent templates"))
@@ -516,19 +462,10 @@ class BundleBuilder:
         return items
 
     def _telemetry_code_refs(self) -> list[CodeRef]:
-        w = self.window
-        where = f"start_ns >= {int(w.start_ns)} AND start_ns < {int(w.end_ns)}"
-        refs = []
-        sql = (f"SELECT code_filepath, code_lineno, code_function, any_value(trace_id), any_value(span_id), "
-               f"count(*) FILTER (WHERE status_code = 'ERROR') AS errs, count(*) FROM spans "
-               f"WHERE {where} AND code_filepath IS NOT NULL GROUP BY 1, 2, 3 ORDER BY errs DESC, 7 DESC LIMIT 40")
-        for path, line, func, tid, sid, _errs, _n in self._rows(sql):
-            refs.append(CodeRef(path, line, "span", func, f"trace {tid} span {sid}"))
-        sql = (f"SELECT trace_id, span_id, events FROM spans WHERE {where} AND exception_type IS NOT NULL "
-               f"AND events LIKE '%stacktrace%' ORDER BY start_ns LIMIT 40")
-        for tid, sid, events in self._rows(sql):
-            for stack in _stacktraces(events):
-                refs += refs_from_stacktrace(stack, f"trace {tid} span {sid}")[:6]
+        refs = [CodeRef(c.path, c.line, "span", c.function, f"trace {c.trace_id} span {c.span_id}")
+                for c in self.session.code_locations(self.window)]
+        for st in self.session.stack_traces(self.window):
+            refs += refs_from_stacktrace(st.text, f"trace {st.trace_id} span {st.span_id}")[:6]
         return refs
 
     # provenance ------------------------------------------------------------------------------
@@ -553,42 +490,20 @@ class BundleBuilder:
 
 # rendering helpers -------------------------------------------------------------------------
 
-_SEVERITY = {"FATAL": 5, "CRITICAL": 5, "ERROR": 4, "WARN": 3, "WARNING": 3, "INFO": 2, "DEBUG": 1}
-_MASKS = (
-    (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I), "<uuid>"),
-    (re.compile(r"\b[0-9a-f]{16,}\b", re.I), "<hex>"),
-    (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), "<ip>"),
-    (re.compile(r"\b\d{4}-\d{2}-\d{2}[T ][\d:.]+Z?\b"), "<time>"),
-    (re.compile(r"(?<![\w<])[-+]?\d+(?:\.\d+)?(?:ms|s|us|ns|%)?\b"), "<num>"),
-)
+def _template_line(t: LogTemplate) -> str:
+    """How a template reads in the bundle and its facts: level, service, text."""
+    return f"{t.severity} {t.service}: {t.template}"
 
 
-def _template(body: str) -> str:
-    for rx, repl in _MASKS:
-        body = rx.sub(repl, body)
-    return " ".join(body.split())[:400]
-
-
-def _severity_rank(tpl: str) -> int:
-    return _SEVERITY.get(tpl.split(" ", 1)[0], 0)
+def _capped_logs_text(counts: LogTemplateCounts) -> str:
+    lost = [f"{n:,} {p} lines" for n, p in ((counts.untemplated, "window"), (counts.baseline_untemplated, "baseline"))
+            if n]
+    return (f"log counts are lower bounds: {counts.texts:,} distinct log texts, only the {counts.texts_cap:,} most "
+            f"frequent were templated; {' and '.join(lost) or 'no lines'} are in no template's count")
 
 
 def _jsonable(v: Any) -> Any:
     return json.loads(json.dumps(v, default=str))
-
-
-def _stacktraces(events: str | None) -> list[str]:
-    try:
-        evs = json.loads(events or "[]")
-    except ValueError:
-        return []
-    out = []
-    for ev in evs if isinstance(evs, list) else []:
-        attrs = ev.get("attributes") or {} if isinstance(ev, dict) else {}
-        st = attrs.get("exception.stacktrace")
-        if isinstance(st, str):
-            out.append(st)
-    return out
 
 
 def _code_refs_from_view(view: TraceView) -> list[CodeRef]:
@@ -661,48 +576,3 @@ def render_trace(view: TraceView, role: str, sources: Iterable[str], redactor: R
                              "message": messages[s.span_id]} for s in errors[:5]],
             "critical_path": [f"{c.service} {c.operation}" for c in view.critical_path[:12]]}
     return "\n".join(lines), fact
-
-
-def _manifest_summary(session: Any) -> dict[str, Any]:
-    m = getattr(getattr(session, "handle", None), "manifest", None) or {}
-    return {"totals": m.get("totals"), "time_range": m.get("time_range"), "services": m.get("services")}
-
-
-def _summary_window(summary: dict[str, Any], session: Any) -> Window | None:
-    """The dataset's whole time range, from the summary, else the manifest."""
-    tr = summary.get("time_range") or {}
-    start, end = tr.get("start_ns", summary.get("start_ns")), tr.get("end_ns", summary.get("end_ns"))
-    if start is None or end is None:
-        tr = _manifest_summary(session).get("time_range") or {}
-        start, end = tr.get("start_ns"), tr.get("end_ns")
-    return Window(int(start), int(end) + 1) if start is not None and end is not None else None
-
-
-def _trace_from_sql(builder: BundleBuilder, tid: str) -> TraceView:
-    """A TraceView from plain rows (no skew adjustment, no critical path) while trace_view is missing."""
-    from correlate.types import TraceSpan
-
-    rows = builder._rows(
-        "SELECT span_id, parent_span_id, service_name, name, kind, host, start_ns, end_ns, duration_ns, "
-        f"status_code, status_message, attributes FROM spans WHERE trace_id = '{tid}' ORDER BY start_ns")
-    by_parent: dict[Any, list[tuple]] = {}
-    ids = {r[0] for r in rows}
-    for r in rows:
-        by_parent.setdefault(r[1] if r[1] in ids else None, []).append(r)
-    out: list[TraceSpan] = []
-
-    def walk(parent: Any, depth: int) -> None:
-        for r in by_parent.get(parent, []):
-            try:
-                attrs = json.loads(r[11] or "{}")
-            except ValueError:
-                attrs = {}
-            kids = sum(k[8] for k in by_parent.get(r[0], []))
-            out.append(TraceSpan(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], max(0, r[8] - kids), depth,
-                                 r[9], r[10], attrs, False))
-            walk(r[0], depth + 1)
-
-    walk(None, 0)
-    start = min((r[6] for r in rows), default=0)
-    end = max((r[7] for r in rows), default=0)
-    return TraceView(tid, tuple(out), (), (), start, end)

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from correlate import CorrelateError, DatasetSession, open_dataset
+from correlate import CorrelateError, DatasetSession, SqlError, Window, open_dataset
 from escalation import EscalationRequest, escalate
 from escalation.bundle import SECTION_ORDER, W_NO_CORRELATE, BundleBuilder
 from escalation.tokens import ESTIMATE_MARGIN, estimate_tokens
@@ -58,7 +58,9 @@ def test_exemplar_traces_are_compact_with_roles_critical_path_and_ids() -> None:
 def test_log_templates_and_graph_change() -> None:
     b = _build(_req())
     logs = next(s for s in b.sections if s.key == "logs").text
-    assert "12x (baseline 0x) ERROR ledger: ledger update failed after <num> ms: lock timeout" in logs
+    # correlate's templates (the log_templates analysis's masks), counted by correlate
+    assert "12x (baseline 0x) ERROR ledger: ledger update failed after <NUM> ms: lock timeout" in logs
+    assert "1 baseline templates absent in the window, e.g. INFO payments: charge <NUM> ok in <NUM> ms" in logs
     graph = next(s for s in b.sections if s.key == "graph").text
     assert re.search(r"payments -> ledger .*p95 x\d+\.\d+", graph)
 
@@ -100,14 +102,14 @@ def test_provider_counter_is_honoured_and_repacks_when_the_estimate_ran_low() ->
     assert b.token_method == "provider" and b.tokens <= budget and len(calls) >= 2 and b.cut
 
 
-def test_correlation_not_available_yet_is_a_warning(monkeypatch) -> None:
-    def unavailable(self, *a, **k):
-        raise CorrelateError("correlation is not available yet")
-
-    monkeypatch.setattr(DatasetSession, "correlate", unavailable)
-    r = escalate(_req())
-    assert W_NO_CORRELATE in r.warnings and r.partial
-    assert r.bundle_sections.get("traces", 0) > 0  # the rest of the bundle is still built
+def test_a_window_without_spans_is_a_warning_not_an_error() -> None:
+    empty = Window(WINDOW.end_ns + 3600 * 10**9, WINDOW.end_ns + 4200 * 10**9)
+    b = _build(_req(window=empty, baseline=WINDOW))
+    assert W_NO_CORRELATE in b.warnings and b.partial
+    text = b.text()
+    assert "note: no spans in the window" in text and "candidate #" not in text
+    # the rest is still built: the baseline's typical trace shows what normal looked like
+    assert "(typical before (baseline, median duration))" in text
 
 
 def test_other_correlate_errors_are_not_swallowed(monkeypatch) -> None:
@@ -117,6 +119,39 @@ def test_other_correlate_errors_are_not_swallowed(monkeypatch) -> None:
     monkeypatch.setattr(DatasetSession, "correlate", broken)
     with pytest.raises(CorrelateError, match="disk full"):
         escalate(_req())
+
+
+@pytest.mark.parametrize("method", ["summary", "exemplar_traces", "trace", "service_graph_change",
+                                    "log_template_counts", "code_locations"])
+def test_an_error_saying_not_available_is_not_turned_into_a_warning(monkeypatch, method) -> None:
+    def broken(self, *a, **k):  # a real DuckDB error whose text happens to say "not available"
+        raise SqlError("IO Error: file spans/part-0.parquet not available")
+
+    monkeypatch.setattr(DatasetSession, method, broken)
+    with pytest.raises(SqlError, match="not available"):
+        _build(_req())
+
+
+def test_capped_log_counts_are_named_in_the_warnings_and_the_logs_section(monkeypatch) -> None:
+    # the shop logs 24 distinct texts, one line each; the 5 first by text are baseline lines
+    monkeypatch.setattr("correlate.evidence.MAX_LOG_TEXTS", 5)
+    b = _build(_req())
+    capped = [w for w in b.warnings if w.startswith("log counts are lower bounds")]
+    assert capped == ["log counts are lower bounds: 24 distinct log texts, only the 5 most frequent were "
+                      "templated; 12 window lines and 7 baseline lines are in no template's count"]
+    assert b.partial
+    logs = next(s for s in b.sections if s.key == "logs").text
+    assert logs.startswith(f"note: {capped[0]}")
+
+
+def test_the_bundle_runs_no_query_of_its_own() -> None:
+    import inspect
+
+    import escalation.bundle
+
+    source = inspect.getsource(escalation.bundle)
+    assert not re.search(r"\b(SELECT|FROM spans|FROM logs|FROM traces)\b", source)
+    assert ".sql(" not in source and ".fetch(" not in source and "mcp_server" not in source
 
 
 def test_unknown_dataset_names_the_known_ones() -> None:

@@ -26,7 +26,7 @@ import pytest
 from correlate.testing import make_dataset
 from correlate.types import CriticalSegment, TraceSpan, TraceView
 from escalation import EscalationRequest, escalate
-from escalation.bundle import _template, render_trace
+from escalation.bundle import render_trace
 from escalation.redact import KINDS, Redactor
 from escalation.store import db_path
 from mcp_server.cli import build_parser, main
@@ -288,6 +288,12 @@ def _healthy(chunk: int, i: int, start: int) -> list[dict[str, Any]]:
                  attributes="{}", events="[]", source_id="src1", source_offset=i)]
 
 
+# a different first word a log line: log templates (Drain) never merge lines that start differently,
+# so each planted secret has a template of its own and the control can show it reaches the payload
+_LOG_HEADS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliett",
+              "kilo", "lima", "mike", "november", "oscar", "papa")
+
+
 def plant(chunk: int, names: list[str], code_root: Path) -> Planted:
     """A dataset `corpus<chunk>` and a code file `corpus<chunk>.py` holding the shapes in every place."""
     p = Planted(chunk, names)
@@ -315,7 +321,8 @@ def plant(chunk: int, names: list[str], code_root: Path) -> Planted:
             exception_message=p.text(n, "exception_message"), attributes="{}", events=json.dumps([event]),
             source_id="src1", source_offset=1000 + j))
         logs.append(dict(time_ns=s0 + 60 * MS, severity_number=17, severity_text="ERROR", service_name="payments",
-                         body=f"charge failed: {p.text(n, 'log_body')}", trace_id=t, span_id=_sid(999, j),
+                         body=f"{_LOG_HEADS[j % len(_LOG_HEADS)]} charge failed: {p.text(n, 'log_body')}",
+                         trace_id=t, span_id=_sid(999, j),
                          source_id="src2", source_offset=j,
                          attributes=json.dumps(p.headers("log_attribute") if j == 1 else {})))
     make_dataset(f"corpus{chunk}", spans, logs)
@@ -357,6 +364,15 @@ def _redaction_off(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         m.setattr("escalation.bundle.Redactor", _NoRedaction)
         m.setattr("escalation.preparation.Redactor", _NoRedaction)
         yield
+
+
+def _log_templates(p: Planted) -> str:
+    """The log templates the bundle shows without redaction: correlate's, of the planted lines."""
+    from correlate import Window, open_dataset
+
+    with open_dataset(f"corpus{p.chunk}") as ds:
+        counts = ds.log_template_counts(Window(*WINDOW), Window(*BASELINE))
+    return "\n".join(t.template for t in counts.templates)
 
 
 def _stored_bytes(home: Path) -> bytes:
@@ -455,12 +471,13 @@ def test_no_planted_secret_leaves_the_machine(tmp_path: Path, monkeypatch: pytes
             assert main(args + ["--dry-run"]) == 0
         plain = capsys.readouterr().out
         _forget_escalations(dcr_home)  # the control's unredacted bundle and ledger row are not under test
+        templates = _log_templates(p)
         for (shape, place), secrets in p.secrets.items():
             if place in NOT_RENDERED:
                 continue
             for s in secrets:
-                masked = place == "log_body" and s not in _template(p.texts[(shape, place)])
-                if s not in plain and not masked:  # log templates mask hex runs and numbers on their own
+                masked = place == "log_body" and s not in templates
+                if s not in plain and not masked:  # log templates mask numbers and ids, and merge similar lines
                     unseen.append(f"{shape} in {place}")
 
         # dry run: the printed body; a real run: what google-genai sent to the endpoint
