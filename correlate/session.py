@@ -368,10 +368,8 @@ class DatasetSession:
         services: Sequence[str] = (),
     ) -> CorrelationReport:
         """Ranked root-cause candidates for `window` against `baseline` (see correlate.engine)."""
-        try:
-            from correlate.engine import run_correlation
-        except ImportError:
-            raise CorrelateError("correlation is not available yet") from None
+        from correlate.engine import run_correlation
+
         return run_correlation(self, window, baseline, services)
 
     def summary(self) -> dict[str, Any]:

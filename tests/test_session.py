@@ -169,12 +169,6 @@ def test_correlate_delegates_to_the_engine(shop, monkeypatch):
     assert calls == [(shop, w, None, ["front"])]
 
 
-def test_correlate_without_an_engine(shop, monkeypatch):
-    monkeypatch.setitem(sys.modules, "correlate.engine", None)  # import fails
-    with pytest.raises(CorrelateError, match="correlation is not available yet"):
-        shop.correlate()
-
-
 def test_close_removes_the_private_temp_folder(dcr_home):
     make_dataset("tmp", [_span(T1, "a" * 16, None, "front", "x", 0, 10)])
     ds = open_dataset("tmp")
