@@ -1,4 +1,4 @@
-"""Rendering helpers shared by the commands: JSON on stdout, everything else on stderr."""
+"""Rendering helpers shared by the commands: JSON and tables on stdout, everything else on stderr."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import json
 import sys
 from typing import Any
 
-__all__ = ["emit_json", "info", "warn"]
+__all__ = ["emit_json", "info", "warn", "cell_text", "print_table"]
+
+CELL_CHARS = 60  # a table cell longer than this is cut with "…"
 
 
 def _default(obj: Any) -> Any:
@@ -33,3 +35,23 @@ def info(message: str) -> None:
 
 def warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
+
+
+def cell_text(value: Any) -> str:
+    """A query result's value as a table or CSV cell: NULL, JSON for lists and maps, else str."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)
+
+
+def print_table(columns: tuple[str, ...], rows: tuple[tuple[Any, ...], ...]) -> None:
+    """Rows as aligned columns under a header (`dcr sql` and its prompt)."""
+    cells = [[cell_text(v).replace("\n", " ") for v in row] for row in rows]
+    cells = [[c if len(c) <= CELL_CHARS else c[: CELL_CHARS - 1] + "…" for c in row] for row in cells]
+    widths = [max([len(col)] + [len(r[i]) for r in cells]) for i, col in enumerate(columns)]
+    print("  ".join(col.ljust(w) for col, w in zip(columns, widths, strict=True)).rstrip())
+    print("  ".join("-" * w for w in widths))
+    for row in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from correlate import views
-from mcp_server.commands.sql import print_table
+from mcp_server.output import print_table
 
 __all__ = ["Shell", "run_prompt", "statement_complete", "HISTORY_FILE"]
 

@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
 from typing import Any
 
 from mcp_server.errors import UsageError
-from mcp_server.output import emit_json, info
+from mcp_server.output import cell_text, emit_json, info, print_table
 
 NAME = "sql"
 HELP = "run one read-only SELECT over the views spans, logs, traces, service_edges"
-
-_CELL_CHARS = 60
-
 
 _ROW_CAP = 1000
 _TIMEOUT_S = 30.0
@@ -48,24 +44,6 @@ def _cell(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str, list, dict)):
         return value
     return str(value)
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, (list, dict)):
-        return json.dumps(value, ensure_ascii=False, default=str)
-    return str(value)
-
-
-def print_table(columns: tuple[str, ...], rows: tuple[tuple[Any, ...], ...]) -> None:
-    cells = [[_text(v).replace("\n", " ") for v in row] for row in rows]
-    cells = [[c if len(c) <= _CELL_CHARS else c[: _CELL_CHARS - 1] + "…" for c in row] for row in cells]
-    widths = [max([len(col)] + [len(r[i]) for r in cells]) for i, col in enumerate(columns)]
-    print("  ".join(col.ljust(w) for col, w in zip(columns, widths, strict=True)).rstrip())
-    print("  ".join("-" * w for w in widths))
-    for row in cells:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -135,7 +113,7 @@ def _print(result: Any, fmt: str) -> None:
     elif fmt == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(result.columns)
-        writer.writerows([[_text(v) if v is not None else "" for v in row] for row in result.rows])
+        writer.writerows([[cell_text(v) if v is not None else "" for v in row] for row in result.rows])
     else:
         print_table(result.columns, result.rows)
     info(note)
