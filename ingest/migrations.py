@@ -96,7 +96,8 @@ def upgraded(path: Path, name: str, manifest: dict[str, Any]) -> dict[str, Any]:
 
 def upgrade_in_place(path: Path, name: str, lock_timeout_s: float = 30.0) -> dict[str, Any]:
     """Upgrade the dataset's manifest on disk, under its lock, atomically; the new manifest."""
-    from ingest.writer import _release_lock, acquire_lock
+    from ingest import lockfile
+    from ingest.writer import acquire_lock
 
     fd = acquire_lock(path, name, lock_timeout_s, holder="dcr dataset upgrade")
     try:
@@ -112,4 +113,4 @@ def upgrade_in_place(path: Path, name: str, lock_timeout_s: float = 30.0) -> dic
         os.replace(tmp, path / "manifest.json")
         return new
     finally:
-        _release_lock(fd)
+        lockfile.release(fd)
