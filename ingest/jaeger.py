@@ -66,8 +66,9 @@ import msgspec
 import pyarrow.compute as pc
 
 from ingest.json_stream import Element, MalformedJSON, Members, iter_array
-from ingest.records import Chunk, Reject, SourceInfo
-from ingest.span_rows import MAX_NS, Resource, SpanRows, dumpb, dumps, reject_reason, text
+from ingest.otlp_model import first_exception
+from ingest.records import Chunk, Reject, SourceInfo, reject_reason
+from ingest.span_rows import MAX_NS, Resource, SpanRows, dumpb, dumps, text
 
 __all__ = ["sniff", "read", "read_parallel", "decode_block", "jaeger_id", "CHUNK_SPANS", "BLOCK_BYTES"]
 
@@ -258,26 +259,25 @@ def _status(attrs: dict[str, Any], kind: str) -> tuple[str, str | None]:
 
 
 def _events(logs: list[_Log]) -> tuple[list[dict[str, Any]], str | None, str | None]:
+    """The span's events, and its exception_type / exception_message: the OTel rule (the first
+    "exception" event), else the first OpenTracing "error" log (error.kind; message or error.object)."""
     out = []
-    exc_type = exc_msg = None
-    seen_exception = seen_error = False
     for log in logs:
         attrs = {t.key: t.value for t in log.fields} if log.fields else {}
         name = attrs.pop("event", "")
         name = name if isinstance(name, str) else dumps(name)
-        if name == "exception" and not seen_exception:
-            seen_exception = True
-            t, m = attrs.get("exception.type"), attrs.get("exception.message")
-            exc_type, exc_msg = (None if t is None else str(t)), (None if m is None else str(m))
-        elif name == "error" and not seen_exception and not seen_error:
-            seen_error = True
-            t = attrs.get("error.kind")
-            m = attrs.get("message", attrs.get("error.object"))
-            exc_type, exc_msg = (None if t is None else str(t)), (None if m is None else str(m))
         ts = log.timestamp
         out.append({"time_ns": ts * 1000 if ts is not None else None, "name": name, "attributes": attrs,
                     "dropped_attributes_count": 0})
-    return out, exc_type, exc_msg
+    exc = first_exception(out)
+    if exc is not None:
+        return out, *exc
+    for ev in out:
+        if ev["name"] == "error":
+            attrs = ev["attributes"]
+            t, m = attrs.get("error.kind"), attrs.get("message", attrs.get("error.object"))
+            return out, (None if t is None else str(t)), (None if m is None else str(m))
+    return out, None, None
 
 
 class _TraceState:
@@ -634,7 +634,7 @@ def read_parallel(stream: BinaryIO, source: SourceInfo, executor: cf.Executor, w
                   block_bytes: int = BLOCK_BYTES) -> Iterator[Chunk]:
     """What `read` yields (same rows, offsets and rejects), decoded by `executor`'s workers.
 
-    This process only cuts the input into traces (json_stream skims at several hundred MB/s)
+    This process only cuts the input into traces (json_stream skims each one as msgspec.Raw)
     and sends blocks of about `block_bytes` of whole traces to `decode_block`; at most
     `window` blocks are in flight, so memory stays bounded. Chunks come out in input order.
     """

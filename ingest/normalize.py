@@ -18,7 +18,6 @@ __all__ = [
     "norm_span_id",
     "norm_parent_span_id",
     "dumps",
-    "exception_from_events",
     "host_from_resource",
 ]
 
@@ -71,20 +70,6 @@ def norm_parent_span_id(value: Any) -> str | None:
 def dumps(value: Any) -> str:
     """Compact JSON text, UTF-8 kept as is."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-
-
-def exception_from_events(events: list[Mapping[str, Any]]) -> dict[str, str]:
-    """exception_type / exception_message from the first event named "exception"."""
-    for ev in events:
-        if ev.get("name") == "exception":
-            attrs = ev.get("attributes") or {}
-            out = {}
-            if attrs.get("exception.type") is not None:
-                out["exception_type"] = str(attrs["exception.type"])
-            if attrs.get("exception.message") is not None:
-                out["exception_message"] = str(attrs["exception.message"])
-            return out
-    return {}
 
 
 def host_from_resource(resource: Mapping[str, Any]) -> str | None:

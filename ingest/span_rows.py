@@ -9,7 +9,8 @@ one `zip` to transpose) is several times cheaper than a dict a row. A row is
 
 with attributes / events / links as UTF-8 JSON bytes, `resource` a `Resource` (shared by the
 spans of one process: its columns are filled by index), and `attributes_dict` the span's
-attributes, from which the promoted columns are taken. `duration_ns` is end_ns - start_ns
+attributes, from which the promoted columns are taken (the promotion table and value rule of
+`ingest/otlp_model.py`). `duration_ns` is end_ns - start_ns
 unless a reader gives it (Zipkin spans without a timestamp): see `SpanRows.set_duration`.
 """
 
@@ -23,9 +24,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest.normalize import host_from_resource
-from ingest.schema import INT_PROMOTED, PROMOTED, SPAN_SCHEMA
+from ingest.otlp_model import PROMOTED_COLUMNS, promoted_value
+from ingest.records import batch_from_columns
+from ingest.schema import PROMOTED, SPAN_SCHEMA
 
-__all__ = ["MAX_NS", "ROW_COLUMNS", "Resource", "SpanRows", "dumpb", "dumps", "reject_reason", "text"]
+__all__ = ["MAX_NS", "ROW_COLUMNS", "Resource", "SpanRows", "dumpb", "dumps", "text"]
 
 MAX_NS = 2**63 - 1
 _encode = msgspec.json.Encoder().encode
@@ -35,11 +38,6 @@ ROW_COLUMNS = ("trace_id", "span_id", "parent_span_id", "trace_state", "name", "
                "links", "flags", "warnings", "exception_type", "exception_message", "source_offset")
 _RES = (("service_name", "service_name"), ("service_version", "service_version"),
         ("service_instance_id", "service_instance_id"), ("host", "host"), ("resource_attributes", "attributes"))
-_PROMOTED_COLS = tuple(PROMOTED)
-_PROMOTE_BY_ATTR: dict[str, tuple[int, int]] = {
-    name: (ci, pri) for ci, col in enumerate(_PROMOTED_COLS) for pri, name in enumerate(PROMOTED[col])
-}
-_INT_COLS = frozenset(i for i, c in enumerate(_PROMOTED_COLS) if c in INT_PROMOTED)
 
 
 def text(v: Any) -> str | None:
@@ -114,8 +112,7 @@ class SpanRows:
             cols["duration_ns"] = pa.array(durations, type=pa.int64())
         cols.update(_promoted_columns(columns[len(ROW_COLUMNS) + 1]))
         cols["source_id"] = pa.repeat(pa.scalar(source_id, pa.string()), n)
-        arrays = [cols[f.name] if f.name in cols else pa.nulls(n, f.type) for f in SPAN_SCHEMA]
-        return pa.RecordBatch.from_arrays(arrays, schema=SPAN_SCHEMA)
+        return batch_from_columns(SPAN_SCHEMA, cols, n)
 
 
 def _promotion_plan(keys: tuple[str, ...]) -> tuple[tuple[int, str], ...]:
@@ -123,7 +120,7 @@ def _promotion_plan(keys: tuple[str, ...]) -> tuple[tuple[int, str], ...]:
     present = set(keys)
     return tuple(
         (ci, next(name for name in PROMOTED[col] if name in present))
-        for ci, col in enumerate(_PROMOTED_COLS)
+        for ci, col in enumerate(PROMOTED_COLUMNS)
         if not present.isdisjoint(PROMOTED[col])
     )
 
@@ -138,7 +135,7 @@ def _promoted_columns(attrs: tuple[dict[str, Any], ...]) -> dict[str, pa.Array]:
     A None value does not fall back to the next name (JSON null attributes are rare).
     """
     n = len(attrs)
-    out: list[list[Any]] = [[None] * n for _ in _PROMOTED_COLS]
+    out: list[list[Any]] = [[None] * n for _ in PROMOTED_COLUMNS]
     used: dict[int, tuple[tuple[int, str], ...]] = {}
     plans = _PLANS
     for row, a in enumerate(attrs):
@@ -155,26 +152,10 @@ def _promoted_columns(attrs: tuple[dict[str, Any], ...]) -> dict[str, pa.Array]:
             out[ci][row] = a[key]
     result: dict[str, pa.Array] = {}
     for ci in {ci for plan in used.values() for ci, _ in plan}:
-        name = _PROMOTED_COLS[ci]
+        name = PROMOTED_COLUMNS[ci]
         typ = SPAN_SCHEMA.field(name).type
         try:  # the usual case: every value already has the column's type
             result[name] = pa.array(out[ci], type=typ)
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-            result[name] = pa.array([None if v is None else _promoted_value(ci, v) for v in out[ci]], type=typ)
+            result[name] = pa.array([promoted_value(ci, v) for v in out[ci]], type=typ)
     return result
-
-
-def _promoted_value(ci: int, value: Any) -> Any:
-    if ci in _INT_COLS:
-        try:
-            value = int(value)
-        except (TypeError, ValueError):
-            return None
-        return value if -(2**31) <= value < 2**31 else None
-    return value if isinstance(value, str) else dumps(value)
-
-
-def reject_reason(exc: Exception) -> str:
-    """A reject's reason from an exception: its first line, at most 300 characters."""
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:300]

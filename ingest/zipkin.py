@@ -46,9 +46,10 @@ from typing import Any, BinaryIO
 import msgspec
 
 from ingest.json_stream import Element, MalformedJSON, iter_array
-from ingest.normalize import dumps, exception_from_events
-from ingest.records import Chunk, Reject, SourceInfo
-from ingest.span_rows import MAX_NS, Resource, SpanRows, dumpb, reject_reason
+from ingest.normalize import dumps
+from ingest.otlp_model import first_exception
+from ingest.records import Chunk, Reject, SourceInfo, reject_reason
+from ingest.span_rows import MAX_NS, Resource, SpanRows, dumpb
 
 __all__ = ["sniff", "read", "shared_span_id", "CHUNK_SPANS"]
 
@@ -212,11 +213,11 @@ def _row(sp: _Span, offset: int, resources: dict[tuple[str | None, str | None], 
          "dropped_attributes_count": 0}
         for a in sp.annotations or ()
     ]
-    exc = exception_from_events(events) if events else {}
+    exc_type, exc_msg = (first_exception(events) or (None, None)) if events else (None, None)
     return (
         tid, sid, parent, None, sp.name or "", kind, None, None, start, end, status, status_msg,
         dumpb(attrs) if attrs else b"{}", dumpb(events) if events else b"[]", b"[]", None, None,
-        exc.get("exception_type"), exc.get("exception_message"), offset, res, attrs,
+        exc_type, exc_msg, offset, res, attrs,
     )
 
 
