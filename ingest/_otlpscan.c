@@ -1,18 +1,36 @@
-/* The native tier of the OTLP/JSON line reader: Collector lines of spans -> column buffers.
+/* The native tier of the OTLP/JSON line reader: Collector lines of spans and logs -> column buffers.
  *
- * One call scans a block of lines. A line it fully understands becomes rows in the column
- * buffers; any line with something it does not handle (logs, legacy names, upper-case or
- * base64 ids, duplicate keys, numbers or strings where it expects the other, deep nesting,
- * invalid UTF-8, ...) is rolled back and listed, and the Python tiers (ingest/otlp_fast.py,
- * then the careful path) decode it. So this code never words a reject and never decides an
- * odd case: it is exact on the common shape and declines everything else.
+ * One call scans a block of lines. A line it fully understands becomes rows in the span and log
+ * column buffers: resourceSpans (or Tempo's batches) and resourceLogs, with the current scope*
+ * names or the legacy instrumentationLibrary* ones. A line with anything it does not handle
+ * exactly is rolled back and listed as declined, and the Python tiers (ingest/otlp_fast.py,
+ * then the careful path, otlp_model.Sink) decode it. It declines a line with
+ *   - Jaeger API v3's "result" wrapper; resourceSpans beside batches, or a current scope* name
+ *     beside its legacy one in one object;
+ *   - a trace, span or parent id that is not lowercase hex of its width, is all zeros or is
+ *     written with escapes (a link's ids may be either case); a span without traceId, spanId or
+ *     startTimeUnixNano;
+ *   - a kind, status code or severity, or a span's or log record's flags or dropped count, written
+ *     as a string or out of its range (kind 0-5, status 0-2, the others 0 .. 2^31-1); a fraction
+ *     or exponent where an integer goes; a doubleValue written as a string ("NaN", "Infinity");
+ *   - a known field twice in one object, an attribute key twice in one list (nested ones too),
+ *     more than 128 attributes in one list, two values in one AnyValue, an escaped field name or
+ *     event name;
+ *   - an "exception" event whose exception.type or exception.message is not a string, a string
+ *     for an integer promoted column (what str() or int() makes of those is Python's business);
+ *   - a resource or scope that is not an object or null, AnyValue nesting deeper than 24 levels
+ *     (any other JSON deeper than 96), invalid JSON or UTF-8, text after the document.
+ * So this code never words a reject and never decides an odd case.
  *
  * What it writes is, value for value, what the msgspec tier writes for the same line (JSON
  * texts encoded as msgspec encodes them: compact, only '"', '\\' and control characters
- * escaped, floats in msgspec's notation). tests/test_ingest_native.py holds it to that.
+ * escaped, floats in msgspec's notation). tests/test_ingest_native.py holds it to that. The
+ * promotion table comes from the caller (ingest/otlp_model.py's, see otlp_fast._NATIVE_PROMOTED);
+ * the first-exception-event rule and the warning text are otlp_model's, written again here.
  *
- * Python side: scan(data, promoted) -> (rows, lines, groups, declined, columns); see
- * ingest/otlp_fast.py (_native_batch).
+ * Python side: scan(data, promoted) -> (rows, lines, groups, declined, strings, ints, pstrings,
+ * pints, log_rows, log_groups, log_strings, log_ints), see scan_doc below; the caller is
+ * ingest/otlp_fast.py (_native_chunk).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -180,7 +198,7 @@ typedef struct {
     Py_ssize_t rows;
     const Promoted *prom;
     PHit hits[MAX_PROMOTED_COLS];
-    /* the span's first exception event */
+    /* the span's first exception event (the rule of otlp_model.first_exception) */
     int exc_seen;
     Val exc_type, exc_msg;
     const Buf *exc_buf;
@@ -1104,13 +1122,13 @@ static int put_links(Scan *st, Buf *out) {
 
 /* ---- spans --------------------------------------------------------------------------------- */
 
-/* lowercase hex of exactly `width` characters, not all zeros (the column check of the fast path) */
 /* 1 + the value of a lowercase hex digit, 0 for any other byte */
 static const unsigned char LHEX[256] = {
     ['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5, ['5'] = 6, ['6'] = 7, ['7'] = 8, ['8'] = 9,
     ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
 };
 
+/* lowercase hex of exactly `width` characters, not all zeros (the column check of the fast path) */
 static int canonical_id(const Tok *t, size_t width) {
     if (t->esc || t->n != width) return 0;
     unsigned ok = 1, nonzero = 0;
@@ -1306,7 +1324,7 @@ static int span(Scan *st) {
     TRY(scol_end_row(&s[S_EVENTS], 1));
     if (!(seen & (1u << 8))) TRY(buf_lit(&s[S_LINKS].data, "[]"));
     TRY(scol_end_row(&s[S_LINKS], 1));
-    if (end < start) {
+    if (end < start) {  /* otlp_model.WARN_END_BEFORE_START */
         TRY(buf_lit(&s[S_WARN].data, "[\"end time before start time\"]"));
         TRY(scol_end_row(&s[S_WARN], 1));
     } else {
