@@ -1,7 +1,7 @@
 """Span rows as tuples, turned into one `SPAN_SCHEMA` record batch a chunk (Jaeger, Zipkin).
 
 Building a batch column by column from one tuple a span (one list append in the hot loop,
-one `zip` to transpose) is several times cheaper than a dict a row. A row is
+one `zip` to transpose) is much cheaper than a dict a row. A row is
 
     (trace_id, span_id, parent_span_id, trace_state, name, kind, scope_name, scope_version,
      start_ns, end_ns, status_code, status_message, attributes, events, links, flags, warnings,
