@@ -14,11 +14,7 @@ HELP = "rank root-cause candidates (service, operation, mechanism, score, eviden
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", metavar="NAME", help="dataset")
-    p.add_argument("--start", metavar="T", help="window start (ISO-8601 or epoch s/ms/ns; default: dataset start)")
-    p.add_argument("--end", metavar="T", help="window end, exclusive (default: dataset end)")
-    p.add_argument("--baseline-start", metavar="T", help="baseline start (default: an equal span before the window)")
-    p.add_argument("--baseline-end", metavar="T", help="baseline end, exclusive (give both or neither)")
-    p.add_argument("--service", action="append", default=[], metavar="S", help="report only on this service (repeat)")
+    add_window_arguments(p)
     p.add_argument("--top", type=int, default=10, metavar="N", help="candidates to print as text (default 10)")
     p.add_argument("--json", action="store_true", help="the whole report as one JSON document")
 
@@ -32,7 +28,17 @@ def _time(text: str | None, flag: str) -> int | None:
         raise UsageError(f"{flag}: {exc}") from None
 
 
-def _windows(args: argparse.Namespace, time_range: tuple[int | None, int | None]):  # -> (Window|None, Window|None)
+def add_window_arguments(p: argparse.ArgumentParser) -> None:
+    """--start/--end/--baseline-start/--baseline-end/--service, as `dcr correlate` takes them."""
+    p.add_argument("--start", metavar="T", help="window start (ISO-8601 or epoch s/ms/ns; default: dataset start)")
+    p.add_argument("--end", metavar="T", help="window end, exclusive (default: dataset end)")
+    p.add_argument("--baseline-start", metavar="T", help="baseline start (default: an equal span before the window)")
+    p.add_argument("--baseline-end", metavar="T", help="baseline end, exclusive (give both or neither)")
+    p.add_argument("--service", action="append", default=[], metavar="S", help="report only on this service (repeat)")
+
+
+def windows_from_args(args: argparse.Namespace, time_range: tuple[int | None, int | None]):  # -> (Window|None, Window|None)
+    """The window and baseline the window arguments name (None: correlate's default)."""
     from correlate import Window
 
     start, end = _time(args.start, "--start"), _time(args.end, "--end")
@@ -65,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     if args.top < 0:
         raise UsageError(f"--top must be >= 0, got {args.top}")
     with correlate.open_dataset(args.name) as ds:
-        window, baseline = _windows(args, ds.handle.time_range)
+        window, baseline = windows_from_args(args, ds.handle.time_range)
         unknown = sorted(set(args.service) - set(ds.handle.services))
         if unknown:
             warn(f"no service named {', '.join(unknown)} in dataset {args.name!r} "

@@ -74,7 +74,12 @@ def investigate(name: str) -> dict[str, Any]:
         context=escalation.AgentContext(stuck_description=f"the {name} incident that starts at {onset}"),
     )
     result = escalation.escalate(request)
-    return {"dataset": dataset, "ingest": added.to_dict(), "correlation": report, "escalation": result}
+    from escalation.html_report import default_report_path, write_html_report
+
+    with correlate.open_dataset(dataset) as ds:
+        page = write_html_report(ds, report, default_report_path(dataset), analysis=result.report_markdown)
+    return {"dataset": dataset, "ingest": added.to_dict(), "correlation": report, "escalation": result,
+            "html_report": page}
 
 
 def _print_investigation(name: str, done: dict[str, Any]) -> None:
@@ -89,8 +94,10 @@ def _print_investigation(name: str, done: dict[str, Any]) -> None:
         print(f"  {i}. {c.score:.2f} {c.service}{f' {c.operation}' if c.operation else ''} [{c.mechanism}]")
     print()
     print(result.report_markdown.rstrip("\n"))
+    page = done["html_report"]
     info(f"escalation: provider {result.provider} ({result.model}), {result.bundle_tokens:,} bundle tokens, "
          f"{result.latency_s:.1f} s; bundle saved at {result.bundle_path}")
+    info(f"HTML report (open it in a browser): {page.path}")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ from mcp_server.commands._escalation import (
     print_result,
     request_from_args,
 )
-from mcp_server.output import emit_json, warn
+from mcp_server.output import emit_json, info, warn
 
 NAME = "escalate"
 HELP = "ask Gemini (or the offline report) about a dataset, with a condensed, redacted evidence bundle"
@@ -23,6 +23,8 @@ HELP = "ask Gemini (or the offline report) about a dataset, with a condensed, re
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_request_arguments(p)
     p.add_argument("--dry-run", action="store_true", help="print what would be sent; contact nothing")
+    p.add_argument("--html", metavar="FILE",
+                   help="also write the incident as one self-contained HTML page, the analysis at its top")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,6 +35,11 @@ def run(args: argparse.Namespace) -> int:
     result = escalation.escalate_within(req, args.time_budget)
     if not args.dry_run:
         print_result(result, args.json)
+        if args.html:
+            from escalation.html_report import write_for_escalation
+
+            written = write_for_escalation(req, result, args.html)
+            info(f"HTML report: {written.path} ({written.bytes / 1e6:.2f} MB)")
         return 0
     payload = result.dry_run_payload or {}
     if args.json:

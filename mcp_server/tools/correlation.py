@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from mcp.types import CallToolResult
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from correlate.times import format_ns
 from mcp_server.tools import spec
@@ -43,6 +43,7 @@ class CorrelateOut(BaseModel):
     findings: Objs("paged: kind, summary, service, operation, evidence")
     notes: list[str]
     seconds: float
+    html_report: str | None = None
     page: Page
 
 
@@ -109,6 +110,11 @@ def _window(w: dict[str, int] | None) -> dict[str, Any] | None:
     return {**w, "start": iso(w["start_ns"]), "end": iso(w["end_ns"])}
 
 
+HtmlReportArg = Annotated[bool, Field(
+    description="Also write the incident as one self-contained HTML page (service map, waterfall, latency, "
+                "logs) and return its path in html_report, to hand to your user.")]
+
+
 def correlate(
     dataset: DatasetArg,
     start: TimeArg = None,
@@ -117,6 +123,7 @@ def correlate(
     baseline_end: TimeArg = None,
     services: ServicesArg = None,
     cursor: CursorArg = None,
+    html_report: HtmlReportArg = False,
 ) -> Annotated[CallToolResult, CorrelateOut]:
     """Call it first on an incident: ranked root-cause candidates for a window against a baseline
     (which service/operation changed, by which mechanism: error_propagation, retry_storm,
@@ -130,7 +137,13 @@ def correlate(
         with open_dataset(dataset) as ds:
             window, baseline = resolve_window(ds.handle.time_range, start, end, baseline_start, baseline_end)
             report = ds.correlate(window, baseline, tuple(services or ()))
+            page = None
+            if html_report:
+                from escalation.html_report import default_report_path, write_html_report
+
+                page = write_html_report(ds, report, default_report_path(dataset)).path
         d = report.to_dict()
+        d["html_report"] = page
         d["window"] = _window(d["window"])
         d["baseline"] = _window(d["baseline"])
         return d

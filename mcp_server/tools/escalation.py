@@ -79,6 +79,7 @@ class EscalationOut(BaseModel):
     cut: list[str]
     cost_usd: float
     bundle_path: str | None
+    html_report: str | None = None
     page: DocPage
 
 
@@ -150,9 +151,10 @@ def build_request(
     )
 
 
-async def run_escalation(req: Any, budget_s: float | None) -> dict[str, Any]:
+async def run_escalation(req: Any, budget_s: float | None, *, html: bool = False) -> dict[str, Any]:
     """escalation.escalate_within on a worker thread: the model's answer within `budget_s`, else the
-    offline report from the same evidence, marked partial (the policy is the package's)."""
+    offline report from the same evidence, marked partial (the policy is the package's). With
+    `html`, also the incident as an HTML page with the analysis at its top (`html_report`: its path)."""
     import functools
 
     import anyio.to_thread
@@ -161,6 +163,12 @@ async def run_escalation(req: Any, budget_s: float | None) -> dict[str, Any]:
 
     result = await anyio.to_thread.run_sync(functools.partial(escalate_within, req, budget_s))
     out = _result_dict(result)
+    if html and req.dataset:
+        from escalation.html_report import default_report_path, write_for_escalation
+
+        page = await anyio.to_thread.run_sync(
+            functools.partial(write_for_escalation, req, result, default_report_path(req.dataset)))
+        out["html_report"] = page.path
     if out["partial"] and out["warnings"] and out["warnings"][0].startswith(TIMEOUT_PREFIX):
         out["warnings"][0] = TIMEOUT_WARNING  # named as the agent names it: time_budget_seconds
     return out
@@ -212,6 +220,9 @@ async def escalate_analysis(
     dataset: DatasetArg | None = None,
     start: TimeArg = None,
     end: TimeArg = None,
+    html_report: Annotated[bool, Field(
+        description="Also write the incident as one self-contained HTML page with the analysis at its top; "
+                    "its path comes back in html_report, to hand to your user (needs a dataset).")] = False,
 ) -> Annotated[CallToolResult, EscalationOut]:
     """Hand a problem you are stuck on to a large-context model (Gemini; without a key an offline
     rule-based report) with an evidence bundle from the dataset's window (ranked candidates,
@@ -221,7 +232,7 @@ async def escalate_analysis(
         question=question, context=claude_context, analysis_type=analysis_type, dataset=dataset,
         start=start, end=end, depth_level=depth_level, time_budget_seconds=time_budget_seconds,
     )
-    return document(await run_escalation(req, time_budget_seconds), "escalate_analysis")
+    return document(await run_escalation(req, time_budget_seconds, html=html_report), "escalate_analysis")
 
 
 TOOLS = [
