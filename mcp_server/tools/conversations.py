@@ -113,8 +113,8 @@ async def start_conversation(
     end: TimeArg = None,
     services: ServicesArg = None,
 ) -> Annotated[CallToolResult, TurnOut]:
-    """Start a multi-turn analysis with the large-context model over the same evidence bundle as
-    escalate_analysis; answers the initial_question (default: stuck_description). Keep the
+    """Start a multi-turn analysis over escalate_analysis's evidence bundle; answers the
+    initial_question (default: stuck_description). Keep the
     session_id: ask follow-ups with continue_conversation, end with finalize_conversation.
     Sessions survive restarts; list_conversations finds them again."""
     req = build_request(question=initial_question, context=claude_context, analysis_type=analysis_type,

@@ -110,9 +110,7 @@ def _window(w: dict[str, int] | None) -> dict[str, Any] | None:
     return {**w, "start": iso(w["start_ns"]), "end": iso(w["end_ns"])}
 
 
-HtmlReportArg = Annotated[bool, Field(
-    description="Also write the incident as one self-contained HTML page (service map, waterfall, latency, "
-                "logs) and return its path in html_report, to hand to your user.")]
+HtmlReportArg = Annotated[bool, Field(description="Also write an HTML report for your user; path in html_report.")]
 
 
 def correlate(
@@ -125,9 +123,9 @@ def correlate(
     cursor: CursorArg = None,
     html_report: HtmlReportArg = False,
 ) -> Annotated[CallToolResult, CorrelateOut]:
-    """Call it first on an incident: ranked root-cause candidates for a window against a baseline
-    (which service/operation changed, by which mechanism: error_propagation, retry_storm,
-    timeout_cascade, …) with before/after figures, example trace_ids and a reproducing sql. Times:
+    """Call it first on an incident: ranked root-cause candidates (service, operation, mechanism
+    such as error_propagation or retry_storm) for a window against a baseline, with before/after
+    figures, example trace_ids and a reproducing sql. Times:
     ISO-8601 (UTC if no offset) or epoch s/ms/ns; default: the whole dataset, baseline the same
     length before. findings are paged: page.returned_count vs total_count, next_cursor."""
 

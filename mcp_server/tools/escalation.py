@@ -25,6 +25,7 @@ from mcp_server.tools.base import (
     document,
     structured,
 )
+from mcp_server.tools.correlation import HtmlReportArg
 
 __all__ = [
     "TOOLS",
@@ -220,14 +221,12 @@ async def escalate_analysis(
     dataset: DatasetArg | None = None,
     start: TimeArg = None,
     end: TimeArg = None,
-    html_report: Annotated[bool, Field(
-        description="Also write the incident as one self-contained HTML page with the analysis at its top; "
-                    "its path comes back in html_report, to hand to your user (needs a dataset).")] = False,
+    html_report: HtmlReportArg = False,
 ) -> Annotated[CallToolResult, EscalationOut]:
     """Hand a problem you are stuck on to a large-context model (Gemini; without a key an offline
-    rule-based report) with an evidence bundle from the dataset's window (ranked candidates,
-    example traces, logs, service graph) and the code in code_scope. Use it after correlate and
-    your own attempts. Past time_budget_seconds: the offline report, partial=true."""
+    rule-based report) with the evidence of the dataset's window (candidates, traces, logs, graph)
+    and the code in code_scope. Use it after correlate and your own attempts. Past
+    time_budget_seconds: the offline report, partial=true."""
     req = build_request(
         question=question, context=claude_context, analysis_type=analysis_type, dataset=dataset,
         start=start, end=end, depth_level=depth_level, time_budget_seconds=time_budget_seconds,

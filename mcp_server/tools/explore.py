@@ -49,7 +49,7 @@ def query_spans(
     limit: Annotated[int, Field(ge=1, le=10_000, description="Row cap.")] = 200,
     cursor: CursorArg = None,
 ) -> Annotated[CallToolResult, QueryResult]:
-    """Run one read-only SQL SELECT (DuckDB dialect) over a dataset, as `dcr sql` does: check a
+    """Run one read-only SQL SELECT (DuckDB dialect) over a dataset: check a
     candidate's evidence (each has a reproducing sql) or ask what correlate does not. Columns:
     resource dataset://{name}/schema. Times are int64 ns (start_ns, end_ns, duration_ns).
     more_rows=true: more rows than limit. page.returned_count < page.total_count: the answer was
