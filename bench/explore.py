@@ -37,8 +37,18 @@ if str(REPO) not in sys.path:
 __all__ = ["main", "measure", "polars_row_groups", "duckdb_row_groups", "export_peak_rss"]
 
 WINDOW_NS = 5 * 60 * 1_000_000_000
-KEY_COLUMNS = ["trace_id", "span_id", "parent_span_id", "name", "kind", "host", "start_ns", "end_ns",
-               "duration_ns", "status_code"]
+KEY_COLUMNS = [
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "name",
+    "kind",
+    "host",
+    "start_ns",
+    "end_ns",
+    "duration_ns",
+    "status_code",
+]
 EXPORT_BAR_MB = 512
 _POLARS_LINE = re.compile(r"Predicate pushdown: reading (\d+) / (\d+) row groups")
 
@@ -64,15 +74,20 @@ def _captured_stderr() -> Iterator[list[str]]:
 def _scan_window(ds: Any, service: str, start_ns: int, columns: list[str] | None) -> Any:
     import polars as pl
 
-    frame = ds.scan("spans").filter(pl.col("service_name") == service, pl.col("start_ns") >= start_ns,
-                                    pl.col("start_ns") < start_ns + WINDOW_NS)
+    frame = ds.scan("spans").filter(
+        pl.col("service_name") == service,
+        pl.col("start_ns") >= start_ns,
+        pl.col("start_ns") < start_ns + WINDOW_NS,
+    )
     return (frame.select(columns) if columns else frame).collect()
 
 
 def _sql_window(service: str, start_ns: int, columns: list[str] | None) -> str:
     cols = ", ".join(columns) if columns else "*"
-    return (f"SELECT {cols} FROM spans WHERE service_name = '{service}' "
-            f"AND start_ns >= {start_ns} AND start_ns < {start_ns + WINDOW_NS}")
+    return (
+        f"SELECT {cols} FROM spans WHERE service_name = '{service}' "
+        f"AND start_ns >= {start_ns} AND start_ns < {start_ns + WINDOW_NS}"
+    )
 
 
 def polars_row_groups(ds: Any, service: str, start_ns: int) -> tuple[int, int, int]:
@@ -134,16 +149,38 @@ def export_peak_rss(name: str, home: Path) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="dcr-bench-export-") as tmp:
         out, usage = Path(tmp) / "spans.parquet", Path(tmp) / "usage.json"
         t0 = time.perf_counter()
-        done = subprocess.run([sys.executable, "-c", _RUSAGE_HELPER, str(usage), sys.executable, "-m",
-                               "mcp_server.cli", "sql", name, "SELECT * FROM spans", "-o", str(out), "--json"],
-                              cwd=REPO, env=env, capture_output=True, text=True)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                _RUSAGE_HELPER,
+                str(usage),
+                sys.executable,
+                "-m",
+                "mcp_server.cli",
+                "sql",
+                name,
+                "SELECT * FROM spans",
+                "-o",
+                str(out),
+                "--json",
+            ],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         seconds = time.perf_counter() - t0
         if done.returncode != 0:
             lines = done.stderr.strip().splitlines()
             return {"error": lines[-1] if lines else f"exit {done.returncode}"}
         doc, rusage = json.loads(done.stdout), json.loads(usage.read_text())
-    return {"rows": doc["rows"], "bytes": doc["bytes"], "seconds": round(seconds, 2),
-            "peak_rss_mb": round(rusage["maxrss_kb"] / 1024, 1)}
+    return {
+        "rows": doc["rows"],
+        "bytes": doc["bytes"],
+        "seconds": round(seconds, 2),
+        "peak_rss_mb": round(rusage["maxrss_kb"] / 1024, 1),
+    }
 
 
 def _busiest_window(ds: Any) -> tuple[str, int, int]:
@@ -163,11 +200,20 @@ def measure(ds: Any, service: str, start_ns: int, runs: int) -> dict[str, Any]:
     timings = []
     for what, columns in (("key columns", KEY_COLUMNS), ("all columns", None)):
         sql = _sql_window(service, start_ns, columns)
-        for engine, fn in (("polars scan()", lambda c=columns: _scan_window(ds, service, start_ns, c)),
-                           ("duckdb arrow()", lambda q=sql: ds.arrow(q).read_all())):
+        for engine, fn in (
+            ("polars scan()", lambda c=columns: _scan_window(ds, service, start_ns, c)),
+            ("duckdb arrow()", lambda q=sql: ds.arrow(q).read_all()),
+        ):
             rows, cold, warm = _timed(fn, runs)
-            timings.append({"engine": engine, "what": what, "rows": rows, "cold_ms": round(cold, 1),
-                            "warm_ms": round(warm, 1)})
+            timings.append(
+                {
+                    "engine": engine,
+                    "what": what,
+                    "rows": rows,
+                    "cold_ms": round(cold, 1),
+                    "warm_ms": round(warm, 1),
+                }
+            )
     pl_read, pl_total, pl_files = polars_row_groups(ds, service, start_ns)
     dd_read, dd_total = duckdb_row_groups(files, service, start_ns)
     return {
@@ -180,7 +226,9 @@ def measure(ds: Any, service: str, start_ns: int, runs: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="bench/explore.py", description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", required=True, help="the dataset to measure (bench/query.py makes a 10M-span one)")
+    p.add_argument(
+        "--dataset", required=True, help="the dataset to measure (bench/query.py makes a 10M-span one)"
+    )
     p.add_argument("--home", type=Path, default=None, help="DCR_HOME holding it (default $DCR_HOME)")
     p.add_argument("--service", default=None, help="the service of the window (default: the busiest)")
     p.add_argument("--runs", type=int, default=5, help="warm runs after the cold one (default 5)")
@@ -195,14 +243,22 @@ def main(argv: list[str] | None = None) -> int:
     from correlate import open_dataset
 
     if args.dataset not in ingest.list_datasets():
-        print(f"bench/explore.py: no dataset {args.dataset!r} under {home} (bench/query.py makes one)",
-              file=sys.stderr)
+        print(
+            f"bench/explore.py: no dataset {args.dataset!r} under {home} (bench/query.py makes one)",
+            file=sys.stderr,
+        )
         return 2
     with open_dataset(args.dataset) as ds:
         service, start_ns, spans = _busiest_window(ds)
         service = args.service or service
-        result = {"dataset": args.dataset, "spans": spans, "span_files": len(ds.handle.span_files),
-                  "service": service, "window_start_ns": start_ns, **measure(ds, service, start_ns, args.runs)}
+        result = {
+            "dataset": args.dataset,
+            "spans": spans,
+            "span_files": len(ds.handle.span_files),
+            "service": service,
+            "window_start_ns": start_ns,
+            **measure(ds, service, start_ns, args.runs),
+        }
     if not args.no_export:
         result["export"] = export_peak_rss(args.dataset, home)
     if args.json:
@@ -213,15 +269,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _print(r: dict[str, Any], runs: int) -> None:
-    print(f"dataset {r['dataset']}: {r['spans']:,} spans in {r['span_files']} files, "
-          f"{r['row_groups_in_dataset']:,} row groups")
+    print(
+        f"dataset {r['dataset']}: {r['spans']:,} spans in {r['span_files']} files, "
+        f"{r['row_groups_in_dataset']:,} row groups"
+    )
     print(f"window: service={r['service']}, 5 minutes from {r['window_start_ns']} (the middle of the data)")
     for t in r["timings"]:
-        print(f"  {t['engine']:<15} {t['what']:<11} {t['rows']:>9,} rows  cold {t['cold_ms']:>8.1f} ms  "
-              f"warm {t['warm_ms']:>8.1f} ms (median of {runs})")
+        print(
+            f"  {t['engine']:<15} {t['what']:<11} {t['rows']:>9,} rows  cold {t['cold_ms']:>8.1f} ms  "
+            f"warm {t['warm_ms']:>8.1f} ms (median of {runs})"
+        )
     pg, dg = r["polars_row_groups"], r["duckdb_row_groups"]
-    print(f"row groups read (as the engine reports them): polars {pg['read']} of {pg['of']} "
-          f"in the {pg['files_opened']} files it opened; duckdb {dg['scanned']} of {dg['to_scan']}")
+    print(
+        f"row groups read (as the engine reports them): polars {pg['read']} of {pg['of']} "
+        f"in the {pg['files_opened']} files it opened; duckdb {dg['scanned']} of {dg['to_scan']}"
+    )
     e = r.get("export")
     if e is None:
         return
@@ -229,8 +291,10 @@ def _print(r: dict[str, Any], runs: int) -> None:
         print(f"export of all spans to Parquet: failed: {e['error']}")
         return
     verdict = "PASS" if e["peak_rss_mb"] < EXPORT_BAR_MB else "FAIL"
-    print(f"export of all spans to Parquet: {e['rows']:,} rows, {e['bytes'] / 1e6:,.1f} MB in {e['seconds']} s, "
-          f"peak RSS {e['peak_rss_mb']:.0f} MB (bar < {EXPORT_BAR_MB} MB: {verdict})")
+    print(
+        f"export of all spans to Parquet: {e['rows']:,} rows, {e['bytes'] / 1e6:,.1f} MB in {e['seconds']} s, "
+        f"peak RSS {e['peak_rss_mb']:.0f} MB (bar < {EXPORT_BAR_MB} MB: {verdict})"
+    )
 
 
 if __name__ == "__main__":

@@ -25,24 +25,52 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-ALPHABET = (b'{}[]:,"\\ntu0123456789abcdefABCDEF.-+eE \x00\x1f\x7f\x80\xc3\xa9\xed\xa0\x80\xf0\x9f\x98\x80')
-SPLICES = [b"\\u", b"\\ud800", b"\\udc00\\u0041", b'\\"', b"null", b"1e400", b"-0", b'"\\u0000"', b"[[[[[[[[",
-           b'{"values":[{"key":"a"}]}', b'"key":"http.route"', b'"intValue":"12"', b'"doubleValue":1e-7']
+ALPHABET = b'{}[]:,"\\ntu0123456789abcdefABCDEF.-+eE \x00\x1f\x7f\x80\xc3\xa9\xed\xa0\x80\xf0\x9f\x98\x80'
+SPLICES = [
+    b"\\u",
+    b"\\ud800",
+    b"\\udc00\\u0041",
+    b'\\"',
+    b"null",
+    b"1e400",
+    b"-0",
+    b'"\\u0000"',
+    b"[[[[[[[[",
+    b'{"values":[{"key":"a"}]}',
+    b'"key":"http.route"',
+    b'"intValue":"12"',
+    b'"doubleValue":1e-7',
+]
 
 
 def _build(out: Path) -> Path:
     suffix = sysconfig.get_config_var("EXT_SUFFIX")
     so = out / f"_otlpscan{suffix}"
-    subprocess.run(["gcc", "-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
-                    "-fno-omit-frame-pointer", "-std=c11", "-shared", "-fPIC",
-                    f"-I{sysconfig.get_paths()['include']}", str(REPO / "ingest" / "_otlpscan.c"), "-o", str(so)],
-                   check=True)
+    subprocess.run(
+        [
+            "gcc",
+            "-O1",
+            "-g",
+            "-fsanitize=address,undefined",
+            "-fno-sanitize-recover=undefined",
+            "-fno-omit-frame-pointer",
+            "-std=c11",
+            "-shared",
+            "-fPIC",
+            f"-I{sysconfig.get_paths()['include']}",
+            str(REPO / "ingest" / "_otlpscan.c"),
+            "-o",
+            str(so),
+        ],
+        check=True,
+    )
     return so
 
 
 def _libasan() -> str:
-    return subprocess.run(["gcc", "-print-file-name=libasan.so"], check=True, capture_output=True,
-                          text=True).stdout.strip()
+    return subprocess.run(
+        ["gcc", "-print-file-name=libasan.so"], check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def _seeds() -> list[bytes]:
@@ -64,12 +92,12 @@ def _mutate(rng: random.Random, line: bytes) -> bytes:
         elif op < 0.5:
             s[i:i] = bytes([rng.choice(ALPHABET)])
         elif op < 0.65 and s:
-            del s[i:i + rng.randint(1, 20)]
+            del s[i : i + rng.randint(1, 20)]
         elif op < 0.72:
             s = s[:i]
         elif op < 0.85:
             j = rng.randrange(len(s) + 1)
-            s[i:i] = s[j:j + rng.randint(1, 200)]
+            s[i:i] = s[j : j + rng.randint(1, 200)]
         else:
             s[i:i] = rng.choice(SPLICES)
     return bytes(s)
@@ -95,8 +123,14 @@ def _child(so: str, runs: int, seed: int) -> int:
         if b is None or not b.num_rows:
             return []
         t = pa.Table.from_batches([b])
-        t = pa.table({f.name: (t.column(f.name).cast(pa.string()) if pa.types.is_dictionary(f.type)
-                               else t.column(f.name)) for f in t.schema})
+        t = pa.table(
+            {
+                f.name: (
+                    t.column(f.name).cast(pa.string()) if pa.types.is_dictionary(f.type) else t.column(f.name)
+                )
+                for f in t.schema
+            }
+        )
         return sorted(t.to_pylist(), key=repr)
 
     def rows(chunk: object) -> tuple:
@@ -121,7 +155,9 @@ def _child(so: str, runs: int, seed: int) -> int:
             differed += 1
             if differed <= 3:
                 print("DIFFERS:", data[:400])
-    print(f"mutants: {2 * runs} lines, native took {took}, declined {declined}; chunks that differed: {differed}")
+    print(
+        f"mutants: {2 * runs} lines, native took {took}, declined {declined}; chunks that differed: {differed}"
+    )
     return 1 if differed else 0
 
 
@@ -135,10 +171,26 @@ def main() -> None:
         sys.exit(_child(args.child, args.runs, args.seed))
     with tempfile.TemporaryDirectory() as tmp:
         so = _build(Path(tmp))
-        env = {**os.environ, "LD_PRELOAD": _libasan(), "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1",
-               "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1", "OPENBLAS_NUM_THREADS": "1"}
-        p = subprocess.run([sys.executable, __file__, "--child", str(so), "--runs", str(args.runs),
-                            "--seed", str(args.seed)], env=env)
+        env = {
+            **os.environ,
+            "LD_PRELOAD": _libasan(),
+            "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1",
+            "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
+            "OPENBLAS_NUM_THREADS": "1",
+        }
+        p = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                str(so),
+                "--runs",
+                str(args.runs),
+                "--seed",
+                str(args.seed),
+            ],
+            env=env,
+        )
         print("sanitizers: clean" if p.returncode == 0 else f"FAILED (exit {p.returncode})")
         sys.exit(p.returncode)
 

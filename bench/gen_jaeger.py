@@ -40,7 +40,10 @@ _SERVICES: dict[str, tuple[tuple[str, ...], tuple[tuple[str, str], ...]]] = {
         ("HTTP GET /dispatch", "HTTP POST /checkout", "HTTP GET /config"),
         (("http", "frontend"), ("http", "auth"), ("http", "checkout")),
     ),
-    "frontend": (("HTTP GET /dispatch", "HTTP GET /config"), (("http", "customer"), ("grpc", "driver"), ("http", "route"))),
+    "frontend": (
+        ("HTTP GET /dispatch", "HTTP GET /config"),
+        (("http", "customer"), ("grpc", "driver"), ("http", "route")),
+    ),
     "auth": (("/auth.v1.Auth/Check",), (("redis", "redis"),)),
     "checkout": (
         ("/checkout.v1.Checkout/PlaceOrder",),
@@ -95,8 +98,11 @@ class _TraceMaker:
         self.t_us = 1_717_000_000_000_000  # 2024-05-29, advances trace by trace
         self.hosts = {
             svc: [
-                (f"{svc}-{rng.getrandbits(32):08x}-{rng.getrandbits(20):05x}", f"10.{i}.{j}.{rng.randrange(2, 250)}",
-                 f"{rng.getrandbits(64):016x}")
+                (
+                    f"{svc}-{rng.getrandbits(32):08x}-{rng.getrandbits(20):05x}",
+                    f"10.{i}.{j}.{rng.randrange(2, 250)}",
+                    f"{rng.getrandbits(64):016x}",
+                )
                 for j in range(3)
             ]
             for i, svc in enumerate(_SERVICES)
@@ -130,36 +136,76 @@ class _TraceMaker:
         if self.ui_fields:
             for span in self.spans:
                 span["process"] = processes[span["processID"]]
-        return {"traceID": self.trace_id, "spans": self.spans, "processes": processes, "warnings": None}, self.errors
+        return {
+            "traceID": self.trace_id,
+            "spans": self.spans,
+            "processes": processes,
+            "warnings": None,
+        }, self.errors
 
     def _pid(self, svc: str) -> str:
         key = (svc, self.rng.randrange(3))
         return self.procs.setdefault(key, f"p{len(self.procs) + 1}")
 
-    def _span(self, svc: str, op: str, parent: str | None, start_us: int, dur_us: int, tags: list, depth: int,
-              follows: bool = False) -> dict[str, Any]:
+    def _span(
+        self,
+        svc: str,
+        op: str,
+        parent: str | None,
+        start_us: int,
+        dur_us: int,
+        tags: list,
+        depth: int,
+        follows: bool = False,
+    ) -> dict[str, Any]:
         rng = self.rng
         span_id = self._hex(64)
         refs = []
         if parent:
-            refs.append({"refType": "FOLLOWS_FROM" if follows else "CHILD_OF", "traceID": self.trace_id, "spanID": parent})
+            refs.append(
+                {
+                    "refType": "FOLLOWS_FROM" if follows else "CHILD_OF",
+                    "traceID": self.trace_id,
+                    "spanID": parent,
+                }
+            )
         logs = []
         if rng.random() < 0.3:
-            logs.append({"timestamp": start_us + dur_us // 4, "fields": [
-                _tag("event", rng.choice(("cache miss", "retrying", "acquired lock", "payload decoded"))),
-                _tag("level", "info"),
-                _tag("attempt", rng.randrange(1, 4)),
-            ]})
+            logs.append(
+                {
+                    "timestamp": start_us + dur_us // 4,
+                    "fields": [
+                        _tag(
+                            "event",
+                            rng.choice(("cache miss", "retrying", "acquired lock", "payload decoded")),
+                        ),
+                        _tag("level", "info"),
+                        _tag("attempt", rng.randrange(1, 4)),
+                    ],
+                }
+            )
         is_error = rng.random() < 0.03
         if is_error or any(t["key"] == "http.status_code" and t["value"] >= 500 for t in tags):
             self.errors += 1  # an ERROR status once read (the error tag, or a 5xx)
         if is_error:
             tags = tags + [_tag("error", True), _tag("otel.status_code", "ERROR")]
-            logs.append({"timestamp": start_us + dur_us - 1, "fields": [
-                _tag("event", "error"),
-                _tag("error.object", rng.choice(("context deadline exceeded", "connection reset by peer", "lock wait timeout"))),
-                _tag("stack", "goroutine 1 [running]:\nmain.handler(...)\n\t/app/handler.go:88 +0x1d2"),
-            ]})
+            logs.append(
+                {
+                    "timestamp": start_us + dur_us - 1,
+                    "fields": [
+                        _tag("event", "error"),
+                        _tag(
+                            "error.object",
+                            rng.choice(
+                                ("context deadline exceeded", "connection reset by peer", "lock wait timeout")
+                            ),
+                        ),
+                        _tag(
+                            "stack", "goroutine 1 [running]:\nmain.handler(...)\n\t/app/handler.go:88 +0x1d2"
+                        ),
+                    ],
+                }
+            )
         span = {
             "traceID": self.trace_id,
             "spanID": span_id,
@@ -174,29 +220,53 @@ class _TraceMaker:
             "warnings": [rng.choice(_WARNINGS)] if rng.random() < 0.005 else None,
         }
         if self.ui_fields:
-            span.update(relativeStartTime=start_us - self.t_us, depth=depth, hasChildren=False, childSpanIds=[])
+            span.update(
+                relativeStartTime=start_us - self.t_us, depth=depth, hasChildren=False, childSpanIds=[]
+            )
         self.spans.append(span)
         self.budget -= 1
         return span
 
-    def _server(self, svc: str, parent: str | None, start_us: int, dur_us: int, depth: int, follows: bool,
-                op: str | None = None) -> None:
+    def _server(
+        self,
+        svc: str,
+        parent: str | None,
+        start_us: int,
+        dur_us: int,
+        depth: int,
+        follows: bool,
+        op: str | None = None,
+    ) -> None:
         rng = self.rng
         ops, calls = _SERVICES[svc]
         op = op or rng.choice(ops)
         if op.startswith("HTTP"):
             method, route = op[5:].split(" ", 1)
-            tags = [_tag("span.kind", "server"), _tag("http.method", method), _tag("http.route", route),
-                    _tag("http.url", f"http://{svc}:8080{route}?id={rng.randrange(10**6)}"),
-                    _tag("http.status_code", 200), _tag("net.peer.ip", f"10.9.{rng.randrange(250)}.{rng.randrange(250)}"),
-                    _tag("component", "net/http")]
+            tags = [
+                _tag("span.kind", "server"),
+                _tag("http.method", method),
+                _tag("http.route", route),
+                _tag("http.url", f"http://{svc}:8080{route}?id={rng.randrange(10**6)}"),
+                _tag("http.status_code", 200),
+                _tag("net.peer.ip", f"10.9.{rng.randrange(250)}.{rng.randrange(250)}"),
+                _tag("component", "net/http"),
+            ]
         elif op.endswith("consume"):
-            tags = [_tag("span.kind", "consumer"), _tag("messaging.system", "kafka"),
-                    _tag("messaging.destination", "orders"), _tag("messaging.kafka.partition", rng.randrange(12))]
+            tags = [
+                _tag("span.kind", "consumer"),
+                _tag("messaging.system", "kafka"),
+                _tag("messaging.destination", "orders"),
+                _tag("messaging.kafka.partition", rng.randrange(12)),
+            ]
         else:
             service, method = op[1:].rsplit("/", 1)
-            tags = [_tag("span.kind", "server"), _tag("rpc.system", "grpc"), _tag("rpc.service", service),
-                    _tag("rpc.method", method), _tag("rpc.grpc.status_code", 0)]
+            tags = [
+                _tag("span.kind", "server"),
+                _tag("rpc.system", "grpc"),
+                _tag("rpc.service", service),
+                _tag("rpc.method", method),
+                _tag("rpc.grpc.status_code", 0),
+            ]
         if parent is None:
             tags += [_tag("sampler.type", "probabilistic"), _tag("sampler.param", 0.25)]
         span = self._span(svc, op, parent, start_us, dur_us, tags, depth, follows)
@@ -211,45 +281,106 @@ class _TraceMaker:
                 self._client(svc, kind, target, span["spanID"], t, dur, depth + 1)
                 t += dur + rng.randrange(5, 200)
 
-    def _client(self, svc: str, kind: str, target: str, parent: str, start_us: int, dur_us: int, depth: int) -> None:
+    def _client(
+        self, svc: str, kind: str, target: str, parent: str, start_us: int, dur_us: int, depth: int
+    ) -> None:
         rng = self.rng
         if kind == "mysql":
-            self._span(svc, "SQL " + rng.choice(("SELECT", "UPDATE", "INSERT")), parent, start_us, dur_us,
-                       [_tag("span.kind", "client"), _tag("db.system", "mysql"), _tag("db.statement", rng.choice(_SQL)),
-                        _tag("db.name", "shop"), _tag("peer.service", "mysql"), _tag("net.peer.port", 3306)], depth)
+            self._span(
+                svc,
+                "SQL " + rng.choice(("SELECT", "UPDATE", "INSERT")),
+                parent,
+                start_us,
+                dur_us,
+                [
+                    _tag("span.kind", "client"),
+                    _tag("db.system", "mysql"),
+                    _tag("db.statement", rng.choice(_SQL)),
+                    _tag("db.name", "shop"),
+                    _tag("peer.service", "mysql"),
+                    _tag("net.peer.port", 3306),
+                ],
+                depth,
+            )
             return
         if kind == "redis":
             cmd = rng.choice(_REDIS)
-            self._span(svc, cmd, parent, start_us, dur_us,
-                       [_tag("span.kind", "client"), _tag("db.system", "redis"), _tag("db.statement", f"{cmd} key:{rng.randrange(10**5)}"),
-                        _tag("peer.service", "redis"), _tag("net.peer.port", 6379), _tag("param.retry", False)], depth)
+            self._span(
+                svc,
+                cmd,
+                parent,
+                start_us,
+                dur_us,
+                [
+                    _tag("span.kind", "client"),
+                    _tag("db.system", "redis"),
+                    _tag("db.statement", f"{cmd} key:{rng.randrange(10**5)}"),
+                    _tag("peer.service", "redis"),
+                    _tag("net.peer.port", 6379),
+                    _tag("param.retry", False),
+                ],
+                depth,
+            )
             return
         if kind == "kafka":
-            prod = self._span(svc, "orders publish", parent, start_us, max(5, dur_us // 10),
-                              [_tag("span.kind", "producer"), _tag("messaging.system", "kafka"),
-                               _tag("messaging.destination", "orders"), _tag("peer.service", "kafka")], depth)
+            prod = self._span(
+                svc,
+                "orders publish",
+                parent,
+                start_us,
+                max(5, dur_us // 10),
+                [
+                    _tag("span.kind", "producer"),
+                    _tag("messaging.system", "kafka"),
+                    _tag("messaging.destination", "orders"),
+                    _tag("peer.service", "kafka"),
+                ],
+                depth,
+            )
             if self.budget > 0:
-                self._server(target, prod["spanID"], start_us + dur_us // 5, max(5, dur_us // 2), depth + 1, follows=True)
+                self._server(
+                    target,
+                    prod["spanID"],
+                    start_us + dur_us // 5,
+                    max(5, dur_us // 2),
+                    depth + 1,
+                    follows=True,
+                )
             return
         if kind == "grpc":
             server_op = rng.choice(_SERVICES[target][0])
             service, method = server_op[1:].rsplit("/", 1)
-            tags = [_tag("span.kind", "client"), _tag("rpc.system", "grpc"), _tag("rpc.service", service),
-                    _tag("rpc.method", method), _tag("peer.service", target)]
+            tags = [
+                _tag("span.kind", "client"),
+                _tag("rpc.system", "grpc"),
+                _tag("rpc.service", service),
+                _tag("rpc.method", method),
+                _tag("peer.service", target),
+            ]
             name = f"/{service}/{method}"
         else:
             server_op = rng.choice(_SERVICES[target][0])
             method, route = server_op.split(" ")[1:3] if server_op.startswith("HTTP") else ("POST", "/")
-            tags = [_tag("span.kind", "client"), _tag("http.method", method), _tag("http.url", f"http://{target}:8080{route}"),
-                    _tag("http.status_code", 503 if rng.random() < 0.01 else 200), _tag("peer.service", target),
-                    _tag("net.peer.name", target), _tag("component", "net/http")]
+            tags = [
+                _tag("span.kind", "client"),
+                _tag("http.method", method),
+                _tag("http.url", f"http://{target}:8080{route}"),
+                _tag("http.status_code", 503 if rng.random() < 0.01 else 200),
+                _tag("peer.service", target),
+                _tag("net.peer.name", target),
+                _tag("component", "net/http"),
+            ]
             name = f"HTTP {method} {route}"
         client = self._span(svc, name, parent, start_us, dur_us, tags, depth)
         if self.budget > 0 and dur_us > 40:
-            self._server(target, client["spanID"], start_us + 10, dur_us - 20, depth + 1, follows=False, op=server_op)
+            self._server(
+                target, client["spanID"], start_us + 10, dur_us - 20, depth + 1, follows=False, op=server_op
+            )
 
 
-def write_jaeger_dump(path: str | Path, target_bytes: int, seed: int = 1, *, ui_fields: bool = False) -> DumpStats:
+def write_jaeger_dump(
+    path: str | Path, target_bytes: int, seed: int = 1, *, ui_fields: bool = False
+) -> DumpStats:
     """Write a Jaeger UI JSON dump of about `target_bytes` to `path`, trace by trace."""
     maker = _TraceMaker(random.Random(seed), ui_fields)
     encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode

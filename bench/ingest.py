@@ -31,14 +31,38 @@ REPO = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("DCR_BENCH_CACHE", Path(tempfile.gettempdir()) / "dcr-bench"))
 
 SERVICES = [
-    "frontend", "checkout", "cart", "payment", "shipping", "email", "currency", "recommendation",
-    "ad", "product-catalog", "quote", "fraud-detection", "accounting", "inventory", "auth", "search",
-    "gateway", "notification", "pricing", "orders", "users", "reviews", "image-resizer", "kafka-bridge",
+    "frontend",
+    "checkout",
+    "cart",
+    "payment",
+    "shipping",
+    "email",
+    "currency",
+    "recommendation",
+    "ad",
+    "product-catalog",
+    "quote",
+    "fraud-detection",
+    "accounting",
+    "inventory",
+    "auth",
+    "search",
+    "gateway",
+    "notification",
+    "pricing",
+    "orders",
+    "users",
+    "reviews",
+    "image-resizer",
+    "kafka-bridge",
 ]
 HOSTS = [f"ip-10-0-{i}-{j}.ec2.internal" for i in range(2) for j in (11, 42, 87)]
 ROUTES = ["/api/cart", "/api/checkout", "/api/products/{id}", "/api/users/{id}", "/health", "/api/orders"]
-DB_STMTS = ["SELECT * FROM orders WHERE user_id = ?", "UPDATE inventory SET qty = qty - ? WHERE sku = ?",
-            "INSERT INTO payments (id, amount, currency) VALUES (?, ?, ?)"]
+DB_STMTS = [
+    "SELECT * FROM orders WHERE user_id = ?",
+    "UPDATE inventory SET qty = qty - ? WHERE sku = ?",
+    "INSERT INTO payments (id, amount, currency) VALUES (?, ?, ?)",
+]
 STACK = "".join(
     f'  File "/app/services/{m}.py", line {ln}, in {fn}\n    {code}\n'
     for m, ln, fn, code in [
@@ -69,28 +93,59 @@ def _span(rng: random.Random, tid: str, svc: str, t0: int, parent: str | None) -
     dur = rng.randint(200_000, 900_000_000)
     start = t0 + rng.randint(0, 50_000_000)
     kind = rng.choice((1, 2, 3, 3, 2))
-    attrs = [_kv("http.request.method", rng.choice(("GET", "POST", "PUT"))),
-             _kv("http.route", rng.choice(ROUTES)),
-             _kv("http.response.status_code", rng.choice((200, 200, 200, 201, 404, 500, 503))),
-             _kv("server.address", rng.choice(SERVICES))]
+    attrs = [
+        _kv("http.request.method", rng.choice(("GET", "POST", "PUT"))),
+        _kv("http.route", rng.choice(ROUTES)),
+        _kv("http.response.status_code", rng.choice((200, 200, 200, 201, 404, 500, 503))),
+        _kv("server.address", rng.choice(SERVICES)),
+    ]
     extra = rng.randint(0, 5)
-    pool = [("db.system", "postgresql"), ("db.query.text", rng.choice(DB_STMTS)), ("retry.count", rng.randint(0, 3)),
-            ("cache.hit", rng.random() < 0.5), ("payload.size_ratio", round(rng.random(), 4)),
-            ("feature.flags", ["new-checkout", "fast-path"]), ("user.tier", rng.choice(("free", "pro", "ent")))]
+    pool = [
+        ("db.system", "postgresql"),
+        ("db.query.text", rng.choice(DB_STMTS)),
+        ("retry.count", rng.randint(0, 3)),
+        ("cache.hit", rng.random() < 0.5),
+        ("payload.size_ratio", round(rng.random(), 4)),
+        ("feature.flags", ["new-checkout", "fast-path"]),
+        ("user.tier", rng.choice(("free", "pro", "ent"))),
+    ]
     attrs += [_kv(k, v) for k, v in rng.sample(pool, extra)]
-    span: dict = {"traceId": tid, "spanId": sid, "name": f"{rng.choice(('GET', 'POST'))} {rng.choice(ROUTES)}",
-                  "kind": kind, "startTimeUnixNano": str(start), "endTimeUnixNano": str(start + dur),
-                  "attributes": attrs, "status": {}}
+    span: dict = {
+        "traceId": tid,
+        "spanId": sid,
+        "name": f"{rng.choice(('GET', 'POST'))} {rng.choice(ROUTES)}",
+        "kind": kind,
+        "startTimeUnixNano": str(start),
+        "endTimeUnixNano": str(start + dur),
+        "attributes": attrs,
+        "status": {},
+    }
     if parent:
         span["parentSpanId"] = parent
     if rng.random() < 0.06:
         span["status"] = {"code": 2, "message": "deadline exceeded"}
-        span["events"] = [{"timeUnixNano": str(start + dur - 1000), "name": "exception", "attributes": [
-            _kv("exception.type", "TimeoutError"), _kv("exception.message", "deadline exceeded after 0.9s"),
-            _kv("exception.stacktrace", "Traceback (most recent call last):\n" + STACK + "TimeoutError: deadline exceeded")]}]
+        span["events"] = [
+            {
+                "timeUnixNano": str(start + dur - 1000),
+                "name": "exception",
+                "attributes": [
+                    _kv("exception.type", "TimeoutError"),
+                    _kv("exception.message", "deadline exceeded after 0.9s"),
+                    _kv(
+                        "exception.stacktrace",
+                        "Traceback (most recent call last):\n" + STACK + "TimeoutError: deadline exceeded",
+                    ),
+                ],
+            }
+        ]
     if rng.random() < 0.03:
-        span["links"] = [{"traceId": f"{rng.getrandbits(128):032x}", "spanId": f"{rng.getrandbits(64):016x}",
-                          "attributes": [_kv("link.reason", "batch")]}]
+        span["links"] = [
+            {
+                "traceId": f"{rng.getrandbits(128):032x}",
+                "spanId": f"{rng.getrandbits(64):016x}",
+                "attributes": [_kv("link.reason", "batch")],
+            }
+        ]
     return span
 
 
@@ -104,13 +159,25 @@ def _line(rng: random.Random, t0: int) -> dict:
             parent = sp["spanId"] if rng.random() < 0.5 else parent
             spans.append(sp)
         host = HOSTS[SERVICES.index(svc) % len(HOSTS)]
-        resource_spans.append({
-            "resource": {"attributes": [_kv("service.name", svc), _kv("service.version", "1.4.2"),
-                                        _kv("host.name", host), _kv("service.instance.id", f"{svc}-{host[-5:]}"),
-                                        _kv("telemetry.sdk.language", "python")]},
-            "scopeSpans": [{"scope": {"name": "opentelemetry.instrumentation.flask", "version": "0.48b0"},
-                            "spans": spans}],
-        })
+        resource_spans.append(
+            {
+                "resource": {
+                    "attributes": [
+                        _kv("service.name", svc),
+                        _kv("service.version", "1.4.2"),
+                        _kv("host.name", host),
+                        _kv("service.instance.id", f"{svc}-{host[-5:]}"),
+                        _kv("telemetry.sdk.language", "python"),
+                    ]
+                },
+                "scopeSpans": [
+                    {
+                        "scope": {"name": "opentelemetry.instrumentation.flask", "version": "0.48b0"},
+                        "spans": spans,
+                    }
+                ],
+            }
+        )
     return {"resourceSpans": resource_spans}
 
 
@@ -118,7 +185,16 @@ def parse_size(text: str) -> int:
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMG]?B?)\s*", text.upper())
     if not m:
         raise argparse.ArgumentTypeError(f"bad size {text!r}: use e.g. 200MB or 1GB")
-    mult = {"": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "M": 1 << 20, "MB": 1 << 20, "G": 1 << 30, "GB": 1 << 30}
+    mult = {
+        "": 1,
+        "B": 1,
+        "K": 1 << 10,
+        "KB": 1 << 10,
+        "M": 1 << 20,
+        "MB": 1 << 20,
+        "G": 1 << 30,
+        "GB": 1 << 30,
+    }
     return int(float(m.group(1)) * mult[m.group(2)])
 
 
@@ -197,9 +273,11 @@ def measure(cmd: list[str]) -> tuple[float, float, float, str, float]:
 
 
 def _line_of(label: str, size: int, secs: float, pss: float, rss: float, cpu_s: float, extra: str) -> str:
-    return (f"{label:16}: {size / 1e6 / secs:7.1f} MB/s  {secs:6.1f} s  CPU {cpu_s:6.1f} s "
-            f"({cpu_s / (size / 2**30):5.1f} CPU-s/GB)  peak PSS (tree) {pss:6.0f} MB  "
-            f"max RSS (one process) {rss:6.0f} MB  {extra}")
+    return (
+        f"{label:16}: {size / 1e6 / secs:7.1f} MB/s  {secs:6.1f} s  CPU {cpu_s:6.1f} s "
+        f"({cpu_s / (size / 2**30):5.1f} CPU-s/GB)  peak PSS (tree) {pss:6.0f} MB  "
+        f"max RSS (one process) {rss:6.0f} MB  {extra}"
+    )
 
 
 _OURS = """
@@ -255,9 +333,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=parse_size, default=parse_size("200MB"), help="dump size, e.g. 200MB, 1GB")
     ap.add_argument("--no-reference", action="store_true", help="skip the DuckDB reference")
     ap.add_argument("--keep", action="store_true", help="keep the ingested dataset")
-    ap.add_argument("--format", choices=("otlp", "jaeger"), default="otlp",
-                    help="otlp: a Collector file-exporter dump; jaeger: a Jaeger UI JSON dump (reader alone "
-                         "is measured too; no DuckDB reference)")
+    ap.add_argument(
+        "--format",
+        choices=("otlp", "jaeger"),
+        default="otlp",
+        help="otlp: a Collector file-exporter dump; jaeger: a Jaeger UI JSON dump (reader alone "
+        "is measured too; no DuckDB reference)",
+    )
     args = ap.parse_args(argv)
 
     t = time.perf_counter()
@@ -291,11 +373,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"dataset kept in {home} (removed at exit unless you copy it)")
     if args.format == "jaeger":
         for workers, label in ((1, "jaeger.read only"), (2, "read_parallel x2")):
-            secs, pss, rss, out, cpu_s = measure([sys.executable, "-c", _JAEGER_READER, str(dump), str(workers)])
+            secs, pss, rss, out, cpu_s = measure(
+                [sys.executable, "-c", _JAEGER_READER, str(dump), str(workers)]
+            )
             print(_line_of(label, size, secs, pss, rss, cpu_s, out.strip()))
     if not args.no_reference:
         with tempfile.TemporaryDirectory(prefix="dcr-bench-ref-") as tmp:
-            secs, pss, rss, out, cpu_s = measure([sys.executable, "-c", _DUCKDB, str(dump), f"{tmp}/ref.parquet"])
+            secs, pss, rss, out, cpu_s = measure(
+                [sys.executable, "-c", _DUCKDB, str(dump), f"{tmp}/ref.parquet"]
+            )
             print(_line_of("duckdb reference", size, secs, pss, rss, cpu_s, f"spans {out.strip()}"))
     return 0
 

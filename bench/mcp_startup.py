@@ -25,8 +25,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 TARGET_S = 1.0
 
-_INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-    "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}}
+_INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "bench", "version": "1"},
+    },
+}
 _INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
 _LIST = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
 
@@ -59,8 +67,14 @@ def one_run() -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="dcr-bench-home-") as home:
         env = {**os.environ, "DCR_HOME": home}
         t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "mcp_server.cli", "serve"], cwd=REPO, env=env,
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mcp_server.cli", "serve"],
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         try:
             _send(proc, _INIT)
             _answer(proc, 1)
@@ -76,8 +90,12 @@ def one_run() -> dict[str, float]:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    return {"initialize_s": round(t_init, 3), "tools_list_s": round(t_list, 3), "cpu_s": round(cpu, 3),
-            "tools": len(tools)}
+    return {
+        "initialize_s": round(t_init, 3),
+        "tools_list_s": round(t_list, 3),
+        "cpu_s": round(cpu, 3),
+        "tools": len(tools),
+    }
 
 
 def main() -> int:
@@ -87,19 +105,28 @@ def main() -> int:
     args = ap.parse_args()
     runs = [one_run() for _ in range(args.runs)]
     median = statistics.median(r["tools_list_s"] for r in runs)
-    result = {"runs": runs, "median_tools_list_s": median,
-              "median_initialize_s": statistics.median(r["initialize_s"] for r in runs),
-              "median_cpu_s": statistics.median(r["cpu_s"] for r in runs),
-              "target_s": TARGET_S, "within_target": median < TARGET_S, "load_avg_1m": os.getloadavg()[0]}
+    result = {
+        "runs": runs,
+        "median_tools_list_s": median,
+        "median_initialize_s": statistics.median(r["initialize_s"] for r in runs),
+        "median_cpu_s": statistics.median(r["cpu_s"] for r in runs),
+        "target_s": TARGET_S,
+        "within_target": median < TARGET_S,
+        "load_avg_1m": os.getloadavg()[0],
+    }
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         for i, r in enumerate(runs, 1):
-            print(f"run {i}: initialize {r['initialize_s']:.3f} s, tools/list {r['tools_list_s']:.3f} s, "
-                  f"server CPU {r['cpu_s']:.2f} s ({r['tools']} tools)")
-        print(f"median: initialize {result['median_initialize_s']:.3f} s, tools/list {median:.3f} s, "
-              f"server CPU {result['median_cpu_s']:.2f} s (target < {TARGET_S} s; "
-              f"load average {result['load_avg_1m']:.2f} on {os.cpu_count()} cores)")
+            print(
+                f"run {i}: initialize {r['initialize_s']:.3f} s, tools/list {r['tools_list_s']:.3f} s, "
+                f"server CPU {r['cpu_s']:.2f} s ({r['tools']} tools)"
+            )
+        print(
+            f"median: initialize {result['median_initialize_s']:.3f} s, tools/list {median:.3f} s, "
+            f"server CPU {result['median_cpu_s']:.2f} s (target < {TARGET_S} s; "
+            f"load average {result['load_avg_1m']:.2f} on {os.cpu_count()} cores)"
+        )
     return 0
 
 

@@ -34,7 +34,9 @@ HOUR_NS = 3600 * 1_000_000_000
 WINDOW_NS = 5 * 60 * 1_000_000_000
 WARM_RUNS = 7
 _WHERE = "WHERE service_name = ? AND start_ns >= ? AND start_ns < ?"
-KEY_COLUMNS = "trace_id, span_id, parent_span_id, name, kind, host, start_ns, end_ns, duration_ns, status_code"
+KEY_COLUMNS = (
+    "trace_id, span_id, parent_span_id, name, kind, host, start_ns, end_ns, duration_ns, status_code"
+)
 # what "extracting one service's spans" can mean, cheapest first; the bar is judged on "key columns"
 EXTRACTS = {
     "count": f"SELECT count(*) FROM spans {_WHERE}",
@@ -49,11 +51,38 @@ def make_dataset_at_scale(name: str, home: Path, scenario: str, scale: float) ->
     env = dict(os.environ, DCR_HOME=str(home))
     if not (gen / scenario / "traces.jsonl").is_file():
         print(f"generating {scenario} at scale {scale:g} into {gen} ...", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "scenarios.generate", "--scenario", scenario, "--out", str(gen),
-                        "--scale", f"{scale:g}"], check=True, cwd=REPO, env=env)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "scenarios.generate",
+                "--scenario",
+                scenario,
+                "--out",
+                str(gen),
+                "--scale",
+                f"{scale:g}",
+            ],
+            check=True,
+            cwd=REPO,
+            env=env,
+        )
     print(f"ingesting into dataset {name} ...", file=sys.stderr)
-    subprocess.run([sys.executable, "-m", "mcp_server.cli", "ingest", str(gen / scenario / "traces.jsonl"),
-                    str(gen / scenario / "logs.jsonl"), "--dataset", name], check=True, cwd=REPO, env=env)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mcp_server.cli",
+            "ingest",
+            str(gen / scenario / "traces.jsonl"),
+            str(gen / scenario / "logs.jsonl"),
+            "--dataset",
+            name,
+        ],
+        check=True,
+        cwd=REPO,
+        env=env,
+    )
 
 
 def extraction_ms(ds: Any, sql: str, service: str, start_ns: int) -> tuple[int, float, float]:
@@ -91,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dataset", help="an existing dataset to measure (default: bench-<scenario>-<scale>)")
     p.add_argument("--scale", type=float, default=15000.0, help="generator scale when making the dataset")
     p.add_argument("--scenario", default="healthy", help="scenario to generate (default healthy)")
-    p.add_argument("--home", type=Path, default=None, help="DCR_HOME to use (default $DCR_HOME or /tmp/dcr-bench-query)")
+    p.add_argument(
+        "--home", type=Path, default=None, help="DCR_HOME to use (default $DCR_HOME or /tmp/dcr-bench-query)"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
     home = args.home or Path(os.environ.get("DCR_HOME") or "/tmp/dcr-bench-query")
@@ -112,13 +143,19 @@ def main(argv: list[str] | None = None) -> int:
         ((spans, start_ns, end_ns),) = ds.fetch("SELECT count(*), min(start_ns), max(end_ns) FROM spans")
         count_s = time.perf_counter() - t0
         # the busiest and the median service, in a 5-minute window in the middle of the data
-        by_count = [r[0] for r in ds.fetch("SELECT service_name FROM spans GROUP BY 1 ORDER BY count(*) DESC")]
+        by_count = [
+            r[0] for r in ds.fetch("SELECT service_name FROM spans GROUP BY 1 ORDER BY count(*) DESC")
+        ]
         services = list(dict.fromkeys([by_count[0], by_count[len(by_count) // 2]]))
         mid = start_ns + (end_ns - start_ns) // 2 - WINDOW_NS // 2
         extracts = [
-            {"service": svc, "what": what, **dict(zip(("rows", "cold_ms", "warm_ms"),
-                                                      extraction_ms(ds, sql, svc, mid), strict=True))}
-            for svc in services for what, sql in EXTRACTS.items()
+            {
+                "service": svc,
+                "what": what,
+                **dict(zip(("rows", "cold_ms", "warm_ms"), extraction_ms(ds, sql, svc, mid), strict=True)),
+            }
+            for svc in services
+            for what, sql in EXTRACTS.items()
         ]
         corr_s, corr_note = _correlate_seconds(ds, start_ns, end_ns)
         derived_s = {}
@@ -132,10 +169,16 @@ def main(argv: list[str] | None = None) -> int:
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     files = len(ingest.open_handle(name).span_files)
     result = {
-        "dataset": name, "spans": spans, "span_files": files, "hours": round((end_ns - start_ns) / HOUR_NS, 3),
-        "count_seconds": round(count_s, 3), "extracts": extracts,
-        "correlate_seconds": None if corr_s is None else round(corr_s, 2), "correlate_note": corr_note,
-        "materialise_seconds": derived_s, "trace_seconds": round(trace_s, 3),
+        "dataset": name,
+        "spans": spans,
+        "span_files": files,
+        "hours": round((end_ns - start_ns) / HOUR_NS, 3),
+        "count_seconds": round(count_s, 3),
+        "extracts": extracts,
+        "correlate_seconds": None if corr_s is None else round(corr_s, 2),
+        "correlate_note": corr_note,
+        "materialise_seconds": derived_s,
+        "trace_seconds": round(trace_s, 3),
         "peak_rss_mb": round(rss_mb, 1),
         "bars": {
             "spans >= 10M": spans >= 10_000_000,
@@ -147,16 +190,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(f"dataset {name}: {spans:,} spans in {files} files over {result['hours']} h (count {count_s:.2f} s)")
+    print(
+        f"dataset {name}: {spans:,} spans in {files} files over {result['hours']} h (count {count_s:.2f} s)"
+    )
     for e in extracts:
-        print(f"extract {e['what']:<11} service={e['service']}, 5 min window: {e['rows']:,} rows, "
-              f"cold {e['cold_ms']:.1f} ms, warm {e['warm_ms']:.1f} ms (median of {WARM_RUNS})")
+        print(
+            f"extract {e['what']:<11} service={e['service']}, 5 min window: {e['rows']:,} rows, "
+            f"cold {e['cold_ms']:.1f} ms, warm {e['warm_ms']:.1f} ms (median of {WARM_RUNS})"
+        )
     if corr_s is None:
         print(f"correlate: not measured ({corr_note})")
     else:
         print(f"correlate over {min(1.0, result['hours']):g} h window: {corr_s:.2f} s ({corr_note})")
-    print(f"materialise traces {derived_s['traces']:.2f} s, service_edges {derived_s['service_edges']:.2f} s; "
-          f"dcr trace of the largest trace {trace_s:.2f} s")
+    print(
+        f"materialise traces {derived_s['traces']:.2f} s, service_edges {derived_s['service_edges']:.2f} s; "
+        f"dcr trace of the largest trace {trace_s:.2f} s"
+    )
     print(f"peak RSS: {rss_mb:.0f} MB")
     for bar, ok in result["bars"].items():
         print(f"  {bar:<24} {'n/a' if ok is None else ('PASS' if ok else 'FAIL')}")

@@ -75,8 +75,13 @@ def _correlate(name: str, truth: dict[str, Any]) -> tuple[str | None, list[dict[
     except Exception as exc:  # a benchmark reports a crash and goes on with the next scenario
         return f"correlation crashed: {type(exc).__name__}: {exc}", [], 0.0
     candidates = [
-        {"service": c.service, "operation": c.operation, "mechanism": c.mechanism, "score": round(c.score, 3),
-         "summary": c.summary}
+        {
+            "service": c.service,
+            "operation": c.operation,
+            "mechanism": c.mechanism,
+            "score": round(c.score, 3),
+            "summary": c.summary,
+        }
         for c in report.candidates
     ]
     return None, candidates, time.perf_counter() - began
@@ -107,8 +112,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             try:
                 truth = json.loads((folder / "truth.json").read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
-                raise SystemExit(f"rca: cannot read {folder / 'truth.json'}: {exc}; regenerate the scenarios with "
-                                 "'python -m scenarios.generate --scenario all --out fixtures/scenarios --seed 1'") from None
+                raise SystemExit(
+                    f"rca: cannot read {folder / 'truth.json'}: {exc}; regenerate the scenarios with "
+                    "'python -m scenarios.generate --scenario all --out fixtures/scenarios --seed 1'"
+                ) from None
             row: dict[str, Any] = {"scenario": name, "truth": truth["root_cause"]}
             problem, counts = _ingest(name, folder)
             row["ingest"] = counts
@@ -127,8 +134,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "incident_scenarios": len(incidents),
         "ac_at_1": (sum(1 for r in incidents if r["rank"] == 1) / len(incidents)) if incidents else None,
         "ac_at_3": (sum(1 for r in incidents if r["rank"] is not None and r["rank"] <= 3) / len(incidents))
-        if incidents else None,
-        "mechanism_top3": (sum(1 for r in incidents if r["mechanism_top3"]) / len(incidents)) if incidents else None,
+        if incidents
+        else None,
+        "mechanism_top3": (sum(1 for r in incidents if r["mechanism_top3"]) / len(incidents))
+        if incidents
+        else None,
         "healthy_max_score": max((r["top_score"] for r in healthy), default=None),
     }
     return summary
@@ -143,19 +153,28 @@ def _print(summary: dict[str, Any]) -> None:
             continue
         rank = "-" if r["rank"] is None else str(r["rank"])
         mech = "-" if r["mechanism_top3"] is None else ("yes" if r["mechanism_top3"] else "no")
-        top = "; ".join(f"{c['service']}/{c['mechanism']} {c['score']:.2f}" for c in r["candidates"][:3]) or "no candidates"
+        top = (
+            "; ".join(f"{c['service']}/{c['mechanism']} {c['score']:.2f}" for c in r["candidates"][:3])
+            or "no candidates"
+        )
         print(f"{r['scenario']:<20} {truth:<14} {rank:>4} {mech:>6} {r['seconds']:>5.1f}  {top}")
     fmt = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
-    print(f"AC@1 {fmt(summary['ac_at_1'])}  AC@3 {fmt(summary['ac_at_3'])}  "
-          f"mechanism in top 3 {fmt(summary['mechanism_top3'])}  "
-          f"over {summary['incident_scenarios']} incident scenarios; "
-          f"healthy max score {fmt(summary['healthy_max_score'])} (bar <= 0.50)")
+    print(
+        f"AC@1 {fmt(summary['ac_at_1'])}  AC@3 {fmt(summary['ac_at_3'])}  "
+        f"mechanism in top 3 {fmt(summary['mechanism_top3'])}  "
+        f"over {summary['incident_scenarios']} incident scenarios; "
+        f"healthy max score {fmt(summary['healthy_max_score'])} (bar <= 0.50)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench/rca.py", description="AC@1/AC@3 of correlate over the scenarios")
+    parser = argparse.ArgumentParser(
+        prog="bench/rca.py", description="AC@1/AC@3 of correlate over the scenarios"
+    )
     parser.add_argument("--scenario", action="append", help="only this scenario (repeatable)")
-    parser.add_argument("--scale", type=float, default=None, help="generate at this scale instead of the fixtures")
+    parser.add_argument(
+        "--scale", type=float, default=None, help="generate at this scale instead of the fixtures"
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args(argv)

@@ -65,11 +65,22 @@ def run_case(folder: Path) -> dict[str, Any]:
     rank = services.index(true) + 1 if true in services else None
     first = report.candidates[0] if report.candidates else None
     return {
-        "case": folder.name, "system": truth["system"], "fault": truth["fault_type"], "truth": true,
-        "rank": rank, "seconds": round(seconds, 2), "top": services[:3],
-        "first": None if first is None else {
-            "service": first.service, "mechanism": first.mechanism, "score": first.score,
-            "confidence": getattr(first, "confidence", None), "summary": first.summary},
+        "case": folder.name,
+        "system": truth["system"],
+        "fault": truth["fault_type"],
+        "truth": true,
+        "rank": rank,
+        "seconds": round(seconds, 2),
+        "top": services[:3],
+        "first": None
+        if first is None
+        else {
+            "service": first.service,
+            "mechanism": first.mechanism,
+            "score": first.score,
+            "confidence": getattr(first, "confidence", None),
+            "summary": first.summary,
+        },
     }
 
 
@@ -85,9 +96,13 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         groups[("all", r["fault"])].append(r)
         groups[("all", "all")].append(r)
     table = {
-        f"{s}/{f}": {"cases": len(rs), "ac_at_1": round(_ac(rs, 1), 3), "ac_at_3": round(_ac(rs, 3), 3),
-                     "mean_s": round(sum(r["seconds"] for r in rs) / len(rs), 2),
-                     "max_s": max(r["seconds"] for r in rs)}
+        f"{s}/{f}": {
+            "cases": len(rs),
+            "ac_at_1": round(_ac(rs, 1), 3),
+            "ac_at_3": round(_ac(rs, 3), 3),
+            "mean_s": round(sum(r["seconds"] for r in rs) / len(rs), 2),
+            "max_s": max(r["seconds"] for r in rs),
+        }
         for (s, f), rs in sorted(groups.items())
     }
     calib: dict[str, dict[str, Any]] = {}
@@ -98,21 +113,29 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _print(summary: dict[str, Any]) -> None:
-    print(f"{'case':<18} {'system':<15} {'fault':<14} {'true service':<30} {'rank':>4} {'secs':>5} "
-          f"{'conf':<6}  top 3")
+    print(
+        f"{'case':<18} {'system':<15} {'fault':<14} {'true service':<30} {'rank':>4} {'secs':>5} "
+        f"{'conf':<6}  top 3"
+    )
     for r in summary["cases"]:
         rank = "-" if r["rank"] is None else str(r["rank"])
         conf = (r["first"] or {}).get("confidence") or "-"
-        print(f"{r['case']:<18} {r['system']:<15} {r['fault']:<14} {r['truth']:<30} {rank:>4} "
-              f"{r['seconds']:>5.2f} {conf:<6}  {', '.join(r['top']) or '(no candidates)'}")
+        print(
+            f"{r['case']:<18} {r['system']:<15} {r['fault']:<14} {r['truth']:<30} {rank:>4} "
+            f"{r['seconds']:>5.2f} {conf:<6}  {', '.join(r['top']) or '(no candidates)'}"
+        )
     print()
     print(f"{'system/fault':<32} {'cases':>5} {'AC@1':>5} {'AC@3':>5} {'mean s':>7} {'max s':>6}")
     for key, t in summary["table"].items():
-        print(f"{key:<32} {t['cases']:>5} {t['ac_at_1']:>5.2f} {t['ac_at_3']:>5.2f} {t['mean_s']:>7.2f} "
-              f"{t['max_s']:>6.2f}")
+        print(
+            f"{key:<32} {t['cases']:>5} {t['ac_at_1']:>5.2f} {t['ac_at_3']:>5.2f} {t['mean_s']:>7.2f} "
+            f"{t['max_s']:>6.2f}"
+        )
     print()
-    print("first candidate right, by its confidence: " + "; ".join(
-        f"{lvl} {c['first_right']}/{c['cases']}" for lvl, c in summary["confidence"].items()))
+    print(
+        "first candidate right, by its confidence: "
+        + "; ".join(f"{lvl} {c['first_right']}/{c['cases']}" for lvl, c in summary["confidence"].items())
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

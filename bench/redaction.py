@@ -71,9 +71,13 @@ def _build(name: str, truth: dict[str, Any]) -> tuple[str, dict[str, int]]:
     from escalation.bundle import BundleBuilder
 
     w = truth["window"]
-    req = EscalationRequest(question="What is the root cause?", dataset=name, provider="offline",
-                            window=Window(w["incident_start_ns"], w["incident_end_ns"]),
-                            baseline=Window(w["baseline_start_ns"], w["baseline_end_ns"]))
+    req = EscalationRequest(
+        question="What is the root cause?",
+        dataset=name,
+        provider="offline",
+        window=Window(w["incident_start_ns"], w["incident_end_ns"]),
+        baseline=Window(w["baseline_start_ns"], w["baseline_end_ns"]),
+    )
     session = open_dataset(name)
     try:
         bundle = BundleBuilder(req, session, budget_tokens=BUDGET_TOKENS).build()
@@ -137,11 +141,15 @@ def main() -> int:
         replaced.update(s.strip() for s in strings)
         print(f"{d.name:<22}{len(plain):>10,}{n:>9,}  {json.dumps(counts) if counts else '-'}")
     share = changed / total if total else 0.0
-    print(f"total: {changed:,} of {total:,} characters changed by redaction ({share:.4%}); "
-          f"placeholders {sum(kinds.values())} {dict(sorted(kinds.items()))}; "
-          f"measured {datetime.now(UTC):%Y-%m-%d}")
+    print(
+        f"total: {changed:,} of {total:,} characters changed by redaction ({share:.4%}); "
+        f"placeholders {sum(kinds.values())} {dict(sorted(kinds.items()))}; "
+        f"measured {datetime.now(UTC):%Y-%m-%d}"
+    )
     if unstable:
-        print(f"({unstable:,} characters differed between the two builds without a placeholder: not redaction)")
+        print(
+            f"({unstable:,} characters differed between the two builds without a placeholder: not redaction)"
+        )
     _report(replaced)
     _code_figure()
     return 0
@@ -160,8 +168,11 @@ def _code_figure() -> None:
     total = changed = 0
     kinds: Counter[str] = Counter()
     replaced: Counter[str] = Counter()
-    files = sorted(f for d in ("ingest", "correlate", "escalation", "mcp_server", "bench")
-                   for f in (REPO / d).rglob("*.py"))
+    files = sorted(
+        f
+        for d in ("ingest", "correlate", "escalation", "mcp_server", "bench")
+        for f in (REPO / d).rglob("*.py")
+    )
     for f in files:
         text = f.read_text(encoding="utf-8")
         r = Redactor()
@@ -171,8 +182,10 @@ def _code_figure() -> None:
         kinds.update(r.counts)
         replaced.update(f"{f.relative_to(REPO)}: {s.strip()}" for s in strings)
     share = changed / total if total else 0.0
-    print(f"code: {changed:,} of {total:,} characters of {len(files)} source files changed ({share:.4%}); "
-          f"placeholders {sum(kinds.values())} {dict(sorted(kinds.items()))}")
+    print(
+        f"code: {changed:,} of {total:,} characters of {len(files)} source files changed ({share:.4%}); "
+        f"placeholders {sum(kinds.values())} {dict(sorted(kinds.items()))}"
+    )
     _report(replaced)
 
 

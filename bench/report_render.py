@@ -28,24 +28,47 @@ if str(REPO) not in sys.path:
 S = 1_000_000_000
 T0 = 1_750_000_000 * S
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-quic"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 
 def _span(tid: str, sid: str, parent: str | None, name: str, start: int, end: int, err: bool = False) -> dict:
-    out = {"traceId": tid, "spanId": sid, "name": name, "kind": 1,
-           "startTimeUnixNano": str(start), "endTimeUnixNano": str(end),
-           "attributes": [{"key": "db.statement", "value": {"stringValue": f"SELECT * FROM t WHERE id = {sid[-4:]}"}}],
-           "status": {"code": 2} if err else {}}
+    out = {
+        "traceId": tid,
+        "spanId": sid,
+        "name": name,
+        "kind": 1,
+        "startTimeUnixNano": str(start),
+        "endTimeUnixNano": str(end),
+        "attributes": [
+            {"key": "db.statement", "value": {"stringValue": f"SELECT * FROM t WHERE id = {sid[-4:]}"}}
+        ],
+        "status": {"code": 2} if err else {},
+    }
     if parent:
         out["parentSpanId"] = parent
     return out
 
 
 def _doc(spans_by_service: dict[str, list[dict]]) -> str:
-    return json.dumps({"resourceSpans": [
-        {"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": svc}}]},
-         "scopeSpans": [{"spans": spans}]} for svc, spans in spans_by_service.items()]})
+    return json.dumps(
+        {
+            "resourceSpans": [
+                {
+                    "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": svc}}]},
+                    "scopeSpans": [{"spans": spans}],
+                }
+                for svc, spans in spans_by_service.items()
+            ]
+        }
+    )
 
 
 def write_dump(path: Path, n: int, rng: random.Random) -> str:
@@ -55,10 +78,20 @@ def write_dump(path: Path, n: int, rng: random.Random) -> str:
     for k in range(30):  # baseline: small traces of the same root operation
         tid = f"{k + 1:032x}"
         start = T0 + k * S
-        by: dict[str, list[dict]] = {"gateway": [_span(tid, f"{1:016x}", None, "GET /batch", start, start + 40_000_000)]}
+        by: dict[str, list[dict]] = {
+            "gateway": [_span(tid, f"{1:016x}", None, "GET /batch", start, start + 40_000_000)]
+        }
         for j in range(2, 10):
             by.setdefault(services[j % 12], []).append(
-                _span(tid, f"{j:016x}", f"{1:016x}", f"op-{j % 5}", start + j * 1_000_000, start + j * 1_000_000 + 3_000_000))
+                _span(
+                    tid,
+                    f"{j:016x}",
+                    f"{1:016x}",
+                    f"op-{j % 5}",
+                    start + j * 1_000_000,
+                    start + j * 1_000_000 + 3_000_000,
+                )
+            )
         lines.append(_doc(by))
     tid = "f" * 32
     start = T0 + 60 * S
@@ -68,8 +101,16 @@ def write_dump(path: Path, n: int, rng: random.Random) -> str:
         parent = rng.choice(parents[-200:]) if rng.random() < 0.7 else rng.choice(parents)
         s0 = start + (j * 9 * S) // (n + 2)
         by.setdefault(services[j % 12], []).append(
-            _span(tid, f"{j:016x}", f"{parent:016x}", f"op-{j % 17}", s0, s0 + rng.randint(100_000, 30_000_000),
-                  err=rng.random() < 0.002))
+            _span(
+                tid,
+                f"{j:016x}",
+                f"{parent:016x}",
+                f"op-{j % 17}",
+                s0,
+                s0 + rng.randint(100_000, 30_000_000),
+                err=rng.random() < 0.002,
+            )
+        )
         parents.append(j)
     lines.append(_doc(by))
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -112,10 +153,14 @@ def main(argv: list[str] | None = None) -> int:
                 times.append(time.perf_counter() - t)
                 page.close()
             browser.close()
-    print(f"trace of {wf['spans']:,} spans: {wf['shown']:,} drawn, {wf['folded']:,} folded; "
-          f"file {page_info.bytes / 1e6:.2f} MB; correlate + write {write_s:.2f} s")
-    print(f"chromium, navigation to first painted frame after load, {args.runs} runs: "
-          f"median {statistics.median(times):.3f} s, max {max(times):.3f} s (goal: < 2 s)")
+    print(
+        f"trace of {wf['spans']:,} spans: {wf['shown']:,} drawn, {wf['folded']:,} folded; "
+        f"file {page_info.bytes / 1e6:.2f} MB; correlate + write {write_s:.2f} s"
+    )
+    print(
+        f"chromium, navigation to first painted frame after load, {args.runs} runs: "
+        f"median {statistics.median(times):.3f} s, max {max(times):.3f} s (goal: < 2 s)"
+    )
     return 0
 
 

@@ -40,9 +40,15 @@ def samples() -> list[tuple[str, str]]:
         truth = json.loads((d / "truth.json").read_text())
         w = truth["window"]
         ingest_paths([str(d)], dataset=d.name, workers=1)
-        p = prepare(EscalationRequest(question="What is the root cause?", dataset=d.name, provider="offline",
-                                      window=Window(w["incident_start_ns"], w["incident_end_ns"]),
-                                      baseline=Window(w["baseline_start_ns"], w["baseline_end_ns"])))
+        p = prepare(
+            EscalationRequest(
+                question="What is the root cause?",
+                dataset=d.name,
+                provider="offline",
+                window=Window(w["incident_start_ns"], w["incident_end_ns"]),
+                baseline=Window(w["baseline_start_ns"], w["baseline_end_ns"]),
+            )
+        )
         out.append((f"bundle:{d.name}", p.request.messages[0].text))
     for path in sorted((REPO / "escalation").rglob("*.py"))[:8] + [REPO / "README.md"]:
         out.append((f"file:{path.relative_to(REPO)}", path.read_text(encoding="utf-8")))
@@ -53,7 +59,9 @@ def main() -> int:
     try:
         import quicktok
     except ImportError:
-        print("needs the quicktok-v1 package (pip install quicktok-v1): it ships the o200k and llama3 tokenizers")
+        print(
+            "needs the quicktok-v1 package (pip install quicktok-v1): it ships the o200k and llama3 tokenizers"
+        )
         return 2
     from escalation.tokens import estimate_tokens
 
@@ -65,8 +73,11 @@ def main() -> int:
         n = len(o200k.encode(text))
         return n + sum(len(m) - math.ceil(len(m) / 3) for m in re.findall(r"\d+", text))
 
-    encs = {"o200k": lambda t: len(o200k.encode(t)), "llama3": lambda t: len(llama3.encode(t)),
-            "o200k+d": gemini_digits}
+    encs = {
+        "o200k": lambda t: len(o200k.encode(t)),
+        "llama3": lambda t: len(llama3.encode(t)),
+        "o200k+d": gemini_digits,
+    }
     print(f"{'sample':<44}{'chars':>9}{'estimate':>10}" + "".join(f"{k:>9}{'err%':>8}" for k in encs))
     errs: dict[str, list[float]] = {k: [] for k in encs}
     bundle_errs: dict[str, list[float]] = {k: [] for k in encs}
@@ -82,8 +93,12 @@ def main() -> int:
             row += f"{n:>9,}{e:>+8.1f}"
         print(row)
     for label, table in (("all samples", errs), ("bundles", bundle_errs)):
-        summary = ", ".join(f"{k}: mean {sum(v) / len(v):+.1f}%, mean |err| {sum(map(abs, v)) / len(v):.1f}%, "
-                            f"range {min(v):+.1f}..{max(v):+.1f}%" for k, v in table.items() if v)
+        summary = ", ".join(
+            f"{k}: mean {sum(v) / len(v):+.1f}%, mean |err| {sum(map(abs, v)) / len(v):.1f}%, "
+            f"range {min(v):+.1f}..{max(v):+.1f}%"
+            for k, v in table.items()
+            if v
+        )
         print(f"{label}: {summary}")
     return 0
 

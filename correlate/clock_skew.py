@@ -40,8 +40,12 @@ __all__ = [
 
 DEFAULT_MAX_DELTA_NS = 60 * 1_000_000_000
 
-WARN_ADJUSTED = "clock skew: this span's timestamps were adjusted by {delta} (host {host} vs parent host {parent_host})"
-WARN_MAX_DELTA = "max clock skew adjustment delta of {max_delta} exceeded; not applying calculated delta of {delta}"
+WARN_ADJUSTED = (
+    "clock skew: this span's timestamps were adjusted by {delta} (host {host} vs parent host {parent_host})"
+)
+WARN_MAX_DELTA = (
+    "max clock skew adjustment delta of {max_delta} exceeded; not applying calculated delta of {delta}"
+)
 
 
 @dataclass(frozen=True)
@@ -98,10 +102,14 @@ def adjust_clock_skew(tree: TraceTree, max_delta_ns: int = DEFAULT_MAX_DELTA_NS)
                     delta = 0
                 elif delta:
                     warnings.setdefault(sid, []).append(
-                        WARN_ADJUSTED.format(delta=format_delta(delta), host=span.host, parent_host=parent.host)
+                        WARN_ADJUSTED.format(
+                            delta=format_delta(delta), host=span.host, parent_host=parent.host
+                        )
                     )
         if delta:
-            adjusted[sid] = dataclasses.replace(span, start_ns=span.start_ns + delta, end_ns=span.end_ns + delta)
+            adjusted[sid] = dataclasses.replace(
+                span, start_ns=span.start_ns + delta, end_ns=span.end_ns + delta
+            )
             deltas[sid] = delta
         stack.extend((c, delta) for c in reversed(tree.children.get(sid, ())))
     return SkewResult(

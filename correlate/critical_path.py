@@ -111,7 +111,9 @@ def sanitize(spans: dict[str, CPSpan], root: str) -> None:
         for cid in parent.children:
             child = spans[cid]
             if child.start_ns >= parent.end_ns or child.end_ns <= parent.start_ns:
-                if not (child.start_ns == child.end_ns and parent.start_ns <= child.start_ns <= parent.end_ns):
+                if not (
+                    child.start_ns == child.end_ns and parent.start_ns <= child.start_ns <= parent.end_ns
+                ):
                     _drop(spans, cid)
                     continue
             child.start_ns = max(child.start_ns, parent.start_ns)
@@ -171,11 +173,11 @@ def exclusive_ns(spans: Mapping[str, CPSpan], on_path: Mapping[str, list[str]]) 
 def segments(spans: Mapping[str, CPSpan], on_path: Mapping[str, list[str]], root: str) -> list[Segment]:
     """The path as a timeline. An overlapping earlier child is cut where the next one starts.
 
-        A  |0------------------------------------------------1000|
-        B     |10----210|                                            B, C overlap by 1
-        C              |209----309|                                  C, D overlap by 1
-        D                        |308--------608|
-        -> A 0-10, B 10-209, C 209-308, D 308-608, A 608-1000
+    A  |0------------------------------------------------1000|
+    B     |10----210|                                            B, C overlap by 1
+    C              |209----309|                                  C, D overlap by 1
+    D                        |308--------608|
+    -> A 0-10, B 10-209, C 209-308, D 308-608, A 608-1000
     """
     out: list[Segment] = []
     # tasks: ("visit", span, lo, hi) or ("emit", span, lo, hi); popped in time order

@@ -116,8 +116,13 @@ def run_correlation(
         ranked = [c for c in ranked if c.service in keep]
         findings = [f for f in findings if f.service is None or f.service in keep]
     return CorrelationReport(
-        dataset=session.name, window=win, baseline=base, services=services,
-        candidates=tuple(ranked), findings=tuple(findings), notes=tuple(notes),
+        dataset=session.name,
+        window=win,
+        baseline=base,
+        services=services,
+        candidates=tuple(ranked),
+        findings=tuple(findings),
+        notes=tuple(notes),
         seconds=round(time.monotonic() - started, 3),
     )
 
@@ -137,8 +142,9 @@ def materialise(con: Any, win: Window, base: Window | None) -> tuple[AnalysisCon
     notes: list[str] = []
     periods = [win] + ([base] if base else [])
     n = sum(
-        con.execute("SELECT count(*) FROM spans WHERE start_ns >= ? AND start_ns < ?", [p.start_ns, p.end_ns])
-        .fetchone()[0]
+        con.execute(
+            "SELECT count(*) FROM spans WHERE start_ns >= ? AND start_ns < ?", [p.start_ns, p.end_ns]
+        ).fetchone()[0]
         for p in periods
     )
     if not n:
@@ -168,8 +174,14 @@ def materialise(con: Any, win: Window, base: Window | None) -> tuple[AnalysisCon
         notes.extend(_thin_baseline_notes(int(n_b), data_b, asked_b))
     has_status, more = _what_the_data_lacks(con, win, base)
     notes.extend(more)
-    ctx = AnalysisContext(con=con, window=win, baseline=base, sample_mod=sample_mod, data_s=(data_b, data_a),
-                          has_status=has_status)
+    ctx = AnalysisContext(
+        con=con,
+        window=win,
+        baseline=base,
+        sample_mod=sample_mod,
+        data_s=(data_b, data_a),
+        has_status=has_status,
+    )
     return ctx, notes
 
 
@@ -187,21 +199,29 @@ def _what_the_data_lacks(con: Any, win: Window, base: Window | None) -> tuple[bo
     ).fetchone()
     notes = []
     if n and inferred:
-        notes.append(f"span kinds: {100 * inferred / n:.0f}% of spans declared none; client/server inferred from "
-                     "the call tree (a child in another service is the server of its parent's call)")
+        notes.append(
+            f"span kinds: {100 * inferred / n:.0f}% of spans declared none; client/server inferred from "
+            "the call tree (a child in another service is the server of its parent's call)"
+        )
     if n and not status:
-        notes.append("no span carries an error status: errors were read from logs and from the shape of the "
-                     "call tree only")
+        notes.append(
+            "no span carries an error status: errors were read from logs and from the shape of the "
+            "call tree only"
+        )
     if n and not attrs:
-        notes.append("no span carries attributes: analyses that read them (db statements, peers, messaging, "
-                     "attribute contrasts) had nothing to use")
+        notes.append(
+            "no span carries attributes: analyses that read them (db statements, peers, messaging, "
+            "attribute contrasts) had nothing to use"
+        )
     logs, unlevelled = con.execute(
         f"""SELECT count(*), count(*) FILTER (WHERE coalesce(severity_number, 0) = 0) FROM logs
             WHERE time_ns >= {lo} AND time_ns < {win.end_ns}"""
     ).fetchone()
     if logs and unlevelled:
-        notes.append(f"log severity: {100 * unlevelled / logs:.0f}% of log records carry none; their level was "
-                     "read from the text")
+        notes.append(
+            f"log severity: {100 * unlevelled / logs:.0f}% of log records carry none; their level was "
+            "read from the text"
+        )
     return bool(status), notes
 
 
@@ -212,9 +232,13 @@ def _thin_baseline_notes(n_requests: int, data_s: float, asked_s: float) -> list
     """What to say about a baseline that holds little: how many requests, over how long."""
     notes = []
     if n_requests < THIN_BASELINE_REQUESTS:
-        notes.append(f"thin baseline: {n_requests} request{'s' if n_requests != 1 else ''} before the window "
-                     f"(over {data_s:.0f} s); figures before are rough, medians and rank tests were used")
+        notes.append(
+            f"thin baseline: {n_requests} request{'s' if n_requests != 1 else ''} before the window "
+            f"(over {data_s:.0f} s); figures before are rough, medians and rank tests were used"
+        )
     if n_requests and data_s < 0.9 * asked_s:
-        notes.append(f"the baseline holds data for {data_s:.0f} s of the {asked_s:.0f} s asked: rates use the "
-                     "time that holds data")
+        notes.append(
+            f"the baseline holds data for {data_s:.0f} s of the {asked_s:.0f} s asked: rates use the "
+            "time that holds data"
+        )
     return notes

@@ -52,7 +52,14 @@ __all__ = [
 MAX_LOG_TEXTS = MAX_BODIES  # distinct log texts templated at most, as the log_templates analysis
 MAX_CODE_LOCATIONS = 40
 
-_LEVELS = ((FATAL, "FATAL"), (ERROR, "ERROR"), (WARN, "WARN"), (INFO, "INFO"), (DEBUG, "DEBUG"), (TRACE, "TRACE"))
+_LEVELS = (
+    (FATAL, "FATAL"),
+    (ERROR, "ERROR"),
+    (WARN, "WARN"),
+    (INFO, "INFO"),
+    (DEBUG, "DEBUG"),
+    (TRACE, "TRACE"),
+)
 
 
 def severity_name(number: int | None) -> str:
@@ -87,14 +94,16 @@ def exemplar_traces(
     queries = {
         "slowest": f"SELECT trace_id FROM traces WHERE {where} ORDER BY duration_ns DESC, trace_id LIMIT 1",
         "failing": f"SELECT trace_id FROM traces WHERE {where} AND has_error "
-                   "ORDER BY error_count DESC, start_ns, trace_id LIMIT 1",
+        "ORDER BY error_count DESC, start_ns, trace_id LIMIT 1",
         "typical": f"SELECT trace_id FROM traces WHERE {where} ORDER BY abs(duration_ns - "
-                   f"(SELECT median(duration_ns) FROM traces WHERE {where})), trace_id LIMIT 1",
+        f"(SELECT median(duration_ns) FROM traces WHERE {where})), trace_id LIMIT 1",
     }
     if baseline is not None:
         bw = _in("start_ns", baseline) + svc
-        queries["baseline_typical"] = (f"SELECT trace_id FROM traces WHERE {bw} ORDER BY abs(duration_ns - "
-                                       f"(SELECT median(duration_ns) FROM traces WHERE {bw})), trace_id LIMIT 1")
+        queries["baseline_typical"] = (
+            f"SELECT trace_id FROM traces WHERE {bw} ORDER BY abs(duration_ns - "
+            f"(SELECT median(duration_ns) FROM traces WHERE {bw})), trace_id LIMIT 1"
+        )
     session.ensure_materialized("traces")
     out = []
     for role, sql in queries.items():
@@ -106,8 +115,10 @@ def exemplar_traces(
 
 def trace_sources(session: Any, trace_id: str) -> tuple[str, ...]:
     """The source ids (ingested files) the spans of one trace came from, sorted."""
-    got = session.fetch("SELECT DISTINCT source_id FROM spans WHERE trace_id = ? AND source_id IS NOT NULL "
-                        "ORDER BY 1", [trace_id])
+    got = session.fetch(
+        "SELECT DISTINCT source_id FROM spans WHERE trace_id = ? AND source_id IS NOT NULL ORDER BY 1",
+        [trace_id],
+    )
     return tuple(r[0] for r in got)
 
 
@@ -170,10 +181,12 @@ def log_template_counts(
     periods = f"({in_w} OR {_in('time_ns', baseline)})" if baseline is not None else in_w
     svc = f" AND service_name IN ({', '.join(lit(s) for s in services)})" if services else ""
     where = f"body IS NOT NULL AND {periods}{svc}"
-    grouped = (f"SELECT coalesce(service_name, '?') AS service, {in_w} AS w, body, max(severity_number) AS severity, "
-               f"count(*) AS n, arg_min(struct_pack(time_ns := time_ns, trace_id := trace_id, span_id := span_id, "
-               f"source_id := source_id), struct_pack(t := time_ns, src := source_id, o := source_offset)) AS first "
-               f"FROM logs WHERE {where} GROUP BY ALL")
+    grouped = (
+        f"SELECT coalesce(service_name, '?') AS service, {in_w} AS w, body, max(severity_number) AS severity, "
+        f"count(*) AS n, arg_min(struct_pack(time_ns := time_ns, trace_id := trace_id, span_id := span_id, "
+        f"source_id := source_id), struct_pack(t := time_ns, src := source_id, o := source_offset)) AS first "
+        f"FROM logs WHERE {where} GROUP BY ALL"
+    )
     sql = f"{grouped} ORDER BY n DESC, body, service, w DESC"
     rows = session.fetch(f"{sql} LIMIT {int(max_texts) + 1}")
     kept = rows[:max_texts]
@@ -182,7 +195,8 @@ def log_template_counts(
     if len(rows) > max_texts:
         texts, lines_w, lines_b = session.fetch(
             f"SELECT count(*), coalesce(sum(n) FILTER (WHERE w), 0), coalesce(sum(n) FILTER (WHERE NOT w), 0) "
-            f"FROM ({grouped})")[0]
+            f"FROM ({grouped})"
+        )[0]
     else:
         texts, lines_w, lines_b = len(kept), counted_w, counted_b
 
@@ -194,7 +208,9 @@ def log_template_counts(
     for (service, severity), group in sorted(by_group.items()):
         texts_in = [redact(r[2]) if redact else r[2] for r in group]
         for r, template in zip(group, mine_templates(texts_in), strict=True):
-            t = acc.setdefault((service, severity, template), {"w": 0, "b": 0, "first": None, "inferred": False})
+            t = acc.setdefault(
+                (service, severity, template), {"w": 0, "b": 0, "first": None, "inferred": False}
+            )
             t["inferred"] = t["inferred"] or effective_severity(r[3], r[2])[1]
             if r[1]:
                 t["w"] += r[4]
@@ -205,20 +221,43 @@ def log_template_counts(
     templates = []
     for (service, severity, template), t in acc.items():
         first = t["first"] or {}
-        templates.append(LogTemplate(
-            service=service, severity_number=severity, severity=severity_name(severity),
-            severity_inferred=t["inferred"], template=template, count=t["w"], baseline_count=t["b"],
-            trace_id=first.get("trace_id"), span_id=first.get("span_id"), source_id=first.get("source_id")))
+        templates.append(
+            LogTemplate(
+                service=service,
+                severity_number=severity,
+                severity=severity_name(severity),
+                severity_inferred=t["inferred"],
+                template=template,
+                count=t["w"],
+                baseline_count=t["b"],
+                trace_id=first.get("trace_id"),
+                span_id=first.get("span_id"),
+                source_id=first.get("source_id"),
+            )
+        )
     templates.sort(key=lambda x: (-x.severity_number, -x.count, x.service, x.template))
     return LogTemplateCounts(
-        window=window, baseline=baseline, templates=tuple(templates), lines=int(lines_w), baseline_lines=int(lines_b),
-        untemplated=int(lines_w) - counted_w, baseline_untemplated=int(lines_b) - counted_b, texts=int(texts),
-        texts_cap=int(max_texts), sql=_one_line(sql))
+        window=window,
+        baseline=baseline,
+        templates=tuple(templates),
+        lines=int(lines_w),
+        baseline_lines=int(lines_b),
+        untemplated=int(lines_w) - counted_w,
+        baseline_untemplated=int(lines_b) - counted_b,
+        texts=int(texts),
+        texts_cap=int(max_texts),
+        sql=_one_line(sql),
+    )
 
 
 def _first_key(first: dict[str, Any]) -> tuple[int, str, str, str]:
     """The first line: the earliest, ties to the smaller ids."""
-    return (first["time_ns"], first.get("source_id") or "", first.get("trace_id") or "", first.get("span_id") or "")
+    return (
+        first["time_ns"],
+        first.get("source_id") or "",
+        first.get("trace_id") or "",
+        first.get("span_id") or "",
+    )
 
 
 # code the spans point at ---------------------------------------------------------------------
@@ -227,23 +266,29 @@ def _first_key(first: dict[str, Any]) -> tuple[int, str, str, str]:
 def code_locations(session: Any, window: Window, limit: int = MAX_CODE_LOCATIONS) -> tuple[CodeLocation, ...]:
     """The code places (`code.file.path`, line, function) spans starting in the window name,
     those with the most erroring spans first, then the busiest."""
-    got = session.fetch(_one_line(f"""
+    got = session.fetch(
+        _one_line(f"""
         SELECT code_filepath, code_lineno, code_function,
                arg_min(struct_pack(trace_id := trace_id, span_id := span_id), struct_pack(s := start_ns, t := trace_id)),
                count(*) FILTER (WHERE status_code = 'ERROR') AS errs, count(*) AS n
-        FROM spans WHERE {_in('start_ns', window)} AND code_filepath IS NOT NULL
-        GROUP BY 1, 2, 3 ORDER BY errs DESC, n DESC, 1, 2, 3 LIMIT {int(limit)}"""))
-    return tuple(CodeLocation(path, line, func, ex["trace_id"], ex["span_id"], int(errs), int(n))
-                 for path, line, func, ex, errs, n in got)
+        FROM spans WHERE {_in("start_ns", window)} AND code_filepath IS NOT NULL
+        GROUP BY 1, 2, 3 ORDER BY errs DESC, n DESC, 1, 2, 3 LIMIT {int(limit)}""")
+    )
+    return tuple(
+        CodeLocation(path, line, func, ex["trace_id"], ex["span_id"], int(errs), int(n))
+        for path, line, func, ex, errs, n in got
+    )
 
 
 def stack_traces(session: Any, window: Window, limit: int = MAX_CODE_LOCATIONS) -> tuple[StackTrace, ...]:
     """The `exception.stacktrace` texts of exception events on the first `limit` spans of the
     window that carry one."""
-    got = session.fetch(_one_line(f"""
+    got = session.fetch(
+        _one_line(f"""
         SELECT trace_id, span_id, events FROM spans
-        WHERE {_in('start_ns', window)} AND exception_type IS NOT NULL AND events LIKE '%stacktrace%'
-        ORDER BY start_ns, trace_id, span_id LIMIT {int(limit)}"""))
+        WHERE {_in("start_ns", window)} AND exception_type IS NOT NULL AND events LIKE '%stacktrace%'
+        ORDER BY start_ns, trace_id, span_id LIMIT {int(limit)}""")
+    )
     return tuple(StackTrace(tid, sid, text) for tid, sid, events in got for text in _stacktraces(events))
 
 

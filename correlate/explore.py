@@ -31,7 +31,15 @@ from ingest.schema import LOG_SCHEMA, SPAN_SCHEMA
 if TYPE_CHECKING:
     import polars as pl
 
-__all__ = ["BATCH_ROWS", "TABLE_SCHEMAS", "polars_schema", "scan_parquet", "check_table", "mapped_reader", "head"]
+__all__ = [
+    "BATCH_ROWS",
+    "TABLE_SCHEMAS",
+    "polars_schema",
+    "scan_parquet",
+    "check_table",
+    "mapped_reader",
+    "head",
+]
 
 # rows of one streamed batch: a span row with its JSON attributes is ~1 KB, so a batch is tens of
 # MB at most (DuckDB's default of 1M rows a batch would be a GB)
@@ -64,7 +72,9 @@ def scan_parquet(files: Sequence[Path], schema: pa.Schema) -> pl.LazyFrame:
     return pl.scan_parquet([str(f) for f in files], schema=typed, glob=False, hive_partitioning=False)
 
 
-def mapped_reader(reader: pa.RecordBatchReader, statement: str, on_close: Callable[[], None]) -> pa.RecordBatchReader:
+def mapped_reader(
+    reader: pa.RecordBatchReader, statement: str, on_close: Callable[[], None]
+) -> pa.RecordBatchReader:
     """`reader` with DuckDB's errors mapped to SqlError as batches are read; `on_close` (which
     must bear a second call) runs when the batches are exhausted, a read fails, or the reader is
     dropped, read or not."""

@@ -34,8 +34,14 @@ __all__ = ["FORMATS", "format_for", "write_reader"]
 FORMATS = ("parquet", "arrow", "csv")
 ROW_GROUP_BYTES = 16 * 1024 * 1024  # Arrow bytes gathered before a Parquet row group is written
 ROW_GROUP_ROWS = 256 * 1024
-_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".arrow": "arrow", ".feather": "arrow", ".ipc": "arrow",
-             ".csv": "csv"}
+_SUFFIXES = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".arrow": "arrow",
+    ".feather": "arrow",
+    ".ipc": "arrow",
+    ".csv": "csv",
+}
 
 
 def format_for(path: str | Path) -> str | None:
@@ -132,4 +138,8 @@ def _text_column(col: pa.Array) -> pa.Array:
     return pa.array([text(v) for v in col.to_pylist()], pa.string())
 
 
-_WRITERS: dict[str, Callable[[pa.RecordBatchReader, Path], int]] = {"parquet": _parquet, "arrow": _arrow, "csv": _csv}
+_WRITERS: dict[str, Callable[[pa.RecordBatchReader, Path], int]] = {
+    "parquet": _parquet,
+    "arrow": _arrow,
+    "csv": _csv,
+}

@@ -108,7 +108,7 @@ def service_map(session: DatasetSession, report: CorrelationReport) -> ServiceMa
     rows = session.fetch(
         f"""WITH c AS (
               SELECT trace_id, span_id, parent_span_id, service_name, duration_ns,
-                     status_code = 'ERROR' AS err, {period.replace('x', 'start_ns')} AS period
+                     status_code = 'ERROR' AS err, {period.replace("x", "start_ns")} AS period
               FROM spans WHERE start_ns >= ? AND start_ns < ? AND service_name IS NOT NULL),
             c2 AS (SELECT * FROM c WHERE period IS NOT NULL),
             p AS (SELECT trace_id, span_id, service_name FROM spans
@@ -135,17 +135,39 @@ def service_map(session: DatasetSession, report: CorrelationReport) -> ServiceMa
         return slot.get(per, (0, 0, None))
 
     return ServiceMap(
-        window=report.window, baseline=report.baseline,
+        window=report.window,
+        baseline=report.baseline,
         nodes=tuple(
-            MapNode(svc, fig(s, "b")[0], fig(s, "a")[0], fig(s, "b")[1], fig(s, "a")[1], fig(s, "b")[2], fig(s, "a")[2])
-            for svc, s in sorted(nodes.items())),
+            MapNode(
+                svc,
+                fig(s, "b")[0],
+                fig(s, "a")[0],
+                fig(s, "b")[1],
+                fig(s, "a")[1],
+                fig(s, "b")[2],
+                fig(s, "a")[2],
+            )
+            for svc, s in sorted(nodes.items())
+        ),
         edges=tuple(
-            MapEdge(c, e, fig(s, "b")[0], fig(s, "a")[0], fig(s, "b")[1], fig(s, "a")[1], fig(s, "b")[2], fig(s, "a")[2])
-            for (c, e), s in sorted(edges.items())),
+            MapEdge(
+                c,
+                e,
+                fig(s, "b")[0],
+                fig(s, "a")[0],
+                fig(s, "b")[1],
+                fig(s, "a")[1],
+                fig(s, "b")[2],
+                fig(s, "a")[2],
+            )
+            for (c, e), s in sorted(edges.items())
+        ),
     )
 
 
-def example_pair(session: DatasetSession, report: CorrelationReport, trace_id: str | None = None) -> ExamplePair:
+def example_pair(
+    session: DatasetSession, report: CorrelationReport, trace_id: str | None = None
+) -> ExamplePair:
     """The top candidate's first example trace (or `trace_id`) and the baseline trace of the same
     root operation whose duration is nearest that root operation's baseline median."""
     if trace_id is None:
@@ -157,7 +179,9 @@ def example_pair(session: DatasetSession, report: CorrelationReport, trace_id: s
         return ExamplePair(None, None, None, None, "no candidate names an example trace")
     root = session.fetch(
         "SELECT service_name, name FROM spans WHERE trace_id = ? "
-        "ORDER BY (parent_span_id IS NULL OR parent_span_id = '') DESC, start_ns LIMIT 1", [trace_id])
+        "ORDER BY (parent_span_id IS NULL OR parent_span_id = '') DESC, start_ns LIMIT 1",
+        [trace_id],
+    )
     if not root:
         return ExamplePair(None, None, trace_id, None, f"trace {trace_id} has no spans in the dataset")
     svc, op = root[0]
@@ -173,23 +197,29 @@ def example_pair(session: DatasetSession, report: CorrelationReport, trace_id: s
         [b.start_ns, b.end_ns, svc, op],
     )
     if not got:
-        return ExamplePair(svc, op, trace_id, None,
-                           f"no trace in the baseline starts with {svc} {op}: nothing to compare with")
+        return ExamplePair(
+            svc,
+            op,
+            trace_id,
+            None,
+            f"no trace in the baseline starts with {svc} {op}: nothing to compare with",
+        )
     return ExamplePair(svc, op, trace_id, got[0][0])
 
 
-def operation_durations(session: DatasetSession, report: CorrelationReport,
-                        pairs: Sequence[tuple[str, str]]) -> list[Durations]:
+def operation_durations(
+    session: DatasetSession, report: CorrelationReport, pairs: Sequence[tuple[str, str]]
+) -> list[Durations]:
     """Span durations of each (service, operation) in the baseline and the window, at most
     MAX_DURATION_SAMPLES a period (an even sample by hash of the span id when there are more)."""
     lo, hi, period = _periods(report)
     out = []
     for svc, op in pairs:
         rows = session.fetch(
-            f"""WITH d AS (SELECT duration_ns, {period.replace('x', 'start_ns')} AS period,
-                                  row_number() OVER (PARTITION BY {period.replace('x', 'start_ns')}
+            f"""WITH d AS (SELECT duration_ns, {period.replace("x", "start_ns")} AS period,
+                                  row_number() OVER (PARTITION BY {period.replace("x", "start_ns")}
                                                      ORDER BY hash(span_id)) AS k,
-                                  count(*) OVER (PARTITION BY {period.replace('x', 'start_ns')}) AS n
+                                  count(*) OVER (PARTITION BY {period.replace("x", "start_ns")}) AS n
                            FROM spans WHERE start_ns >= ? AND start_ns < ? AND service_name = ? AND name = ?)
                 SELECT period, duration_ns, n FROM d WHERE period IS NOT NULL AND k <= ?""",
             [lo, hi, svc, op, MAX_DURATION_SAMPLES],
@@ -199,9 +229,14 @@ def operation_durations(session: DatasetSession, report: CorrelationReport,
         for p, d, n in rows:
             per[p].append(int(d))
             counts[p] = int(n)
-        out.append(Durations(
-            svc, op, tuple(sorted(per["b"])), tuple(sorted(per["a"])),
-            sampled=any(counts[p] > len(per[p]) for p in per),
-            counts={"baseline": counts["b"], "window": counts["a"]},
-        ))
+        out.append(
+            Durations(
+                svc,
+                op,
+                tuple(sorted(per["b"])),
+                tuple(sorted(per["a"])),
+                sampled=any(counts[p] > len(per[p]) for p in per),
+                counts={"baseline": counts["b"], "window": counts["a"]},
+            )
+        )
     return out

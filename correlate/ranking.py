@@ -43,11 +43,20 @@ __all__ = [
 
 # code_path_change is in both: a caller skips steps after a slow or failing callee answered
 LATENCY_FAMILY = frozenset(
-    {"latency_regression", "cpu_saturation", "network_delay", "n_plus_one", "retry_storm", "queue_backlog",
-     "timeout_cascade", "code_path_change"}
+    {
+        "latency_regression",
+        "cpu_saturation",
+        "network_delay",
+        "n_plus_one",
+        "retry_storm",
+        "queue_backlog",
+        "timeout_cascade",
+        "code_path_change",
+    }
 )
-ERROR_FAMILY = frozenset({"error_propagation", "dependency_failure", "timeout_cascade", "code_path_change",
-                          "lock_expiry"})
+ERROR_FAMILY = frozenset(
+    {"error_propagation", "dependency_failure", "timeout_cascade", "code_path_change", "lock_expiry"}
+)
 MESSENGER_FACTOR = 0.5
 MESSENGER_RATIO = 0.5  # a callee candidate this strong relative to the caller's explains it
 DEPLOY_LIFT = 0.35
@@ -67,7 +76,9 @@ def rank(
     cands = _dedupe(candidates)
     cands = _discount_messengers(cands, _call_graph(findings))
     cands = _discount_gaps_of_busy_callers(cands)
-    cands = _lift_deploys(cands, [f for f in findings if f.kind == "deploy" and f.evidence.details.get("coincides")])
+    cands = _lift_deploys(
+        cands, [f for f in findings if f.kind == "deploy" and f.evidence.details.get("coincides")]
+    )
     cands = _corroborate(cands)
     if not has_baseline:
         cands = [replace(c, score=round(min(c.score, NO_BASELINE_CAP), 4)) for c in cands]
@@ -163,8 +174,11 @@ def _discount_gaps_of_busy_callers(cands: list[Candidate]) -> list[Candidate]:
     for c in cands:
         if c.mechanism == "network_delay":
             callers = c.evidence.details.get("callers_into") or []
-            if callers and not c.evidence.details.get("callees_out_of") and all(
-                    own_work.get(a, 0.0) >= MESSENGER_RATIO * c.score for a in callers):
+            if (
+                callers
+                and not c.evidence.details.get("callees_out_of")
+                and all(own_work.get(a, 0.0) >= MESSENGER_RATIO * c.score for a in callers)
+            ):
                 c = replace(c, score=round(c.score * MESSENGER_FACTOR, 4))
         out.append(c)
     return out
@@ -193,13 +207,18 @@ def _lift_deploys(cands: list[Candidate], deploys: Sequence[Finding]) -> list[Ca
             f"and then: {top.summary}"
         )
         ev = Evidence(
-            before=f.evidence.before, after=f.evidence.after,
+            before=f.evidence.before,
+            after=f.evidence.after,
             trace_ids=top.evidence.trace_ids or f.evidence.trace_ids,
             span_ids=top.evidence.span_ids or f.evidence.span_ids,
-            sql=f.evidence.sql, details={**d, "regression": top.mechanism},
+            sql=f.evidence.sql,
+            details={**d, "regression": top.mechanism},
         )
-        out.append(Candidate(svc, top.operation, "deploy_regression", round(top.score * 0.97, 4), summary, ev,
-                             "deploys"))
+        out.append(
+            Candidate(
+                svc, top.operation, "deploy_regression", round(top.score * 0.97, 4), summary, ev, "deploys"
+            )
+        )
     return out
 
 
@@ -211,7 +230,9 @@ def _corroborate(cands: list[Candidate]) -> list[Candidate]:
             analyses.setdefault(c.service, set()).add(c.analysis)
     out = []
     for c in cands:
-        others = 0 if c.mechanism == "deploy_regression" else len(analyses.get(c.service, set()) - {c.analysis})
+        others = (
+            0 if c.mechanism == "deploy_regression" else len(analyses.get(c.service, set()) - {c.analysis})
+        )
         bonus = min(CORROBORATION * others, CORROBORATION_MAX)
         out.append(replace(c, score=round(min(1.0, c.score + (1.0 - c.score) * bonus), 4)) if bonus else c)
     return out

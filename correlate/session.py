@@ -93,7 +93,8 @@ def open_dataset(name: str, *, memory_limit: str | None = None, threads: int | N
         raise DatasetUnusable(str(exc)) from None
     except (OSError, ValueError) as exc:
         raise CorrelateError(
-            f"cannot read the manifest of dataset {name!r}: {exc}", "; remove it and ingest it again: {}",
+            f"cannot read the manifest of dataset {name!r}: {exc}",
+            "; remove it and ingest it again: {}",
             remedy=Remedy("remove_dataset", {"dataset": name}),
         ) from None
     return DatasetSession(handle, memory_limit=memory_limit, threads=threads)
@@ -217,7 +218,9 @@ class DatasetSession:
             seconds=round(time.monotonic() - started, 6),
         )
 
-    def _stopped_or(self, exc: CorrelateError, fired: threading.Event, timeout_s: float | None) -> CorrelateError:
+    def _stopped_or(
+        self, exc: CorrelateError, fired: threading.Event, timeout_s: float | None
+    ) -> CorrelateError:
         if fired.is_set():
             return QueryTimeout(timeout_s or 0.0)
         if self._cancelled.is_set():
@@ -267,8 +270,15 @@ class DatasetSession:
 
         return pl.from_arrow(self.arrow(query).read_all())  # type: ignore[return-value]
 
-    def export(self, query: str, path: str | Path, *, format: str | None = None, limit: int | None = None,
-               timeout_s: float | None = None) -> ExportResult:
+    def export(
+        self,
+        query: str,
+        path: str | Path,
+        *,
+        format: str | None = None,
+        limit: int | None = None,
+        timeout_s: float | None = None,
+    ) -> ExportResult:
         """Write the whole result of one read-only SELECT to `path` (its first `limit` rows when
         given), batch by batch, in bounded memory: parquet, arrow (IPC file) or csv, by default
         from the file's suffix. The file appears whole or not at all (correlate/export.py);
@@ -277,8 +287,10 @@ class DatasetSession:
 
         fmt = format or export.format_for(path)
         if fmt not in export.FORMATS:
-            raise CorrelateError(f"no export format for {str(path)!r}: name one of {', '.join(export.FORMATS)} "
-                                 "or end the file name in .parquet, .arrow or .csv")
+            raise CorrelateError(
+                f"no export format for {str(path)!r}: name one of {', '.join(export.FORMATS)} "
+                "or end the file name in .parquet, .arrow or .csv"
+            )
         if limit is not None and limit < 0:
             raise SqlError(f"row limit must be >= 0, got {limit}")
         started = time.monotonic()
@@ -303,8 +315,9 @@ class DatasetSession:
             timer.cancel()
             if reader is not None:
                 reader.close()
-        return ExportResult(path=str(path), format=fmt, rows=rows, bytes=size,
-                            seconds=round(time.monotonic() - started, 6))
+        return ExportResult(
+            path=str(path), format=fmt, rows=rows, bytes=size, seconds=round(time.monotonic() - started, 6)
+        )
 
     def columns(self) -> dict[str, list[tuple[str, str]]]:
         """Each view's (column, DuckDB type) in order: what `.schema` and completion show."""
@@ -485,9 +498,7 @@ def _connect(handle: DatasetHandle, memory_limit: str, threads: int, tmpdir: str
         raise
     except duckdb.Error as exc:
         con.close()
-        raise CorrelateError(
-            f"cannot open dataset {handle.name!r}: {_map(exc, '')}; re-ingest it"
-        ) from None
+        raise CorrelateError(f"cannot open dataset {handle.name!r}: {_map(exc, '')}; re-ingest it") from None
     return con, user
 
 

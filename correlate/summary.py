@@ -35,9 +35,7 @@ def dataset_summary(session: Any) -> dict[str, Any]:
         "logs": logs,
         "start_ns": start_ns,
         "end_ns": end_ns,
-        "services": [
-            {"service": s, "spans": n, "error_spans": e} for s, n, e in session.fetch(_SERVICES)
-        ],
+        "services": [{"service": s, "spans": n, "error_spans": e} for s, n, e in session.fetch(_SERVICES)],
         "top_operations": [
             {"service": s, "operation": o, "spans": n, "error_spans": e, "p50_ns": p50, "p95_ns": p95}
             for s, o, n, e, p50, p95 in session.fetch(_OPERATIONS, [TOP_OPERATIONS])

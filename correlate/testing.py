@@ -66,7 +66,11 @@ def make_dataset(
 
 
 def write_manifest(
-    root: Path, name: str, files: dict[str, list[str]], span_table: pa.Table | None, log_table: pa.Table | None
+    root: Path,
+    name: str,
+    files: dict[str, list[str]],
+    span_table: pa.Table | None,
+    log_table: pa.Table | None,
 ) -> None:
     import pyarrow.compute as pc
 

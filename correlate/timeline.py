@@ -33,12 +33,22 @@ from correlate.types import Window
 if TYPE_CHECKING:
     from correlate.session import DatasetSession
 
-__all__ = ["Timeline", "ServiceSeries", "ChangePoint", "Onset", "timeline", "change_point", "bucket_width",
-           "COLUMNS", "WIDTHS_NS"]
+__all__ = [
+    "Timeline",
+    "ServiceSeries",
+    "ChangePoint",
+    "Onset",
+    "timeline",
+    "change_point",
+    "bucket_width",
+    "COLUMNS",
+    "WIDTHS_NS",
+]
 
 S = 1_000_000_000
-WIDTHS_NS = tuple(int(w * S) for w in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600,
-                                        43200, 86400))
+WIDTHS_NS = tuple(
+    int(w * S) for w in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400)
+)
 COLUMNS = ("bucket_start_ns", "requests", "errors", "p50_ns", "p95_ns")
 PARENT_SLACK_NS = 600 * S
 MIN_BUCKETS = 6  # fewer buckets: no change point is called
@@ -97,9 +107,13 @@ class Timeline:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "window": asdict(self.window), "bucket_ns": self.bucket_ns, "columns": list(self.columns),
-            "services": [s.to_dict() for s in self.services], "changes": [c.to_dict() for c in self.changes],
-            "onset": None if self.onset is None else self.onset.to_dict(), "notes": list(self.notes),
+            "window": asdict(self.window),
+            "bucket_ns": self.bucket_ns,
+            "columns": list(self.columns),
+            "services": [s.to_dict() for s in self.services],
+            "changes": [c.to_dict() for c in self.changes],
+            "onset": None if self.onset is None else self.onset.to_dict(),
+            "notes": list(self.notes),
         }
 
 
@@ -144,7 +158,9 @@ def change_point(series: Sequence[float]) -> tuple[int, float, float, float] | N
     return k, statistics.median(series[:k]), statistics.median(series[k:]), z
 
 
-def count_change(counts: Sequence[int], trials: Sequence[int] | None = None) -> tuple[int, float, float, float] | None:
+def count_change(
+    counts: Sequence[int], trials: Sequence[int] | None = None
+) -> tuple[int, float, float, float] | None:
     """The split of a count series that best separates its rate: events a bucket (Poisson, when
     `trials` is None) or events per trial (errors per request: two proportions). (index, rate
     before, rate after, |z|)."""
@@ -155,7 +171,7 @@ def count_change(counts: Sequence[int], trials: Sequence[int] | None = None) -> 
     for c in counts:
         cum.append(cum[-1] + c)
     tot_t = [0]
-    for t in (trials if trials is not None else [1] * n):
+    for t in trials if trials is not None else [1] * n:
         tot_t.append(tot_t[-1] + t)
 
     def rates(k: int) -> tuple[float, float, float, float, float, float]:
@@ -172,7 +188,7 @@ def count_change(counts: Sequence[int], trials: Sequence[int] | None = None) -> 
             var = pooled / ta + pooled / tb
         else:
             var = pooled * (1 - pooled) * (1 / ta + 1 / tb)
-        return (rb - ra) / var ** 0.5 if var > 0 else 0.0
+        return (rb - ra) / var**0.5 if var > 0 else 0.0
 
     found = _best(n, score)
     if found is None:
@@ -188,8 +204,9 @@ def _large(metric: str, before: float, after: float) -> bool:
     return hi >= RATIO * lo if lo > 0 else hi > 0
 
 
-def timeline(session: DatasetSession, window: Window | None = None, services: Sequence[str] = (),
-             max_buckets: int = 60) -> Timeline:
+def timeline(
+    session: DatasetSession, window: Window | None = None, services: Sequence[str] = (), max_buckets: int = 60
+) -> Timeline:
     """Per-service series over `window` (default: the whole dataset), their change points and the onset."""
     start, end = session.handle.time_range
     notes: list[str] = []
@@ -226,24 +243,48 @@ def timeline(session: DatasetSession, window: Window | None = None, services: Se
     with_status = 0
     for svc, is_op, op, b, n, errs, p50, p95, st, s1, s2 in rows:
         if not is_op:
-            by.setdefault(svc, []).append((t0 + int(b) * width, int(n), int(errs),
-                                           None if p50 is None else float(p50), None if p95 is None else float(p95)))
+            by.setdefault(svc, []).append(
+                (
+                    t0 + int(b) * width,
+                    int(n),
+                    int(errs),
+                    None if p50 is None else float(p50),
+                    None if p95 is None else float(p95),
+                )
+            )
             with_status += int(st)
-        per_op.setdefault((svc, op if is_op else None), {})[int(b)] = (int(n), int(errs), float(s1 or 0.0),
-                                                                        float(s2 or 0.0))
+        per_op.setdefault((svc, op if is_op else None), {})[int(b)] = (
+            int(n),
+            int(errs),
+            float(s1 or 0.0),
+            float(s2 or 0.0),
+        )
     if rows and not with_status:
-        notes.append("no span carries an error status: errors are not counted, change points come from "
-                     "latency and request rate")
+        notes.append(
+            "no span carries an error status: errors are not counted, change points come from "
+            "latency and request rate"
+        )
     if not rows:
         notes.append("no spans in the window" + (" for these services" if services else ""))
     n_buckets = -(-(window.end_ns - t0) // width)
     if rows and n_buckets < MIN_BUCKETS:
-        notes.append(f"{n_buckets} buckets of {width // S} s: too few to call a change point; widen the window "
-                     "or ask for more buckets")
-    changes = [c for (svc, op), series in per_op.items() for c in _changes(svc, op, series, t0, width, n_buckets)]
+        notes.append(
+            f"{n_buckets} buckets of {width // S} s: too few to call a change point; widen the window "
+            "or ask for more buckets"
+        )
+    changes = [
+        c for (svc, op), series in per_op.items() for c in _changes(svc, op, series, t0, width, n_buckets)
+    ]
     changes.sort(key=lambda c: (-c.strength, c.at_ns, c.service))
-    return Timeline(window, width, COLUMNS, tuple(ServiceSeries(s, tuple(r)) for s, r in sorted(by.items())),
-                    tuple(changes), _onset(changes, width, window, start), tuple(notes))
+    return Timeline(
+        window,
+        width,
+        COLUMNS,
+        tuple(ServiceSeries(s, tuple(r)) for s, r in sorted(by.items())),
+        tuple(changes),
+        _onset(changes, width, window, start),
+        tuple(notes),
+    )
 
 
 def latency_change(sums: Sequence[tuple[int, float, float]]) -> tuple[int, float, float, float] | None:
@@ -280,8 +321,14 @@ def latency_change(sums: Sequence[tuple[int, float, float]]) -> tuple[int, float
     return k, math.exp(ma), math.exp(mb), z
 
 
-def _changes(service: str, operation: str | None, series: dict[int, tuple[int, int, float, float]], t0: int,
-             width: int, n_buckets: int) -> list[ChangePoint]:
+def _changes(
+    service: str,
+    operation: str | None,
+    series: dict[int, tuple[int, int, float, float]],
+    t0: int,
+    width: int,
+    n_buckets: int,
+) -> list[ChangePoint]:
     """Change points of one service (`operation` None: all its requests together) or one of its
     operations: request rate for both, error rate and latency per operation only (operations of
     one service can differ by orders of magnitude, so their mix moves when nothing is wrong)."""
@@ -302,8 +349,11 @@ def _changes(service: str, operation: str | None, series: dict[int, tuple[int, i
         got = latency_change([(c[0], c[2], c[3]) for c in cells])
         if got:
             found.append(("latency_ns", *got))
-    return [ChangePoint(service, operation, metric, t0 + k * width, before, after, round(z, 2))
-            for metric, k, before, after, z in found if z >= STRENGTH[metric] and _large(metric, before, after)]
+    return [
+        ChangePoint(service, operation, metric, t0 + k * width, before, after, round(z, 2))
+        for metric, k, before, after, z in found
+        if z >= STRENGTH[metric] and _large(metric, before, after)
+    ]
 
 
 def _onset(changes: list[ChangePoint], width: int, window: Window, data_start: int | None) -> Onset | None:

@@ -32,7 +32,9 @@ __all__ = [
 WARN_DUPLICATE_SPAN = "duplicate span ID={span_id}; kept the first copy, dropped {count} more"
 WARN_MISSING_PARENT = "parent span ID={parent_id} is not in the trace; treated as a root"
 WARN_PARENT_CYCLE = "span ID={span_id} is part of a cycle of parent links; treated as a root"
-WARN_SEVERAL_ROOTS = "trace has {count} root spans; the critical path runs over a synthetic root spanning all of them"
+WARN_SEVERAL_ROOTS = (
+    "trace has {count} root spans; the critical path runs over a synthetic root spanning all of them"
+)
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,20 @@ from correlate.types import CriticalSegment, TraceSpan, TraceView
 __all__ = ["load_trace", "trace_id_candidates", "records_from_rows", "build_view", "self_time_ns"]
 
 _COLUMNS = (
-    "span_id", "parent_span_id", "service_name", "name", "kind", "host", "start_ns", "end_ns",
-    "status_code", "status_message", "attributes", "links", "exception_type", "exception_message",
+    "span_id",
+    "parent_span_id",
+    "service_name",
+    "name",
+    "kind",
+    "host",
+    "start_ns",
+    "end_ns",
+    "status_code",
+    "status_message",
+    "attributes",
+    "links",
+    "exception_type",
+    "exception_message",
 )
 _QUERY = f"SELECT trace_id, {', '.join(_COLUMNS)} FROM spans WHERE trace_id IN ({{marks}}) ORDER BY start_ns, span_id"
 

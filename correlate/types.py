@@ -129,8 +129,9 @@ class SqlResult(_Dict):
         For typed results without a cap use `DatasetSession.polars(query)`."""
         import polars as pl
 
-        return pl.DataFrame([list(r) for r in self.rows], schema=list(self.columns), orient="row",
-                            infer_schema_length=None)
+        return pl.DataFrame(
+            [list(r) for r in self.rows], schema=list(self.columns), orient="row", infer_schema_length=None
+        )
 
 
 @dataclass(frozen=True)

@@ -60,8 +60,15 @@ __all__ = [
     "ledger_stats",
 ]
 
-def should_escalate_for(dataset: str | None, *, services: tuple[str, ...] = (), window: Window | None = None,
-                        files_involved: int = 0, attempted_approaches: int = 0) -> EscalationDecision:
+
+def should_escalate_for(
+    dataset: str | None,
+    *,
+    services: tuple[str, ...] = (),
+    window: Window | None = None,
+    files_involved: int = 0,
+    attempted_approaches: int = 0,
+) -> EscalationDecision:
     """should_escalate with the dataset's own figures (trace bytes, services, time span), as an
     escalation of that dataset judges them; DatasetUnavailable when it cannot be opened."""
     described: dict[str, Any] = {}
@@ -75,8 +82,9 @@ def should_escalate_for(dataset: str | None, *, services: tuple[str, ...] = (), 
         except IngestError as exc:
             raise DatasetUnavailable.of(exc) from None
         sources = list(described.get("sources") or [])
-    return should_escalate(signals_from(described, sources, tuple(services), window, files_involved,
-                                    attempted_approaches))
+    return should_escalate(
+        signals_from(described, sources, tuple(services), window, files_involved, attempted_approaches)
+    )
 
 
 def escalate(req: EscalationRequest, *, deadline: float | None = None) -> EscalationResult:
@@ -91,8 +99,10 @@ def escalate(req: EscalationRequest, *, deadline: float | None = None) -> Escala
 
 
 def timeout_warning(budget_s: float) -> str:
-    return (f"the model did not answer within the time budget ({budget_s:g} s): this is the offline report "
-            "from the same evidence; ask again with a larger budget for the model's analysis")
+    return (
+        f"the model did not answer within the time budget ({budget_s:g} s): this is the offline report "
+        "from the same evidence; ask again with a larger budget for the model's analysis"
+    )
 
 
 def escalate_within(req: EscalationRequest, budget_s: float | None) -> EscalationResult:
@@ -108,7 +118,9 @@ def escalate_within(req: EscalationRequest, budget_s: float | None) -> Escalatio
     except ProviderTimeout:
         pass  # recorded as failed in the ledger by _ask
     offline = get_provider("offline")
-    p = dataclasses.replace(p, escalation_id=new_id(), provider_name="offline", provider=offline, model=offline.model)
+    p = dataclasses.replace(
+        p, escalation_id=new_id(), provider_name="offline", provider=offline, model=offline.model
+    )
     result = _ask(p, req)
     return dataclasses.replace(result, partial=True, warnings=(timeout_warning(budget_s), *result.warnings))
 
@@ -121,14 +133,34 @@ def _ask(p: Prepared, req: EscalationRequest) -> EscalationResult:
         reply = p.provider.generate(p.request)
     except ProviderError as exc:
         exc.bundle_path = p.bundle_path
-        record(ledger_entry(p, req, "escalation", "failed", latency_s=time.monotonic() - started, error=str(exc),
-                      attempts=exc.attempts))
+        record(
+            ledger_entry(
+                p,
+                req,
+                "escalation",
+                "failed",
+                latency_s=time.monotonic() - started,
+                error=str(exc),
+                attempts=exc.attempts,
+            )
+        )
         raise
     latency = time.monotonic() - started
     result = result_of(p, req, reply, latency)
-    record(ledger_entry(p, req, "escalation", "ok", input_tokens=result.usage["input_tokens"],
-                  output_tokens=result.usage["output_tokens"], thinking_tokens=result.usage["thinking_tokens"],
-                  cost_usd=result.cost_usd, latency_s=latency, attempts=reply.attempts))
+    record(
+        ledger_entry(
+            p,
+            req,
+            "escalation",
+            "ok",
+            input_tokens=result.usage["input_tokens"],
+            output_tokens=result.usage["output_tokens"],
+            thinking_tokens=result.usage["thinking_tokens"],
+            cost_usd=result.cost_usd,
+            latency_s=latency,
+            attempts=reply.attempts,
+        )
+    )
     return result
 
 
@@ -163,4 +195,3 @@ def list_conversations() -> list[ConversationStatus]:
     from escalation.conversations import list_all
 
     return list_all()
-

@@ -68,7 +68,9 @@ ROLE_TEXT = {
     "typical": "typical in window (median duration)",
     "baseline_typical": "typical before (baseline, median duration)",
 }
-_LEVEL_RANK = {name: rank for rank, name in enumerate(("", "TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"))}
+_LEVEL_RANK = {
+    name: rank for rank, name in enumerate(("", "TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"))
+}
 
 
 @dataclass(frozen=True)
@@ -199,7 +201,9 @@ class BundleBuilder:
         return self._pack(groups)
 
     def _pack(self, groups: dict[str, list[_Item]]) -> Bundle:
-        limit = int(self.budget_tokens * (1 - ESTIMATE_MARGIN)) if self.counter is None else self.budget_tokens
+        limit = (
+            int(self.budget_tokens * (1 - ESTIMATE_MARGIN)) if self.counter is None else self.budget_tokens
+        )
         for _ in range(6):
             sections, cut, kept = self._fit(groups, limit)
             text = render_sections(sections)
@@ -220,9 +224,14 @@ class BundleBuilder:
         if cut:
             self.partial = True
         return Bundle(
-            sections=tuple(sections), cut=tuple(cut), redactions=self.redactor.snapshot(),
+            sections=tuple(sections),
+            cut=tuple(cut),
+            redactions=self.redactor.snapshot(),
             warnings=tuple(dict.fromkeys(self.warnings + [r.warning() for r in self.code.refusals])),
-            tokens=total, budget_tokens=self.budget_tokens, token_method=method, facts=facts,
+            tokens=total,
+            budget_tokens=self.budget_tokens,
+            token_method=method,
+            facts=facts,
             partial=self.partial,
         )
 
@@ -243,16 +252,27 @@ class BundleBuilder:
                 if full or (used + cost > limit and not (key == "question" and i == 0)):
                     full = True
                     rest = items[i:]
-                    cut.append(f"{key}: {len(rest)} of {len(items)} items ({sum(x.tokens for x in rest):,} tokens): "
-                               + ", ".join(x.label for x in rest[:8]) + (" …" if len(rest) > 8 else ""))
+                    cut.append(
+                        f"{key}: {len(rest)} of {len(items)} items ({sum(x.tokens for x in rest):,} tokens): "
+                        + ", ".join(x.label for x in rest[:8])
+                        + (" …" if len(rest) > 8 else "")
+                    )
                     break
                 chosen.append(item)
                 used += cost
             kept[key] = chosen
             if chosen:
                 text = "\n".join(i.text for i in chosen)
-                sections.append(Section(key, SECTION_TITLES[key], text, estimate_tokens(text) + header,
-                                        len(items), len(chosen)))
+                sections.append(
+                    Section(
+                        key,
+                        SECTION_TITLES[key],
+                        text,
+                        estimate_tokens(text) + header,
+                        len(items),
+                        len(chosen),
+                    )
+                )
         return sections, cut, kept
 
     # question --------------------------------------------------------------------------------
@@ -269,12 +289,22 @@ class BundleBuilder:
             items.append(self._item(f"Agent's partial finding: {f}", "partial finding", eid=False))
         scope = ctx.code_scope
         if scope.files or scope.entry_points or scope.service_names:
-            items.append(self._item(
-                "Code scope: " + "; ".join(p for p in (
-                    f"files {', '.join(scope.files)}" if scope.files else "",
-                    f"entry points {', '.join(scope.entry_points)}" if scope.entry_points else "",
-                    f"services {', '.join(scope.service_names)}" if scope.service_names else "") if p),
-                "code scope", eid=False))
+            items.append(
+                self._item(
+                    "Code scope: "
+                    + "; ".join(
+                        p
+                        for p in (
+                            f"files {', '.join(scope.files)}" if scope.files else "",
+                            f"entry points {', '.join(scope.entry_points)}" if scope.entry_points else "",
+                            f"services {', '.join(scope.service_names)}" if scope.service_names else "",
+                        )
+                        if p
+                    ),
+                    "code scope",
+                    eid=False,
+                )
+            )
         self.facts["question"] = self._facts_redactor.text(req.question)
         self.facts["attempted"] = [self._facts_redactor.text(a) for a in ctx.attempted_approaches]
         self.facts["partial_findings"] = [self._facts_redactor.text(f) for f in ctx.partial_findings]
@@ -288,8 +318,11 @@ class BundleBuilder:
         return summary
 
     def _summary(self, summary: dict[str, Any]) -> list[_Item]:
-        lines = [f"dataset {self.req.dataset}", f"window {_window_text(self.window)}",
-                 f"baseline {_window_text(self.baseline) if self.baseline else 'chosen by correlate'}"]
+        lines = [
+            f"dataset {self.req.dataset}",
+            f"window {_window_text(self.window)}",
+            f"baseline {_window_text(self.baseline) if self.baseline else 'chosen by correlate'}",
+        ]
         if self.req.services:
             lines.append(f"services filter: {', '.join(self.req.services)}")
         for k, v in summary.items():
@@ -314,28 +347,44 @@ class BundleBuilder:
         items = []
         for rank, c in enumerate(report.candidates, 1):
             ev = c.evidence
-            text = (f"candidate #{rank} score {c.score:.2f} (confidence {c.confidence or 'n/a'}): {c.service} / {c.operation or '-'} — {c.mechanism}. "
-                    f"{c.summary}")
+            text = (
+                f"candidate #{rank} score {c.score:.2f} (confidence {c.confidence or 'n/a'}): {c.service} / {c.operation or '-'} — {c.mechanism}. "
+                f"{c.summary}"
+            )
             if ev.before or ev.after:
-                text += (f"\n    before {_clip(self._redacted('before', ev.before), 400)}"
-                         f"\n    after {_clip(self._redacted('after', ev.after), 400)}")
+                text += (
+                    f"\n    before {_clip(self._redacted('before', ev.before), 400)}"
+                    f"\n    after {_clip(self._redacted('after', ev.after), 400)}"
+                )
             if ev.details:
                 text += f"\n    details {_clip(self._redacted('details', ev.details), 400)}"
             if ev.trace_ids:
                 text += f"\n    traces {', '.join(ev.trace_ids[:3])}"
             if ev.span_ids:
                 text += f"  spans {', '.join(ev.span_ids[:3])}"
-            fact = {"rank": rank, "service": c.service, "operation": c.operation, "mechanism": c.mechanism,
-                    "score": c.score, "summary": self._facts_redactor.text(c.summary), "trace_ids": list(ev.trace_ids[:3]),
-                    "before": self._facts_redactor.value("before", _jsonable(ev.before)),
-                    "after": self._facts_redactor.value("after", _jsonable(ev.after)), "analysis": c.analysis}
+            fact = {
+                "rank": rank,
+                "service": c.service,
+                "operation": c.operation,
+                "mechanism": c.mechanism,
+                "score": c.score,
+                "summary": self._facts_redactor.text(c.summary),
+                "trace_ids": list(ev.trace_ids[:3]),
+                "before": self._facts_redactor.value("before", _jsonable(ev.before)),
+                "after": self._facts_redactor.value("after", _jsonable(ev.after)),
+                "analysis": c.analysis,
+            }
             items.append(self._item(text, f"candidate #{rank} {c.service}/{c.mechanism}", fact))
         for f in report.findings:
             text = f"finding {f.kind}: {f.service or '-'} / {f.operation or '-'}: {f.summary}"
             if f.evidence.trace_ids:
                 text += f"  traces {', '.join(f.evidence.trace_ids[:2])}"
-            fact = {"kind": f.kind, "service": f.service, "operation": f.operation,
-                    "summary": self._facts_redactor.text(f.summary)}
+            fact = {
+                "kind": f.kind,
+                "service": f.service,
+                "operation": f.operation,
+                "summary": self._facts_redactor.text(f.summary),
+            }
             items.append(self._item(text, f"finding {f.kind}", {**fact, "finding": True}))
         for note in report.notes:
             items.append(self._item(f"note: {note}", "note", eid=False))
@@ -390,16 +439,27 @@ class BundleBuilder:
             weight, label = {"new": (1e9, "NEW"), "gone": (1e9, "GONE")}.get(e.status, (0.0, ""))
             line = f"{e.caller} -> {e.callee}"
             if a:
-                line += f"  window: {a.calls_per_s:,.2f} calls/s, {a.error_rate:.1%} errors, p95 {_ms(a.p95_ns)}"
+                line += (
+                    f"  window: {a.calls_per_s:,.2f} calls/s, {a.error_rate:.1%} errors, p95 {_ms(a.p95_ns)}"
+                )
             if b:
                 line += f"  | baseline: {b.calls_per_s:,.2f} calls/s, {b.error_rate:.1%} errors, p95 {_ms(b.p95_ns)}"
             fact: dict[str, Any] = {"caller": e.caller, "callee": e.callee, "change": label}
             if a and b:
-                rate_ratio, err_delta, p95_ratio = e.calls_ratio or 0.0, e.error_rate_delta or 0.0, e.p95_ratio or 0.0
+                rate_ratio, err_delta, p95_ratio = (
+                    e.calls_ratio or 0.0,
+                    e.error_rate_delta or 0.0,
+                    e.p95_ratio or 0.0,
+                )
                 weight = abs(rate_ratio - 1) + abs(err_delta) * 10 + abs(p95_ratio - 1)
-                fact["change"] = label = f"calls x{rate_ratio:.2f}, errors {err_delta:+.1%}, p95 x{p95_ratio:.2f}"
-                fact.update(rate_ratio=round(rate_ratio, 3), err_delta=round(err_delta, 4),
-                            p95_ratio=round(p95_ratio, 3))
+                fact["change"] = label = (
+                    f"calls x{rate_ratio:.2f}, errors {err_delta:+.1%}, p95 x{p95_ratio:.2f}"
+                )
+                fact.update(
+                    rate_ratio=round(rate_ratio, 3),
+                    err_delta=round(err_delta, 4),
+                    p95_ratio=round(p95_ratio, 3),
+                )
             busy = (-(a.calls if a else 0), -(b.calls if b else 0))
             rows.append(((-weight, *busy), f"{line}  [{label}]" if label else line, fact))
         rows.sort(key=lambda r: r[0])
@@ -410,8 +470,9 @@ class BundleBuilder:
     def _logs(self) -> list[_Item]:
         # templated from redacted texts: masking a number inside a secret would leave a piece of it
         # the rules no longer recognise
-        counts = self.session.log_template_counts(self.window, self.baseline, tuple(self.req.services),
-                                                  redact=self.redactor.text)
+        counts = self.session.log_template_counts(
+            self.window, self.baseline, tuple(self.req.services), redact=self.redactor.text
+        )
         self.queries.append(counts.sql)
         items = []
         if counts.truncated:
@@ -420,23 +481,38 @@ class BundleBuilder:
             self.partial = True
             items.append(self._item(f"note: {note}", "capped log counts", eid=False))
         seen = [t for t in counts.templates if t.count]
-        ranked = sorted(seen, key=lambda t: (-_LEVEL_RANK.get(t.severity, 0), -(t.count - t.baseline_count),
-                                             _template_line(t)))
+        ranked = sorted(
+            seen,
+            key=lambda t: (-_LEVEL_RANK.get(t.severity, 0), -(t.count - t.baseline_count), _template_line(t)),
+        )
         for t in ranked[:MAX_TEMPLATES]:
             tpl = _template_line(t)
             text = f"{t.count}x (baseline {t.baseline_count}x) {_clip(tpl, 400)}"
             if t.severity_inferred:
                 text += " (level read from the text)"
-            refs = [f"trace {t.trace_id}" if t.trace_id else "", f"span {t.span_id}" if t.span_id else "",
-                    f"source {t.source_id}" if t.source_id else ""]
+            refs = [
+                f"trace {t.trace_id}" if t.trace_id else "",
+                f"span {t.span_id}" if t.span_id else "",
+                f"source {t.source_id}" if t.source_id else "",
+            ]
             if any(refs):
                 text += "  e.g. " + " ".join(r for r in refs if r)
-            items.append(self._item(text, f"log template {tpl[:40]!r}", {
-                "template": tpl, "count": t.count, "baseline_count": t.baseline_count}))
+            items.append(
+                self._item(
+                    text,
+                    f"log template {tpl[:40]!r}",
+                    {"template": tpl, "count": t.count, "baseline_count": t.baseline_count},
+                )
+            )
         gone = [_template_line(t) for t in counts.templates if not t.count]
         if gone:
-            items.append(self._item(f"{len(gone)} baseline templates absent in the window, e.g. "
-                                    + "; ".join(_clip(t, 160) for t in gone[:3]), "absent templates"))
+            items.append(
+                self._item(
+                    f"{len(gone)} baseline templates absent in the window, e.g. "
+                    + "; ".join(_clip(t, 160) for t in gone[:3]),
+                    "absent templates",
+                )
+            )
         return items
 
     # code ------------------------------------------------------------------------------------
@@ -448,8 +524,11 @@ class BundleBuilder:
         for ep in scope.entry_points:
             path, _, where = ep.rpartition(":")
             if path:
-                refs.append(CodeRef(path, int(where), "entry_point") if where.isdigit()
-                            else CodeRef(path, None, "entry_point", where))
+                refs.append(
+                    CodeRef(path, int(where), "entry_point")
+                    if where.isdigit()
+                    else CodeRef(path, None, "entry_point", where)
+                )
         refs += self._trace_code_refs
         if self.session is not None and self.window is not None:
             refs += self._telemetry_code_refs()
@@ -457,13 +536,20 @@ class BundleBuilder:
         for ex in self.code.excerpts(refs):
             head = f"file {ex.path} ({ex.total_lines} lines; referenced by {', '.join(ex.origins)}"
             head += f"; {', '.join(ex.evidence[:3])})" if ex.evidence else ")"
-            items.append(self._item(f"{head}\n{ex.text}", f"code {ex.path}", {
-                "path": ex.path, "lines": list(ex.lines), "origins": list(ex.origins)}))
+            items.append(
+                self._item(
+                    f"{head}\n{ex.text}",
+                    f"code {ex.path}",
+                    {"path": ex.path, "lines": list(ex.lines), "origins": list(ex.origins)},
+                )
+            )
         return items
 
     def _telemetry_code_refs(self) -> list[CodeRef]:
-        refs = [CodeRef(c.path, c.line, "span", c.function, f"trace {c.trace_id} span {c.span_id}")
-                for c in self.session.code_locations(self.window)]
+        refs = [
+            CodeRef(c.path, c.line, "span", c.function, f"trace {c.trace_id} span {c.span_id}")
+            for c in self.session.code_locations(self.window)
+        ]
         for st in self.session.stack_traces(self.window):
             refs += refs_from_stacktrace(st.text, f"trace {st.trace_id} span {st.span_id}")[:6]
         return refs
@@ -476,19 +562,29 @@ class BundleBuilder:
             manifest = getattr(getattr(self.session, "handle", None), "manifest", None) or {}
             lines = [f"dataset {self.req.dataset}"]
             for src in manifest.get("sources", []):
-                lines.append(f"source {src.get('source_id')}: {src.get('path')} ({src.get('format')}, "
-                             f"{src.get('size', 0):,} bytes, sha256 {str(src.get('sha256', ''))[:12]}, "
-                             f"{src.get('spans', 0)} spans, {src.get('logs', 0)} logs)")
-            self.facts["sources"] = self._facts_redactor.value("sources", _jsonable(manifest.get("sources", [])))
+                lines.append(
+                    f"source {src.get('source_id')}: {src.get('path')} ({src.get('format')}, "
+                    f"{src.get('size', 0):,} bytes, sha256 {str(src.get('sha256', ''))[:12]}, "
+                    f"{src.get('spans', 0)} spans, {src.get('logs', 0)} logs)"
+                )
+            self.facts["sources"] = self._facts_redactor.value(
+                "sources", _jsonable(manifest.get("sources", []))
+            )
             items.append(self._item("\n".join(lines), "sources", eid=False))
             if self.queries:
-                items.append(self._item("queries behind the traces, graph and logs (run with 'dcr sql "
-                                        f"{self.req.dataset} …'):\n" + "\n".join(f"  {q}" for q in self.queries),
-                                        "queries", eid=False))
+                items.append(
+                    self._item(
+                        "queries behind the traces, graph and logs (run with 'dcr sql "
+                        f"{self.req.dataset} …'):\n" + "\n".join(f"  {q}" for q in self.queries),
+                        "queries",
+                        eid=False,
+                    )
+                )
         return items
 
 
 # rendering helpers -------------------------------------------------------------------------
+
 
 def _template_line(t: LogTemplate) -> str:
     """How a template reads in the bundle and its facts: level, service, text."""
@@ -496,10 +592,15 @@ def _template_line(t: LogTemplate) -> str:
 
 
 def _capped_logs_text(counts: LogTemplateCounts) -> str:
-    lost = [f"{n:,} {p} lines" for n, p in ((counts.untemplated, "window"), (counts.baseline_untemplated, "baseline"))
-            if n]
-    return (f"log counts are lower bounds: {counts.texts:,} distinct log texts, only the {counts.texts_cap:,} most "
-            f"frequent were templated; {' and '.join(lost) or 'no lines'} are in no template's count")
+    lost = [
+        f"{n:,} {p} lines"
+        for n, p in ((counts.untemplated, "window"), (counts.baseline_untemplated, "baseline"))
+        if n
+    ]
+    return (
+        f"log counts are lower bounds: {counts.texts:,} distinct log texts, only the {counts.texts_cap:,} most "
+        f"frequent were templated; {' and '.join(lost) or 'no lines'} are in no template's count"
+    )
 
 
 def _jsonable(v: Any) -> Any:
@@ -513,9 +614,15 @@ def _code_refs_from_view(view: TraceView) -> list[CodeRef]:
         path = a.get("code.file.path") or a.get("code.filepath")
         if isinstance(path, str) and (s.status_code == "ERROR" or s.on_critical_path):
             line = a.get("code.line.number") or a.get("code.lineno")
-            refs.append(CodeRef(path, int(line) if str(line).isdigit() else None, "span",
-                                a.get("code.function.name") or a.get("code.function"),
-                                f"trace {view.trace_id} span {s.span_id}"))
+            refs.append(
+                CodeRef(
+                    path,
+                    int(line) if str(line).isdigit() else None,
+                    "span",
+                    a.get("code.function.name") or a.get("code.function"),
+                    f"trace {view.trace_id} span {s.span_id}",
+                )
+            )
     return refs
 
 
@@ -525,8 +632,10 @@ def render_trace(view: TraceView, role: str, sources: Iterable[str], redactor: R
     errors = [s for s in spans if s.status_code == "ERROR"]
     services = sorted({s.service for s in spans})
     dur = view.end_ns - view.start_ns
-    head = (f"trace {view.trace_id} ({role}): {_ms(dur)}, {len(spans)} spans, {len(errors)} errors, "
-            f"services {', '.join(services)}; sources {', '.join(sources) or '-'}")
+    head = (
+        f"trace {view.trace_id} ({role}): {_ms(dur)}, {len(spans)} spans, {len(errors)} errors, "
+        f"services {', '.join(services)}; sources {', '.join(sources) or '-'}"
+    )
     lines = [head]
     # redacted before clipped: a clipped secret is no longer one the rules recognise
     messages = {s.span_id: _clip(redactor.text(s.status_message or ""), 200) for s in errors}
@@ -537,10 +646,17 @@ def render_trace(view: TraceView, role: str, sources: Iterable[str], redactor: R
     while i < len(spans) and len(lines) < MAX_TRACE_LINES:
         s = spans[i]
         j = i + 1
-        while (j < len(spans) and spans[j].depth == s.depth and spans[j].parent_span_id == s.parent_span_id
-               and spans[j].service == s.service and spans[j].operation == s.operation
-               and not spans[j].on_critical_path and spans[j].status_code != "ERROR"
-               and not s.on_critical_path and s.status_code != "ERROR"):
+        while (
+            j < len(spans)
+            and spans[j].depth == s.depth
+            and spans[j].parent_span_id == s.parent_span_id
+            and spans[j].service == s.service
+            and spans[j].operation == s.operation
+            and not spans[j].on_critical_path
+            and spans[j].status_code != "ERROR"
+            and not s.on_critical_path
+            and s.status_code != "ERROR"
+        ):
             j += 1
         # skip the collapsed spans' subtrees too
         k = j
@@ -551,12 +667,16 @@ def render_trace(view: TraceView, role: str, sources: Iterable[str], redactor: R
         off = f"+{(s.start_ns - view.start_ns) / 1e6:,.1f}"
         if j - i > 1:
             total = sum(x.duration_ns for x in spans[i:j])
-            lines.append(f"{mark} {pad}{off} {j - i}x {s.service} {s.operation} [{s.kind}] "
-                         f"avg {_ms(total / (j - i))}, total {_ms(total)}")
+            lines.append(
+                f"{mark} {pad}{off} {j - i}x {s.service} {s.operation} [{s.kind}] "
+                f"avg {_ms(total / (j - i))}, total {_ms(total)}"
+            )
             i = k if k > j else j
             continue
-        line = (f"{mark} {pad}{off} {_ms(s.duration_ns)} (self {_ms(s.self_time_ns)}) {s.service} {s.operation} "
-                f"[{s.kind}]{' on ' + s.host if s.host else ''}")
+        line = (
+            f"{mark} {pad}{off} {_ms(s.duration_ns)} (self {_ms(s.self_time_ns)}) {s.service} {s.operation} "
+            f"[{s.kind}]{' on ' + s.host if s.host else ''}"
+        )
         if s.status_code == "ERROR":
             msg = messages[s.span_id]
             line += f" ERROR {msg!r} span {s.span_id}" if msg else f" ERROR span {s.span_id}"
@@ -571,8 +691,15 @@ def render_trace(view: TraceView, role: str, sources: Iterable[str], redactor: R
         lines.append(f"  … {len(spans) - i} more spans")
     for w in view.warnings[:3]:
         lines.append(f"  warning: {w}")
-    fact = {"trace_id": view.trace_id, "duration_ns": dur, "spans": len(spans), "errors": len(errors),
-            "error_spans": [{"service": s.service, "operation": s.operation,
-                             "message": messages[s.span_id]} for s in errors[:5]],
-            "critical_path": [f"{c.service} {c.operation}" for c in view.critical_path[:12]]}
+    fact = {
+        "trace_id": view.trace_id,
+        "duration_ns": dur,
+        "spans": len(spans),
+        "errors": len(errors),
+        "error_spans": [
+            {"service": s.service, "operation": s.operation, "message": messages[s.span_id]}
+            for s in errors[:5]
+        ],
+        "critical_path": [f"{c.service} {c.operation}" for c in view.critical_path[:12]],
+    }
     return "\n".join(lines), fact

@@ -23,8 +23,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["CodeRef", "CodeExcerpt", "Refusal", "CodeContext", "code_roots", "refs_from_stacktrace",
-           "REFUSAL_REASONS"]
+__all__ = [
+    "CodeRef",
+    "CodeExcerpt",
+    "Refusal",
+    "CodeContext",
+    "code_roots",
+    "refs_from_stacktrace",
+    "REFUSAL_REASONS",
+]
 
 MAX_BYTES_DEFAULT = 1_000_000
 WHOLE_FILE_LINES = 200  # files up to this many lines are included whole
@@ -43,11 +50,49 @@ REFUSAL_REASONS = {
 }
 
 _SECRET_NAMES = (
-    ".env", ".env.*", "*.env", ".envrc", "*.pem", "*.key", "*.p12", "*.pfx", "*.jks", "*.keystore", "*.crt",
-    "*.cer", "*.der", "*.p8", "*.asc", "*.gpg", "*.kdbx", "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*",
-    "*.ppk", "credentials", "credentials.*", "*credentials*.json", ".netrc", "_netrc", ".npmrc", ".pypirc",
-    ".git-credentials", ".htpasswd", "secrets.*", "secret.*", "*.secret", "*.secrets", "service-account*.json",
-    "*-sa.json", "*.tfstate", "*.tfvars", "kubeconfig", ".dockercfg", "token", "*.token",
+    ".env",
+    ".env.*",
+    "*.env",
+    ".envrc",
+    "*.pem",
+    "*.key",
+    "*.p12",
+    "*.pfx",
+    "*.jks",
+    "*.keystore",
+    "*.crt",
+    "*.cer",
+    "*.der",
+    "*.p8",
+    "*.asc",
+    "*.gpg",
+    "*.kdbx",
+    "id_rsa*",
+    "id_dsa*",
+    "id_ecdsa*",
+    "id_ed25519*",
+    "*.ppk",
+    "credentials",
+    "credentials.*",
+    "*credentials*.json",
+    ".netrc",
+    "_netrc",
+    ".npmrc",
+    ".pypirc",
+    ".git-credentials",
+    ".htpasswd",
+    "secrets.*",
+    "secret.*",
+    "*.secret",
+    "*.secrets",
+    "service-account*.json",
+    "*-sa.json",
+    "*.tfstate",
+    "*.tfvars",
+    "kubeconfig",
+    ".dockercfg",
+    "token",
+    "*.token",
 )
 _SECRET_DIRS = {".ssh", ".aws", ".gnupg", ".docker", ".kube"}
 
@@ -86,8 +131,9 @@ def code_roots(env: str | None = None) -> tuple[Path, ...]:
     if raw:
         return tuple(Path(p).expanduser().resolve() for p in raw.split(os.pathsep) if p.strip())
     try:
-        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True,
-                             timeout=10, check=False).stdout.strip()
+        top = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         top = ""
     return (Path(top).resolve() if top else Path.cwd().resolve(),)
@@ -95,7 +141,9 @@ def code_roots(env: str | None = None) -> tuple[Path, ...]:
 
 _PY_FRAME = re.compile(r'File "([^"]+)", line (\d+)(?:, in ([\w<>.]+))?')
 _JAVA_FRAME = re.compile(r"at [\w.$<>]+\(([\w.-]+\.(?:java|kt|scala)):(\d+)\)")
-_GENERIC_FRAME = re.compile(r"(/?(?:[\w.-]+/)*[\w.-]+\.(?:go|js|mjs|ts|tsx|py|rb|rs|cs|cpp|cc|c|h|php|java|kt)):(\d+)")
+_GENERIC_FRAME = re.compile(
+    r"(/?(?:[\w.-]+/)*[\w.-]+\.(?:go|js|mjs|ts|tsx|py|rb|rs|cs|cpp|cc|c|h|php|java|kt)):(\d+)"
+)
 
 
 def refs_from_stacktrace(stack: str, evidence: str = "") -> list[CodeRef]:
@@ -105,14 +153,18 @@ def refs_from_stacktrace(stack: str, evidence: str = "") -> list[CodeRef]:
     for rx in (_JAVA_FRAME, _GENERIC_FRAME):
         if refs:
             break
-        refs.extend(CodeRef(m.group(1), int(m.group(2)), "stack_trace", None, evidence) for m in rx.finditer(stack))
+        refs.extend(
+            CodeRef(m.group(1), int(m.group(2)), "stack_trace", None, evidence) for m in rx.finditer(stack)
+        )
     return refs
 
 
 @dataclass
 class CodeContext:
     roots: tuple[Path, ...] = field(default_factory=code_roots)
-    max_bytes: int = field(default_factory=lambda: int(os.environ.get("DCR_CODE_MAX_BYTES") or MAX_BYTES_DEFAULT))
+    max_bytes: int = field(
+        default_factory=lambda: int(os.environ.get("DCR_CODE_MAX_BYTES") or MAX_BYTES_DEFAULT)
+    )
     refusals: list[Refusal] = field(default_factory=list)
     missing_telemetry: int = 0  # telemetry refs with no file under the roots (not warnings)
 
@@ -139,7 +191,11 @@ class CodeContext:
             return Refusal(path, REFUSAL_REASONS["secret"])
         outside = False
         candidates = self._candidates(path, from_telemetry)
-        if not from_telemetry and Path(path).expanduser().is_absolute() and not os.path.lexists(candidates[0]):
+        if (
+            not from_telemetry
+            and Path(path).expanduser().is_absolute()
+            and not os.path.lexists(candidates[0])
+        ):
             return Refusal(path, REFUSAL_REASONS["absent"])  # "outside the roots" would send them looking
         for cand in candidates:
             if ".git" in cand.parts:
@@ -219,8 +275,12 @@ class CodeContext:
         if spans[-1][1] < len(lines):
             out.append(f"{'':>{width}}   … ({len(lines) - spans[-1][1]} more lines)")
         return CodeExcerpt(
-            path=str(real.relative_to(root)), root=str(root), lines=tuple(wanted), text="\n".join(out),
-            total_lines=len(lines), origins=tuple(dict.fromkeys(r.origin for r in refs)),
+            path=str(real.relative_to(root)),
+            root=str(root),
+            lines=tuple(wanted),
+            text="\n".join(out),
+            total_lines=len(lines),
+            origins=tuple(dict.fromkeys(r.origin for r in refs)),
             evidence=tuple(dict.fromkeys(r.evidence for r in refs if r.evidence)),
         )
 
@@ -229,8 +289,11 @@ def _function_lines(lines: list[str], refs: list[CodeRef]) -> list[int]:
     names = {r.function.rsplit(".", 1)[-1] for r in refs if r.function and not r.line}
     if not names:
         return []
-    rx = re.compile(r"^\s*(?:async\s+)?(?:def|func|function|fn|class)\s+(?:\([^)]*\)\s*)?(" +
-                    "|".join(re.escape(n) for n in names) + r")\b")
+    rx = re.compile(
+        r"^\s*(?:async\s+)?(?:def|func|function|fn|class)\s+(?:\([^)]*\)\s*)?("
+        + "|".join(re.escape(n) for n in names)
+        + r")\b"
+    )
     return [i + 1 for i, line in enumerate(lines) if rx.search(line)]
 
 
@@ -246,8 +309,12 @@ def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 def _git_ignored(root: Path, rel: Path) -> bool:
     try:
-        proc = subprocess.run(["git", "-C", str(root), "check-ignore", "-q", "--", str(rel)],
-                              capture_output=True, timeout=10, check=False)
+        proc = subprocess.run(
+            ["git", "-C", str(root), "check-ignore", "-q", "--", str(rel)],
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return False
     return proc.returncode == 0

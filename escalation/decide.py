@@ -63,8 +63,12 @@ class EscalationDecision:
     thresholds: EscalationThresholds
 
     def to_dict(self) -> dict[str, Any]:
-        return {"escalate": self.escalate, "reasons": list(self.reasons),
-                "signals": self.signals.to_dict(), "thresholds": self.thresholds.to_dict()}
+        return {
+            "escalate": self.escalate,
+            "reasons": list(self.reasons),
+            "signals": self.signals.to_dict(),
+            "thresholds": self.thresholds.to_dict(),
+        }
 
 
 def should_escalate(
@@ -72,15 +76,26 @@ def should_escalate(
 ) -> EscalationDecision:
     t = thresholds or EscalationThresholds.from_env()
     checks = (
-        (signals.files_involved > t.max_files, f"{signals.files_involved} files involved (more than {t.max_files})"),
-        (signals.trace_bytes > t.max_trace_bytes,
-         f"{signals.trace_bytes / 2**20:.1f} MB of traces (more than {t.max_trace_bytes / 2**20:.0f} MB)"),
-        (signals.services_involved > t.max_services,
-         f"{signals.services_involved} services involved (more than {t.max_services})"),
-        (signals.time_span_s > t.max_span_s,
-         f"time span {signals.time_span_s / 3600:.2f} h (more than {t.max_span_s / 3600:.2f} h)"),
-        (signals.attempted_approaches > t.max_attempts,
-         f"{signals.attempted_approaches} approaches attempted (more than {t.max_attempts})"),
+        (
+            signals.files_involved > t.max_files,
+            f"{signals.files_involved} files involved (more than {t.max_files})",
+        ),
+        (
+            signals.trace_bytes > t.max_trace_bytes,
+            f"{signals.trace_bytes / 2**20:.1f} MB of traces (more than {t.max_trace_bytes / 2**20:.0f} MB)",
+        ),
+        (
+            signals.services_involved > t.max_services,
+            f"{signals.services_involved} services involved (more than {t.max_services})",
+        ),
+        (
+            signals.time_span_s > t.max_span_s,
+            f"time span {signals.time_span_s / 3600:.2f} h (more than {t.max_span_s / 3600:.2f} h)",
+        ),
+        (
+            signals.attempted_approaches > t.max_attempts,
+            f"{signals.attempted_approaches} approaches attempted (more than {t.max_attempts})",
+        ),
     )
     reasons = tuple(text for crossed, text in checks if crossed)
     return EscalationDecision(len(reasons) >= max(1, t.min_reasons), reasons, signals, t)

@@ -97,8 +97,11 @@ class ConversationNotFound(EscalationError):
 
     def __init__(self, session_id: str) -> None:
         self.session_id = session_id
-        super().__init__(f"no conversation {session_id!r}", ": list them with {} or start one",
-                         remedy=Remedy("list_conversations"))
+        super().__init__(
+            f"no conversation {session_id!r}",
+            ": list them with {} or start one",
+            remedy=Remedy("list_conversations"),
+        )
 
 
 class ConversationExpired(EscalationError):

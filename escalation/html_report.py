@@ -79,8 +79,23 @@ MAP_LABEL_EDGES = 30  # above this many edges, edge figures live in the table an
 ROW_H = 16
 WF_WIDTH = 1100
 WF_LABEL = 380
-PALETTE = ("#4e79a7", "#59a14f", "#9c755f", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#8cd17d",
-           "#499894", "#86bcb6", "#d4a6c8", "#a0cbe8", "#f1ce63", "#79706e", "#bab0ac")
+PALETTE = (
+    "#4e79a7",
+    "#59a14f",
+    "#9c755f",
+    "#76b7b2",
+    "#edc948",
+    "#b07aa1",
+    "#ff9da7",
+    "#8cd17d",
+    "#499894",
+    "#86bcb6",
+    "#d4a6c8",
+    "#a0cbe8",
+    "#f1ce63",
+    "#79706e",
+    "#bab0ac",
+)
 
 
 @dataclass(frozen=True)
@@ -102,8 +117,14 @@ def default_report_path(dataset: str) -> Path:
     return dcr_home() / "reports" / f"{safe}-{stamp}.html"
 
 
-def write_html_report(session: DatasetSession, report: CorrelationReport, path: str | Path, *,
-                      analysis: str | None = None, trace_id: str | None = None) -> HtmlReport:
+def write_html_report(
+    session: DatasetSession,
+    report: CorrelationReport,
+    path: str | Path,
+    *,
+    analysis: str | None = None,
+    trace_id: str | None = None,
+) -> HtmlReport:
     """Render the report and write it to `path` (parents created; written to a temporary name
     and renamed, so a reader never sees half a file)."""
     text, holds = render_html_report(session, report, analysis=analysis, trace_id=trace_id)
@@ -119,8 +140,13 @@ def write_html_report(session: DatasetSession, report: CorrelationReport, path: 
 # --------------------------------------------------------------------------------------- page
 
 
-def render_html_report(session: DatasetSession, report: CorrelationReport, *, analysis: str | None = None,
-                       trace_id: str | None = None) -> tuple[str, dict[str, Any]]:
+def render_html_report(
+    session: DatasetSession,
+    report: CorrelationReport,
+    *,
+    analysis: str | None = None,
+    trace_id: str | None = None,
+) -> tuple[str, dict[str, Any]]:
     """(the HTML text, a summary of what it holds)."""
     red = Redactor()
     notes: list[str] = list(report.notes)
@@ -135,13 +161,19 @@ def render_html_report(session: DatasetSession, report: CorrelationReport, *, an
     ops = _candidate_operations(report.candidates)
     dists = operation_durations(session, report, ops)
     budget = [DETAIL_BUDGET]
-    waterfalls = {role: waterfall_svg(v, red, detail_budget=budget) if v else None for role, v in views.items()}
+    waterfalls = {
+        role: waterfall_svg(v, red, detail_budget=budget) if v else None for role, v in views.items()
+    }
     for role, wf in waterfalls.items():
         if wf and wf["folded"]:
-            notes.append(f"{role} waterfall: {wf['folded']:,} of {wf['total']:,} spans folded "
-                         f"(shown: the critical path, errors, then the shallowest spans)")
+            notes.append(
+                f"{role} waterfall: {wf['folded']:,} of {wf['total']:,} spans folded "
+                f"(shown: the critical path, errors, then the shallowest spans)"
+            )
         if wf and wf["details_dropped"]:
-            notes.append(f"{role} waterfall: span details left out to keep the file under {MAX_BYTES // 1_000_000} MB")
+            notes.append(
+                f"{role} waterfall: span details left out to keep the file under {MAX_BYTES // 1_000_000} MB"
+            )
     if not report.candidates:
         notes.append("no candidate: nothing in the window differs enough from the baseline")
     log_findings = [f for f in report.findings if f.kind == "log_templates"]
@@ -150,8 +182,7 @@ def render_html_report(session: DatasetSession, report: CorrelationReport, *, an
     parts = [
         _head(report),
         _verdict(report, candidates, red, analysis),
-        _section("map", "Service map",
-                 _period_line(report) + map_svg(smap, highlighted) + _edge_table(smap)),
+        _section("map", "Service map", _period_line(report) + map_svg(smap, highlighted) + _edge_table(smap)),
         _section("waterfall", "Example trace", _waterfalls(pair, waterfalls, report)),
         _section("distributions", "Latency before and after", _distributions(dists, notes)),
         _section("logs", "Log templates that changed", _logs(log_findings, red)),
@@ -166,9 +197,17 @@ def render_html_report(session: DatasetSession, report: CorrelationReport, *, an
         "candidates": len(candidates),
         "services": len(smap.nodes),
         "edges": len(smap.edges),
-        "waterfalls": {role: None if wf is None else {"trace_id": wf["trace_id"], "spans": wf["total"],
-                                                      "shown": wf["shown"], "folded": wf["folded"]}
-                       for role, wf in waterfalls.items()},
+        "waterfalls": {
+            role: None
+            if wf is None
+            else {
+                "trace_id": wf["trace_id"],
+                "spans": wf["total"],
+                "shown": wf["shown"],
+                "folded": wf["folded"],
+            }
+            for role, wf in waterfalls.items()
+        },
         "distributions": [f"{d.service} {d.operation}" for d in dists],
         "log_templates": len(log_findings),
         "notes": notes,
@@ -215,74 +254,102 @@ g.span{cursor:pointer}g.span:hover rect.bar{stroke:#000;stroke-width:1}
 
 def _head(report: CorrelationReport) -> str:
     title = f"dcr incident report: {report.dataset}"
-    csp = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
-           "font-src 'none'; connect-src 'none'")
-    return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<meta http-equiv=\"Content-Security-Policy\" content=\"{csp}\">"
-            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{_e(title)}</title><style>{CSS}</style></head><body><main>"
-            f"<h1>{_e(title)}</h1><p class=\"muted small\">written {_e(datetime.now(UTC).strftime('%Y-%m-%d %H:%M:%S UTC'))}"
-            f" by deep-code-reasoning from the same evidence as <code>dcr correlate</code>; correlate took "
-            f"{report.seconds:.2f} s</p>")
+    csp = (
+        "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
+        "font-src 'none'; connect-src 'none'"
+    )
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(title)}</title><style>{CSS}</style></head><body><main>"
+        f'<h1>{_e(title)}</h1><p class="muted small">written {_e(datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"))}'
+        f" by deep-code-reasoning from the same evidence as <code>dcr correlate</code>; correlate took "
+        f"{report.seconds:.2f} s</p>"
+    )
 
 
 def _period_line(report: CorrelationReport) -> str:
     w, b = report.window, report.baseline
-    base = (f"baseline {_e(format_ns(b.start_ns))} to {_e(format_ns(b.end_ns))}" if b is not None
-            else "no baseline (no data before the window)")
-    return (f"<p class=\"small muted\">window {_e(format_ns(w.start_ns))} to {_e(format_ns(w.end_ns))}; {base}. "
-            "Edge colour: red = errors or p95 up, orange = calls per period changed 2x or more, "
-            "grey dashed = calls stopped, blue dashed = new. Thick red outline = a top candidate.</p>")
+    base = (
+        f"baseline {_e(format_ns(b.start_ns))} to {_e(format_ns(b.end_ns))}"
+        if b is not None
+        else "no baseline (no data before the window)"
+    )
+    return (
+        f'<p class="small muted">window {_e(format_ns(w.start_ns))} to {_e(format_ns(w.end_ns))}; {base}. '
+        "Edge colour: red = errors or p95 up, orange = calls per period changed 2x or more, "
+        "grey dashed = calls stopped, blue dashed = new. Thick red outline = a top candidate.</p>"
+    )
 
 
 def _section(anchor: str, title: str, body: str) -> str:
-    return f"<section id=\"{anchor}\"><h2>{_e(title)}</h2>{body}</section>"
+    return f'<section id="{anchor}"><h2>{_e(title)}</h2>{body}</section>'
 
 
-def _verdict(report: CorrelationReport, candidates: Sequence[Candidate], red: Redactor, analysis: str | None) -> str:
-    out = ["<section id=\"verdict\"><h2>Verdict</h2>"]
+def _verdict(
+    report: CorrelationReport, candidates: Sequence[Candidate], red: Redactor, analysis: str | None
+) -> str:
+    out = ['<section id="verdict"><h2>Verdict</h2>']
     if analysis:
-        out.append(f"<details class=\"analysis-box\" open><summary><b>Analysis</b> (the escalation's answer; "
-                   f"scroll for all of it)</summary><div class=\"analysis\">{_t(red, analysis)}</div></details>"
-                   "<h3>Ranked candidates</h3>")
+        out.append(
+            f'<details class="analysis-box" open><summary><b>Analysis</b> (the escalation\'s answer; '
+            f'scroll for all of it)</summary><div class="analysis">{_t(red, analysis)}</div></details>'
+            "<h3>Ranked candidates</h3>"
+        )
     if not candidates:
-        out.append("<p>No root-cause candidate: the window does not differ enough from the baseline.</p></section>")
+        out.append(
+            "<p>No root-cause candidate: the window does not differ enough from the baseline.</p></section>"
+        )
         return "".join(out)
-    out.append("<table><tr><th>#</th><th>service</th><th>operation</th><th>mechanism</th><th>score</th>"
-               "<th>confidence</th><th>summary</th></tr>")
+    out.append(
+        "<table><tr><th>#</th><th>service</th><th>operation</th><th>mechanism</th><th>score</th>"
+        "<th>confidence</th><th>summary</th></tr>"
+    )
     for i, c in enumerate(candidates, 1):
         conf = c.confidence or ""
         out.append(
-            f"<tr class=\"candidate\" data-service=\"{_e(c.service)}\"><td class=\"num\">{i}</td>"
-            f"<td><a href=\"#ev-{i}\">{_e(c.service)}</a></td><td>{_t(red, c.operation or '')}</td>"
-            f"<td>{_e(c.mechanism)}</td><td class=\"num\">{c.score:.2f}</td>"
-            f"<td class=\"conf-{_e(conf)}\">{_e(conf)}</td><td>{_t(red, c.summary)}</td></tr>")
+            f'<tr class="candidate" data-service="{_e(c.service)}"><td class="num">{i}</td>'
+            f'<td><a href="#ev-{i}">{_e(c.service)}</a></td><td>{_t(red, c.operation or "")}</td>'
+            f'<td>{_e(c.mechanism)}</td><td class="num">{c.score:.2f}</td>'
+            f'<td class="conf-{_e(conf)}">{_e(conf)}</td><td>{_t(red, c.summary)}</td></tr>'
+        )
     out.append("</table></section>")
     return "".join(out)
 
 
 def _evidence(candidates: Sequence[Candidate], red: Redactor) -> str:
     if not candidates:
-        return "<p class=\"muted\">No candidates.</p>"
+        return '<p class="muted">No candidates.</p>'
     out = []
     for i, c in enumerate(candidates, 1):
         ev = c.evidence
         rows = "".join(
-            f"<tr><td>{_e(k)}</td><td class=\"num\">{_fmt(ev.before.get(k))}</td><td class=\"num\">{_fmt(ev.after.get(k))}</td></tr>"
-            for k in dict.fromkeys([*ev.before, *ev.after]))
-        figs = (f"<table style=\"width:auto\"><tr><th>figure</th><th>baseline</th><th>window</th></tr>{rows}</table>"
-                if rows else "")
-        details = json.dumps(red.mapping(ev.details), indent=1, sort_keys=True, default=str) if ev.details else ""
+            f'<tr><td>{_e(k)}</td><td class="num">{_fmt(ev.before.get(k))}</td><td class="num">{_fmt(ev.after.get(k))}</td></tr>'
+            for k in dict.fromkeys([*ev.before, *ev.after])
+        )
+        figs = (
+            f'<table style="width:auto"><tr><th>figure</th><th>baseline</th><th>window</th></tr>{rows}</table>'
+            if rows
+            else ""
+        )
+        details = (
+            json.dumps(red.mapping(ev.details), indent=1, sort_keys=True, default=str) if ev.details else ""
+        )
         traces = ", ".join(f"<code>{_e(t)}</code>" for t in ev.trace_ids[:5])
         out.append(
-            f"<div class=\"evidence\" id=\"ev-{i}\"><h3>#{i} {_e(c.service)} {_t(red, c.operation or '')}: "
+            f'<div class="evidence" id="ev-{i}"><h3>#{i} {_e(c.service)} {_t(red, c.operation or "")}: '
             f"{_e(c.mechanism)} ({c.score:.2f}{', ' + _e(c.confidence) if c.confidence else ''})</h3>"
             f"<p>{_t(red, c.summary)}</p>{figs}"
-            + (f"<p class=\"small\">example traces: {traces}</p>" if traces else "")
+            + (f'<p class="small">example traces: {traces}</p>' if traces else "")
             + (f"<details><summary>details</summary><pre>{_e(details)}</pre></details>" if details else "")
-            + (f"<details><summary>SQL that reproduces the figures</summary><pre>{_e(ev.sql)}</pre></details>"
-               if ev.sql else "")
-            + "</div>")
+            + (
+                f"<details><summary>SQL that reproduces the figures</summary><pre>{_e(ev.sql)}</pre></details>"
+                if ev.sql
+                else ""
+            )
+            + "</div>"
+        )
     return "".join(out)
 
 
@@ -305,20 +372,23 @@ def _ms(ns: float | None) -> str:
 
 def _notes(notes: Sequence[str]) -> str:
     if not notes:
-        return "<p class=\"muted\">Everything the analyses look for was present.</p>"
+        return '<p class="muted">Everything the analyses look for was present.</p>'
     return "<ul>" + "".join(f"<li>{_e(n)}</li>" for n in dict.fromkeys(notes)) + "</ul>"
 
 
 def _logs(findings: Sequence[Any], red: Redactor) -> str:
     if not findings:
-        return "<p class=\"muted\">No log template changed between the baseline and the window (or the dataset has no logs).</p>"
+        return '<p class="muted">No log template changed between the baseline and the window (or the dataset has no logs).</p>'
     rows = "".join(
         f"<tr><td>{_e(f.service)}</td><td><code>{_t(red, (f.evidence.details or {}).get('template', ''))}</code></td>"
-        f"<td class=\"num\">{_fmt(f.evidence.before.get('logs'))}</td><td class=\"num\">{_fmt(f.evidence.after.get('logs'))}</td>"
+        f'<td class="num">{_fmt(f.evidence.before.get("logs"))}</td><td class="num">{_fmt(f.evidence.after.get("logs"))}</td>'
         f"<td>{_t(red, f.summary)}</td></tr>"
-        for f in findings)
-    return ("<table><tr><th>service</th><th>template</th><th>baseline</th><th>window</th><th>change</th></tr>"
-            f"{rows}</table>")
+        for f in findings
+    )
+    return (
+        "<table><tr><th>service</th><th>template</th><th>baseline</th><th>window</th><th>change</th></tr>"
+        f"{rows}</table>"
+    )
 
 
 # --------------------------------------------------------------------------------------- service map
@@ -328,7 +398,9 @@ def _colour(service: str) -> str:
     return PALETTE[int(hashlib.blake2s(service.encode(), digest_size=2).hexdigest(), 16) % len(PALETTE)]
 
 
-def _edge_style(e: Any, has_baseline: bool, seconds: tuple[float, float] | None = None) -> tuple[str, str, str]:
+def _edge_style(
+    e: Any, has_baseline: bool, seconds: tuple[float, float] | None = None
+) -> tuple[str, str, str]:
     """(class, stroke colour, dash array) for an edge by its change; `seconds`: the lengths of the
     baseline and the window, to compare calls a second."""
     if e.calls_a == 0:
@@ -391,15 +463,17 @@ def _layers(nodes: Sequence[str], edges: Sequence[tuple[str, str]]) -> dict[str,
 def _seconds(smap: ServiceMap) -> tuple[float, float] | None:
     if smap.baseline is None:
         return None
-    return ((smap.baseline.end_ns - smap.baseline.start_ns) / 1e9 or 1.0,
-            (smap.window.end_ns - smap.window.start_ns) / 1e9 or 1.0)
+    return (
+        (smap.baseline.end_ns - smap.baseline.start_ns) / 1e9 or 1.0,
+        (smap.window.end_ns - smap.window.start_ns) / 1e9 or 1.0,
+    )
 
 
 def map_svg(smap: ServiceMap, highlighted: dict[str, int]) -> str:
     """The service map as SVG: one `g.svc-node` a service, one `g.svc-edge` a caller -> callee."""
     names = [n.service for n in smap.nodes]
     if not names:
-        return "<p class=\"muted\">No spans in the window or the baseline.</p>"
+        return '<p class="muted">No spans in the window or the baseline.</p>'
     pairs = [(e.caller, e.callee) for e in smap.edges]
     layer = _layers(names, pairs)
     cols: dict[int, list[str]] = {}
@@ -411,7 +485,12 @@ def map_svg(smap: ServiceMap, highlighted: dict[str, int]) -> str:
     pos: dict[str, int] = {}
     for k in sorted(cols):  # barycentre ordering against the previous column
         if k > 0:
-            cols[k].sort(key=lambda n: (sum(pos.get(p, 0) for p in preds.get(n, [])) / max(1, len(preds.get(n, []))), n))
+            cols[k].sort(
+                key=lambda n: (
+                    sum(pos.get(p, 0) for p in preds.get(n, [])) / max(1, len(preds.get(n, []))),
+                    n,
+                )
+            )
         for i, n in enumerate(cols[k]):
             pos[n] = i
     nw, nh, gx, gy, pad = 190, 50, 110, 26, 20
@@ -424,13 +503,23 @@ def map_svg(smap: ServiceMap, highlighted: dict[str, int]) -> str:
         for i, n in enumerate(members):
             xy[n] = (pad + k * (nw + gx), pad + off + i * (nh + gy))
     has_b = smap.baseline is not None
-    out = [f"<div class=\"svgbox\"><svg id=\"service-map\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" "
-           f"height=\"{height}\" viewBox=\"0 0 {width} {height}\" font-size=\"11\" font-family=\"sans-serif\">",
-           "<defs>" + "".join(
-               f"<marker id=\"arr-{c}\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" "
-               f"orient=\"auto-start-reverse\"><path d=\"M0,0L10,5L0,10z\" fill=\"{col}\"/></marker>"
-               for c, col in (("stopped", "#9aa0a6"), ("new", "#1f6feb"), ("worse", "#d1242f"),
-                              ("calls", "#e36209"), ("same", "#8c959f"))) + "</defs>"]
+    out = [
+        f'<div class="svgbox"><svg id="service-map" xmlns="http://www.w3.org/2000/svg" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" font-size="11" font-family="sans-serif">',
+        "<defs>"
+        + "".join(
+            f'<marker id="arr-{c}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
+            f'orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" fill="{col}"/></marker>'
+            for c, col in (
+                ("stopped", "#9aa0a6"),
+                ("new", "#1f6feb"),
+                ("worse", "#d1242f"),
+                ("calls", "#e36209"),
+                ("same", "#8c959f"),
+            )
+        )
+        + "</defs>",
+    ]
     label_edges = len(smap.edges) <= MAP_LABEL_EDGES
     for e in smap.edges:
         if e.caller not in xy or e.callee not in xy:
@@ -449,34 +538,44 @@ def map_svg(smap: ServiceMap, highlighted: dict[str, int]) -> str:
         label = ""
         if label_edges:
             mx, my = (sx + tx) / 2, (sy + ty) / 2 - 4
-            label = (f"<text x=\"{mx:.0f}\" y=\"{my:.0f}\" text-anchor=\"middle\" fill=\"{col}\" "
-                     f"paint-order=\"stroke\" stroke=\"#fff\" stroke-width=\"3\">{_e(_edge_short(e, has_b))}</text>")
-        dash_attr = f" stroke-dasharray=\"{dash}\"" if dash else ""
+            label = (
+                f'<text x="{mx:.0f}" y="{my:.0f}" text-anchor="middle" fill="{col}" '
+                f'paint-order="stroke" stroke="#fff" stroke-width="3">{_e(_edge_short(e, has_b))}</text>'
+            )
+        dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
         width_px = 1.2 + min(3.0, math.log10(1 + e.calls_a + e.calls_b))
         out.append(
-            f"<g class=\"svc-edge edge-{cls}\" data-caller=\"{_e(e.caller)}\" data-callee=\"{_e(e.callee)}\">"
-            f"<title>{_e(tip)}</title><path d=\"{d}\" fill=\"none\" stroke=\"{col}\" stroke-width=\"{width_px:.1f}\""
-            f"{dash_attr} marker-end=\"url(#arr-{cls})\"/>{label}</g>")
+            f'<g class="svc-edge edge-{cls}" data-caller="{_e(e.caller)}" data-callee="{_e(e.callee)}">'
+            f'<title>{_e(tip)}</title><path d="{d}" fill="none" stroke="{col}" stroke-width="{width_px:.1f}"'
+            f'{dash_attr} marker-end="url(#arr-{cls})"/>{label}</g>'
+        )
     for n in smap.nodes:
         x, y = xy[n.service]
         rank = highlighted.get(n.service)
         gone = n.spans_a == 0
         stroke = "#d1242f" if rank else ("#9aa0a6" if gone else "#57606a")
         sw = 3.5 if rank else 1.2
-        dash = " stroke-dasharray=\"5 3\"" if gone else ""
+        dash = ' stroke-dasharray="5 3"' if gone else ""
         fill = "#f6f8fa" if gone else "#ffffff"
         sub = _node_text(n, has_b)
-        badge = (f"<circle cx=\"{x + nw - 4}\" cy=\"{y + 4}\" r=\"10\" fill=\"#d1242f\"/>"
-                 f"<text x=\"{x + nw - 4}\" y=\"{y + 8}\" text-anchor=\"middle\" fill=\"#fff\" font-weight=\"700\">"
-                 f"{rank}</text>") if rank else ""
+        badge = (
+            (
+                f'<circle cx="{x + nw - 4}" cy="{y + 4}" r="10" fill="#d1242f"/>'
+                f'<text x="{x + nw - 4}" y="{y + 8}" text-anchor="middle" fill="#fff" font-weight="700">'
+                f"{rank}</text>"
+            )
+            if rank
+            else ""
+        )
         out.append(
-            f"<g class=\"svc-node{' candidate' if rank else ''}{' stopped' if gone else ''}\" "
-            f"data-service=\"{_e(n.service)}\"><title>{_e(n.service)}: {_e(sub)}</title>"
-            f"<rect x=\"{x}\" y=\"{y}\" width=\"{nw}\" height=\"{nh}\" rx=\"6\" fill=\"{fill}\" stroke=\"{stroke}\" "
-            f"stroke-width=\"{sw}\"{dash}/><rect x=\"{x}\" y=\"{y}\" width=\"6\" height=\"{nh}\" rx=\"2\" "
-            f"fill=\"{_colour(n.service)}\"/>"
-            f"<text x=\"{x + 12}\" y=\"{y + 19}\" font-size=\"12\" font-weight=\"600\">{_e(_clip(n.service, 26))}</text>"
-            f"<text x=\"{x + 12}\" y=\"{y + 37}\" fill=\"#57606a\" font-size=\"10\">{_e(_clip(sub, 36))}</text>{badge}</g>")
+            f'<g class="svc-node{" candidate" if rank else ""}{" stopped" if gone else ""}" '
+            f'data-service="{_e(n.service)}"><title>{_e(n.service)}: {_e(sub)}</title>'
+            f'<rect x="{x}" y="{y}" width="{nw}" height="{nh}" rx="6" fill="{fill}" stroke="{stroke}" '
+            f'stroke-width="{sw}"{dash}/><rect x="{x}" y="{y}" width="6" height="{nh}" rx="2" '
+            f'fill="{_colour(n.service)}"/>'
+            f'<text x="{x + 12}" y="{y + 19}" font-size="12" font-weight="600">{_e(_clip(n.service, 26))}</text>'
+            f'<text x="{x + 12}" y="{y + 37}" fill="#57606a" font-size="10">{_e(_clip(sub, 36))}</text>{badge}</g>'
+        )
     out.append("</svg></div>")
     return "".join(out)
 
@@ -505,10 +604,14 @@ def _edge_short(e: Any, has_b: bool) -> str:
 
 def _edge_text(e: Any, has_b: bool) -> str:
     if not has_b:
-        return (f"{e.caller} → {e.callee}: {e.calls_a} calls in the window, error rate "
-                f"{_rate(e.errors_a, e.calls_a)}, p95 {_ms(e.p95_a_ns)}")
-    return (f"{e.caller} → {e.callee}: calls {e.calls_b} → {e.calls_a}, error rate {_rate(e.errors_b, e.calls_b)} → "
-            f"{_rate(e.errors_a, e.calls_a)}, p95 {_ms(e.p95_b_ns)} → {_ms(e.p95_a_ns)}")
+        return (
+            f"{e.caller} → {e.callee}: {e.calls_a} calls in the window, error rate "
+            f"{_rate(e.errors_a, e.calls_a)}, p95 {_ms(e.p95_a_ns)}"
+        )
+    return (
+        f"{e.caller} → {e.callee}: calls {e.calls_b} → {e.calls_a}, error rate {_rate(e.errors_b, e.calls_b)} → "
+        f"{_rate(e.errors_a, e.calls_a)}, p95 {_ms(e.p95_b_ns)} → {_ms(e.p95_a_ns)}"
+    )
 
 
 def _edge_table(smap: ServiceMap) -> str:
@@ -516,14 +619,17 @@ def _edge_table(smap: ServiceMap) -> str:
         return ""
     has_b = smap.baseline is not None
     rows = "".join(
-        f"<tr class=\"edge-row\"><td>{_e(e.caller)}</td><td>{_e(e.callee)}</td><td>{_e(_edge_style(e, has_b, _seconds(smap))[0])}</td>"
-        f"<td class=\"num\">{e.calls_b:,}</td><td class=\"num\">{e.calls_a:,}</td>"
-        f"<td class=\"num\">{_rate(e.errors_b, e.calls_b)}</td><td class=\"num\">{_rate(e.errors_a, e.calls_a)}</td>"
-        f"<td class=\"num\">{_ms(e.p95_b_ns)}</td><td class=\"num\">{_ms(e.p95_a_ns)}</td></tr>"
-        for e in smap.edges)
-    return ("<details><summary>every edge</summary><table><tr><th>caller</th><th>callee</th><th>change</th>"
-            "<th>calls (baseline)</th><th>calls (window)</th><th>errors (baseline)</th><th>errors (window)</th>"
-            f"<th>p95 (baseline)</th><th>p95 (window)</th></tr>{rows}</table></details>")
+        f'<tr class="edge-row"><td>{_e(e.caller)}</td><td>{_e(e.callee)}</td><td>{_e(_edge_style(e, has_b, _seconds(smap))[0])}</td>'
+        f'<td class="num">{e.calls_b:,}</td><td class="num">{e.calls_a:,}</td>'
+        f'<td class="num">{_rate(e.errors_b, e.calls_b)}</td><td class="num">{_rate(e.errors_a, e.calls_a)}</td>'
+        f'<td class="num">{_ms(e.p95_b_ns)}</td><td class="num">{_ms(e.p95_a_ns)}</td></tr>'
+        for e in smap.edges
+    )
+    return (
+        "<details><summary>every edge</summary><table><tr><th>caller</th><th>callee</th><th>change</th>"
+        "<th>calls (baseline)</th><th>calls (window)</th><th>errors (baseline)</th><th>errors (window)</th>"
+        f"<th>p95 (baseline)</th><th>p95 (window)</th></tr>{rows}</table></details>"
+    )
 
 
 # --------------------------------------------------------------------------------------- waterfall
@@ -570,8 +676,9 @@ def _choose(view: TraceView, max_rows: int) -> tuple[set[str], dict[str, list[Tr
     return shown, folded
 
 
-def waterfall_svg(view: TraceView, red: Redactor, *, max_rows: int = MAX_ROWS,
-                  detail_budget: list[int] | None = None) -> dict[str, Any]:
+def waterfall_svg(
+    view: TraceView, red: Redactor, *, max_rows: int = MAX_ROWS, detail_budget: list[int] | None = None
+) -> dict[str, Any]:
     """One trace as bars on a time axis: one `g.span` a shown span, one `g.folded` row per hidden
     subtree (its `data-count` says how many spans it holds). Returns the SVG and its counts."""
     shown, folded = _choose(view, max_rows)
@@ -604,13 +711,17 @@ def waterfall_svg(view: TraceView, red: Redactor, *, max_rows: int = MAX_ROWS,
         return WF_LABEL + span_w * (t - t0) / (t1 - t0)
 
     height = 24 + len(rows) * ROW_H + 8
-    out = [f"<svg class=\"waterfall\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{WF_WIDTH}\" height=\"{height}\" "
-           f"viewBox=\"0 0 {WF_WIDTH} {height}\" font-size=\"11\" font-family=\"sans-serif\" "
-           f"data-trace-id=\"{_e(view.trace_id)}\">"]
+    out = [
+        f'<svg class="waterfall" xmlns="http://www.w3.org/2000/svg" width="{WF_WIDTH}" height="{height}" '
+        f'viewBox="0 0 {WF_WIDTH} {height}" font-size="11" font-family="sans-serif" '
+        f'data-trace-id="{_e(view.trace_id)}">'
+    ]
     for k in range(5):  # time axis
         tx = WF_LABEL + span_w * k / 4
-        out.append(f"<line x1=\"{tx:.1f}\" y1=\"16\" x2=\"{tx:.1f}\" y2=\"{height}\" stroke=\"#eef0f4\"/>"
-                   f"<text x=\"{tx:.1f}\" y=\"12\" text-anchor=\"middle\" fill=\"#57606a\">{_ms((t1 - t0) * k / 4)}</text>")
+        out.append(
+            f'<line x1="{tx:.1f}" y1="16" x2="{tx:.1f}" y2="{height}" stroke="#eef0f4"/>'
+            f'<text x="{tx:.1f}" y="12" text-anchor="middle" fill="#57606a">{_ms((t1 - t0) * k / 4)}</text>'
+        )
     details: dict[str, Any] = {}
     budget = detail_budget if detail_budget is not None else [DETAIL_BUDGET]
     dropped = False
@@ -622,17 +733,21 @@ def waterfall_svg(view: TraceView, red: Redactor, *, max_rows: int = MAX_ROWS,
             fill = "#d1242f" if err else _colour(s.service)
             bx, bw = x(s.start_ns), max(1.5, x(s.end_ns) - x(s.start_ns))
             label = f"{s.service} {red.text(s.operation)}"
-            cp = (f"<rect x=\"{bx:.1f}\" y=\"{y + ROW_H - 4}\" width=\"{bw:.1f}\" height=\"2\" fill=\"#111\"/>"
-                  if s.on_critical_path else "")
+            cp = (
+                f'<rect x="{bx:.1f}" y="{y + ROW_H - 4}" width="{bw:.1f}" height="2" fill="#111"/>'
+                if s.on_critical_path
+                else ""
+            )
             mark = "★ " if s.on_critical_path else ""
             out.append(
-                f"<g class=\"span{' cp' if s.on_critical_path else ''}{' err' if err else ''}\" "
-                f"data-span-id=\"{_e(s.span_id)}\"><title>{_e(label)} · {_ms(s.duration_ns)}"
+                f'<g class="span{" cp" if s.on_critical_path else ""}{" err" if err else ""}" '
+                f'data-span-id="{_e(s.span_id)}"><title>{_e(label)} · {_ms(s.duration_ns)}'
                 f"{' · ERROR' if err else ''}{' · on the critical path' if s.on_critical_path else ''}</title>"
-                f"<text x=\"{4 + min(s.depth, 20) * 10}\" y=\"{y + 11}\" fill=\"{'#d1242f' if err else '#1d2329'}\">"
+                f'<text x="{4 + min(s.depth, 20) * 10}" y="{y + 11}" fill="{"#d1242f" if err else "#1d2329"}">'
                 f"{_e(mark + _clip(label, 52 - min(s.depth, 20)))}</text>"
-                f"<rect class=\"bar\" x=\"{bx:.1f}\" y=\"{y + 2}\" width=\"{bw:.1f}\" height=\"{ROW_H - 6}\" "
-                f"fill=\"{fill}\" rx=\"2\"/>{cp}</g>")
+                f'<rect class="bar" x="{bx:.1f}" y="{y + 2}" width="{bw:.1f}" height="{ROW_H - 6}" '
+                f'fill="{fill}" rx="2"/>{cp}</g>'
+            )
             if not dropped:
                 d = _span_detail(s, red)
                 cost = len(json.dumps(d, default=str))
@@ -651,53 +766,81 @@ def waterfall_svg(view: TraceView, red: Redactor, *, max_rows: int = MAX_ROWS,
             errs = sum(1 for h in hidden if h.status_code == "ERROR")
             text = f"▸ {len(hidden):,} spans folded ({', '.join(services[:3])}{'…' if len(services) > 3 else ''})"
             out.append(
-                f"<g class=\"folded\" data-count=\"{len(hidden)}\"><title>{_e(text)}"
+                f'<g class="folded" data-count="{len(hidden)}"><title>{_e(text)}'
                 f"{f'; {errs} with errors' if errs else ''}</title>"
-                f"<text x=\"{4 + min(depth, 20) * 10}\" y=\"{y + 11}\" fill=\"#57606a\" font-style=\"italic\">"
+                f'<text x="{4 + min(depth, 20) * 10}" y="{y + 11}" fill="#57606a" font-style="italic">'
                 f"{_e(_clip(text, 56 - min(depth, 20)))}</text>"
-                f"<rect x=\"{bx:.1f}\" y=\"{y + 4}\" width=\"{bw:.1f}\" height=\"{ROW_H - 9}\" fill=\"#c9ced6\" "
-                f"stroke=\"{'#d1242f' if errs else 'none'}\"/></g>")
+                f'<rect x="{bx:.1f}" y="{y + 4}" width="{bw:.1f}" height="{ROW_H - 9}" fill="#c9ced6" '
+                f'stroke="{"#d1242f" if errs else "none"}"/></g>'
+            )
     out.append("</svg>")
     n_folded = sum(len(v) for v in folded.values())
-    return {"svg": "".join(out), "trace_id": view.trace_id, "total": len(view.spans), "shown": len(shown),
-            "folded": n_folded, "details": details, "details_dropped": dropped,
-            "duration_ns": view.end_ns - view.start_ns, "warnings": list(view.warnings)}
+    return {
+        "svg": "".join(out),
+        "trace_id": view.trace_id,
+        "total": len(view.spans),
+        "shown": len(shown),
+        "folded": n_folded,
+        "details": details,
+        "details_dropped": dropped,
+        "duration_ns": view.end_ns - view.start_ns,
+        "warnings": list(view.warnings),
+    }
 
 
 def _span_detail(s: TraceSpan, red: Redactor) -> dict[str, Any]:
     attrs = dict(list(s.attributes.items())[:MAX_ATTRS]) if s.attributes else {}
-    clean = {k: (v[:MAX_ATTR_CHARS] + "…" if isinstance(v, str) and len(v) > MAX_ATTR_CHARS else v)
-             for k, v in red.mapping(attrs).items()}
+    clean = {
+        k: (v[:MAX_ATTR_CHARS] + "…" if isinstance(v, str) and len(v) > MAX_ATTR_CHARS else v)
+        for k, v in red.mapping(attrs).items()
+    }
     return {
-        "service": s.service, "operation": red.text(s.operation), "kind": s.kind, "host": s.host,
-        "duration_ms": round(s.duration_ns / 1e6, 3), "self_ms": round(s.self_time_ns / 1e6, 3),
-        "status": s.status_code, "status_message": red.text(s.status_message) if s.status_message else None,
-        "critical_path": s.on_critical_path, "attributes": clean,
-        **({"dropped_attributes": len(s.attributes) - MAX_ATTRS} if s.attributes and len(s.attributes) > MAX_ATTRS else {}),
+        "service": s.service,
+        "operation": red.text(s.operation),
+        "kind": s.kind,
+        "host": s.host,
+        "duration_ms": round(s.duration_ns / 1e6, 3),
+        "self_ms": round(s.self_time_ns / 1e6, 3),
+        "status": s.status_code,
+        "status_message": red.text(s.status_message) if s.status_message else None,
+        "critical_path": s.on_critical_path,
+        "attributes": clean,
+        **(
+            {"dropped_attributes": len(s.attributes) - MAX_ATTRS}
+            if s.attributes and len(s.attributes) > MAX_ATTRS
+            else {}
+        ),
     }
 
 
-def _waterfalls(pair: ExamplePair, waterfalls: dict[str, dict[str, Any] | None], report: CorrelationReport) -> str:
+def _waterfalls(
+    pair: ExamplePair, waterfalls: dict[str, dict[str, Any] | None], report: CorrelationReport
+) -> str:
     if waterfalls["window"] is None:
-        return f"<p class=\"muted\">No example trace: {_e(pair.note)}.</p>"
+        return f'<p class="muted">No example trace: {_e(pair.note)}.</p>'
     top = report.candidates[0] if report.candidates else None
-    intro = (f"<p class=\"small\">Root operation <code>{_e(pair.root_service)} {_e(pair.root_operation)}</code>"
-             + (f", an example trace of candidate #1 ({_e(top.service)}, {_e(top.mechanism)})" if top else "")
-             + ". ★ and the black underline mark the critical path; red bars are errors; click a bar for its attributes.</p>")
-    out = [intro, "<div class=\"pair\">"]
+    intro = (
+        f'<p class="small">Root operation <code>{_e(pair.root_service)} {_e(pair.root_operation)}</code>'
+        + (f", an example trace of candidate #1 ({_e(top.service)}, {_e(top.mechanism)})" if top else "")
+        + ". ★ and the black underline mark the critical path; red bars are errors; click a bar for its attributes.</p>"
+    )
+    out = [intro, '<div class="pair">']
     for role in ("window", "baseline"):
         wf = waterfalls[role]
         if wf is None:
-            out.append(f"<div><h3>Baseline</h3><p class=\"muted\">{_e(pair.note or 'no baseline trace')}.</p></div>")
+            out.append(
+                f'<div><h3>Baseline</h3><p class="muted">{_e(pair.note or "no baseline trace")}.</p></div>'
+            )
             continue
         fold = f", {wf['folded']:,} folded" if wf["folded"] else ""
         warn = "".join(f"<li>{_e(w)}</li>" for w in wf["warnings"][:5])
         out.append(
-            f"<div class=\"wf-{role}\"><h3>{'Window' if role == 'window' else 'Baseline'}: trace <code>{_e(wf['trace_id'])}</code>"
+            f'<div class="wf-{role}"><h3>{"Window" if role == "window" else "Baseline"}: trace <code>{_e(wf["trace_id"])}</code>'
             f" ({_ms(wf['duration_ns'])}, {wf['total']:,} spans, {wf['shown']:,} shown{fold})</h3>"
-            + (f"<ul class=\"small muted\">{warn}</ul>" if warn else "")
-            + f"<div class=\"svgbox\" data-role=\"{role}\">{wf['svg']}</div></div>")
-    out.append("</div><div id=\"span-detail\"></div>")
+            + (f'<ul class="small muted">{warn}</ul>' if warn else "")
+            + f'<div class="svgbox" data-role="{role}">{wf["svg"]}</div></div>'
+        )
+    out.append('</div><div id="span-detail"></div>')
     return "".join(out)
 
 
@@ -705,7 +848,7 @@ def _details_script(waterfalls: dict[str, dict[str, Any] | None]) -> str:
     data = {role: (wf["details"] if wf else {}) for role, wf in waterfalls.items()}
     blob = json.dumps(data, default=str, separators=(",", ":")).replace("</", "<\\/")
     return (
-        f"<script type=\"application/json\" id=\"span-data\">{blob}</script>"
+        f'<script type="application/json" id="span-data">{blob}</script>'
         "<script>(function(){var data=JSON.parse(document.getElementById('span-data').textContent);"
         "var panel=document.getElementById('span-detail');if(!panel)return;"
         "document.querySelectorAll('.svgbox[data-role]').forEach(function(box){"
@@ -731,40 +874,63 @@ def _ecdf(values: Sequence[int]) -> list[tuple[float, float]]:
 
 def _distributions(dists: Sequence[Durations], notes: list[str]) -> str:
     if not dists:
-        return "<p class=\"muted\">No candidate names an operation, so there is no latency distribution to compare.</p>"
+        return '<p class="muted">No candidate names an operation, so there is no latency distribution to compare.</p>'
     import vl_convert
 
     out = []
     for d in dists:
         if d.sampled:
-            notes.append(f"latency of {d.service} {d.operation}: an even sample of {MAX_DURATION_SAMPLES:,} spans a "
-                         f"period (of {d.counts.get('baseline', 0):,} and {d.counts.get('window', 0):,})")
-        values = [{"ms": ms, "share": p, "period": f"baseline ({len(d.baseline_ns):,})"} for ms, p in _ecdf(d.baseline_ns)]
-        values += [{"ms": ms, "share": p, "period": f"window ({len(d.window_ns):,})"} for ms, p in _ecdf(d.window_ns)]
+            notes.append(
+                f"latency of {d.service} {d.operation}: an even sample of {MAX_DURATION_SAMPLES:,} spans a "
+                f"period (of {d.counts.get('baseline', 0):,} and {d.counts.get('window', 0):,})"
+            )
+        values = [
+            {"ms": ms, "share": p, "period": f"baseline ({len(d.baseline_ns):,})"}
+            for ms, p in _ecdf(d.baseline_ns)
+        ]
+        values += [
+            {"ms": ms, "share": p, "period": f"window ({len(d.window_ns):,})"} for ms, p in _ecdf(d.window_ns)
+        ]
         if not values:
-            out.append(f"<h3>{_e(d.service)} {_e(d.operation)}</h3><p class=\"muted\">no spans in either period</p>")
+            out.append(
+                f'<h3>{_e(d.service)} {_e(d.operation)}</h3><p class="muted">no spans in either period</p>'
+            )
             continue
         positive = all(v["ms"] > 0 for v in values)
         spec = {
             "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
-            "width": 520, "height": 200,
+            "width": 520,
+            "height": 200,
             "data": {"values": values},
             "mark": {"type": "line", "interpolate": "step-after"},
             "encoding": {
-                "x": {"field": "ms", "type": "quantitative", "title": "duration (ms)",
-                      "scale": {"type": "log"} if positive else {}},
-                "y": {"field": "share", "type": "quantitative", "title": "share of spans at or below",
-                      "axis": {"format": "%"}},
-                "color": {"field": "period", "type": "nominal", "title": None,
-                          "scale": {"range": ["#8c959f", "#d1242f"]}},
+                "x": {
+                    "field": "ms",
+                    "type": "quantitative",
+                    "title": "duration (ms)",
+                    "scale": {"type": "log"} if positive else {},
+                },
+                "y": {
+                    "field": "share",
+                    "type": "quantitative",
+                    "title": "share of spans at or below",
+                    "axis": {"format": "%"},
+                },
+                "color": {
+                    "field": "period",
+                    "type": "nominal",
+                    "title": None,
+                    "scale": {"range": ["#8c959f", "#d1242f"]},
+                },
             },
         }
         svg = vl_convert.vegalite_to_svg(spec)
-        out.append(f"<div class=\"dist\" data-service=\"{_e(d.service)}\"><h3>{_e(d.service)} <code>{_e(d.operation)}</code>"
-                   f"</h3><p class=\"small muted\">median {_ms(_median(d.baseline_ns))} → {_ms(_median(d.window_ns))}; "
-                   f"p95 {_ms(_q(d.baseline_ns, 0.95))} → {_ms(_q(d.window_ns, 0.95))}</p>{svg}</div>")
+        out.append(
+            f'<div class="dist" data-service="{_e(d.service)}"><h3>{_e(d.service)} <code>{_e(d.operation)}</code>'
+            f'</h3><p class="small muted">median {_ms(_median(d.baseline_ns))} → {_ms(_median(d.window_ns))}; '
+            f"p95 {_ms(_q(d.baseline_ns, 0.95))} → {_ms(_q(d.window_ns, 0.95))}</p>{svg}</div>"
+        )
     return "".join(out)
-
 
 
 def _median(v: Sequence[int]) -> float | None:
@@ -777,7 +943,9 @@ def _q(v: Sequence[int], q: float) -> float | None:
     return float(v[min(len(v) - 1, int(q * len(v)))])
 
 
-def write_for_escalation(request: EscalationRequest, result: EscalationResult, path: str | Path) -> HtmlReport:
+def write_for_escalation(
+    request: EscalationRequest, result: EscalationResult, path: str | Path
+) -> HtmlReport:
     """The report of an escalation: the same window, baseline and services as its request, with
     the analysis (the model's, or the offline report) at the top."""
     from correlate import open_dataset

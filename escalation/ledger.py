@@ -59,44 +59,73 @@ def record(entry: LedgerEntry) -> str:
             "reasons, bundle_tokens, bundle_sections, token_method, cut, redactions, input_tokens, output_tokens, "
             "thinking_tokens, cost_usd, latency_s, attempts, outcome, error, bundle_path) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (entry.id, entry.kind, entry.session_id, entry.turn, created, created[:10], entry.dataset,
-             entry.analysis_type, entry.provider, entry.model, json.dumps(list(entry.reasons)),
-             entry.bundle_tokens, json.dumps(dict(entry.bundle_sections)), entry.token_method, entry.cut,
-             json.dumps(dict(entry.redactions)), entry.input_tokens, entry.output_tokens, entry.thinking_tokens,
-             entry.cost_usd, round(entry.latency_s, 6), entry.attempts, entry.outcome, entry.error,
-             entry.bundle_path),
+            (
+                entry.id,
+                entry.kind,
+                entry.session_id,
+                entry.turn,
+                created,
+                created[:10],
+                entry.dataset,
+                entry.analysis_type,
+                entry.provider,
+                entry.model,
+                json.dumps(list(entry.reasons)),
+                entry.bundle_tokens,
+                json.dumps(dict(entry.bundle_sections)),
+                entry.token_method,
+                entry.cut,
+                json.dumps(dict(entry.redactions)),
+                entry.input_tokens,
+                entry.output_tokens,
+                entry.thinking_tokens,
+                entry.cost_usd,
+                round(entry.latency_s, 6),
+                entry.attempts,
+                entry.outcome,
+                entry.error,
+                entry.bundle_path,
+            ),
         )
     finally:
         con.close()
     return entry.id
 
 
-_SUMS = ("count(*) AS calls, sum(outcome = 'ok') AS ok, sum(outcome = 'failed') AS failed, "
-         "sum(outcome = 'dry_run') AS dry_runs, sum(input_tokens) AS input_tokens, "
-         "sum(output_tokens) AS output_tokens, sum(thinking_tokens) AS thinking_tokens, "
-         "round(sum(cost_usd), 6) AS cost_usd, round(avg(latency_s), 3) AS avg_latency_s, "
-         "sum(bundle_tokens) AS bundle_tokens")
+_SUMS = (
+    "count(*) AS calls, sum(outcome = 'ok') AS ok, sum(outcome = 'failed') AS failed, "
+    "sum(outcome = 'dry_run') AS dry_runs, sum(input_tokens) AS input_tokens, "
+    "sum(output_tokens) AS output_tokens, sum(thinking_tokens) AS thinking_tokens, "
+    "round(sum(cost_usd), 6) AS cost_usd, round(avg(latency_s), 3) AS avg_latency_s, "
+    "sum(bundle_tokens) AS bundle_tokens"
+)
 
 
 def ledger_stats() -> dict[str, Any]:
     """Totals, and the same figures by day, by analysis type and by model; redactions by kind."""
     con = connect()
     try:
+
         def rows(sql: str) -> list[dict[str, Any]]:
             return [dict(r) for r in con.execute(sql).fetchall()]
 
         total = rows(f"SELECT {_SUMS} FROM ledger")[0]
         by_day = rows(f"SELECT day, {_SUMS} FROM ledger GROUP BY day ORDER BY day")
-        by_type = rows(f"SELECT coalesce(analysis_type, '-') AS analysis_type, {_SUMS} FROM ledger "
-                       "GROUP BY 1 ORDER BY 1")
-        by_model = rows(f"SELECT model, provider, {_SUMS} FROM ledger GROUP BY model, provider ORDER BY model")
+        by_type = rows(
+            f"SELECT coalesce(analysis_type, '-') AS analysis_type, {_SUMS} FROM ledger GROUP BY 1 ORDER BY 1"
+        )
+        by_model = rows(
+            f"SELECT model, provider, {_SUMS} FROM ledger GROUP BY model, provider ORDER BY model"
+        )
         redactions: dict[str, int] = {}
         for (raw,) in con.execute("SELECT redactions FROM ledger"):
             for kind, n in json.loads(raw or "{}").items():
                 redactions[kind] = redactions.get(kind, 0) + int(n)
-        recent = rows("SELECT id, kind, created_at, dataset, analysis_type, provider, model, outcome, "
-                      "bundle_tokens, cost_usd, latency_s, reasons, error FROM ledger "
-                      "ORDER BY created_at DESC LIMIT 10")
+        recent = rows(
+            "SELECT id, kind, created_at, dataset, analysis_type, provider, model, outcome, "
+            "bundle_tokens, cost_usd, latency_s, reasons, error FROM ledger "
+            "ORDER BY created_at DESC LIMIT 10"
+        )
     finally:
         con.close()
     for r in recent:
@@ -105,5 +134,11 @@ def ledger_stats() -> dict[str, Any]:
         for k, v in r.items():
             if v is None and k != "day":
                 r[k] = 0
-    return {"total": total, "by_day": by_day, "by_type": by_type, "by_model": by_model,
-            "redactions": dict(sorted(redactions.items())), "recent": recent}
+    return {
+        "total": total,
+        "by_day": by_day,
+        "by_type": by_type,
+        "by_model": by_model,
+        "redactions": dict(sorted(redactions.items())),
+        "recent": recent,
+    }

@@ -12,8 +12,17 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-__all__ = ["ModelInfo", "MODELS", "DEFAULT_MODEL", "OFFLINE_MODEL", "model_info", "selected_model", "cost_usd",
-           "thinking_config", "default_budget_tokens"]
+__all__ = [
+    "ModelInfo",
+    "MODELS",
+    "DEFAULT_MODEL",
+    "OFFLINE_MODEL",
+    "model_info",
+    "selected_model",
+    "cost_usd",
+    "thinking_config",
+    "default_budget_tokens",
+]
 
 
 @dataclass(frozen=True)
@@ -48,9 +57,21 @@ _FALLBACK = MODELS[DEFAULT_MODEL]
 def model_info(model_id: str) -> ModelInfo:
     info = MODELS.get(model_id.removeprefix("models/"))
     if info is None:
-        return ModelInfo(model_id, *[getattr(_FALLBACK, f) for f in (
-            "context_window_tokens", "max_output_tokens", "input_usd_per_mtok", "output_usd_per_mtok",
-            "long_prompt_threshold_tokens", "input_long_usd_per_mtok", "output_long_usd_per_mtok")])
+        return ModelInfo(
+            model_id,
+            *[
+                getattr(_FALLBACK, f)
+                for f in (
+                    "context_window_tokens",
+                    "max_output_tokens",
+                    "input_usd_per_mtok",
+                    "output_usd_per_mtok",
+                    "long_prompt_threshold_tokens",
+                    "input_long_usd_per_mtok",
+                    "output_long_usd_per_mtok",
+                )
+            ],
+        )
     return info
 
 

@@ -31,8 +31,16 @@ from escalation.report import render_markdown
 from escalation.types import EscalationRequest, EscalationResult, Window
 from ingest.dataset import dcr_home
 
-__all__ = ["CODE_EXECUTION_TYPES", "DEFAULT_TIMEOUT_S", "Prepared", "prepare", "signals_from", "ledger_entry",
-           "result_of", "dry_run_payload"]
+__all__ = [
+    "CODE_EXECUTION_TYPES",
+    "DEFAULT_TIMEOUT_S",
+    "Prepared",
+    "prepare",
+    "signals_from",
+    "ledger_entry",
+    "result_of",
+    "dry_run_payload",
+]
 
 CODE_EXECUTION_TYPES = ("hypothesis_test", "execution_trace")
 DEFAULT_TIMEOUT_S = 300.0
@@ -91,8 +99,15 @@ def _open_session(name: str) -> Any:
         raise DatasetUnavailable.of(exc) from None
 
 
-def signals_from(described: dict[str, Any], sources: list[Any], services: tuple[str, ...], window: Window | None,
-             files_involved: int, attempted_approaches: int, stuck_description: str = "") -> EscalationSignals:
+def signals_from(
+    described: dict[str, Any],
+    sources: list[Any],
+    services: tuple[str, ...],
+    window: Window | None,
+    files_involved: int,
+    attempted_approaches: int,
+    stuck_description: str = "",
+) -> EscalationSignals:
     """The figures the thresholds judge, from a dataset's description (its services and time
     range) and sources (their sizes): the services given, else the dataset's; the window's span,
     else the dataset's."""
@@ -112,10 +127,15 @@ def signals_from(described: dict[str, Any], sources: list[Any], services: tuple[
 
 
 def _reasons(req: EscalationRequest, bundle: Bundle) -> tuple[str, ...]:
-    signals = signals_from(bundle.facts.get("summary") or {}, list(bundle.facts.get("sources") or []),
-                       tuple(req.services), req.window,
-                       len(set(req.files) | set(req.context.code_scope.files)),
-                       len(req.context.attempted_approaches), req.context.stuck_description)
+    signals = signals_from(
+        bundle.facts.get("summary") or {},
+        list(bundle.facts.get("sources") or []),
+        tuple(req.services),
+        req.window,
+        len(set(req.files) | set(req.context.code_scope.files)),
+        len(req.context.attempted_approaches),
+        req.context.stuck_description,
+    )
     decision = should_escalate(signals)
     return decision.reasons or ("asked by the agent (no threshold crossed)",)
 
@@ -143,13 +163,17 @@ def prepare(req: EscalationRequest, *, deadline: float | None = None) -> Prepare
     _validate(req)
     name = req.provider or _default_provider()
     provider = None if req.dry_run else get_provider(name)  # MissingApiKey before any work
-    model = provider.model if provider is not None else (selected_model() if name == "gemini" else
-                                                         get_provider(name).model)
+    model = (
+        provider.model
+        if provider is not None
+        else (selected_model() if name == "gemini" else get_provider(name).model)
+    )
     sizing_model = model if name == "gemini" else (selected_model() or DEFAULT_MODEL)
     timeout_s = float(req.time_budget_seconds or os.environ.get("DCR_GEMINI_TIMEOUT_S") or DEFAULT_TIMEOUT_S)
     count_warnings: list[str] = []
     counter = None
     if provider is not None and hasattr(provider, "count_text"):
+
         def counter(text: str) -> int | None:
             left = 60.0 if deadline is None else deadline - time.monotonic()
             if left <= 0.1:
@@ -159,9 +183,12 @@ def prepare(req: EscalationRequest, *, deadline: float | None = None) -> Prepare
             except ProviderError as exc:
                 count_warnings.append(f"countTokens failed, token counts are estimates: {exc}")
                 return None
+
     session = _open_session(req.dataset) if req.dataset else None
     try:
-        bundle = BundleBuilder(req, session, budget_tokens=_budget(req, sizing_model), counter=counter).build()
+        bundle = BundleBuilder(
+            req, session, budget_tokens=_budget(req, sizing_model), counter=counter
+        ).build()
     finally:
         if session is not None and hasattr(session, "close"):
             session.close()
@@ -170,43 +197,96 @@ def prepare(req: EscalationRequest, *, deadline: float | None = None) -> Prepare
     request = ProviderRequest(
         system_instruction=f"{SYSTEM_INSTRUCTION}\n{analysis_instruction(req.analysis_type)}",
         messages=(Message("user", _user_message(bundle, req.question.strip())),),
-        analysis_type=req.analysis_type, depth_level=int(req.depth_level), response_schema=RESPONSE_SCHEMA,
-        code_execution=req.analysis_type in CODE_EXECUTION_TYPES, timeout_s=timeout_s,
-        bundle_facts=bundle.facts, deadline=deadline,
+        analysis_type=req.analysis_type,
+        depth_level=int(req.depth_level),
+        response_schema=RESPONSE_SCHEMA,
+        code_execution=req.analysis_type in CODE_EXECUTION_TYPES,
+        timeout_s=timeout_s,
+        bundle_facts=bundle.facts,
+        deadline=deadline,
     )
     eid = new_id()
-    return Prepared(eid, name, provider, model, bundle, request, _save(eid, request), _reasons(req, bundle),
-                    timeout_s)
+    return Prepared(
+        eid, name, provider, model, bundle, request, _save(eid, request), _reasons(req, bundle), timeout_s
+    )
 
 
 def ledger_entry(p: Prepared, req: EscalationRequest, kind: str, outcome: str, **kw: Any) -> LedgerEntry:
     b = p.bundle
-    return LedgerEntry(kind=kind, provider=p.provider_name, model=p.model, outcome=outcome, id=kw.pop("id", p.escalation_id),
-                       dataset=req.dataset, analysis_type=req.analysis_type, reasons=p.reasons,
-                       bundle_tokens=b.tokens, bundle_sections=b.section_tokens(), token_method=b.token_method,
-                       cut=len(b.cut), redactions=b.redactions, bundle_path=p.bundle_path, **kw)
+    return LedgerEntry(
+        kind=kind,
+        provider=p.provider_name,
+        model=p.model,
+        outcome=outcome,
+        id=kw.pop("id", p.escalation_id),
+        dataset=req.dataset,
+        analysis_type=req.analysis_type,
+        reasons=p.reasons,
+        bundle_tokens=b.tokens,
+        bundle_sections=b.section_tokens(),
+        token_method=b.token_method,
+        cut=len(b.cut),
+        redactions=b.redactions,
+        bundle_path=p.bundle_path,
+        **kw,
+    )
 
 
-def result_of(p: Prepared, req: EscalationRequest, reply: ProviderReply | None, latency_s: float,
-            dry_run_payload: dict[str, Any] | None = None, session_id: str | None = None) -> EscalationResult:
+def result_of(
+    p: Prepared,
+    req: EscalationRequest,
+    reply: ProviderReply | None,
+    latency_s: float,
+    dry_run_payload: dict[str, Any] | None = None,
+    session_id: str | None = None,
+) -> EscalationResult:
     b = p.bundle
     usage = reply.usage.to_dict() if reply else {"input_tokens": 0, "output_tokens": 0, "thinking_tokens": 0}
     analysis = reply.analysis if reply else {}
     checked = reply.checked_by_model if reply else False
     model = reply.model if reply else p.model
-    cost = (cost_usd(model, usage["input_tokens"], usage["output_tokens"], usage["thinking_tokens"])
-            if p.provider_name == "gemini" else 0.0)  # offline and fake cost nothing
-    md = render_markdown(analysis, provider=p.provider_name, model=model, checked_by_model=checked,
-                         warnings=b.warnings, cut=b.cut) if reply else ""
+    cost = (
+        cost_usd(model, usage["input_tokens"], usage["output_tokens"], usage["thinking_tokens"])
+        if p.provider_name == "gemini"
+        else 0.0
+    )  # offline and fake cost nothing
+    md = (
+        render_markdown(
+            analysis,
+            provider=p.provider_name,
+            model=model,
+            checked_by_model=checked,
+            warnings=b.warnings,
+            cut=b.cut,
+        )
+        if reply
+        else ""
+    )
     return EscalationResult(
-        escalation_id=p.escalation_id, provider=p.provider_name, model=model, analysis_type=req.analysis_type,
+        escalation_id=p.escalation_id,
+        provider=p.provider_name,
+        model=model,
+        analysis_type=req.analysis_type,
         # the question as the model got it: printed and saved results hold no secret either
-        dataset=req.dataset, question=Redactor().text(req.question), analysis=analysis, report_markdown=md,
+        dataset=req.dataset,
+        question=Redactor().text(req.question),
+        analysis=analysis,
+        report_markdown=md,
         checked_by_model=checked,
-        bundle_tokens=b.tokens, bundle_sections=b.section_tokens(), token_method=b.token_method,
-        budget_tokens=b.budget_tokens, cut=b.cut, redactions=b.redactions, partial=b.partial, warnings=b.warnings,
-        usage=usage, cost_usd=cost, latency_s=round(latency_s, 6), bundle_path=p.bundle_path,
-        dry_run_payload=dry_run_payload, session_id=session_id,
+        bundle_tokens=b.tokens,
+        bundle_sections=b.section_tokens(),
+        token_method=b.token_method,
+        budget_tokens=b.budget_tokens,
+        cut=b.cut,
+        redactions=b.redactions,
+        partial=b.partial,
+        warnings=b.warnings,
+        usage=usage,
+        cost_usd=cost,
+        latency_s=round(latency_s, 6),
+        bundle_path=p.bundle_path,
+        dry_run_payload=dry_run_payload,
+        session_id=session_id,
     )
 
 
@@ -216,9 +296,19 @@ def dry_run_payload(p: Prepared) -> dict[str, Any]:
     from escalation.tokens import estimate_tokens
 
     body = request_body(p.request, p.model if p.provider_name == "gemini" else selected_model())
-    tokens = estimate_tokens(p.request.system_instruction) + sum(estimate_tokens(m.text) for m in p.request.messages)
-    return {**body, "provider": p.provider_name, "model": p.model, "token_count": tokens,
-            "token_method": "estimate",
-            "note": "dry run: nothing was sent" + ("" if p.provider_name == "gemini" else
-                                                  f"; provider {p.provider_name} sends nothing, this is what "
-                                                  "gemini would receive")}
+    tokens = estimate_tokens(p.request.system_instruction) + sum(
+        estimate_tokens(m.text) for m in p.request.messages
+    )
+    return {
+        **body,
+        "provider": p.provider_name,
+        "model": p.model,
+        "token_count": tokens,
+        "token_method": "estimate",
+        "note": "dry run: nothing was sent"
+        + (
+            ""
+            if p.provider_name == "gemini"
+            else f"; provider {p.provider_name} sends nothing, this is what gemini would receive"
+        ),
+    }

@@ -11,8 +11,15 @@ from typing import Any
 from escalation.errors import BadRequest
 from escalation.types import ANALYSIS_TYPES
 
-__all__ = ["SYSTEM_INSTRUCTION", "ANALYSIS_INSTRUCTIONS", "RESPONSE_SCHEMA", "analysis_instruction",
-           "check_analysis_type", "FOLLOW_UP_INSTRUCTION", "SUMMARY_INSTRUCTIONS"]
+__all__ = [
+    "SYSTEM_INSTRUCTION",
+    "ANALYSIS_INSTRUCTIONS",
+    "RESPONSE_SCHEMA",
+    "analysis_instruction",
+    "check_analysis_type",
+    "FOLLOW_UP_INSTRUCTION",
+    "SUMMARY_INSTRUCTIONS",
+]
 
 SYSTEM_INSTRUCTION = """\
 You are a senior distributed-systems engineer helping a coding agent that is stuck on a bug

@@ -59,12 +59,14 @@ class _Rule:
     bounded: bool = False  # the match must not start inside a word (library patterns have no \b)
 
 
-def _r(kind: str, pattern: str, group: int = 0, flags: int = 0,
-       check: Callable[[str], bool] | None = None) -> _Rule:
+def _r(
+    kind: str, pattern: str, group: int = 0, flags: int = 0, check: Callable[[str], bool] | None = None
+) -> _Rule:
     return _Rule(kind, re.compile(pattern, flags), group, check)
 
 
 # checks ----------------------------------------------------------------------------------------
+
 
 def _is_basic_credential(token: str) -> bool:
     """`Basic x`: x is base64 of `user:password` (printable, with a colon)."""
@@ -80,8 +82,9 @@ def _is_token(value: str) -> bool:
     v = value.rstrip("=")
     if len(v) < 8 or len(set(v)) < 4:
         return False
-    return (any(c.isdigit() for c in v) or (not v.islower() and not v.isupper())
-            or any(c in "-._~+/" for c in v))
+    return (
+        any(c.isdigit() for c in v) or (not v.islower() and not v.isupper()) or any(c in "-._~+/" for c in v)
+    )
 
 
 def _is_digest_credential(params: str) -> bool:
@@ -116,8 +119,10 @@ _CREDENTIAL = rf"(?:{_SCHEME}\s+)?{_NOT_PH}(?:{_PARAM}(?:\s*,\s*{_PARAM})*|[^\s\
 _COOKIE_PAIR = r"[^\s=;,\"'\\]+(?:=(?:\"[^\"\n]*\"|[^\s;,\"'\\]*))?"
 _COOKIE = rf"(?:{_COOKIE_PAIR}(?:\s*;\s*{_COOKIE_PAIR})*)"
 # names whose value is a secret in `name = value` text
-_SECRET_NAME = (r"\b[\w.-]*(?:passw(?:or)?d|passwd|passphrase|secret|token|credentials?|apikey|"
-                r"(?:api|access|secret|private|signing|encryption|master|client)[_-]?key)\b")
+_SECRET_NAME = (
+    r"\b[\w.-]*(?:passw(?:or)?d|passwd|passphrase|secret|token|credentials?|apikey|"
+    r"(?:api|access|secret|private|signing|encryption|master|client)[_-]?key)\b"
+)
 _PEM = r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----"
 _PEM_END = r"-----END[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----"
 
@@ -133,38 +138,85 @@ _OWN_RULES: tuple[_Rule, ...] = (
     _r("auth_header", r"\b(?:proxy-)?authorization\b" + _SEP + "(" + _CREDENTIAL + ")", 1, _I),
     _r("cookie", r"\b(?:set-)?cookie\b" + _SEP + "(" + _NOT_PH + _COOKIE + ")", 1, _I),
     # AWS SigV4 (header and presigned URL), GCS signed URLs, webhook signatures
-    _r("signature", r"(?<![\w-])(?:x-amz-|x-goog-)?(?:credential|signature)\s*=\s*(" + _NOT_PH
-       + r"[A-Za-z0-9/+=%_.-]{16,})", 1, _I),
-    _r("api_key_header", r"\b(?:x-(?:[a-z0-9]+-)*(?:api-?key|token|secret|signature|password)|api-key|apikey|"
-       r"ocp-apim-subscription-key)\b" + _SEP + "(" + _NOT_PH + _VAL + ")", 1, _I),
+    _r(
+        "signature",
+        r"(?<![\w-])(?:x-amz-|x-goog-)?(?:credential|signature)\s*=\s*("
+        + _NOT_PH
+        + r"[A-Za-z0-9/+=%_.-]{16,})",
+        1,
+        _I,
+    ),
+    _r(
+        "api_key_header",
+        r"\b(?:x-(?:[a-z0-9]+-)*(?:api-?key|token|secret|signature|password)|api-key|apikey|"
+        r"ocp-apim-subscription-key)\b" + _SEP + "(" + _NOT_PH + _VAL + ")",
+        1,
+        _I,
+    ),
     # a scheme and its credential in free text ("auth header was Basic YWRt…")
-    _r("auth_header", r"\bbasic\s+(" + _NOT_PH + r"[A-Za-z0-9+/]{4,}={0,2})(?![A-Za-z0-9+/=])", 1, _I,
-       _is_basic_credential),
+    _r(
+        "auth_header",
+        r"\bbasic\s+(" + _NOT_PH + r"[A-Za-z0-9+/]{4,}={0,2})(?![A-Za-z0-9+/=])",
+        1,
+        _I,
+        _is_basic_credential,
+    ),
     _r("auth_header", r"\bbearer\s+(" + _NOT_PH + r"[A-Za-z0-9._~+/-]{8,}=*)", 1, _I, _is_token),
-    _r("auth_header", r"\b(?:negotiate|ntlm|kerberos)\s+(" + _NOT_PH + r"[A-Za-z0-9+/]{16,}={0,2})", 1, _I,
-       _is_token),
-    _r("auth_header", r"\bdigest\s+(" + _NOT_PH + _PARAM + r"(?:\s*,\s*" + _PARAM + ")+)", 1, _I,
-       _is_digest_credential),
+    _r(
+        "auth_header",
+        r"\b(?:negotiate|ntlm|kerberos)\s+(" + _NOT_PH + r"[A-Za-z0-9+/]{16,}={0,2})",
+        1,
+        _I,
+        _is_token,
+    ),
+    _r(
+        "auth_header",
+        r"\bdigest\s+(" + _NOT_PH + _PARAM + r"(?:\s*,\s*" + _PARAM + ")+)",
+        1,
+        _I,
+        _is_digest_credential,
+    ),
     # user:password@ in URLs and DSNs of every scheme; the password may hold '@' (the last one ends it)
     _r("url_password", r"\b[a-z][a-z0-9+.-]*://[^\s:/@\"'<>]*:(" + _NOT_PH + r"[^\s/?#\"'<>]+)@", 1, _I),
     _r("url_password", r"(?<![\w/])[\w.%+-]+:(" + _NOT_PH + r"[^\s/\"'<>()]+)@(?:tcp6?|udp|unix)\(", 1),
     _r("url_password", r"\bjdbc:oracle:[a-z]+:[^\s/@\"':]+/(" + _NOT_PH + r"[^\s@\"']+)@", 1, _I),
-    _r("connection_string_password", r"(?:^|[;\s\"'])(?:password|passwd|pwd)\s*=\s*(" + _NOT_PH
-       + r"[^;\"'\s]+)", 1, _I, _is_literal),
-    _r("sql_password", r"\b(?:password|identified\s+by)\s+(['\"])(" + _NOT_PH + r"(?:(?!\1)[^\\\n]|\\.)+)\1",
-       2, _I),
-    _r("query_token", r"[?&](?:access_token|id_token|refresh_token|token|api_key|apikey|key|sig|signature|"
-       r"x-amz-signature|x-amz-credential|x-amz-security-token|x-goog-signature|x-goog-credential|"
-       r"client_secret|secret|password|passwd|pwd|pass|auth|jwt|session|sessionid|sessiontoken|"
-       r"private_token|code)=(" + _NOT_PH + r"[^&\s\"'#<>\\]+)", 1, _I),
-    _r("cli_secret", r"(?<![\w-])--?(?:password|passwd|pass|secret|token|api-?key|access-token|auth-token|"
-       r"client-secret)(?:=|\s+)(?:[\"'])?(" + _NOT_PH + r"[^\s\"']+)", 1, _I, _is_literal),
+    _r(
+        "connection_string_password",
+        r"(?:^|[;\s\"'])(?:password|passwd|pwd)\s*=\s*(" + _NOT_PH + r"[^;\"'\s]+)",
+        1,
+        _I,
+        _is_literal,
+    ),
+    _r(
+        "sql_password",
+        r"\b(?:password|identified\s+by)\s+(['\"])(" + _NOT_PH + r"(?:(?!\1)[^\\\n]|\\.)+)\1",
+        2,
+        _I,
+    ),
+    _r(
+        "query_token",
+        r"[?&](?:access_token|id_token|refresh_token|token|api_key|apikey|key|sig|signature|"
+        r"x-amz-signature|x-amz-credential|x-amz-security-token|x-goog-signature|x-goog-credential|"
+        r"client_secret|secret|password|passwd|pwd|pass|auth|jwt|session|sessionid|sessiontoken|"
+        r"private_token|code)=(" + _NOT_PH + r"[^&\s\"'#<>\\]+)",
+        1,
+        _I,
+    ),
+    _r(
+        "cli_secret",
+        r"(?<![\w-])--?(?:password|passwd|pass|secret|token|api-?key|access-token|auth-token|"
+        r"client-secret)(?:=|\s+)(?:[\"'])?(" + _NOT_PH + r"[^\s\"']+)",
+        1,
+        _I,
+        _is_literal,
+    ),
     _r("cli_secret", r"\bcurl\b[^\n]*?\s(?:-u|--user)\s+[\"']?[^\s:\"']*:(" + _NOT_PH + r"[^\s\"']+)", 1),
     _r("google_api_key", r"\bAIza[0-9A-Za-z_-]{35}"),
     _r("google_oauth_token", r"\bya29\.[0-9A-Za-z_-]{20,}"),
     _r("gcp_service_account_key_id", r"\"private_key_id\"\s*:\s*\"([0-9a-f]{40})\"", 1),
-    _r("aws_secret_key", r"\baws_?secret_?(?:access_?)?key(?:_id)?\b" + _SEP + r"([A-Za-z0-9/+=]{40})",
-       1, _I),
+    _r(
+        "aws_secret_key", r"\baws_?secret_?(?:access_?)?key(?:_id)?\b" + _SEP + r"([A-Za-z0-9/+=]{40})", 1, _I
+    ),
     _r("anthropic_key", r"\bsk-ant-[A-Za-z0-9_-]{20,}"),
     _r("openai_key", r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}"),
     _r("stripe_key", r"\b(?:sk|rk|pk)_(?:live|test)_[0-9A-Za-z]{16,}"),
@@ -176,8 +228,13 @@ _OWN_RULES: tuple[_Rule, ...] = (
     _r("gitlab_token", r"\bglpat-[A-Za-z0-9_-]{20,}"),
     _r("huggingface_token", r"\bhf_[A-Za-z0-9]{30,}"),
     # `name = value` in text, JSON, YAML and code: a quoted value whole (it may hold spaces), else a bare one
-    _r("secret_assignment", _SECRET_NAME + r"(?:\\?[\"'])?\s*(?:=>|:=|[:=])\s*\[?\s*(\\?[\"'])(" + _NOT_PH
-       + r"(?:(?!\1).)+?)\1", 2, _I, _is_literal),
+    _r(
+        "secret_assignment",
+        _SECRET_NAME + r"(?:\\?[\"'])?\s*(?:=>|:=|[:=])\s*\[?\s*(\\?[\"'])(" + _NOT_PH + r"(?:(?!\1).)+?)\1",
+        2,
+        _I,
+        _is_literal,
+    ),
     _r("secret_assignment", _SECRET_NAME + _SEP + "(" + _NOT_PH + r"[^\s\"',;&}\\]{6,})", 1, _I, _is_literal),
 )
 
@@ -237,21 +294,32 @@ def _rules() -> tuple[_Rule, ...]:
     return _ALL_RULES
 
 
-KINDS = tuple(sorted({r.kind for r in _OWN_RULES} | {k for k, _ in _DETECT_SECRETS.values()}
-                     | {"secret_attribute", "api_key_header"}))
+KINDS = tuple(
+    sorted(
+        {r.kind for r in _OWN_RULES}
+        | {k for k, _ in _DETECT_SECRETS.values()}
+        | {"secret_attribute", "api_key_header"}
+    )
+)
 
 # attribute names: always secret / secret when the value looks random
-_ALWAYS = re.compile(r"(?i)(passw(or)?d|passwd|passphrase|pwd|secret|cookie|authorization|credential|"
-                     r"private[_.-]?key)")
+_ALWAYS = re.compile(
+    r"(?i)(passw(or)?d|passwd|passphrase|pwd|secret|cookie|authorization|credential|"
+    r"private[_.-]?key)"
+)
 # a request or response header that carries a credential (OTel: http.request.header.<name>)
 _SECRET_HEADER = re.compile(r"(?i)header[._-][\w.-]*(api[_-]?key|token|secret|signature|session|auth)")
 # "key" alone is too broad (lock.key, cache.key, messaging…message.key are identifiers): only keys
 # whose name says what secret they are, or an attribute named just "key"
-_SECRETISH = re.compile(r"(?i)(token|(api|access|secret|private|signing|encryption|client|auth|master|license)"
-                        r"[_.-]?key|apikey|^key$|auth|signature|session)")
+_SECRETISH = re.compile(
+    r"(?i)(token|(api|access|secret|private|signing|encryption|client|auth|master|license)"
+    r"[_.-]?key|apikey|^key$|auth|signature|session)"
+)
 # names of something about a secret, not the secret: k8s.secret.name, vault.secret.path, ….secret.arn
-_NOT_SECRET_NAME = re.compile(r"(?i)(count|length|size|type|usage|expires|ttl|limit|_ms$|_ns$|_s$|id_name|keyspace|"
-                              r"[._](name|ref|path|file|arn|version)$)")
+_NOT_SECRET_NAME = re.compile(
+    r"(?i)(count|length|size|type|usage|expires|ttl|limit|_ms$|_ns$|_s$|id_name|keyspace|"
+    r"[._](name|ref|path|file|arn|version)$)"
+)
 
 
 def _name_kind(name: str) -> str:
@@ -318,8 +386,11 @@ class Redactor:
         if not isinstance(value, str):
             return value
         if value and not value.startswith("<redacted:") and not _NOT_SECRET_NAME.search(name):
-            if (_ALWAYS.search(name) or _SECRET_HEADER.search(name)
-                    or (_SECRETISH.search(name) and _looks_random(value))):
+            if (
+                _ALWAYS.search(name)
+                or _SECRET_HEADER.search(name)
+                or (_SECRETISH.search(name) and _looks_random(value))
+            ):
                 kind = _name_kind(name)
                 self.counts[kind] += 1
                 return placeholder(kind)

@@ -7,9 +7,16 @@ from typing import Any
 __all__ = ["render_markdown"]
 
 
-def render_markdown(analysis: dict[str, Any], *, provider: str, model: str, checked_by_model: bool,
-                    title: str = "Escalation report", warnings: tuple[str, ...] = (),
-                    cut: tuple[str, ...] = ()) -> str:
+def render_markdown(
+    analysis: dict[str, Any],
+    *,
+    provider: str,
+    model: str,
+    checked_by_model: bool,
+    title: str = "Escalation report",
+    warnings: tuple[str, ...] = (),
+    cut: tuple[str, ...] = (),
+) -> str:
     out = [f"# {title}", ""]
     if not checked_by_model:
         out += ["> **Offline report: built from the evidence by rules, not checked by a model.**", ""]
@@ -19,8 +26,10 @@ def render_markdown(analysis: dict[str, Any], *, provider: str, model: str, chec
         out.append("## Root causes (most likely first)")
         for i, c in enumerate(causes, 1):
             ev = ", ".join(c.get("evidence") or []) or "none cited"
-            out.append(f"{i}. **{c.get('title', '?')}** (confidence {float(c.get('confidence') or 0):.2f}; "
-                       f"evidence {ev})")
+            out.append(
+                f"{i}. **{c.get('title', '?')}** (confidence {float(c.get('confidence') or 0):.2f}; "
+                f"evidence {ev})"
+            )
             if c.get("explanation"):
                 out.append(f"   {c['explanation']}")
         out.append("")

@@ -150,6 +150,8 @@ def connect(path: Path | None = None) -> sqlite3.Connection:
         con.execute("PRAGMA foreign_keys=ON")
         migrate(con)
     except sqlite3.Error as exc:
-        raise EscalationError(f"cannot open the escalation database {path}: {exc}: check DCR_HOME "
-                              "is writable, or move the file away to start afresh") from None
+        raise EscalationError(
+            f"cannot open the escalation database {path}: {exc}: check DCR_HOME "
+            "is writable, or move the file away to start afresh"
+        ) from None
     return con

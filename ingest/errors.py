@@ -86,8 +86,10 @@ class Remedy:
             raise ValueError(f"unknown remedy action {self.action!r}: one of {', '.join(ACTIONS)}")
         unknown = set(self.args) - set(ACTIONS[self.action])
         if unknown:
-            raise ValueError(f"remedy {self.action} takes {', '.join(ACTIONS[self.action]) or 'no arguments'}, "
-                             f"not {', '.join(sorted(unknown))}")
+            raise ValueError(
+                f"remedy {self.action} takes {', '.join(ACTIONS[self.action]) or 'no arguments'}, "
+                f"not {', '.join(sorted(unknown))}"
+            )
 
     def __str__(self) -> str:
         return f"{self.action}({', '.join(f'{k}={v!r}' for k, v in self.args.items())})"
@@ -109,7 +111,9 @@ class PackageError(Exception):
 
     kind: Kind = Kind.INVALID_INPUT
 
-    def __init__(self, reason: str, hint: str = "", *, remedy: Remedy | None = None, kind: Kind | None = None) -> None:
+    def __init__(
+        self, reason: str, hint: str = "", *, remedy: Remedy | None = None, kind: Kind | None = None
+    ) -> None:
         self.reason = reason
         self.hint = hint if remedy is None or "{}" in hint else f"{hint}: {{}}"
         self.remedy = remedy
@@ -141,8 +145,11 @@ def unknown_dataset(name: str, known: list[str]) -> dict[str, Any]:
     """reason, hint and remedy of "no dataset named …" (ingest's and correlate's DatasetNotFound)."""
     if known:
         return {"reason": f"no dataset named {name!r} (known datasets: {', '.join(known)})"}
-    return {"reason": f"no dataset named {name!r}", "hint": " (no datasets yet: run {} first)",
-            "remedy": Remedy("ingest", {"dataset": name})}
+    return {
+        "reason": f"no dataset named {name!r}",
+        "hint": " (no datasets yet: run {} first)",
+        "remedy": Remedy("ingest", {"dataset": name}),
+    }
 
 
 class DatasetNotFound(IngestError):

@@ -99,7 +99,9 @@ def _expand_one(arg: str) -> list[InputFile]:
     if glob.has_magic(arg):
         hits = sorted(glob.glob(os.path.expanduser(arg), recursive=True))
         if not hits:
-            raise NoInput(f"no files match {arg!r}: check the pattern (quote it so the shell leaves it alone)")
+            raise NoInput(
+                f"no files match {arg!r}: check the pattern (quote it so the shell leaves it alone)"
+            )
         out: list[InputFile] = []
         for h in hits:
             out.extend(_expand_one(h))
@@ -236,7 +238,7 @@ class _ZstdFrames(io.RawIOBase):
             self._out, self._pos = b"", 0
             self._fill()
         n = min(len(b), len(self._out) - self._pos)
-        b[:n] = memoryview(self._out)[self._pos:self._pos + n]
+        b[:n] = memoryview(self._out)[self._pos : self._pos + n]
         self._pos += n
         return n
 

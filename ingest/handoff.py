@@ -36,10 +36,21 @@ _counter = itertools.count()
 _RESERVE_BYTES = 256 * 1024 * 1024
 
 
-SPAN_DICT_COLUMNS = ("service_name", "service_version", "service_instance_id", "host", "scope_name",
-                     "scope_version", "resource_attributes", "scope_attributes", "source_id")
+SPAN_DICT_COLUMNS = (
+    "service_name",
+    "service_version",
+    "service_instance_id",
+    "host",
+    "scope_name",
+    "scope_version",
+    "resource_attributes",
+    "scope_attributes",
+    "source_id",
+)
 _DICT = pa.dictionary(pa.int32(), pa.string())
-SPAN_WIRE_SCHEMA = pa.schema([pa.field(f.name, _DICT) if f.name in SPAN_DICT_COLUMNS else f for f in SPAN_SCHEMA])
+SPAN_WIRE_SCHEMA = pa.schema(
+    [pa.field(f.name, _DICT) if f.name in SPAN_DICT_COLUMNS else f for f in SPAN_SCHEMA]
+)
 
 
 def to_wire(batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -115,7 +126,7 @@ def clean_stale() -> None:
         return
     for f in _SHM.glob(f"{_PREFIX}*.arrow"):
         try:
-            pid = int(f.name[len(_PREFIX):].split("-")[0])
+            pid = int(f.name[len(_PREFIX) :].split("-")[0])
             os.kill(pid, 0)
         except ProcessLookupError:
             f.unlink(missing_ok=True)

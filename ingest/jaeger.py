@@ -217,15 +217,19 @@ _NO_RESOURCE = Resource({})
 
 # ---- span -> columns ----------------------------------------------------------------------
 
-_KINDS = {"client": "CLIENT", "server": "SERVER", "producer": "PRODUCER", "consumer": "CONSUMER",
-          "internal": "INTERNAL"}
+_KINDS = {
+    "client": "CLIENT",
+    "server": "SERVER",
+    "producer": "PRODUCER",
+    "consumer": "CONSUMER",
+    "internal": "INTERNAL",
+}
 _OTEL_STATUS = {"OK": "OK", "ERROR": "ERROR"}
 
 _W_UNKNOWN_PROCESS = "processID is not in the trace's processes: no service"
 _W_BAD_PROCESS = "the span's process is not readable: no service"
 _W_BAD_REFERENCE = "a reference without a usable spanID was ignored"
 _W_END_BEFORE_START = "negative duration: end set to start"
-
 
 
 def _http_status(value: Any, kind: str) -> str | None:
@@ -267,8 +271,14 @@ def _events(logs: list[_Log]) -> tuple[list[dict[str, Any]], str | None, str | N
         name = attrs.pop("event", "")
         name = name if isinstance(name, str) else dumps(name)
         ts = log.timestamp
-        out.append({"time_ns": ts * 1000 if ts is not None else None, "name": name, "attributes": attrs,
-                    "dropped_attributes_count": 0})
+        out.append(
+            {
+                "time_ns": ts * 1000 if ts is not None else None,
+                "name": name,
+                "attributes": attrs,
+                "dropped_attributes_count": 0,
+            }
+        )
     exc = first_exception(out)
     if exc is not None:
         return out, *exc
@@ -338,8 +348,9 @@ class ResourceCache:
         return res
 
 
-def _references(refs: list[_Ref], ts: _TraceState, tid: str, sid: str,
-                warnings: list[str]) -> tuple[str | None, list[dict[str, Any]]]:
+def _references(
+    refs: list[_Ref], ts: _TraceState, tid: str, sid: str, warnings: list[str]
+) -> tuple[str | None, list[dict[str, Any]]]:
     """(parent span id, links) from a span's references, as Jaeger's Span.ParentSpanID picks."""
     parent_ref = None
     resolved = []
@@ -364,8 +375,12 @@ def _references(refs: list[_Ref], ts: _TraceState, tid: str, sid: str,
             parent = rsid
             if not follows:
                 continue
-        link: dict[str, Any] = {"trace_id": rtid, "span_id": rsid, "trace_state": "",
-                                "attributes": {"opentracing.ref_type": "follows_from" if follows else "child_of"}}
+        link: dict[str, Any] = {
+            "trace_id": rtid,
+            "span_id": rsid,
+            "trace_state": "",
+            "attributes": {"opentracing.ref_type": "follows_from" if follows else "child_of"},
+        }
         if follows:
             link["type"] = "FOLLOWS_FROM"
         links.append(link)
@@ -460,9 +475,28 @@ def _span_row(ts: _TraceState, sp: _Span, offset: int) -> tuple:
     except (OverflowError, TypeError, msgspec.EncodeError):
         attrs_json, events_json = dumpb(attrs), dumpb(events or [])
     return (
-        tid, sid, parent, trace_state, sp.operationName or "", kind, scope_name, scope_version,
-        start, end, status, status_msg, attrs_json, events_json, dumpb(links) if links else b"[]",
-        sp.flags, dumps(warnings) if warnings else None, exc_type, exc_msg, offset, res, attrs,
+        tid,
+        sid,
+        parent,
+        trace_state,
+        sp.operationName or "",
+        kind,
+        scope_name,
+        scope_version,
+        start,
+        end,
+        status,
+        status_msg,
+        attrs_json,
+        events_json,
+        dumpb(links) if links else b"[]",
+        sp.flags,
+        dumps(warnings) if warnings else None,
+        exc_type,
+        exc_msg,
+        offset,
+        res,
+        attrs,
     )
 
 
@@ -503,8 +537,9 @@ class _Reader:
         return len(self.rows) >= CHUNK_SPANS or len(self.rejects) >= CHUNK_SPANS
 
     def flush(self) -> Chunk:
-        chunk = Chunk(spans=self.rows.to_batch(self.source.source_id) if len(self.rows) else None,
-                      rejects=self.rejects)
+        chunk = Chunk(
+            spans=self.rows.to_batch(self.source.source_id) if len(self.rows) else None, rejects=self.rejects
+        )
         self.rows = SpanRows()
         self.rejects = []
         return chunk
@@ -549,7 +584,13 @@ class _Reader:
             self.span_index += 1
             try:
                 append(_span_row(ts, _SPAN.decode(raw_span), self.span_index))
-            except (msgspec.DecodeError, msgspec.ValidationError, ValueError, OverflowError, RecursionError) as exc:
+            except (
+                msgspec.DecodeError,
+                msgspec.ValidationError,
+                ValueError,
+                OverflowError,
+                RecursionError,
+            ) as exc:
                 self.reject(self.span_index, reject_reason(exc), bytes(raw_span), "record")
 
     def element(self, raw: bytes, offset: int, ordinal: int) -> None:
@@ -585,7 +626,9 @@ def _items(stream: BinaryIO, rd: _Reader) -> Iterator[Element | Members]:
         except StopIteration:
             return
         except MalformedJSON as exc:
-            rd.reject(exc.offset, f"malformed JSON, the rest of the input is skipped: {exc.reason}", exc.raw, "byte")
+            rd.reject(
+                exc.offset, f"malformed JSON, the rest of the input is skipped: {exc.reason}", exc.raw, "byte"
+            )
             return
 
 
@@ -625,13 +668,20 @@ def _shifted(chunk: Chunk, spans_before: int) -> Chunk:
     if spans is not None:
         i = spans.schema.get_field_index("source_offset")
         spans = spans.set_column(i, "source_offset", pc.add(spans.column(i), spans_before))
-    rejects = [dataclasses.replace(r, offset=r.offset + spans_before) if r.unit == "record" else r
-               for r in chunk.rejects]
+    rejects = [
+        dataclasses.replace(r, offset=r.offset + spans_before) if r.unit == "record" else r
+        for r in chunk.rejects
+    ]
     return Chunk(spans=spans, rejects=rejects)
 
 
-def read_parallel(stream: BinaryIO, source: SourceInfo, executor: cf.Executor, window: int = 4,
-                  block_bytes: int = BLOCK_BYTES) -> Iterator[Chunk]:
+def read_parallel(
+    stream: BinaryIO,
+    source: SourceInfo,
+    executor: cf.Executor,
+    window: int = 4,
+    block_bytes: int = BLOCK_BYTES,
+) -> Iterator[Chunk]:
     """What `read` yields (same rows, offsets and rejects), decoded by `executor`'s workers.
 
     This process only cuts the input into traces (json_stream skims each one as msgspec.Raw)

@@ -224,7 +224,9 @@ def _object(sc: _Scanner, key: str | None, counter: list[int]) -> Iterator[Eleme
     yield Members(members, offset)
 
 
-def iter_array(stream: BinaryIO, key: str | None, read_bytes: int = READ_BYTES) -> Iterator[Element | Members]:
+def iter_array(
+    stream: BinaryIO, key: str | None, read_bytes: int = READ_BYTES
+) -> Iterator[Element | Members]:
     """Elements of the top-level array, or of the array under `key` in a top-level object
     (`key` None: only top-level arrays are streamed; an object comes out as Members)."""
     sc = _Scanner(stream, read_bytes)

@@ -52,8 +52,9 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_close_in_child)
 
 
-def acquire(path: Path, timeout_s: float, by: str, on_wait: Callable[[str], None] | None = None,
-            poll_s: float = 0.1) -> int:
+def acquire(
+    path: Path, timeout_s: float, by: str, on_wait: Callable[[str], None] | None = None, poll_s: float = 0.1
+) -> int:
     """The descriptor of an exclusive lock on `path`, waiting up to `timeout_s`; LockHeld past it.
 
     `by` says what this process does with it (written into the file). `on_wait(holder)` is called

@@ -59,8 +59,9 @@ def m0_to_1(path: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     services: set[str] = set()
     for kind, start, end in (("spans", "start_ns", "end_ns"), ("logs", "time_ns", "time_ns")):
         for rel in files[kind]:
-            table = pq.read_table(path / rel, columns=["service_name", start, end] if start != end
-                                  else ["service_name", start])
+            table = pq.read_table(
+                path / rel, columns=["service_name", start, end] if start != end else ["service_name", start]
+            )
             counts[kind] += table.num_rows
             if not table.num_rows:
                 continue
@@ -87,7 +88,8 @@ def upgraded(path: Path, name: str, manifest: dict[str, Any]) -> dict[str, Any]:
     if v > CURRENT:
         raise DatasetTooNew(
             f"dataset {name!r} was written by a newer dcr (layout version {v}; this one reads up to {CURRENT}): "
-            f"upgrade dcr, or ingest its sources again into a new dataset with this version")
+            f"upgrade dcr, or ingest its sources again into a new dataset with this version"
+        )
     while v < CURRENT:
         manifest = STEPS[v](path, manifest)
         v = version_of(manifest)

@@ -51,6 +51,7 @@ def native_available() -> bool:
     """Whether the native tier is built and not switched off."""
     return _otlpscan is not None and os.environ.get(NATIVE_ENV, "1") != "0"
 
+
 # ---- the one-call shapes (records typed, unlike the careful path's raw records) -----------
 
 
@@ -116,6 +117,8 @@ def _context(resource: msgspec.Raw, scope: msgspec.Raw, library: msgspec.Raw) ->
             _CONTEXTS.clear()
         _CONTEXTS[key] = ctx
     return ctx
+
+
 _NO_CONTEXT = om.Context(None, None)  # stands in for a context msgspec refused (its rows are dropped)
 _encode = om.encode
 _value = om.any_value
@@ -154,28 +157,63 @@ def _attrs_json(kvs: list[om.KeyValue]) -> bytes:
 
 def _events(events: list[om.Event]) -> tuple[bytes, str | None, str | None]:
     """The events column's JSON and the span's exception_type / exception_message."""
-    out = [{"time_ns": _t(ev.timeUnixNano), "name": ev.name, "attributes": om.attributes(ev.attributes),
-            "dropped_attributes_count": ev.droppedAttributesCount} for ev in events]
+    out = [
+        {
+            "time_ns": _t(ev.timeUnixNano),
+            "name": ev.name,
+            "attributes": om.attributes(ev.attributes),
+            "dropped_attributes_count": ev.droppedAttributesCount,
+        }
+        for ev in events
+    ]
     exc_type, exc_msg = om.first_exception(out) or (None, None)
     return _encode(out), exc_type, exc_msg
 
 
 def _links(links: list[om.Link]) -> bytes:
-    return _encode([
-        {"trace_id": om.trace_id_hex(ln.traceId), "span_id": om.span_id_hex(ln.spanId),
-         "trace_state": ln.traceState, "attributes": om.attributes(ln.attributes),
-         "dropped_attributes_count": ln.droppedAttributesCount, "flags": ln.flags}
-        for ln in links
-    ])
+    return _encode(
+        [
+            {
+                "trace_id": om.trace_id_hex(ln.traceId),
+                "span_id": om.span_id_hex(ln.spanId),
+                "trace_state": ln.traceState,
+                "attributes": om.attributes(ln.attributes),
+                "dropped_attributes_count": ln.droppedAttributesCount,
+                "flags": ln.flags,
+            }
+            for ln in links
+        ]
+    )
 
 
 # ---- spans --------------------------------------------------------------------------------
 
 # row tuple layout (the order _FastSpans.add_group builds); the rest of a span's own columns
 # are almost always empty, so only spans that have one keep a `_RARE` tuple (with their row)
-_ROW = ("trace_id", "span_id", "parent_span_id", "name", "kind", "start_ns", "end_ns", "status_code", "attributes")
-_RARE = ("trace_state", "status_message", "events", "links", "flags", "dropped_attributes_count",
-         "dropped_events_count", "dropped_links_count", "exception_type", "exception_message", "warnings")
+_ROW = (
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "name",
+    "kind",
+    "start_ns",
+    "end_ns",
+    "status_code",
+    "attributes",
+)
+_RARE = (
+    "trace_state",
+    "status_message",
+    "events",
+    "links",
+    "flags",
+    "dropped_attributes_count",
+    "dropped_events_count",
+    "dropped_links_count",
+    "exception_type",
+    "exception_message",
+    "warnings",
+)
 _JSON_COLS = frozenset({"attributes", "events", "links"})
 _CTX = om.SPAN_CONTEXT_COLUMNS
 _W_END = om.encode([om.WARN_END_BEFORE_START]).decode()
@@ -188,17 +226,23 @@ def _binary_column(values: Any) -> pa.Array:
     if len(data) < 2**31:
         offsets = array("i", [0])
         offsets.extend(accumulate(map(len, values)))
-        return pa.Array.from_buffers(pa.string(), len(values), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+        return pa.Array.from_buffers(
+            pa.string(), len(values), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+        )
     offsets = array("q", [0])
     offsets.extend(accumulate(map(len, values)))
-    return pa.Array.from_buffers(pa.large_string(), len(values), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    return pa.Array.from_buffers(
+        pa.large_string(), len(values), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    )
 
 
 def _context_columns(runs: list[tuple[om.Context, int]], names: tuple[str, ...]) -> dict[str, pa.Array]:
     """Columns shared by runs of rows: one value a run, repeated by `take`."""
     index = pa.array(np.repeat(np.arange(len(runs), dtype=np.int32), [count for _, count in runs]))
-    return {name: pa.array([getattr(ctx, name) for ctx, _ in runs], type=pa.string()).take(index)
-            for name in names}
+    return {
+        name: pa.array([getattr(ctx, name) for ctx, _ in runs], type=pa.string()).take(index)
+        for name in names
+    }
 
 
 def _context_dict_columns(runs: list[tuple[om.Context, int]], names: tuple[str, ...]) -> dict[str, pa.Array]:
@@ -276,23 +320,31 @@ def _json_column(values: Any, empty: str) -> pa.Array:
     return pc.fill_null(pa.array(values, pa.binary()).cast(pa.string()), empty)
 
 
-def _span_batch(cols: dict[str, pa.Array], ctx_runs: list[tuple[om.Context, int]],
-                line_runs: list[tuple[int, int]], source_id: str, n: int, compact: bool) -> pa.RecordBatch:
+def _span_batch(
+    cols: dict[str, pa.Array],
+    ctx_runs: list[tuple[om.Context, int]],
+    line_runs: list[tuple[int, int]],
+    source_id: str,
+    n: int,
+    compact: bool,
+) -> pa.RecordBatch:
     """A span batch from its own columns: time, provenance and group columns added (both tiers)."""
     cols["duration_ns"] = pc.subtract(cols["end_ns"], cols["start_ns"])
     cols["source_offset"] = _run_offsets(line_runs, n)
     if compact:
         cols.update(_context_dict_columns(ctx_runs, _CTX))
-        cols["source_id"] = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)),
-                                                           pa.array([source_id], pa.string()))
+        cols["source_id"] = pa.DictionaryArray.from_arrays(
+            pa.array(np.zeros(n, np.int32)), pa.array([source_id], pa.string())
+        )
         return batch_from_columns(SPAN_WIRE_SCHEMA, cols, n)
     cols.update(_context_columns(ctx_runs, _CTX))
     cols["source_id"] = pa.repeat(pa.scalar(source_id, pa.string()), n)
     return batch_from_columns(SPAN_SCHEMA, cols, n)
 
 
-def _log_batch(cols: dict[str, pa.Array], ctx_runs: list[tuple[om.Context, int]], source_id: str,
-               n: int) -> pa.RecordBatch:
+def _log_batch(
+    cols: dict[str, pa.Array], ctx_runs: list[tuple[om.Context, int]], source_id: str, n: int
+) -> pa.RecordBatch:
     """A log batch from its own columns (source_offset included): group columns added (both tiers)."""
     cols.update(_context_columns(ctx_runs, _LCTX))
     cols["source_id"] = pa.repeat(pa.scalar(source_id, pa.string()), n)
@@ -306,20 +358,26 @@ class _FastSpans:
         self.ctx_runs: list[tuple[om.Context, int]] = []
         self.line_runs: list[tuple[int, int]] = []  # (line number, rows)
         # promoted attributes: per attribute name, the rows that have it and their values
-        self.promo: dict[str, tuple[list[int], list[Any]]] = {name: ([], []) for name in om.PROMOTED_BY_ATTRIBUTE}
+        self.promo: dict[str, tuple[list[int], list[Any]]] = {
+            name: ([], []) for name in om.PROMOTED_BY_ATTRIBUTE
+        }
 
     def mark(self) -> tuple[int, int, int, dict[str, int]]:
-        return (len(self.rows), len(self.ctx_runs), len(self.rare),
-                {k: len(v[0]) for k, v in self.promo.items() if v[0]})
+        return (
+            len(self.rows),
+            len(self.ctx_runs),
+            len(self.rare),
+            {k: len(v[0]) for k, v in self.promo.items() if v[0]},
+        )
 
     def undo(self, mark: tuple[int, int, int, dict[str, int]]) -> None:
-        del self.rows[mark[0]:]
-        del self.ctx_runs[mark[1]:]
-        del self.line_runs[mark[1]:]
-        del self.rare[mark[2]:]
+        del self.rows[mark[0] :]
+        del self.ctx_runs[mark[1] :]
+        del self.line_runs[mark[1] :]
+        del self.rare[mark[2] :]
         for k, (rows, vals) in self.promo.items():
-            del rows[mark[3].get(k, 0):]
-            del vals[mark[3].get(k, 0):]
+            del rows[mark[3].get(k, 0) :]
+            del vals[mark[3].get(k, 0) :]
 
     def add_group(self, ctx: om.Context, spans: list[om.Span], line_no: int) -> None:
         rows = self.rows
@@ -379,12 +437,36 @@ class _FastSpans:
                     events, exc_type, exc_msg = _events(sp.events)
                 else:
                     events = exc_type = exc_msg = None  # "[]", filled column-wise
-                rare.append((row, sp.traceState or None, msg, events, _links(sp.links) if sp.links else None,
-                             sp.flags, sp.droppedAttributesCount, sp.droppedEventsCount, sp.droppedLinksCount,
-                             exc_type, exc_msg, _W_END if end < start else None))
+                rare.append(
+                    (
+                        row,
+                        sp.traceState or None,
+                        msg,
+                        events,
+                        _links(sp.links) if sp.links else None,
+                        sp.flags,
+                        sp.droppedAttributesCount,
+                        sp.droppedEventsCount,
+                        sp.droppedLinksCount,
+                        exc_type,
+                        exc_msg,
+                        _W_END if end < start else None,
+                    )
+                )
             parent = sp.parentSpanId
-            append((sp.traceId, sp.spanId, None if not parent or parent == _ZERO16 else parent,
-                    sp.name, kind, start, end, code, attrs))
+            append(
+                (
+                    sp.traceId,
+                    sp.spanId,
+                    None if not parent or parent == _ZERO16 else parent,
+                    sp.name,
+                    kind,
+                    start,
+                    end,
+                    code,
+                    attrs,
+                )
+            )
         self.ctx_runs.append((ctx, len(spans)))
         self.line_runs.append((line_no, len(spans)))
 
@@ -439,8 +521,20 @@ def _bad_span_rows(batch: pa.RecordBatch) -> pa.Array | None:
 
 # ---- logs ---------------------------------------------------------------------------------
 
-_LROW = ("time_ns", "observed_time_ns", "severity_number", "severity_text", "body", "trace_id", "span_id",
-         "event_name", "attributes", "flags", "dropped_attributes_count", "source_offset")
+_LROW = (
+    "time_ns",
+    "observed_time_ns",
+    "severity_number",
+    "severity_text",
+    "body",
+    "trace_id",
+    "span_id",
+    "event_name",
+    "attributes",
+    "flags",
+    "dropped_attributes_count",
+    "source_offset",
+)
 _LCTX = om.LOG_CONTEXT_COLUMNS
 
 
@@ -453,8 +547,8 @@ class _FastLogs:
         return len(self.rows), len(self.ctx_runs)
 
     def undo(self, mark: tuple[int, int]) -> None:
-        del self.rows[mark[0]:]
-        del self.ctx_runs[mark[1]:]
+        del self.rows[mark[0] :]
+        del self.ctx_runs[mark[1] :]
 
     def add_group(self, ctx: om.Context, records: list[om.LogRecord], line_no: int) -> None:
         append = self.rows.append
@@ -471,9 +565,22 @@ class _FastLogs:
                 body = _value(body)
                 if body is not None and not isinstance(body, str):
                     body = _encode(body).decode()
-            append((t or ot or None, ot or None, sev, lr.severityText or None, body, lr.traceId or None,
-                    lr.spanId or None, lr.eventName or None, _attrs_json(lr.attributes).decode(), lr.flags,
-                    lr.droppedAttributesCount, line_no))
+            append(
+                (
+                    t or ot or None,
+                    ot or None,
+                    sev,
+                    lr.severityText or None,
+                    body,
+                    lr.traceId or None,
+                    lr.spanId or None,
+                    lr.eventName or None,
+                    _attrs_json(lr.attributes).decode(),
+                    lr.flags,
+                    lr.droppedAttributesCount,
+                    line_no,
+                )
+            )
         self.ctx_runs.append((ctx, len(records)))
 
     def to_batch(self, source_id: str) -> pa.RecordBatch | None:
@@ -489,10 +596,16 @@ class _FastLogs:
 
 def _bad_log_rows(batch: pa.RecordBatch) -> pa.Array | None:
     tid, sid = batch.column("trace_id"), batch.column("span_id")
-    ok = pc.or_kleene(pc.is_null(tid), pc.and_(pc.match_substring_regex(tid, "^[0-9a-f]{32}$"),
-                                               pc.not_equal(tid, "0" * 32)))
-    ok = pc.and_(ok, pc.or_kleene(pc.is_null(sid), pc.and_(pc.match_substring_regex(sid, "^[0-9a-f]{16}$"),
-                                                           pc.not_equal(sid, _ZERO16))))
+    ok = pc.or_kleene(
+        pc.is_null(tid), pc.and_(pc.match_substring_regex(tid, "^[0-9a-f]{32}$"), pc.not_equal(tid, "0" * 32))
+    )
+    ok = pc.and_(
+        ok,
+        pc.or_kleene(
+            pc.is_null(sid),
+            pc.and_(pc.match_substring_regex(sid, "^[0-9a-f]{16}$"), pc.not_equal(sid, _ZERO16)),
+        ),
+    )
     ok = pc.fill_null(ok, False)
     if pc.all(ok).as_py():
         return None
@@ -502,21 +615,26 @@ def _bad_log_rows(batch: pa.RecordBatch) -> pa.Array | None:
 # ---- the native tier -----------------------------------------------------------------------
 
 # which promoted columns are integers, and every attribute name that fills one: (name, column, priority)
-_NATIVE_PROMOTED = (tuple(ci in om.INT_PROMOTED_INDEXES for ci in range(len(om.PROMOTED_COLUMNS))),
-                    tuple((name, ci, pri) for name, (ci, pri) in om.PROMOTED_BY_ATTRIBUTE.items()))
+_NATIVE_PROMOTED = (
+    tuple(ci in om.INT_PROMOTED_INDEXES for ci in range(len(om.PROMOTED_COLUMNS))),
+    tuple((name, ci, pri) for name, (ci, pri) in om.PROMOTED_BY_ATTRIBUTE.items()),
+)
 _KIND_NAMES = pa.array(SPAN_KINDS, pa.string())
 _STATUS_NAMES = pa.array(STATUS_CODES, pa.string())
 
 
 def _native_strings(t: tuple[bytes | None, bytes, bytes], n: int) -> pa.Array:
     bitmap, offsets, data = t
-    return pa.Array.from_buffers(_STR, n, [None if bitmap is None else pa.py_buffer(bitmap),
-                                           pa.py_buffer(offsets), pa.py_buffer(data)])
+    return pa.Array.from_buffers(
+        _STR, n, [None if bitmap is None else pa.py_buffer(bitmap), pa.py_buffer(offsets), pa.py_buffer(data)]
+    )
 
 
 def _native_ints(t: tuple[bytes | None, bytes], n: int, typ: pa.DataType) -> pa.Array:
     bitmap, values = t
-    arr = pa.Array.from_buffers(_I64, n, [None if bitmap is None else pa.py_buffer(bitmap), pa.py_buffer(values)])
+    arr = pa.Array.from_buffers(
+        _I64, n, [None if bitmap is None else pa.py_buffer(bitmap), pa.py_buffer(values)]
+    )
     return arr if typ == _I64 else arr.cast(typ)  # values fit: the scan checked the ranges
 
 
@@ -525,16 +643,17 @@ def _line_bounds(data: bytes, at: int) -> tuple[int, int]:
     return data.rfind(b"\n", 0, at) + 1, len(data) if end < 0 else end
 
 
-def _native_contexts(data: bytes, groups: list[tuple], shift: int, refused: dict[int, tuple[int, int]]
-                     ) -> tuple[list[tuple[om.Context, int]], list[tuple[int, int]]]:
+def _native_contexts(
+    data: bytes, groups: list[tuple], shift: int, refused: dict[int, tuple[int, int]]
+) -> tuple[list[tuple[om.Context, int]], list[tuple[int, int]]]:
     """Per group of the scan: its context and its line (shifted), as runs of rows. A resource or
     scope msgspec refuses puts its line in `refused` (line -> bounds): that line goes the Python way."""
     ctx_runs: list[tuple[om.Context, int]] = []
     line_runs: list[tuple[int, int]] = []
     for line, r_off, r_len, s_off, s_len, l_off, l_len, count in groups:
-        resource = data[r_off:r_off + r_len] if r_off >= 0 else _NULL
-        scope = data[s_off:s_off + s_len] if s_off >= 0 else _NULL
-        library = data[l_off:l_off + l_len] if l_off >= 0 else _NULL
+        resource = data[r_off : r_off + r_len] if r_off >= 0 else _NULL
+        scope = data[s_off : s_off + s_len] if s_off >= 0 else _NULL
+        library = data[l_off : l_off + l_len] if l_off >= 0 else _NULL
         try:
             ctx = _context(resource, scope, library)
         except _FAST_ERRORS:
@@ -545,8 +664,17 @@ def _native_contexts(data: bytes, groups: list[tuple], shift: int, refused: dict
     return ctx_runs, line_runs
 
 
-def _native_span_batch(n: int, ctx_runs: list, line_runs: list, strings: dict, ints: dict, pstrings: dict,
-                       pints: dict, source: SourceInfo, compact: bool) -> pa.RecordBatch:
+def _native_span_batch(
+    n: int,
+    ctx_runs: list,
+    line_runs: list,
+    strings: dict,
+    ints: dict,
+    pstrings: dict,
+    pints: dict,
+    source: SourceInfo,
+    compact: bool,
+) -> pa.RecordBatch:
     cols: dict[str, pa.Array] = {name: _native_strings(t, n) for name, t in strings.items()}
     for name, t in ints.items():
         if name == "kind":
@@ -563,8 +691,9 @@ def _native_span_batch(n: int, ctx_runs: list, line_runs: list, strings: dict, i
     return _span_batch(cols, ctx_runs, line_runs, source.source_id, n, compact)
 
 
-def _native_log_batch(n: int, ctx_runs: list, line_runs: list, strings: dict, ints: dict,
-                      source: SourceInfo) -> pa.RecordBatch:
+def _native_log_batch(
+    n: int, ctx_runs: list, line_runs: list, strings: dict, ints: dict, source: SourceInfo
+) -> pa.RecordBatch:
     cols: dict[str, pa.Array] = {name: _native_strings(t, n) for name, t in strings.items()}
     for name, t in ints.items():
         cols[name] = _native_ints(t, n, LOG_SCHEMA.field(name).type)
@@ -572,12 +701,25 @@ def _native_log_batch(n: int, ctx_runs: list, line_runs: list, strings: dict, in
     return _log_batch(cols, ctx_runs, source.source_id, n)
 
 
-def _native_chunk(data: bytes, first_line: int, source: SourceInfo, compact: bool
-                  ) -> tuple[pa.RecordBatch | None, pa.RecordBatch | None, list[tuple[int, int, int]], int]:
+def _native_chunk(
+    data: bytes, first_line: int, source: SourceInfo, compact: bool
+) -> tuple[pa.RecordBatch | None, pa.RecordBatch | None, list[tuple[int, int, int]], int]:
     """The native scan of a block: its span and log batches, the lines it left to the Python
     tiers ((line number, start, end)), and the number of lines in the block."""
-    (n, nlines, groups, declined, strings, ints, pstrings, pints,
-     nlogs, log_groups, log_strings, log_ints) = _otlpscan.scan(data, _NATIVE_PROMOTED)
+    (
+        n,
+        nlines,
+        groups,
+        declined,
+        strings,
+        ints,
+        pstrings,
+        pints,
+        nlogs,
+        log_groups,
+        log_strings,
+        log_ints,
+    ) = _otlpscan.scan(data, _NATIVE_PROMOTED)
     shift = first_line - 1
     left = [(line + shift, start, end) for line, start, end in declined]
     refused: dict[int, tuple[int, int]] = {}
@@ -619,8 +761,16 @@ def _take(doc: _FDoc, spans: _FastSpans, logs: _FastLogs, line_no: int) -> None:
                     logs.add_group(ctx, sl.logRecords, line_no)
 
 
-_FAST_ERRORS = (_Surprise, msgspec.ValidationError, msgspec.DecodeError, ValueError, UnicodeDecodeError,
-                RecursionError, TypeError, OverflowError)
+_FAST_ERRORS = (
+    _Surprise,
+    msgspec.ValidationError,
+    msgspec.DecodeError,
+    ValueError,
+    UnicodeDecodeError,
+    RecursionError,
+    TypeError,
+    OverflowError,
+)
 
 
 def _drop_lines(batch: pa.RecordBatch | None, bad: pa.Array | None, lines: set[int]) -> pa.RecordBatch | None:
@@ -643,8 +793,9 @@ def _concat(a: pa.RecordBatch | None, b: pa.RecordBatch | None) -> pa.RecordBatc
     return pa.concat_batches([a, b])
 
 
-def decode_lines_fast(data: bytes, first_line: int, source: SourceInfo, *,
-                      compact: bool = False) -> tuple[Chunk, int]:
+def decode_lines_fast(
+    data: bytes, first_line: int, source: SourceInfo, *, compact: bool = False
+) -> tuple[Chunk, int]:
     """Like `otlp_json.decode_lines` (same rows, same rejects), faster on clean input.
 
     compact: spans in `handoff.SPAN_WIRE_SCHEMA` (the same values, group columns dictionary-encoded)."""
@@ -697,7 +848,9 @@ def _decode(data: bytes, first_line: int, source: SourceInfo, compact: bool) -> 
     span_batch = spans.to_batch(sid, compact)
     log_batch = logs.to_batch(sid)
     extra: set[int] = set()
-    span_batch = _drop_lines(span_batch, _bad_span_rows(span_batch) if span_batch is not None else None, extra)
+    span_batch = _drop_lines(
+        span_batch, _bad_span_rows(span_batch) if span_batch is not None else None, extra
+    )
     log_batch = _drop_lines(log_batch, _bad_log_rows(log_batch) if log_batch is not None else None, extra)
     if extra:  # a line must land whole from one path: drop its fast rows everywhere, redo it
         span_batch = _drop_lines(span_batch, None, set(extra))
@@ -713,5 +866,6 @@ def _decode(data: bytes, first_line: int, source: SourceInfo, compact: bool) -> 
         sink.take_line(view[start:end], ln)
     slow = sink.chunk()
     slow_spans = to_wire(slow.spans) if compact and slow.spans is not None else slow.spans
-    return Chunk(spans=_concat(span_batch, slow_spans), logs=_concat(log_batch, slow.logs),
-                 rejects=slow.rejects), nlines
+    return Chunk(
+        spans=_concat(span_batch, slow_spans), logs=_concat(log_batch, slow.logs), rejects=slow.rejects
+    ), nlines

@@ -73,8 +73,10 @@ def decode_document(data: bytes, source: SourceInfo) -> Chunk:
 
 _BOM = b"\xef\xbb\xbf"
 # an OTLP key followed by its colon, so a value that merely mentions the word does not count
-_KEY = re.compile(rb'"(?:resourceSpans|resourceLogs|batches|scopeSpans|scopeLogs|instrumentationLibrarySpans'
-                  rb'|instrumentationLibraryLogs)"\s*:')
+_KEY = re.compile(
+    rb'"(?:resourceSpans|resourceLogs|batches|scopeSpans|scopeLogs|instrumentationLibrarySpans'
+    rb'|instrumentationLibraryLogs)"\s*:'
+)
 
 
 def sniff(head: bytes) -> bool:

@@ -344,16 +344,32 @@ def check_counts(flags: int, *dropped: int) -> None:
 
 # ---- the resource / scope context -----------------------------------------------------------
 
-SPAN_CONTEXT_COLUMNS = ("service_name", "service_version", "service_instance_id", "host", "scope_name",
-                        "scope_version", "resource_attributes", "scope_attributes")
+SPAN_CONTEXT_COLUMNS = (
+    "service_name",
+    "service_version",
+    "service_instance_id",
+    "host",
+    "scope_name",
+    "scope_version",
+    "resource_attributes",
+    "scope_attributes",
+)
 LOG_CONTEXT_COLUMNS = ("service_name", "service_version", "host", "scope_name", "resource_attributes")
 
 
 class Context:
     """Columns shared by every record of one (resource, scope)."""
 
-    __slots__ = ("service_name", "service_version", "service_instance_id", "host", "resource_attributes",
-                 "scope_name", "scope_version", "scope_attributes")
+    __slots__ = (
+        "service_name",
+        "service_version",
+        "service_instance_id",
+        "host",
+        "resource_attributes",
+        "scope_name",
+        "scope_version",
+        "scope_attributes",
+    )
 
     def __init__(self, resource: Resource | None, scope: Scope | None) -> None:
         rattrs = attributes(resource.attributes) if resource is not None else {}
@@ -421,10 +437,28 @@ WARN_UNKNOWN_KIND = "unknown span kind, stored as UNSPECIFIED"
 
 # ---- the reference builder: span columns ----------------------------------------------------
 
-_SPAN_OWN_COLS = ("trace_id", "span_id", "parent_span_id", "trace_state", "name", "kind", "start_ns",
-                  "end_ns", "status_code", "status_message", "attributes", "events", "links", "flags",
-                  "dropped_attributes_count", "dropped_events_count", "dropped_links_count", "warnings",
-                  "exception_type", "exception_message")
+_SPAN_OWN_COLS = (
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "trace_state",
+    "name",
+    "kind",
+    "start_ns",
+    "end_ns",
+    "status_code",
+    "status_message",
+    "attributes",
+    "events",
+    "links",
+    "flags",
+    "dropped_attributes_count",
+    "dropped_events_count",
+    "dropped_links_count",
+    "warnings",
+    "exception_type",
+    "exception_message",
+)
 
 
 class SpanColumns:
@@ -459,8 +493,14 @@ class SpanColumns:
         events_out = []
         for ev in sp.events:
             eattrs = attributes(ev.attributes)  # before the time: a reject's reason names the first fault
-            events_out.append({"time_ns": unix_nano(ev.timeUnixNano, "event timeUnixNano"), "name": ev.name,
-                               "attributes": eattrs, "dropped_attributes_count": ev.droppedAttributesCount})
+            events_out.append(
+                {
+                    "time_ns": unix_nano(ev.timeUnixNano, "event timeUnixNano"),
+                    "name": ev.name,
+                    "attributes": eattrs,
+                    "dropped_attributes_count": ev.droppedAttributesCount,
+                }
+            )
         exc_type, exc_msg = (first_exception(events_out) or (None, None)) if events_out else (None, None)
         links_out = []
         for ln in sp.links:
@@ -470,9 +510,16 @@ class SpanColumns:
                 ltid, lsid = ln.traceId, ln.spanId
                 if WARN_BAD_LINK not in warnings:
                     warnings.append(WARN_BAD_LINK)
-            links_out.append({"trace_id": ltid, "span_id": lsid, "trace_state": ln.traceState,
-                              "attributes": attributes(ln.attributes), "dropped_attributes_count":
-                              ln.droppedAttributesCount, "flags": ln.flags})
+            links_out.append(
+                {
+                    "trace_id": ltid,
+                    "span_id": lsid,
+                    "trace_state": ln.traceState,
+                    "attributes": attributes(ln.attributes),
+                    "dropped_attributes_count": ln.droppedAttributesCount,
+                    "flags": ln.flags,
+                }
+            )
         st = sp.status
         own = self.own
         own["trace_id"].append(tid)
@@ -534,8 +581,19 @@ class SpanColumns:
 
 # ---- the reference builder: log columns -----------------------------------------------------
 
-_LOG_OWN_COLS = ("time_ns", "observed_time_ns", "severity_number", "severity_text", "body", "trace_id",
-                 "span_id", "event_name", "attributes", "flags", "dropped_attributes_count")
+_LOG_OWN_COLS = (
+    "time_ns",
+    "observed_time_ns",
+    "severity_number",
+    "severity_text",
+    "body",
+    "trace_id",
+    "span_id",
+    "event_name",
+    "attributes",
+    "flags",
+    "dropped_attributes_count",
+)
 
 
 class LogColumns:
@@ -633,8 +691,13 @@ class _Doc(msgspec.Struct, gc=False):
 _DOC = msgspec.json.Decoder(_Doc)
 _SPAN = msgspec.json.Decoder(Span)
 _LOG = msgspec.json.Decoder(LogRecord)
-_RECORD_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, ValueError, RecursionError,
-                  UnicodeDecodeError)
+_RECORD_ERRORS = (
+    msgspec.ValidationError,
+    msgspec.DecodeError,
+    ValueError,
+    RecursionError,
+    UnicodeDecodeError,
+)
 _DOC_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, RecursionError)
 
 
@@ -676,26 +739,44 @@ class Sink:
             rl_lists.append(doc.result.resourceLogs)
         for rss in rs_lists:
             for rs in rss:
-                for ss in (rs.scopeSpans or rs.instrumentationLibrarySpans):
+                for ss in rs.scopeSpans or rs.instrumentationLibrarySpans:
                     self._take_spans(rs.resource, ss, line_no)
         for rls in rl_lists:
             for rl in rls:
-                for sl in (rl.scopeLogs or rl.instrumentationLibraryLogs):
+                for sl in rl.scopeLogs or rl.instrumentationLibraryLogs:
                     self._take_logs(rl.resource, sl, line_no)
 
     def _take_spans(self, resource: Resource | None, ss: _ScopeSpans, line_no: int) -> None:
         if ss.spans:
-            self.take_group(self.spans, resource, ss.scope or ss.instrumentationLibrary,
-                            ((self._offset(line_no), raw) for raw in ss.spans), _SPAN.decode, bytes)
+            self.take_group(
+                self.spans,
+                resource,
+                ss.scope or ss.instrumentationLibrary,
+                ((self._offset(line_no), raw) for raw in ss.spans),
+                _SPAN.decode,
+                bytes,
+            )
 
     def _take_logs(self, resource: Resource | None, sl: _ScopeLogs, line_no: int) -> None:
         if sl.logRecords:
-            self.take_group(self.logs, resource, sl.scope or sl.instrumentationLibrary,
-                            ((self._offset(line_no), raw) for raw in sl.logRecords), _LOG.decode, bytes)
+            self.take_group(
+                self.logs,
+                resource,
+                sl.scope or sl.instrumentationLibrary,
+                ((self._offset(line_no), raw) for raw in sl.logRecords),
+                _LOG.decode,
+                bytes,
+            )
 
-    def take_group(self, cols: SpanColumns | LogColumns, resource: Resource | None, scope: Scope | None,
-                   records: Iterable[tuple[int, Any]], decode: Callable[[Any], Any],
-                   verbatim: Callable[[Any], bytes]) -> None:
+    def take_group(
+        self,
+        cols: SpanColumns | LogColumns,
+        resource: Resource | None,
+        scope: Scope | None,
+        records: Iterable[tuple[int, Any]],
+        decode: Callable[[Any], Any],
+        verbatim: Callable[[Any], bytes],
+    ) -> None:
         """Records of one (resource, scope): each decoded and added, or rejected verbatim."""
         try:
             ctx = Context(resource, scope)

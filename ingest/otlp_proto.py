@@ -69,7 +69,7 @@ def _fields(buf: bytes) -> Iterator[tuple[int, int, bytes | int]]:
 
 
 def message_kind(msg: bytes) -> str | None:
-    """"traces", "logs", or None when the message holds no record to tell by."""
+    """ "traces", "logs", or None when the message holds no record to tell by."""
     for f1, wt1, res in _fields(msg):
         if f1 != 1 or wt1 != 2:
             continue
@@ -138,8 +138,9 @@ def _hex(b: bytes) -> str:
 def _resource(rs: Any) -> om.Resource | None:
     if not rs.HasField("resource"):
         return None
-    return om.Resource(attributes=_kvs(rs.resource.attributes),
-                       droppedAttributesCount=rs.resource.dropped_attributes_count)
+    return om.Resource(
+        attributes=_kvs(rs.resource.attributes), droppedAttributesCount=rs.resource.dropped_attributes_count
+    )
 
 
 def _scope(ss: Any) -> om.Scope | None:
@@ -150,28 +151,58 @@ def _scope(ss: Any) -> om.Scope | None:
 
 def _span(sp: trace_pb2.Span) -> om.Span:
     return om.Span(
-        traceId=_hex(sp.trace_id), spanId=_hex(sp.span_id), traceState=sp.trace_state,
-        parentSpanId=_hex(sp.parent_span_id), flags=sp.flags, name=sp.name, kind=int(sp.kind),
-        startTimeUnixNano=sp.start_time_unix_nano, endTimeUnixNano=sp.end_time_unix_nano,
-        attributes=_kvs(sp.attributes), droppedAttributesCount=sp.dropped_attributes_count,
-        events=[om.Event(timeUnixNano=e.time_unix_nano, name=e.name, attributes=_kvs(e.attributes),
-                         droppedAttributesCount=e.dropped_attributes_count) for e in sp.events],
+        traceId=_hex(sp.trace_id),
+        spanId=_hex(sp.span_id),
+        traceState=sp.trace_state,
+        parentSpanId=_hex(sp.parent_span_id),
+        flags=sp.flags,
+        name=sp.name,
+        kind=int(sp.kind),
+        startTimeUnixNano=sp.start_time_unix_nano,
+        endTimeUnixNano=sp.end_time_unix_nano,
+        attributes=_kvs(sp.attributes),
+        droppedAttributesCount=sp.dropped_attributes_count,
+        events=[
+            om.Event(
+                timeUnixNano=e.time_unix_nano,
+                name=e.name,
+                attributes=_kvs(e.attributes),
+                droppedAttributesCount=e.dropped_attributes_count,
+            )
+            for e in sp.events
+        ],
         droppedEventsCount=sp.dropped_events_count,
-        links=[om.Link(traceId=_hex(ln.trace_id), spanId=_hex(ln.span_id), traceState=ln.trace_state,
-                       attributes=_kvs(ln.attributes), droppedAttributesCount=ln.dropped_attributes_count,
-                       flags=ln.flags) for ln in sp.links],
+        links=[
+            om.Link(
+                traceId=_hex(ln.trace_id),
+                spanId=_hex(ln.span_id),
+                traceState=ln.trace_state,
+                attributes=_kvs(ln.attributes),
+                droppedAttributesCount=ln.dropped_attributes_count,
+                flags=ln.flags,
+            )
+            for ln in sp.links
+        ],
         droppedLinksCount=sp.dropped_links_count,
-        status=om.Status(code=int(sp.status.code), message=sp.status.message) if sp.HasField("status") else None,
+        status=om.Status(code=int(sp.status.code), message=sp.status.message)
+        if sp.HasField("status")
+        else None,
     )
 
 
 def _log(lr: logs_pb2.LogRecord) -> om.LogRecord:
     return om.LogRecord(
-        timeUnixNano=lr.time_unix_nano, observedTimeUnixNano=lr.observed_time_unix_nano,
-        severityNumber=int(lr.severity_number), severityText=lr.severity_text,
-        body=_any(lr.body) if lr.HasField("body") else None, attributes=_kvs(lr.attributes),
-        droppedAttributesCount=lr.dropped_attributes_count, flags=lr.flags,
-        traceId=_hex(lr.trace_id), spanId=_hex(lr.span_id), eventName=lr.event_name,
+        timeUnixNano=lr.time_unix_nano,
+        observedTimeUnixNano=lr.observed_time_unix_nano,
+        severityNumber=int(lr.severity_number),
+        severityText=lr.severity_text,
+        body=_any(lr.body) if lr.HasField("body") else None,
+        attributes=_kvs(lr.attributes),
+        droppedAttributesCount=lr.dropped_attributes_count,
+        flags=lr.flags,
+        traceId=_hex(lr.trace_id),
+        spanId=_hex(lr.span_id),
+        eventName=lr.event_name,
     )
 
 
@@ -187,18 +218,28 @@ def _take_message(sink: om.Sink, msg: bytes, offset: int) -> None:
         else:
             data = trace_pb2.TracesData.FromString(msg)
     except (ValueError, DecodeError) as exc:
-        sink.reject(offset, f"not an OTLP protobuf message: {str(exc).splitlines()[0] if str(exc) else 'bad wire data'}"[:300], msg)
+        sink.reject(
+            offset,
+            f"not an OTLP protobuf message: {str(exc).splitlines()[0] if str(exc) else 'bad wire data'}"[
+                :300
+            ],
+            msg,
+        )
         return
     if kind == "logs":
         for rl in data.resource_logs:
             res = _resource(rl)
             for sl in rl.scope_logs:
-                sink.take_group(sink.logs, res, _scope(sl), ((offset, r) for r in sl.log_records), _log, _serialize)
+                sink.take_group(
+                    sink.logs, res, _scope(sl), ((offset, r) for r in sl.log_records), _log, _serialize
+                )
     else:
         for rs in data.resource_spans:
             res = _resource(rs)
             for ss in rs.scope_spans:
-                sink.take_group(sink.spans, res, _scope(ss), ((offset, s) for s in ss.spans), _span, _serialize)
+                sink.take_group(
+                    sink.spans, res, _scope(ss), ((offset, s) for s in ss.spans), _span, _serialize
+                )
 
 
 def _read_exact(stream: BinaryIO, n: int) -> bytes:
@@ -227,8 +268,12 @@ def read(stream: BinaryIO, source: SourceInfo, start: int = 0, end: int | None =
         n = int.from_bytes(prefix, "big")
         if n > MAX_MESSAGE_BYTES:
             rest = _read_exact(stream, 1 << 20)
-            sink.reject(offset, "message length over 1 GiB: not a length-prefixed OTLP protobuf stream; "
-                        "the rest of the input is unreadable", prefix + rest)
+            sink.reject(
+                offset,
+                "message length over 1 GiB: not a length-prefixed OTLP protobuf stream; "
+                "the rest of the input is unreadable",
+                prefix + rest,
+            )
             break
         msg = _read_exact(stream, n)
         if len(msg) < n:
@@ -270,5 +315,8 @@ def read_range(path: str, start: int, end: int, source: SourceInfo) -> Chunk:
         chunks = list(read(fh, source, start, end))
     spans = [c.spans for c in chunks if c.spans is not None]
     logs = [c.logs for c in chunks if c.logs is not None]
-    return Chunk(spans=pa.concat_batches(spans) if spans else None, logs=pa.concat_batches(logs) if logs else None,
-                 rejects=[r for c in chunks for r in c.rejects])
+    return Chunk(
+        spans=pa.concat_batches(spans) if spans else None,
+        logs=pa.concat_batches(logs) if logs else None,
+        rejects=[r for c in chunks for r in c.rejects],
+    )

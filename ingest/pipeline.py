@@ -78,7 +78,9 @@ class SourceResult:
     logs: int
     rejected: int
     duplicates: int
-    skipped: str | None  # why nothing was read ("already ingested", "unknown format", "empty", "unreadable: …")
+    skipped: (
+        str | None
+    )  # why nothing was read ("already ingested", "unknown format", "empty", "unreadable: …")
     problem: str | None = None  # why reading stopped early (truncated compression, a reader's failure)
 
     def to_dict(self) -> dict[str, Any]:
@@ -252,13 +254,19 @@ def _pool(workers: int) -> cf.ProcessPoolExecutor:
     else:
         method = "fork" if threading.active_count() == 1 else "forkserver"
     parent = None if method == "forkserver" else os.getpid()  # a fork server's children are its own
-    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method),
-                                initializer=_worker_init, initargs=(parent,))
+    pool = cf.ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context(method),
+        initializer=_worker_init,
+        initargs=(parent,),
+    )
     pool.submit(os.getpid).result()  # launches the processes
     return pool
 
 
-def _ordered(pool: cf.ProcessPoolExecutor, tasks: Iterator[tuple], window: int) -> Iterator[tuple[Parcel, int, int]]:
+def _ordered(
+    pool: cf.ProcessPoolExecutor, tasks: Iterator[tuple], window: int
+) -> Iterator[tuple[Parcel, int, int]]:
     """Results of `tasks` ((fn, nbytes, *args)) in order, at most `window` in flight."""
     pending: deque[tuple[cf.Future, int]] = deque()
     for fn, nbytes, *args in tasks:
@@ -276,13 +284,16 @@ def _range_bytes() -> int:
     return max(64 * 1024, int(float(env) * 1024 * 1024)) if env else RANGE_BYTES
 
 
-def _parallel_chunks(pool: cf.ProcessPoolExecutor, workers: int, inp: _Opened, source: SourceInfo,
-                     fmt: str) -> Iterator[tuple[Chunk, int]]:
+def _parallel_chunks(
+    pool: cf.ProcessPoolExecutor, workers: int, inp: _Opened, source: SourceInfo, fmt: str
+) -> Iterator[tuple[Chunk, int]]:
     step = _range_bytes()
     if fmt == "otlp_proto":
         path = str(inp.fs_path)
-        tasks: Iterator[tuple] = ((_decode_proto_range, e - s, path, s, e, source)
-                                  for s, e in otlp_proto.message_ranges(path, inp.size, step))
+        tasks: Iterator[tuple] = (
+            (_decode_proto_range, e - s, path, s, e, source)
+            for s, e in otlp_proto.message_ranges(path, inp.size, step)
+        )
     elif inp.compression is None:
         size = inp.size
         path = str(inp.fs_path)
@@ -311,7 +322,7 @@ class _Opened:
 
 
 def _open(fs_path: Path, size: int) -> _Opened:
-    raw = open(fs_path, "rb")  # noqa: SIM115 - closed by the caller
+    raw = open(fs_path, "rb")
     stream, compression = decompressed(raw)
     head, stream = read_head(stream, HEAD_BYTES)
     return _Opened(fs_path, size, stream, head, compression)
@@ -345,7 +356,9 @@ class _Run:
 
     def _source_id(self, quick: str) -> str:
         """Provenance id: from the content's quick id, made unique within the dataset."""
-        taken = {s["source_id"] for s in self.writer.manifest["sources"]} | {s.source_id for s in self.writer.sources}
+        taken = {s["source_id"] for s in self.writer.manifest["sources"]} | {
+            s.source_id for s in self.writer.sources
+        }
         base = f"src-{quick[:16]}"
         sid, n = base, 1
         while sid in taken:
@@ -406,13 +419,26 @@ class _Run:
             self._skip(inp, opened.size, "empty" if empty else "unknown format")
             return
         source = SourceInfo(source_id=self._source_id(quick), path=inp.path)
-        stats = self.writer.begin_source(SourceStats(
-            source_id=source.source_id, path=inp.path, size=opened.size, sha256="", format=fmt.name,
-            compression=opened.compression, quick_id=quick))
+        stats = self.writer.begin_source(
+            SourceStats(
+                source_id=source.source_id,
+                path=inp.path,
+                size=opened.size,
+                sha256="",
+                format=fmt.name,
+                compression=opened.compression,
+                quick_id=quick,
+            )
+        )
         big = opened.size >= (PARALLEL_MIN_BYTES if opened.compression is None else PARALLEL_MIN_BYTES // 16)
-        parallel = big and self.workers > 1 and (
-            (fmt.name == "otlp_json" and otlp_json.is_line_mode(opened.head))
-            or (fmt.name == "otlp_proto" and opened.compression is None))
+        parallel = (
+            big
+            and self.workers > 1
+            and (
+                (fmt.name == "otlp_json" and otlp_json.is_line_mode(opened.head))
+                or (fmt.name == "otlp_proto" and opened.compression is None)
+            )
+        )
         problem: str | None = None
         try:
             if parallel:
@@ -442,8 +468,21 @@ class _Run:
         stats.sha256 = _digest(hasher)
         self.usable += 1
         self.bytes += opened.size
-        self.results.append(SourceResult(inp.path, stats.source_id, fmt.name, opened.compression, opened.size,
-                                         stats.spans, stats.logs, stats.rejected, stats.duplicates, None, problem))
+        self.results.append(
+            SourceResult(
+                inp.path,
+                stats.source_id,
+                fmt.name,
+                opened.compression,
+                opened.size,
+                stats.spans,
+                stats.logs,
+                stats.rejected,
+                stats.duplicates,
+                None,
+                problem,
+            )
+        )
 
 
 _UNKNOWN = "unknown format: not OTLP JSON or protobuf, Jaeger JSON or Zipkin JSON"
@@ -476,9 +515,15 @@ def _default_workers() -> int:
     return max(1, int(env)) if env.isdigit() else min(os.cpu_count() or 1, 4)
 
 
-def ingest_paths(paths: list[str], dataset: str = "default", progress: Progress | None = None, *,
-                 workers: int | None = None, lock_timeout_s: float = 600.0,
-                 on_wait: Callable[[str], None] | None = None) -> IngestResult:
+def ingest_paths(
+    paths: list[str],
+    dataset: str = "default",
+    progress: Progress | None = None,
+    *,
+    workers: int | None = None,
+    lock_timeout_s: float = 600.0,
+    on_wait: Callable[[str], None] | None = None,
+) -> IngestResult:
     """Ingest files, folders, globs or "-" into `dataset`; what this run added.
 
     Raises NoInput (nothing usable: missing path, unknown format, empty input),
@@ -502,9 +547,11 @@ def ingest_paths(paths: list[str], dataset: str = "default", progress: Progress 
         if not run.usable:
             reasons = sorted({r.skipped or "" for r in run.results})
             named = ", ".join("standard input (-)" if p == "-" else p for p in paths)
-            fix = ("check the files' permissions (the user running dcr must be able to read them)"
-                   if all(r.startswith("unreadable:") for r in reasons)
-                   else "give OTLP JSON/protobuf, Jaeger or Zipkin files")
+            fix = (
+                "check the files' permissions (the user running dcr must be able to read them)"
+                if all(r.startswith("unreadable:") for r in reasons)
+                else "give OTLP JSON/protobuf, Jaeger or Zipkin files"
+            )
             raise NoInput(f"nothing usable in {named} ({', '.join(reasons)}): {fix}")
         writer.commit(run.bytes)
         rejected = sum(r.rejected for r in run.results) + writer.orphan_rejects
@@ -534,8 +581,22 @@ def dataset_summary(name: str) -> dict[str, Any]:
         "time_range": dict(m.get("time_range", {})),
         "services": list(m.get("services", [])),
         "sources": [
-            {k: s.get(k) for k in ("source_id", "path", "format", "compression", "size", "spans", "logs",
-                                    "rejected", "duplicates", "rejects_file", "ingested_at")}
+            {
+                k: s.get(k)
+                for k in (
+                    "source_id",
+                    "path",
+                    "format",
+                    "compression",
+                    "size",
+                    "spans",
+                    "logs",
+                    "rejected",
+                    "duplicates",
+                    "rejects_file",
+                    "ingested_at",
+                )
+            }
             for s in m.get("sources", [])
         ],
         "files": {k: len(v) for k, v in m.get("files", {}).items()},

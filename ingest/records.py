@@ -19,8 +19,16 @@ import pyarrow as pa
 
 from ingest.schema import LOG_SCHEMA, SPAN_SCHEMA
 
-__all__ = ["Reject", "Chunk", "SourceInfo", "RowBuilder", "span_builder", "log_builder", "batch_from_columns",
-           "reject_reason"]
+__all__ = [
+    "Reject",
+    "Chunk",
+    "SourceInfo",
+    "RowBuilder",
+    "span_builder",
+    "log_builder",
+    "batch_from_columns",
+    "reject_reason",
+]
 
 
 @dataclass(frozen=True)

@@ -33,11 +33,35 @@ __all__ = ["MAX_NS", "ROW_COLUMNS", "Resource", "SpanRows", "dumpb", "dumps", "t
 MAX_NS = 2**63 - 1
 _encode = msgspec.json.Encoder().encode
 
-ROW_COLUMNS = ("trace_id", "span_id", "parent_span_id", "trace_state", "name", "kind", "scope_name",
-               "scope_version", "start_ns", "end_ns", "status_code", "status_message", "attributes", "events",
-               "links", "flags", "warnings", "exception_type", "exception_message", "source_offset")
-_RES = (("service_name", "service_name"), ("service_version", "service_version"),
-        ("service_instance_id", "service_instance_id"), ("host", "host"), ("resource_attributes", "attributes"))
+ROW_COLUMNS = (
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "trace_state",
+    "name",
+    "kind",
+    "scope_name",
+    "scope_version",
+    "start_ns",
+    "end_ns",
+    "status_code",
+    "status_message",
+    "attributes",
+    "events",
+    "links",
+    "flags",
+    "warnings",
+    "exception_type",
+    "exception_message",
+    "source_offset",
+)
+_RES = (
+    ("service_name", "service_name"),
+    ("service_version", "service_version"),
+    ("service_instance_id", "service_instance_id"),
+    ("host", "host"),
+    ("resource_attributes", "attributes"),
+)
 
 
 def text(v: Any) -> str | None:

@@ -70,20 +70,32 @@ def _now_iso() -> str:
 # ---- locking ------------------------------------------------------------------------------
 
 
-def acquire_lock(folder: Path, name: str, timeout_s: float, on_wait: Callable[[str], None] | None = None,
-                 hint: str = "wait for it to finish or use another dataset", holder: str = "dcr ingest") -> int:
+def acquire_lock(
+    folder: Path,
+    name: str,
+    timeout_s: float,
+    on_wait: Callable[[str], None] | None = None,
+    hint: str = "wait for it to finish or use another dataset",
+    holder: str = "dcr ingest",
+) -> int:
     """An exclusive lock on folder/.lock for as long as this process lives (`ingest/lockfile.py`),
     waiting up to `timeout_s`; its descriptor. DatasetLocked and the `on_wait` message name the
     process that holds it and for how long; `holder` says what this one does with it."""
     tell = None
     if on_wait is not None:
+
         def tell(who: str) -> None:
-            on_wait(f"dataset {name!r} is being written by another process, {who}; waiting up to {timeout_s:g} s")
+            on_wait(
+                f"dataset {name!r} is being written by another process, {who}; waiting up to {timeout_s:g} s"
+            )
+
     try:
         return lockfile.acquire(folder / LOCK_FILE, timeout_s, holder, tell)
     except lockfile.LockHeld as exc:
         why = f"waited {timeout_s:g} s: {hint}" if timeout_s > 0 else hint
-        raise DatasetLocked(f"dataset {name!r} is being written by another process, {exc.holder}; {why}") from None
+        raise DatasetLocked(
+            f"dataset {name!r} is being written by another process, {exc.holder}; {why}"
+        ) from None
 
 
 def _release_lock(fd: int) -> None:
@@ -174,8 +186,11 @@ class SpanKeys:
         # runs stop growing at MAX_RUN_KEYS: a merge holds both runs, their concatenation, the
         # order and the result at once (~56 bytes a key), so an unbounded last merge would make
         # the peak grow with the input; lookups search one more run per MAX_RUN_KEYS keys
-        while (len(self._runs) > 1 and len(self._runs[-2][0]) <= 2 * len(self._runs[-1][0])
-               and len(self._runs[-2][0]) + len(self._runs[-1][0]) <= MAX_RUN_KEYS):
+        while (
+            len(self._runs) > 1
+            and len(self._runs[-2][0]) <= 2 * len(self._runs[-1][0])
+            and len(self._runs[-2][0]) + len(self._runs[-1][0]) <= MAX_RUN_KEYS
+        ):
             hb, kb = self._runs.pop()
             ha, ka = self._runs.pop()
             h, k = np.concatenate([ha, hb]), np.concatenate([ka, kb])
@@ -245,10 +260,18 @@ class SourceStats:
 
     def to_manifest(self, rejects_file: str | None, ingested_at: str) -> dict[str, Any]:
         return {
-            "source_id": self.source_id, "path": self.path, "size": self.size, "sha256": self.sha256,
-            "format": self.format, "compression": self.compression, "spans": self.spans, "logs": self.logs,
-            "rejected": self.rejected, "duplicates": self.duplicates,
-            "rejects_file": rejects_file if self.rejected else None, "ingested_at": ingested_at,
+            "source_id": self.source_id,
+            "path": self.path,
+            "size": self.size,
+            "sha256": self.sha256,
+            "format": self.format,
+            "compression": self.compression,
+            "spans": self.spans,
+            "logs": self.logs,
+            "rejected": self.rejected,
+            "duplicates": self.duplicates,
+            "rejects_file": rejects_file if self.rejected else None,
+            "ingested_at": ingested_at,
             "quick_id": self.quick_id,
         }
 
@@ -262,22 +285,82 @@ _SINK_BYTES = 1024 * 1024
 # min/max statistics where a filter can use them (not on long JSON texts, nor on random ids,
 # whose min and max span the whole range in every row group)
 _STATISTICS = {
-    "spans": ["name", "kind", "service_name", "service_version", "host",
-              "start_ns", "end_ns", "duration_ns", "status_code", "http_method", "http_route", "http_status_code",
-              "db_system", "rpc_service", "rpc_method", "messaging_system", "peer_service", "exception_type",
-              "source_id", "source_offset"],
-    "logs": ["time_ns", "observed_time_ns", "severity_number", "severity_text", "service_name", "host", "event_name",
-             "source_id", "source_offset"],
+    "spans": [
+        "name",
+        "kind",
+        "service_name",
+        "service_version",
+        "host",
+        "start_ns",
+        "end_ns",
+        "duration_ns",
+        "status_code",
+        "http_method",
+        "http_route",
+        "http_status_code",
+        "db_system",
+        "rpc_service",
+        "rpc_method",
+        "messaging_system",
+        "peer_service",
+        "exception_type",
+        "source_id",
+        "source_offset",
+    ],
+    "logs": [
+        "time_ns",
+        "observed_time_ns",
+        "severity_number",
+        "severity_text",
+        "service_name",
+        "host",
+        "event_name",
+        "source_id",
+        "source_offset",
+    ],
 }
 # dictionary encoding only where values repeat (ids and attribute texts would only pay for it)
 _DICTIONARY = {
-    "spans": ["service_name", "service_version", "service_instance_id", "host", "scope_name", "scope_version",
-              "name", "kind", "status_code", "status_message", "resource_attributes", "scope_attributes",
-              "http_method", "http_route", "db_system", "db_operation", "rpc_system", "rpc_service", "rpc_method",
-              "messaging_system", "messaging_destination", "messaging_operation", "peer_service", "exception_type",
-              "code_filepath", "code_function", "source_id", "warnings"],
-    "logs": ["severity_text", "service_name", "service_version", "host", "scope_name", "event_name",
-             "resource_attributes", "source_id"],
+    "spans": [
+        "service_name",
+        "service_version",
+        "service_instance_id",
+        "host",
+        "scope_name",
+        "scope_version",
+        "name",
+        "kind",
+        "status_code",
+        "status_message",
+        "resource_attributes",
+        "scope_attributes",
+        "http_method",
+        "http_route",
+        "db_system",
+        "db_operation",
+        "rpc_system",
+        "rpc_service",
+        "rpc_method",
+        "messaging_system",
+        "messaging_destination",
+        "messaging_operation",
+        "peer_service",
+        "exception_type",
+        "code_filepath",
+        "code_function",
+        "source_id",
+        "warnings",
+    ],
+    "logs": [
+        "severity_text",
+        "service_name",
+        "service_version",
+        "host",
+        "scope_name",
+        "event_name",
+        "resource_attributes",
+        "source_id",
+    ],
 }
 
 
@@ -315,9 +398,14 @@ class _Lane:
             self._sink = pa.BufferedOutputStream(pa.OSFile(str(path), "wb"), buffer_size=_SINK_BYTES)
             # store_schema=False: the Parquet types alone read back as SPAN_SCHEMA / LOG_SCHEMA (plain
             # strings), whereas the stored Arrow schema of a wire table would say "dictionary"
-            self._writer = pq.ParquetWriter(self._sink, schema, use_dictionary=_DICTIONARY[kind],
-                                            write_statistics=_STATISTICS[kind], store_schema=False,
-                                            **_PARQUET_OPTS)
+            self._writer = pq.ParquetWriter(
+                self._sink,
+                schema,
+                use_dictionary=_DICTIONARY[kind],
+                write_statistics=_STATISTICS[kind],
+                store_schema=False,
+                **_PARQUET_OPTS,
+            )
             self._file_rows = 0
         return self._writer
 
@@ -353,8 +441,14 @@ class _PartBuffer:
     ingest of more than one buffer writes at least two files: a dataset of one such ingest is
     read as several files, a step that costs DuckDB tens of ms a query over a single file.)"""
 
-    def __init__(self, folder: Path, prefix: str, schema: pa.Schema, sort_keys: list[tuple[str, str]],
-                 threads: tuple[ThreadPoolExecutor, ThreadPoolExecutor]) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        prefix: str,
+        schema: pa.Schema,
+        sort_keys: list[tuple[str, str]],
+        threads: tuple[ThreadPoolExecutor, ThreadPoolExecutor],
+    ) -> None:
         self.folder, self.prefix, self.schema, self.sort_keys = folder, prefix, schema, sort_keys
         env = os.environ.get(PART_BYTES_ENV)
         self.part_bytes = int(float(env) * 1024 * 1024) if env else PART_BYTES
@@ -415,8 +509,14 @@ class _PartBuffer:
         batches.clear()
         # sort keys as plain columns (Arrow does not sort dictionary columns); a stable sort,
         # as Table.sort_by is
-        keys = pa.table({name: table.column(name).cast(pa.string()) if pa.types.is_dictionary(table.schema.field(
-            name).type) else table.column(name) for name, _ in self.sort_keys})
+        keys = pa.table(
+            {
+                name: table.column(name).cast(pa.string())
+                if pa.types.is_dictionary(table.schema.field(name).type)
+                else table.column(name)
+                for name, _ in self.sort_keys
+            }
+        )
         order = pc.sort_indices(keys, sort_keys=self.sort_keys)
         services = keys.column(0).take(order).combine_chunks()
         self._track(keys, table)
@@ -427,7 +527,9 @@ class _PartBuffer:
             return
         table = table.combine_chunks()  # both halves take from it: one concatenation, not two
         cut = n // 2
-        second = self._lanes[1].thread.submit(self._lanes[1].write, table, order.slice(cut), services.slice(cut))
+        second = self._lanes[1].thread.submit(
+            self._lanes[1].write, table, order.slice(cut), services.slice(cut)
+        )
         try:
             self._lanes[0].write(table, order.slice(0, cut), services.slice(0, cut))
         finally:
@@ -456,17 +558,29 @@ def _runs(values: pa.Array) -> list[tuple[int, int]]:
 def _fresh_manifest(name: str) -> dict[str, Any]:
     now = _now_iso()
     return {
-        "schema_version": MANIFEST_VERSION, "name": name, "created_at": now, "updated_at": now,
-        "files": {"spans": [], "logs": []}, "sources": [],
+        "schema_version": MANIFEST_VERSION,
+        "name": name,
+        "created_at": now,
+        "updated_at": now,
+        "files": {"spans": [], "logs": []},
+        "sources": [],
         "totals": {"spans": 0, "logs": 0, "rejected": 0},
-        "time_range": {"start_ns": None, "end_ns": None}, "services": [], "ingests": [],
+        "time_range": {"start_ns": None, "end_ns": None},
+        "services": [],
+        "ingests": [],
     }
 
 
 def _reject_line(r: Reject, source_id: str | None) -> bytes:
     raw = r.raw[:MAX_REJECT_RAW_BYTES]
-    rec: dict[str, Any] = {"source": r.source, "source_id": source_id, "offset": r.offset, "unit": r.unit,
-                           "reason": r.reason, "raw_bytes": len(r.raw)}
+    rec: dict[str, Any] = {
+        "source": r.source,
+        "source_id": source_id,
+        "offset": r.offset,
+        "unit": r.unit,
+        "reason": r.reason,
+        "raw_bytes": len(r.raw),
+    }
     try:
         rec["raw"] = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -481,8 +595,9 @@ def _reject_line(r: Reject, source_id: str | None) -> bytes:
 class DatasetWriter:
     """One ingest into one dataset. Use as a context manager; `commit()` makes it visible."""
 
-    def __init__(self, name: str, *, lock_timeout_s: float = 600.0,
-                 on_wait: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, name: str, *, lock_timeout_s: float = 600.0, on_wait: Callable[[str], None] | None = None
+    ) -> None:
         self.name = name
         self.path = dataset_path(name)
         self._lock_fd = acquire_lock(self.path, name, lock_timeout_s, on_wait)
@@ -494,12 +609,24 @@ class DatasetWriter:
             self._load_keys()
             # two writer threads: the first sorts a buffer and writes half of it, the second the
             # other half (the first waits for the second, never the other way round)
-            self._threads = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="dcr-parts"),
-                             ThreadPoolExecutor(max_workers=1, thread_name_prefix="dcr-parts-2"))
-            self.spans = _PartBuffer(self.path / "spans", f"part-{self.ingest_id}", SPAN_WIRE_SCHEMA,
-                                     [("service_name", "ascending"), ("start_ns", "ascending")], self._threads)
-            self.logs = _PartBuffer(self.path / "logs", f"part-{self.ingest_id}", LOG_SCHEMA,
-                                    [("service_name", "ascending"), ("time_ns", "ascending")], self._threads)
+            self._threads = (
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="dcr-parts"),
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="dcr-parts-2"),
+            )
+            self.spans = _PartBuffer(
+                self.path / "spans",
+                f"part-{self.ingest_id}",
+                SPAN_WIRE_SCHEMA,
+                [("service_name", "ascending"), ("start_ns", "ascending")],
+                self._threads,
+            )
+            self.logs = _PartBuffer(
+                self.path / "logs",
+                f"part-{self.ingest_id}",
+                LOG_SCHEMA,
+                [("service_name", "ascending"), ("time_ns", "ascending")],
+                self._threads,
+            )
             self.sources: list[SourceStats] = []
             self._new_unrecognised: list[str] = []
             self._rejects_fh: Any = None
@@ -577,7 +704,7 @@ class DatasetWriter:
     def add_rejects(self, rejects: list[Reject], stats: SourceStats | None) -> None:
         if self._rejects_fh is None:
             (self.path / "rejects").mkdir(exist_ok=True)
-            self._rejects_fh = open(self.path / self.rejects_rel, "ab")  # noqa: SIM115
+            self._rejects_fh = open(self.path / self.rejects_rel, "ab")
         sid = stats.source_id if stats is not None else None
         for r in rejects:
             self._rejects_fh.write(_reject_line(r, sid))
@@ -615,11 +742,16 @@ class DatasetWriter:
                 tr["end_ns"] = hi if tr["end_ns"] is None else max(tr["end_ns"], hi)
         m["unrecognised"] = sorted(set(m.get("unrecognised", [])) | set(self._new_unrecognised))
         m["services"] = sorted(set(m["services"]) | self.spans.services | self.logs.services)
-        m["ingests"].append({
-            "ingest_id": self.ingest_id, "started_at": self.started_at,
-            "seconds": round(time.monotonic() - self._t0, 3), "bytes": bytes_read, **added,
-            "sources": [s.source_id for s in self.sources],
-        })
+        m["ingests"].append(
+            {
+                "ingest_id": self.ingest_id,
+                "started_at": self.started_at,
+                "seconds": round(time.monotonic() - self._t0, 3),
+                "bytes": bytes_read,
+                **added,
+                "sources": [s.source_id for s in self.sources],
+            }
+        )
         tmp = self.path / f"manifest.json.{self.ingest_id}.tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(m, fh, indent=1)
@@ -669,8 +801,9 @@ def remove_dataset(name: str) -> None:
     path = dataset_path(name)
     if not (path / "manifest.json").is_file():
         raise DatasetNotFound(name, list_datasets())
-    fd = acquire_lock(path, name, timeout_s=0.0, hint="remove it once that ingest has finished",
-                      holder="dcr dataset rm")
+    fd = acquire_lock(
+        path, name, timeout_s=0.0, hint="remove it once that ingest has finished", holder="dcr dataset rm"
+    )
     try:
         (path / "manifest.json").unlink()  # from here on it is not a dataset any more
     finally:

@@ -209,15 +209,38 @@ def _row(sp: _Span, offset: int, resources: dict[tuple[str | None, str | None], 
             attrs_res["host.ip"] = ip
         res = resources[(service, ip)] = Resource(attrs_res, fallback_host=ip)
     events = [
-        {"time_ns": _micros(a.timestamp, "annotation timestamp"), "name": a.value or "", "attributes": {},
-         "dropped_attributes_count": 0}
+        {
+            "time_ns": _micros(a.timestamp, "annotation timestamp"),
+            "name": a.value or "",
+            "attributes": {},
+            "dropped_attributes_count": 0,
+        }
         for a in sp.annotations or ()
     ]
     exc_type, exc_msg = (first_exception(events) or (None, None)) if events else (None, None)
     return (
-        tid, sid, parent, None, sp.name or "", kind, None, None, start, end, status, status_msg,
-        dumpb(attrs) if attrs else b"{}", dumpb(events) if events else b"[]", b"[]", None, None,
-        exc_type, exc_msg, offset, res, attrs,
+        tid,
+        sid,
+        parent,
+        None,
+        sp.name or "",
+        kind,
+        None,
+        None,
+        start,
+        end,
+        status,
+        status_msg,
+        dumpb(attrs) if attrs else b"{}",
+        dumpb(events) if events else b"[]",
+        b"[]",
+        None,
+        None,
+        exc_type,
+        exc_msg,
+        offset,
+        res,
+        attrs,
     )
 
 
@@ -243,7 +266,13 @@ class _Reader:
         try:
             sp = _SPAN.decode(raw)
             row = _row(sp, self.index, self.resources)
-        except (msgspec.DecodeError, msgspec.ValidationError, ValueError, OverflowError, RecursionError) as exc:
+        except (
+            msgspec.DecodeError,
+            msgspec.ValidationError,
+            ValueError,
+            OverflowError,
+            RecursionError,
+        ) as exc:
             self.reject(self.index, reject_reason(exc), raw)
             return
         self.rows.rows.append(row)
@@ -266,8 +295,9 @@ class _Reader:
         return len(self.rows) >= CHUNK_SPANS or len(self.rejects) >= CHUNK_SPANS
 
     def flush(self) -> Chunk:
-        chunk = Chunk(spans=self.rows.to_batch(self.source.source_id) if len(self.rows) else None,
-                      rejects=self.rejects)
+        chunk = Chunk(
+            spans=self.rows.to_batch(self.source.source_id) if len(self.rows) else None, rejects=self.rejects
+        )
         self.rows = SpanRows()
         self.rejects = []
         return chunk
@@ -283,13 +313,19 @@ def read(stream: BinaryIO, source: SourceInfo) -> Iterator[Chunk]:
         except StopIteration:
             break
         except MalformedJSON as exc:
-            rd.reject(exc.offset, f"malformed JSON, the rest of the input is skipped: {exc.reason}", exc.raw, "byte")
+            rd.reject(
+                exc.offset, f"malformed JSON, the rest of the input is skipped: {exc.reason}", exc.raw, "byte"
+            )
             break
         if isinstance(item, Element):
             rd.element(item)
         else:
-            rd.reject(item.offset, "not a Zipkin v2 list of spans (a JSON object)",
-                      dumps({k: v.decode("utf-8", "replace")[:200] for k, v in item.members.items()}).encode(), "byte")
+            rd.reject(
+                item.offset,
+                "not a Zipkin v2 list of spans (a JSON object)",
+                dumps({k: v.decode("utf-8", "replace")[:200] for k, v in item.members.items()}).encode(),
+                "byte",
+            )
         if rd.ready():
             yield rd.flush()
     if len(rd.rows) or rd.rejects:

@@ -131,7 +131,9 @@ CLI_COMMANDS: dict[str, Callable[[dict[str, Any]], str]] = {
     "remove_dataset": lambda a: _dcr("dataset", "rm", a.get("dataset") or "NAME"),
     "run_sql": lambda a: _dcr("sql", a.get("dataset") or "NAME", a.get("sql") or "SQL"),
     "escalate": _escalate_cli,
-    "start_conversation": lambda a: _dcr("conversation", "start", a.get("dataset") or "NAME", "--question", "TEXT"),
+    "start_conversation": lambda a: _dcr(
+        "conversation", "start", a.get("dataset") or "NAME", "--question", "TEXT"
+    ),
     "list_conversations": lambda a: _dcr("conversation", "list"),
     "conversation_status": lambda a: _dcr("conversation", "status", a.get("session_id") or "SESSION"),
     "finalize_conversation": lambda a: _dcr("conversation", "finalize", a.get("session_id") or "SESSION"),

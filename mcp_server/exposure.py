@@ -39,8 +39,10 @@ def check_ingest_paths(paths: Sequence[str]) -> str | None:
         return None
     roots = ingest_roots()
     if not roots:
-        return ("this server is reachable beyond loopback, so ingest_traces reads only under DCR_INGEST_ROOTS: "
-                "set it where the server runs (folders separated by ':') and give paths inside them")
+        return (
+            "this server is reachable beyond loopback, so ingest_traces reads only under DCR_INGEST_ROOTS: "
+            "set it where the server runs (folders separated by ':') and give paths inside them"
+        )
     from ingest.formats import expand_sources
 
     try:

@@ -48,8 +48,11 @@ async def _refuse(send: Any, status: int, message: str, headers: list[tuple[byte
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                        *headers],
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
         }
     )
     await send({"type": "http.response.body", "body": body})
@@ -69,8 +72,12 @@ def guard(app: Any, token: str | None) -> Any:
             await _refuse(send, 403, f"origin {origin!r} is not allowed: only loopback origins may call")
             return
         if expected is not None and not hmac.compare_digest(headers.get(b"authorization", b""), expected):
-            await _refuse(send, 401, "missing or wrong bearer token (DCR_HTTP_TOKEN)",
-                          [(b"www-authenticate", b'Bearer realm="dcr"')])
+            await _refuse(
+                send,
+                401,
+                "missing or wrong bearer token (DCR_HTTP_TOKEN)",
+                [(b"www-authenticate", b'Bearer realm="dcr"')],
+            )
             return
         await app(scope, receive, send)
 

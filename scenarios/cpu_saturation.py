@@ -39,8 +39,13 @@ class CpuSaturation(Shop):
     def on_onset(self) -> None:
         for suffix, node in PODS["catalog"]:
             proc = self.pod("catalog", suffix, node, self.onset_ns)
-            self.log(proc, self.onset_ns, "INFO", "search index rebuild started (full, 1200000 documents)",
-                     attributes={"app.job": "reindex"})
+            self.log(
+                proc,
+                self.onset_ns,
+                "INFO",
+                "search index rebuild started (full, 1200000 documents)",
+                attributes={"app.job": "reindex"},
+            )
 
     def periodic(self, t_ns: int) -> None:
         super().periodic(t_ns)
@@ -48,5 +53,10 @@ class CpuSaturation(Shop):
             for suffix, node in PODS["catalog"]:
                 proc = self.pod("catalog", suffix, node, t_ns)
                 queued = self.rng.randrange(20, 90)
-                self.log(proc, t_ns, "WARN", f"worker pool saturated: 16/16 busy, {queued} queued",
-                         attributes={"app.pool.busy": 16, "app.pool.queued": queued})
+                self.log(
+                    proc,
+                    t_ns,
+                    "WARN",
+                    f"worker pool saturated: 16/16 busy, {queued} queued",
+                    attributes={"app.pool.busy": 16, "app.pool.queued": queued},
+                )

@@ -42,12 +42,23 @@ class DeployNPlusOne(Shop):
         if srv.proc.version != NEW_VERSION:
             return t_ns
         self.mark(srv)
-        reply = self.grpc(srv, t_ns, "catalog", "catalog.v1.CatalogService", "ValidateItems",
-                          lambda s, t0: self.catalog_validate(s, t0, items))
+        reply = self.grpc(
+            srv,
+            t_ns,
+            "catalog",
+            "catalog.v1.CatalogService",
+            "ValidateItems",
+            lambda s, t0: self.catalog_validate(s, t0, items),
+        )
         return reply.end_ns
 
     def on_onset(self) -> None:
         for suffix, node in PODS["checkout"]:
             proc = self.pod("checkout", suffix, node, self.onset_ns)
-            self.log(proc, self.onset_ns, "INFO", f"checkout {NEW_VERSION} started (build 4f2a9c1, validate_cart_items=on)",
-                     attributes={"app.build": "4f2a9c1"})
+            self.log(
+                proc,
+                self.onset_ns,
+                "INFO",
+                f"checkout {NEW_VERSION} started (build 4f2a9c1, validate_cart_items=on)",
+                attributes={"app.build": "4f2a9c1"},
+            )

@@ -24,12 +24,23 @@ from scenarios import SCENARIOS
 from scenarios.recorder import Recorder
 from scenarios.shop import S
 
-__all__ = ["START_NS", "ONSET_NS", "END_NS", "BASE_RATE_PER_S", "write_scenario", "run_scenario", "parse_size", "main"]
+__all__ = [
+    "START_NS",
+    "ONSET_NS",
+    "END_NS",
+    "BASE_RATE_PER_S",
+    "write_scenario",
+    "run_scenario",
+    "parse_size",
+    "main",
+]
 
 START_NS = int(datetime(2025, 6, 12, 9, 0, tzinfo=UTC).timestamp()) * S
 ONSET_NS = START_NS + 15 * 60 * S
 END_NS = START_NS + 30 * 60 * S
-BASE_RATE_PER_S = 0.034  # requests per second at --scale 1 (about 70 traces: the committed copies stay under 5 MB)
+BASE_RATE_PER_S = (
+    0.034  # requests per second at --scale 1 (about 70 traces: the committed copies stay under 5 MB)
+)
 _BUF = 1 << 20
 
 
@@ -45,7 +56,9 @@ class _Counter:
 
 
 def _iso(t_ns: int) -> str:
-    return datetime.fromtimestamp(t_ns // S, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{t_ns % S // 1000:06d}Z"
+    return (
+        datetime.fromtimestamp(t_ns // S, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{t_ns % S // 1000:06d}Z"
+    )
 
 
 def run_scenario(
@@ -60,7 +73,11 @@ def run_scenario(
     recorder.close()
     root = None
     if cls.root_service is not None:
-        root = {"service": cls.root_service, "operation": cls.root_operation, "mechanisms": list(cls.mechanisms)}
+        root = {
+            "service": cls.root_service,
+            "operation": cls.root_operation,
+            "mechanisms": list(cls.mechanisms),
+        }
     truth = {
         "scenario": name,
         "root_cause": root,
@@ -87,7 +104,10 @@ def write_scenario(name: str, out_dir: Path, seed: int, scale: float = 1.0) -> d
     target = out_dir / name
     target.mkdir(parents=True, exist_ok=True)
     tmp = {f: target / f".{f}.tmp" for f in ("traces.jsonl", "logs.jsonl", "truth.json")}
-    with open(tmp["traces.jsonl"], "wb", buffering=_BUF) as tf, open(tmp["logs.jsonl"], "wb", buffering=_BUF) as lf:
+    with (
+        open(tmp["traces.jsonl"], "wb", buffering=_BUF) as tf,
+        open(tmp["logs.jsonl"], "wb", buffering=_BUF) as lf,
+    ):
         truth, _ = run_scenario(name, tf, lf, seed, scale)
     tmp["truth.json"].write_text(json.dumps(truth, indent=2) + "\n", encoding="utf-8")
     for final, path in tmp.items():
@@ -142,14 +162,19 @@ def main(argv: list[str] | None = None) -> int:
         try:
             truth = write_scenario(name, args.out, args.seed, scale)
         except OSError as exc:
-            print(f"generate: cannot write {args.out / name}: {exc.strerror or exc}; pick a writable --out",
-                  file=sys.stderr)
+            print(
+                f"generate: cannot write {args.out / name}: {exc.strerror or exc}; pick a writable --out",
+                file=sys.stderr,
+            )
             return 2
         seconds = time.perf_counter() - began
         folder = args.out / name
         size_mb = sum((folder / f).stat().st_size for f in ("traces.jsonl", "logs.jsonl")) / 2**20
-        print(f"{name}: scale {scale:g}, {truth['spans']} spans, {truth['logs']} logs, {size_mb:.2f} MiB, "
-              f"{seconds:.1f} s -> {folder}", file=sys.stderr)
+        print(
+            f"{name}: scale {scale:g}, {truth['spans']} spans, {truth['logs']} logs, {size_mb:.2f} MiB, "
+            f"{seconds:.1f} s -> {folder}",
+            file=sys.stderr,
+        )
     return 0
 
 

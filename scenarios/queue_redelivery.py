@@ -38,6 +38,10 @@ class QueueRedelivery(Shop):
     def on_onset(self) -> None:
         suffix, node = PODS["notification"][0]
         proc = self.pod("notification", suffix, node, self.onset_ns)
-        self.log(proc, self.onset_ns, "INFO",
-                 "configuration reloaded: servicebus.receive_mode=peek_lock servicebus.auto_complete=false",
-                 attributes={"app.config.source": "configmap/notification"})
+        self.log(
+            proc,
+            self.onset_ns,
+            "INFO",
+            "configuration reloaded: servicebus.receive_mode=peek_lock servicebus.auto_complete=false",
+            attributes={"app.config.source": "configmap/notification"},
+        )

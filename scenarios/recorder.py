@@ -167,9 +167,7 @@ class Recorder:
         self.spans: list[ReadableSpan] = []
         self.logs: list[ReadableLogRecord] = []
 
-    def process(
-        self, service: str, version: str, instance: str, host: str
-    ) -> Process:
+    def process(self, service: str, version: str, instance: str, host: str) -> Process:
         """The process for (service, version, instance), created on first use."""
         key = (service, version, instance)
         found = self._processes.get(key)
@@ -197,7 +195,9 @@ class Recorder:
             span_limits=_SPAN_LIMITS,
         )
         tracer_provider.add_span_processor(SimpleSpanProcessor(_SpanSink(self, index)))
-        logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False, log_record_limits=_LOG_LIMITS)
+        logger_provider = LoggerProvider(
+            resource=resource, shutdown_on_exit=False, log_record_limits=_LOG_LIMITS
+        )
         logger_provider.add_log_record_processor(SimpleLogRecordProcessor(_LogSink(self, index)))
         scope = f"shop.{service}"
         proc = Process(

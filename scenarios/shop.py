@@ -131,7 +131,9 @@ class Shop(Telemetry):
 
     name = "healthy"
 
-    def __init__(self, recorder: Recorder, seed: str, start_ns: int, onset_ns: int, end_ns: int, scale: float) -> None:
+    def __init__(
+        self, recorder: Recorder, seed: str, start_ns: int, onset_ns: int, end_ns: int, scale: float
+    ) -> None:
         self.rec = recorder
         self.rng = random.Random(f"{seed}:sim")
         self.start_ns = start_ns
@@ -238,7 +240,11 @@ class Shop(Telemetry):
             t_ns,
             "INFO",
             f"heap after GC: {used // 2**20} MiB used of 1024 MiB",
-            attributes={"process.memory.usage": used, "app.heap.max_bytes": 1024 * 2**20, "app.messages.unsettled": pending},
+            attributes={
+                "process.memory.usage": used,
+                "app.heap.max_bytes": 1024 * 2**20,
+                "app.messages.unsettled": pending,
+            },
         )
 
     def request(self, t_ns: int) -> None:
@@ -293,7 +299,18 @@ class Shop(Telemetry):
             exc = Err(
                 "httpx.ReadTimeout",
                 f"timed out after {timeout_ns // MS} ms waiting for {callee}",
-                _stack([("/app/shop/clients.py", "post", 88), ("/usr/lib/python3.12/site-packages/httpx/_transports/default.py", "handle_request", 236)], "httpx.ReadTimeout", "timed out"),
+                _stack(
+                    [
+                        ("/app/shop/clients.py", "post", 88),
+                        (
+                            "/usr/lib/python3.12/site-packages/httpx/_transports/default.py",
+                            "handle_request",
+                            236,
+                        ),
+                    ],
+                    "httpx.ReadTimeout",
+                    "timed out",
+                ),
             )
             client.set("error.type", "httpx.ReadTimeout")
             self.end(client, t_out, exc=exc)
@@ -318,10 +335,17 @@ class Shop(Telemetry):
         base = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}
         name = f"{service}/{method}"
         client = self.start(
-            caller, name, SpanKind.CLIENT, parent, t_ns, {**base, "server.address": callee, "server.port": 50051, **(extra or {})}
+            caller,
+            name,
+            SpanKind.CLIENT,
+            parent,
+            t_ns,
+            {**base, "server.address": callee, "server.port": 50051, **(extra or {})},
         )
         t_in = t_ns + self.net_ns(caller.service, callee, t_ns)
-        server = self.start(self.proc(callee, t_in), name, SpanKind.SERVER, client, t_in, {**base, **(extra or {})})
+        server = self.start(
+            self.proc(callee, t_in), name, SpanKind.SERVER, client, t_in, {**base, **(extra or {})}
+        )
         reply = handler(server, t_in)
         server.set("rpc.grpc.status_code", reply.status)
         self.end(server, reply.end_ns, error=grpc_server_error(reply.status), exc=reply.exc)
@@ -364,9 +388,18 @@ class Shop(Telemetry):
         t = t_ns + self.work("frontend", 0.5, t_ns)
         missing = self.rng.random() < 0.05
         reply = self.grpc(
-            root, t, "catalog", "catalog.v1.CatalogService", "GetProduct", lambda s, t0: self.catalog_get(s, t0, pid, missing)
+            root,
+            t,
+            "catalog",
+            "catalog.v1.CatalogService",
+            "GetProduct",
+            lambda s, t0: self.catalog_get(s, t0, pid, missing),
         )
-        self.finish_root(root, reply.end_ns, 404 if reply.status == GRPC["NOT_FOUND"] else (200 if reply.status == 0 else 502))
+        self.finish_root(
+            root,
+            reply.end_ns,
+            404 if reply.status == GRPC["NOT_FOUND"] else (200 if reply.status == 0 else 502),
+        )
 
     def fe_products(self, t_ns: int) -> None:
         root = self.root(t_ns, "GET", "/api/products", "/api/products")
@@ -377,14 +410,18 @@ class Shop(Telemetry):
     def fe_recommendations(self, t_ns: int) -> None:
         root = self.root(t_ns, "GET", "/api/recommendations", "/api/recommendations")
         t = t_ns + self.work("frontend", 0.5, t_ns)
-        reply = self.http(root, t, "recommendation", "GET", "/v1/recommendations", "/v1/recommendations", self.recommend)
+        reply = self.http(
+            root, t, "recommendation", "GET", "/v1/recommendations", "/v1/recommendations", self.recommend
+        )
         self.finish_root(root, reply.end_ns, 200 if reply.status < 400 else 502)
 
     def fe_account(self, t_ns: int) -> None:
         root = self.root(t_ns, "GET", "/api/account", "/api/account")
         t = t_ns + self.work("frontend", 0.5, t_ns)
         uid = self.rng.randrange(10_000, 99_999)
-        reply = self.grpc(root, t, "users", "users.v1.UserService", "GetUser", lambda s, t0: self.users_get(s, t0, uid))
+        reply = self.grpc(
+            root, t, "users", "users.v1.UserService", "GetUser", lambda s, t0: self.users_get(s, t0, uid)
+        )
         self.finish_root(root, reply.end_ns, 200 if reply.status == 0 else 502)
 
     def fe_checkout(self, t_ns: int) -> None:
@@ -392,17 +429,31 @@ class Shop(Telemetry):
         t = t_ns + self.work("frontend", 0.8, t_ns)
         reply = self.http(root, t, "checkout", "POST", "/v1/checkout", "/v1/checkout", self.checkout)
         if reply.status >= 500:
-            self.log(root.proc, reply.end_ns, "ERROR", f"checkout failed: upstream returned {reply.status}", root,
-                     {"http.response.status_code": reply.status})
+            self.log(
+                root.proc,
+                reply.end_ns,
+                "ERROR",
+                f"checkout failed: upstream returned {reply.status}",
+                root,
+                {"http.response.status_code": reply.status},
+            )
         status = reply.status if reply.status in (200, 400) else 502
         self.finish_root(root, reply.end_ns, status)
 
     # -- catalog -------------------------------------------------------------------------
     def catalog_get(self, srv: Rec, t_ns: int, pid: int, missing: bool) -> Reply:
         t = t_ns + self.work("catalog", 0.4, t_ns)
-        t = self.db(srv, t, self.dbtime("catalog", 2.5, t), system="postgresql", op="SELECT", collection="products",
-                    query="SELECT id, name, price, currency, stock_status FROM products WHERE id = $1",
-                    namespace="catalog", server="catalog-db")
+        t = self.db(
+            srv,
+            t,
+            self.dbtime("catalog", 2.5, t),
+            system="postgresql",
+            op="SELECT",
+            collection="products",
+            query="SELECT id, name, price, currency, stock_status FROM products WHERE id = $1",
+            namespace="catalog",
+            server="catalog-db",
+        )
         t += self.work("catalog", 0.6, t)
         if missing:
             self.log(srv.proc, t, "INFO", f"product {pid} not found", srv, {"app.product.id": pid})
@@ -411,40 +462,94 @@ class Shop(Telemetry):
 
     def catalog_list(self, srv: Rec, t_ns: int) -> Reply:
         t = t_ns + self.work("catalog", 0.8, t_ns)
-        t = self.db(srv, t, self.dbtime("catalog", 7.0, t), system="postgresql", op="SELECT", collection="products",
-                    query="SELECT id, name, price, currency FROM products WHERE category = $1 ORDER BY rank LIMIT 24",
-                    namespace="catalog", server="catalog-db")
-        t = self.internal(srv, t, self.work("catalog", 2.0, t), "render_listing", "render_listing",
-                          "/app/catalog/listing.py", 57)
+        t = self.db(
+            srv,
+            t,
+            self.dbtime("catalog", 7.0, t),
+            system="postgresql",
+            op="SELECT",
+            collection="products",
+            query="SELECT id, name, price, currency FROM products WHERE category = $1 ORDER BY rank LIMIT 24",
+            namespace="catalog",
+            server="catalog-db",
+        )
+        t = self.internal(
+            srv,
+            t,
+            self.work("catalog", 2.0, t),
+            "render_listing",
+            "render_listing",
+            "/app/catalog/listing.py",
+            57,
+        )
         return Reply(t, 0)
 
     def catalog_validate(self, srv: Rec, t_ns: int, items: int) -> Reply:
         """ValidateItems: one query for the active promotions, then one per item (N+1)."""
         t = t_ns + self.work("catalog", 0.3, t_ns)
-        t = self.db(srv, t, self.dbtime("catalog", 3.0, t), system="postgresql", op="SELECT", collection="promotions",
-                    query="SELECT id, rule FROM promotions WHERE active AND starts_at <= now()",
-                    namespace="catalog", server="catalog-db")
+        t = self.db(
+            srv,
+            t,
+            self.dbtime("catalog", 3.0, t),
+            system="postgresql",
+            op="SELECT",
+            collection="promotions",
+            query="SELECT id, rule FROM promotions WHERE active AND starts_at <= now()",
+            namespace="catalog",
+            server="catalog-db",
+        )
         for _ in range(items):
-            t = self.db(srv, t, self.dbtime("catalog", 9.0, t, sigma=0.4), system="postgresql", op="SELECT",
-                        collection="products", query="SELECT id, price, active FROM products WHERE id = $1",
-                        namespace="catalog", server="catalog-db")
+            t = self.db(
+                srv,
+                t,
+                self.dbtime("catalog", 9.0, t, sigma=0.4),
+                system="postgresql",
+                op="SELECT",
+                collection="products",
+                query="SELECT id, price, active FROM products WHERE id = $1",
+                namespace="catalog",
+                server="catalog-db",
+            )
         return Reply(t + self.work("catalog", 0.3, t), 0)
 
     # -- recommendation: the endpoint that is always slow ---------------------------------
     def recommend(self, srv: Rec, t_ns: int) -> Reply:
-        t = self.internal(srv, t_ns, self.work("recommendation", 4.0, t_ns), "load_profile", "load_profile",
-                          "/app/recs/profile.py", 31)
-        t = self.internal(srv, t, self.work("recommendation", 1100.0, t, sigma=0.2), "rank_candidates",
-                          "rank_candidates", "/app/recs/ranking.py", 112, **{"app.candidates.count": 5000})
+        t = self.internal(
+            srv,
+            t_ns,
+            self.work("recommendation", 4.0, t_ns),
+            "load_profile",
+            "load_profile",
+            "/app/recs/profile.py",
+            31,
+        )
+        t = self.internal(
+            srv,
+            t,
+            self.work("recommendation", 1100.0, t, sigma=0.2),
+            "rank_candidates",
+            "rank_candidates",
+            "/app/recs/ranking.py",
+            112,
+            **{"app.candidates.count": 5000},
+        )
         reply = self.grpc(srv, t, "catalog", "catalog.v1.CatalogService", "ListProducts", self.catalog_list)
         return Reply(reply.end_ns + self.work("recommendation", 1.0, reply.end_ns), 200)
 
     # -- users ---------------------------------------------------------------------------
     def users_get(self, srv: Rec, t_ns: int, uid: int) -> Reply:
         t = t_ns + self.work("users", 0.3, t_ns)
-        t = self.db(srv, t, self.dbtime("users", 1.8, t), system="postgresql", op="SELECT", collection="users",
-                    query="SELECT id, email, name, default_address_id FROM users WHERE id = $1",
-                    namespace="users", server="users-db")
+        t = self.db(
+            srv,
+            t,
+            self.dbtime("users", 1.8, t),
+            system="postgresql",
+            op="SELECT",
+            collection="users",
+            query="SELECT id, email, name, default_address_id FROM users WHERE id = $1",
+            namespace="users",
+            server="users-db",
+        )
         return Reply(t + self.work("users", 0.3, t), 0)
 
     # -- checkout ------------------------------------------------------------------------
@@ -458,43 +563,139 @@ class Shop(Telemetry):
         t = cart.end_ns
         items = cart.data.get("items", 0)
         if items == 0:
-            self.log(proc, t, "WARN", f"checkout rejected: cart for order {order} is empty", srv, {"app.order.id": order})
+            self.log(
+                proc,
+                t,
+                "WARN",
+                f"checkout rejected: cart for order {order} is empty",
+                srv,
+                {"app.order.id": order},
+            )
             return Reply(t + self.work("checkout", 0.3, t), 400)
-        t = self.grpc(srv, t, "users", "users.v1.UserService", "GetUser", lambda s, t0: self.users_get(s, t0, uid)).end_ns
+        t = self.grpc(
+            srv, t, "users", "users.v1.UserService", "GetUser", lambda s, t0: self.users_get(s, t0, uid)
+        ).end_ns
         t = self.checkout_validate(srv, t, items)
-        quote = self.http(srv, t, "pricing", "POST", "/v1/quotes", "/v1/quotes", lambda s, t0: self.pricing_quote(s, t0, items))
+        quote = self.http(
+            srv,
+            t,
+            "pricing",
+            "POST",
+            "/v1/quotes",
+            "/v1/quotes",
+            lambda s, t0: self.pricing_quote(s, t0, items),
+        )
         t = quote.end_ns
         if quote.status >= 500:
-            exc = Err("UpstreamError", f"pricing returned {quote.status} for order {order}",
-                      _stack([("/app/checkout/service.py", "place_order", 141), ("/app/checkout/clients.py", "quote", 64)],
-                             "UpstreamError", f"pricing returned {quote.status}"))
-            self.log(proc, t, "ERROR", f"order {order} failed: pricing returned {quote.status}", srv, {"app.order.id": order}, exc)
+            exc = Err(
+                "UpstreamError",
+                f"pricing returned {quote.status} for order {order}",
+                _stack(
+                    [
+                        ("/app/checkout/service.py", "place_order", 141),
+                        ("/app/checkout/clients.py", "quote", 64),
+                    ],
+                    "UpstreamError",
+                    f"pricing returned {quote.status}",
+                ),
+            )
+            self.log(
+                proc,
+                t,
+                "ERROR",
+                f"order {order} failed: pricing returned {quote.status}",
+                srv,
+                {"app.order.id": order},
+                exc,
+            )
             return Reply(t + self.work("checkout", 0.3, t), 502, exc)
         if quote.data.get("partial"):
-            self.log(proc, t, "WARN", f"quote for order {order} has no tax lines; using list prices", srv, {"app.order.id": order})
+            self.log(
+                proc,
+                t,
+                "WARN",
+                f"quote for order {order} has no tax lines; using list prices",
+                srv,
+                {"app.order.id": order},
+            )
         reserved, t = self.reserve(srv, t, order, items)
         if not reserved:
-            exc = Err("ReservationError", f"inventory did not answer after {INVENTORY_ATTEMPTS} attempts",
-                      _stack([("/app/checkout/service.py", "place_order", 152), ("/app/checkout/clients.py", "reserve", 97)],
-                             "ReservationError", "inventory unavailable"))
-            self.log(proc, t, "ERROR", f"order {order} failed: inventory did not answer after {INVENTORY_ATTEMPTS} attempts",
-                     srv, {"app.order.id": order}, exc)
+            exc = Err(
+                "ReservationError",
+                f"inventory did not answer after {INVENTORY_ATTEMPTS} attempts",
+                _stack(
+                    [
+                        ("/app/checkout/service.py", "place_order", 152),
+                        ("/app/checkout/clients.py", "reserve", 97),
+                    ],
+                    "ReservationError",
+                    "inventory unavailable",
+                ),
+            )
+            self.log(
+                proc,
+                t,
+                "ERROR",
+                f"order {order} failed: inventory did not answer after {INVENTORY_ATTEMPTS} attempts",
+                srv,
+                {"app.order.id": order},
+                exc,
+            )
             return Reply(t + self.work("checkout", 0.3, t), 503, exc)
         amount = round(self.rng.uniform(9, 400), 2)
-        pay = self.http(srv, t, "payment", "POST", "/v1/charges", "/v1/charges", lambda s, t0: self.charge(s, t0, order, amount))
+        pay = self.http(
+            srv,
+            t,
+            "payment",
+            "POST",
+            "/v1/charges",
+            "/v1/charges",
+            lambda s, t0: self.charge(s, t0, order, amount),
+        )
         t = pay.end_ns
         if pay.status >= 400:
-            exc = Err("PaymentError", f"payment returned {pay.status} for order {order}",
-                      _stack([("/app/checkout/service.py", "place_order", 163), ("/app/checkout/clients.py", "charge", 118)],
-                             "PaymentError", f"payment returned {pay.status}"))
-            self.log(proc, t, "ERROR", f"order {order} failed: payment returned {pay.status}", srv, {"app.order.id": order}, exc)
+            exc = Err(
+                "PaymentError",
+                f"payment returned {pay.status} for order {order}",
+                _stack(
+                    [
+                        ("/app/checkout/service.py", "place_order", 163),
+                        ("/app/checkout/clients.py", "charge", 118),
+                    ],
+                    "PaymentError",
+                    f"payment returned {pay.status}",
+                ),
+            )
+            self.log(
+                proc,
+                t,
+                "ERROR",
+                f"order {order} failed: payment returned {pay.status}",
+                srv,
+                {"app.order.id": order},
+                exc,
+            )
             return Reply(t + self.work("checkout", 0.3, t), 502, exc)
-        t = self.db(srv, t, self.dbtime("checkout", 3.5, t), system="postgresql", op="INSERT", collection="orders",
-                    query="INSERT INTO orders (id, user_id, total, currency, status) VALUES ($1, $2, $3, $4, $5)",
-                    namespace="orders", server="orders-db")
+        t = self.db(
+            srv,
+            t,
+            self.dbtime("checkout", 3.5, t),
+            system="postgresql",
+            op="INSERT",
+            collection="orders",
+            query="INSERT INTO orders (id, user_id, total, currency, status) VALUES ($1, $2, $3, $4, $5)",
+            namespace="orders",
+            server="orders-db",
+        )
         t = self.publish(srv, t, order)
-        self.log(proc, t, "INFO", f"order {order} placed: {items} items, total {amount:.2f} EUR", srv,
-                 {"app.order.id": order, "app.cart.items": items})
+        self.log(
+            proc,
+            t,
+            "INFO",
+            f"order {order} placed: {items} items, total {amount:.2f} EUR",
+            srv,
+            {"app.order.id": order, "app.cart.items": items},
+        )
         return Reply(t + self.work("checkout", 0.4, t), 200)
 
     def checkout_validate(self, srv: Rec, t_ns: int, items: int) -> int:
@@ -505,15 +706,28 @@ class Shop(Telemetry):
         """POST /v1/reservations with a 400 ms timeout, retried at once (no backoff)."""
         t = t_ns
         for attempt in range(INVENTORY_ATTEMPTS):
-            reply = self.http(srv, t, "inventory", "POST", "/v1/reservations", "/v1/reservations",
-                              lambda s, t0, a=attempt: self.inventory_reserve(s, t0, items, a),
-                              timeout_ns=INVENTORY_TIMEOUT_NS, resend=attempt)
+            reply = self.http(
+                srv,
+                t,
+                "inventory",
+                "POST",
+                "/v1/reservations",
+                "/v1/reservations",
+                lambda s, t0, a=attempt: self.inventory_reserve(s, t0, items, a),
+                timeout_ns=INVENTORY_TIMEOUT_NS,
+                resend=attempt,
+            )
             t = reply.end_ns
             if not reply.data.get("timed_out") and reply.status < 400:
                 return True, t
-            self.log(srv.proc, t, "WARN",
-                     f"inventory reservation attempt {attempt + 1} for order {order} timed out after 400 ms; retrying",
-                     srv, {"app.order.id": order, "http.request.resend_count": attempt})
+            self.log(
+                srv.proc,
+                t,
+                "WARN",
+                f"inventory reservation attempt {attempt + 1} for order {order} timed out after 400 ms; retrying",
+                srv,
+                {"app.order.id": order, "http.request.resend_count": attempt},
+            )
             if attempt >= 1:
                 self.on_retry(srv)
         return False, t
@@ -525,8 +739,17 @@ class Shop(Telemetry):
     def cart_get(self, srv: Rec, t_ns: int) -> Reply:
         t = t_ns + self.work("cart", 0.3, t_ns)
         cart = self.rng.randrange(100_000, 999_999)
-        t = self.db(srv, t, self.dbtime("cart", 0.6, t), system="redis", op="HGETALL", collection="cart",
-                    query="HGETALL cart:?", namespace="0", server="cart-redis")
+        t = self.db(
+            srv,
+            t,
+            self.dbtime("cart", 0.6, t),
+            system="redis",
+            op="HGETALL",
+            collection="cart",
+            query="HGETALL cart:?",
+            namespace="0",
+            server="cart-redis",
+        )
         items = self.rng.randint(1, 8)
         srv.set("app.cart.items", items)
         srv.set("app.cart.id", cart)
@@ -535,20 +758,53 @@ class Shop(Telemetry):
     # -- pricing -------------------------------------------------------------------------
     def pricing_quote(self, srv: Rec, t_ns: int, items: int) -> Reply:
         t = t_ns + self.work("pricing", 0.5, t_ns)
-        t = self.db(srv, t, self.dbtime("pricing", 2.5, t), system="postgresql", op="SELECT", collection="price_rules",
-                    query="SELECT sku, list_price, discount FROM price_rules WHERE sku = ANY($1)",
-                    namespace="pricing", server="pricing-db")
-        t = self.db(srv, t, self.dbtime("pricing", 2.0, t), system="postgresql", op="SELECT", collection="tax_rates",
-                    query="SELECT region, rate FROM tax_rates WHERE region = $1", namespace="pricing", server="tax-db")
-        t = self.internal(srv, t, self.work("pricing", 1.5, t), "compute_quote", "compute_quote", "/app/pricing/quote.py", 88)
+        t = self.db(
+            srv,
+            t,
+            self.dbtime("pricing", 2.5, t),
+            system="postgresql",
+            op="SELECT",
+            collection="price_rules",
+            query="SELECT sku, list_price, discount FROM price_rules WHERE sku = ANY($1)",
+            namespace="pricing",
+            server="pricing-db",
+        )
+        t = self.db(
+            srv,
+            t,
+            self.dbtime("pricing", 2.0, t),
+            system="postgresql",
+            op="SELECT",
+            collection="tax_rates",
+            query="SELECT region, rate FROM tax_rates WHERE region = $1",
+            namespace="pricing",
+            server="tax-db",
+        )
+        t = self.internal(
+            srv,
+            t,
+            self.work("pricing", 1.5, t),
+            "compute_quote",
+            "compute_quote",
+            "/app/pricing/quote.py",
+            88,
+        )
         return Reply(t, 200)
 
     # -- inventory -----------------------------------------------------------------------
     def inventory_reserve(self, srv: Rec, t_ns: int, items: int, attempt: int) -> Reply:
         t = t_ns + self.work("inventory", 0.4, t_ns)
-        t = self.db(srv, t, self.inventory_db_ns(t, attempt), system="postgresql", op="UPDATE", collection="stock",
-                    query="UPDATE stock SET reserved = reserved + $1 WHERE sku = ANY($2) AND available >= $1",
-                    namespace="inventory", server="inventory-db")
+        t = self.db(
+            srv,
+            t,
+            self.inventory_db_ns(t, attempt),
+            system="postgresql",
+            op="UPDATE",
+            collection="stock",
+            query="UPDATE stock SET reserved = reserved + $1 WHERE sku = ANY($2) AND available >= $1",
+            namespace="inventory",
+            server="inventory-db",
+        )
         return Reply(t + self.work("inventory", 0.3, t), 201)
 
     def inventory_db_ns(self, t_ns: int, attempt: int) -> int:
@@ -570,32 +826,84 @@ class Shop(Telemetry):
         local_now_ms = (t + self.skew_ns(proc.host, t)) // MS
         expires_ms = local_now_ms + LOCK_TTL_MS
         lock_attrs = {"lock.key": key, "lock.lease.ttl_ms": LOCK_TTL_MS, "lock.lease.expires_at": expires_ms}
-        t = self.grpc(srv, t, "lock-service", "lock.v1.LockService", "Acquire", lambda s, t0: self.lock_acquire(s, t0, key),
-                      extra=lock_attrs).end_ns
+        t = self.grpc(
+            srv,
+            t,
+            "lock-service",
+            "lock.v1.LockService",
+            "Acquire",
+            lambda s, t0: self.lock_acquire(s, t0, key),
+            extra=lock_attrs,
+        ).end_ns
         acquired = t
-        gateway_done = self.external(srv, t, self.gateway_ns(t), method="POST", host="api.cardgateway.example",
-                                     template="/v1/payment_intents")
+        gateway_done = self.external(
+            srv,
+            t,
+            self.gateway_ns(t),
+            method="POST",
+            host="api.cardgateway.example",
+            template="/v1/payment_intents",
+        )
         lost = False
         if gateway_done - acquired > LOCK_RENEW_AFTER_MS * MS:
             renew_at = acquired + LOCK_RENEW_AFTER_MS * MS
-            renew = self.grpc(srv, renew_at, "lock-service", "lock.v1.LockService", "Renew",
-                              lambda s, t0: self.lock_renew(s, t0, key, expires_ms),
-                              extra={"lock.key": key, "lock.lease.ttl_ms": LOCK_TTL_MS, "lock.lease.expires_at": expires_ms,
-                                     "lock.lease.age_ms": LOCK_RENEW_AFTER_MS})
+            renew = self.grpc(
+                srv,
+                renew_at,
+                "lock-service",
+                "lock.v1.LockService",
+                "Renew",
+                lambda s, t0: self.lock_renew(s, t0, key, expires_ms),
+                extra={
+                    "lock.key": key,
+                    "lock.lease.ttl_ms": LOCK_TTL_MS,
+                    "lock.lease.expires_at": expires_ms,
+                    "lock.lease.age_ms": LOCK_RENEW_AFTER_MS,
+                },
+            )
             lost = renew.status != 0
         t = max(gateway_done, t)
         if lost:
-            exc = Err("LockLostError", f"lease for {key} expired before renewal",
-                      _stack([("/app/payment/charges.py", "capture", 203), ("/app/payment/locks.py", "keepalive", 71)],
-                             "LockLostError", f"lease for {key} expired before renewal"))
+            exc = Err(
+                "LockLostError",
+                f"lease for {key} expired before renewal",
+                _stack(
+                    [("/app/payment/charges.py", "capture", 203), ("/app/payment/locks.py", "keepalive", 71)],
+                    "LockLostError",
+                    f"lease for {key} expired before renewal",
+                ),
+            )
             self.mark(srv)
-            self.log(proc, t, "ERROR", f"charge for order {order} aborted: lease for {key} expired before renewal", srv,
-                     {"app.order.id": order, "lock.key": key}, exc)
+            self.log(
+                proc,
+                t,
+                "ERROR",
+                f"charge for order {order} aborted: lease for {key} expired before renewal",
+                srv,
+                {"app.order.id": order, "lock.key": key},
+                exc,
+            )
             return Reply(t + self.work("payment", 0.4, t), 500, exc)
-        t = self.db(srv, t, self.dbtime("payment", 3.0, t), system="postgresql", op="INSERT", collection="payments",
-                    query="INSERT INTO payments (order_id, amount, currency, gateway_ref) VALUES ($1, $2, $3, $4)",
-                    namespace="payments", server="payments-db")
-        t = self.grpc(srv, t, "lock-service", "lock.v1.LockService", "Release", self.lock_release, extra={"lock.key": key}).end_ns
+        t = self.db(
+            srv,
+            t,
+            self.dbtime("payment", 3.0, t),
+            system="postgresql",
+            op="INSERT",
+            collection="payments",
+            query="INSERT INTO payments (order_id, amount, currency, gateway_ref) VALUES ($1, $2, $3, $4)",
+            namespace="payments",
+            server="payments-db",
+        )
+        t = self.grpc(
+            srv,
+            t,
+            "lock-service",
+            "lock.v1.LockService",
+            "Release",
+            self.lock_release,
+            extra={"lock.key": key},
+        ).end_ns
         return Reply(t + self.work("payment", 0.3, t), 201)
 
     def lock_acquire(self, srv: Rec, t_ns: int, key: str) -> Reply:
@@ -611,8 +919,14 @@ class Shop(Telemetry):
         srv.set("lock.lease.remaining_ms", remaining)
         t = t_ns + self.work("lock-service", 0.5, t_ns)
         if remaining <= 0:
-            self.log(srv.proc, t, "WARN", f"renew rejected: lease {key} expired {-remaining} ms ago", srv,
-                     {"lock.key": key, "lock.lease.remaining_ms": remaining})
+            self.log(
+                srv.proc,
+                t,
+                "WARN",
+                f"renew rejected: lease {key} expired {-remaining} ms ago",
+                srv,
+                {"lock.key": key, "lock.lease.remaining_ms": remaining},
+            )
             return Reply(t, GRPC["FAILED_PRECONDITION"], data={"grpc_message": f"lease {key} expired"})
         return Reply(t, 0)
 
@@ -653,8 +967,9 @@ class Shop(Telemetry):
         self.inflight.add(first, 1)
         self.inflight.add(t_done if settled else t, -1)
 
-    def process_message(self, producer: Rec, t_ns: int, enqueued_ns: int, order: str, msg_id: str,
-                        delivery: int) -> tuple[bool, int]:
+    def process_message(
+        self, producer: Rec, t_ns: int, enqueued_ns: int, order: str, msg_id: str, delivery: int
+    ) -> tuple[bool, int]:
         proc = self.proc("notification", t_ns)
         attrs = {
             "messaging.system": "servicebus",
@@ -670,28 +985,57 @@ class Shop(Telemetry):
         if delivery > 1:
             self.mark(span)
         t = t_ns + self.work("notification", 0.8, t_ns)
-        t = self.db(span, t, self.dbtime("notification", 2.0, t), system="postgresql", op="SELECT", collection="templates",
-                    query="SELECT subject, body FROM templates WHERE name = $1 AND locale = $2",
-                    namespace="notifications", server="notifications-db")
-        t = self.external(span, t, self.lat(120.0, 0.4), method="POST", host="api.mailer.example", template="/v3/mail/send")
-        self.log(proc, t, "INFO", f"order confirmation sent for {order} (delivery {delivery})", span,
-                 {"app.order.id": order, "messaging.message.id": msg_id})
+        t = self.db(
+            span,
+            t,
+            self.dbtime("notification", 2.0, t),
+            system="postgresql",
+            op="SELECT",
+            collection="templates",
+            query="SELECT subject, body FROM templates WHERE name = $1 AND locale = $2",
+            namespace="notifications",
+            server="notifications-db",
+        )
+        t = self.external(
+            span, t, self.lat(120.0, 0.4), method="POST", host="api.mailer.example", template="/v3/mail/send"
+        )
+        self.log(
+            proc,
+            t,
+            "INFO",
+            f"order confirmation sent for {order} (delivery {delivery})",
+            span,
+            {"app.order.id": order, "messaging.message.id": msg_id},
+        )
         settled = self.settles(t)
         if settled:
-            settle = self.start(proc, f"complete {QUEUE}", SpanKind.CLIENT, span, t, {
-                "messaging.system": "servicebus",
-                "messaging.destination.name": QUEUE,
-                "messaging.operation.type": "settle",
-                "messaging.operation.name": "complete",
-                "messaging.message.id": msg_id,
-                "messaging.servicebus.disposition_status": "complete",
-                "server.address": BUS,
-            })
+            settle = self.start(
+                proc,
+                f"complete {QUEUE}",
+                SpanKind.CLIENT,
+                span,
+                t,
+                {
+                    "messaging.system": "servicebus",
+                    "messaging.destination.name": QUEUE,
+                    "messaging.operation.type": "settle",
+                    "messaging.operation.name": "complete",
+                    "messaging.message.id": msg_id,
+                    "messaging.servicebus.disposition_status": "complete",
+                    "server.address": BUS,
+                },
+            )
             t = self.end(settle, t + self.lat(3.0, 0.3))
         else:
             self.unsettled.add(t)
         if not settled and delivery == MAX_DELIVERIES:
-            self.log(proc, t, "WARN", f"message {msg_id} reached max delivery count {MAX_DELIVERIES}; broker will dead-letter it",
-                     span, {"messaging.message.id": msg_id, "messaging.servicebus.message.delivery_count": delivery})
+            self.log(
+                proc,
+                t,
+                "WARN",
+                f"message {msg_id} reached max delivery count {MAX_DELIVERIES}; broker will dead-letter it",
+                span,
+                {"messaging.message.id": msg_id, "messaging.servicebus.message.delivery_count": delivery},
+            )
         t = self.end(span, t + self.work("notification", 0.3, t))
         return settled, t

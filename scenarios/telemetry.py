@@ -40,7 +40,15 @@ MS = 1_000_000
 # gRPC status codes used here, and those a *server* span marks as error (semconv: client spans
 # mark every non-OK code; servers only UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL,
 # UNAVAILABLE, DATA_LOSS).
-GRPC = {"OK": 0, "UNKNOWN": 2, "DEADLINE_EXCEEDED": 4, "NOT_FOUND": 5, "FAILED_PRECONDITION": 9, "INTERNAL": 13, "UNAVAILABLE": 14}
+GRPC = {
+    "OK": 0,
+    "UNKNOWN": 2,
+    "DEADLINE_EXCEEDED": 4,
+    "NOT_FOUND": 5,
+    "FAILED_PRECONDITION": 9,
+    "INTERNAL": 13,
+    "UNAVAILABLE": 14,
+}
 _W3C = TraceContextTextMapPropagator()
 _FRAME = re.compile(r'File "(?P<path>[^"]+)", line (?P<line>\d+), in (?P<func>\w+)')
 _GRPC_SERVER_ERRORS = frozenset({2, 4, 12, 13, 14, 15})
@@ -61,7 +69,11 @@ class Err:
     stacktrace: str
 
     def attributes(self) -> dict[str, str]:
-        return {"exception.type": self.type, "exception.message": self.message, "exception.stacktrace": self.stacktrace}
+        return {
+            "exception.type": self.type,
+            "exception.message": self.message,
+            "exception.stacktrace": self.stacktrace,
+        }
 
 
 @dataclass(frozen=True)
@@ -109,7 +121,9 @@ class Telemetry:
         )
         return Rec(span, proc, skew)
 
-    def end(self, rec: Rec, t_ns: int, *, error: bool = False, exc: Err | None = None, message: str = "") -> int:
+    def end(
+        self, rec: Rec, t_ns: int, *, error: bool = False, exc: Err | None = None, message: str = ""
+    ) -> int:
         """End `rec` at true time `t_ns`; an exception is recorded as the "exception" event."""
         if exc is not None:
             rec.span.add_event("exception", exc.attributes(), timestamp=t_ns + rec.skew_ns)
@@ -196,8 +210,13 @@ class Telemetry:
             attrs.update(exc.attributes())
             frame = _FRAME.search(exc.stacktrace)
             if frame:  # the handler that logs it is the outermost application frame
-                attrs.update({"code.file.path": frame["path"], "code.function.name": frame["func"],
-                              "code.line.number": int(frame["line"])})
+                attrs.update(
+                    {
+                        "code.file.path": frame["path"],
+                        "code.function.name": frame["func"],
+                        "code.line.number": int(frame["line"]),
+                    }
+                )
         stamp = t_ns + self.skew_ns(proc.host, t_ns)
         proc.logger.emit(
             timestamp=stamp,

@@ -35,11 +35,21 @@ __all__ = ["GeminiStub", "Received", "DEFAULT_ANALYSIS"]
 
 DEFAULT_ANALYSIS: dict[str, Any] = {
     "summary": "The payments service times out calling the ledger database.",
-    "root_causes": [{"title": "ledger lock contention", "service": "ledger", "operation": "UPDATE balances",
-                     "mechanism": "lock_expiry", "confidence": 0.7, "explanation": "E2 and E5 show it.",
-                     "evidence": ["E2", "E5"]}],
+    "root_causes": [
+        {
+            "title": "ledger lock contention",
+            "service": "ledger",
+            "operation": "UPDATE balances",
+            "mechanism": "lock_expiry",
+            "confidence": 0.7,
+            "explanation": "E2 and E5 show it.",
+            "evidence": ["E2", "E5"],
+        }
+    ],
     "fixes": [{"description": "Shorten the transaction.", "files": ["ledger/db.py"], "risk": "low"}],
-    "tests_to_run": [{"description": "Run the load test.", "command": "make load", "expected": "p95 < 200ms"}],
+    "tests_to_run": [
+        {"description": "Run the load test.", "command": "make load", "expected": "p95 < 200ms"}
+    ],
     "open_questions": ["Does the lock wait show in the DB metrics?"],
 }
 
@@ -73,7 +83,7 @@ class GeminiStub:
             def log_message(self, *args: Any) -> None:
                 return
 
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            def do_POST(self) -> None:
                 stub._handle(self)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -97,7 +107,9 @@ class GeminiStub:
 
     # the script --------------------------------------------------------------------------------
 
-    def reply(self, analysis: dict[str, Any] | None = None, *, usage: tuple[int, int, int] = (1200, 300, 800)) -> None:
+    def reply(
+        self, analysis: dict[str, Any] | None = None, *, usage: tuple[int, int, int] = (1200, 300, 800)
+    ) -> None:
         self._push("reply", (analysis or DEFAULT_ANALYSIS, usage))
 
     def text_reply(self, text: str) -> None:
@@ -120,8 +132,11 @@ class GeminiStub:
         return [r for r in self.received if r.action == "generateContent"]
 
     def all_bytes(self) -> bytes:
-        return b"\n".join(r.body for r in self.received) + b"\n" + b"\n".join(
-            json.dumps(r.headers).encode() for r in self.received)
+        return (
+            b"\n".join(r.body for r in self.received)
+            + b"\n"
+            + b"\n".join(json.dumps(r.headers).encode() for r in self.received)
+        )
 
     # the handler -------------------------------------------------------------------------------
 
@@ -134,18 +149,27 @@ class GeminiStub:
             parsed = None
         m = _PATH.match(h.path.split("?", 1)[0])
         with self._lock:
-            self.received.append(Received("POST", h.path, {k.lower(): v for k, v in h.headers.items()}, body, parsed))
+            self.received.append(
+                Received("POST", h.path, {k.lower(): v for k, v in h.headers.items()}, body, parsed)
+            )
         if not m:
-            return self._send(h, 404, {"error": {"code": 404, "message": f"no route {h.path}", "status": "NOT_FOUND"}})
+            return self._send(
+                h, 404, {"error": {"code": 404, "message": f"no route {h.path}", "status": "NOT_FOUND"}}
+            )
         model, action = m.group(2), m.group(3)
         if action == "countTokens":
             return self._send(h, 200, {"totalTokens": self._count(parsed)})
         with self._lock:
-            kind, arg = self._script.popleft() if self._script else ("reply", (DEFAULT_ANALYSIS, (1200, 300, 800)))
+            kind, arg = (
+                self._script.popleft() if self._script else ("reply", (DEFAULT_ANALYSIS, (1200, 300, 800)))
+            )
         if kind == "fail":
             status, delay, after = arg
-            err: dict[str, Any] = {"code": status, "message": "scripted failure",
-                                   "status": "RESOURCE_EXHAUSTED" if status == 429 else "INTERNAL"}
+            err: dict[str, Any] = {
+                "code": status,
+                "message": "scripted failure",
+                "status": "RESOURCE_EXHAUSTED" if status == 429 else "INTERNAL",
+            }
             if delay:
                 err["details"] = [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": delay}]
             return self._send(h, status, {"error": err}, {"Retry-After": after} if after else None)
@@ -170,18 +194,27 @@ class GeminiStub:
     @staticmethod
     def _answer(text: str, model: str, usage: tuple[int, int, int]) -> dict[str, Any]:
         return {
-            "candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP",
-                            "index": 0}],
-            "usageMetadata": {"promptTokenCount": usage[0], "candidatesTokenCount": usage[1],
-                              "thoughtsTokenCount": usage[2], "totalTokenCount": sum(usage)},
+            "candidates": [
+                {"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP", "index": 0}
+            ],
+            "usageMetadata": {
+                "promptTokenCount": usage[0],
+                "candidatesTokenCount": usage[1],
+                "thoughtsTokenCount": usage[2],
+                "totalTokenCount": sum(usage),
+            },
             "modelVersion": model,
         }
 
-    def _send(self, h: BaseHTTPRequestHandler, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self, h: BaseHTTPRequestHandler, status: int, obj: Any, headers: dict[str, str] | None = None
+    ) -> None:
         self._send_bytes(h, status, json.dumps(obj).encode(), headers)
 
     @staticmethod
-    def _send_bytes(h: BaseHTTPRequestHandler, status: int, data: bytes, headers: dict[str, str] | None = None) -> None:
+    def _send_bytes(
+        h: BaseHTTPRequestHandler, status: int, data: bytes, headers: dict[str, str] | None = None
+    ) -> None:
         try:
             h.send_response(status)
             h.send_header("Content-Type", "application/json; charset=UTF-8")

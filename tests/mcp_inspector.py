@@ -42,9 +42,19 @@ def ensure_installed(timeout_s: float = 600.0) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (_STAMP.is_file() and inspector_bin().exists()):
             subprocess.run(
-                ["npm", "install", "--prefix", str(PREFIX), "--no-audit", "--no-fund", "--loglevel=error",
-                 f"@modelcontextprotocol/inspector@{INSPECTOR_VERSION}"],
-                check=True, timeout=timeout_s, stdout=sys.stderr,
+                [
+                    "npm",
+                    "install",
+                    "--prefix",
+                    str(PREFIX),
+                    "--no-audit",
+                    "--no-fund",
+                    "--loglevel=error",
+                    f"@modelcontextprotocol/inspector@{INSPECTOR_VERSION}",
+                ],
+                check=True,
+                timeout=timeout_s,
+                stdout=sys.stderr,
             )
             _STAMP.touch()
     return inspector_bin()

@@ -38,14 +38,35 @@ class TraceBuilder:
         self.trace_id = trace_id
         self.start_ms = start_ms
 
-    def span(self, service: str, name: str, offset_ms: float, dur_ms: float, *, parent: str | None = None,
-             kind: str = "SERVER", status_code: str = "UNSET", **cols: Any) -> str:
+    def span(
+        self,
+        service: str,
+        name: str,
+        offset_ms: float,
+        dur_ms: float,
+        *,
+        parent: str | None = None,
+        kind: str = "SERVER",
+        status_code: str = "UNSET",
+        **cols: Any,
+    ) -> str:
         sid = self.owner.next_span_id()
         start = ms(self.start_ms + offset_ms)
-        row = {"trace_id": self.trace_id, "span_id": sid, "parent_span_id": parent, "name": name,
-               "kind": kind, "service_name": service, "start_ns": start, "end_ns": start + int(round(dur_ms * MS)),
-               "status_code": status_code, "attributes": "{}", "resource_attributes": "{}", "events": "[]",
-               "links": "[]"}
+        row = {
+            "trace_id": self.trace_id,
+            "span_id": sid,
+            "parent_span_id": parent,
+            "name": name,
+            "kind": kind,
+            "service_name": service,
+            "start_ns": start,
+            "end_ns": start + int(round(dur_ms * MS)),
+            "status_code": status_code,
+            "attributes": "{}",
+            "resource_attributes": "{}",
+            "events": "[]",
+            "links": "[]",
+        }
         row.update(cols)
         self.owner.spans.append(row)
         return sid
@@ -66,12 +87,30 @@ class SpanSet:
         self._traces += 1
         return TraceBuilder(self, f"{self._traces:032x}", start_ms)
 
-    def log(self, service: str, at_ms: float, body: str, *, severity: str = "INFO", trace_id: str | None = None,
-            span_id: str | None = None, **cols: Any) -> None:
+    def log(
+        self,
+        service: str,
+        at_ms: float,
+        body: str,
+        *,
+        severity: str = "INFO",
+        trace_id: str | None = None,
+        span_id: str | None = None,
+        **cols: Any,
+    ) -> None:
         number = {"DEBUG": 5, "INFO": 9, "WARN": 13, "ERROR": 17}[severity]
-        row = {"time_ns": ms(at_ms), "observed_time_ns": ms(at_ms), "severity_number": number,
-               "severity_text": severity, "body": body, "trace_id": trace_id, "span_id": span_id,
-               "service_name": service, "attributes": "{}", "resource_attributes": "{}"}
+        row = {
+            "time_ns": ms(at_ms),
+            "observed_time_ns": ms(at_ms),
+            "severity_number": number,
+            "severity_text": severity,
+            "body": body,
+            "trace_id": trace_id,
+            "span_id": span_id,
+            "service_name": service,
+            "attributes": "{}",
+            "resource_attributes": "{}",
+        }
         row.update(cols)
         self.logs.append(row)
 

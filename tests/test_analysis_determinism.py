@@ -23,10 +23,17 @@ def test_no_analysis_uses_an_unordered_mode():
 def test_an_ordered_mode_breaks_ties_by_the_smallest_value_across_threads():
     """What the fix relies on: with ORDER BY the tie goes to the first value in that order, every run."""
     con = duckdb.connect(config={"threads": 4})
-    con.execute("CREATE TABLE t AS SELECT (i % 500)::INT AS g, 'v' || ((i * 7919) % 3)::VARCHAR AS x "
-                "FROM range(1500000) r(i)")
-    assert con.execute("SELECT count(DISTINCT n) FROM (SELECT g, x, count(*) AS n FROM t GROUP BY ALL)").fetchone() \
-        == (1,)  # every group is a three-way tie
-    results = {con.execute("SELECT list(m ORDER BY g) FROM (SELECT g, mode(x ORDER BY x) AS m FROM t GROUP BY g)")
-               .fetchone()[0].count("v0") for _ in range(4)}
+    con.execute(
+        "CREATE TABLE t AS SELECT (i % 500)::INT AS g, 'v' || ((i * 7919) % 3)::VARCHAR AS x "
+        "FROM range(1500000) r(i)"
+    )
+    assert con.execute(
+        "SELECT count(DISTINCT n) FROM (SELECT g, x, count(*) AS n FROM t GROUP BY ALL)"
+    ).fetchone() == (1,)  # every group is a three-way tie
+    results = {
+        con.execute("SELECT list(m ORDER BY g) FROM (SELECT g, mode(x ORDER BY x) AS m FROM t GROUP BY g)")
+        .fetchone()[0]
+        .count("v0")
+        for _ in range(4)
+    }
     assert results == {500}

@@ -21,11 +21,28 @@ def _checkout(t, after: bool, i: int) -> None:
     root = t.span("web", "GET /checkout", 0, 40, status_code=st)
     c = t.span("web", "POST /pay", 2, 30, parent=root, kind="CLIENT", status_code=st)
     srv = t.span("pay", "POST /pay", 3, 28, parent=c, status_code=st)
-    t.span("pay", "SELECT", 5, 20, parent=srv, kind="CLIENT", db_system="postgresql", status_code=st,
-           status_message="connection refused" if fail else None)
+    t.span(
+        "pay",
+        "SELECT",
+        5,
+        20,
+        parent=srv,
+        kind="CLIENT",
+        db_system="postgresql",
+        status_code=st,
+        status_message="connection refused" if fail else None,
+    )
     if i % 4 == 0:
-        t.span("web", "GET /missing", 35, 1, parent=root, kind="INTERNAL", status_code="ERROR",
-               status_message="not found")
+        t.span(
+            "web",
+            "GET /missing",
+            35,
+            1,
+            parent=root,
+            kind="INTERNAL",
+            status_code="ERROR",
+            status_message="not found",
+        )
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +88,16 @@ def _timeouts(t, after: bool, i: int) -> None:
     api's client span only: inv's server span keeps working and succeeds)."""
     root = t.span("api", "POST /order", 0, 450 if after else 30)
     dur = 400 if after else 10
-    c = t.span("api", "POST /reserve", 1, dur, parent=root, kind="CLIENT",
-               status_code="ERROR" if after else "UNSET", status_message="timed out after 400 ms" if after else None)
+    c = t.span(
+        "api",
+        "POST /reserve",
+        1,
+        dur,
+        parent=root,
+        kind="CLIENT",
+        status_code="ERROR" if after else "UNSET",
+        status_message="timed out after 400 ms" if after else None,
+    )
     t.span("inv", "POST /reserve", 2, 500 if after else 8, parent=c)
 
 
@@ -88,17 +113,27 @@ def test_a_client_that_gave_up_blames_the_callee(tmp_path, monkeypatch):
     assert [c.mechanism for c in result.candidates] == ["latency_regression", "timeout_cascade"]
 
 
-REFUSED = ("ConnectionRefusedError: [Errno 111] connection refused by inv-0.internal:8080 "
-           "after 3 attempts (backoff 100/200/400 ms)")
+REFUSED = (
+    "ConnectionRefusedError: [Errno 111] connection refused by inv-0.internal:8080 "
+    "after 3 attempts (backoff 100/200/400 ms)"
+)
 
 
 def _down(t, after: bool, i: int) -> None:
     """web calls inv; after the onset inv is down: web's client span fails, refused, with no inv span."""
     root = t.span("web", "GET /stock", 0, 20, status_code="ERROR" if after else "UNSET")
-    c = t.span("web", "POST /stock", 1, 2 if after else 15, parent=root, kind="CLIENT", peer_service="inv",
-               status_code="ERROR" if after else "UNSET",
-               status_message=REFUSED if after else None,
-               exception_type="ConnectionRefusedError" if after else None)
+    c = t.span(
+        "web",
+        "POST /stock",
+        1,
+        2 if after else 15,
+        parent=root,
+        kind="CLIENT",
+        peer_service="inv",
+        status_code="ERROR" if after else "UNSET",
+        status_message=REFUSED if after else None,
+        exception_type="ConnectionRefusedError" if after else None,
+    )
     if not after:
         t.span("inv", "POST /stock", 2, 12, parent=c)
 
@@ -111,7 +146,9 @@ def test_a_call_to_a_traced_service_that_left_no_span_blames_that_service(tmp_pa
         top = result.candidates[0]
         assert (top.service, top.operation, top.mechanism) == ("inv", "POST /stock", "dependency_failure")
         assert top.evidence.details["share_unanswered"] == 1.0
-        assert top.summary.startswith("calls to inv (POST /stock) fail without an answer from it: 20 client calls")
+        assert top.summary.startswith(
+            "calls to inv (POST /stock) fail without an answer from it: 20 client calls"
+        )
         # the type once, the long message cut at 100 characters with an ellipsis (was cut mid-word, silently)
         assert f"no inv span ({REFUSED[:99].rstrip()}…); 20 failing requests" in top.summary
         assert top.summary.count("ConnectionRefusedError") == 1
@@ -121,6 +158,7 @@ def test_a_call_to_a_traced_service_that_left_no_span_blames_that_service(tmp_pa
 
 def test_error_text_prefixes_the_type_only_when_the_message_lacks_it():
     from correlate.analyses.error_origin import _error_text
+
     assert _error_text("ValueError", "ValueError: bad x") == "ValueError: bad x"
     assert _error_text("ValueError", "bad x") == "ValueError: bad x"
     assert _error_text(None, "connection refused") == "error: connection refused"
@@ -145,15 +183,25 @@ def test_a_single_error_finding_reads_in_the_singular(tmp_path, monkeypatch):
     def one_404(t, after: bool, i: int) -> None:
         root = t.span("web", "GET /", 0, 10)
         fail = i % 20 == 3  # one error in each period: usual, a finding
-        t.span("web", "GET /missing", 1, 1, parent=root, kind="INTERNAL", status_code="ERROR" if fail else "UNSET",
-               status_message="not found" if fail else None)
+        t.span(
+            "web",
+            "GET /missing",
+            1,
+            1,
+            parent=root,
+            kind="INTERNAL",
+            status_code="ERROR" if fail else "UNSET",
+            status_message="not found" if fail else None,
+        )
 
     monkeypatch.setenv("DCR_HOME", str(tmp_path))
     spans, window, baseline = two_periods(one_404, n=20)
     with spans.open("one") as s:
         result = analyse(s, find_error_origins, window, baseline)
     summaries = [f.summary for f in result.findings] + [c.summary for c in result.candidates]
-    assert "web GET /missing: 1 error starts here in the window (1 before), not a change" in summaries, summaries
+    assert "web GET /missing: 1 error starts here in the window (1 before), not a change" in summaries, (
+        summaries
+    )
 
 
 def test_a_tie_between_messages_is_broken_the_same_way_every_run(tmp_path, monkeypatch):
@@ -168,8 +216,16 @@ def test_a_tie_between_messages_is_broken_the_same_way_every_run(tmp_path, monke
         root = t.span("web", "GET /p", 0, 10)
         fail = after and i % 10 in (1, 2)
         msg = f"product {'8999' if i % 10 == 1 else '1039'} not found" if fail else None
-        t.span("web", "GetProduct", 1, 5, parent=root, kind="CLIENT",
-               status_code="ERROR" if fail else "UNSET", status_message=msg)
+        t.span(
+            "web",
+            "GetProduct",
+            1,
+            5,
+            parent=root,
+            kind="CLIENT",
+            status_code="ERROR" if fail else "UNSET",
+            status_message=msg,
+        )
 
     monkeypatch.setenv("DCR_HOME", str(tmp_path))
     spans, window, baseline = two_periods(lookups, n=40)

@@ -9,9 +9,9 @@ from tests.synth_spans import analyse, two_periods
 def _request(t, service_ms: float, op: str = "GET /a") -> None:
     """web GET /a -> web client -> api `op` (its own work `service_ms`, after a 5 ms db call).
 
-        web  |-------------------------------------|      0 .. service+8
-        web   |-client--------------------------|         1 .. service+7
-        api     |-db 5-|---- own work ------|             1.5 .. service+6.5
+    web  |-------------------------------------|      0 .. service+8
+    web   |-client--------------------------|         1 .. service+7
+    api     |-db 5-|---- own work ------|             1.5 .. service+6.5
     """
     server = service_ms + 5
     root = t.span("web", op, 0, server + 3)
@@ -36,7 +36,10 @@ def test_the_callee_that_slowed_is_named_not_its_waiting_caller(tmp_path, monkey
         # the slowest own work first (44 ms: i = 44, 49, …), earliest first among equals
         assert ev.trace_ids == (f"{45:032x}", f"{50:032x}", f"{55:032x}")
         reproduced = s.sql(ev.sql)
-        assert dict(zip(reproduced.columns, reproduced.rows[1], strict=True))["mean_self_ns"] == ev.after["mean_self_ns"]
+        assert (
+            dict(zip(reproduced.columns, reproduced.rows[1], strict=True))["mean_self_ns"]
+            == ev.after["mean_self_ns"]
+        )
 
 
 def test_the_same_speed_is_no_candidate(tmp_path, monkeypatch):
@@ -58,8 +61,14 @@ def test_every_operation_slowing_alike_is_saturation(tmp_path, monkeypatch):
     top = result.candidates[0]
     assert (top.service, top.operation, top.mechanism) == ("api", None, "cpu_saturation")
     # the db call did not slow; two of three operations at 3x is "every operation" enough (>= 60%)
-    assert top.evidence.details["per_call_ratio_by_operation"] == {"GET /a": 3.0, "GET /b": 3.0, "SELECT": 1.0}
-    assert ("api", None, "latency_regression") in [(c.service, c.operation, c.mechanism) for c in result.candidates]
+    assert top.evidence.details["per_call_ratio_by_operation"] == {
+        "GET /a": 3.0,
+        "GET /b": 3.0,
+        "SELECT": 1.0,
+    }
+    assert ("api", None, "latency_regression") in [
+        (c.service, c.operation, c.mechanism) for c in result.candidates
+    ]
     assert {c.service for c in result.candidates} == {"api"}
 
 
@@ -80,22 +89,27 @@ def test_a_slice_of_slow_calls_is_found_though_the_median_held(tmp_path, monkeyp
     monkeypatch.setenv("DCR_HOME", str(tmp_path))
     # after the onset 2 in 5 calls (i % 5 in 0, 1) take 100 ms of own work; the rest 10..14 ms as before
     spans, window, baseline = two_periods(
-        lambda t, after, i: _request(t, 100 if after and i % 5 < 2 else 10 + i % 5))
+        lambda t, after, i: _request(t, 100 if after and i % 5 < 2 else 10 + i % 5)
+    )
     with spans.open("tail") as s:
         result = analyse(s, find_latency_regressions, window, baseline)
     [c] = result.candidates
     assert (c.service, c.operation, c.mechanism) == ("api", "GET /a", "latency_regression")
-    assert c.summary.startswith("a slice of api GET /a calls got slower: 16 of 40 calls (40%, 10% expected) "
-                                "take longer than the baseline's p90 of 14.0 ms")
+    assert c.summary.startswith(
+        "a slice of api GET /a calls got slower: 16 of 40 calls (40%, 10% expected) "
+        "take longer than the baseline's p90 of 14.0 ms"
+    )
     # 4 of 40 above p90 expected, 16 of 40 seen; the added time outweighs the 20 ms requests (impact 1)
     assert c.score == round(rate_score(4, 40, 16, 40), 4)
 
 
 def test_a_single_call_is_not_called_a_mean_over_1_calls(tmp_path, monkeypatch):
     monkeypatch.setenv("DCR_HOME", str(tmp_path))
-    spans, window, _ = two_periods(lambda t, after, i: t.span("solo", "GET /once", 0, 1000) if after else None,
-                                   n=1)
+    spans, window, _ = two_periods(
+        lambda t, after, i: t.span("solo", "GET /once", 0, 1000) if after else None, n=1
+    )
     with spans.open("solo2") as s:
         result = analyse(s, find_latency_regressions, window, None)
     assert [f.summary for f in result.findings] == [
-        "solo GET /once takes 100% of all self time in the window (1000 ms in its only call)"]
+        "solo GET /once takes 100% of all self time in the window (1000 ms in its only call)"
+    ]

@@ -26,18 +26,36 @@ def test_n_plus_one_appears_under_one_parent(tmp_path, monkeypatch):
     def build(t, after, i):
         root = t.span("shop", "GET /cart", 0, 60)
         srv = t.span("shop", "load_cart", 1, 55, parent=root, kind="INTERNAL")
-        t.span("shop", "SELECT items", 2, 3, parent=srv, kind="CLIENT", db_statement="SELECT * FROM items WHERE cart = 7")
+        t.span(
+            "shop",
+            "SELECT items",
+            2,
+            3,
+            parent=srv,
+            kind="CLIENT",
+            db_statement="SELECT * FROM items WHERE cart = 7",
+        )
         for k in range(8 if after else 0):  # one query per item, ids differ
-            t.span("shop", "SELECT products", 6 + 5 * k, 4, parent=srv, kind="CLIENT",
-                   db_statement=f"SELECT * FROM products WHERE id = {100 + k}")
+            t.span(
+                "shop",
+                "SELECT products",
+                6 + 5 * k,
+                4,
+                parent=srv,
+                kind="CLIENT",
+                db_statement=f"SELECT * FROM products WHERE id = {100 + k}",
+            )
 
     result, reruns = _run(tmp_path, monkeypatch, build, find_n_plus_one)
     [c] = result.candidates
     assert (c.service, c.operation, c.mechanism) == ("shop", "load_cart", "n_plus_one")
     assert c.evidence.details["statement"] == "SELECT * FROM products WHERE id = ?"
     # 30 of 30 load_cart calls issue it 8 times, 32 ms each call
-    assert c.evidence.after == {"parents_with_n_plus_one": 30, "mean_queries_per_parent": 8.0,
-                                "total_query_ns": 30 * 8 * 4_000_000}
+    assert c.evidence.after == {
+        "parents_with_n_plus_one": 30,
+        "mean_queries_per_parent": 8.0,
+        "total_query_ns": 30 * 8 * 4_000_000,
+    }
     assert c.evidence.before == {}  # the statement never ran before: no row for the baseline
     assert reruns[0].rows == (("after", 30, 8.0, 30 * 8 * 4_000_000),)
 
@@ -47,27 +65,64 @@ def test_retries_without_backoff_land_on_the_target(tmp_path, monkeypatch):
         root = t.span("checkout", "POST /order", 0, 500)
         for k in range(4 if after else 1):
             fail = after and k < 3
-            c = t.span("checkout", "POST /reserve", 1 + 101 * k, 100, parent=root, kind="CLIENT",
-                       status_code="ERROR" if fail else "UNSET")
+            c = t.span(
+                "checkout",
+                "POST /reserve",
+                1 + 101 * k,
+                100,
+                parent=root,
+                kind="CLIENT",
+                status_code="ERROR" if fail else "UNSET",
+            )
             t.span("inventory", "POST /reserve", 2 + 101 * k, 98, parent=c)
 
     result, _ = _run(tmp_path, monkeypatch, build, find_retry_storms)
     [c] = result.candidates
     assert (c.service, c.mechanism) == ("inventory", "retry_storm")
-    assert c.evidence.after == {"calling_parents": 30, "parents_retrying": 30, "attempts": 120, "failed_attempts": 90}
-    assert c.evidence.before == {"calling_parents": 30, "parents_retrying": 0, "attempts": 30, "failed_attempts": 0}
+    assert c.evidence.after == {
+        "calling_parents": 30,
+        "parents_retrying": 30,
+        "attempts": 120,
+        "failed_attempts": 90,
+    }
+    assert c.evidence.before == {
+        "calling_parents": 30,
+        "parents_retrying": 0,
+        "attempts": 30,
+        "failed_attempts": 0,
+    }
     assert c.evidence.details["callers"] == ["checkout"]
 
 
 def test_a_timeout_at_the_bottom_cascades_up(tmp_path, monkeypatch):
     def build(t, after, i):
         st = "ERROR" if after else "UNSET"
-        root = t.span("web", "GET /", 0, 1000, status_code=st, status_message="upstream timed out" if after else None)
-        c1 = t.span("web", "GET /api", 1, 900, parent=root, kind="CLIENT", status_code=st,
-                    status_message="deadline exceeded" if after else None)
-        s1 = t.span("api", "GET /api", 2, 898, parent=c1, status_code=st, status_message="timeout" if after else None)
-        c2 = t.span("api", "GET /db", 3, 800, parent=s1, kind="CLIENT", status_code=st,
-                    status_message="read timed out" if after else None)
+        root = t.span(
+            "web", "GET /", 0, 1000, status_code=st, status_message="upstream timed out" if after else None
+        )
+        c1 = t.span(
+            "web",
+            "GET /api",
+            1,
+            900,
+            parent=root,
+            kind="CLIENT",
+            status_code=st,
+            status_message="deadline exceeded" if after else None,
+        )
+        s1 = t.span(
+            "api", "GET /api", 2, 898, parent=c1, status_code=st, status_message="timeout" if after else None
+        )
+        c2 = t.span(
+            "api",
+            "GET /db",
+            3,
+            800,
+            parent=s1,
+            kind="CLIENT",
+            status_code=st,
+            status_message="read timed out" if after else None,
+        )
         t.span("db", "GET /db", 4, 850 if after else 10, parent=c2)  # db never fails: it is just slow
 
     result, _ = _run(tmp_path, monkeypatch, build, find_timeout_cascades)
@@ -88,7 +143,9 @@ def test_a_longer_wire_into_one_service_is_network_delay(tmp_path, monkeypatch):
     result, _ = _run(tmp_path, monkeypatch, build, find_network_delays)
     [c] = result.candidates  # one edge: the callee, not the caller (who counts half)
     assert (c.service, c.mechanism) == ("users", "network_delay")
-    assert c.evidence.before["median_gap_ns"] == 2_000_000 and c.evidence.after["median_gap_ns"] == 202_000_000
+    assert (
+        c.evidence.before["median_gap_ns"] == 2_000_000 and c.evidence.after["median_gap_ns"] == 202_000_000
+    )
     assert c.evidence.before["median_server_ns"] == c.evidence.after["median_server_ns"]
     assert c.summary.startswith("calls into users from web spend longer")
 
@@ -133,14 +190,25 @@ def test_children_missing_after_a_failed_child_are_error_handling(tmp_path, monk
     def build(t, after, i, fail_first=True):
         root = t.span("pay", "POST /charge", 0, 50)
         bad = after and i % 2 == 0
-        t.span("pay", "Renew", 1, 5, parent=root, kind="CLIENT", status_code="ERROR" if bad and fail_first else "UNSET")
+        t.span(
+            "pay",
+            "Renew",
+            1,
+            5,
+            parent=root,
+            kind="CLIENT",
+            status_code="ERROR" if bad and fail_first else "UNSET",
+        )
         if not bad:
             t.span("pay", "INSERT payments", 10, 5, parent=root, kind="CLIENT", db_system="postgresql")
 
     handled, _ = _run(tmp_path / "a", monkeypatch, build, find_structure_changes)
-    plain, _ = _run(tmp_path / "b", monkeypatch, lambda t, a, i: build(t, a, i, fail_first=False),
-                    find_structure_changes)
+    plain, _ = _run(
+        tmp_path / "b", monkeypatch, lambda t, a, i: build(t, a, i, fail_first=False), find_structure_changes
+    )
     [h], [p] = handled.candidates, plain.candidates
     assert h.evidence.details["share_after_a_failed_child"] == 1.0
     assert p.evidence.details["share_after_a_failed_child"] == 0.0
-    assert h.score == pytest.approx(p.score * 0.5, abs=1e-4)  # the same change, halved: it stopped after a failure
+    assert h.score == pytest.approx(
+        p.score * 0.5, abs=1e-4
+    )  # the same change, halved: it stopped after a failure

@@ -21,13 +21,31 @@ def _run(tmp_path, monkeypatch, build, analysis, n=30, step_ms=1000.0):
 def test_redelivered_messages_name_the_consumer(tmp_path, monkeypatch):
     def build(t, after, i):
         root = t.span("checkout", "POST /order", 0, 20)
-        prod = t.span("checkout", "send orders", 5, 2, parent=root, kind="PRODUCER", messaging_system="kafka",
-                      messaging_destination="orders", messaging_operation="send")
+        prod = t.span(
+            "checkout",
+            "send orders",
+            5,
+            2,
+            parent=root,
+            kind="PRODUCER",
+            messaging_system="kafka",
+            messaging_destination="orders",
+            messaging_operation="send",
+        )
         for d in range(1, (3 if after else 1) + 1):  # after the onset each message comes back twice
             attrs = {"messaging.system": "kafka", "messaging.message.delivery_count": d}
-            t.span("mailer", "process orders", 30 + 300 * (d - 1), 10, parent=prod, kind="CONSUMER",
-                   messaging_system="kafka", messaging_destination="orders", messaging_operation="process",
-                   attributes=json.dumps(attrs))
+            t.span(
+                "mailer",
+                "process orders",
+                30 + 300 * (d - 1),
+                10,
+                parent=prod,
+                kind="CONSUMER",
+                messaging_system="kafka",
+                messaging_destination="orders",
+                messaging_operation="process",
+                attributes=json.dumps(attrs),
+            )
 
     result, reruns = _run(tmp_path, monkeypatch, build, find_queue_backlogs)
     [c] = result.candidates
@@ -45,16 +63,31 @@ def _charge(t, after: bool, skew_ms: float) -> None:
         if op == "Renew" and not after and skew_ms == 0:
             remaining = 500
         failed = remaining is not None and remaining <= 0
-        c = t.span("pay", f"lock.v1.LockService/{op}", at, 5, parent=root, kind="CLIENT",
-                   status_code="ERROR" if failed else "UNSET", attributes=json.dumps({"lock.lease.ttl_ms": 3000}))
-        attrs = {"lock.key": "order:1"} | ({"lock.lease.remaining_ms": remaining} if remaining is not None else {})
+        c = t.span(
+            "pay",
+            f"lock.v1.LockService/{op}",
+            at,
+            5,
+            parent=root,
+            kind="CLIENT",
+            status_code="ERROR" if failed else "UNSET",
+            attributes=json.dumps({"lock.lease.ttl_ms": 3000}),
+        )
+        attrs = {"lock.key": "order:1"} | (
+            {"lock.lease.remaining_ms": remaining} if remaining is not None else {}
+        )
         t.span("locks", f"lock.v1.LockService/{op}", at + 1, 3, parent=c, attributes=json.dumps(attrs))
 
 
 def test_leases_that_expire_before_renewal_blame_the_holder(tmp_path, monkeypatch):
     # one request every 5 s: each 3 s charge stays inside its period
-    result, reruns = _run(tmp_path, monkeypatch, lambda t, after, i: _charge(t, after, 800 if after else 0),
-                          find_lease_expiries, step_ms=5000.0)
+    result, reruns = _run(
+        tmp_path,
+        monkeypatch,
+        lambda t, after, i: _charge(t, after, 800 if after else 0),
+        find_lease_expiries,
+        step_ms=5000.0,
+    )
     [c] = result.candidates
     # the lock service (the server) reports the expiry; its caller holds the lease
     assert (c.service, c.operation, c.mechanism) == ("pay", "lock.v1.LockService/Renew", "lock_expiry")
@@ -82,5 +115,9 @@ def test_a_host_whose_clock_jumps_is_found_and_its_failing_service_named(tmp_pat
     assert (c.service, c.mechanism) == ("pay", "clock_skew")
     assert c.evidence.details["failure_lift"] == 1.0  # every request via node-4 failed, none via node-3
     # 15 calls into node-4 in the window, all outside their parent; midpoints (12 - 800 + 20) - (10 + 25)
-    assert c.evidence.after == {"calls_across_hosts": 15, "outside_parent": 15, "median_offset_ns": -803_000_000.0}
+    assert c.evidence.after == {
+        "calls_across_hosts": 15,
+        "outside_parent": 15,
+        "median_offset_ns": -803_000_000.0,
+    }
     assert c.evidence.before["outside_parent"] == 0

@@ -39,8 +39,20 @@ def test_json_report_with_iso_times(dataset, capsys):
 
 def test_text_report_and_an_explicit_baseline_in_epoch_seconds(dataset, capsys):
     t0 = T0_NS // S
-    argv = ["correlate", dataset, "--start", str(t0 + 40), "--end", str(t0 + 80),
-            "--baseline-start", str(t0), "--baseline-end", str(t0 + 40), "--top", "1"]
+    argv = [
+        "correlate",
+        dataset,
+        "--start",
+        str(t0 + 40),
+        "--end",
+        str(t0 + 80),
+        "--baseline-start",
+        str(t0),
+        "--baseline-end",
+        str(t0 + 40),
+        "--top",
+        "1",
+    ]
     assert main(argv) == 0
     out = capsys.readouterr()
     assert "baseline: 2023-11-14T22:13:20.000000Z .. 2023-11-14T22:14:00.000000Z" in out.out
@@ -53,10 +65,24 @@ def test_text_report_and_an_explicit_baseline_in_epoch_seconds(dataset, capsys):
     ("argv", "message"),
     [
         (["--start", "soon"], "--start: cannot read time 'soon'"),
-        (["--start", "1700000100", "--end", "1700000050"], "--end (2023-11-14T22:14:10.000000Z) must be after --start"),
+        (
+            ["--start", "1700000100", "--end", "1700000050"],
+            "--end (2023-11-14T22:14:10.000000Z) must be after --start",
+        ),
         (["--baseline-start", "1700000000"], "give both --baseline-start and --baseline-end, or neither"),
-        (["--start", "1700000040", "--end", "1700000080", "--baseline-start", "1700000000",
-          "--baseline-end", "1700000050"], "the baseline must end at or before the window's start"),
+        (
+            [
+                "--start",
+                "1700000040",
+                "--end",
+                "1700000080",
+                "--baseline-start",
+                "1700000000",
+                "--baseline-end",
+                "1700000050",
+            ],
+            "the baseline must end at or before the window's start",
+        ),
         (["--top", "-1"], "--top must be >= 0"),
     ],
 )
@@ -79,7 +105,9 @@ def test_unknown_service_warns_and_reports_nothing_for_it(dataset, capsys):
 
 
 def test_a_window_without_spans_says_where_the_data_is(dataset, capsys):
-    assert main(["correlate", dataset, "--start", "2030-01-01T00:00:00Z", "--end", "2030-01-02T00:00:00Z"]) == 0
+    assert (
+        main(["correlate", dataset, "--start", "2030-01-01T00:00:00Z", "--end", "2030-01-02T00:00:00Z"]) == 0
+    )
     out = capsys.readouterr().out
     assert "note: no spans in the window" in out
     assert "no root-cause candidates: the dataset's data runs from 2023-11-14T22:13:20" in out
@@ -88,6 +116,7 @@ def test_a_window_without_spans_says_where_the_data_is(dataset, capsys):
 
 def test_a_dataset_of_logs_only_says_it_has_no_spans(dcr_home, fixtures_dir, capsys):
     import ingest
+
     ingest.ingest_paths([str(fixtures_dir / "public" / "otlp-examples" / "logs.json")], "logsonly")
     assert main(["correlate", "logsonly"]) == 0
     assert "no root-cause candidates: the dataset has no spans" in capsys.readouterr().out
@@ -95,10 +124,13 @@ def test_a_dataset_of_logs_only_says_it_has_no_spans(dcr_home, fixtures_dir, cap
 
 def test_one_origin_read_as_two_mechanisms_prints_its_summary_once(dcr_home, fixtures_dir, capsys):
     import ingest
+
     ingest.ingest_paths([str(fixtures_dir / "scenarios" / "dependency_failure")], "dep")
     assert main(["correlate", "dep", "--start", "2025-06-12T09:15:00Z", "--end", "2025-06-12T09:30:00Z"]) == 0
     out = capsys.readouterr().out
     assert "1. 0.43  pricing SELECT tax_rates  [dependency_failure]  confidence medium" in out
-    assert "3. 0.37  pricing SELECT tax_rates  [error_propagation]  confidence medium\n   the same evidence as #1, " \
-           "read as error_propagation\n   traces: " in out
+    assert (
+        "3. 0.37  pricing SELECT tax_rates  [error_propagation]  confidence medium\n   the same evidence as #1, "
+        "read as error_propagation\n   traces: " in out
+    )
     assert out.count("is where errors start") == 1

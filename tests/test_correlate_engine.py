@@ -22,8 +22,16 @@ S = 1_000_000_000
         # a window in the middle: an equal span right before it
         ((0, 1000), Window(600, 800), None, (Window(600, 800), Window(400, 600), [])),
         # the dataset starts inside the default baseline: shorter baseline, said so
-        ((500, 1000), Window(600, 800), None,
-         (Window(600, 800), Window(500, 600), ["the baseline is shorter than the window: the dataset starts inside it"])),
+        (
+            (500, 1000),
+            Window(600, 800),
+            None,
+            (
+                Window(600, 800),
+                Window(500, 600),
+                ["the baseline is shorter than the window: the dataset starts inside it"],
+            ),
+        ),
         # an explicit baseline is kept as given
         ((0, 1000), Window(600, 800), Window(0, 100), (Window(600, 800), Window(0, 100), [])),
         # an empty dataset: nothing to analyse
@@ -105,7 +113,9 @@ def test_a_failing_analysis_becomes_a_note(slow, monkeypatch):
     def broken(ctx):
         raise RuntimeError("boom\nsecond line")
 
-    monkeypatch.setattr(engine, "STANDARD_ANALYSES", (("broken", broken), ("empty", lambda ctx: AnalysisResult())))
+    monkeypatch.setattr(
+        engine, "STANDARD_ANALYSES", (("broken", broken), ("empty", lambda ctx: AnalysisResult()))
+    )
     report = s.correlate(window, baseline)
     assert _analysis_notes(report) == ("analysis broken failed: boom",)
 
@@ -164,7 +174,9 @@ def test_a_deploy_at_the_onset_lifts_its_service_and_names_the_deploy(tmp_path, 
     got = [(c.service, c.mechanism) for c in report.candidates[:2]]
     assert got == [("api", "latency_regression"), ("api", "deploy_regression")]
     deploy = report.candidates[1]
-    assert deploy.summary.startswith("api changed version 1.0 -> 2.0 at the onset, and then: api GET /api got slower")
+    assert deploy.summary.startswith(
+        "api changed version 1.0 -> 2.0 at the onset, and then: api GET /api got slower"
+    )
     assert deploy.evidence.details["regression"] == "latency_regression"
     assert [f.service for f in report.findings if f.kind == "deploy"] == ["api"]
 

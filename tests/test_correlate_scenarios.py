@@ -13,7 +13,9 @@ from correlate import Window, open_dataset
 from ingest import ingest_paths
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "fixtures" / "scenarios"
-NAMES = sorted(p.name for p in SCENARIOS.iterdir() if (p / "truth.json").is_file()) if SCENARIOS.is_dir() else []
+NAMES = (
+    sorted(p.name for p in SCENARIOS.iterdir() if (p / "truth.json").is_file()) if SCENARIOS.is_dir() else []
+)
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +29,10 @@ def reports(tmp_path_factory):
             ingest_paths([str(folder / "traces.jsonl"), str(folder / "logs.jsonl")], name)
             w = truth["window"]
             with open_dataset(name) as ds:
-                report = ds.correlate(Window(w["incident_start_ns"], w["incident_end_ns"]),
-                                      Window(w["baseline_start_ns"], w["baseline_end_ns"]))
+                report = ds.correlate(
+                    Window(w["incident_start_ns"], w["incident_end_ns"]),
+                    Window(w["baseline_start_ns"], w["baseline_end_ns"]),
+                )
                 reruns = [ds.sql(c.evidence.sql) for c in report.candidates]
             out[name] = (truth, report, reruns)
     return out
@@ -44,7 +48,8 @@ def test_scenario_bar(reports, name):
         return
     assert report.candidates, f"{name}: no candidates"
     assert report.candidates[0].service == root["service"], [
-        (c.service, c.mechanism, c.score) for c in report.candidates[:5]]
+        (c.service, c.mechanism, c.score) for c in report.candidates[:5]
+    ]
     assert {c.mechanism for c in report.candidates[:3]} & set(root["mechanisms"])
 
 
@@ -63,7 +68,11 @@ def test_every_candidate_carries_evidence(reports):
                 figures = c.evidence.after if row[0] == "after" else c.evidence.before
                 for key, value in zip(rerun.columns[1:], row[1:], strict=True):
                     want = figures[key]
-                    assert value == (want if want is None else pytest.approx(want, rel=1e-6)), (name, c.analysis, key)
+                    assert value == (want if want is None else pytest.approx(want, rel=1e-6)), (
+                        name,
+                        c.analysis,
+                        key,
+                    )
 
 
 @pytest.mark.skipif("dependency_failure" not in NAMES, reason="no dependency_failure scenario")
@@ -74,4 +83,6 @@ def test_error_summary_names_the_exception_type_once(reports):
     assert top.evidence.details["message"].startswith("psycopg.OperationalError: connection to server")
     assert top.summary.count("psycopg.OperationalError") == 1, top.summary
     assert '(psycopg.OperationalError: connection to server at "tax-db-replica-3"' in top.summary
-    assert top.summary.endswith("port 5432 failed: Connection refused)")  # whole now that the type is not repeated
+    assert top.summary.endswith(
+        "port 5432 failed: Connection refused)"
+    )  # whole now that the type is not repeated

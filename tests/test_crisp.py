@@ -34,11 +34,17 @@ def _records(doc: dict) -> list[SpanRecord]:
             parent = refs[0]["spanID"] if refs else None
             follows = bool(refs) and refs[0]["refType"] == "FOLLOWS_FROM"
             start = s["startTime"] * US
-            out.append(SpanRecord(
-                span_id=s["spanID"], parent_span_id=parent, service=services[s["processID"]],
-                operation=s["operationName"], start_ns=start, end_ns=start + s["duration"] * US,
-                follows_from=follows,
-            ))
+            out.append(
+                SpanRecord(
+                    span_id=s["spanID"],
+                    parent_span_id=parent,
+                    service=services[s["processID"]],
+                    operation=s["operationName"],
+                    start_ns=start,
+                    end_ns=start + s["duration"] * US,
+                    follows_from=follows,
+                )
+            )
     return out
 
 
@@ -59,7 +65,8 @@ def test_critical_path_matches_crisp(path: Path):
     tree = build_tree(_records(doc))
     cp = critical_path(tree)
     got = _per_operation(
-        (f"[{tree.spans[sid].service}] {tree.spans[sid].operation}", ns) for sid, ns in cp.exclusive_ns.items()
+        (f"[{tree.spans[sid].service}] {tree.spans[sid].operation}", ns)
+        for sid, ns in cp.exclusive_ns.items()
     )
     assert got == _expected(doc)
 
@@ -87,6 +94,8 @@ def test_crisp_end_to_end_through_ingest(path: Path):
     with open_dataset("crisp") as ds:
         (trace_id,) = ds.sql("SELECT trace_id FROM traces").rows[0]
         view = ds.trace(trace_id)
-    got = _per_operation((f"[{s.service}] {s.operation}", s.critical_path_ns) for s in view.spans if s.on_critical_path)
+    got = _per_operation(
+        (f"[{s.service}] {s.operation}", s.critical_path_ns) for s in view.spans if s.on_critical_path
+    )
     assert got == _expected(doc)
     assert not [w for w in view.warnings if "clock skew" in w]  # no hosts in these files: nothing moves

@@ -17,9 +17,19 @@ T0 = 1_700_000_000_000_000_000
 
 
 def _spans(n: int, service: str = "api", base: int = 0) -> list[dict]:
-    return [dict(trace_id=f"{base + i + 1:032x}", span_id=f"{base + i + 1:016x}", name="GET /x",
-                 service_name=service, kind="SERVER", status_code="UNSET",
-                 start_ns=T0 + (base + i) * MS, end_ns=T0 + (base + i) * MS + 5 * MS) for i in range(n)]
+    return [
+        dict(
+            trace_id=f"{base + i + 1:032x}",
+            span_id=f"{base + i + 1:016x}",
+            name="GET /x",
+            service_name=service,
+            kind="SERVER",
+            status_code="UNSET",
+            start_ns=T0 + (base + i) * MS,
+            end_ns=T0 + (base + i) * MS + 5 * MS,
+        )
+        for i in range(n)
+    ]
 
 
 def _as_version_0(name: str) -> dict:
@@ -52,10 +62,32 @@ def test_an_ingest_into_a_previous_layout_commits_it_upgraded(dcr_home, tmp_path
     make_dataset("old", _spans(10))
     _as_version_0("old")
     src = tmp_path / "more.json"
-    src.write_text(json.dumps({"resourceSpans": [{"resource": {"attributes": [
-        {"key": "service.name", "value": {"stringValue": "web"}}]}, "scopeSpans": [{"spans": [
-            {"traceId": "ab" * 16, "spanId": "cd" * 8, "name": "GET /", "startTimeUnixNano": str(T0),
-             "endTimeUnixNano": str(T0 + MS)}]}]}]}))
+    src.write_text(
+        json.dumps(
+            {
+                "resourceSpans": [
+                    {
+                        "resource": {
+                            "attributes": [{"key": "service.name", "value": {"stringValue": "web"}}]
+                        },
+                        "scopeSpans": [
+                            {
+                                "spans": [
+                                    {
+                                        "traceId": "ab" * 16,
+                                        "spanId": "cd" * 8,
+                                        "name": "GET /",
+                                        "startTimeUnixNano": str(T0),
+                                        "endTimeUnixNano": str(T0 + MS),
+                                    }
+                                ]
+                            }
+                        ],
+                    }
+                ]
+            }
+        )
+    )
     r = ingest.ingest_paths([str(src)], "old")
     assert r.spans == 1
     m = json.loads((dataset_path("old") / "manifest.json").read_text())
@@ -72,7 +104,9 @@ def test_a_later_layout_is_refused_with_what_to_do(dcr_home, capsys):
     m["schema_version"] = MANIFEST_VERSION + 1
     path.write_text(json.dumps(m))
     before = path.read_bytes()
-    with pytest.raises(CorrelateError, match=r"written by a newer dcr \(layout version 2; this one reads up to 1\)"):
+    with pytest.raises(
+        CorrelateError, match=r"written by a newer dcr \(layout version 2; this one reads up to 1\)"
+    ):
         open_dataset("new")
     with pytest.raises(DatasetTooNew):
         ingest.ingest_paths([str(path)], "new")  # nor written to

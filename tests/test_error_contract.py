@@ -62,11 +62,17 @@ def _subclasses(cls: type) -> set[type]:
 
 def test_every_package_error_class_is_in_the_table():
     listed = {type(e) for e, _, _ in CLASSES}
-    ours = {c for c in _subclasses(PackageError) if c.__module__.split(".")[0] in ("ingest", "correlate", "escalation")}
+    ours = {
+        c
+        for c in _subclasses(PackageError)
+        if c.__module__.split(".")[0] in ("ingest", "correlate", "escalation")
+    }
     assert ours - listed == set(), "a new error class: give it a kind and add it to CLASSES"
 
 
-@pytest.mark.parametrize(("exc", "kind", "code"), CLASSES, ids=lambda v: type(v).__name__ if isinstance(v, Exception) else str(v))
+@pytest.mark.parametrize(
+    ("exc", "kind", "code"), CLASSES, ids=lambda v: type(v).__name__ if isinstance(v, Exception) else str(v)
+)
 def test_exit_codes_are_unchanged(exc, kind, code):
     assert exc.kind == kind
     assert face.exit_code(exc) == code == face.EXIT_CODES[kind]
@@ -91,10 +97,16 @@ REMEDY_BY_KIND = {
     Kind.BUSY: Remedy("conversation_status", {"session_id": "conv_1"}),
     Kind.FAILED: Remedy("remove_dataset", {"dataset": "shop"}),
 }
-TOOL_OF = {"escalate": "escalate_analysis", "run_sql": "query_spans", "start_conversation": "start_conversation",
-           "ingest": "ingest_traces", "finalize_conversation": "finalize_conversation",
-           "conversation_status": "get_conversation_status", "list_conversations": "list_conversations",
-           "list_datasets": "list_datasets"}
+TOOL_OF = {
+    "escalate": "escalate_analysis",
+    "run_sql": "query_spans",
+    "start_conversation": "start_conversation",
+    "ingest": "ingest_traces",
+    "finalize_conversation": "finalize_conversation",
+    "conversation_status": "get_conversation_status",
+    "list_conversations": "list_conversations",
+    "list_datasets": "list_datasets",
+}
 
 
 @pytest.mark.parametrize("kind", list(Kind), ids=str)
@@ -135,7 +147,7 @@ def test_remedy_arguments_are_checked_and_rendered_for_pasting():
     with pytest.raises(ValueError, match="takes dataset, sql, not limit"):
         Remedy("run_sql", {"limit": 3})
     r = Remedy("run_sql", {"dataset": "my shop", "sql": "SELECT 'a'"})
-    assert face.cli_remedy(r) == "dcr sql \"my shop\" \"SELECT 'a'\""  # quoted as a whole only when it can be
+    assert face.cli_remedy(r) == 'dcr sql "my shop" "SELECT \'a\'"'  # quoted as a whole only when it can be
     assert face.tool_remedy(r) == 'query_spans {"dataset": "my shop", "sql": "SELECT \'a\'"}'
     assert str(r) == "run_sql(dataset='my shop', sql=\"SELECT 'a'\")"  # the package's own, neutral form
 
@@ -185,35 +197,45 @@ def test_cli_unknown_trace_names_dcr_sql(capsys, dcr_home):
     ingest_fixture()
     assert main(["trace", "jaeger", "deadbeef" * 4]) == 2
     err = capsys.readouterr().err
-    assert err == (f"dcr: no spans of trace {'deadbeef' * 4!r} in dataset 'jaeger' "
-                   "(list some with: 'dcr sql jaeger \"SELECT trace_id FROM traces LIMIT 10\"')\n")
+    assert err == (
+        f"dcr: no spans of trace {'deadbeef' * 4!r} in dataset 'jaeger' "
+        "(list some with: 'dcr sql jaeger \"SELECT trace_id FROM traces LIMIT 10\"')\n"
+    )
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_mcp_unknown_trace_names_query_spans(mode, dcr_home):
     ingest_fixture()
     text = error_text(call(mode, "get_trace", {"dataset": "jaeger", "trace_id": "deadbeef" * 4}))
-    assert text == (f"Error executing tool get_trace: no spans of trace {'deadbeef' * 4!r} in dataset 'jaeger' "
-                    '(list some with: query_spans {"dataset": "jaeger", "sql": "SELECT trace_id FROM traces LIMIT 10"})')
+    assert text == (
+        f"Error executing tool get_trace: no spans of trace {'deadbeef' * 4!r} in dataset 'jaeger' "
+        '(list some with: query_spans {"dataset": "jaeger", "sql": "SELECT trace_id FROM traces LIMIT 10"})'
+    )
 
 
 def test_cli_no_datasets_names_dcr_ingest_and_unknown_conversation_dcr_conversation_list(capsys):
     assert main(["sql", "nope", "SELECT 1"]) == 2
     assert capsys.readouterr().err == (
-        "dcr: no dataset named 'nope' (no datasets yet: run 'dcr ingest PATH --dataset nope' first)\n")
+        "dcr: no dataset named 'nope' (no datasets yet: run 'dcr ingest PATH --dataset nope' first)\n"
+    )
     assert main(["conversation", "status", "conv_nope"]) == 2
     assert capsys.readouterr().err == (
-        "dcr: no conversation 'conv_nope': list them with 'dcr conversation list' or start one\n")
+        "dcr: no conversation 'conv_nope': list them with 'dcr conversation list' or start one\n"
+    )
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_mcp_no_datasets_names_ingest_traces_and_unknown_conversation_list_conversations(mode):
     text = error_text(call(mode, "query_spans", {"dataset": "nope", "sql": "SELECT 1"}))
-    assert text == ("Error executing tool query_spans: no dataset named 'nope' (no datasets yet: run "
-                    'ingest_traces {"paths": ["PATH"], "dataset": "nope"} first)')
+    assert text == (
+        "Error executing tool query_spans: no dataset named 'nope' (no datasets yet: run "
+        'ingest_traces {"paths": ["PATH"], "dataset": "nope"} first)'
+    )
     text = error_text(call(mode, "get_conversation_status", {"session_id": "conv_nope"}))
-    assert text == ("Error executing tool get_conversation_status: no conversation 'conv_nope': "
-                    "list them with list_conversations or start one")
+    assert text == (
+        "Error executing tool get_conversation_status: no conversation 'conv_nope': "
+        "list them with list_conversations or start one"
+    )
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -222,7 +244,9 @@ def test_mcp_errors_of_every_package_are_tool_errors_without_dcr(mode):
     texts = [
         error_text(call(mode, "ingest_traces", {"paths": ["/no/such/file.json"], "dataset": "x"})),  # ingest
         error_text(call(mode, "query_spans", {"dataset": "jaeger", "sql": "DELETE FROM spans"})),  # correlate
-        error_text(call(mode, "continue_conversation", {"session_id": "conv_nope", "message": "hi"})),  # escalation
+        error_text(
+            call(mode, "continue_conversation", {"session_id": "conv_nope", "message": "hi"})
+        ),  # escalation
         error_text(call(mode, "list_datasets", {"cursor": "junk"})),  # the face's own: a bad cursor
     ]
     for text in texts:

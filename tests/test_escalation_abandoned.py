@@ -23,7 +23,6 @@ REPO = Path(__file__).resolve().parent.parent
 CONTEXT = {"stuck_description": "checkout returns 502 since 09:15 and I cannot see why"}
 
 
-
 def _until(what: str, cond, timeout_s: float = 20.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not cond():
@@ -32,11 +31,27 @@ def _until(what: str, cond, timeout_s: float = 20.0) -> None:
 
 
 def test_a_turn_killed_mid_call_frees_its_conversation_at_once(stub: GeminiStub, dcr_home: Path):
-    sid = start_conversation(EscalationRequest(question="why do payments fail?", provider="gemini")).session_id
+    sid = start_conversation(
+        EscalationRequest(question="why do payments fail?", provider="gemini")
+    ).session_id
     stub.slow(30.0)  # the next turn waits for the model...
-    turn = subprocess.Popen([sys.executable, "-m", "mcp_server.cli", "conversation", "continue", sid,
-                             "is it the ledger lock?", "--json"], env=dict(os.environ), cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    turn = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mcp_server.cli",
+            "conversation",
+            "continue",
+            sid,
+            "is it the ledger lock?",
+            "--json",
+        ],
+        env=dict(os.environ),
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         _until("model call of the second turn", lambda: len(stub.generate_requests()) == 2)
     finally:
@@ -61,8 +76,13 @@ def _escalate(budget_s: float) -> tuple[dict, float]:
     """escalate_analysis over MCP with this time budget; its answer and when (Unix time) it was asked."""
     ingest_scenario()
     asked = time.time()
-    out = ok(call("auto", "escalate_analysis", {"claude_context": CONTEXT, "dataset": "shop", **INCIDENT,
-                                                 "time_budget_seconds": budget_s}))
+    out = ok(
+        call(
+            "auto",
+            "escalate_analysis",
+            {"claude_context": CONTEXT, "dataset": "shop", **INCIDENT, "time_budget_seconds": budget_s},
+        )
+    )
     assert out["partial"] is True and out["provider"] == "offline"
     return out, asked
 
@@ -73,7 +93,9 @@ def _abandoned_call() -> tuple[float, str]:
     while True:
         con = connect()
         try:
-            rows = con.execute("SELECT created_at, error FROM ledger WHERE provider = 'gemini' AND outcome = 'failed'")
+            rows = con.execute(
+                "SELECT created_at, error FROM ledger WHERE provider = 'gemini' AND outcome = 'failed'"
+            )
             rows = rows.fetchall()
         finally:
             con.close()

@@ -14,8 +14,18 @@ from tests.escalation_data import BASELINE, WINDOW, make_shop, sid, tid
 
 
 def _req(**kw) -> EscalationRequest:
-    return EscalationRequest(**{**dict(question="Why does ledger fail?", dataset="shop", window=WINDOW,
-                                       baseline=BASELINE, provider="offline"), **kw})
+    return EscalationRequest(
+        **{
+            **dict(
+                question="Why does ledger fail?",
+                dataset="shop",
+                window=WINDOW,
+                baseline=BASELINE,
+                provider="offline",
+            ),
+            **kw,
+        }
+    )
 
 
 def _build(req: EscalationRequest, budget: int = 200_000, counter=None):
@@ -49,7 +59,9 @@ def test_exemplar_traces_are_compact_with_roles_critical_path_and_ids() -> None:
     t = failing[0]["trace_id"]
     n = int(t, 16)
     block = traces.split(f"trace {t}")[1].split("\n[E")[0]
-    assert re.search(r"^\* +\+0\.0 .* frontend POST /pay \[SERVER\]", block, re.M)  # root on the critical path
+    assert re.search(
+        r"^\* +\+0\.0 .* frontend POST /pay \[SERVER\]", block, re.M
+    )  # root on the critical path
     assert f"ERROR 'lock timeout' span {sid(n, 3)}" in block  # the failing span, with its id
     assert "sources src1" in traces.split(f"trace {t}")[1].split("\n")[0]
     assert tid(n) == t
@@ -60,7 +72,9 @@ def test_log_templates_and_graph_change() -> None:
     logs = next(s for s in b.sections if s.key == "logs").text
     # correlate's templates (the log_templates analysis's masks), counted by correlate
     assert "12x (baseline 0x) ERROR ledger: ledger update failed after <NUM> ms: lock timeout" in logs
-    assert "1 baseline templates absent in the window, e.g. INFO payments: charge <NUM> ok in <NUM> ms" in logs
+    assert (
+        "1 baseline templates absent in the window, e.g. INFO payments: charge <NUM> ok in <NUM> ms" in logs
+    )
     graph = next(s for s in b.sections if s.key == "graph").text
     assert re.search(r"payments -> ledger .*p95 x\d+\.\d+", graph)
 
@@ -121,8 +135,10 @@ def test_other_correlate_errors_are_not_swallowed(monkeypatch) -> None:
         escalate(_req())
 
 
-@pytest.mark.parametrize("method", ["summary", "exemplar_traces", "trace", "service_graph_change",
-                                    "log_template_counts", "code_locations"])
+@pytest.mark.parametrize(
+    "method",
+    ["summary", "exemplar_traces", "trace", "service_graph_change", "log_template_counts", "code_locations"],
+)
 def test_an_error_saying_not_available_is_not_turned_into_a_warning(monkeypatch, method) -> None:
     def broken(self, *a, **k):  # a real DuckDB error whose text happens to say "not available"
         raise SqlError("IO Error: file spans/part-0.parquet not available")
@@ -137,8 +153,10 @@ def test_capped_log_counts_are_named_in_the_warnings_and_the_logs_section(monkey
     monkeypatch.setattr("correlate.evidence.MAX_LOG_TEXTS", 5)
     b = _build(_req())
     capped = [w for w in b.warnings if w.startswith("log counts are lower bounds")]
-    assert capped == ["log counts are lower bounds: 24 distinct log texts, only the 5 most frequent were "
-                      "templated; 12 window lines and 7 baseline lines are in no template's count"]
+    assert capped == [
+        "log counts are lower bounds: 24 distinct log texts, only the 5 most frequent were "
+        "templated; 12 window lines and 7 baseline lines are in no template's count"
+    ]
     assert b.partial
     logs = next(s for s in b.sections if s.key == "logs").text
     assert logs.startswith(f"note: {capped[0]}")

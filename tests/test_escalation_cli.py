@@ -37,7 +37,9 @@ def test_dry_run_prints_the_body_and_contacts_nothing(monkeypatch, capsys) -> No
     monkeypatch.setenv("GEMINI_API_KEY", "k")
     with GeminiStub() as stub:
         monkeypatch.setenv("DCR_GEMINI_BASE_URL", stub.url)
-        code = main(["escalate", "shop", "--question", "why? Authorization: Bearer abcdef123456", "--dry-run"])
+        code = main(
+            ["escalate", "shop", "--question", "why? Authorization: Bearer abcdef123456", "--dry-run"]
+        )
         assert stub.received == []
     out = capsys.readouterr().out
     assert code == 0
@@ -52,18 +54,23 @@ def test_dry_run_prints_the_body_and_contacts_nothing(monkeypatch, capsys) -> No
 def test_bad_input_is_one_line_exit_2(capsys) -> None:
     assert main(["escalate", "nope", "--question", "why?"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["dcr: no dataset named 'nope' (no datasets yet: run 'dcr ingest PATH --dataset nope' first)"]
+    assert err == [
+        "dcr: no dataset named 'nope' (no datasets yet: run 'dcr ingest PATH --dataset nope' first)"
+    ]
     assert main(["escalate", "nope", "--question", "q", "--start", "yesterday", "--end", "now"]) == 2
     assert "cannot read time 'yesterday'" in capsys.readouterr().err
     assert main(["escalate", "nope", "--question", " "]) == 2
     assert "the question is empty" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["--time-budget", "-3"], "dcr: --time-budget must be a number of seconds > 0, got -3\n"),
-    (["--time-budget", "0"], "dcr: --time-budget must be a number of seconds > 0, got 0\n"),
-    (["--budget-tokens", "0"], "dcr: --budget-tokens must be > 0, got 0\n"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--time-budget", "-3"], "dcr: --time-budget must be a number of seconds > 0, got -3\n"),
+        (["--time-budget", "0"], "dcr: --time-budget must be a number of seconds > 0, got 0\n"),
+        (["--budget-tokens", "0"], "dcr: --budget-tokens must be > 0, got 0\n"),
+    ],
+)
 def test_escalate_refuses_a_budget_that_is_not_positive(argv: list[str], message: str, capsys) -> None:
     make_shop()
     assert main(["escalate", "shop", "--question", "why?", "--provider", "offline", *argv]) == 2
@@ -97,7 +104,9 @@ def test_conversation_commands(capsys) -> None:
     assert "finalized" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv", [["conversation", "continue", "conv_x", "hi"], ["conversation", "status", "conv_x"]])
+@pytest.mark.parametrize(
+    "argv", [["conversation", "continue", "conv_x", "hi"], ["conversation", "status", "conv_x"]]
+)
 def test_unknown_session_exit_2(argv: list[str], capsys) -> None:
     assert main(argv) == 2
     assert "no conversation 'conv_x'" in capsys.readouterr().err
@@ -118,4 +127,7 @@ def test_time_budget_falls_back_to_the_offline_report_on_the_cli_too(monkeypatch
     assert code == 0
     doc = json.loads(out.out)
     assert doc["provider"] == "offline" and doc["partial"] is True and doc["analysis"]["summary"]
-    assert "warning: the model did not answer within the time budget (1 s): this is the offline report" in out.err
+    assert (
+        "warning: the model did not answer within the time budget (1 s): this is the offline report"
+        in out.err
+    )

@@ -91,7 +91,9 @@ def test_big_file_excerpts_around_referenced_lines(repo: Path) -> None:
 
 def test_telemetry_paths_match_by_suffix_and_unknown_ones_are_skipped(repo: Path) -> None:
     ctx = CodeContext(roots=(repo.resolve(),))
-    exs = ctx.excerpts([CodeRef("/srv/app/src/app.py", 3, "span"), CodeRef("/usr/lib/python3/x.py", 1, "span")])
+    exs = ctx.excerpts(
+        [CodeRef("/srv/app/src/app.py", 3, "span"), CodeRef("/usr/lib/python3/x.py", 1, "span")]
+    )
     assert [e.path for e in exs] == ["src/app.py"]
     assert ctx.refusals == [] and ctx.missing_telemetry == 1
 
@@ -100,13 +102,17 @@ def test_stack_traces_give_refs() -> None:
     py = 'Traceback:\n  File "/app/pay/charge.py", line 41, in charge\n    x()\n'
     java = "at com.shop.Pay.charge(Pay.java:88)\n"
     go = "goroutine 1:\nmain.charge()\n\t/src/pay/charge.go:17 +0x1d\n"
-    assert [(r.path, r.line, r.function) for r in refs_from_stacktrace(py)] == [("/app/pay/charge.py", 41, "charge")]
+    assert [(r.path, r.line, r.function) for r in refs_from_stacktrace(py)] == [
+        ("/app/pay/charge.py", 41, "charge")
+    ]
     assert [(r.path, r.line) for r in refs_from_stacktrace(java)] == [("Pay.java", 88)]
     assert [(r.path, r.line) for r in refs_from_stacktrace(go)] == [("/src/pay/charge.go", 17)]
 
 
 def test_entry_point_by_function_name(repo: Path) -> None:
-    (repo / "src" / "svc.py").write_text("".join(f"# {n}\n" for n in range(300)) + "def handle(x):\n    return x\n")
+    (repo / "src" / "svc.py").write_text(
+        "".join(f"# {n}\n" for n in range(300)) + "def handle(x):\n    return x\n"
+    )
     ctx = CodeContext(roots=(repo.resolve(),))
     [ex] = ctx.excerpts([CodeRef("src/svc.py", None, "entry_point", "handle")])
     assert ex.lines == (301,) and "301 >| def handle(x):" in ex.text
@@ -116,8 +122,13 @@ def test_refused_files_are_warnings_and_the_bundle_is_still_built(repo: Path, mo
     from mcp_server.cli import main
 
     monkeypatch.setenv("DCR_CODE_ROOTS", str(repo))
-    result = escalate(EscalationRequest(question="why?", provider="offline",
-                                        files=("src/app.py", ".env", "../outside.py", "src/link_out.py")))
+    result = escalate(
+        EscalationRequest(
+            question="why?",
+            provider="offline",
+            files=("src/app.py", ".env", "../outside.py", "src/link_out.py"),
+        )
+    )
     assert "code file refused: .env: " + REFUSAL_REASONS["secret"] in result.warnings
     assert "code file refused: ../outside.py: " + REFUSAL_REASONS["outside"] in result.warnings
     assert "code file refused: src/link_out.py: " + REFUSAL_REASONS["outside"] in result.warnings

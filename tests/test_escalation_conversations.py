@@ -48,11 +48,23 @@ def test_survives_a_process_restart(dcr_home: Path) -> None:
     make_shop()
     env = {**os.environ, "DCR_HOME": str(dcr_home)}
     dcr = [sys.executable, "-m", "mcp_server.cli", "conversation"]
-    out = subprocess.run(dcr + ["start", "shop", "--question", "why do payments fail?", "--provider", "offline",
-                                "--json"], capture_output=True, text=True, env=env, cwd=REPO, check=True)
+    out = subprocess.run(
+        dcr + ["start", "shop", "--question", "why do payments fail?", "--provider", "offline", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        check=True,
+    )
     sid = json.loads(out.stdout)["session_id"]
-    out = subprocess.run(dcr + ["continue", sid, "what about the ledger lock?", "--json"], capture_output=True,
-                         text=True, env=env, cwd=REPO, check=True)
+    out = subprocess.run(
+        dcr + ["continue", sid, "what about the ledger lock?", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        check=True,
+    )
     turn = json.loads(out.stdout)
     assert turn["turn"] == 2 and turn["status"] == "ok"
     assert "Follow-up 'what about the ledger lock?'" in turn["analysis"]["summary"]
@@ -80,7 +92,10 @@ def test_two_concurrent_continues_are_serialised(fake: FakeProvider, monkeypatch
     fake.enqueue(_answer("a"))
     fake.enqueue(_answer("b"))
     turns: list = []
-    threads = [threading.Thread(target=lambda m=m: turns.append(continue_conversation(sid, m))) for m in ("one", "two")]
+    threads = [
+        threading.Thread(target=lambda m=m: turns.append(continue_conversation(sid, m)))
+        for m in ("one", "two")
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -88,15 +103,24 @@ def test_two_concurrent_continues_are_serialised(fake: FakeProvider, monkeypatch
     assert overlaps[0] == 1  # never two model calls on one session at once
     assert sorted(t.turn for t in turns) == [2, 3]
     last = fake.history[-1].messages
-    assert [m.role for m in last] == ["user", "model", "user", "model", "user"]  # the later one saw the earlier
+    assert [m.role for m in last] == [
+        "user",
+        "model",
+        "user",
+        "model",
+        "user",
+    ]  # the later one saw the earlier
 
 
 def test_a_failed_turn_is_kept_and_retried(fake: FakeProvider) -> None:
     make_shop()
     fake.enqueue(_answer("start"))
-    sid = start_conversation(EscalationRequest(question="q", dataset="shop", window=WINDOW, baseline=BASELINE,
-                                               provider="fake")).session_id
-    fake.enqueue(ProviderError("Gemini error 503 after 5 attempt(s): the service failed", status=503, attempts=5))
+    sid = start_conversation(
+        EscalationRequest(question="q", dataset="shop", window=WINDOW, baseline=BASELINE, provider="fake")
+    ).session_id
+    fake.enqueue(
+        ProviderError("Gemini error 503 after 5 attempt(s): the service failed", status=503, attempts=5)
+    )
     with pytest.raises(ProviderError):
         continue_conversation(sid, "is it the lock?")
     st = conversation_status(sid)
@@ -142,8 +166,12 @@ def test_max_turns_and_ttl(fake: FakeProvider, monkeypatch) -> None:
 
 
 def test_finalize_formats_and_unknown_session(fake: FakeProvider) -> None:
-    fake.enqueue({**_answer("first"), "root_causes": [{"title": "early idea", "confidence": 0.2,
-                                                        "explanation": "x", "evidence": []}]})
+    fake.enqueue(
+        {
+            **_answer("first"),
+            "root_causes": [{"title": "early idea", "confidence": 0.2, "explanation": "x", "evidence": []}],
+        }
+    )
     fake.enqueue(_answer("second"))
     sid = start_conversation(EscalationRequest(question="q", provider="fake")).session_id
     continue_conversation(sid, "and?")
@@ -166,4 +194,7 @@ def test_actionable_and_detailed_summaries(fake: FakeProvider) -> None:
     fake.enqueue(_answer("only"))
     sid = start_conversation(EscalationRequest(question="q", provider="fake")).session_id
     actionable = finalize_conversation(sid, "actionable").summary_markdown
-    assert "1. Shorten the transaction. (files: ledger/db.py)" in actionable and "confirm: Run the load test." in actionable
+    assert (
+        "1. Shorten the transaction. (files: ledger/db.py)" in actionable
+        and "confirm: Run the load test." in actionable
+    )

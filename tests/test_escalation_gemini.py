@@ -34,8 +34,9 @@ def _level(thinking: dict) -> str:
 
 
 def _req(**kw) -> EscalationRequest:
-    base = dict(question="Why do payments fail?", dataset="shop", window=WINDOW, baseline=BASELINE,
-                provider="gemini")
+    base = dict(
+        question="Why do payments fail?", dataset="shop", window=WINDOW, baseline=BASELINE, provider="gemini"
+    )
     return EscalationRequest(**{**base, **kw})
 
 
@@ -128,7 +129,9 @@ def test_retry_after_header_is_a_hint_too(stub: GeminiStub) -> None:
     assert prov.sleeps and prov.sleeps[0] >= 0.2
 
 
-def test_gives_up_after_retries_exit_1_bundle_saved_ledger_failed(stub: GeminiStub, monkeypatch, capsys) -> None:
+def test_gives_up_after_retries_exit_1_bundle_saved_ledger_failed(
+    stub: GeminiStub, monkeypatch, capsys
+) -> None:
     make_shop()
     monkeypatch.setenv("DCR_GEMINI_RETRIES", "2")
     for _ in range(3):
@@ -155,20 +158,26 @@ def test_timeout(stub: GeminiStub) -> None:
     prov = GeminiProvider()
     t0 = time.monotonic()
     with pytest.raises(ProviderTimeout, match="timeout"):
-        prov.generate(ProviderRequest("s", (Message("user", "x"),), "cross_system", 3, RESPONSE_SCHEMA, timeout_s=1))
+        prov.generate(
+            ProviderRequest("s", (Message("user", "x"),), "cross_system", 3, RESPONSE_SCHEMA, timeout_s=1)
+        )
     assert time.monotonic() - t0 < 2.9
 
 
 def test_malformed_http_body(stub: GeminiStub) -> None:
     stub.raw(200, b"{this is not json")
     with pytest.raises(MalformedReply):
-        GeminiProvider().generate(ProviderRequest("s", (Message("user", "x"),), "cross_system", 3, RESPONSE_SCHEMA))
+        GeminiProvider().generate(
+            ProviderRequest("s", (Message("user", "x"),), "cross_system", 3, RESPONSE_SCHEMA)
+        )
 
 
 def test_answer_text_that_is_not_the_schema_json(stub: GeminiStub) -> None:
     stub.text_reply("I think it is the database.")
     with pytest.raises(MalformedReply, match="not the JSON"):
-        GeminiProvider().generate(ProviderRequest("s", (Message("user", "x"),), "cross_system", 3, RESPONSE_SCHEMA))
+        GeminiProvider().generate(
+            ProviderRequest("s", (Message("user", "x"),), "cross_system", 3, RESPONSE_SCHEMA)
+        )
 
 
 def test_missing_key_names_the_variable(capsys) -> None:
@@ -199,8 +208,15 @@ def test_every_foreign_error_is_mapped() -> None:
 def test_retry_hint_parsing() -> None:
     from google.genai import errors as gerrors
 
-    e = gerrors.ClientError(429, {"error": {"code": 429, "details": [
-        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "17s"}]}})
+    e = gerrors.ClientError(
+        429,
+        {
+            "error": {
+                "code": 429,
+                "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "17s"}],
+            }
+        },
+    )
     assert retry_hint_s(e) == 17.0
     assert retry_hint_s(gerrors.ClientError(429, {"error": {"code": 429}})) is None
 

@@ -28,8 +28,16 @@ def test_migrating_twice_is_a_no_op() -> None:
 
 def test_every_escalation_is_recorded_with_reasons_sections_and_redactions() -> None:
     make_shop("shop", secrets=True)
-    escalate(EscalationRequest(question="why?", dataset="shop", window=WINDOW, baseline=BASELINE, provider="offline",
-                               analysis_type="performance"))
+    escalate(
+        EscalationRequest(
+            question="why?",
+            dataset="shop",
+            window=WINDOW,
+            baseline=BASELINE,
+            provider="offline",
+            analysis_type="performance",
+        )
+    )
     escalate(EscalationRequest(question="why?", dataset="shop", provider="offline", dry_run=True))
     con = connect()
     try:
@@ -37,7 +45,9 @@ def test_every_escalation_is_recorded_with_reasons_sections_and_redactions() -> 
     finally:
         con.close()
     assert [(r["kind"], r["outcome"], r["analysis_type"]) for r in rows] == [
-        ("escalation", "ok", "performance"), ("dry_run", "dry_run", "cross_system")]
+        ("escalation", "ok", "performance"),
+        ("dry_run", "dry_run", "cross_system"),
+    ]
     first = rows[0]
     assert first["dataset"] == "shop" and first["model"] == "offline-report-v1"
     assert json.loads(first["reasons"])  # why it was escalated (a threshold, or asked)

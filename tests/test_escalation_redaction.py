@@ -38,9 +38,17 @@ def test_placeholders_are_typed_and_counted() -> None:
 
 def test_names_that_say_secret_are_redacted_in_mappings_but_ordinary_values_stay() -> None:
     r = Redactor()
-    out = r.mapping({**ATTR_SECRETS, "http.route": "/pay", "gen_ai.usage.input_tokens": 1234,
-                     "cache.key_count": "17", "http.request.header.cookie": "a=b",
-                     "lock.key": "order:ord-8F3a2c91:payment", "cache.key": "cart/u-91Ab7fQ2"})
+    out = r.mapping(
+        {
+            **ATTR_SECRETS,
+            "http.route": "/pay",
+            "gen_ai.usage.input_tokens": 1234,
+            "cache.key_count": "17",
+            "http.request.header.cookie": "a=b",
+            "lock.key": "order:ord-8F3a2c91:payment",
+            "cache.key": "cart/u-91Ab7fQ2",
+        }
+    )
     for name in ATTR_SECRETS:
         assert out[name].startswith("<redacted:"), name
     assert out["http.route"] == "/pay" and out["gen_ai.usage.input_tokens"] == 1234
@@ -64,11 +72,20 @@ def test_no_planted_secret_reaches_the_request_body(tmp_path: Path, monkeypatch:
     monkeypatch.setenv("GEMINI_API_KEY", "stub-key")
     with GeminiStub() as stub:
         monkeypatch.setenv("DCR_GEMINI_BASE_URL", stub.url)
-        result = escalate(EscalationRequest(
-            question=f"why does ledger fail? the agent saw {SECRETS['stripe_key'][0]}", dataset="leaky",
-            window=WINDOW, baseline=BASELINE, provider="gemini", files=("payments/charge.py",),
-            context=AgentContext(stuck_description=SECRETS["github_token"][0],
-                                 partial_findings=(SECRETS["url_password"][0],))))
+        result = escalate(
+            EscalationRequest(
+                question=f"why does ledger fail? the agent saw {SECRETS['stripe_key'][0]}",
+                dataset="leaky",
+                window=WINDOW,
+                baseline=BASELINE,
+                provider="gemini",
+                files=("payments/charge.py",),
+                context=AgentContext(
+                    stuck_description=SECRETS["github_token"][0],
+                    partial_findings=(SECRETS["url_password"][0],),
+                ),
+            )
+        )
         sent = stub.all_bytes()
         bodies = [r.body for r in stub.generate_requests()]
     assert bodies, "nothing was sent"
@@ -78,8 +95,19 @@ def test_no_planted_secret_reaches_the_request_body(tmp_path: Path, monkeypatch:
     assert not leaked, f"secrets reached the request: {leaked}"
     assert b"<redacted:" in bodies[0]
     kinds = set(result.redactions)
-    assert {"jwt", "aws_access_key", "google_api_key", "private_key", "url_password", "auth_header",
-            "query_token", "github_token", "slack_token", "stripe_key", "openai_key"} <= kinds
+    assert {
+        "jwt",
+        "aws_access_key",
+        "google_api_key",
+        "private_key",
+        "url_password",
+        "auth_header",
+        "query_token",
+        "github_token",
+        "slack_token",
+        "stripe_key",
+        "openai_key",
+    } <= kinds
     # the ledger and the saved bundle hold counts, never values
     stored = db_path().read_bytes() + Path(result.bundle_path or "").read_bytes()
     assert not [k for k, (_, secret) in SECRETS.items() if secret.encode() in stored]

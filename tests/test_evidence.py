@@ -28,8 +28,11 @@ def scenario(tmp_path_factory):
         ingest_paths([str(SCENARIO / "traces.jsonl"), str(SCENARIO / "logs.jsonl")], "skew")
         w = json.loads((SCENARIO / "truth.json").read_text())["window"]
         with open_dataset("skew") as ds:
-            yield (ds, Window(w["incident_start_ns"], w["incident_end_ns"]),
-                   Window(w["baseline_start_ns"], w["baseline_end_ns"]))
+            yield (
+                ds,
+                Window(w["incident_start_ns"], w["incident_end_ns"]),
+                Window(w["baseline_start_ns"], w["baseline_end_ns"]),
+            )
 
 
 def _in(t: int, w: Window) -> bool:
@@ -59,9 +62,11 @@ def test_log_template_counts_equal_a_direct_count(scenario) -> None:
     # the first window line of each template is a real line of that service in the window
     for t in got.templates:
         if t.count:
-            (n,) = ds.fetch("SELECT count(*) FROM logs WHERE trace_id IS NOT DISTINCT FROM ? AND span_id IS NOT "
-                            "DISTINCT FROM ? AND source_id = ? AND service_name = ? AND time_ns >= ? AND time_ns < ?",
-                            [t.trace_id, t.span_id, t.source_id, t.service, w.start_ns, w.end_ns])[0]
+            (n,) = ds.fetch(
+                "SELECT count(*) FROM logs WHERE trace_id IS NOT DISTINCT FROM ? AND span_id IS NOT "
+                "DISTINCT FROM ? AND source_id = ? AND service_name = ? AND time_ns >= ? AND time_ns < ?",
+                [t.trace_id, t.span_id, t.source_id, t.service, w.start_ns, w.end_ns],
+            )[0]
             assert n >= 1, t
 
 
@@ -89,8 +94,11 @@ def test_a_services_filter_keeps_their_lines_only(scenario) -> None:
     ds, w, b = scenario
     got = ds.log_template_counts(w, b, ["payment", "lock-service"])
     assert {t.service for t in got.templates} == {"payment", "lock-service"}
-    (n,) = ds.fetch("SELECT count(*) FROM logs WHERE service_name IN ('payment', 'lock-service') AND body IS NOT NULL "
-                    "AND time_ns >= ? AND time_ns < ?", [w.start_ns, w.end_ns])[0]
+    (n,) = ds.fetch(
+        "SELECT count(*) FROM logs WHERE service_name IN ('payment', 'lock-service') AND body IS NOT NULL "
+        "AND time_ns >= ? AND time_ns < ?",
+        [w.start_ns, w.end_ns],
+    )[0]
     assert got.lines == n == sum(t.count for t in got.templates)
 
 
@@ -103,10 +111,12 @@ def test_redact_sees_every_text_before_it_is_templated(scenario) -> None:
         return text.replace("lease", "<redacted:lease>")
 
     got = ds.log_template_counts(w, b, redact=redact)
-    (distinct,) = ds.fetch("SELECT count(*) FROM (SELECT DISTINCT service_name, time_ns >= ? AND time_ns < ?, body "
-                           "FROM logs WHERE body IS NOT NULL AND ((time_ns >= ? AND time_ns < ?) OR "
-                           "(time_ns >= ? AND time_ns < ?)))",
-                           [w.start_ns, w.end_ns, w.start_ns, w.end_ns, b.start_ns, b.end_ns])[0]
+    (distinct,) = ds.fetch(
+        "SELECT count(*) FROM (SELECT DISTINCT service_name, time_ns >= ? AND time_ns < ?, body "
+        "FROM logs WHERE body IS NOT NULL AND ((time_ns >= ? AND time_ns < ?) OR "
+        "(time_ns >= ? AND time_ns < ?)))",
+        [w.start_ns, w.end_ns, w.start_ns, w.end_ns, b.start_ns, b.end_ns],
+    )[0]
     assert len(seen) == distinct
     assert not any("lease " in t.template for t in got.templates)
     assert any("<redacted:lease>" in t.template for t in got.templates)
@@ -117,12 +127,38 @@ def many_lines(dcr_home):
     """More log lines a period than the bundle used to read (20,000): 46,000 in the window,
     30,001 in the baseline; the ERROR lines carry no severity (it is read from their text)."""
     w, b = Window(T0 + 600 * S, T0 + 1200 * S), Window(T0, T0 + 600 * S)
-    logs = [dict(time_ns=w.start_ns + i * 1000, service_name="api", severity_number=9, severity_text="INFO",
-                 body=f"GET /api/items/{i % 50} took {i % 7} ms", source_id="s1") for i in range(25_000)]
-    logs += [dict(time_ns=w.start_ns + i * 1000 + 1, service_name="api", body="ERROR db timeout after 30 s",
-                  trace_id=f"{i + 1:032x}", span_id=f"{i + 1:016x}", source_id="s1") for i in range(21_000)]
-    logs += [dict(time_ns=b.start_ns + i * 1000, service_name="cache", severity_number=9,
-                  body=f"cache miss for key {i % 3}", source_id="s2") for i in range(30_001)]
+    logs = [
+        dict(
+            time_ns=w.start_ns + i * 1000,
+            service_name="api",
+            severity_number=9,
+            severity_text="INFO",
+            body=f"GET /api/items/{i % 50} took {i % 7} ms",
+            source_id="s1",
+        )
+        for i in range(25_000)
+    ]
+    logs += [
+        dict(
+            time_ns=w.start_ns + i * 1000 + 1,
+            service_name="api",
+            body="ERROR db timeout after 30 s",
+            trace_id=f"{i + 1:032x}",
+            span_id=f"{i + 1:016x}",
+            source_id="s1",
+        )
+        for i in range(21_000)
+    ]
+    logs += [
+        dict(
+            time_ns=b.start_ns + i * 1000,
+            service_name="cache",
+            severity_number=9,
+            body=f"cache miss for key {i % 3}",
+            source_id="s2",
+        )
+        for i in range(30_001)
+    ]
     make_dataset("many", [], logs)
     with open_dataset("many") as ds:
         yield ds, w, b
@@ -139,8 +175,10 @@ def test_counts_above_twenty_thousand_lines_are_exact(many_lines) -> None:
     miss = by[("cache", "INFO", "cache miss for key <NUM>")]
     assert (miss.count, miss.baseline_count, miss.trace_id) == (0, 30_001, None)
     assert (got.lines, got.baseline_lines, got.texts, got.truncated) == (46_000, 30_001, 354, False)
-    assert ds.fetch("SELECT count(*) FROM logs WHERE time_ns >= ? AND time_ns < ?", [w.start_ns, w.end_ns])[0][0] \
+    assert (
+        ds.fetch("SELECT count(*) FROM logs WHERE time_ns >= ? AND time_ns < ?", [w.start_ns, w.end_ns])[0][0]
         == got.lines
+    )
 
 
 def test_texts_beyond_the_cap_are_counted_as_untemplated(many_lines) -> None:
@@ -155,7 +193,11 @@ def test_texts_beyond_the_cap_are_counted_as_untemplated(many_lines) -> None:
     kept_w = sum(n for (_, after, _), n in kept if after)
     kept_b = sum(n for (_, after, _), n in kept if not after)
     assert sum(t.count for t in got.templates) == kept_w == got.lines - got.untemplated
-    assert sum(t.baseline_count for t in got.templates) == kept_b == got.baseline_lines - got.baseline_untemplated
+    assert (
+        sum(t.baseline_count for t in got.templates)
+        == kept_b
+        == got.baseline_lines - got.baseline_untemplated
+    )
     assert (got.lines, got.baseline_lines) == (46_000, 30_001) and got.untemplated > 0
 
 
@@ -173,8 +215,10 @@ def _p95(values: list[int]) -> float:
 def test_service_graph_change_equals_the_edges_counted_here(scenario) -> None:
     ds, w, b = scenario
     got = ds.service_graph_change(w, b)
-    spans = ds.fetch("SELECT trace_id, span_id, parent_span_id, service_name, start_ns, status_code, duration_ns "
-                     "FROM spans")
+    spans = ds.fetch(
+        "SELECT trace_id, span_id, parent_span_id, service_name, start_ns, status_code, duration_ns "
+        "FROM spans"
+    )
     service = {(r[0], r[1]): r[3] for r in spans}
     calls: dict[tuple[str, str, str], list[tuple[bool, int]]] = defaultdict(list)
     for tid, _sid, parent, svc, start, status, dur in spans:
@@ -191,7 +235,9 @@ def test_service_graph_change_equals_the_edges_counted_here(scenario) -> None:
         fig = e.window if period == "w" else e.baseline
         assert fig is not None and fig.calls == len(xs) and fig.errors == sum(x[0] for x in xs)
         assert abs(fig.p95_ns - _p95([x[1] for x in xs])) <= 1
-        assert fig.seconds == ((w if period == "w" else b).end_ns - (w if period == "w" else b).start_ns) / 1e9
+        assert (
+            fig.seconds == ((w if period == "w" else b).end_ns - (w if period == "w" else b).start_ns) / 1e9
+        )
     for e in got.edges:
         assert e.status == ("both" if e.window and e.baseline else "new" if e.window else "gone")
         if e.status == "both":
@@ -203,7 +249,9 @@ def test_service_graph_change_equals_the_edges_counted_here(scenario) -> None:
 def test_without_a_baseline_no_edge_is_new(scenario) -> None:
     ds, w, _ = scenario
     got = ds.service_graph_change(w)
-    assert got.edges and all(e.status == "" and e.baseline is None and e.calls_ratio is None for e in got.edges)
+    assert got.edges and all(
+        e.status == "" and e.baseline is None and e.calls_ratio is None for e in got.edges
+    )
 
 
 # exemplar traces, sources, code ---------------------------------------------------------------
@@ -214,7 +262,9 @@ def test_exemplar_traces_are_the_ones_picked_here(scenario) -> None:
     got = ds.exemplar_traces(w, b)
     assert [e.role for e in got] == ["slowest", "failing", "typical", "baseline_typical"]
     traces: dict[str, list[int]] = {}
-    for tid, start, end, err in ds.fetch("SELECT trace_id, start_ns, end_ns, status_code = 'ERROR' FROM spans"):
+    for tid, start, end, err in ds.fetch(
+        "SELECT trace_id, start_ns, end_ns, status_code = 'ERROR' FROM spans"
+    ):
         t = traces.setdefault(tid, [start, end, 0])
         t[0], t[1], t[2] = min(t[0], start), max(t[1], end), t[2] + bool(err)
 
@@ -227,7 +277,10 @@ def test_exemplar_traces_are_the_ones_picked_here(scenario) -> None:
     in_w = {tid: t for tid, t in traces.items() if _in(t[0], w)}
     role = {e.role: e.trace_id for e in got}
     assert role["slowest"] == min(in_w, key=lambda tid: (-(in_w[tid][1] - in_w[tid][0]), tid))
-    assert role["failing"] == min(in_w, key=lambda tid: (-in_w[tid][2], in_w[tid][0], tid)) and in_w[role["failing"]][2]
+    assert (
+        role["failing"] == min(in_w, key=lambda tid: (-in_w[tid][2], in_w[tid][0], tid))
+        and in_w[role["failing"]][2]
+    )
     assert role["typical"] == typical(w) and role["baseline_typical"] == typical(b)
     for e in got:
         assert ds.sql(e.sql).rows == ((e.trace_id,),)
@@ -253,18 +306,30 @@ def test_code_locations_and_stack_traces(scenario) -> None:
     locs = ds.code_locations(w)
     assert locs
     for c in locs:
-        n, errs = ds.fetch("SELECT count(*), count(*) FILTER (WHERE status_code = 'ERROR') FROM spans "
-                           "WHERE code_filepath = ? AND code_lineno IS NOT DISTINCT FROM ? AND code_function IS NOT "
-                           "DISTINCT FROM ? AND start_ns >= ? AND start_ns < ?",
-                           [c.path, c.line, c.function, w.start_ns, w.end_ns])[0]
+        n, errs = ds.fetch(
+            "SELECT count(*), count(*) FILTER (WHERE status_code = 'ERROR') FROM spans "
+            "WHERE code_filepath = ? AND code_lineno IS NOT DISTINCT FROM ? AND code_function IS NOT "
+            "DISTINCT FROM ? AND start_ns >= ? AND start_ns < ?",
+            [c.path, c.line, c.function, w.start_ns, w.end_ns],
+        )[0]
         assert (c.spans, c.error_spans) == (n, errs)
-        assert ds.fetch("SELECT code_filepath FROM spans WHERE trace_id = ? AND span_id = ?",
-                        [c.trace_id, c.span_id])[0][0] == c.path
+        assert (
+            ds.fetch(
+                "SELECT code_filepath FROM spans WHERE trace_id = ? AND span_id = ?", [c.trace_id, c.span_id]
+            )[0][0]
+            == c.path
+        )
     assert [(-c.error_spans, -c.spans) for c in locs] == sorted((-c.error_spans, -c.spans) for c in locs)
     stacks = ds.stack_traces(w)
-    events = ds.fetch("SELECT events FROM spans WHERE exception_type IS NOT NULL AND start_ns >= ? AND start_ns < ?",
-                      [w.start_ns, w.end_ns])
-    expected = sum(1 for (ev,) in events for e in json.loads(ev or "[]")
-                   if isinstance((e.get("attributes") or {}).get("exception.stacktrace"), str))
+    events = ds.fetch(
+        "SELECT events FROM spans WHERE exception_type IS NOT NULL AND start_ns >= ? AND start_ns < ?",
+        [w.start_ns, w.end_ns],
+    )
+    expected = sum(
+        1
+        for (ev,) in events
+        for e in json.loads(ev or "[]")
+        if isinstance((e.get("attributes") or {}).get("exception.stacktrace"), str)
+    )
     assert len(stacks) == expected > 0
     assert all(s.text and len(s.trace_id) == 32 for s in stacks)

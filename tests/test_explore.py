@@ -18,7 +18,9 @@ from ingest import ingest_paths
 from ingest.schema import LOG_SCHEMA, SPAN_SCHEMA
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "fixtures" / "scenarios"
-NAMES = sorted(p.name for p in SCENARIOS.iterdir() if (p / "truth.json").is_file()) if SCENARIOS.is_dir() else []
+NAMES = (
+    sorted(p.name for p in SCENARIOS.iterdir() if (p / "truth.json").is_file()) if SCENARIOS.is_dir() else []
+)
 # a total order on each view's rows (logs have no key: several records share a line of input)
 ORDER = {
     "spans": "trace_id, span_id",
@@ -85,11 +87,16 @@ def test_a_filtered_scan_and_the_capped_sql_agree_with_duckdb(scenarios, name):
         where = f"WHERE service_name = '{service}' AND start_ns >= {start} AND start_ns < {end}"
         expected = _duckdb_rows(ds, "spans", where)
         assert expected
-        scanned = ds.scan().filter(pl.col("service_name") == service, pl.col("start_ns") >= start,
-                                   pl.col("start_ns") < end).collect()
+        scanned = (
+            ds.scan()
+            .filter(pl.col("service_name") == service, pl.col("start_ns") >= start, pl.col("start_ns") < end)
+            .collect()
+        )
         assert _sorted(scanned, "spans").rows() == expected
-        query = ("SELECT service_name, name, count(*) AS n, min(start_ns) AS first_ns, max(duration_ns) AS max_ns "
-                 "FROM spans GROUP BY ALL ORDER BY ALL")
+        query = (
+            "SELECT service_name, name, count(*) AS n, min(start_ns) AS first_ns, max(duration_ns) AS max_ns "
+            "FROM spans GROUP BY ALL ORDER BY ALL"
+        )
         expected = ds.fetch(query)
         assert ds.sql(query, limit=10_000).pl().rows() == expected
         assert ds.polars(query).rows() == expected
@@ -101,16 +108,41 @@ def test_scan_is_typed_as_the_dataset_schema(dcr_home):
         span_types = ds.scan("spans").collect_schema()
         log_types = ds.scan("logs").collect_schema()  # no log files: an empty frame, still typed
     assert span_types.names() == SPAN_SCHEMA.names and log_types.names() == LOG_SCHEMA.names
-    assert (span_types["start_ns"], span_types["code_lineno"], span_types["name"]) == (pl.Int64, pl.Int32, pl.String)
+    assert (span_types["start_ns"], span_types["code_lineno"], span_types["name"]) == (
+        pl.Int64,
+        pl.Int32,
+        pl.String,
+    )
 
 
 def test_a_scan_is_a_snapshot_of_the_files_at_the_call(dcr_home, tmp_path):
     make_dataset("d", [dict(trace_id="1" * 32, span_id="1" * 16, service_name="a", start_ns=0, end_ns=MS)])
     src = tmp_path / "more.jsonl"
-    src.write_text(json.dumps({"resourceSpans": [{"resource": {"attributes": [
-        {"key": "service.name", "value": {"stringValue": "b"}}]}, "scopeSpans": [{"spans": [
-            {"traceId": "2" * 32, "spanId": "2" * 16, "name": "x", "startTimeUnixNano": "5",
-             "endTimeUnixNano": "9"}]}]}]}) + "\n")
+    src.write_text(
+        json.dumps(
+            {
+                "resourceSpans": [
+                    {
+                        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "b"}}]},
+                        "scopeSpans": [
+                            {
+                                "spans": [
+                                    {
+                                        "traceId": "2" * 32,
+                                        "spanId": "2" * 16,
+                                        "name": "x",
+                                        "startTimeUnixNano": "5",
+                                        "endTimeUnixNano": "9",
+                                    }
+                                ]
+                            }
+                        ],
+                    }
+                ]
+            }
+        )
+        + "\n"
+    )
     with open_dataset("d") as ds:
         frame = ds.scan()
         ingest_paths([str(src)], "d")  # a later ingest adds a part file
@@ -142,8 +174,10 @@ def test_a_stream_gives_its_cursor_back_and_maps_errors_met_while_reading(dcr_ho
         assert len(ds._cursors) == 1
         assert reader.read_all().num_rows == 300_000
         assert not ds._cursors
-        reader = ds.arrow("SELECT CASE WHEN i < 200000 THEN i ELSE error('boom at ' || i) END FROM range(300000) t(i)",
-                          batch_rows=1000)
+        reader = ds.arrow(
+            "SELECT CASE WHEN i < 200000 THEN i ELSE error('boom at ' || i) END FROM range(300000) t(i)",
+            batch_rows=1000,
+        )
         with pytest.raises(SqlError, match="boom at"):
             reader.read_all()
         assert not ds._cursors
@@ -155,8 +189,10 @@ def test_a_stream_gives_its_cursor_back_and_maps_errors_met_while_reading(dcr_ho
 
 @pytest.mark.parametrize("suffix", ["parquet", "arrow", "csv"])
 def test_export_writes_the_whole_result(dcr_home, tmp_path, suffix):
-    spans = [dict(trace_id="1" * 32, span_id=f"{i + 1:016x}", service_name="a", start_ns=i, end_ns=i + MS)
-             for i in range(3000)]
+    spans = [
+        dict(trace_id="1" * 32, span_id=f"{i + 1:016x}", service_name="a", start_ns=i, end_ns=i + MS)
+        for i in range(3000)
+    ]
     make_dataset("d", spans)
     out = tmp_path / f"out.{suffix}"
     with open_dataset("d") as ds:
@@ -179,14 +215,19 @@ def test_export_is_atomic_and_honours_limit_and_timeout(dcr_home, tmp_path):
     out = tmp_path / "out.parquet"
     with open_dataset("d") as ds:
         with pytest.raises(SqlError, match="boom"):
-            ds.export("SELECT CASE WHEN i < 200000 THEN i ELSE error('boom') END FROM range(300000) t(i)", out)
+            ds.export(
+                "SELECT CASE WHEN i < 200000 THEN i ELSE error('boom') END FROM range(300000) t(i)", out
+            )
         assert list(tmp_path.iterdir()) == []  # neither the file nor its temporary
         assert ds.export("SELECT * FROM range(100000)", out, limit=70_000).rows == 70_000
         meta = pq.read_metadata(out)  # DuckDB's small batches gathered into one row group
         assert (meta.num_rows, meta.num_row_groups) == (70_000, 1)
         with pytest.raises(QueryTimeout):
-            ds.export("SELECT count(*) FROM range(1000000000000) t(i) WHERE i % 3 = 1", tmp_path / "t.csv",
-                      timeout_s=0.2)
+            ds.export(
+                "SELECT count(*) FROM range(1000000000000) t(i) WHERE i % 3 = 1",
+                tmp_path / "t.csv",
+                timeout_s=0.2,
+            )
         with pytest.raises(CorrelateError, match="no export format"):
             ds.export("SELECT 1", tmp_path / "out.txt")
         assert not ds._cursors

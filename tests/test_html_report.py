@@ -22,8 +22,15 @@ from ingest import ingest_paths
 SCENARIOS = Path(__file__).resolve().parent.parent / "fixtures" / "scenarios"
 NAMES = sorted(p.name for p in SCENARIOS.iterdir() if (p / "truth.json").is_file())
 CHROMIUM = "/usr/bin/chromium"
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run", "--disable-quic"]
+BROWSER_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 
 def big_trace(n: int, *, fan: int = 6) -> TraceView:
@@ -33,12 +40,25 @@ def big_trace(n: int, *, fan: int = 6) -> TraceView:
     t0 = 1_700_000_000_000_000_000
 
     def add(i: int, parent: int | None, depth: int, cp: bool) -> None:
-        spans.append(TraceSpan(
-            span_id=f"{i:016x}", parent_span_id=None if parent is None else f"{parent:016x}",
-            service=f"svc{i % 7}", operation=f"op{i % 13}", kind="INTERNAL", host=None,
-            start_ns=t0 + i * 1000, end_ns=t0 + i * 1000 + 50_000_000 // (depth + 1), duration_ns=50_000_000 // (depth + 1),
-            self_time_ns=1000, depth=depth, status_code="ERROR" if i % 97 == 0 and i else "UNSET",
-            status_message=None, attributes={"i": i, "token": "ghp_" + "a1B2c3D4" * 5}, on_critical_path=cp))
+        spans.append(
+            TraceSpan(
+                span_id=f"{i:016x}",
+                parent_span_id=None if parent is None else f"{parent:016x}",
+                service=f"svc{i % 7}",
+                operation=f"op{i % 13}",
+                kind="INTERNAL",
+                host=None,
+                start_ns=t0 + i * 1000,
+                end_ns=t0 + i * 1000 + 50_000_000 // (depth + 1),
+                duration_ns=50_000_000 // (depth + 1),
+                self_time_ns=1000,
+                depth=depth,
+                status_code="ERROR" if i % 97 == 0 and i else "UNSET",
+                status_message=None,
+                attributes={"i": i, "token": "ghp_" + "a1B2c3D4" * 5},
+                on_critical_path=cp,
+            )
+        )
 
     add(0, None, 0, True)
     depth_of = {0: 0}
@@ -59,8 +79,14 @@ def big_trace(n: int, *, fan: int = 6) -> TraceView:
         s = stack.pop()
         ordered.append(s)
         stack.extend(reversed(by_parent.get(s.span_id, [])))
-    return TraceView(trace_id="ab" * 16, spans=tuple(ordered), critical_path=(), warnings=(),
-                     start_ns=t0, end_ns=max(s.end_ns for s in spans))
+    return TraceView(
+        trace_id="ab" * 16,
+        spans=tuple(ordered),
+        critical_path=(),
+        warnings=(),
+        start_ns=t0,
+        end_ns=max(s.end_ns for s in spans),
+    )
 
 
 def test_a_20000_span_trace_is_folded_never_dropped():
@@ -90,24 +116,33 @@ def test_a_small_trace_is_drawn_whole():
 
 def test_the_map_keeps_a_service_whose_calls_stopped_and_marks_the_candidates():
     w, b = Window(10, 20), Window(0, 10)
-    smap = ServiceMap(w, b, nodes=(
-        MapNode("front", 10, 10, 0, 0, 5e6, 6e6),
-        MapNode("api", 10, 10, 0, 4, 3e6, 9e6),
-        MapNode("gone", 8, 0, 0, 0, 1e6, None),
-        MapNode("new", 0, 5, 0, 0, None, 1e6),
-    ), edges=(
-        MapEdge("front", "api", 10, 10, 0, 4, 3e6, 9e6),
-        MapEdge("api", "gone", 8, 0, 0, 0, 1e6, None),
-        MapEdge("api", "new", 0, 5, 0, 0, None, 1e6),
-        MapEdge("api", "front", 2, 2, 0, 0, 1e6, 1e6),  # a call back up: drawn, not a layout loop
-    ))
+    smap = ServiceMap(
+        w,
+        b,
+        nodes=(
+            MapNode("front", 10, 10, 0, 0, 5e6, 6e6),
+            MapNode("api", 10, 10, 0, 4, 3e6, 9e6),
+            MapNode("gone", 8, 0, 0, 0, 1e6, None),
+            MapNode("new", 0, 5, 0, 0, None, 1e6),
+        ),
+        edges=(
+            MapEdge("front", "api", 10, 10, 0, 4, 3e6, 9e6),
+            MapEdge("api", "gone", 8, 0, 0, 0, 1e6, None),
+            MapEdge("api", "new", 0, 5, 0, 0, None, 1e6),
+            MapEdge("api", "front", 2, 2, 0, 0, 1e6, 1e6),  # a call back up: drawn, not a layout loop
+        ),
+    )
     svg = map_svg(smap, {"api": 1})
     nodes = re.findall(r'<g class="svc-node([^"]*)" data-service="([^"]+)"', svg)
     assert sorted(n for _, n in nodes) == ["api", "front", "gone", "new"]
     cls = {n: c for c, n in nodes}
     assert "candidate" in cls["api"] and "stopped" in cls["gone"] and "candidate" not in cls["front"]
-    edges = dict(((c, e), k) for k, c, e in re.findall(
-        r'<g class="svc-edge edge-(\w+)" data-caller="([^"]+)" data-callee="([^"]+)"', svg))
+    edges = dict(
+        ((c, e), k)
+        for k, c, e in re.findall(
+            r'<g class="svc-edge edge-(\w+)" data-caller="([^"]+)" data-callee="([^"]+)"', svg
+        )
+    )
     assert edges[("front", "api")] == "worse"
     assert edges[("api", "gone")] == "stopped"
     assert edges[("api", "new")] == "new"
@@ -133,10 +168,14 @@ def reports(tmp_path_factory):
             with open_dataset(name) as ds:
                 report = ds.correlate(window, baseline)
                 page = write_html_report(ds, report, home / "reports" / f"{name}.html")
-                services = {r[0] for r in ds.sql(
-                    f"SELECT DISTINCT service_name FROM spans WHERE (start_ns >= {window.start_ns} AND start_ns < "
-                    f"{window.end_ns}) OR (start_ns >= {baseline.start_ns} AND start_ns < {baseline.end_ns})",
-                    limit=10_000).rows}
+                services = {
+                    r[0]
+                    for r in ds.sql(
+                        f"SELECT DISTINCT service_name FROM spans WHERE (start_ns >= {window.start_ns} AND start_ns < "
+                        f"{window.end_ns}) OR (start_ns >= {baseline.start_ns} AND start_ns < {baseline.end_ns})",
+                        limit=10_000,
+                    ).rows
+                }
             out[name] = (truth, report, page, services)
     return out
 
@@ -148,7 +187,9 @@ def test_each_scenario_report_holds_what_it_claims(reports, name):
     assert page.bytes == len(text.encode()) < MAX_BYTES
     assert page.holds["services"] == len(services)
     # nothing that fetches (telemetry may hold URLs as text; the browser test watches the network too)
-    assert not re.search(r"<script[^>]+src|<link|<img|<iframe|(src|href)=\"(https?:)?//|url\((https?:)?//", text), name
+    assert not re.search(
+        r"<script[^>]+src|<link|<img|<iframe|(src|href)=\"(https?:)?//|url\((https?:)?//", text
+    ), name
     assert "default-src 'none'" in text
     root = truth.get("root_cause")
     if root is not None:  # the verdict names the culprit first, linked to its evidence
@@ -199,7 +240,9 @@ def test_every_scenario_renders_in_headless_chromium(reports, tmp_path):
                 page = browser.new_page(viewport={"width": 1280, "height": 900})
                 errors: list[str] = []
                 requests: list[str] = []
-                page.on("console", lambda m, errors=errors: errors.append(m.text) if m.type == "error" else None)
+                page.on(
+                    "console", lambda m, errors=errors: errors.append(m.text) if m.type == "error" else None
+                )
                 page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
                 page.on("request", lambda r, requests=requests: requests.append(r.url))
                 page.goto(Path(page_info.path).as_uri())
@@ -212,9 +255,12 @@ def test_every_scenario_renders_in_headless_chromium(reports, tmp_path):
                 if wf is not None:
                     bars = page.locator(".wf-window g.span").count()
                     folded = page.eval_on_selector_all(
-                        ".wf-window g.folded", "els => els.reduce((n, e) => n + Number(e.dataset.count), 0)")
+                        ".wf-window g.folded", "els => els.reduce((n, e) => n + Number(e.dataset.count), 0)"
+                    )
                     assert bars == wf["shown"] and bars + folded == wf["spans"], name
-                    page.locator(".wf-window g.span rect.bar").first.click(timeout=5000)  # a click shows the span's attributes
+                    page.locator(".wf-window g.span rect.bar").first.click(
+                        timeout=5000
+                    )  # a click shows the span's attributes
                     detail = page.locator("#span-detail")
                     assert detail.is_visible() and '"service"' in detail.inner_text(), name
                 shot = tmp_path / f"{name}.png"
@@ -235,7 +281,9 @@ def test_dcr_report_writes_the_page_and_says_what_it_holds(dcr_home, capsys):
     window = ["--start", "2025-06-12T09:15:00Z", "--end", "2025-06-12T09:30:00Z"]
     assert main(["report", "shop", *window, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert Path(out["path"]).parent == dcr_home / "reports" and Path(out["path"]).stat().st_size == out["bytes"]
+    assert (
+        Path(out["path"]).parent == dcr_home / "reports" and Path(out["path"]).stat().st_size == out["bytes"]
+    )
     assert out["holds"]["candidates"] >= 1 and out["holds"]["waterfalls"]["baseline"] is not None
     target = dcr_home / "elsewhere" / "incident.html"
     assert main(["report", "shop", *window, "-o", str(target)]) == 0
@@ -255,9 +303,22 @@ def test_the_mcp_tools_return_the_page_when_asked(dcr_home):
     page = Path(out["html_report"])
     assert page.is_file() and page.parent == dcr_home / "reports"
     assert out["candidates"][0]["service"] in page.read_text(encoding="utf-8")
-    esc = ok(call("auto", "escalate_analysis", {
-        "claude_context": {"attempted_approaches": [], "partial_findings": [], "stuck_description": "502s",
-                           "code_scope": {"files": []}},
-        "dataset": "shop", **INCIDENT, "html_report": True}))
+    esc = ok(
+        call(
+            "auto",
+            "escalate_analysis",
+            {
+                "claude_context": {
+                    "attempted_approaches": [],
+                    "partial_findings": [],
+                    "stuck_description": "502s",
+                    "code_scope": {"files": []},
+                },
+                "dataset": "shop",
+                **INCIDENT,
+                "html_report": True,
+            },
+        )
+    )
     text = Path(esc["html_report"]).read_text(encoding="utf-8")
     assert "Analysis" in text and "Offline report" in text

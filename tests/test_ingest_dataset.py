@@ -24,15 +24,26 @@ EXAMPLES = REPO / "fixtures" / "public" / "otlp-examples"
 
 
 def span(sid: str, **over) -> dict:
-    s = {"traceId": "a" * 32, "spanId": sid, "name": f"op-{sid}", "startTimeUnixNano": "100",
-         "endTimeUnixNano": "200"}
+    s = {
+        "traceId": "a" * 32,
+        "spanId": sid,
+        "name": f"op-{sid}",
+        "startTimeUnixNano": "100",
+        "endTimeUnixNano": "200",
+    }
     s.update(over)
     return s
 
 
 def line(*spans: dict, service: str = "svc") -> bytes:
-    doc = {"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
-                              "scopeSpans": [{"spans": list(spans)}]}]}
+    doc = {
+        "resourceSpans": [
+            {
+                "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
+                "scopeSpans": [{"spans": list(spans)}],
+            }
+        ]
+    }
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
@@ -52,8 +63,13 @@ def messy(tmp_path: Path) -> Path:
     lines = [
         line(span("0000000000000001"), span("0000000000000002")),
         b"{not json",
-        line(span("0000000000000003"), span("abc"), span("0000000000000004", spanId=None),
-             span("0000000000000005", startTimeUnixNano="soon"), span("0000000000000006", name=123)),
+        line(
+            span("0000000000000003"),
+            span("abc"),
+            span("0000000000000004", spanId=None),
+            span("0000000000000005", startTimeUnixNano="soon"),
+            span("0000000000000006", name=123),
+        ),
         line(span("0000000000000007", name="caf\udce9"), span("0000000000000008")),
         b"",
         b"[1,2]",
@@ -71,7 +87,15 @@ def test_bad_records_are_rejected_verbatim_and_good_ones_land(messy: Path):
     rejects = read_rejects(r.rejects_path)
     assert r.rejected == len(rejects) == 7
     where = [(x["offset"], x["unit"]) for x in rejects]
-    assert where == [(2, "line"), (3, "line"), (3, "line"), (3, "line"), (3, "line"), (4, "line"), (6, "line")]
+    assert where == [
+        (2, "line"),
+        (3, "line"),
+        (3, "line"),
+        (3, "line"),
+        (3, "line"),
+        (4, "line"),
+        (6, "line"),
+    ]
     assert all(x["source"] == str(messy) for x in rejects)
     reasons = [x["reason"] for x in rejects]
     assert "span id is not 16 hex characters" in reasons[1]
@@ -91,7 +115,11 @@ def test_cli_exit_0_with_rejects_and_json_only_on_stdout(messy: Path, capsys):
     captured = capsys.readouterr()
     out = json.loads(captured.out)
     assert {k: out[k] for k in ("dataset", "spans", "logs", "rejected")} == {
-        "dataset": "cli", "spans": 4, "logs": 0, "rejected": 7}
+        "dataset": "cli",
+        "spans": 4,
+        "logs": 0,
+        "rejected": 7,
+    }
     assert isinstance(out["bytes"], int) and isinstance(out["seconds"], float)
     assert "7 records rejected" in captured.err and out["rejects_path"] in captured.err
 
@@ -136,14 +164,27 @@ def test_stdin_glob_and_show_json(tmp_path: Path, dcr_home: Path):
     env = {**os.environ, "DCR_HOME": str(dcr_home)}
     dcr = [sys.executable, "-m", "mcp_server.cli"]
     data = (EXAMPLES / "logs.json").read_bytes()
-    p = subprocess.run([*dcr, "ingest", "-", "--dataset", "s", "--json"], input=data, capture_output=True,
-                       env=env, cwd=REPO, timeout=60)
+    p = subprocess.run(
+        [*dcr, "ingest", "-", "--dataset", "s", "--json"],
+        input=data,
+        capture_output=True,
+        env=env,
+        cwd=REPO,
+        timeout=60,
+    )
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["logs"] == 1
-    p = subprocess.run([*dcr, "ingest", str(EXAMPLES / "t*.json"), "--dataset", "s", "--json"],
-                       capture_output=True, env=env, cwd=REPO, timeout=60)
+    p = subprocess.run(
+        [*dcr, "ingest", str(EXAMPLES / "t*.json"), "--dataset", "s", "--json"],
+        capture_output=True,
+        env=env,
+        cwd=REPO,
+        timeout=60,
+    )
     assert json.loads(p.stdout)["spans"] == 1
-    p = subprocess.run([*dcr, "dataset", "show", "s", "--json"], capture_output=True, env=env, cwd=REPO, timeout=60)
+    p = subprocess.run(
+        [*dcr, "dataset", "show", "s", "--json"], capture_output=True, env=env, cwd=REPO, timeout=60
+    )
     show = json.loads(p.stdout)
     assert (show["spans"], show["logs"], show["rejected"]) == (1, 1, 0)
     assert show["time_range"] == {"start_ns": 1544712660000000000, "end_ns": 1544712661000000000}
@@ -156,7 +197,17 @@ def test_datasets_list_rm_and_unknown(capsys):
     assert main(["datasets", "--json"]) == 0
     assert [d["dataset"] for d in json.loads(capsys.readouterr().out)] == ["one"]
     assert main(["datasets"]) == 0
-    assert capsys.readouterr().out.split() == ["one", "1", "spans", "0", "logs", "0", "rejected", "1", "service"]
+    assert capsys.readouterr().out.split() == [
+        "one",
+        "1",
+        "spans",
+        "0",
+        "logs",
+        "0",
+        "rejected",
+        "1",
+        "service",
+    ]
     assert main(["dataset", "show", "nope"]) == 2
     assert "known datasets: one" in capsys.readouterr().err
     assert main(["dataset", "rm", "one"]) == 0
@@ -217,17 +268,29 @@ def test_formats_with_read_parallel_use_the_worker_processes(monkeypatch):
     par = ingest.ingest_paths([crisp], "parallel")
     assert len(calls) == len([s for s in par.sources if not s.skipped]) > 20  # identical copies are skipped
     assert (par.spans, par.rejected, par.duplicates) == (serial.spans, serial.rejected, serial.duplicates)
-    key = sorted((s["trace_id"], s["span_id"], s["parent_span_id"], s["start_ns"]) for s in all_spans("serial"))
-    assert key == sorted((s["trace_id"], s["span_id"], s["parent_span_id"], s["start_ns"]) for s in all_spans("parallel"))
+    key = sorted(
+        (s["trace_id"], s["span_id"], s["parent_span_id"], s["start_ns"]) for s in all_spans("serial")
+    )
+    assert key == sorted(
+        (s["trace_id"], s["span_id"], s["parent_span_id"], s["start_ns"]) for s in all_spans("parallel")
+    )
 
 
 def test_garbage_on_stdin_is_named_as_standard_input(dcr_home: Path):
     env = {**os.environ, "DCR_HOME": str(dcr_home)}
-    p = subprocess.run([sys.executable, "-m", "mcp_server.cli", "ingest", "-", "--json"], input=b"garbage\n",
-                       capture_output=True, env=env, cwd=REPO, timeout=60)
+    p = subprocess.run(
+        [sys.executable, "-m", "mcp_server.cli", "ingest", "-", "--json"],
+        input=b"garbage\n",
+        capture_output=True,
+        env=env,
+        cwd=REPO,
+        timeout=60,
+    )
     assert p.returncode == 2 and p.stdout == b""
-    assert p.stderr.decode() == ("dcr: nothing usable in standard input (-) (unknown format): "
-                                 "give OTLP JSON/protobuf, Jaeger or Zipkin files\n")
+    assert p.stderr.decode() == (
+        "dcr: nothing usable in standard input (-) (unknown format): "
+        "give OTLP JSON/protobuf, Jaeger or Zipkin files\n"
+    )
 
 
 def test_one_reject_is_reported_in_the_singular(tmp_path: Path, capsys):
@@ -249,7 +312,9 @@ def test_span_key_runs_stop_growing_at_the_cap_and_still_find_every_duplicate(mo
     assert len(keys) == 6000
     assert max(len(h) for h, _ in keys._runs) <= 1000  # no merge past the cap
     assert len(keys._runs) >= 6
-    again = np.concatenate([chunks[0][:50], chunks[-1][-50:], rng.integers(0, 2**63, size=(10, 6), dtype=np.uint64)])
+    again = np.concatenate(
+        [chunks[0][:50], chunks[-1][-50:], rng.integers(0, 2**63, size=(10, 6), dtype=np.uint64)]
+    )
     mask = keys.add_new(again)
     assert mask.tolist() == [False] * 100 + [True] * 10  # old keys in every run found, new ones kept
 

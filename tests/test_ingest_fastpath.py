@@ -20,7 +20,7 @@ from ingest.otlp_fast import decode_lines_fast
 from ingest.records import SourceInfo
 
 SRC = SourceInfo("src-test", "mem.jsonl")
-TEXTS = ["GET", "", "é ünïcødé ✓ 日本", "line\nbreak\t\"quoted\" back\\slash", "\u2028\u0001\x7f", "x" * 70_000]
+TEXTS = ["GET", "", "é ünïcødé ✓ 日本", 'line\nbreak\t"quoted" back\\slash', "\u2028\u0001\x7f", "x" * 70_000]
 
 
 def _any(rng: random.Random, depth: int = 0) -> dict:
@@ -46,8 +46,17 @@ def _any(rng: random.Random, depth: int = 0) -> dict:
     return {"kvlistValue": {"values": [_kv(rng, depth + 1) for _ in range(rng.randrange(4))]}}
 
 
-PROMOTED_KEYS = ["http.request.method", "http.method", "http.response.status_code", "http.status_code",
-                 "db.system", "code.lineno", "code.line.number", "server.address", "peer.service"]
+PROMOTED_KEYS = [
+    "http.request.method",
+    "http.method",
+    "http.response.status_code",
+    "http.status_code",
+    "db.system",
+    "code.lineno",
+    "code.line.number",
+    "server.address",
+    "peer.service",
+]
 
 
 def _kv(rng: random.Random, depth: int = 0) -> dict:
@@ -74,19 +83,33 @@ def _time(rng: random.Random, t: int) -> int | str:
 def _span(rng: random.Random) -> dict:
     start = 1_700_000_000_000_000_000 + rng.randrange(10**9)
     end = start + rng.randrange(-1000, 10**8)  # sometimes before the start: a warning
-    sp: dict = {"traceId": _id(rng, 16), "spanId": _id(rng, 8), "name": rng.choice(TEXTS[:4]),
-                "startTimeUnixNano": _time(rng, start), "endTimeUnixNano": _time(rng, end),
-                "attributes": [_kv(rng) for _ in range(rng.randrange(9))]}
+    sp: dict = {
+        "traceId": _id(rng, 16),
+        "spanId": _id(rng, 8),
+        "name": rng.choice(TEXTS[:4]),
+        "startTimeUnixNano": _time(rng, start),
+        "endTimeUnixNano": _time(rng, end),
+        "attributes": [_kv(rng) for _ in range(rng.randrange(9))],
+    }
     if rng.random() < 0.5:
         sp["parentSpanId"] = rng.choice([_id(rng, 8), "", "0000000000000000"])
     if rng.random() < 0.5:
         sp["kind"] = rng.choice([0, 1, 2, 3, 4, 5, "SPAN_KIND_SERVER", 9])
     if rng.random() < 0.3:
-        sp["status"] = rng.choice([{}, {"code": 2, "message": "boom"}, {"code": "STATUS_CODE_OK"}, {"code": 1}])
+        sp["status"] = rng.choice(
+            [{}, {"code": 2, "message": "boom"}, {"code": "STATUS_CODE_OK"}, {"code": 1}]
+        )
     if rng.random() < 0.2:
-        sp["events"] = [{"timeUnixNano": _time(rng, start + 5), "name": rng.choice(["exception", "log"]),
-                         "attributes": [{"key": "exception.type", "value": {"stringValue": "E"}},
-                                        {"key": "exception.message", "value": _any(rng)}]}]
+        sp["events"] = [
+            {
+                "timeUnixNano": _time(rng, start + 5),
+                "name": rng.choice(["exception", "log"]),
+                "attributes": [
+                    {"key": "exception.type", "value": {"stringValue": "E"}},
+                    {"key": "exception.message", "value": _any(rng)},
+                ],
+            }
+        ]
     if rng.random() < 0.1:
         sp["links"] = [{"traceId": _id(rng, 16), "spanId": _id(rng, 8), "attributes": [_kv(rng)]}]
     if rng.random() < 0.1:
@@ -102,15 +125,27 @@ def _span(rng: random.Random) -> dict:
 
 
 RESOURCES = [
-    {"attributes": [{"key": "service.name", "value": {"stringValue": "cart"}},
-                    {"key": "host.name", "value": {"stringValue": "h1"}}]},
-    {"attributes": [{"key": "service.name", "value": {"stringValue": "pay ✓"}},
-                    {"key": "host.id", "value": {"intValue": "42"}},
-                    {"key": "service.version", "value": {"arrayValue": {"values": [{"boolValue": True}]}}}]},
+    {
+        "attributes": [
+            {"key": "service.name", "value": {"stringValue": "cart"}},
+            {"key": "host.name", "value": {"stringValue": "h1"}},
+        ]
+    },
+    {
+        "attributes": [
+            {"key": "service.name", "value": {"stringValue": "pay ✓"}},
+            {"key": "host.id", "value": {"intValue": "42"}},
+            {"key": "service.version", "value": {"arrayValue": {"values": [{"boolValue": True}]}}},
+        ]
+    },
     {},
     None,
 ]
-SCOPES = [{"name": "lib", "version": "1.0", "attributes": [{"key": "s", "value": {"doubleValue": 0.25}}]}, {}, None]
+SCOPES = [
+    {"name": "lib", "version": "1.0", "attributes": [{"key": "s", "value": {"doubleValue": 0.25}}]},
+    {},
+    None,
+]
 
 
 def _line(rng: random.Random) -> bytes:
@@ -136,14 +171,24 @@ def _line(rng: random.Random) -> bytes:
 def _log_line(rng: random.Random) -> bytes:
     records = []
     for _ in range(rng.randrange(1, 6)):
-        lr: dict = {"timeUnixNano": _time(rng, 1_700_000_000_000_000_000 + rng.randrange(10**6)),
-                    "body": _any(rng), "attributes": [_kv(rng) for _ in range(rng.randrange(4))],
-                    "severityNumber": rng.choice([9, 17, "SEVERITY_NUMBER_WARN"]), "severityText": "INFO"}
+        lr: dict = {
+            "timeUnixNano": _time(rng, 1_700_000_000_000_000_000 + rng.randrange(10**6)),
+            "body": _any(rng),
+            "attributes": [_kv(rng) for _ in range(rng.randrange(4))],
+            "severityNumber": rng.choice([9, 17, "SEVERITY_NUMBER_WARN"]),
+            "severityText": "INFO",
+        }
         if rng.random() < 0.5:
             lr["traceId"], lr["spanId"] = _id(rng, 16), _id(rng, 8)
         records.append(lr)
-    doc = {"resourceLogs": [{"resource": rng.choice(RESOURCES[:3]), "scopeLogs": [{"scope": SCOPES[0],
-                                                                                    "logRecords": records}]}]}
+    doc = {
+        "resourceLogs": [
+            {
+                "resource": rng.choice(RESOURCES[:3]),
+                "scopeLogs": [{"scope": SCOPES[0], "logRecords": records}],
+            }
+        ]
+    }
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
@@ -151,8 +196,9 @@ def _table(batch: pa.RecordBatch | None) -> pa.Table | None:
     if batch is None:
         return None
     t = pa.Table.from_batches([batch])
-    return t.sort_by([(c, "ascending") for c in ("source_offset", "span_id" if "span_id" in t.column_names
-                                                  else "time_ns")])
+    return t.sort_by(
+        [(c, "ascending") for c in ("source_offset", "span_id" if "span_id" in t.column_names else "time_ns")]
+    )
 
 
 def _same(data: bytes) -> tuple[int, int]:
@@ -166,7 +212,9 @@ def _same(data: bytes) -> tuple[int, int]:
             assert ta.schema == tb.schema
             for name in ta.column_names:  # column by column: a failure names the column
                 assert ta.column(name).to_pylist() == tb.column(name).to_pylist(), name
-    assert [(r.offset, r.reason, r.raw) for r in careful.rejects] == [(r.offset, r.reason, r.raw) for r in fast.rejects]
+    assert [(r.offset, r.reason, r.raw) for r in careful.rejects] == [
+        (r.offset, r.reason, r.raw) for r in fast.rejects
+    ]
     return (fast.spans.num_rows if fast.spans is not None else 0), len(fast.rejects)
 
 
@@ -193,8 +241,10 @@ def test_clean_lines_take_the_fast_path_and_equal_careful():
     import bench.ingest as bench
 
     rng = random.Random(11)
-    lines = [json.dumps(bench._line(rng, 1_700_000_000_000_000_000), separators=(",", ":")).encode()
-             for _ in range(5)]
+    lines = [
+        json.dumps(bench._line(rng, 1_700_000_000_000_000_000), separators=(",", ":")).encode()
+        for _ in range(5)
+    ]
     spans, rejects = _same(b"\n".join(lines) + b"\n")
     assert spans > 100 and rejects == 0
 
@@ -202,11 +252,29 @@ def test_clean_lines_take_the_fast_path_and_equal_careful():
 def test_resource_written_differently_is_a_different_context():
     """Two resources whose texts differ only in a value get their own service each (the cache
     key is the whole text)."""
+
     def line(svc: str) -> bytes:
-        return json.dumps({"resourceSpans": [{"resource": {"attributes": [
-            {"key": "service.name", "value": {"stringValue": svc}}]}, "scopeSpans": [{"spans": [
-                {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": f"{len(svc):016x}",
-                 "startTimeUnixNano": "1", "endTimeUnixNano": "2"}]}]}]}).encode()
+        return json.dumps(
+            {
+                "resourceSpans": [
+                    {
+                        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": svc}}]},
+                        "scopeSpans": [
+                            {
+                                "spans": [
+                                    {
+                                        "traceId": "5b8efff798038103d269b633813fc60c",
+                                        "spanId": f"{len(svc):016x}",
+                                        "startTimeUnixNano": "1",
+                                        "endTimeUnixNano": "2",
+                                    }
+                                ]
+                            }
+                        ],
+                    }
+                ]
+            }
+        ).encode()
 
     fast, _ = decode_lines_fast(line("a") + b"\n" + line("bb") + b"\n" + line("a") + b"\n", 1, SRC)
     assert fast.spans.column("service_name").to_pylist() == ["a", "bb", "a"]
@@ -225,8 +293,9 @@ def test_compact_spans_are_the_same_values_dictionary_encoded():
     assert compact.spans.schema.equals(SPAN_WIRE_SCHEMA) and plain.spans.schema.equals(SPAN_SCHEMA)
     assert compact.spans.column("host").type != pa.string()
     cols = compact.spans.columns
-    decoded = pa.RecordBatch.from_arrays([c.cast(f.type) for c, f in zip(cols, SPAN_SCHEMA, strict=True)],
-                                         schema=SPAN_SCHEMA)
+    decoded = pa.RecordBatch.from_arrays(
+        [c.cast(f.type) for c, f in zip(cols, SPAN_SCHEMA, strict=True)], schema=SPAN_SCHEMA
+    )
     assert decoded.equals(plain.spans)
     assert [r.offset for r in compact.rejects] == [r.offset for r in plain.rejects] and compact.rejects
 

@@ -28,8 +28,9 @@ def test_folders_recursive_hidden_skipped_globs_and_dedupe(tmp_path: Path):
     assert expand_sources(["-"])[0].is_stdin
 
 
-@pytest.mark.parametrize("arg, message", [("/no/such/file.json", "no such file or folder"),
-                                          ("/no/such/*.json", "no files match")])
+@pytest.mark.parametrize(
+    "arg, message", [("/no/such/file.json", "no such file or folder"), ("/no/such/*.json", "no files match")]
+)
 def test_missing_inputs_are_no_input(arg: str, message: str):
     with pytest.raises(NoInput, match=message):
         expand_sources([arg])
@@ -40,9 +41,10 @@ def test_empty_folder_is_no_input(tmp_path: Path):
         expand_sources([str(tmp_path)])
 
 
-@pytest.mark.parametrize("pack, kind", [(gzip.compress, "gzip"),
-                                        (zstandard.ZstdCompressor().compress, "zstd"),
-                                        (lambda b: b, None)])
+@pytest.mark.parametrize(
+    "pack, kind",
+    [(gzip.compress, "gzip"), (zstandard.ZstdCompressor().compress, "zstd"), (lambda b: b, None)],
+)
 def test_decompression_by_magic_bytes(pack, kind):
     payload = b'{"resourceSpans": []}\n' * 1000
     stream, found = decompressed(io.BytesIO(pack(payload)))

@@ -111,8 +111,11 @@ def _moment_committing(p: subprocess.Popen, ds: Path, listed: set[str]) -> None:
     _until("part file written by the commit", lambda: _parts(ds / "spans") - listed, p)
 
 
-MOMENTS = {"reading": (_moment_reading, "0.5"), "decoding": (_moment_decoding, "0.5"),
-           "committing": (_moment_committing, "64")}
+MOMENTS = {
+    "reading": (_moment_reading, "0.5"),
+    "decoding": (_moment_decoding, "0.5"),
+    "committing": (_moment_committing, "64"),
+}
 
 
 def _kill_at(moment: str, path: Path, name: str, env: dict[str, str], ds: Path, listed: set[str]) -> None:
@@ -120,8 +123,15 @@ def _kill_at(moment: str, path: Path, name: str, env: dict[str, str], ds: Path, 
     reach, part_mb = MOMENTS[moment]
     env = {**env, "DCR_INGEST_PART_MB": part_mb}
     # a session of its own: whatever the ingest started can be found (and, should the test fail, ended)
-    p = subprocess.Popen(_dcr("ingest", str(path), "-", "--dataset", name), env=env, cwd=REPO, stdin=subprocess.PIPE,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    p = subprocess.Popen(
+        _dcr("ingest", str(path), "-", "--dataset", name),
+        env=env,
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
         _until(f"{WORKERS} workers", lambda: len(_workers(p.pid)) == WORKERS, p)
         reach(p, ds, listed)
@@ -143,9 +153,16 @@ def _kill_at(moment: str, path: Path, name: str, env: dict[str, str], ds: Path, 
 
 
 @pytest.mark.parametrize("moment", list(MOMENTS))
-def test_kill_9_of_the_ingest_leaves_no_process_and_no_lock(moment: str, dump: tuple[Path, int], dcr_home: Path):
+def test_kill_9_of_the_ingest_leaves_no_process_and_no_lock(
+    moment: str, dump: tuple[Path, int], dcr_home: Path
+):
     path, n_spans = dump
-    env = {**os.environ, "DCR_HOME": str(dcr_home), "DCR_INGEST_WORKERS": str(WORKERS), "DCR_INGEST_RANGE_MB": "0.25"}
+    env = {
+        **os.environ,
+        "DCR_HOME": str(dcr_home),
+        "DCR_INGEST_WORKERS": str(WORKERS),
+        "DCR_INGEST_RANGE_MB": "0.25",
+    }
     for attempt in range(3):  # a commit lasts ~0.1 s: a kill may land after it (then try again)
         name = f"kill-{moment}-{attempt}"
         ingest.ingest_paths([str(EXAMPLES / "trace.json")], name)  # a previous state to keep
@@ -158,15 +175,20 @@ def test_kill_9_of_the_ingest_leaves_no_process_and_no_lock(moment: str, dump: t
         pytest.fail("every kill landed after the commit")
 
     t0 = time.monotonic()
-    again = subprocess.run(_dcr("ingest", str(path), "--dataset", name, "--json"), env=env, cwd=REPO,
-                           capture_output=True, timeout=60)
+    again = subprocess.run(
+        _dcr("ingest", str(path), "--dataset", name, "--json"),
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        timeout=60,
+    )
     took = time.monotonic() - t0
     assert again.returncode == 0, again.stderr
     assert b"being written by another process" not in again.stderr  # it did not wait for the lock
     assert took < 15, f"the next ingest took {took:.1f} s"
     assert json.loads(again.stdout)["spans"] == n_spans
     with open_dataset(name) as session:
-        (total, distinct), = session.sql("SELECT count(*), count(DISTINCT span_id) FROM spans").rows
+        ((total, distinct),) = session.sql("SELECT count(*), count(DISTINCT span_id) FROM spans").rows
     assert total == distinct == before["totals"]["spans"] + n_spans
     assert _parts(ds / "spans") == {Path(f).name for f in open_handle(name).manifest["files"]["spans"]}
 
@@ -187,8 +209,12 @@ time.sleep(60)
 
 
 def test_a_forked_child_does_not_keep_the_lock_of_its_killed_parent(tmp_path: Path):
-    p = subprocess.Popen([sys.executable, "-c", _HOLD_AND_FORK, str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE,
-                         start_new_session=True)
+    p = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_AND_FORK, str(tmp_path)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
         assert p.stdout.readline() == b"locked\n"
         os.kill(p.pid, signal.SIGKILL)
@@ -215,7 +241,9 @@ time.sleep(60)
 
 
 def test_without_prctl_a_watchdog_ends_the_orphaned_child():
-    p = subprocess.Popen([sys.executable, "-c", _ORPHAN], cwd=REPO, stdout=subprocess.PIPE, start_new_session=True)
+    p = subprocess.Popen(
+        [sys.executable, "-c", _ORPHAN], cwd=REPO, stdout=subprocess.PIPE, start_new_session=True
+    )
     try:
         child = int(p.stdout.readline())
         assert child in dict(_session(p.pid))
@@ -234,8 +262,14 @@ def test_without_prctl_a_watchdog_ends_the_orphaned_child():
 def test_a_held_lock_names_its_pid_and_age(dcr_home: Path):
     env = {**os.environ, "DCR_HOME": str(dcr_home)}
     # an ingest reading standard input holds the dataset until the test closes it
-    first = subprocess.Popen(_dcr("ingest", "-", "--dataset", "busy"), env=env, cwd=REPO, stdin=subprocess.PIPE,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = subprocess.Popen(
+        _dcr("ingest", "-", "--dataset", "busy"),
+        env=env,
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     lock = dcr_home / "datasets" / "busy" / ".lock"
     try:
         deadline = time.monotonic() + DEADLINE_S
@@ -245,9 +279,15 @@ def test_a_held_lock_names_its_pid_and_age(dcr_home: Path):
         assert json.loads(lock.read_text())["pid"] == first.pid
         told: list[str] = []
         with pytest.raises(ingest.DatasetLocked) as exc:
-            ingest.ingest_paths([str(EXAMPLES / "trace.json")], "busy", lock_timeout_s=0.3, on_wait=told.append)
-        who = rf"dataset 'busy' is being written by another process, pid {first.pid} \(dcr ingest, for \d+ s\)"
-        assert re.fullmatch(who + "; waited 0.3 s: wait for it to finish or use another dataset", str(exc.value))
+            ingest.ingest_paths(
+                [str(EXAMPLES / "trace.json")], "busy", lock_timeout_s=0.3, on_wait=told.append
+            )
+        who = (
+            rf"dataset 'busy' is being written by another process, pid {first.pid} \(dcr ingest, for \d+ s\)"
+        )
+        assert re.fullmatch(
+            who + "; waited 0.3 s: wait for it to finish or use another dataset", str(exc.value)
+        )
         assert len(told) == 1 and re.fullmatch(who + "; waiting up to 0.3 s", told[0]), told
     finally:
         first.stdin.close()
@@ -272,5 +312,8 @@ def test_a_lock_whose_holder_exited_but_left_a_process_says_how_to_find_it(dcr_h
     assert str(exc.value) == (
         f"dataset 'orphaned' is being written by another process, pid {int(gone)} (dcr ingest, for 90 s), which "
         f"has exited but left a process holding its lock: find it with 'fuser -v {folder / '.lock'}'; wait for it "
-        "to finish or use another dataset")
-    ingest.ingest_paths([str(EXAMPLES / "trace.json")], "orphaned", lock_timeout_s=0.0)  # free now: taken at once
+        "to finish or use another dataset"
+    )
+    ingest.ingest_paths(
+        [str(EXAMPLES / "trace.json")], "orphaned", lock_timeout_s=0.0
+    )  # free now: taken at once

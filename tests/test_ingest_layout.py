@@ -31,11 +31,22 @@ def _dump(path: Path, lines: int, seed: int) -> set[str]:
                 sid = f"{rng.getrandbits(64):016x}"
                 ids.add(sid)
                 start = 1_700_000_000_000_000_000 + rng.randint(0, 10**12)
-                spans.append({"traceId": f"{rng.getrandbits(128):032x}", "spanId": sid, "name": "op",
-                              "startTimeUnixNano": str(start), "endTimeUnixNano": str(start + 1000),
-                              "attributes": [{"key": "k", "value": {"stringValue": "x" * rng.randint(0, 200)}}]})
-            groups.append({"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": svc}}]},
-                           "scopeSpans": [{"spans": spans}]})
+                spans.append(
+                    {
+                        "traceId": f"{rng.getrandbits(128):032x}",
+                        "spanId": sid,
+                        "name": "op",
+                        "startTimeUnixNano": str(start),
+                        "endTimeUnixNano": str(start + 1000),
+                        "attributes": [{"key": "k", "value": {"stringValue": "x" * rng.randint(0, 200)}}],
+                    }
+                )
+            groups.append(
+                {
+                    "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": svc}}]},
+                    "scopeSpans": [{"spans": spans}],
+                }
+            )
         out.append(json.dumps({"resourceSpans": groups}, separators=(",", ":")))
     path.write_text("\n".join(out) + "\n")
     return ids
@@ -52,10 +63,14 @@ def _check_layout(name: str, file_rows: int) -> list[str]:
         assert pf.metadata.num_rows <= file_rows
         for i in range(pf.metadata.num_row_groups):
             rg = pf.read_row_group(i, columns=["service_name", "start_ns", "span_id"])
-            assert len(set(rg.column("service_name").to_pylist())) == 1, f"{f.name} row group {i} mixes services"
+            assert len(set(rg.column("service_name").to_pylist())) == 1, (
+                f"{f.name} row group {i} mixes services"
+            )
             starts = rg.column("start_ns").to_pylist()
             assert starts == sorted(starts), f"{f.name} row group {i} is not sorted by start_ns"
-            stats = pf.metadata.row_group(i).column(pf.schema_arrow.get_field_index("service_name")).statistics
+            stats = (
+                pf.metadata.row_group(i).column(pf.schema_arrow.get_field_index("service_name")).statistics
+            )
             assert stats.has_min_max and stats.min == stats.max
             ids += rg.column("span_id").to_pylist()
     return ids

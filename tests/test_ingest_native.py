@@ -44,7 +44,9 @@ try:  # the build is part of the install (`pip install -e .`): its absence fails
 except ImportError:  # pragma: no cover - reported by the test below
     _otlpscan = None
 
-needs_native = pytest.mark.skipif(_otlpscan is None, reason="ingest._otlpscan is not built (see the test above)")
+needs_native = pytest.mark.skipif(
+    _otlpscan is None, reason="ingest._otlpscan is not built (see the test above)"
+)
 
 
 # ---- comparing the two tiers ----------------------------------------------------------------
@@ -63,8 +65,9 @@ def _plain(batch: pa.RecordBatch | None) -> tuple[pa.Schema | None, list[tuple]]
     return batch.schema, rows
 
 
-def _decode(data: bytes, first_line: int, compact: bool, native: bool, monkeypatch: pytest.MonkeyPatch
-            ) -> tuple[Chunk, int]:
+def _decode(
+    data: bytes, first_line: int, compact: bool, native: bool, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Chunk, int]:
     monkeypatch.setenv(NATIVE_ENV, "1" if native else "0")
     assert otlp_fast.native_available() is native
     return decode_lines_fast(data, first_line, SRC, compact=compact)
@@ -76,7 +79,7 @@ def _around(x: Any, y: Any) -> tuple[Any, Any]:
         return x, y
     at = next((i for i, (p, q) in enumerate(zip(x, y, strict=False)) if p != q), min(len(x), len(y)))
     lo = max(0, at - 60)
-    return f"…[{lo}:]{x[lo:at + 60]}…", f"…[{lo}:]{y[lo:at + 60]}…"
+    return f"…[{lo}:]{x[lo : at + 60]}…", f"…[{lo}:]{y[lo : at + 60]}…"
 
 
 def _diff_rows(names: list[str], a: list[tuple], b: list[tuple]) -> str:
@@ -103,7 +106,8 @@ def assert_same(data: bytes, monkeypatch: pytest.MonkeyPatch, first_line: int = 
             if schema_n is not None and schema_r is not None:
                 assert schema_n.equals(schema_r), f"{what}: schemas differ (compact={compact})"
             assert rows_n == rows_r, f"{what} (compact={compact}): " + _diff_rows(
-                (schema_n or schema_r).names, rows_n, rows_r)
+                (schema_n or schema_r).names, rows_n, rows_r
+            )
             counts[what] = len(rows_n)
         rej_n = [(r.offset, r.reason, r.raw, r.unit) for r in nat.rejects]
         rej_r = [(r.offset, r.reason, r.raw, r.unit) for r in ref.rejects]
@@ -127,14 +131,20 @@ def _log_rows(data: bytes) -> int:
 def _span_count(line: bytes) -> int:
     """Spans in a line (Tempo's batches and the legacy scope name counted too)."""
     doc = json.loads(line)
-    return sum(len(ss.get("spans") or []) for rs in (doc.get("resourceSpans") or []) + (doc.get("batches") or [])
-               for ss in rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or [])
+    return sum(
+        len(ss.get("spans") or [])
+        for rs in (doc.get("resourceSpans") or []) + (doc.get("batches") or [])
+        for ss in rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or []
+    )
 
 
 def _log_count(line: bytes) -> int:
     doc = json.loads(line)
-    return sum(len(sl.get("logRecords") or []) for rl in doc.get("resourceLogs") or []
-               for sl in rl.get("scopeLogs") or rl.get("instrumentationLibraryLogs") or [])
+    return sum(
+        len(sl.get("logRecords") or [])
+        for rl in doc.get("resourceLogs") or []
+        for sl in rl.get("scopeLogs") or rl.get("instrumentationLibraryLogs") or []
+    )
 
 
 # ---- 4. the build --------------------------------------------------------------------------
@@ -157,10 +167,50 @@ def test_native_module_is_built(monkeypatch: pytest.MonkeyPatch):
 # ---- 3. format_double and what the scan takes ------------------------------------------------
 
 
-FLOATS = [0.0, -0.0, 1.0, -1.0, 0.1, 0.5, 1.5, 3.0, 100.0, 1e-7, 1e-6, 1e-5, 1e-4, 0.0001234, 1e15, 1e16, 1e17,
-          9999999999999998.0, 1234567890123456.8, 123456789012345680.0, 1e21, 1e22, 1e100, 1e308, 5e-324,
-          2.2250738585072014e-308, 2.225073858507201e-308, 1.7976931348623157e308, -2.5e-8, 0.30000000000000004,
-          2.0**53, 2.0**53 + 2, 2.0**63, 2.0**64, -(2.0**63), 1 / 3, -1 / 3, math.pi, math.e, 4.35, 0.000123, 123e-20]
+FLOATS = [
+    0.0,
+    -0.0,
+    1.0,
+    -1.0,
+    0.1,
+    0.5,
+    1.5,
+    3.0,
+    100.0,
+    1e-7,
+    1e-6,
+    1e-5,
+    1e-4,
+    0.0001234,
+    1e15,
+    1e16,
+    1e17,
+    9999999999999998.0,
+    1234567890123456.8,
+    123456789012345680.0,
+    1e21,
+    1e22,
+    1e100,
+    1e308,
+    5e-324,
+    2.2250738585072014e-308,
+    2.225073858507201e-308,
+    1.7976931348623157e308,
+    -2.5e-8,
+    0.30000000000000004,
+    2.0**53,
+    2.0**53 + 2,
+    2.0**63,
+    2.0**64,
+    -(2.0**63),
+    1 / 3,
+    -1 / 3,
+    math.pi,
+    math.e,
+    4.35,
+    0.000123,
+    123e-20,
+]
 
 
 @needs_native
@@ -169,11 +219,16 @@ def test_format_double_equals_msgspec():
     bit patterns (all exponents) plus 20,000 short decimals (the common values)."""
     rng = random.Random(1234)
     values = list(FLOATS) + [10.0**e for e in range(-323, 309)] + [-(10.0**e) for e in range(-20, 20)]
-    values += [x for x in (struct.unpack("<d", rng.randbytes(8))[0] for _ in range(60_000)) if math.isfinite(x)]
+    values += [
+        x for x in (struct.unpack("<d", rng.randbytes(8))[0] for _ in range(60_000)) if math.isfinite(x)
+    ]
     values += [round(rng.uniform(-1e6, 1e6), rng.randrange(0, 7)) for _ in range(20_000)]
     values += [math.nextafter(x, math.inf) for x in FLOATS] + [math.nextafter(x, -math.inf) for x in FLOATS]
-    wrong = [(x, _otlpscan.format_double(x), msgspec.json.encode(x)) for x in values
-             if _otlpscan.format_double(x) != msgspec.json.encode(x)]
+    wrong = [
+        (x, _otlpscan.format_double(x), msgspec.json.encode(x))
+        for x in values
+        if _otlpscan.format_double(x) != msgspec.json.encode(x)
+    ]
     assert not wrong, wrong[:10]
     # non-finite values are written as null, as msgspec writes them
     for x in (math.inf, -math.inf, math.nan):
@@ -204,11 +259,24 @@ def test_clean_collector_lines_are_all_taken():
 
 
 def _doc(span: dict | None = None, **top: Any) -> bytes:
-    sp = {"traceId": TID, "spanId": SID, "name": "op", "kind": 2, "startTimeUnixNano": "1000",
-          "endTimeUnixNano": "2000", "attributes": [{"key": "k", "value": {"stringValue": "v"}}]}
+    sp = {
+        "traceId": TID,
+        "spanId": SID,
+        "name": "op",
+        "kind": 2,
+        "startTimeUnixNano": "1000",
+        "endTimeUnixNano": "2000",
+        "attributes": [{"key": "k", "value": {"stringValue": "v"}}],
+    }
     sp.update(span or {})
-    body = {"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "svc"}}]},
-                               "scopeSpans": [{"scope": {"name": "lib"}, "spans": [sp]}]}]}
+    body = {
+        "resourceSpans": [
+            {
+                "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "svc"}}]},
+                "scopeSpans": [{"scope": {"name": "lib"}, "spans": [sp]}],
+            }
+        ]
+    }
     body.update(top)
     return json.dumps(body, separators=(",", ":")).encode()
 
@@ -224,31 +292,81 @@ DECLINED = [  # (why the native tier leaves it to the Python tiers, the line)
     ("missing span id", CLEAN.replace(b'"spanId":"' + SID.encode() + b'",', b"")),
     ("missing start", CLEAN.replace(b'"startTimeUnixNano":"1000",', b"")),
     ("escaped id", CLEAN.replace(TID.encode(), b"\\u0035" + TID[1:].encode())),
-    ("a log record with a named severity",
-     b'{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"severityNumber":"SEVERITY_NUMBER_WARN"}]}]}]}'),
-    ("scopeLogs beside instrumentationLibraryLogs",
-     b'{"resourceLogs":[{"scopeLogs":[],"instrumentationLibraryLogs":[{"logRecords":[{"timeUnixNano":"1"}]}]}]}'),
-    ("a log record with an upper-case trace id",
-     b'{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"traceId":"' + TID.upper().encode() + b'"}]}]}]}'),
-    ("resourceSpans beside Tempo batches", CLEAN.replace(b'{"resourceSpans"', b'{"batches":[],"resourceSpans"')),
+    (
+        "a log record with a named severity",
+        b'{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"severityNumber":"SEVERITY_NUMBER_WARN"}]}]}]}',
+    ),
+    (
+        "scopeLogs beside instrumentationLibraryLogs",
+        b'{"resourceLogs":[{"scopeLogs":[],"instrumentationLibraryLogs":[{"logRecords":[{"timeUnixNano":"1"}]}]}]}',
+    ),
+    (
+        "a log record with an upper-case trace id",
+        b'{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"traceId":"' + TID.upper().encode() + b'"}]}]}]}',
+    ),
+    (
+        "resourceSpans beside Tempo batches",
+        CLEAN.replace(b'{"resourceSpans"', b'{"batches":[],"resourceSpans"'),
+    ),
     ("a result wrapper", b'{"result":' + CLEAN + b"}"),
-    ("scopeSpans beside instrumentationLibrarySpans",
-     CLEAN.replace(b'"scopeSpans"', b'"scopeSpans":[],"instrumentationLibrarySpans"')),
-    ("duplicate attribute key", _doc({"attributes": [{"key": "k", "value": {"stringValue": "a"}},
-                                                     {"key": "k", "value": {"stringValue": "b"}}]})),
-    ("duplicate key, one escaped", _doc({"attributes": [{"key": "k", "value": {"intValue": "1"}}]}).replace(
-        b'[{"key":"k"', b'[{"key":"\\u006b","value":{"boolValue":true}},{"key":"k"')),
-    ("duplicate key in a kvlist", _doc({"attributes": [{"key": "k", "value": {"kvlistValue": {"values": [
-        {"key": "a", "value": {"intValue": "1"}}, {"key": "a", "value": {"intValue": "2"}}]}}}]})),
+    (
+        "scopeSpans beside instrumentationLibrarySpans",
+        CLEAN.replace(b'"scopeSpans"', b'"scopeSpans":[],"instrumentationLibrarySpans"'),
+    ),
+    (
+        "duplicate attribute key",
+        _doc(
+            {
+                "attributes": [
+                    {"key": "k", "value": {"stringValue": "a"}},
+                    {"key": "k", "value": {"stringValue": "b"}},
+                ]
+            }
+        ),
+    ),
+    (
+        "duplicate key, one escaped",
+        _doc({"attributes": [{"key": "k", "value": {"intValue": "1"}}]}).replace(
+            b'[{"key":"k"', b'[{"key":"\\u006b","value":{"boolValue":true}},{"key":"k"'
+        ),
+    ),
+    (
+        "duplicate key in a kvlist",
+        _doc(
+            {
+                "attributes": [
+                    {
+                        "key": "k",
+                        "value": {
+                            "kvlistValue": {
+                                "values": [
+                                    {"key": "a", "value": {"intValue": "1"}},
+                                    {"key": "a", "value": {"intValue": "2"}},
+                                ]
+                            }
+                        },
+                    }
+                ]
+            }
+        ),
+    ),
     ("duplicate span field", CLEAN.replace(b'"name":"op"', b'"name":"op","name":"op2"')),
-    ("duplicate field in an AnyValue", CLEAN.replace(b'{"stringValue":"v"}', b'{"stringValue":"v","stringValue":"w"}')),
-    ("two kinds in one AnyValue", CLEAN.replace(b'{"stringValue":"v"}', b'{"stringValue":"v","intValue":"5"}')),
+    (
+        "duplicate field in an AnyValue",
+        CLEAN.replace(b'{"stringValue":"v"}', b'{"stringValue":"v","stringValue":"w"}'),
+    ),
+    (
+        "two kinds in one AnyValue",
+        CLEAN.replace(b'{"stringValue":"v"}', b'{"stringValue":"v","intValue":"5"}'),
+    ),
     ("doubleValue NaN as a string", _doc({"attributes": [{"key": "d", "value": {"doubleValue": "NaN"}}]})),
     ("doubleValue out of range", CLEAN.replace(b'{"stringValue":"v"}', b'{"doubleValue":1e400}')),
     ("intValue '+5'", _doc({"attributes": [{"key": "i", "value": {"intValue": "+5"}}]})),
     ("intValue past int64", _doc({"attributes": [{"key": "i", "value": {"intValue": str(2**63)}}]})),
-    ("string for an int promoted column", _doc({"attributes": [
-        {"key": "http.response.status_code", "value": {"stringValue": "200"}}]})),
+    (
+        "string for an int promoted column",
+        _doc({"attributes": [{"key": "http.response.status_code", "value": {"stringValue": "200"}}]}),
+    ),
     ("kind as a string", _doc({"kind": "SPAN_KIND_SERVER"})),
     ("kind out of range", _doc({"kind": 6})),
     ("status code out of range", _doc({"status": {"code": 3}})),
@@ -257,9 +375,23 @@ DECLINED = [  # (why the native tier leaves it to the Python tiers, the line)
     ("time past int64", _doc({"endTimeUnixNano": str(2**63)})),
     ("flags past int32", _doc({"flags": 2**31})),
     ("negative dropped count", _doc({"droppedAttributesCount": -1})),
-    ("exception.type not a string", _doc({"events": [{"name": "exception", "attributes": [
-        {"key": "exception.type", "value": {"intValue": "7"}}]}]})),
-    ("escaped event name", _doc({"events": [{"name": "exceptio\u006e"}]}).replace(b"exception", b"exceptio\\u006e")),
+    (
+        "exception.type not a string",
+        _doc(
+            {
+                "events": [
+                    {
+                        "name": "exception",
+                        "attributes": [{"key": "exception.type", "value": {"intValue": "7"}}],
+                    }
+                ]
+            }
+        ),
+    ),
+    (
+        "escaped event name",
+        _doc({"events": [{"name": "exceptio\u006e"}]}).replace(b"exception", b"exceptio\\u006e"),
+    ),
     ("link id of wrong length", _doc({"links": [{"traceId": TID[:30], "spanId": SID}]})),
     ("escaped field name", CLEAN.replace(b'"name":"op"', b'"n\\u0061me":"op"')),
     ("lone surrogate", _doc({"name": "a\ud800b"})),
@@ -280,10 +412,16 @@ def test_clean_log_lines_are_taken_and_decode_the_same(monkeypatch: pytest.Monke
     for path in sorted((REPO / "fixtures" / "scenarios").glob("*/logs.jsonl")):
         data = path.read_bytes()
         _rows, nlines, _groups, declined, *_rest, log_rows, _log_groups, _ls, _li = _otlpscan.scan(
-            data, otlp_fast._NATIVE_PROMOTED)
+            data, otlp_fast._NATIVE_PROMOTED
+        )
         assert declined == [], path
-        assert log_rows == sum(len(sl.get("logRecords") or []) for ln in data.splitlines() if ln.strip()
-                               for rl in json.loads(ln).get("resourceLogs") or [] for sl in rl.get("scopeLogs") or [])
+        assert log_rows == sum(
+            len(sl.get("logRecords") or [])
+            for ln in data.splitlines()
+            if ln.strip()
+            for rl in json.loads(ln).get("resourceLogs") or []
+            for sl in rl.get("scopeLogs") or []
+        )
         assert_same(data, monkeypatch)
 
 
@@ -296,11 +434,17 @@ def test_clean_line_is_taken():
 TAKEN = [  # other shapes real files have, which the native tier reads as the Python tiers do
     ("Tempo batches", CLEAN.replace(b'{"resourceSpans"', b'{"batches"')),
     ("legacy instrumentationLibrarySpans", CLEAN.replace(b'"scopeSpans"', b'"instrumentationLibrarySpans"')),
-    ("legacy instrumentationLibrary", CLEAN.replace(b'"scopeSpans"', b'"instrumentationLibrarySpans"').replace(
-        b'"scope":', b'"instrumentationLibrary":')),
-    ("legacy instrumentationLibraryLogs",
-     b'{"resourceLogs":[{"instrumentationLibraryLogs":[{"instrumentationLibrary":{"name":"lib"},'
-     b'"logRecords":[{"timeUnixNano":"1"}]}]}]}'),
+    (
+        "legacy instrumentationLibrary",
+        CLEAN.replace(b'"scopeSpans"', b'"instrumentationLibrarySpans"').replace(
+            b'"scope":', b'"instrumentationLibrary":'
+        ),
+    ),
+    (
+        "legacy instrumentationLibraryLogs",
+        b'{"resourceLogs":[{"instrumentationLibraryLogs":[{"instrumentationLibrary":{"name":"lib"},'
+        b'"logRecords":[{"timeUnixNano":"1"}]}]}]}',
+    ),
 ]
 
 
@@ -399,31 +543,168 @@ def test_benchmark_dump_decodes_the_same(monkeypatch: pytest.MonkeyPatch):
 
 PROMOTED_NAMES = [name for names in PROMOTED.values() for name in names]
 INT_NAMES = {name for col in ("http_status_code", "code_lineno") for name in PROMOTED[col]}
-KEYS = PROMOTED_NAMES + ["exception.type", "exception.message", "k", "dup", "a.b", "ключ", "", "service.name",
-                         "exception.stacktrace"]
-CHARS = (list("aZ0 /'\"\\\n\r\t\b\f") + ["\x00", "\x01", "\x1f", "\x7f", "\x80", "\x9f", "é", "ß", "日", "\u2028",
-                                         "\u2029", "\ufeff", "\uffff", "\U0001f600", "\U0010ffff", "\u0663"])
+KEYS = PROMOTED_NAMES + [
+    "exception.type",
+    "exception.message",
+    "k",
+    "dup",
+    "a.b",
+    "ключ",
+    "",
+    "service.name",
+    "exception.stacktrace",
+]
+CHARS = list("aZ0 /'\"\\\n\r\t\b\f") + [
+    "\x00",
+    "\x01",
+    "\x1f",
+    "\x7f",
+    "\x80",
+    "\x9f",
+    "é",
+    "ß",
+    "日",
+    "\u2028",
+    "\u2029",
+    "\ufeff",
+    "\uffff",
+    "\U0001f600",
+    "\U0010ffff",
+    "\u0663",
+]
 LONE = ["\ud800", "\udbff", "\udc00", "\udfff"]
-BAD_UTF8 = [b"\xff", b"\xc0\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xe0\x80", b"\x80", b"\xc3", b"\xf8\x88"]
+BAD_UTF8 = [
+    b"\xff",
+    b"\xc0\xaf",
+    b"\xed\xa0\x80",
+    b"\xf4\x90\x80\x80",
+    b"\xe0\x80",
+    b"\x80",
+    b"\xc3",
+    b"\xf8\x88",
+]
 WS = ["", "", "", " ", "\t", "\r", " \t "]
 UNKNOWN = ["foo", "x-extra", "Name", "traceid", "droppedLinks", "kind2"]
-UNKNOWN_ODD = UNKNOWN + ["values", "key", "value", "spans", "resource", "name", "scopeSpans"]  # may collide with a known field
+UNKNOWN_ODD = UNKNOWN + [
+    "values",
+    "key",
+    "value",
+    "spans",
+    "resource",
+    "name",
+    "scopeSpans",
+]  # may collide with a known field
 ANY_KINDS = ["string", "int", "bool", "double", "bytes", "array", "kvlist", "empty", "null"]
 
-INT_CLEAN = ["0", "7", "-5", "200", "404", "2147483647", "-2147483648", "2147483648", "-2147483649",
-             "9223372036854775807", "-9223372036854775808", "-0"]
-INT_ODD = ['"+5"', '" 5"', '"5 "', '"1_000"', '"abc"', '""', '"9223372036854775808"', '"-9223372036854775809"',
-           '"99999999999999999999"', '"\\u0035"', "9223372036854775808", "-9223372036854775809",
-           "18446744073709551616", "5.0", "1e3", "true", '"0x10"', '"5.5"', '"\u0663"', "007", '"-"', "null",
-           '"00000000000000000000005"']
-DBL_CLEAN = ["0.0", "-0.0", "-0e0", "0", "-0", "3", "-1", "1.5", "0.1", "1e-7", "1e16", "1E5", "1e+5", "5e-324", "1e308",
-             "-2.5e-8", "1.7976931348623157e308", "2.2250738585072014e-308", "123456789012345678901234567890",
-             "-123456789012345678901234567890", "9007199254740993", "18446744073709551615", "0.30000000000000004",
-             "100", "1e-5", "1e15", "4.35", "2147483647.9", "-2147483648.5", "2147483648.0", "1e-400", "0e999"]
-DBL_ODD = ['"NaN"', '"Infinity"', '"-Infinity"', '"1.5"', '"abc"', "1e400", "-1e400", "true", '"1e5"', "1.",
-           ".5", "01", "-", "1e", "+1", "null", '"-0"']
-EDGE_FLOATS = [0.0, -0.0, 5e-324, -5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, 1e16, 1e15, 1e-5, 1e-6,
-               0.1, 1 / 3, 2.0**53, 2.0**63, 123456.789]
+INT_CLEAN = [
+    "0",
+    "7",
+    "-5",
+    "200",
+    "404",
+    "2147483647",
+    "-2147483648",
+    "2147483648",
+    "-2147483649",
+    "9223372036854775807",
+    "-9223372036854775808",
+    "-0",
+]
+INT_ODD = [
+    '"+5"',
+    '" 5"',
+    '"5 "',
+    '"1_000"',
+    '"abc"',
+    '""',
+    '"9223372036854775808"',
+    '"-9223372036854775809"',
+    '"99999999999999999999"',
+    '"\\u0035"',
+    "9223372036854775808",
+    "-9223372036854775809",
+    "18446744073709551616",
+    "5.0",
+    "1e3",
+    "true",
+    '"0x10"',
+    '"5.5"',
+    '"\u0663"',
+    "007",
+    '"-"',
+    "null",
+    '"00000000000000000000005"',
+]
+DBL_CLEAN = [
+    "0.0",
+    "-0.0",
+    "-0e0",
+    "0",
+    "-0",
+    "3",
+    "-1",
+    "1.5",
+    "0.1",
+    "1e-7",
+    "1e16",
+    "1E5",
+    "1e+5",
+    "5e-324",
+    "1e308",
+    "-2.5e-8",
+    "1.7976931348623157e308",
+    "2.2250738585072014e-308",
+    "123456789012345678901234567890",
+    "-123456789012345678901234567890",
+    "9007199254740993",
+    "18446744073709551615",
+    "0.30000000000000004",
+    "100",
+    "1e-5",
+    "1e15",
+    "4.35",
+    "2147483647.9",
+    "-2147483648.5",
+    "2147483648.0",
+    "1e-400",
+    "0e999",
+]
+DBL_ODD = [
+    '"NaN"',
+    '"Infinity"',
+    '"-Infinity"',
+    '"1.5"',
+    '"abc"',
+    "1e400",
+    "-1e400",
+    "true",
+    '"1e5"',
+    "1.",
+    ".5",
+    "01",
+    "-",
+    "1e",
+    "+1",
+    "null",
+    '"-0"',
+]
+EDGE_FLOATS = [
+    0.0,
+    -0.0,
+    5e-324,
+    -5e-324,
+    2.2250738585072014e-308,
+    1.7976931348623157e308,
+    1e16,
+    1e15,
+    1e-5,
+    1e-6,
+    0.1,
+    1 / 3,
+    2.0**53,
+    2.0**63,
+    123456.789,
+]
 
 
 def arr(items: list[bytes], ws: bytes = b"") -> bytes:
@@ -463,8 +744,14 @@ class Gen:
             elif r < 0.75:
                 out.append(chr(rng.randrange(0x20, 0x7F)))
             else:
-                c = rng.choice([rng.randrange(0x80, 0x800), rng.randrange(0x800, 0xD800),
-                                rng.randrange(0xE000, 0x10000), rng.randrange(0x10000, 0x110000)])
+                c = rng.choice(
+                    [
+                        rng.randrange(0x80, 0x800),
+                        rng.randrange(0x800, 0xD800),
+                        rng.randrange(0xE000, 0x10000),
+                        rng.randrange(0x10000, 0x110000),
+                    ]
+                )
                 out.append(chr(c))
         return "".join(out)
 
@@ -484,9 +771,9 @@ class Gen:
                 r = rng.random()
                 if ch == "/" and r < 0.5:
                     parts.append("\\/")
-                elif ch in "\"\\\b\f\n\r\t" and r < 0.6:
+                elif ch in '"\\\b\f\n\r\t' and r < 0.6:
                     parts.append(json.dumps(ch)[1:-1])
-                elif r < 0.5 or c < 0x20 or ch in "\"\\":
+                elif r < 0.5 or c < 0x20 or ch in '"\\':
                     if c >= 0x10000:
                         hi, lo = 0xD800 + ((c - 0x10000) >> 10), 0xDC00 + ((c - 0x10000) & 0x3FF)
                         parts.append(f"\\u{hi:04x}\\u{lo:04X}" if r < 0.25 else f"\\u{hi:04X}\\u{lo:04x}")
@@ -513,17 +800,35 @@ class Gen:
         rng = self.rng
         r = rng.random()
         if r < 0.3:
-            return rng.choice(["1e400", "-0", "1E+2", "0.0e-0", "123456789012345678901234567890", "[]", "{}", "true",
-                               '{"a":{"b":[1,{"c":null}]}}', '"\\u0000\\ud83d\\ude00"', "null", "false",
-                               "-1.5e-300"]).encode()
+            return rng.choice(
+                [
+                    "1e400",
+                    "-0",
+                    "1E+2",
+                    "0.0e-0",
+                    "123456789012345678901234567890",
+                    "[]",
+                    "{}",
+                    "true",
+                    '{"a":{"b":[1,{"c":null}]}}',
+                    '"\\u0000\\ud83d\\ude00"',
+                    "null",
+                    "false",
+                    "-1.5e-300",
+                ]
+            ).encode()
         if r < 0.5 and depth < 2:
             return arr([self.unknown_value(depth + 1) for _ in range(rng.randint(0, 3))], self.ws)
         if r < 0.7 and depth < 2:
-            return self.obj([(self.text(), self.unknown_value(depth + 1)) for _ in range(rng.randint(0, 3))],
-                            unknown=False)
+            return self.obj(
+                [(self.text(), self.unknown_value(depth + 1)) for _ in range(rng.randint(0, 3))],
+                unknown=False,
+            )
         if r < 0.85:
             return self.jstr(self.text())
-        return repr(rng.choice([rng.randint(-(2**70), 2**70), rng.random() * 10 ** rng.randint(-20, 20)])).encode()
+        return repr(
+            rng.choice([rng.randint(-(2**70), 2**70), rng.random() * 10 ** rng.randint(-20, 20)])
+        ).encode()
 
     def obj(self, fields: list[tuple[str, bytes]], unknown: bool = True) -> bytes:
         """A JSON object of (name, value text) fields, in any order, with unknown fields and
@@ -533,8 +838,10 @@ class Gen:
         if self.chance(0.3):
             rng.shuffle(fields)
         if unknown and self.chance(0.15):
-            fields.insert(rng.randint(0, len(fields)),
-                          (rng.choice(UNKNOWN_ODD if self.odd else UNKNOWN), self.unknown_value()))
+            fields.insert(
+                rng.randint(0, len(fields)),
+                (rng.choice(UNKNOWN_ODD if self.odd else UNKNOWN), self.unknown_value()),
+            )
         if self.odd and fields and self.chance(0.04):
             fields.append(rng.choice(fields))
         ws = rng.choice(WS).encode() if self.chance(0.2) else self.ws
@@ -553,7 +860,9 @@ class Gen:
                 return rng.choice(INT_CLEAN).encode()
             if r < 0.65:
                 return b'"' + rng.choice(INT_CLEAN + ["007", "000"]).encode() + b'"'
-            n = rng.choice([rng.randint(-(2**63), 2**63 - 1), rng.randint(-(2**31), 2**31), rng.randint(-999, 999)])
+            n = rng.choice(
+                [rng.randint(-(2**63), 2**63 - 1), rng.randint(-(2**31), 2**31), rng.randint(-999, 999)]
+            )
             return (str(n) if self.chance(0.5) else f'"{n}"').encode()
         if self.odd and r < 0.15:
             return rng.choice(DBL_ODD).encode()
@@ -593,15 +902,29 @@ class Gen:
             field = ("bytesValue", self.jstr(raw if not self.odd or self.chance(0.5) else self.text()))
         elif kind == "array":
             # a null element (an AnyValue written as null) only in odd lines: msgspec refuses it
-            items = [self.any_value(depth + 1, ANY_KINDS if self.odd else [k for k in ANY_KINDS if k != "null"])
-                     for _ in range(rng.randint(0, 3))]
+            items = [
+                self.any_value(depth + 1, ANY_KINDS if self.odd else [k for k in ANY_KINDS if k != "null"])
+                for _ in range(rng.randint(0, 3))
+            ]
             field = ("arrayValue", self.obj([("values", arr(items, self.ws))]) if self.chance(0.9) else b"{}")
         else:
-            field = ("kvlistValue", self.obj([("values", self.kv_list(depth + 1))]) if self.chance(0.9) else b"{}")
+            field = (
+                "kvlistValue",
+                self.obj([("values", self.kv_list(depth + 1))]) if self.chance(0.9) else b"{}",
+            )
         fields = [field]
         if self.chance(0.15):  # a null other kind: absent, as msgspec reads it
-            other = rng.choice(["stringValue", "intValue", "boolValue", "doubleValue", "arrayValue", "kvlistValue",
-                                "bytesValue"])
+            other = rng.choice(
+                [
+                    "stringValue",
+                    "intValue",
+                    "boolValue",
+                    "doubleValue",
+                    "arrayValue",
+                    "kvlistValue",
+                    "bytesValue",
+                ]
+            )
             if other != field[0]:
                 fields.append((other, b"null"))
         if self.odd and self.chance(0.03):  # two kinds at once
@@ -612,8 +935,11 @@ class Gen:
         """An AnyValue nested 10-40 levels (the scan's depth limit is 24)."""
         v = b'{"stringValue":"leaf"}'
         for _ in range(self.rng.randint(10, 40)):
-            v = (b'{"arrayValue":{"values":[' + v + b"]}}" if self.chance(0.5)
-                 else b'{"kvlistValue":{"values":[{"key":"k","value":' + v + b"}]}}")
+            v = (
+                b'{"arrayValue":{"values":[' + v + b"]}}"
+                if self.chance(0.5)
+                else b'{"kvlistValue":{"values":[{"key":"k","value":' + v + b"}]}}"
+            )
         return v
 
     def key_text(self) -> str:
@@ -622,7 +948,11 @@ class Gen:
     def key_value(self, depth: int, key: str) -> bytes:
         """A KeyValue; not odd: one the native tier takes (an int column's name gets no string)."""
         fields = [("key", self.jstr(key))]
-        kinds = ANY_KINDS if self.odd or key not in INT_NAMES else [k for k in ANY_KINDS if k not in ("string", "bytes")]
+        kinds = (
+            ANY_KINDS
+            if self.odd or key not in INT_NAMES
+            else [k for k in ANY_KINDS if k not in ("string", "bytes")]
+        )
         shape = self.rng.randrange(20)
         if shape == 0:
             pass  # no value at all
@@ -631,7 +961,9 @@ class Gen:
         elif shape == 2 and self.odd:
             fields[0] = ("key", b"null")
         else:
-            fields.append(("value", self.deep_value() if shape == 3 and self.odd else self.any_value(depth, kinds)))
+            fields.append(
+                ("value", self.deep_value() if shape == 3 and self.odd else self.any_value(depth, kinds))
+            )
         return self.obj(fields)
 
     def kv_list(self, depth: int, max_size: int = 3, keys: list[str] | None = None) -> bytes:
@@ -667,17 +999,49 @@ class Gen:
             h = h.upper()
         if not self.odd or self.chance(0.85):
             return f'"{h}"'.encode()
-        return rng.choice([
-            f'"{h.upper()}"', f'"{base64.b64encode(raw).decode()}"', '"' + "0" * 2 * nbytes + '"', f'"{h[:-1]}"',
-            f'"{h}0"', '""', "null", "5", f'"\\u00{h[0].encode().hex()}{h[1:]}"', f'"{h[:-1]}G"',
-            f'"{h[:nbytes]}{h[nbytes:].upper()}"', f'"{h[:-1]}\\u00{h[-1].encode().hex()}"',
-        ]).encode()
+        return rng.choice(
+            [
+                f'"{h.upper()}"',
+                f'"{base64.b64encode(raw).decode()}"',
+                '"' + "0" * 2 * nbytes + '"',
+                f'"{h[:-1]}"',
+                f'"{h}0"',
+                '""',
+                "null",
+                "5",
+                f'"\\u00{h[0].encode().hex()}{h[1:]}"',
+                f'"{h[:-1]}G"',
+                f'"{h[:nbytes]}{h[nbytes:].upper()}"',
+                f'"{h[:-1]}\\u00{h[-1].encode().hex()}"',
+            ]
+        ).encode()
 
     def a_time(self, t: int) -> bytes:
         if self.odd and self.chance(0.08):
-            return self.rng.choice(['"-5"', "-5", str(2**63), f'"{2**63}"', f'"{2**64}"', '""', '"+5"', '" 5"', "-0",
-                                    "1.5e18", '"soon"', "null", "true", '"0005"', f'"{"0" * 25}1"', '"1_0"',
-                                    str(2**63 - 1), f'"{2**63 - 1}"', "0", '"0"']).encode()
+            return self.rng.choice(
+                [
+                    '"-5"',
+                    "-5",
+                    str(2**63),
+                    f'"{2**63}"',
+                    f'"{2**64}"',
+                    '""',
+                    '"+5"',
+                    '" 5"',
+                    "-0",
+                    "1.5e18",
+                    '"soon"',
+                    "null",
+                    "true",
+                    '"0005"',
+                    f'"{"0" * 25}1"',
+                    '"1_0"',
+                    str(2**63 - 1),
+                    f'"{2**63 - 1}"',
+                    "0",
+                    '"0"',
+                ]
+            ).encode()
         return (str(t) if self.chance(0.25) else f'"{t}"').encode()
 
     # -- span parts
@@ -687,22 +1051,29 @@ class Gen:
         keys = ["exception.type", "exception.message", "exception.stacktrace"]
         rng.shuffle(keys)
         kinds = ANY_KINDS if self.odd else ["string", "string", "empty", "null"]
-        kvs = [self.obj([("key", json.dumps(k).encode()), ("value", self.any_value(1, kinds))])
-               for k in keys[:rng.randint(0, 3)]]
+        kvs = [
+            self.obj([("key", json.dumps(k).encode()), ("value", self.any_value(1, kinds))])
+            for k in keys[: rng.randint(0, 3)]
+        ]
         if self.chance(0.5):
             kvs.append(self.key_value(1, rng.choice(["k", "a.b", "ключ"])))
         if self.odd and kvs and self.chance(0.1):
             kvs.append(rng.choice(kvs))
         names = [b'"exception"', b'"exception"', b'"log"', b'""', b'"Exception"'] + (
-            [b'"exceptio\\u006e"'] if self.odd else [])
+            [b'"exceptio\\u006e"'] if self.odd else []
+        )
         fields = [("name", rng.choice(names))]
         if self.chance(0.8):
             fields.append(("timeUnixNano", self.a_time(t)))
         if self.chance(0.75):
             fields.append(("attributes", arr(kvs)))
         if self.chance(0.2):
-            fields.append(("droppedAttributesCount", rng.choice([b"0", b"3", b"2147483647", b"-1",
-                                                                 b"9223372036854775807"])))
+            fields.append(
+                (
+                    "droppedAttributesCount",
+                    rng.choice([b"0", b"3", b"2147483647", b"-1", b"9223372036854775807"]),
+                )
+            )
         return self.obj(fields)
 
     def link(self) -> bytes:
@@ -714,16 +1085,25 @@ class Gen:
             fields.append(("attributes", self.attributes(promoted=False)))
         for name in ("droppedAttributesCount", "flags"):
             if self.chance(0.25):
-                fields.append((name, rng.choice([b"0", b"1", b"257", b"2147483647", b"2147483648", b"-3",
-                                                 b"9223372036854775807"])))
+                fields.append(
+                    (
+                        name,
+                        rng.choice(
+                            [b"0", b"1", b"257", b"2147483647", b"2147483648", b"-3", b"9223372036854775807"]
+                        ),
+                    )
+                )
         return self.obj(fields)
 
     def span(self) -> bytes:
         rng = self.rng
         start = 1_700_000_000_000_000_000 + rng.randrange(10**9)
         end = start + rng.choice([0, 1, 1000, 10**8, -1, -1000])
-        fields: list[tuple[str, bytes]] = [("traceId", self.an_id(16)), ("spanId", self.an_id(8)),
-                                           ("startTimeUnixNano", self.a_time(start))]
+        fields: list[tuple[str, bytes]] = [
+            ("traceId", self.an_id(16)),
+            ("spanId", self.an_id(8)),
+            ("startTimeUnixNano", self.a_time(start)),
+        ]
         if self.chance(0.85):
             fields.append(("endTimeUnixNano", self.a_time(end) if self.chance(0.9) else b"null"))
         if self.chance(0.5):
@@ -733,15 +1113,37 @@ class Gen:
             fields.append(("name", self.jstr(self.text())))
         if self.chance(0.5):
             kinds = [b"0", b"1", b"2", b"3", b"4", b"5"] + (
-                [b"6", b"-1", b'"SPAN_KIND_SERVER"', b'"2"', b"2.0", b"null", b"-0"] if self.odd else [])
+                [b"6", b"-1", b'"SPAN_KIND_SERVER"', b'"2"', b"2.0", b"null", b"-0"] if self.odd else []
+            )
             fields.append(("kind", rng.choice(kinds)))
         if self.chance(0.8):
             fields.append(("attributes", self.attributes()))
         if self.chance(0.35):
-            status = [b"null", b"{}", b'{"code":0}', b'{"code":1}', b'{"code":2,"message":"boom"}', b'{"message":"m"}',
-                      b'{"message":""}', b'{"code":2,"message":"a\\nb \\u00e9"}', b'{"x":[1],"code":2}']
-            status += [b'{"code":3}', b'{"code":-1}', b'{"code":"STATUS_CODE_ERROR"}', b'{"code":null}',
-                       b'{"code":2,"code":1}', b'{"message":null}', b'{"code":"2"}', b"[]"] if self.odd else []
+            status = [
+                b"null",
+                b"{}",
+                b'{"code":0}',
+                b'{"code":1}',
+                b'{"code":2,"message":"boom"}',
+                b'{"message":"m"}',
+                b'{"message":""}',
+                b'{"code":2,"message":"a\\nb \\u00e9"}',
+                b'{"x":[1],"code":2}',
+            ]
+            status += (
+                [
+                    b'{"code":3}',
+                    b'{"code":-1}',
+                    b'{"code":"STATUS_CODE_ERROR"}',
+                    b'{"code":null}',
+                    b'{"code":2,"code":1}',
+                    b'{"message":null}',
+                    b'{"code":"2"}',
+                    b"[]",
+                ]
+                if self.odd
+                else []
+            )
             fields.append(("status", rng.choice(status)))
         if self.chance(0.25):
             fields.append(("events", arr([self.event(start + 5) for _ in range(rng.randint(0, 3))])))
@@ -752,7 +1154,8 @@ class Gen:
         for name in ("flags", "droppedAttributesCount", "droppedEventsCount", "droppedLinksCount"):
             if self.chance(0.15):
                 values = [b"0", b"1", b"256", b"257", b"2147483647"] + (
-                    [b"2147483648", b"-1", b'"3"', b"1.0", b"null", b"-0", b"2147483647 "] if self.odd else [])
+                    [b"2147483648", b"-1", b'"3"', b"1.0", b"null", b"-0", b"2147483647 "] if self.odd else []
+                )
                 fields.append((name, rng.choice(values)))
         return self.obj(fields)
 
@@ -763,7 +1166,12 @@ class Gen:
         for _ in range(rng.randint(1, 3)):
             scope_spans = []
             for _ in range(rng.randint(1, 2)):
-                ss = [("spans", arr([self.span() for _ in range(rng.randint(0 if self.odd else 1, 4))], self.ws))]
+                ss = [
+                    (
+                        "spans",
+                        arr([self.span() for _ in range(rng.randint(0 if self.odd else 1, 4))], self.ws),
+                    )
+                ]
                 if self.chance(0.6):
                     ss.append(("scope", rng.choice(SCOPES)))
                 if self.chance(0.15):
@@ -793,24 +1201,31 @@ class Gen:
         t = 1_700_000_000_000_000_000 + rng.randrange(10**9)
         fields: list[tuple[str, bytes]] = []
         if self.chance(0.8):
-            fields.append(("timeUnixNano", self.a_time(t) if self.chance(0.9) else rng.choice([b'"0"', b"0"])))
+            fields.append(
+                ("timeUnixNano", self.a_time(t) if self.chance(0.9) else rng.choice([b'"0"', b"0"]))
+            )
         if self.chance(0.5):
             fields.append(("observedTimeUnixNano", self.a_time(t + 7) if self.chance(0.9) else b'"0"'))
         if self.chance(0.8):
             sev = [b"0", b"1", b"9", b"13", b"17", b"21", b"24", b"2147483647", b"-0"] + (
                 [b'"SEVERITY_NUMBER_WARN"', b'"9"', b"-1", b"2147483648", b"9.0", b"null", b'"INFO"', b"1e1"]
-                if self.odd else [])
+                if self.odd
+                else []
+            )
             fields.append(("severityNumber", rng.choice(sev)))
         if self.chance(0.6):
             fields.append(("severityText", self.jstr(rng.choice(["INFO", "", "WARN", self.text()]))))
         if self.chance(0.85):
-            fields.append(("body", self.deep_value() if self.odd and self.chance(0.05) else self.any_value(0)))
+            fields.append(
+                ("body", self.deep_value() if self.odd and self.chance(0.05) else self.any_value(0))
+            )
         if self.chance(0.6):
             fields.append(("attributes", self.attributes()))
         for name in ("droppedAttributesCount", "flags"):
             if self.chance(0.15):
                 values = [b"0", b"1", b"256", b"2147483647", b"-0"] + (
-                    [b"2147483648", b"-1", b'"3"', b"1.0", b"null"] if self.odd else [])
+                    [b"2147483648", b"-1", b'"3"', b"1.0", b"null"] if self.odd else []
+                )
                 fields.append((name, rng.choice(values)))
         if self.chance(0.5):
             fields.append(("traceId", self.an_id(16) if self.chance(0.85) else b'""'))
@@ -824,8 +1239,12 @@ class Gen:
         rng = self.rng
         scope_logs = []
         for _ in range(rng.randint(1, 2)):
-            sl = [("logRecords", arr([self.log_record() for _ in range(rng.randint(0 if self.odd else 1, 4))],
-                                     self.ws))]
+            sl = [
+                (
+                    "logRecords",
+                    arr([self.log_record() for _ in range(rng.randint(0 if self.odd else 1, 4))], self.ws),
+                )
+            ]
             if self.chance(0.6):
                 sl.append(("scope", rng.choice(SCOPES)))
             if self.chance(0.15):
@@ -841,28 +1260,67 @@ class Gen:
         rng = self.rng
         fields = [("resourceLogs", arr([self.resource_logs() for _ in range(rng.randint(1, 3))]))]
         if self.chance(0.1):
-            fields.append(("resourceSpans", arr([self.obj([("scopeSpans", arr([self.obj([(
-                "spans", arr([self.span()]))])]))])])))
+            fields.append(
+                (
+                    "resourceSpans",
+                    arr([self.obj([("scopeSpans", arr([self.obj([("spans", arr([self.span()]))])]))])]),
+                )
+            )
         if self.odd and self.chance(0.05):
             return b'{"result":' + self.obj(fields) + b"}"
         return self.obj(fields)
 
 
-RESOURCES = [b'{"attributes":[{"key":"service.name","value":{"stringValue":"cart"}},'
-             b'{"key":"host.name","value":{"stringValue":"h1"}}]}',
-             b'{"attributes":[{"key":"service.name","value":{"stringValue":"pay \\u2713"}},'
-             b'{"key":"host.id","value":{"intValue":"42"}},'
-             b'{"key":"service.version","value":{"arrayValue":{"values":[{"boolValue":true}]}}}]}',
-             b"{}", b"null", b'{"droppedAttributesCount":2,"attributes":[]}']
-RESOURCES_ODD = [b'{"attributes":5}', b'{"attributes":[{"key":"service.name","value":{"intValue":"x"}}]}',
-                 b'"resource"', b"[]", b'{"attributes":[{"key":"service.name","value":{"stringValue":"a"}},'
-                 b'{"key":"service.name","value":{"stringValue":"b"}}]}']
-SCOPES = [b'{"name":"lib","version":"1.0","attributes":[{"key":"s","value":{"doubleValue":0.25}}]}', b"{}", b"null",
-          b'{"name":"\\u00e9t\\u00e9"}']
+RESOURCES = [
+    b'{"attributes":[{"key":"service.name","value":{"stringValue":"cart"}},'
+    b'{"key":"host.name","value":{"stringValue":"h1"}}]}',
+    b'{"attributes":[{"key":"service.name","value":{"stringValue":"pay \\u2713"}},'
+    b'{"key":"host.id","value":{"intValue":"42"}},'
+    b'{"key":"service.version","value":{"arrayValue":{"values":[{"boolValue":true}]}}}]}',
+    b"{}",
+    b"null",
+    b'{"droppedAttributesCount":2,"attributes":[]}',
+]
+RESOURCES_ODD = [
+    b'{"attributes":5}',
+    b'{"attributes":[{"key":"service.name","value":{"intValue":"x"}}]}',
+    b'"resource"',
+    b"[]",
+    b'{"attributes":[{"key":"service.name","value":{"stringValue":"a"}},'
+    b'{"key":"service.name","value":{"stringValue":"b"}}]}',
+]
+SCOPES = [
+    b'{"name":"lib","version":"1.0","attributes":[{"key":"s","value":{"doubleValue":0.25}}]}',
+    b"{}",
+    b"null",
+    b'{"name":"\\u00e9t\\u00e9"}',
+]
 
 
-MUTANT_BYTES = [b'"', b"\\", b"{", b"}", b"[", b"]", b",", b":", b"0", b"-", b"e", b".", b" ", b"\x00", b"\xff",
-                b"\\u", b"\\ud800", b"null", b"1e400", b'""', b"\xc3", b"\r"]
+MUTANT_BYTES = [
+    b'"',
+    b"\\",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b",",
+    b":",
+    b"0",
+    b"-",
+    b"e",
+    b".",
+    b" ",
+    b"\x00",
+    b"\xff",
+    b"\\u",
+    b"\\ud800",
+    b"null",
+    b"1e400",
+    b'""',
+    b"\xc3",
+    b"\r",
+]
 
 
 def mutate(rng: random.Random, line: bytes) -> bytes:
@@ -881,15 +1339,32 @@ def mutate(rng: random.Random, line: bytes) -> bytes:
             line = line[:b] + line[a:b] + line[b:]
         else:
             c = rng.randrange(len(line))
-            line = line[:a] + line[c:c + 1] + line[a + 1:]
+            line = line[:a] + line[c : c + 1] + line[a + 1 :]
     return line
 
 
 def any_line(rng: random.Random) -> bytes:
     """A line of any sort: clean or odd spans, logs, blank, truncated, mutated byte-wise, with a BOM
     or trailing text."""
-    what = rng.choice(["clean", "clean", "odd", "odd", "odd", "odd", "log", "log", "log", "blank", "cut", "bom",
-                       "trail", "mutant", "mutant"])
+    what = rng.choice(
+        [
+            "clean",
+            "clean",
+            "odd",
+            "odd",
+            "odd",
+            "odd",
+            "log",
+            "log",
+            "log",
+            "blank",
+            "cut",
+            "bom",
+            "trail",
+            "mutant",
+            "mutant",
+        ]
+    )
     if what == "odd":
         return Gen(rng, rng.choice([0.02, 0.1, 0.3, 1.0])).span_line()
     if what == "log":
@@ -900,7 +1375,7 @@ def any_line(rng: random.Random) -> bytes:
     if what == "mutant":
         return mutate(rng, line)
     if what == "cut":
-        return line[:rng.randint(1, len(line) - 1)]
+        return line[: rng.randint(1, len(line) - 1)]
     if what == "bom":
         return b"\xef\xbb\xbf" + line
     if what == "trail":
@@ -908,17 +1383,26 @@ def any_line(rng: random.Random) -> bytes:
     return line
 
 
-SETTINGS = settings(max_examples=400, deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=400,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 CLEAN_SETTINGS = settings(SETTINGS, max_examples=150)  # bigger lines: ~20 ms an example
 
 
 @needs_native
 @SETTINGS
-@given(seed=st.integers(0, 2**64 - 1), nlines=st.integers(1, 6), first_line=st.sampled_from([1, 1, 41]),
-       sep=st.sampled_from([b"\n", b"\n", b"\r\n"]), end=st.booleans())
-def test_hostile_lines_decode_the_same(seed: int, nlines: int, first_line: int, sep: bytes, end: bool,
-                                       monkeypatch: pytest.MonkeyPatch):
+@given(
+    seed=st.integers(0, 2**64 - 1),
+    nlines=st.integers(1, 6),
+    first_line=st.sampled_from([1, 1, 41]),
+    sep=st.sampled_from([b"\n", b"\n", b"\r\n"]),
+    end=st.booleans(),
+)
+def test_hostile_lines_decode_the_same(
+    seed: int, nlines: int, first_line: int, sep: bytes, end: bool, monkeypatch: pytest.MonkeyPatch
+):
     """Any mix of clean, odd, log, blank, cut, BOM'd and trailing-text lines (LF or CRLF, with or
     without a last newline) decodes the same with and without the native tier."""
     rng = random.Random(seed)
@@ -929,8 +1413,9 @@ def test_hostile_lines_decode_the_same(seed: int, nlines: int, first_line: int, 
 @needs_native
 @CLEAN_SETTINGS
 @given(seed=st.integers(0, 2**64 - 1), nlines=st.integers(1, 4))
-def test_clean_generated_lines_are_taken_and_decode_the_same(seed: int, nlines: int,
-                                                             monkeypatch: pytest.MonkeyPatch):
+def test_clean_generated_lines_are_taken_and_decode_the_same(
+    seed: int, nlines: int, monkeypatch: pytest.MonkeyPatch
+):
     """Span and log lines with nothing odd, yet every escape, every AnyValue kind (nested too),
     every promoted name, fields in any order with unknown ones and whitespace between tokens: all
     taken natively."""
@@ -948,9 +1433,15 @@ def test_clean_generated_lines_are_taken_and_decode_the_same(seed: int, nlines: 
 
 
 def _span_with_attribute(value: bytes) -> bytes:
-    return (b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"' + TID.encode() + b'","spanId":"'
-            + SID.encode() + b'","startTimeUnixNano":"1","endTimeUnixNano":"2","attributes":[{"key":"x","value":'
-            + value + b"}]}]}]}]}\n")
+    return (
+        b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"'
+        + TID.encode()
+        + b'","spanId":"'
+        + SID.encode()
+        + b'","startTimeUnixNano":"1","endTimeUnixNano":"2","attributes":[{"key":"x","value":'
+        + value
+        + b"}]}]}]}]}\n"
+    )
 
 
 @needs_native
@@ -965,8 +1456,10 @@ def test_known_null_array_element(monkeypatch: pytest.MonkeyPatch):
 
 @pytest.mark.parametrize("native", [True, False], ids=["native", "msgspec"])
 def test_known_careful_log_partial_row(native: bool, monkeypatch: pytest.MonkeyPatch):
-    line = (b'{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"attributes":[{"key":"k","value":{"intValue":"x"}}]},'
-            b"{}]}]}]}\n")
+    line = (
+        b'{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"attributes":[{"key":"k","value":{"intValue":"x"}}]},'
+        b"{}]}]}]}\n"
+    )
     if native and _otlpscan is None:
         pytest.skip("ingest._otlpscan is not built")
     chunk, _ = _decode(line, 1, False, native, monkeypatch)
@@ -980,7 +1473,12 @@ def test_deep_values_are_taken_whether_the_resource_comes_first_or_last(monkeypa
     value: dict = {"stringValue": "leaf"}
     for _ in range(6):  # 18 levels of the scan's count, 78 of JSON below the span
         value = {"kvlistValue": {"values": [{"key": "k", "value": {"arrayValue": {"values": [value]}}}]}}
-    span = {"traceId": TID, "spanId": SID, "startTimeUnixNano": "1", "attributes": [{"key": "deep", "value": value}]}
+    span = {
+        "traceId": TID,
+        "spanId": SID,
+        "startTimeUnixNano": "1",
+        "attributes": [{"key": "deep", "value": value}],
+    }
     resource = {"attributes": [{"key": "service.name", "value": {"stringValue": "svc"}}]}
     first = json.dumps({"resourceSpans": [{"resource": resource, "scopeSpans": [{"spans": [span]}]}]})
     last = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}], "resource": resource}]})

@@ -50,7 +50,10 @@ def test_spec_trace_example_exact_row():
     assert (row["scope_name"], row["scope_version"]) == ("my.library", "1.0.0")
     assert json.loads(row["scope_attributes"]) == {"my.scope.attribute": "some scope attribute"}
     assert (row["start_ns"], row["end_ns"], row["duration_ns"]) == (
-        1544712660000000000, 1544712661000000000, 1_000_000_000)
+        1544712660000000000,
+        1544712661000000000,
+        1_000_000_000,
+    )
     assert json.loads(row["attributes"]) == {"my.span.attr": "some value"}
     assert json.loads(row["resource_attributes"]) == {"service.name": "my.service"}
     assert row["status_code"] == "UNSET" and row["events"] == "[]" and row["links"] == "[]"
@@ -63,17 +66,27 @@ def test_spec_logs_examples_every_anyvalue_kind():
     rows = sorted(logs_of("lg"), key=lambda x: x["severity_number"])
     log, event = rows[1], rows[0]
     assert json.loads(log["attributes"]) == {
-        "string.attribute": "some string", "boolean.attribute": True, "int.attribute": 10,
-        "double.attribute": 637.704, "array.attribute": ["many", "values"],
+        "string.attribute": "some string",
+        "boolean.attribute": True,
+        "int.attribute": 10,
+        "double.attribute": 637.704,
+        "array.attribute": ["many", "values"],
         "map.attribute": {"some.map.key": "some value"},
     }
-    assert (log["severity_number"], log["severity_text"], log["body"]) == (10, "Information", "Example log record")
+    assert (log["severity_number"], log["severity_text"], log["body"]) == (
+        10,
+        "Information",
+        "Example log record",
+    )
     assert (log["trace_id"], log["span_id"]) == ("5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b174")
     assert log["time_ns"] == 1544712660300000000 and log["service_name"] == "my.service"
     assert event["event_name"] == "browser.page_view"
     assert json.loads(event["body"]) == {  # a kvlist body becomes JSON text
-        "type": 0, "url": "https://www.guidgenerator.com/online-guid-generator.aspx",
-        "referrer": "https://wwww.google.com", "title": "Free Online GUID Generator"}
+        "type": 0,
+        "url": "https://www.guidgenerator.com/online-guid-generator.aspx",
+        "referrer": "https://wwww.google.com",
+        "title": "Free Online GUID Generator",
+    }
 
 
 def test_jaeger_integration_fixtures_counts_and_summary():
@@ -90,8 +103,13 @@ def test_jaeger_integration_fixtures_counts_and_summary():
 def test_example_trace_ids_parents_events():
     ingest.ingest_paths([str(JAEGER_OTLP / "example_trace.json")], "et")
     rows = {r["span_id"]: r for r in spans_of("et")}
-    assert sorted(rows) == ["0000000000000003", "0000000000000004", "0000000000000005",
-                            "0000000000000006", "0000000000000007"]
+    assert sorted(rows) == [
+        "0000000000000003",
+        "0000000000000004",
+        "0000000000000005",
+        "0000000000000006",
+        "0000000000000007",
+    ]
     assert all(r["trace_id"] == "00000000000000000000000000000011" for r in rows.values())
     assert rows["0000000000000006"]["kind"] == "SERVER" and rows["0000000000000007"]["kind"] == "CLIENT"
     assert rows["0000000000000004"]["service_name"] == "example-service-2"
@@ -104,9 +122,13 @@ def test_link_attributes_all_kinds_kept():
     links = json.loads(row["links"])
     assert links[0]["trace_id"] == "000000000000000000000000000000ff"
     assert links[0]["attributes"] == {
-        "opentracing.ref_type": "child_of", "sameplacelinkattribute1": "sameplacevalue",
-        "sameplacelinkattribute2": 123, "sameplacelinkattribute4": True, "sameplacelinkattribute3": 72.5,
-        "linkblob": "AAAwOQ=="}
+        "opentracing.ref_type": "child_of",
+        "sameplacelinkattribute1": "sameplacevalue",
+        "sameplacelinkattribute2": 123,
+        "sameplacelinkattribute4": True,
+        "sameplacelinkattribute3": 72.5,
+        "linkblob": "AAAwOQ==",
+    }
     assert links[1]["span_id"] == "0000000000000002"
 
 
@@ -150,18 +172,58 @@ def spans_of_example() -> list[dict]:
 
 
 def test_shapes_real_files_have(tmp_path: Path):
-    span = {"traceId": "W47/95gDgQPSabYzgT/GDA==", "spanId": "7uGbfsPBsXQ=",  # base64 (grpc-gateway)
-            "name": "b64", "kind": "SPAN_KIND_CLIENT", "startTimeUnixNano": 1000, "endTimeUnixNano": "2000",
-            "status": {"code": "STATUS_CODE_ERROR", "message": "boom"}, "unknownField": [1, 2]}
-    tempo = {"batches": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "t"}}]},
-                          "instrumentationLibrarySpans": [{"instrumentationLibrary": {"name": "old"},
-                                                           "spans": [span]}]}]}
-    v3 = {"result": {"resourceSpans": [{"resource": {"attributes": [
-        {"key": "service.name", "value": {"stringValue": "v3"}},
-        {"key": "host.name", "value": {"stringValue": "node-1"}}]},
-        "scopeSpans": [{"spans": [{**span, "traceId": "AB" * 16, "spanId": "CD" * 8, "kind": 4}]}]}]}}
-    legacy_logs = {"resourceLogs": [{"instrumentationLibraryLogs": [{"logRecords": [
-        {"timeUnixNano": "5", "severityNumber": "SEVERITY_NUMBER_WARN", "body": {"stringValue": "w"}}]}]}]}
+    span = {
+        "traceId": "W47/95gDgQPSabYzgT/GDA==",
+        "spanId": "7uGbfsPBsXQ=",  # base64 (grpc-gateway)
+        "name": "b64",
+        "kind": "SPAN_KIND_CLIENT",
+        "startTimeUnixNano": 1000,
+        "endTimeUnixNano": "2000",
+        "status": {"code": "STATUS_CODE_ERROR", "message": "boom"},
+        "unknownField": [1, 2],
+    }
+    tempo = {
+        "batches": [
+            {
+                "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "t"}}]},
+                "instrumentationLibrarySpans": [{"instrumentationLibrary": {"name": "old"}, "spans": [span]}],
+            }
+        ]
+    }
+    v3 = {
+        "result": {
+            "resourceSpans": [
+                {
+                    "resource": {
+                        "attributes": [
+                            {"key": "service.name", "value": {"stringValue": "v3"}},
+                            {"key": "host.name", "value": {"stringValue": "node-1"}},
+                        ]
+                    },
+                    "scopeSpans": [
+                        {"spans": [{**span, "traceId": "AB" * 16, "spanId": "CD" * 8, "kind": 4}]}
+                    ],
+                }
+            ]
+        }
+    }
+    legacy_logs = {
+        "resourceLogs": [
+            {
+                "instrumentationLibraryLogs": [
+                    {
+                        "logRecords": [
+                            {
+                                "timeUnixNano": "5",
+                                "severityNumber": "SEVERITY_NUMBER_WARN",
+                                "body": {"stringValue": "w"},
+                            }
+                        ]
+                    }
+                ]
+            }
+        ]
+    }
     path = tmp_path / "mixed.jsonl"
     path.write_text("\n".join(json.dumps(d) for d in (tempo, v3, legacy_logs)) + "\n")
     r = ingest.ingest_paths([str(path)], "shapes")
@@ -183,12 +245,27 @@ def test_promoted_columns_and_exception(tmp_path: Path):
         key = {str: "stringValue", int: "intValue"}[type(v)]
         return {"key": k, "value": {key: str(v) if key == "intValue" else v}}
 
-    span = {"traceId": "1" * 32, "spanId": "2" * 16, "name": "GET /x", "startTimeUnixNano": "1",
-            "endTimeUnixNano": "9", "attributes": [kv("http.method", "OLD"), kv("http.request.method", "GET"),
-                                                   kv("http.response.status_code", 503), kv("db.system", "redis"),
-                                                   kv("code.lineno", 42)],
-            "events": [{"timeUnixNano": "5", "name": "exception", "attributes": [
-                kv("exception.type", "TimeoutError"), kv("exception.message", "slow")]}]}
+    span = {
+        "traceId": "1" * 32,
+        "spanId": "2" * 16,
+        "name": "GET /x",
+        "startTimeUnixNano": "1",
+        "endTimeUnixNano": "9",
+        "attributes": [
+            kv("http.method", "OLD"),
+            kv("http.request.method", "GET"),
+            kv("http.response.status_code", 503),
+            kv("db.system", "redis"),
+            kv("code.lineno", 42),
+        ],
+        "events": [
+            {
+                "timeUnixNano": "5",
+                "name": "exception",
+                "attributes": [kv("exception.type", "TimeoutError"), kv("exception.message", "slow")],
+            }
+        ],
+    }
     doc = {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}
     (tmp_path / "p.json").write_text(json.dumps(doc))
     ingest.ingest_paths([str(tmp_path / "p.json")], "promo")
@@ -205,7 +282,9 @@ def test_fast_path_equals_careful_path():
     from bench.ingest import _line
 
     rng = random.Random(3)
-    lines = [json.dumps(_line(rng, 1_700_000_000_000_000_000), separators=(",", ":")).encode() for _ in range(6)]
+    lines = [
+        json.dumps(_line(rng, 1_700_000_000_000_000_000), separators=(",", ":")).encode() for _ in range(6)
+    ]
     lines[2] = lines[2].replace(b'"spanId":"', b'"spanId":"ZZ', 1)  # one bad span: that line goes careful
     data = b"\n".join(lines) + b"\n"
     src = SourceInfo("s", "mem")
@@ -213,7 +292,11 @@ def test_fast_path_equals_careful_path():
     fast, n2 = decode_lines_fast(data, 1, src)
     assert n1 == n2 == 6
     key = [("span_id", "ascending")]
-    assert pa.Table.from_batches([careful.spans]).sort_by(key).equals(pa.Table.from_batches([fast.spans]).sort_by(key))
+    assert (
+        pa.Table.from_batches([careful.spans])
+        .sort_by(key)
+        .equals(pa.Table.from_batches([fast.spans]).sort_by(key))
+    )
     assert [(r.offset, r.reason) for r in careful.rejects] == [(r.offset, r.reason) for r in fast.rejects]
     assert len(fast.rejects) == 1 and fast.rejects[0].offset == 3
 
@@ -242,8 +325,11 @@ def test_fast_path_equals_careful_path_for_logs():
     events = json.loads((EXAMPLES / "events.json").read_text())
     text = json.dumps(logs)
     assert "5B8EFFF798038103D269B633813FC60C" in text  # upper case ids: the careful path's job
-    lower = json.loads(text.replace("5B8EFFF798038103D269B633813FC60C", "5b8efff798038103d269b633813fc60c")
-                       .replace("EEE19B7EC3C1B174", "eee19b7ec3c1b174"))  # canonical: the fast path keeps it
+    lower = json.loads(
+        text.replace("5B8EFFF798038103D269B633813FC60C", "5b8efff798038103d269b633813fc60c").replace(
+            "EEE19B7EC3C1B174", "eee19b7ec3c1b174"
+        )
+    )  # canonical: the fast path keeps it
     lines = [json.dumps(d, separators=(",", ":")).encode() for d in (lower, events, logs, lower)]
     data = b"\n".join(lines) + b"\n"
     src = SourceInfo("s", "mem")

@@ -30,45 +30,82 @@ def kv(key: str, **value) -> KeyValue:
 
 
 def resource(service: str) -> Resource:
-    return Resource(attributes=[kv("service.name", string_value=service), kv("host.name", string_value="node-7"),
-                                kv("service.version", string_value="2.1")])
+    return Resource(
+        attributes=[
+            kv("service.name", string_value=service),
+            kv("host.name", string_value="node-7"),
+            kv("service.version", string_value="2.1"),
+        ]
+    )
 
 
 def traces(n: int, service: str) -> TracesData:
     spans = []
     for i in range(n):
-        sp = Span(trace_id=TID, span_id=(i + 1).to_bytes(8, "big") + b"", name=f"op-{i}",
-                  kind=Span.SPAN_KIND_SERVER if i == 0 else Span.SPAN_KIND_CLIENT,
-                  parent_span_id=b"" if i == 0 else (1).to_bytes(8, "big"), trace_state="k=v" if i else "",
-                  start_time_unix_nano=1_700_000_000_000_000_000 + i * 1000,
-                  end_time_unix_nano=1_700_000_000_000_500_000 + i * 1000, flags=257,
-                  dropped_attributes_count=i, attributes=[
-                      kv("http.request.method", string_value="POST"), kv("http.response.status_code", int_value=500),
-                      kv("ok", bool_value=False), kv("ratio", double_value=0.25),
-                      kv("blob", bytes_value=b"\x00\x01\xff"),
-                      kv("tags", array_value=ArrayValue(values=[AnyValue(string_value="a"), AnyValue(int_value=2)])),
-                      kv("nested", kvlist_value=KeyValueList(values=[kv("inner", string_value="x")])),
-                  ])
+        sp = Span(
+            trace_id=TID,
+            span_id=(i + 1).to_bytes(8, "big") + b"",
+            name=f"op-{i}",
+            kind=Span.SPAN_KIND_SERVER if i == 0 else Span.SPAN_KIND_CLIENT,
+            parent_span_id=b"" if i == 0 else (1).to_bytes(8, "big"),
+            trace_state="k=v" if i else "",
+            start_time_unix_nano=1_700_000_000_000_000_000 + i * 1000,
+            end_time_unix_nano=1_700_000_000_000_500_000 + i * 1000,
+            flags=257,
+            dropped_attributes_count=i,
+            attributes=[
+                kv("http.request.method", string_value="POST"),
+                kv("http.response.status_code", int_value=500),
+                kv("ok", bool_value=False),
+                kv("ratio", double_value=0.25),
+                kv("blob", bytes_value=b"\x00\x01\xff"),
+                kv(
+                    "tags", array_value=ArrayValue(values=[AnyValue(string_value="a"), AnyValue(int_value=2)])
+                ),
+                kv("nested", kvlist_value=KeyValueList(values=[kv("inner", string_value="x")])),
+            ],
+        )
         if i == 1:
             sp.status.CopyFrom(Status(code=Status.STATUS_CODE_ERROR, message="upstream 500"))
             ev = sp.events.add(time_unix_nano=1_700_000_000_000_400_000, name="exception")
-            ev.attributes.extend([kv("exception.type", string_value="IOError"),
-                                  kv("exception.message", string_value="reset by peer")])
+            ev.attributes.extend(
+                [
+                    kv("exception.type", string_value="IOError"),
+                    kv("exception.message", string_value="reset by peer"),
+                ]
+            )
             ln = sp.links.add(trace_id=bytes(range(16)), span_id=bytes(range(8)))
             ln.attributes.append(kv("why", string_value="retry"))
         spans.append(sp)
     scope = InstrumentationScope(name="io.opentelemetry.test", version="1.0")
-    return TracesData(resource_spans=[ResourceSpans(resource=resource(service),
-                                                    scope_spans=[ScopeSpans(scope=scope, spans=spans)])])
+    return TracesData(
+        resource_spans=[
+            ResourceSpans(resource=resource(service), scope_spans=[ScopeSpans(scope=scope, spans=spans)])
+        ]
+    )
 
 
 def logs() -> LogsData:
-    recs = [LogRecord(time_unix_nano=1_700_000_000_000_000_100, observed_time_unix_nano=1_700_000_000_000_000_200,
-                      severity_number=17, severity_text="ERROR", body=AnyValue(string_value="payment failed"),
-                      trace_id=TID, span_id=(2).to_bytes(8, "big"), attributes=[kv("order", int_value=42)]),
-            LogRecord(observed_time_unix_nano=1_700_000_000_000_000_300, severity_number=9,
-                      body=AnyValue(kvlist_value=KeyValueList(values=[kv("event", string_value="login")])))]
-    return LogsData(resource_logs=[ResourceLogs(resource=resource("auth"), scope_logs=[ScopeLogs(log_records=recs)])])
+    recs = [
+        LogRecord(
+            time_unix_nano=1_700_000_000_000_000_100,
+            observed_time_unix_nano=1_700_000_000_000_000_200,
+            severity_number=17,
+            severity_text="ERROR",
+            body=AnyValue(string_value="payment failed"),
+            trace_id=TID,
+            span_id=(2).to_bytes(8, "big"),
+            attributes=[kv("order", int_value=42)],
+        ),
+        LogRecord(
+            observed_time_unix_nano=1_700_000_000_000_000_300,
+            severity_number=9,
+            body=AnyValue(kvlist_value=KeyValueList(values=[kv("event", string_value="login")])),
+        ),
+    ]
+    return LogsData(
+        resource_logs=[ResourceLogs(resource=resource("auth"), scope_logs=[ScopeLogs(log_records=recs)])]
+    )
 
 
 def framed(*messages) -> bytes:
@@ -83,7 +120,9 @@ def rows(name: str, kind: str) -> list[dict]:
     h = open_handle(name)
     files = h.span_files if kind == "spans" else h.log_files
     t = pa.concat_tables([pq.read_table(f) for f in files]).drop_columns(["source_id", "source_offset"])
-    return sorted(t.to_pylist(), key=lambda r: (r.get("span_id") or "", r.get("time_ns") or 0, r.get("name") or ""))
+    return sorted(
+        t.to_pylist(), key=lambda r: (r.get("span_id") or "", r.get("time_ns") or 0, r.get("name") or "")
+    )
 
 
 def test_protobuf_and_json_twin_give_the_same_rows(tmp_path: Path):
@@ -169,6 +208,8 @@ def test_parallel_protobuf_ranges_match_in_process(tmp_path: Path, monkeypatch):
     assert (par.spans, par.logs, par.rejected) == (serial.spans, serial.logs, serial.rejected) == (900, 2, 1)
     for kind in ("spans", "logs"):
         a = pa.concat_tables([pq.read_table(f) for f in getattr(open_handle("serial"), f"{kind[:-1]}_files")])
-        b = pa.concat_tables([pq.read_table(f) for f in getattr(open_handle("parallel"), f"{kind[:-1]}_files")])
+        b = pa.concat_tables(
+            [pq.read_table(f) for f in getattr(open_handle("parallel"), f"{kind[:-1]}_files")]
+        )
         key = [("source_offset", "ascending"), ("span_id", "ascending")]
         assert a.drop_columns(["source_id"]).sort_by(key).equals(b.drop_columns(["source_id"]).sort_by(key))

@@ -45,9 +45,14 @@ _counter = itertools.count()
 
 
 def good_span(i: int) -> dict:
-    return {"traceId": f"{i + 1:032x}", "spanId": f"{i + 1:016x}", "name": f"good-{i}",
-            "startTimeUnixNano": str(1_000 + i), "endTimeUnixNano": 2_000 + i,
-            "attributes": [{"key": "i", "value": {"intValue": str(i)}}]}
+    return {
+        "traceId": f"{i + 1:032x}",
+        "spanId": f"{i + 1:016x}",
+        "name": f"good-{i}",
+        "startTimeUnixNano": str(1_000 + i),
+        "endTimeUnixNano": 2_000 + i,
+        "attributes": [{"key": "i", "value": {"intValue": str(i)}}],
+    }
 
 
 def doc(spans: list[dict]) -> bytes:
@@ -56,8 +61,11 @@ def doc(spans: list[dict]) -> bytes:
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    layout=st.lists(st.lists(st.one_of(st.just(None), st.integers(0, len(BAD_SPANS) - 1)), min_size=1, max_size=6),
-                    min_size=1, max_size=6),
+    layout=st.lists(
+        st.lists(st.one_of(st.just(None), st.integers(0, len(BAD_SPANS) - 1)), min_size=1, max_size=6),
+        min_size=1,
+        max_size=6,
+    ),
     garbage=st.lists(st.binary(max_size=40).filter(lambda b: b"\n" not in b), max_size=3),
 )
 def test_malformed_input_never_crashes_nor_loses_good_records(tmp_path_factory, layout, garbage):
@@ -93,8 +101,10 @@ def test_huge_attribute_and_deep_kvlist(tmp_path: Path):
     for depth in range(40):
         value = {"kvlistValue": {"values": [{"key": f"l{depth}", "value": value}]}}
     big = "x" * (10 * 1024 * 1024)
-    span = {**good_span(0), "attributes": [{"key": "blob", "value": {"stringValue": big}},
-                                           {"key": "deep", "value": value}]}
+    span = {
+        **good_span(0),
+        "attributes": [{"key": "blob", "value": {"stringValue": big}}, {"key": "deep", "value": value}],
+    }
     # 3000 levels: deeper than the decoder's stack allows, so that line is one reject (documented);
     # written by hand (json.dumps would recurse too)
     too_deep = '{"arrayValue":{"values":[' * 3000 + '{"stringValue":"leaf"}' + "]}}" * 3000
@@ -103,11 +113,18 @@ def test_huge_attribute_and_deep_kvlist(tmp_path: Path):
     (tmp_path / "big.jsonl").write_bytes(b"\n".join(lines) + b"\n")
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec, so a child started by a big pytest
     # worker would report the worker's peak instead of its own
-    code = ("import re, sys, ingest; r = ingest.ingest_paths([sys.argv[1]], 'big'); "
-            "hwm = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1); "
-            "print(r.spans, r.rejected, int(hwm) // 1024)")
-    p = subprocess.run([sys.executable, "-c", code, str(tmp_path / "big.jsonl")], capture_output=True, text=True,
-                       cwd=REPO, timeout=120)
+    code = (
+        "import re, sys, ingest; r = ingest.ingest_paths([sys.argv[1]], 'big'); "
+        "hwm = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1); "
+        "print(r.spans, r.rejected, int(hwm) // 1024)"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "big.jsonl")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert p.returncode == 0, p.stderr
     spans, rejected, rss_mb = map(int, p.stdout.split())
     assert (spans, rejected) == (2, 1)
@@ -155,8 +172,13 @@ def test_kill_9_leaves_the_previous_state_and_rerun_completes(dump: Path, dcr_ho
     # small ranges and parts: part files are written all along the run, not only at its end
     env = {**os.environ, "DCR_HOME": str(dcr_home), "DCR_INGEST_PART_MB": "1", "DCR_INGEST_RANGE_MB": "0.5"}
     t0 = time.monotonic()
-    full = subprocess.run(_dcr("ingest", str(dump), "--dataset", "reference", "--json"), env=env, cwd=REPO,
-                          capture_output=True, timeout=300)
+    full = subprocess.run(
+        _dcr("ingest", str(dump), "--dataset", "reference", "--json"),
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        timeout=300,
+    )
     took = time.monotonic() - t0
     full_spans = json.loads(full.stdout)["spans"]
     delay, killed, mid_write = 0.6 * took, [], None
@@ -164,8 +186,14 @@ def test_kill_9_leaves_the_previous_state_and_rerun_completes(dump: Path, dcr_ho
         name = f"k{attempt}"
         ingest.ingest_paths([str(EXAMPLES / "trace.json")], name)
         before = _consistent(name)
-        p = subprocess.Popen(_dcr("ingest", str(dump), "--dataset", name), env=env, cwd=REPO,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        p = subprocess.Popen(
+            _dcr("ingest", str(dump), "--dataset", name),
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         time.sleep(delay * (0.95 + 0.1 * random.random()))
         os.killpg(p.pid, signal.SIGKILL)
         p.wait()
@@ -182,8 +210,13 @@ def test_kill_9_leaves_the_previous_state_and_rerun_completes(dump: Path, dcr_ho
             break
         delay *= 1.2  # nothing written yet: kill later
     assert mid_write, "no kill landed while part files were being written"
-    p = subprocess.run(_dcr("ingest", str(dump), "--dataset", mid_write, "--json"), env=env, cwd=REPO,
-                       capture_output=True, timeout=300)
+    p = subprocess.run(
+        _dcr("ingest", str(dump), "--dataset", mid_write, "--json"),
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stderr
     assert _consistent(mid_write)["spans"] == before["spans"] + full_spans
     shm = Path("/dev/shm")
@@ -197,17 +230,31 @@ def test_two_ingests_at_once_one_waits(dump: Path, dcr_home: Path):
     env = {**os.environ, "DCR_HOME": str(dcr_home)}
     # the first ingest reads standard input, so it holds the dataset for as long as the test
     # keeps its input open (however fast decoding gets)
-    first = subprocess.Popen(_dcr("ingest", "-", "--dataset", "c", "--json"), env=env, cwd=REPO,
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = subprocess.Popen(
+        _dcr("ingest", "-", "--dataset", "c", "--json"),
+        env=env,
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     lock = dcr_home / "datasets" / "c" / ".lock"
     deadline = time.monotonic() + 60
     while not (lock.exists() and lock.read_text().strip()) and time.monotonic() < deadline:
         time.sleep(0.02)
-    second = subprocess.Popen(_dcr("ingest", str(EXAMPLES / "logs.json"), "--dataset", "c", "--json"), env=env,
-                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    second = subprocess.Popen(
+        _dcr("ingest", str(EXAMPLES / "logs.json"), "--dataset", "c", "--json"),
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     told = second.stderr.readline()  # blocks until the second ingest says it waits
-    assert re.fullmatch(rb"dataset 'c' is being written by another process, pid %d \(dcr ingest, for \d+ s\); "
-                        rb"waiting up to 600 s\n" % first.pid, told), told
+    assert re.fullmatch(
+        rb"dataset 'c' is being written by another process, pid %d \(dcr ingest, for \d+ s\); "
+        rb"waiting up to 600 s\n" % first.pid,
+        told,
+    ), told
     assert second.poll() is None  # and it does wait
     out1, err1 = first.communicate(dump.read_bytes(), timeout=300)
     out2, err2 = second.communicate(timeout=300)

@@ -18,13 +18,22 @@ import zstandard
 
 REPO = Path(__file__).resolve().parent.parent
 TRACES = REPO / "fixtures" / "scenarios" / "network_delay" / "traces.jsonl"
-NO_READ_ANYTHING = ["--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-dac_override,-dac_read_search"]
+NO_READ_ANYTHING = [
+    "--bounding-set=-dac_override,-dac_read_search",
+    "--inh-caps=-dac_override,-dac_read_search",
+]
 
 
 def _dcr(args: list[str], home: Path, wrapper: list[str] = ()) -> subprocess.CompletedProcess:
     env = {**os.environ, "DCR_HOME": str(home)}
-    return subprocess.run([*wrapper, sys.executable, "-m", "mcp_server.cli", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [*wrapper, sys.executable, "-m", "mcp_server.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _setpriv() -> list[str]:
@@ -48,10 +57,15 @@ def test_an_unreadable_input_is_one_line_and_counted_and_the_others_land(tmp_pat
     entry = next(s for s in doc["sources"] if s["path"] == str(secret))
     assert entry["skipped"] == "unreadable: Permission denied" and entry["spans"] == 0
     assert doc["spans"] == 684
-    assert r.stderr == f"warning: {secret}: unreadable: Permission denied; skipped, the other inputs were ingested\n"
+    assert (
+        r.stderr
+        == f"warning: {secret}: unreadable: Permission denied; skipped, the other inputs were ingested\n"
+    )
     alone = _dcr(["ingest", str(secret), "--dataset", "q"], tmp_path / "home", wrapper)
     assert alone.returncode == 2 and "Traceback" not in alone.stderr
-    assert alone.stderr.strip().endswith("check the files' permissions (the user running dcr must be able to read them)")
+    assert alone.stderr.strip().endswith(
+        "check the files' permissions (the user running dcr must be able to read them)"
+    )
     assert alone.stderr.count("\n") == 1
 
 
@@ -63,5 +77,8 @@ def test_a_cut_compressed_input_says_why_on_stderr(tmp_path: Path, kind: str):
     cut.write_bytes(packed[: len(packed) // 2])
     r = _dcr(["ingest", str(cut), "--dataset", "c"], tmp_path / "home")
     assert r.returncode == 0, r.stderr
-    assert f"warning: {cut}: the rest of this input is unreadable (truncated or corrupt compression?)" in r.stderr
+    assert (
+        f"warning: {cut}: the rest of this input is unreadable (truncated or corrupt compression?)"
+        in r.stderr
+    )
     assert f"({kind})" in r.stdout and " 0.0 MB" not in r.stdout

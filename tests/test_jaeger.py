@@ -80,17 +80,23 @@ CRISP_CASES = [
 
 
 def test_the_table_covers_every_crisp_file():
-    assert sorted(c[0] for c in CRISP_CASES) == sorted(str(p.relative_to(CRISP)) for p in CRISP.rglob("*.json"))
+    assert sorted(c[0] for c in CRISP_CASES) == sorted(
+        str(p.relative_to(CRISP)) for p in CRISP.rglob("*.json")
+    )
 
 
-@pytest.mark.parametrize(("name", "n_spans", "services", "edges", "n_errors"), CRISP_CASES, ids=[c[0] for c in CRISP_CASES])
+@pytest.mark.parametrize(
+    ("name", "n_spans", "services", "edges", "n_errors"), CRISP_CASES, ids=[c[0] for c in CRISP_CASES]
+)
 def test_crisp_case(name: str, n_spans: int, services: str, edges: str, n_errors: int):
     rows, rejects = read_file(CRISP / name)
     assert rejects == []
     assert len(rows) == n_spans
     assert sorted({r["service_name"] for r in rows}) == services.split()
     assert {r["trace_id"] for r in rows} == {"0" * 31 + "a"}  # "A": short hex, left-padded
-    want_parents = {expected_span_id(c): expected_span_id(p) for c, p in (e.split("<") for e in edges.split())}
+    want_parents = {
+        expected_span_id(c): expected_span_id(p) for c, p in (e.split("<") for e in edges.split())
+    }
     got_parents = {r["span_id"]: r["parent_span_id"] for r in rows if r["parent_span_id"] is not None}
     assert got_parents == want_parents
     roots = [r for r in rows if r["parent_span_id"] is None]
@@ -116,7 +122,9 @@ def test_crisp_times_are_microseconds():
     rows, _ = read_file(CRISP / "12.json")
     c = next(r for r in rows if r["name"] == "O3")
     assert (c["start_ns"], c["end_ns"], c["duration_ns"]) == (25_000, 45_000, 20_000)
-    assert json.loads(c["events"]) == [{"time_ns": 100_000, "name": "error", "attributes": {}, "dropped_attributes_count": 0}]
+    assert json.loads(c["events"]) == [
+        {"time_ns": 100_000, "name": "error", "attributes": {}, "dropped_attributes_count": 0}
+    ]
 
 
 # ---- the same trace as OTLP (-in) and as Jaeger UI JSON (-out) ----------------------------
@@ -133,8 +141,20 @@ def test_ui_format_pair_gives_the_same_spans():
     jrows, rejects = read_file(FIX / "jaeger" / "ui-format" / "otlp2jaeger-out.json")
     assert rejects == []
     assert len(otlp) == len(jrows) == 2
-    cols = ("trace_id", "span_id", "parent_span_id", "service_name", "name", "kind", "start_ns", "end_ns",
-            "duration_ns", "status_code", "scope_name", "peer_service")
+    cols = (
+        "trace_id",
+        "span_id",
+        "parent_span_id",
+        "service_name",
+        "name",
+        "kind",
+        "start_ns",
+        "end_ns",
+        "duration_ns",
+        "status_code",
+        "scope_name",
+        "peer_service",
+    )
     for o, j in zip(otlp, jrows, strict=True):
         assert {c: o[c] for c in cols} == {c: j[c] for c in cols}
         oa, ja = json.loads(o["attributes"]), json.loads(j["attributes"])
@@ -143,7 +163,11 @@ def test_ui_format_pair_gives_the_same_spans():
     assert jrows[0]["trace_id"] == "83a9efd15c1c98a977e0711cc93ee28b"
     assert (jrows[0]["span_id"], jrows[0]["parent_span_id"]) == ("e127af99e3b3e074", "909541b92cf05311")
     assert (jrows[0]["start_ns"], jrows[0]["end_ns"]) == (1706678909209712000, 1706678909209835000)
-    assert (jrows[0]["kind"], jrows[0]["service_name"], jrows[0]["scope_name"]) == ("SERVER", "telemetrygen", "telemetrygen")
+    assert (jrows[0]["kind"], jrows[0]["service_name"], jrows[0]["scope_name"]) == (
+        "SERVER",
+        "telemetrygen",
+        "telemetrygen",
+    )
 
 
 # ---- mapping rules on a hand-written document ---------------------------------------------
@@ -152,9 +176,18 @@ TID = "5b8aa5a2d2c872e8321cf37308d69df2"
 
 
 def _span(span_id: str, **kw) -> dict:
-    base = {"traceID": TID, "spanID": span_id, "operationName": f"op-{span_id}", "references": [],
-            "startTime": 1_700_000_000_000_000, "duration": 1500, "tags": [], "logs": [], "processID": "p1",
-            "warnings": None}
+    base = {
+        "traceID": TID,
+        "spanID": span_id,
+        "operationName": f"op-{span_id}",
+        "references": [],
+        "startTime": 1_700_000_000_000_000,
+        "duration": 1500,
+        "tags": [],
+        "logs": [],
+        "processID": "p1",
+        "warnings": None,
+    }
     base.update(kw)
     return base
 
@@ -164,92 +197,194 @@ def _tag(key, value, typ="string"):
 
 
 PROCESSES = {
-    "p1": {"serviceName": "frontend", "tags": [_tag("hostname", "fe-1"), _tag("ip", "10.0.0.1"),
-                                               _tag("jaeger.version", "Go-2.30.0")]},
+    "p1": {
+        "serviceName": "frontend",
+        "tags": [_tag("hostname", "fe-1"), _tag("ip", "10.0.0.1"), _tag("jaeger.version", "Go-2.30.0")],
+    },
     "p2": {"serviceName": "redis", "tags": [_tag("ip", "10.0.0.9")]},
 }
 
 
 def _doc(spans: list[dict], processes: dict = PROCESSES, trace_id: str = TID) -> bytes:
-    return json.dumps({"data": [{"traceID": trace_id, "spans": spans, "processes": processes, "warnings": None}],
-                       "total": 0, "limit": 0, "offset": 0, "errors": None}).encode()
+    return json.dumps(
+        {
+            "data": [{"traceID": trace_id, "spans": spans, "processes": processes, "warnings": None}],
+            "total": 0,
+            "limit": 0,
+            "offset": 0,
+            "errors": None,
+        }
+    ).encode()
 
 
 def test_mapping_rules():
-    root = _span("0000000000000001", tags=[_tag("span.kind", "server"), _tag("http.status_code", 404, "int64"),
-                                           _tag("otel.scope.name", "lib"), _tag("otel.scope.version", "1.2"),
-                                           _tag("w3c.tracestate", "k=v"), _tag("sampler.param", 0.5, "float64")])
-    client = _span("00000000000000c1", processID="p2",
-                   references=[{"refType": "CHILD_OF", "traceID": TID, "spanID": "0000000000000001"}],
-                   tags=[_tag("span.kind", "client"), _tag("http.status_code", "404"), _tag("db.system", "redis")],
-                   warnings=["clock skew adjustment disabled"])
-    failed = _span("00000000000000e1", references=[{"refType": "CHILD_OF", "spanID": "1"}],
-                   tags=[_tag("error", True, "bool"), _tag("otel.status_code", "OK"),
-                         _tag("otel.status_description", "boom")],
-                   logs=[{"timestamp": 1_700_000_000_000_500, "fields": [
-                       _tag("event", "error"), _tag("error.kind", "Timeout"), _tag("message", "deadline exceeded")]}])
-    ok = _span("00000000000000f1", references=[{"refType": "CHILD_OF", "spanID": "1"}],
-               tags=[_tag("otel.status_code", "ERROR"), _tag("otel.status_description", "bad"),
-                     _tag("span.kind", "producer")])
+    root = _span(
+        "0000000000000001",
+        tags=[
+            _tag("span.kind", "server"),
+            _tag("http.status_code", 404, "int64"),
+            _tag("otel.scope.name", "lib"),
+            _tag("otel.scope.version", "1.2"),
+            _tag("w3c.tracestate", "k=v"),
+            _tag("sampler.param", 0.5, "float64"),
+        ],
+    )
+    client = _span(
+        "00000000000000c1",
+        processID="p2",
+        references=[{"refType": "CHILD_OF", "traceID": TID, "spanID": "0000000000000001"}],
+        tags=[_tag("span.kind", "client"), _tag("http.status_code", "404"), _tag("db.system", "redis")],
+        warnings=["clock skew adjustment disabled"],
+    )
+    failed = _span(
+        "00000000000000e1",
+        references=[{"refType": "CHILD_OF", "spanID": "1"}],
+        tags=[
+            _tag("error", True, "bool"),
+            _tag("otel.status_code", "OK"),
+            _tag("otel.status_description", "boom"),
+        ],
+        logs=[
+            {
+                "timestamp": 1_700_000_000_000_500,
+                "fields": [
+                    _tag("event", "error"),
+                    _tag("error.kind", "Timeout"),
+                    _tag("message", "deadline exceeded"),
+                ],
+            }
+        ],
+    )
+    ok = _span(
+        "00000000000000f1",
+        references=[{"refType": "CHILD_OF", "spanID": "1"}],
+        tags=[
+            _tag("otel.status_code", "ERROR"),
+            _tag("otel.status_description", "bad"),
+            _tag("span.kind", "producer"),
+        ],
+    )
     rows, rejects = read_bytes(_doc([root, client, failed, ok]))
     assert rejects == []
     r, c, f, o = rows
     assert (r["kind"], r["status_code"], r["scope_name"], r["scope_version"], r["trace_state"]) == (
-        "SERVER", "UNSET", "lib", "1.2", "k=v")  # 404 on a server is not its error
+        "SERVER",
+        "UNSET",
+        "lib",
+        "1.2",
+        "k=v",
+    )  # 404 on a server is not its error
     assert json.loads(r["attributes"]) == {"http.status_code": 404, "sampler.param": 0.5}
     assert r["http_status_code"] == 404 and r["parent_span_id"] is None
     assert (c["kind"], c["status_code"], c["parent_span_id"]) == ("CLIENT", "ERROR", "0000000000000001")
     assert (c["service_name"], c["host"], c["db_system"]) == ("redis", "10.0.0.9", "redis")
     assert json.loads(c["warnings"]) == ["clock skew adjustment disabled"]
-    assert (f["status_code"], f["status_message"], f["parent_span_id"]) == ("ERROR", "boom", "0000000000000001")
+    assert (f["status_code"], f["status_message"], f["parent_span_id"]) == (
+        "ERROR",
+        "boom",
+        "0000000000000001",
+    )
     assert json.loads(f["attributes"]) == {}  # error, otel.status_* consumed
     assert (f["exception_type"], f["exception_message"]) == ("Timeout", "deadline exceeded")
-    assert json.loads(f["events"]) == [{"time_ns": 1_700_000_000_000_500_000, "name": "error",
-                                        "attributes": {"error.kind": "Timeout", "message": "deadline exceeded"},
-                                        "dropped_attributes_count": 0}]
+    assert json.loads(f["events"]) == [
+        {
+            "time_ns": 1_700_000_000_000_500_000,
+            "name": "error",
+            "attributes": {"error.kind": "Timeout", "message": "deadline exceeded"},
+            "dropped_attributes_count": 0,
+        }
+    ]
     assert (o["status_code"], o["status_message"], o["kind"]) == ("ERROR", "bad", "PRODUCER")
     res = json.loads(r["resource_attributes"])
-    assert res == {"service.name": "frontend", "host.name": "fe-1", "ip": "10.0.0.1", "jaeger.version": "Go-2.30.0"}
+    assert res == {
+        "service.name": "frontend",
+        "host.name": "fe-1",
+        "ip": "10.0.0.1",
+        "jaeger.version": "Go-2.30.0",
+    }
     assert r["host"] == "fe-1"
-    assert (r["start_ns"], r["end_ns"], r["duration_ns"]) == (1_700_000_000_000_000_000, 1_700_000_000_001_500_000, 1_500_000)
+    assert (r["start_ns"], r["end_ns"], r["duration_ns"]) == (
+        1_700_000_000_000_000_000,
+        1_700_000_000_001_500_000,
+        1_500_000,
+    )
 
 
 def test_references_parent_and_links():
     other = "00000000000000000000000000000abc"
-    follows_only = _span("0000000000000002", references=[
-        {"refType": "FOLLOWS_FROM", "traceID": TID, "spanID": "0000000000000001"}])
-    mixed = _span("0000000000000003", references=[
-        {"refType": "FOLLOWS_FROM", "traceID": TID, "spanID": "0000000000000002"},
-        {"refType": "CHILD_OF", "traceID": other, "spanID": "00000000000000aa"},
-        {"refType": "CHILD_OF", "traceID": TID, "spanID": "0000000000000001"}])
+    follows_only = _span(
+        "0000000000000002",
+        references=[{"refType": "FOLLOWS_FROM", "traceID": TID, "spanID": "0000000000000001"}],
+    )
+    mixed = _span(
+        "0000000000000003",
+        references=[
+            {"refType": "FOLLOWS_FROM", "traceID": TID, "spanID": "0000000000000002"},
+            {"refType": "CHILD_OF", "traceID": other, "spanID": "00000000000000aa"},
+            {"refType": "CHILD_OF", "traceID": TID, "spanID": "0000000000000001"},
+        ],
+    )
     rows, rejects = read_bytes(_doc([_span("0000000000000001"), follows_only, mixed]))
     assert rejects == []
     _, f, m = rows
     # no CHILD_OF: the FOLLOWS_FROM reference is the parent (Jaeger's Span.ParentSpanID) and a link
     assert f["parent_span_id"] == "0000000000000001"
-    assert json.loads(f["links"]) == [{"trace_id": TID, "span_id": "0000000000000001", "trace_state": "",
-                                       "attributes": {"opentracing.ref_type": "follows_from"}, "type": "FOLLOWS_FROM"}]
+    assert json.loads(f["links"]) == [
+        {
+            "trace_id": TID,
+            "span_id": "0000000000000001",
+            "trace_state": "",
+            "attributes": {"opentracing.ref_type": "follows_from"},
+            "type": "FOLLOWS_FROM",
+        }
+    ]
     # the first CHILD_OF into the same trace wins; the cross-trace CHILD_OF is a plain link
     assert m["parent_span_id"] == "0000000000000001"
     assert json.loads(m["links"]) == [
-        {"trace_id": TID, "span_id": "0000000000000002", "trace_state": "",
-         "attributes": {"opentracing.ref_type": "follows_from"}, "type": "FOLLOWS_FROM"},
-        {"trace_id": other, "span_id": "00000000000000aa", "trace_state": "",
-         "attributes": {"opentracing.ref_type": "child_of"}},
+        {
+            "trace_id": TID,
+            "span_id": "0000000000000002",
+            "trace_state": "",
+            "attributes": {"opentracing.ref_type": "follows_from"},
+            "type": "FOLLOWS_FROM",
+        },
+        {
+            "trace_id": other,
+            "span_id": "00000000000000aa",
+            "trace_state": "",
+            "attributes": {"opentracing.ref_type": "child_of"},
+        },
     ]
 
 
 def test_64_bit_trace_ids_are_padded_and_ui_fields_ignored():
     short = "321cf37308d69df2"
-    ui_span = _span("00000000000000b1", traceID=short, processID="p-unknown",
-                    process={"serviceName": "embedded", "tags": [_tag("host.name", "h-9")]},
-                    references=[{"refType": "CHILD_OF", "traceID": short, "spanID": "00000000000000a1",
-                                 "span": {"spanID": "00000000000000a1", "depth": 0, "hasChildren": True}}],
-                    relativeStartTime=12, depth=1, hasChildren=False, childSpanIds=[])
+    ui_span = _span(
+        "00000000000000b1",
+        traceID=short,
+        processID="p-unknown",
+        process={"serviceName": "embedded", "tags": [_tag("host.name", "h-9")]},
+        references=[
+            {
+                "refType": "CHILD_OF",
+                "traceID": short,
+                "spanID": "00000000000000a1",
+                "span": {"spanID": "00000000000000a1", "depth": 0, "hasChildren": True},
+            }
+        ],
+        relativeStartTime=12,
+        depth=1,
+        hasChildren=False,
+        childSpanIds=[],
+    )
     rows, rejects = read_bytes(_doc([_span("00000000000000a1", traceID=short), ui_span], trace_id=short))
     assert rejects == []
     assert {r["trace_id"] for r in rows} == {"0" * 16 + short}
-    assert (rows[1]["service_name"], rows[1]["host"], rows[1]["parent_span_id"]) == ("embedded", "h-9", "00000000000000a1")
+    assert (rows[1]["service_name"], rows[1]["host"], rows[1]["parent_span_id"]) == (
+        "embedded",
+        "h-9",
+        "00000000000000a1",
+    )
     assert rows[1]["warnings"] is None
 
 
@@ -276,7 +411,12 @@ def test_bad_records_are_rejected_and_good_ones_kept():
     assert [r["span_id"] for r in rows] == ["0000000000000001", "0000000000000006"]
     assert [r["source_offset"] for r in rows] == [1, 6]
     not_obj, *span_rejects, bad_trace = rejects
-    assert [(r.offset, r.unit) for r in span_rejects] == [(2, "record"), (3, "record"), (4, "record"), (5, "record")]
+    assert [(r.offset, r.unit) for r in span_rejects] == [
+        (2, "record"),
+        (3, "record"),
+        (4, "record"),
+        (5, "record"),
+    ]
     assert [r.reason for r in span_rejects] == [
         "spanID missing",
         "Expected `int | null`, got `str` - at `$.startTime`",
@@ -286,13 +426,23 @@ def test_bad_records_are_rejected_and_good_ones_kept():
     assert json.loads(span_rejects[0].raw) == no_id  # verbatim
     assert span_rejects[2].raw == b"7"
     assert all(r.source == "bad.json" for r in rejects)
-    assert (not_obj.unit, not_obj.offset, not_obj.raw) == ("byte", data.index(b'"not a trace"'), b'"not a trace"')
+    assert (not_obj.unit, not_obj.offset, not_obj.raw) == (
+        "byte",
+        data.index(b'"not a trace"'),
+        b'"not a trace"',
+    )
     assert not_obj.reason == "trace #1 is not a JSON object"
-    assert bad_trace.unit == "byte" and bad_trace.reason.startswith("trace #3 is not readable: Expected `array | null`")
+    assert bad_trace.unit == "byte" and bad_trace.reason.startswith(
+        "trace #3 is not readable: Expected `array | null`"
+    )
 
 
 def test_a_span_nested_too_deep_is_rejected_alone():
-    spans = [_span("0000000000000001"), _span("0000000000000002", tags=[_tag("x", "DEEP")]), _span("0000000000000003")]
+    spans = [
+        _span("0000000000000001"),
+        _span("0000000000000002", tags=[_tag("x", "DEEP")]),
+        _span("0000000000000003"),
+    ]
     data = _doc(spans).replace(b'"DEEP"', b"[" * 3000 + b"]" * 3000)
     rows, rejects = read_bytes(data)
     assert [r["span_id"] for r in rows] == ["0000000000000001", "0000000000000003"]
@@ -318,7 +468,9 @@ def test_truncated_file_keeps_the_traces_before_the_cut():
 def test_api_error_response_is_a_reject_and_an_empty_result_is_nothing():
     err = b'{"data":null,"total":0,"limit":0,"offset":0,"errors":[{"code":404,"msg":"trace not found"}]}'
     rows, rejects = read_bytes(err)
-    assert rows == [] and [r.reason for r in rejects] == ["the Jaeger API response reports an error: trace not found"]
+    assert rows == [] and [r.reason for r in rejects] == [
+        "the Jaeger API response reports an error: trace not found"
+    ]
     assert read_bytes(b'{"data":[],"total":0,"limit":0,"offset":0,"errors":null}') == ([], [])
 
 
@@ -350,12 +502,15 @@ def test_detect(path: Path, fmt: str):
     assert jaeger.sniff(head) is (fmt == "jaeger")
 
 
-@pytest.mark.parametrize("head", [
-    b'{"result":{"resourceSpans":[{"resource":{}}]}}',
-    b'{"batches":[{"resource":{},"scopeSpans":[]}]}',
-    b'[{"traceId":"a","id":"b","name":"x"}]',
-    b'{"data":"x"}',
-])
+@pytest.mark.parametrize(
+    "head",
+    [
+        b'{"result":{"resourceSpans":[{"resource":{}}]}}',
+        b'{"batches":[{"resource":{},"scopeSpans":[]}]}',
+        b'[{"traceId":"a","id":"b","name":"x"}]',
+        b'{"data":"x"}',
+    ],
+)
 def test_sniff_says_no(head: bytes):
     assert not jaeger.sniff(head)
 

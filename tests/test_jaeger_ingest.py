@@ -19,10 +19,17 @@ def _mixed_folder(root: Path) -> Path:
     shutil.copy(FIX / "otlp-examples" / "trace.json", folder / "otlp" / "trace.json")
     shutil.copy(FIX / "crisp" / "18.json", folder / "jaeger" / "crisp18.json")
     (folder / "jaeger" / "ui.json.gz").write_bytes(
-        gzip.compress((FIX / "jaeger" / "ui-format" / "otlp2jaeger-out.json").read_bytes()))
+        gzip.compress((FIX / "jaeger" / "ui-format" / "otlp2jaeger-out.json").read_bytes())
+    )
     shutil.copy(FIX / "zipkin" / "sample3.json", folder / "zipkin" / "sample3.json")
-    good = {"traceId": "aa" * 8, "id": "0000000000000001", "name": "get", "timestamp": 1_600_000_000_000_000,
-            "duration": 10, "localEndpoint": {"serviceName": "zsvc"}}
+    good = {
+        "traceId": "aa" * 8,
+        "id": "0000000000000001",
+        "name": "get",
+        "timestamp": 1_600_000_000_000_000,
+        "duration": 10,
+        "localEndpoint": {"serviceName": "zsvc"},
+    }
     (folder / "zipkin" / "bad.json").write_text(json.dumps([good, {"traceId": "zz", "id": "1"}]))
     return folder
 
@@ -44,7 +51,11 @@ def test_mixed_folder_in_one_ingest(tmp_path: Path, capsys, dcr_home: Path):
 
     (line,) = Path(out["rejects_path"]).read_text().splitlines()
     rej = json.loads(line)
-    assert (rej["offset"], rej["unit"], rej["reason"]) == (2, "record", "traceId is not hex of at most 16 characters")
+    assert (rej["offset"], rej["unit"], rej["reason"]) == (
+        2,
+        "record",
+        "traceId is not hex of at most 16 characters",
+    )
     assert rej["source"].endswith("bad.json") and json.loads(rej["raw"]) == {"traceId": "zz", "id": "1"}
 
     from correlate import open_dataset
@@ -52,5 +63,10 @@ def test_mixed_folder_in_one_ingest(tmp_path: Path, capsys, dcr_home: Path):
     with open_dataset("mixed") as ds:
         rows = ds.sql("SELECT service_name, count(*) FROM spans GROUP BY 1 ORDER BY 1 NULLS FIRST").rows
     services = {svc: n for svc, n in rows}
-    assert services == {None: 1, "my.service": 1, "telemetrygen": 1, "zsvc": 1,
-                        **{f"S{i}": 1 for i in range(1, 10)}}
+    assert services == {
+        None: 1,
+        "my.service": 1,
+        "telemetrygen": 1,
+        "zsvc": 1,
+        **{f"S{i}": 1 for i in range(1, 10)},
+    }

@@ -29,7 +29,14 @@ def test_elements_are_cut_exactly_at_any_read_size(read_bytes: int):
     items = list(iter_array(io.BytesIO(DOC), "data", read_bytes))
     elements = [i for i in items if isinstance(i, Element)]
     assert [json.loads(e.raw) for e in elements] == [
-        {"a": 'x"]}', "b": [1, {"c": None}]}, 12345, "s,]", [], {}, True, False]
+        {"a": 'x"]}', "b": [1, {"c": None}]},
+        12345,
+        "s,]",
+        [],
+        {},
+        True,
+        False,
+    ]
     assert [e.index for e in elements] == list(range(1, 8))
     for e in elements:  # offsets point into the original bytes
         assert DOC[e.offset : e.offset + len(e.raw)] == e.raw
@@ -38,13 +45,16 @@ def test_elements_are_cut_exactly_at_any_read_size(read_bytes: int):
     assert members.offset == DOC.index(b"{")
 
 
-@pytest.mark.parametrize(("data", "offset", "reason"), [
-    (b'{"data":[{"a":1} {"b":1}]}', 17, "expected one of ',]', found '{'"),
-    (b'{"data":[1,{"a":', 11, "input ends inside a JSON value"),
-    (b'{"data":[1,2', 12, "expected one of ',]', found end of input"),
-    (b'{"data":[1,tru]}', 11, "invalid character"),
-    (b'"just a string"', 0, "expected a JSON object or array"),
-])
+@pytest.mark.parametrize(
+    ("data", "offset", "reason"),
+    [
+        (b'{"data":[{"a":1} {"b":1}]}', 17, "expected one of ',]', found '{'"),
+        (b'{"data":[1,{"a":', 11, "input ends inside a JSON value"),
+        (b'{"data":[1,2', 12, "expected one of ',]', found end of input"),
+        (b'{"data":[1,tru]}', 11, "invalid character"),
+        (b'"just a string"', 0, "expected a JSON object or array"),
+    ],
+)
 def test_malformed_json_stops_with_a_position(data: bytes, offset: int, reason: str):
     it = iter_array(io.BytesIO(data), "data", 4)
     with pytest.raises(MalformedJSON) as info:
@@ -121,21 +131,30 @@ def test_read_parallel_gives_what_read_gives(tmp_path: Path):
     doc["data"].insert(3, 42)  # a trace that is not an object
     doc["data"][5]["spans"][1]["spanID"] = ""  # one bad span inside a good trace
     second = {"traceID": "00000000000000aa", "spans": [{"spanID": "b1", "startTime": 5, "processID": "x"}]}
-    data = (json.dumps(doc).encode() + b"\n" + json.dumps(second).encode()  # a bare trace after it
-            + b'\n{"data":[' + json.dumps(doc["data"][0]).encode()[:-10])  # and a truncated third document
+    data = (
+        json.dumps(doc).encode()
+        + b"\n"
+        + json.dumps(second).encode()  # a bare trace after it
+        + b'\n{"data":['
+        + json.dumps(doc["data"][0]).encode()[:-10]
+    )  # and a truncated third document
     path = tmp_path / "mixed.json"
     path.write_bytes(data)
 
     serial = _rows_and_rejects(jaeger.read(io.BytesIO(data), SourceInfo("s", str(path))))
     ctx = multiprocessing.get_context("fork")
     with cf.ProcessPoolExecutor(max_workers=2, mp_context=ctx) as pool, open(path, "rb") as fh:
-        parallel = _rows_and_rejects(jaeger.read_parallel(fh, SourceInfo("s", str(path)), pool, window=3,
-                                                          block_bytes=64 * 1024))
+        parallel = _rows_and_rejects(
+            jaeger.read_parallel(fh, SourceInfo("s", str(path)), pool, window=3, block_bytes=64 * 1024)
+        )
     assert parallel == serial
     rows, rejects = serial
     assert [r[-1] for r in rows] == sorted(r[-1] for r in rows)  # source_offset in file order
     assert [(r.unit, r.reason.split(":")[0]) for r in rejects] == [
-        ("byte", "trace #4 is not a JSON object"), ("record", "spanID missing"), ("byte", "malformed JSON, the rest of the input is skipped")]
+        ("byte", "trace #4 is not a JSON object"),
+        ("record", "spanID missing"),
+        ("byte", "malformed JSON, the rest of the input is skipped"),
+    ]
     assert rows[-1][1] == "00000000000000b1"  # the bare trace, numbered after the first document
 
 
@@ -148,8 +167,11 @@ def test_values_nested_deeper_than_msgspec_are_cut_by_hand(read_bytes: int):
 
 
 _JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
     lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=5), kids, max_size=4),
     max_leaves=12,
 )

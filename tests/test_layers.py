@@ -172,15 +172,21 @@ def correlate_uses_of_ingest() -> dict[str, list[str]]:
 
 
 def test_imports_point_down_only():
-    new = [f"{_where(e)}: {e.importer} imports {e.target} ({e.level})"
-           for e in upward_imports() if (e.importer, e.target) not in KNOWN_UPWARD]
+    new = [
+        f"{_where(e)}: {e.importer} imports {e.target} ({e.level})"
+        for e in upward_imports()
+        if (e.importer, e.target) not in KNOWN_UPWARD
+    ]
     assert new == [], "an import from a layer above:\n" + "\n".join(new)
 
 
 def test_nothing_imports_mcp_server_and_ingest_imports_no_other_package():
-    bad = [f"{_where(e)}: {e.target}" for e in EDGES
-           if (e.target.startswith("mcp_server") and not e.importer.startswith("mcp_server"))
-           or (e.importer.startswith("ingest") and not e.target.startswith("ingest"))]
+    bad = [
+        f"{_where(e)}: {e.target}"
+        for e in EDGES
+        if (e.target.startswith("mcp_server") and not e.importer.startswith("mcp_server"))
+        or (e.importer.startswith("ingest") and not e.target.startswith("ingest"))
+    ]
     assert bad == []
 
 
@@ -250,8 +256,11 @@ def strongly_connected(graph: dict[str, set[str]]) -> list[frozenset[str]]:
 
 
 def _describe(comp: frozenset[str], levels: set[str]) -> str:
-    lines = [f"{e.importer} -> {e.target} ({_where(e)}, {e.level})" for e in EDGES
-             if e.level in levels and e.importer in comp and e.target in comp and e.target != e.importer]
+    lines = [
+        f"{e.importer} -> {e.target} ({_where(e)}, {e.level})"
+        for e in EDGES
+        if e.level in levels and e.importer in comp and e.target in comp and e.target != e.importer
+    ]
     return "cycle among " + ", ".join(sorted(comp)) + ":\n  " + "\n  ".join(sorted(lines))
 
 
@@ -351,8 +360,11 @@ def _module_aliases(importer: str, tree: ast.Module) -> dict[str, str]:
 
 
 def test_no_private_name_crosses_a_module():
-    new = [f"{where}: {importer} uses {name}" for where, importer, name in private_imports()
-           if (importer, name) not in KNOWN_PRIVATE]
+    new = [
+        f"{where}: {importer} uses {name}"
+        for where, importer, name in private_imports()
+        if (importer, name) not in KNOWN_PRIVATE
+    ]
     assert new == [], "a private name used outside its module:\n" + "\n".join(new)
 
 
@@ -364,12 +376,18 @@ def test_known_private_uses_still_exist():
 # ---- the checker itself ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("source", "expected"), [
-    ("from correlate.session import open_dataset", [("module", "correlate.session")]),
-    ("def f():\n    from escalation import api", [("function", "escalation.api")]),
-    ("if TYPE_CHECKING:\n    from mcp_server.errors import UsageError", [("typing", "mcp_server.errors")]),
-    ("import ingest.dataset as d", [("module", "ingest.dataset")]),
-])
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("from correlate.session import open_dataset", [("module", "correlate.session")]),
+        ("def f():\n    from escalation import api", [("function", "escalation.api")]),
+        (
+            "if TYPE_CHECKING:\n    from mcp_server.errors import UsageError",
+            [("typing", "mcp_server.errors")],
+        ),
+        ("import ingest.dataset as d", [("module", "ingest.dataset")]),
+    ],
+)
 def test_edges_are_found_with_their_level(source, expected):
     got = [(e.level, e.target) for e in _edges("ingest.fake", ast.parse(source))]
     assert got == expected
@@ -381,7 +399,11 @@ def test_cycles_are_found():
 
 
 def test_private_attributes_are_found():
-    tree = ast.parse("import ingest.writer\nfrom ingest import lockfile as lf\n"
-                     "ingest.writer._release_lock(1)\nlf._close(2)\nself._x = 3\nlf.__name__\n")
+    tree = ast.parse(
+        "import ingest.writer\nfrom ingest import lockfile as lf\n"
+        "ingest.writer._release_lock(1)\nlf._close(2)\nself._x = 3\nlf.__name__\n"
+    )
     assert list(private_attributes("correlate.fake", tree)) == [
-        (3, "ingest.writer._release_lock"), (4, "ingest.lockfile._close")]
+        (3, "ingest.writer._release_lock"),
+        (4, "ingest.lockfile._close"),
+    ]

@@ -28,10 +28,12 @@ CONTEXT = {
     "stuck_description": "checkout returns 502 since 09:15 and I cannot see why",
     "attempted_approaches": ["restarted checkout", "read checkout's handler"],
     "partial_findings": ["errors started at 09:15", {"service": "pricing", "status": 500}],
-    "code_scope": {"files": [], "entry_points": [{"file": "pricing/app.py", "function_name": "quote"}],
-                   "service_names": ["pricing", "checkout"]},
+    "code_scope": {
+        "files": [],
+        "entry_points": [{"file": "pricing/app.py", "function_name": "quote"}],
+        "service_names": ["pricing", "checkout"],
+    },
 }
-
 
 
 def _sent_text(stub: GeminiStub) -> str:
@@ -64,8 +66,19 @@ def test_should_escalate(mode):
 
 def test_escalate_offline_without_a_key(mode):
     ingest_scenario()
-    out = ok(call(mode, "escalate_analysis", {"claude_context": CONTEXT, "dataset": "shop", **INCIDENT,
-                                               "analysis_type": "cross_system", "depth_level": 2}))
+    out = ok(
+        call(
+            mode,
+            "escalate_analysis",
+            {
+                "claude_context": CONTEXT,
+                "dataset": "shop",
+                **INCIDENT,
+                "analysis_type": "cross_system",
+                "depth_level": 2,
+            },
+        )
+    )
     assert out["provider"] == "offline" and out["checked_by_model"] is False
     assert out["analysis"]["summary"] and isinstance(out["analysis"]["root_causes"], list)
     assert out["analysis"]["root_causes"][0]["service"] == "pricing"
@@ -76,9 +89,19 @@ def test_escalate_offline_without_a_key(mode):
 
 def test_escalate_with_gemini(mode, stub):
     ingest_scenario()
-    out = ok(call(mode, "escalate_analysis", {"claude_context": CONTEXT, "dataset": "shop", **INCIDENT,
-                                               "question": "Which service starts the 502s?",
-                                               "analysis_type": "hypothesis_test"}))
+    out = ok(
+        call(
+            mode,
+            "escalate_analysis",
+            {
+                "claude_context": CONTEXT,
+                "dataset": "shop",
+                **INCIDENT,
+                "question": "Which service starts the 502s?",
+                "analysis_type": "hypothesis_test",
+            },
+        )
+    )
     assert out["provider"] == "gemini" and out["checked_by_model"] is True and out["partial"] is False
     assert out["analysis"] == DEFAULT_ANALYSIS
     sent = _sent_text(stub)
@@ -89,8 +112,13 @@ def test_time_budget_returns_the_offline_report_marked_partial(mode, stub):
     ingest_scenario()
     stub.slow(6.0)
     t0 = time.monotonic()
-    out = ok(call(mode, "escalate_analysis", {"claude_context": CONTEXT, "dataset": "shop", **INCIDENT,
-                                               "time_budget_seconds": 1}))
+    out = ok(
+        call(
+            mode,
+            "escalate_analysis",
+            {"claude_context": CONTEXT, "dataset": "shop", **INCIDENT, "time_budget_seconds": 1},
+        )
+    )
     assert time.monotonic() - t0 < 5.5
     assert out["partial"] is True and out["warnings"][0] == TIMEOUT_WARNING
     assert out["provider"] == "offline" and out["analysis"]["summary"]
@@ -102,12 +130,19 @@ def test_escalate_errors(mode):
     assert "stuck_description" in text
     text = error_text(call(mode, "escalate_analysis", {"claude_context": CONTEXT, "dataset": "nope"}))
     assert "no dataset named 'nope'" in text and "shop" in text
-    text = error_text(call(mode, "escalate_analysis", {"claude_context": CONTEXT, "dataset": "shop",
-                                                        "start": "2025-06-12T09:30:00Z", "end": "09:00"}))
+    text = error_text(
+        call(
+            mode,
+            "escalate_analysis",
+            {"claude_context": CONTEXT, "dataset": "shop", "start": "2025-06-12T09:30:00Z", "end": "09:00"},
+        )
+    )
     assert text.startswith("Error executing tool escalate_analysis: end:")
     text = error_text(call(mode, "escalate_analysis", {"claude_context": CONTEXT, "depth_level": 9}))
-    assert text == ("Error executing tool escalate_analysis: bad arguments: depth_level: "
-                    "Input should be less than or equal to 5")
+    assert text == (
+        "Error executing tool escalate_analysis: bad arguments: depth_level: "
+        "Input should be less than or equal to 5"
+    )
     text = error_text(call(mode, "escalate_analysis", {"claude_context": {"code_scope": {}}}))
     assert text.endswith("bad arguments: claude_context.stuck_description: Field required")
 
@@ -116,13 +151,22 @@ def test_conversation_round_trip(mode):
     ingest_scenario()
 
     async def body(client):
-        start = await client.call_tool("start_conversation", {
-            "claude_context": CONTEXT, "dataset": "shop", **INCIDENT, "initial_question": "What fails first?"})
+        start = await client.call_tool(
+            "start_conversation",
+            {
+                "claude_context": CONTEXT,
+                "dataset": "shop",
+                **INCIDENT,
+                "initial_question": "What fails first?",
+            },
+        )
         sid = ok(start)["session_id"]
         more = await client.call_tool("continue_conversation", {"session_id": sid, "message": "And pricing?"})
         status = await client.call_tool("get_conversation_status", {"session_id": sid})
         listed = await client.call_tool("list_conversations", {"state": "active"})
-        final = await client.call_tool("finalize_conversation", {"session_id": sid, "summary_format": "concise"})
+        final = await client.call_tool(
+            "finalize_conversation", {"session_id": sid, "summary_format": "concise"}
+        )
         after = await client.call_tool("get_conversation_status", {"session_id": sid})
         gone = await client.call_tool("continue_conversation", {"session_id": "conv_nope", "message": "hi"})
         return start, more, status, listed, final, after, gone
@@ -145,21 +189,46 @@ def test_conversation_round_trip(mode):
 
 
 FOCUSED = [
-    ("trace_execution_path",
-     {"entry_point": {"file": "checkout/app.py", "line": 42, "function_name": "place_order"}, "max_depth": 4},
-     "execution_trace", "Trace the execution path from checkout/app.py:place_order, following calls up to 4"),
-    ("hypothesis_test",
-     {"hypothesis": "the tax replica refuses connections", "test_approach": "compare pricing errors",
-      "code_scope": {"files": [], "entry_points": ["pricing/tax.py:lookup"]}},
-     "hypothesis_test", "Test this hypothesis: the tax replica refuses connections"),
-    ("cross_system_impact",
-     {"change_scope": {"files": ["pricing/config.py"], "service_names": ["pricing"]},
-      "impact_types": ["breaking"]},
-     "cross_system", "What is the breaking impact across service boundaries of changing pricing/config.py"),
-    ("performance_bottleneck",
-     {"code_path": {"entry_point": {"file": "catalog/index.py", "line": 7}, "suspected_issues": ["N+1"]},
-      "profile_depth": 2},
-     "performance", "Find the performance bottlenecks on the path starting at catalog/index.py:7. Suspected: N+1."),
+    (
+        "trace_execution_path",
+        {
+            "entry_point": {"file": "checkout/app.py", "line": 42, "function_name": "place_order"},
+            "max_depth": 4,
+        },
+        "execution_trace",
+        "Trace the execution path from checkout/app.py:place_order, following calls up to 4",
+    ),
+    (
+        "hypothesis_test",
+        {
+            "hypothesis": "the tax replica refuses connections",
+            "test_approach": "compare pricing errors",
+            "code_scope": {"files": [], "entry_points": ["pricing/tax.py:lookup"]},
+        },
+        "hypothesis_test",
+        "Test this hypothesis: the tax replica refuses connections",
+    ),
+    (
+        "cross_system_impact",
+        {
+            "change_scope": {"files": ["pricing/config.py"], "service_names": ["pricing"]},
+            "impact_types": ["breaking"],
+        },
+        "cross_system",
+        "What is the breaking impact across service boundaries of changing pricing/config.py",
+    ),
+    (
+        "performance_bottleneck",
+        {
+            "code_path": {
+                "entry_point": {"file": "catalog/index.py", "line": 7},
+                "suspected_issues": ["N+1"],
+            },
+            "profile_depth": 2,
+        },
+        "performance",
+        "Find the performance bottlenecks on the path starting at catalog/index.py:7. Suspected: N+1.",
+    ),
 ]
 
 
@@ -175,11 +244,21 @@ def test_focused_tools_escalate_with_their_own_question(mode, stub, tool, args, 
 def test_first_turn_names_each_warning_once(mode):
     """A refused file is warned about by the escalation and repeated by its first turn: shown once."""
     ingest_scenario()
-    context = {**CONTEXT, "code_scope": {**CONTEXT["code_scope"], "files": ["/etc/passwd", "../../outside.py"]}}
+    context = {
+        **CONTEXT,
+        "code_scope": {**CONTEXT["code_scope"], "files": ["/etc/passwd", "../../outside.py"]},
+    }
 
     async def body(client):
-        return await client.call_tool("start_conversation", {
-            "claude_context": context, "dataset": "shop", **INCIDENT, "initial_question": "What fails first?"})
+        return await client.call_tool(
+            "start_conversation",
+            {
+                "claude_context": context,
+                "dataset": "shop",
+                **INCIDENT,
+                "initial_question": "What fails first?",
+            },
+        )
 
     first = ok(run_client(mode, body))
     refused = [w for w in first["warnings"] if "/etc/passwd" in w]

@@ -68,7 +68,10 @@ def test_compact_schema_keeps_the_contract():
         "properties": {
             "title": {"title": "Title", "type": "string"},
             "n": {"anyOf": [{"type": "integer"}, {"type": "null"}], "default": None},
-            "xs": {"anyOf": [{"items": {"type": "string"}, "type": "array"}, {"type": "null"}], "default": None},
+            "xs": {
+                "anyOf": [{"items": {"type": "string"}, "type": "array"}, {"type": "null"}],
+                "default": None,
+            },
         },
         "required": ["title"],
     }
@@ -129,7 +132,9 @@ def test_a_row_too_big_for_a_page_comes_with_its_strings_cut(mode, monkeypatch):
     first = ok(call(mode, "query_spans", {"dataset": "jaeger", "sql": sql}))
     assert first["page"]["returned_count"] == 1 and first["page"]["total_count"] == 2
     assert first["rows"][0][2].endswith("the full text is in page.spill_path]")
-    second = ok(call(mode, "query_spans", {"dataset": "jaeger", "sql": sql, "cursor": first["page"]["next_cursor"]}))
+    second = ok(
+        call(mode, "query_spans", {"dataset": "jaeger", "sql": sql, "cursor": first["page"]["next_cursor"]})
+    )
     assert second["page"]["next_cursor"] is None and second["rows"][0][1] != first["rows"][0][1]
     whole = json.loads(Path(first["page"]["spill_path"]).read_text())
     assert len(whole["rows"][0][2]) > 10_000 and whole["rows"][0][:2] == first["rows"][0][:2]
@@ -140,8 +145,13 @@ def test_bad_cursor_is_a_tool_error(mode):
     ingest_fixture()
     text = error_text(call(mode, "query_spans", {"dataset": "jaeger", "sql": "SELECT 1", "cursor": "junk"}))
     assert "was not made by query_spans" in text
-    text = error_text(call(mode, "query_spans", {"dataset": "jaeger", "sql": "SELECT 1",
-                                                  "cursor": "queryspans-0123456789abcdef:5"}))
+    text = error_text(
+        call(
+            mode,
+            "query_spans",
+            {"dataset": "jaeger", "sql": "SELECT 1", "cursor": "queryspans-0123456789abcdef:5"},
+        )
+    )
     assert "expired" in text
 
 

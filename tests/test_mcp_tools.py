@@ -27,10 +27,20 @@ def test_ingest_traces_reports_progress_and_counts(mode):
     async def progress(done, total, message):
         seen.append((done, total, message))
 
-    out = ok(call(mode, "ingest_traces", {"paths": [str(OTLP_EXAMPLES)], "dataset": "ex"},
-                  progress_callback=progress))
+    out = ok(
+        call(
+            mode,
+            "ingest_traces",
+            {"paths": [str(OTLP_EXAMPLES)], "dataset": "ex"},
+            progress_callback=progress,
+        )
+    )
     assert (out["dataset"], out["spans"], out["logs"], out["rejected"]) == ("ex", 1, 2, 0)
-    assert {s["path"].rsplit("/", 1)[-1] for s in out["sources"]} == {"events.json", "logs.json", "trace.json"}
+    assert {s["path"].rsplit("/", 1)[-1] for s in out["sources"]} == {
+        "events.json",
+        "logs.json",
+        "trace.json",
+    }
     assert out["totals"]["spans"] == 1 and out["totals"]["name"] == "ex"
     assert seen, "no progress notification arrived"
     done, total, message = seen[-1]
@@ -66,7 +76,7 @@ def test_query_spans_counts_and_errors(mode):
 
 def test_get_trace_tree(mode):
     ingest_fixture()
-    q = ("SELECT trace_id, count(*) AS n FROM spans GROUP BY 1 ORDER BY n DESC, trace_id LIMIT 1")
+    q = "SELECT trace_id, count(*) AS n FROM spans GROUP BY 1 ORDER BY n DESC, trace_id LIMIT 1"
     trace_id, n = ok(call(mode, "query_spans", {"dataset": "jaeger", "sql": q}))["rows"][0]
     out = ok(call(mode, "get_trace", {"dataset": "jaeger", "trace_id": trace_id.upper()}))
     assert out["trace_id"] == trace_id and out["span_count"] == n == len(out["spans"])
@@ -105,7 +115,10 @@ def test_resources(mode):
         return templates, summary, schema
 
     templates, summary, schema = run_client(mode, body)
-    assert {t.uri_template for t in templates.resource_templates} == {"dataset://{name}", "dataset://{name}/schema"}
+    assert {t.uri_template for t in templates.resource_templates} == {
+        "dataset://{name}",
+        "dataset://{name}/schema",
+    }
     s = json.loads(summary.contents[0].text)
     assert s["dataset"] == "jaeger" and s["spans"] > 0 and s["start"].endswith("Z")
     views = json.loads(schema.contents[0].text)["views"]

@@ -31,14 +31,17 @@ def _env(**extra: str) -> dict[str, str]:
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
 def test_stdio_subprocess_with_sdk_client(mode, dcr_home):
     r = ingest_fixture()
-    params = StdioServerParameters(command=DCR[0], args=DCR[1:], cwd=str(REPO),
-                                   env={"DCR_HOME": str(dcr_home), "PYTHONPATH": str(REPO)})
+    params = StdioServerParameters(
+        command=DCR[0], args=DCR[1:], cwd=str(REPO), env={"DCR_HOME": str(dcr_home), "PYTHONPATH": str(REPO)}
+    )
 
     async def main():
         async with Client(params, mode=mode) as client:
             tools = await client.list_tools()
             listed = await client.call_tool("list_datasets", {})
-            count = await client.call_tool("query_spans", {"dataset": "jaeger", "sql": "SELECT count(*) FROM spans"})
+            count = await client.call_tool(
+                "query_spans", {"dataset": "jaeger", "sql": "SELECT count(*) FROM spans"}
+            )
             return tools, listed, count
 
     tools, listed, count = anyio.run(main)
@@ -50,15 +53,33 @@ def test_stdio_subprocess_with_sdk_client(mode, dcr_home):
 def test_stdout_carries_only_protocol(dcr_home):
     """Every stdout line is a JSON-RPC message, even when a tool fails; logs go to stderr."""
     msgs = [
-        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}},
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "t", "version": "1"},
+            },
+        },
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
-        {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "query_spans",
-                                                                        "arguments": {"dataset": "x", "sql": "1"}}},
+        {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "tools/call",
+            "params": {"name": "query_spans", "arguments": {"dataset": "x", "sql": "1"}},
+        },
         {"jsonrpc": "2.0", "id": 3, "method": "tools/list"},
     ]
-    proc = subprocess.Popen(DCR, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=_env(DCR_HOME=str(dcr_home), DCR_LOG_LEVEL="DEBUG"), cwd=REPO)
+    proc = subprocess.Popen(
+        DCR,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_env(DCR_HOME=str(dcr_home), DCR_LOG_LEVEL="DEBUG"),
+        cwd=REPO,
+    )
     for m in msgs:
         proc.stdin.write((json.dumps(m) + "\n").encode())
         proc.stdin.flush()
@@ -110,8 +131,13 @@ def _free_port() -> int:
 def _start_http(home: Path, host: str, token: str | None = None) -> tuple[subprocess.Popen, int]:
     port = _free_port()
     env = _env(DCR_HOME=str(home), **({"DCR_HTTP_TOKEN": token} if token else {}))
-    proc = subprocess.Popen(DCR + ["--transport", "http", "--host", host, "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=REPO)
+    proc = subprocess.Popen(
+        DCR + ["--transport", "http", "--host", host, "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=REPO,
+    )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
@@ -137,10 +163,22 @@ def _stop(proc: subprocess.Popen) -> None:
 def _post(port: int, headers: dict[str, str]):
     import httpx2
 
-    body = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
-    return httpx2.post(f"http://127.0.0.1:{port}/mcp", json=body, timeout=10,
-                       headers={"accept": "application/json, text/event-stream", **headers})
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"},
+        },
+    }
+    return httpx2.post(
+        f"http://127.0.0.1:{port}/mcp",
+        json=body,
+        timeout=10,
+        headers={"accept": "application/json, text/event-stream", **headers},
+    )
 
 
 def _call_over_http(port: int, headers: dict[str, str], mode: str = "legacy") -> dict:
@@ -178,7 +216,10 @@ def test_http_off_loopback_requires_the_token(dcr_home):
         missing = _post(port, {})
         assert missing.status_code == 401 and missing.headers["www-authenticate"].startswith("Bearer")
         assert _post(port, {"authorization": "Bearer wrong"}).status_code == 401
-        assert _post(port, {"authorization": "Bearer s3cret-token", "origin": "http://evil.example"}).status_code == 403
+        assert (
+            _post(port, {"authorization": "Bearer s3cret-token", "origin": "http://evil.example"}).status_code
+            == 403
+        )
         out = _call_over_http(port, {"authorization": "Bearer s3cret-token"})
         assert out["datasets"][0]["name"] == "jaeger"
     finally:
@@ -191,7 +232,10 @@ def test_http_off_loopback_requires_the_token(dcr_home):
 def _inspector(args: list[str], home: Path) -> dict:
     run = subprocess.run(
         [str(mcp_inspector.inspector_bin()), "--cli", *DCR, *args],
-        capture_output=True, text=True, timeout=120, cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
         env=_env(DCR_HOME=str(home), PYTHONPATH=str(REPO)),
     )
     assert run.returncode == 0, run.stderr
@@ -207,8 +251,9 @@ def test_inspector_cli_lists_tools_and_calls_them(dcr_home):
     assert all("outputSchema" in t and "annotations" in t for t in tools)
     listed = _inspector(["--method", "tools/call", "--tool-name", "list_datasets"], dcr_home)
     assert listed["structuredContent"]["datasets"][0]["name"] == "jaeger"
-    report = _inspector(["--method", "tools/call", "--tool-name", "correlate", "--tool-arg", "dataset=jaeger"],
-                        dcr_home)
+    report = _inspector(
+        ["--method", "tools/call", "--tool-name", "correlate", "--tool-arg", "dataset=jaeger"], dcr_home
+    )
     assert not report.get("isError"), report
     assert report["structuredContent"]["dataset"] == "jaeger"
     assert report["structuredContent"]["window"]["start_ns"] < report["structuredContent"]["window"]["end_ns"]

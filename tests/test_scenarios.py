@@ -129,7 +129,9 @@ def test_same_seed_gives_identical_bytes_and_another_seed_does_not(tmp_path: Pat
         assert a == b
         for f in ("traces.jsonl", "logs.jsonl", "truth.json"):
             assert (tmp_path / "a" / name / f).read_bytes() == (tmp_path / "b" / name / f).read_bytes()
-        assert (tmp_path / "a" / name / "traces.jsonl").read_bytes() != (tmp_path / "c" / name / "traces.jsonl").read_bytes()
+        assert (tmp_path / "a" / name / "traces.jsonl").read_bytes() != (
+            tmp_path / "c" / name / "traces.jsonl"
+        ).read_bytes()
         assert c["spans"] > 0
 
 
@@ -139,7 +141,10 @@ def test_scale_multiplies_the_traffic() -> None:
     assert 2.4 < three["spans"] / one["spans"] < 3.6
 
 
-@pytest.mark.parametrize("text,expected", [("2GB", 2 * 1024**3), ("500mb", 500 * 1024**2), ("1.5g", int(1.5 * 1024**3)), ("1234", 1234)])
+@pytest.mark.parametrize(
+    "text,expected",
+    [("2GB", 2 * 1024**3), ("500mb", 500 * 1024**2), ("1.5g", int(1.5 * 1024**3)), ("1234", 1234)],
+)
 def test_parse_size(text: str, expected: int) -> None:
     assert parse_size(text) == expected
 
@@ -151,7 +156,9 @@ def test_parse_size_rejects_garbage() -> None:
 
 def test_cli_writes_a_scenario_and_rejects_unknown_names(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "scenarios.generate", "--out", str(tmp_path), "--seed", "3"]
-    ok = subprocess.run([*cmd, "--scenario", "healthy", "--scale", "0.5"], cwd=REPO, capture_output=True, text=True)
+    ok = subprocess.run(
+        [*cmd, "--scenario", "healthy", "--scale", "0.5"], cwd=REPO, capture_output=True, text=True
+    )
     assert ok.returncode == 0, ok.stderr
     assert "healthy: scale 0.5" in ok.stderr
     truth = json.loads((tmp_path / "healthy" / "truth.json").read_text())
@@ -163,15 +170,41 @@ def test_cli_writes_a_scenario_and_rejects_unknown_names(tmp_path: Path) -> None
     bad = subprocess.run([*cmd, "--scenario", "nope"], cwd=REPO, capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown scenario 'nope'" in bad.stderr and "Traceback" not in bad.stderr
     (tmp_path / "file").write_text("")
-    blocked = subprocess.run([sys.executable, "-m", "scenarios.generate", "--scenario", "healthy", "--out",
-                              str(tmp_path / "file" / "x")], cwd=REPO, capture_output=True, text=True)
+    blocked = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scenarios.generate",
+            "--scenario",
+            "healthy",
+            "--out",
+            str(tmp_path / "file" / "x"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert blocked.returncode == 2 and "Traceback" not in blocked.stderr
     assert blocked.stderr.startswith(f"generate: cannot write {tmp_path / 'file' / 'x' / 'healthy'}: ")
 
 
 def test_size_picks_a_scale_that_gives_about_that_many_bytes(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "scenarios.generate", "--scenario", "retry_storm", "--out",
-                          str(tmp_path), "--size", "2MB"], cwd=REPO, capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scenarios.generate",
+            "--scenario",
+            "retry_storm",
+            "--out",
+            str(tmp_path),
+            "--size",
+            "2MB",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
     written = sum((tmp_path / "retry_storm" / f).stat().st_size for f in ("traces.jsonl", "logs.jsonl"))
     assert 0.8 * 2 * 2**20 < written < 1.2 * 2 * 2**20
@@ -203,7 +236,11 @@ def test_truth_shape(name: str) -> None:
     assert truth["onset_ns"] == ONSET_NS and truth["onset_iso"] == "2025-06-12T09:15:00.000000Z"
     w = truth["window"]
     assert (w["baseline_start_ns"], w["baseline_end_ns"], w["incident_start_ns"], w["incident_end_ns"]) == (
-        START_NS, ONSET_NS, ONSET_NS, END_NS)
+        START_NS,
+        ONSET_NS,
+        ONSET_NS,
+        END_NS,
+    )
     if name == "healthy":
         assert truth["root_cause"] is None and truth["trace_ids"] == []
     else:
@@ -253,14 +290,23 @@ def test_fast_json_mapping_equals_protobuf_json_format(lock_run) -> None:
     # every AnyValue kind, including those the scenarios never write
     data = parse_traces_line(traces.splitlines()[0])
     span = data.resource_spans[0].scope_spans[0].spans[0]
-    span.attributes.extend([
-        KeyValue(key="b", value=AnyValue(bool_value=True)),
-        KeyValue(key="d", value=AnyValue(double_value=0.25)),
-        KeyValue(key="nan", value=AnyValue(double_value=float("nan"))),
-        KeyValue(key="raw", value=AnyValue(bytes_value=b"\x00\xff")),
-        KeyValue(key="arr", value=AnyValue(array_value=ArrayValue(values=[AnyValue(int_value=-3), AnyValue()]))),
-        KeyValue(key="kv", value=AnyValue(kvlist_value=KeyValueList(values=[KeyValue(key="x", value=AnyValue(string_value="y"))]))),
-    ])
+    span.attributes.extend(
+        [
+            KeyValue(key="b", value=AnyValue(bool_value=True)),
+            KeyValue(key="d", value=AnyValue(double_value=0.25)),
+            KeyValue(key="nan", value=AnyValue(double_value=float("nan"))),
+            KeyValue(key="raw", value=AnyValue(bytes_value=b"\x00\xff")),
+            KeyValue(
+                key="arr", value=AnyValue(array_value=ArrayValue(values=[AnyValue(int_value=-3), AnyValue()]))
+            ),
+            KeyValue(
+                key="kv",
+                value=AnyValue(
+                    kvlist_value=KeyValueList(values=[KeyValue(key="x", value=AnyValue(string_value="y"))])
+                ),
+            ),
+        ]
+    )
     span.links.add(trace_id=span.trace_id, span_id=span.span_id, flags=256)
     assert traces_data_to_json(data) == reference_json(data)
     assert b'"links":[{"traceId":"' + span.trace_id.hex().encode() in traces_data_to_json(data)

@@ -47,21 +47,39 @@ def load(name: str, scale: float = 1) -> tuple[list[dict], list[dict]]:
             res = _attrs(rs.resource.attributes)
             for ss in rs.scope_spans:
                 for s in ss.spans:
-                    spans.append({
-                        "trace": s.trace_id.hex(), "id": s.span_id.hex(), "parent": s.parent_span_id.hex() or None,
-                        "name": s.name, "kind": s.kind, "service": res["service.name"],
-                        "version": res["service.version"], "host": res["host.name"],
-                        "start": s.start_time_unix_nano, "end": s.end_time_unix_nano,
-                        "dur": s.end_time_unix_nano - s.start_time_unix_nano, "attrs": _attrs(s.attributes),
-                        "error": s.status.code == ERROR, "events": [e.name for e in s.events],
-                    })
+                    spans.append(
+                        {
+                            "trace": s.trace_id.hex(),
+                            "id": s.span_id.hex(),
+                            "parent": s.parent_span_id.hex() or None,
+                            "name": s.name,
+                            "kind": s.kind,
+                            "service": res["service.name"],
+                            "version": res["service.version"],
+                            "host": res["host.name"],
+                            "start": s.start_time_unix_nano,
+                            "end": s.end_time_unix_nano,
+                            "dur": s.end_time_unix_nano - s.start_time_unix_nano,
+                            "attrs": _attrs(s.attributes),
+                            "error": s.status.code == ERROR,
+                            "events": [e.name for e in s.events],
+                        }
+                    )
     for line in log_lines.splitlines():
         for rl in parse_logs_line(line).resource_logs:
             res = _attrs(rl.resource.attributes)
             for sl in rl.scope_logs:
                 for r in sl.log_records:
-                    logs.append({"service": res["service.name"], "time": r.time_unix_nano, "body": r.body.string_value,
-                                 "severity": r.severity_text, "attrs": _attrs(r.attributes), "trace": r.trace_id.hex()})
+                    logs.append(
+                        {
+                            "service": res["service.name"],
+                            "time": r.time_unix_nano,
+                            "body": r.body.string_value,
+                            "severity": r.severity_text,
+                            "attrs": _attrs(r.attributes),
+                            "trace": r.trace_id.hex(),
+                        }
+                    )
     return spans, logs
 
 
@@ -85,10 +103,13 @@ def harmless(s: dict) -> bool:
     """The background errors every scenario has: NOT_FOUND products and retried inventory timeouts."""
     a = s["attrs"]
     return (a.get("rpc.method") == "GetProduct" and a.get("rpc.grpc.status_code") == 5) or (
-        a.get("error.type") == "httpx.ReadTimeout")
+        a.get("error.type") == "httpx.ReadTimeout"
+    )
 
 
-@pytest.mark.parametrize("name", ["healthy", "network_delay", "cpu_saturation", "deploy_n_plus_one", "queue_redelivery"])
+@pytest.mark.parametrize(
+    "name", ["healthy", "network_delay", "cpu_saturation", "deploy_n_plus_one", "queue_redelivery"]
+)
 def test_only_harmless_errors_where_the_incident_raises_none(name: str) -> None:
     assert all(harmless(s) for s in load(name)[0] if s["error"])
     spans, _ = load(name, 3)  # the trickle is rare: look for it in a larger run
@@ -108,8 +129,16 @@ def test_recommendations_are_always_slow(name: str) -> None:
 
 
 def test_truth_traces_show_the_incident() -> None:
-    for name in ("lock_clock_skew", "queue_redelivery", "deploy_n_plus_one", "retry_storm", "dependency_failure",
-                 "network_delay", "cpu_saturation", "code_path_change"):
+    for name in (
+        "lock_clock_skew",
+        "queue_redelivery",
+        "deploy_n_plus_one",
+        "retry_storm",
+        "dependency_failure",
+        "network_delay",
+        "cpu_saturation",
+        "code_path_change",
+    ):
         spans, _ = load(name)
         truth = json.loads((FIXTURES / name / "truth.json").read_text())
         starts = {s["trace"]: s["start"] for s in spans if s["parent"] is None}
@@ -151,7 +180,9 @@ def test_queue_redelivery() -> None:
     assert max(s["attrs"]["messaging.servicebus.message.delivery_count"] for s in process) >= 5
     settles = [s for s in spans if s["name"] == "complete order-events"]
     assert settles and all(not after(s) for s in settles)
-    heap = sorted((r["time"], r["attrs"]["process.memory.usage"]) for r in logs if r["body"].startswith("heap after GC"))
+    heap = sorted(
+        (r["time"], r["attrs"]["process.memory.usage"]) for r in logs if r["body"].startswith("heap after GC")
+    )
     assert heap[-1][1] - heap[len(heap) // 2][1] > 40 * 2**20
     first_half = [used for _, used in heap[: len(heap) // 2]]
     assert max(first_half) - min(first_half) < 20 * 2**20  # flat before the onset
@@ -165,9 +196,17 @@ def test_deploy_n_plus_one() -> None:
     validate = [s for s in spans if s["name"].endswith("/ValidateItems") and s["kind"] == SERVER]
     assert validate and all(after(s) for s in validate)
     for v in validate:
-        queries = [c for c in kids[(v["trace"], v["id"])] if c["attrs"].get("db.collection.name") == "products"]
-        assert {q["attrs"]["db.query.text"] for q in queries} == {"SELECT id, price, active FROM products WHERE id = $1"}
-        cart = [s for s in spans if s["trace"] == v["trace"] and s["name"].endswith("/GetCart") and s["kind"] == SERVER]
+        queries = [
+            c for c in kids[(v["trace"], v["id"])] if c["attrs"].get("db.collection.name") == "products"
+        ]
+        assert {q["attrs"]["db.query.text"] for q in queries} == {
+            "SELECT id, price, active FROM products WHERE id = $1"
+        }
+        cart = [
+            s
+            for s in spans
+            if s["trace"] == v["trace"] and s["name"].endswith("/GetCart") and s["kind"] == SERVER
+        ]
         assert len(queries) == cart[0]["attrs"]["app.cart.items"]
     assert {s["version"] for s in spans if s["service"] == "catalog"} == {"4.2.7"}
     assert any("2.15.0 started" in r["body"] for r in logs)
@@ -227,7 +266,8 @@ def test_cpu_saturation() -> None:
         own = [s for s in spans if s["service"] == service and s["kind"] == SERVER]
         late = [s for s in own if s["start"] > ONSET_NS + 90_000 * MS]
         ratio = statistics.median(_self_time(spans, s, kids) for s in late) / statistics.median(
-            _self_time(spans, s, kids) for s in own if not after(s))
+            _self_time(spans, s, kids) for s in own if not after(s)
+        )
         assert low < ratio < high, (service, ratio)
     assert any("worker pool saturated" in r["body"] for r in logs)
 
@@ -243,9 +283,17 @@ def test_code_path_change() -> None:
     for s in spans:
         size[s["trace"]] += 1
     empty_traces = {s["trace"] for s in empty}
-    assert max(size[t] for t in empty_traces) < 10 < min(
-        size[s["trace"]] for s in carts if s["trace"] not in empty_traces)
+    assert (
+        max(size[t] for t in empty_traces)
+        < 10
+        < min(size[s["trace"]] for s in carts if s["trace"] not in empty_traces)
+    )
     # no server span errors: the only new error is the frontend's client span that got the 400
     new = [s for s in spans if s["error"] and not harmless(s)]
-    assert new and all(after(s) and s["kind"] == CLIENT and s["service"] == "frontend"
-                       and s["attrs"]["http.response.status_code"] == 400 for s in new)
+    assert new and all(
+        after(s)
+        and s["kind"] == CLIENT
+        and s["service"] == "frontend"
+        and s["attrs"]["http.response.status_code"] == 400
+        for s in new
+    )

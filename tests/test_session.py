@@ -21,8 +21,18 @@ T1, T2, T3 = "1" * 32, "2" * 32, "3" * 32
 
 
 def _span(trace, sid, parent, service, name, start_ms, end_ms, status="UNSET", **kw):
-    return dict(trace_id=trace, span_id=sid, parent_span_id=parent, service_name=service, name=name,
-                start_ns=start_ms * MS, end_ns=end_ms * MS, status_code=status, kind="SERVER", **kw)
+    return dict(
+        trace_id=trace,
+        span_id=sid,
+        parent_span_id=parent,
+        service_name=service,
+        name=name,
+        start_ns=start_ms * MS,
+        end_ns=end_ms * MS,
+        status_code=status,
+        kind="SERVER",
+        **kw,
+    )
 
 
 def _shop_spans():
@@ -52,7 +62,9 @@ def shop(dcr_home: Path):
 def test_public_api_exports():
     for name in correlate.__all__:
         assert getattr(correlate, name) is not None
-    assert issubclass(DatasetNotFound, CorrelateError) and issubclass(correlate.QueryTimeout, correlate.SqlError)
+    assert issubclass(DatasetNotFound, CorrelateError) and issubclass(
+        correlate.QueryTimeout, correlate.SqlError
+    )
 
 
 def test_unknown_dataset_lists_the_known_ones(shop):
@@ -87,9 +99,19 @@ def test_traces_view(shop):
     rows = shop.sql("SELECT * FROM traces ORDER BY trace_id").rows
     cols = shop.sql("SELECT * FROM traces LIMIT 0").columns
     got = [dict(zip(cols, r, strict=True)) for r in rows]
-    assert got[0] == dict(trace_id=T1, root_service="front", root_operation="GET /cart", start_ns=0,
-                          end_ns=100 * MS, duration_ns=100 * MS, has_error=True, error_count=1, span_count=3,
-                          service_count=2, services=["cart", "front"])
+    assert got[0] == dict(
+        trace_id=T1,
+        root_service="front",
+        root_operation="GET /cart",
+        start_ns=0,
+        end_ns=100 * MS,
+        duration_ns=100 * MS,
+        has_error=True,
+        error_count=1,
+        span_count=3,
+        service_count=2,
+        services=["cart", "front"],
+    )
     assert (got[1]["root_service"], got[1]["root_operation"], got[1]["has_error"]) == ("cart", "get", False)
     assert got[2]["span_count"] == 11 and got[2]["duration_ns"] == 1000 * MS
 
@@ -140,7 +162,9 @@ def test_every_manifest_file_is_read(dcr_home):
 def test_a_missing_listed_file_is_a_clear_error(dcr_home):
     handle = make_dataset("broken", [_span(T1, "a" * 16, None, "front", "x", 0, 10)])
     (handle.path / "spans" / "part-0.parquet").unlink()
-    with pytest.raises(CorrelateError, match="is damaged: .*part-0.parquet is listed in its manifest but missing"):
+    with pytest.raises(
+        CorrelateError, match="is damaged: .*part-0.parquet is listed in its manifest but missing"
+    ):
         open_dataset("broken")
 
 
@@ -154,15 +178,17 @@ def test_trace_accepts_id_forms_and_reports_missing(shop):
 def test_trace_with_orphan_root(shop):
     view = shop.trace(T2)
     assert [s.span_id for s in view.spans] == ["d" * 16, "e" * 16]
-    assert view.warnings == (f"span {'d' * 16} (cart get): parent span ID={'f' * 16} is not in the trace; "
-                             "treated as a root",)
+    assert view.warnings == (
+        f"span {'d' * 16} (cart get): parent span ID={'f' * 16} is not in the trace; treated as a root",
+    )
 
 
 def test_correlate_delegates_to_the_engine(shop, monkeypatch):
     calls = []
     fake = types.ModuleType("correlate.engine")
-    fake.run_correlation = lambda session, window, baseline, services: calls.append(
-        (session, window, baseline, services)) or "report"
+    fake.run_correlation = lambda session, window, baseline, services: (
+        calls.append((session, window, baseline, services)) or "report"
+    )
     monkeypatch.setitem(sys.modules, "correlate.engine", fake)
     w = Window(0, 10)
     assert shop.correlate(w, None, ["front"]) == "report"
@@ -183,12 +209,16 @@ def test_every_duckdb_error_maps_to_one_line():
 
     from correlate.errors import SqlError, map_duckdb_error
 
-    classes = [getattr(duckdb, n) for n in dir(duckdb)
-               if isinstance(getattr(duckdb, n), type) and issubclass(getattr(duckdb, n), duckdb.Error)]
+    classes = [
+        getattr(duckdb, n)
+        for n in dir(duckdb)
+        if isinstance(getattr(duckdb, n), type) and issubclass(getattr(duckdb, n), duckdb.Error)
+    ]
     assert len(classes) > 10
     for cls in classes:
-        mapped = map_duckdb_error(cls('Binder Error: {"exception_message": "bad\\nthing", "position": "3"}'),
-                                  "SELECT nope")
+        mapped = map_duckdb_error(
+            cls('Binder Error: {"exception_message": "bad\\nthing", "position": "3"}'), "SELECT nope"
+        )
         assert isinstance(mapped, SqlError) and "\n" not in str(mapped)
         assert mapped.position == 3 and str(mapped).endswith("(at position 3, near 'ECT nope')")
     plain = map_duckdb_error(duckdb.IOException("IO Error: disk\n\nLINE 1: x\n  ^"))

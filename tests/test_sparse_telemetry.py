@@ -30,12 +30,29 @@ def _tid(n: int) -> str:
     return f"{n:032x}"
 
 
-def span(trace: int, sid: int, parent: int | None, service: str, name: str, start_ms: float, end_ms: float,
-         **extra: object) -> dict:
+def span(
+    trace: int,
+    sid: int,
+    parent: int | None,
+    service: str,
+    name: str,
+    start_ms: float,
+    end_ms: float,
+    **extra: object,
+) -> dict:
     """A span as a sparse recording has it: ids, name, service, times, nothing else."""
-    return {"trace_id": _tid(trace), "span_id": _sid(sid), "parent_span_id": _sid(parent) if parent else None,
-            "service_name": service, "name": name, "kind": "UNSPECIFIED", "status_code": "UNSET",
-            "start_ns": T0 + int(start_ms * MS), "end_ns": T0 + int(end_ms * MS), **extra}
+    return {
+        "trace_id": _tid(trace),
+        "span_id": _sid(sid),
+        "parent_span_id": _sid(parent) if parent else None,
+        "service_name": service,
+        "name": name,
+        "kind": "UNSPECIFIED",
+        "status_code": "UNSET",
+        "start_ns": T0 + int(start_ms * MS),
+        "end_ns": T0 + int(end_ms * MS),
+        **extra,
+    }
 
 
 def checkout_trace(trace: int, at_ms: float, gap_ms: float, pay_ms: float = 5.0) -> list[dict]:
@@ -54,9 +71,18 @@ def checkout_trace(trace: int, at_ms: float, gap_ms: float, pay_ms: float = 5.0)
     return [
         span(trace, b + 1, None, "frontend", "/buy", at_ms, at_ms + 12 + g + p),
         span(trace, b + 2, b + 1, "checkout", "PlaceOrder", at_ms + 1, at_ms + 11 + g + p),
-        span(trace, b + 3, b + 2, "checkout", "hipstershop.PaymentService/Charge", at_ms + 2, at_ms + 2 + g + p),
-        span(trace, b + 4, b + 3, "payment", "hipstershop.PaymentService/Charge", at_ms + 2 + g / 2,
-             at_ms + 2 + g / 2 + p),
+        span(
+            trace, b + 3, b + 2, "checkout", "hipstershop.PaymentService/Charge", at_ms + 2, at_ms + 2 + g + p
+        ),
+        span(
+            trace,
+            b + 4,
+            b + 3,
+            "payment",
+            "hipstershop.PaymentService/Charge",
+            at_ms + 2 + g / 2,
+            at_ms + 2 + g / 2 + p,
+        ),
         span(trace, b + 5, b + 2, "checkout", "audit", at_ms + 3 + g + p, at_ms + 9 + g + p),
     ]
 
@@ -76,11 +102,17 @@ def test_kindless_spans_get_client_and_server_from_the_tree() -> None:
         try:
             ctx, _ = materialise(con, WIN, BASE)
             assert ctx is not None
-            got = {(r["service"], r["op"]): r for r in rows(con, f"""
+            got = {
+                (r["service"], r["op"]): r
+                for r in rows(
+                    con,
+                    f"""
                 SELECT service, op, any_value(kind) AS kind, bool_and(kind_inferred) AS inferred,
                        max(remote_ns) AS remote_ns, any_value(remote_service) AS remote_service,
                        max(dur_ns) AS dur_ns, max(self_ns) AS self_ns
-                FROM {SPANS_TABLE} WHERE NOT after GROUP BY ALL""")}
+                FROM {SPANS_TABLE} WHERE NOT after GROUP BY ALL""",
+                )
+            }
         finally:
             drop_working(con)
             con.close()
@@ -104,7 +136,9 @@ def test_declared_kinds_are_kept() -> None:
         con = ds.con.cursor()
         try:
             materialise(con, WIN, BASE)
-            got = rows(con, f"SELECT kind, kind_inferred, remote_ns FROM {SPANS_TABLE} WHERE span_id = '{_sid(13)}'")
+            got = rows(
+                con, f"SELECT kind, kind_inferred, remote_ns FROM {SPANS_TABLE} WHERE span_id = '{_sid(13)}'"
+            )
         finally:
             drop_working(con)
             con.close()
@@ -118,30 +152,35 @@ def test_network_delay_on_kindless_calls_names_the_callee_not_the_caller() -> No
     first = report.candidates[0]
     assert (first.service, first.mechanism) == ("payment", "network_delay")
     assert "median gap 2.2 ms -> 250 ms" in first.summary
-    assert not any(c.service == "checkout" and c.mechanism == "latency_regression" and c.score > 0.2
-                   for c in report.candidates)
+    assert not any(
+        c.service == "checkout" and c.mechanism == "latency_regression" and c.score > 0.2
+        for c in report.candidates
+    )
     assert any(n.startswith("span kinds: 100% of spans declared none") for n in report.notes)
     assert any(n.startswith("no span carries an error status") for n in report.notes)
 
 
-@pytest.mark.parametrize(("body", "level"), [
-    ("17:25:34.987 ERROR s.s.SecurityServiceImpl#119 TraceID: 0af7 SpanID: 00f0 [check][fail]", ERROR),
-    ("16:42:22.382 INFO  t.s.TravelServiceImpl#532 TraceID: 0af7 [getRouteByRouteId]", INFO),
-    ("2024-05-01 10:00:00,123 WARNING root: disk almost full", WARN),
-    ("E0412 10:01:02.123456       1 reflector.go:138] failed to list *v1.Pod", ERROR),
-    ('{"level":"warn","msg":"retrying"}', WARN),
-    ('time=2024-05-01T10:00:00Z level=error msg="dial tcp: connection refused"', ERROR),
-    ("[fatal] out of memory", FATAL),
-    ("Warning: deprecated option", WARN),
-    ("Traceback (most recent call last):\n  File \"app.py\", line 3, in <module>", ERROR),
-    ("\tat com.example.Foo.bar(Foo.java:42)", ERROR),
-    ("java.lang.IllegalStateException: No instances available for ts-basic-service", ERROR),
-    ("INFO retried after TimeoutException", INFO),  # a level word wins over an exception name
-    ("GET /api/error 200 12ms", 0),
-    ("forwarded to BasicErrorController", 0),
-    ("user 42 logged in", 0),
-    ("", 0),
-])
+@pytest.mark.parametrize(
+    ("body", "level"),
+    [
+        ("17:25:34.987 ERROR s.s.SecurityServiceImpl#119 TraceID: 0af7 SpanID: 00f0 [check][fail]", ERROR),
+        ("16:42:22.382 INFO  t.s.TravelServiceImpl#532 TraceID: 0af7 [getRouteByRouteId]", INFO),
+        ("2024-05-01 10:00:00,123 WARNING root: disk almost full", WARN),
+        ("E0412 10:01:02.123456       1 reflector.go:138] failed to list *v1.Pod", ERROR),
+        ('{"level":"warn","msg":"retrying"}', WARN),
+        ('time=2024-05-01T10:00:00Z level=error msg="dial tcp: connection refused"', ERROR),
+        ("[fatal] out of memory", FATAL),
+        ("Warning: deprecated option", WARN),
+        ('Traceback (most recent call last):\n  File "app.py", line 3, in <module>', ERROR),
+        ("\tat com.example.Foo.bar(Foo.java:42)", ERROR),
+        ("java.lang.IllegalStateException: No instances available for ts-basic-service", ERROR),
+        ("INFO retried after TimeoutException", INFO),  # a level word wins over an exception name
+        ("GET /api/error 200 12ms", 0),
+        ("forwarded to BasicErrorController", 0),
+        ("user 42 logged in", 0),
+        ("", 0),
+    ],
+)
 def test_severity_from_text(body: str, level: int) -> None:
     assert infer_severity(body) == level
 
@@ -152,16 +191,33 @@ def test_new_error_template_without_severity_names_its_writer() -> None:
     for i in range(40):
         spans += checkout_trace(i + 1, 1_000 + i * 1_000, gap_ms=2.0)
         spans += checkout_trace(1_000 + i, 61_000 + i * 1_000, gap_ms=2.0)
-    logs = [{"time_ns": T0 + (1_000 + i * 1_000) * MS, "service_name": "checkout",
-             "body": f"10:00:{i % 60:02d}.000 INFO  c.PlaceOrder#12 order {i} placed"} for i in range(120)]
-    logs += [{"time_ns": T0 + (61_500 + i * 2_000) * MS, "service_name": "payment", "trace_id": _tid(1_000 + i),
-              "body": f"10:01:{i % 60:02d}.500 ERROR p.ChargeServiceImpl#88 [charge][card {4000 + i} declined: "
-                      "gateway returned null]"} for i in range(20)]
+    logs = [
+        {
+            "time_ns": T0 + (1_000 + i * 1_000) * MS,
+            "service_name": "checkout",
+            "body": f"10:00:{i % 60:02d}.000 INFO  c.PlaceOrder#12 order {i} placed",
+        }
+        for i in range(120)
+    ]
+    logs += [
+        {
+            "time_ns": T0 + (61_500 + i * 2_000) * MS,
+            "service_name": "payment",
+            "trace_id": _tid(1_000 + i),
+            "body": f"10:01:{i % 60:02d}.500 ERROR p.ChargeServiceImpl#88 [charge][card {4000 + i} declined: "
+            "gateway returned null]",
+        }
+        for i in range(20)
+    ]
     make_dataset("logs-nolevel", spans, logs)
     with open_dataset("logs-nolevel") as ds:
         report = ds.correlate(WIN, BASE)
     first = report.candidates[0]
-    assert (first.service, first.mechanism, first.analysis) == ("payment", "error_propagation", "log_templates")
+    assert (first.service, first.mechanism, first.analysis) == (
+        "payment",
+        "error_propagation",
+        "log_templates",
+    )
     assert "logs a new ERROR" in first.summary and "level read from the text" in first.summary
     assert any(n.startswith("log severity: 100% of log records carry none") for n in report.notes)
 
@@ -171,21 +227,34 @@ def test_error_log_naming_a_known_service_blames_that_service() -> None:
     for i in range(40):
         spans += checkout_trace(i + 1, 1_000 + i * 1_000, gap_ms=2.0)
         spans += checkout_trace(1_000 + i, 61_000 + i * 1_000, gap_ms=2.0)
-    logs = [{"time_ns": T0 + (61_000 + i * 2_000) * MS, "service_name": "checkout",
-             "body": "Request processing failed; nested exception is org.springframework.web.client."
-                     "ResourceAccessException: I/O error on POST request for \"http://payment:8080/charge\": "
-                     "Connection refused"} for i in range(15)]
+    logs = [
+        {
+            "time_ns": T0 + (61_000 + i * 2_000) * MS,
+            "service_name": "checkout",
+            "body": "Request processing failed; nested exception is org.springframework.web.client."
+            'ResourceAccessException: I/O error on POST request for "http://payment:8080/charge": '
+            "Connection refused",
+        }
+        for i in range(15)
+    ]
     # a service name that is a plain word, not written as an address, names nothing
-    logs += [{"time_ns": T0 + (61_500 + i * 2_000) * MS, "service_name": "frontend",
-              "body": f"ERROR payment declined for order {i}"} for i in range(15)]
+    logs += [
+        {
+            "time_ns": T0 + (61_500 + i * 2_000) * MS,
+            "service_name": "frontend",
+            "body": f"ERROR payment declined for order {i}",
+        }
+        for i in range(15)
+    ]
     make_dataset("logs-named", spans, logs)
     with open_dataset("logs-named") as ds:
         report = ds.correlate(WIN, BASE)
     first = report.candidates[0]
     assert first.service == "payment" and "checkout logs ERROR naming payment" in first.summary
     assert first.evidence.details["writer"] == "checkout"
-    assert not any(c.evidence.details.get("writer") == "frontend" and c.service == "payment"
-                   for c in report.candidates)
+    assert not any(
+        c.evidence.details.get("writer") == "frontend" and c.service == "payment" for c in report.candidates
+    )
 
 
 def test_calls_that_stop_are_a_structure_change_without_statuses() -> None:
@@ -220,9 +289,16 @@ def test_a_routing_mix_that_shifts_a_little_is_not_a_structure_change() -> None:
     assert not [c for c in report.candidates if c.mechanism == "code_path_change"]
 
 
-@pytest.mark.parametrize(("score", "rival", "level"), [
-    (0.9, 0.1, "high"), (0.9, 0.95, "low"), (0.45, 0.2, "medium"), (0.45, 0.4, "low"), (0.2, 0.0, "low"),
-])
+@pytest.mark.parametrize(
+    ("score", "rival", "level"),
+    [
+        (0.9, 0.1, "high"),
+        (0.9, 0.95, "low"),
+        (0.45, 0.2, "medium"),
+        (0.45, 0.4, "low"),
+        (0.2, 0.0, "low"),
+    ],
+)
 def test_confidence_levels(score: float, rival: float, level: str) -> None:
     assert confidence_level(score, rival) == level
 
@@ -239,13 +315,24 @@ def _stripped_rows(folder: Path) -> list[dict]:
     out = []
     for line in (folder / "traces.jsonl").read_text(encoding="utf-8").splitlines():
         for rs in json.loads(line).get("resourceSpans", []):
-            svc = next(a["value"]["stringValue"] for a in rs["resource"]["attributes"] if a["key"] == "service.name")
+            svc = next(
+                a["value"]["stringValue"] for a in rs["resource"]["attributes"] if a["key"] == "service.name"
+            )
             for ss in rs.get("scopeSpans", []):
                 for s in ss.get("spans", []):
-                    out.append({"trace_id": s["traceId"], "span_id": s["spanId"],
-                                "parent_span_id": s.get("parentSpanId") or None, "service_name": svc,
-                                "name": s["name"], "kind": "UNSPECIFIED", "status_code": "UNSET",
-                                "start_ns": int(s["startTimeUnixNano"]), "end_ns": int(s["endTimeUnixNano"])})
+                    out.append(
+                        {
+                            "trace_id": s["traceId"],
+                            "span_id": s["spanId"],
+                            "parent_span_id": s.get("parentSpanId") or None,
+                            "service_name": svc,
+                            "name": s["name"],
+                            "kind": "UNSPECIFIED",
+                            "status_code": "UNSET",
+                            "start_ns": int(s["startTimeUnixNano"]),
+                            "end_ns": int(s["endTimeUnixNano"]),
+                        }
+                    )
     return out
 
 
@@ -258,11 +345,16 @@ def test_stripped_scenarios_still_name_the_cause() -> None:
         make_dataset(f"stripped-{folder.name}", _stripped_rows(folder))
         w = truth["window"]
         with open_dataset(f"stripped-{folder.name}") as ds:
-            report = ds.correlate(Window(w["incident_start_ns"], w["incident_end_ns"]),
-                                  Window(w["baseline_start_ns"], w["baseline_end_ns"]))
+            report = ds.correlate(
+                Window(w["incident_start_ns"], w["incident_end_ns"]),
+                Window(w["baseline_start_ns"], w["baseline_end_ns"]),
+            )
         services = list(dict.fromkeys(c.service for c in report.candidates))
-        ranks[folder.name] = services.index(truth["root_cause"]["service"]) + 1 \
-            if truth["root_cause"]["service"] in services else None
+        ranks[folder.name] = (
+            services.index(truth["root_cause"]["service"]) + 1
+            if truth["root_cause"]["service"] in services
+            else None
+        )
     assert len(ranks) == 8
     right = [n for n, r in ranks.items() if r == 1]
     assert len(right) >= STRIPPED_MIN_RIGHT, ranks
@@ -276,7 +368,9 @@ def test_one_replica_that_carries_a_network_delay_is_named() -> None:
             slow = period == 1 and i % 2 == 1
             t = checkout_trace(i + 1 + 1_000 * period, base_ms + i * 900, gap_ms=200.0 if slow else 2.0)
             for s in t:
-                s["host"] = ("payment-b" if i % 2 else "payment-a") if s["service_name"] == "payment" else "node-1"
+                s["host"] = (
+                    ("payment-b" if i % 2 else "payment-a") if s["service_name"] == "payment" else "node-1"
+                )
             spans += t
     make_dataset("replica", spans)
     with open_dataset("replica") as ds:
@@ -291,17 +385,29 @@ def _edge(caller: str, callee: str, delta: float = 0.0) -> dict:
     return {"caller": caller, "callee": callee, "delta": delta}
 
 
-@pytest.mark.parametrize(("grown", "every", "named"), [
-    # every call out of frontend grew (a starved CPU times its client spans): frontend is their end
-    ([_edge("frontend", s, 10.0) for s in ("cart", "ads", "currency")],
-     [_edge("frontend", s) for s in ("cart", "ads", "currency")], ["frontend"]),
-    # only the call into currency grew, frontend's other calls did not: currency is the end
-    ([_edge("frontend", "currency", 10.0)],
-     [_edge("frontend", s) for s in ("cart", "ads", "currency")], ["currency"]),
-    # two callers of payment both grew: payment
-    ([_edge("checkout", "payment", 5.0), _edge("refunds", "payment", 5.0)],
-     [_edge("checkout", "payment"), _edge("checkout", "cart"), _edge("refunds", "payment")], ["payment"]),
-])
+@pytest.mark.parametrize(
+    ("grown", "every", "named"),
+    [
+        # every call out of frontend grew (a starved CPU times its client spans): frontend is their end
+        (
+            [_edge("frontend", s, 10.0) for s in ("cart", "ads", "currency")],
+            [_edge("frontend", s) for s in ("cart", "ads", "currency")],
+            ["frontend"],
+        ),
+        # only the call into currency grew, frontend's other calls did not: currency is the end
+        (
+            [_edge("frontend", "currency", 10.0)],
+            [_edge("frontend", s) for s in ("cart", "ads", "currency")],
+            ["currency"],
+        ),
+        # two callers of payment both grew: payment
+        (
+            [_edge("checkout", "payment", 5.0), _edge("refunds", "payment", 5.0)],
+            [_edge("checkout", "payment"), _edge("checkout", "cart"), _edge("refunds", "payment")],
+            ["payment"],
+        ),
+    ],
+)
 def test_the_end_that_grown_edges_share(grown, every, named):
     from correlate.analyses.network_gaps import _shared_endpoints
 
@@ -328,5 +434,6 @@ def test_a_thin_or_short_baseline_is_said():
     assert _thin_baseline_notes(12, 5.2, 60.0) == [
         "thin baseline: 12 requests before the window (over 5 s); figures before are rough, medians and rank "
         "tests were used",
-        "the baseline holds data for 5 s of the 60 s asked: rates use the time that holds data"]
+        "the baseline holds data for 5 s of the 60 s asked: rates use the time that holds data",
+    ]
     assert _thin_baseline_notes(400, 59.0, 60.0) == []

@@ -16,12 +16,23 @@ MS = 1_000_000
 
 @pytest.fixture
 def data(dcr_home):
-    make_dataset("d", [
-        dict(trace_id="1" * 32, span_id=f"{i + 1:016x}", name=f"op{i}", service_name="front" if i else "back",
-             start_ns=i * MS, end_ns=(i + 2) * MS, status_code="ERROR" if i == 1 else "UNSET", kind="SERVER",
-             attributes='{"k": "v"}')
-        for i in range(5)
-    ])
+    make_dataset(
+        "d",
+        [
+            dict(
+                trace_id="1" * 32,
+                span_id=f"{i + 1:016x}",
+                name=f"op{i}",
+                service_name="front" if i else "back",
+                start_ns=i * MS,
+                end_ns=(i + 2) * MS,
+                status_code="ERROR" if i == 1 else "UNSET",
+                kind="SERVER",
+                attributes='{"k": "v"}',
+            )
+            for i in range(5)
+        ],
+    )
 
 
 def test_table(data, capsys):
@@ -32,8 +43,19 @@ def test_table(data, capsys):
 
 
 def test_json(data, capsys):
-    assert main(["sql", "d", "SELECT name, start_ns, [1, 2] AS l, NULL AS z FROM spans ORDER BY 2", "--json",
-                 "--limit", "2"]) == 0
+    assert (
+        main(
+            [
+                "sql",
+                "d",
+                "SELECT name, start_ns, [1, 2] AS l, NULL AS z FROM spans ORDER BY 2",
+                "--json",
+                "--limit",
+                "2",
+            ]
+        )
+        == 0
+    )
     out, err = capsys.readouterr()
     doc = json.loads(out)
     assert doc["columns"] == ["name", "start_ns", "l", "z"]
@@ -43,8 +65,18 @@ def test_json(data, capsys):
 
 
 def test_csv(data, capsys):
-    assert main(["sql", "d", "SELECT name, status_code, NULL AS z FROM spans ORDER BY name LIMIT 2",
-                 "--format", "csv"]) == 0
+    assert (
+        main(
+            [
+                "sql",
+                "d",
+                "SELECT name, status_code, NULL AS z FROM spans ORDER BY name LIMIT 2",
+                "--format",
+                "csv",
+            ]
+        )
+        == 0
+    )
     out, _ = capsys.readouterr()
     assert out == "name,status_code,z\nop0,UNSET,\nop1,ERROR,\n"
 
@@ -55,8 +87,12 @@ def test_unknown_dataset_exit_2(data, capsys):
 
 
 def test_timeout_exit_1(data, capsys):
-    assert main(["sql", "d", "SELECT count(*) FROM range(1000000000000) t(i) WHERE i % 3 = 1",
-                 "--timeout", "0.3"]) == 1
+    assert (
+        main(
+            ["sql", "d", "SELECT count(*) FROM range(1000000000000) t(i) WHERE i % 3 = 1", "--timeout", "0.3"]
+        )
+        == 1
+    )
     assert capsys.readouterr().err.startswith("dcr: query interrupted after 0.3 s")
 
 
@@ -69,7 +105,12 @@ def test_limit_zero_gives_the_columns_and_claims_no_truncation(data, capsys):
     assert main(["sql", "d", "SELECT name, service_name FROM spans", "--limit", "0", "--json"]) == 0
     out, err = capsys.readouterr()
     doc = json.loads(out)
-    assert (doc["columns"], doc["rows"], doc["truncated"], doc["row_cap"]) == (["name", "service_name"], [], False, 0)
+    assert (doc["columns"], doc["rows"], doc["truncated"], doc["row_cap"]) == (
+        ["name", "service_name"],
+        [],
+        False,
+        0,
+    )
     assert err.startswith("columns only (--limit 0: no rows fetched)") and "truncated" not in err
 
 
@@ -83,18 +124,36 @@ def test_export_writes_every_row_past_the_cap(data, tmp_path, capsys):
 
 def test_export_format_option_limit_and_json_summary(data, tmp_path, capsys):
     out = tmp_path / "r.data"
-    assert main(["sql", "d", "SELECT name FROM spans ORDER BY name", "--format", "csv", "-o", str(out),
-                 "--limit", "2", "--json"]) == 0
+    assert (
+        main(
+            [
+                "sql",
+                "d",
+                "SELECT name FROM spans ORDER BY name",
+                "--format",
+                "csv",
+                "-o",
+                str(out),
+                "--limit",
+                "2",
+                "--json",
+            ]
+        )
+        == 0
+    )
     doc = json.loads(capsys.readouterr().out)
     assert (doc["rows"], doc["format"], doc["path"]) == (2, "csv", str(out))
     assert out.read_text() == '"name"\n"op0"\n"op1"\n'
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--format", "parquet"], "--format parquet writes a file: add -o FILE"),
-    (["-o", "x.parquet", "--format", "json"], "-o writes parquet, arrow or csv, not json"),
-    (["-o", "x.txt"], "no format for 'x.txt': add --format parquet|arrow|csv"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--format", "parquet"], "--format parquet writes a file: add -o FILE"),
+        (["-o", "x.parquet", "--format", "json"], "-o writes parquet, arrow or csv, not json"),
+        (["-o", "x.txt"], "no format for 'x.txt': add --format parquet|arrow|csv"),
+    ],
+)
 def test_export_usage_errors_exit_2(data, capsys, argv, message):
     assert main(["sql", "d", "SELECT 1", *argv]) == 2
     assert message in capsys.readouterr().err

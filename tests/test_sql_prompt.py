@@ -22,21 +22,35 @@ LONG_QUERY = "SELECT count(*) FROM range(1000000000000) t(i) WHERE i % 7 = 3;"
 
 @pytest.fixture
 def data(dcr_home):
-    make_dataset("d", [
-        dict(trace_id="1" * 32, span_id=f"{i + 1:016x}", name=f"op{i}", service_name="front", start_ns=i * MS,
-             end_ns=(i + 2) * MS, kind="SERVER", http_route="/r")
-        for i in range(3)
-    ])
+    make_dataset(
+        "d",
+        [
+            dict(
+                trace_id="1" * 32,
+                span_id=f"{i + 1:016x}",
+                name=f"op{i}",
+                service_name="front",
+                start_ns=i * MS,
+                end_ns=(i + 2) * MS,
+                kind="SERVER",
+                http_route="/r",
+            )
+            for i in range(3)
+        ],
+    )
 
 
-@pytest.mark.parametrize("text, runs", [
-    ("", True),
-    ("SELECT 1", False),
-    ("SELECT 1\nFROM spans;", True),
-    ("SELECT 1;  \n", True),
-    (".schema spans", True),
-    ("  .views", True),
-])
+@pytest.mark.parametrize(
+    "text, runs",
+    [
+        ("", True),
+        ("SELECT 1", False),
+        ("SELECT 1\nFROM spans;", True),
+        ("SELECT 1;  \n", True),
+        (".schema spans", True),
+        ("  .views", True),
+    ],
+)
 def test_enter_runs_a_statement_only_once_it_ends_with_a_semicolon(text, runs):
     assert statement_complete(text) is runs
 
@@ -58,8 +72,10 @@ def test_dot_commands(shell):
     out.clear()
     sh.handle(".schema nope")
     sh.handle(".frobnicate")
-    assert out == ["ERR error: no view 'nope': one of spans, logs, traces, service_edges",
-                   "ERR error: unknown command '.frobnicate' (see .help)"]
+    assert out == [
+        "ERR error: no view 'nope': one of spans, logs, traces, service_edges",
+        "ERR error: unknown command '.frobnicate' (see .help)",
+    ]
     assert sh.handle(".quit") is False
 
 
@@ -71,8 +87,10 @@ def test_queries_go_through_the_guard_and_say_their_time(shell, capsys):
     out.clear()
     sh.handle("SELECT 1 AS one;")
     sh.handle("DELETE FROM spans;")
-    assert out == ["ERR error: DELETE statements are not allowed: queries are read-only (only SELECT, WITH, "
-                   "FROM, DESCRIBE, SHOW and SUMMARIZE run here)"]
+    assert out == [
+        "ERR error: DELETE statements are not allowed: queries are read-only (only SELECT, WITH, "
+        "FROM, DESCRIBE, SHOW and SUMMARIZE run here)"
+    ]
 
 
 def test_completion_knows_the_views_and_their_columns(shell):
@@ -89,8 +107,15 @@ PROMPT = "d>"  # prompt_toolkit draws the space after it as a cursor move
 def _spawn(home: Path):
     pexpect = pytest.importorskip("pexpect")
     env = dict(os.environ, DCR_HOME=str(home), PROMPT_TOOLKIT_NO_CPR="1", TERM="xterm")
-    child = pexpect.spawn(sys.executable, ["-m", "mcp_server.cli", "sql", "d"], cwd=str(REPO), env=env,
-                          encoding="utf-8", timeout=15, dimensions=(40, 200))
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "mcp_server.cli", "sql", "d"],
+        cwd=str(REPO),
+        env=env,
+        encoding="utf-8",
+        timeout=15,
+        dimensions=(40, 200),
+    )
     child.expect(PROMPT)
     return child
 

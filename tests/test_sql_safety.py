@@ -22,10 +22,21 @@ T = "a" * 32
 
 @pytest.fixture
 def ds(dcr_home: Path):
-    make_dataset("safe", [
-        dict(trace_id=T, span_id="1" * 16, name="GET /", service_name="front", start_ns=0, end_ns=100,
-             status_code="UNSET", kind="SERVER"),
-    ])
+    make_dataset(
+        "safe",
+        [
+            dict(
+                trace_id=T,
+                span_id="1" * 16,
+                name="GET /",
+                service_name="front",
+                start_ns=0,
+                end_ns=100,
+                status_code="UNSET",
+                kind="SERVER",
+            ),
+        ],
+    )
     with open_dataset("safe") as session:
         yield session
 
@@ -46,9 +57,17 @@ ESCAPES = [
     ("list files", "SELECT * FROM glob('/etc/*')", "Permission"),
     ("a file path as a table", "SELECT * FROM '/etc/passwd'", "does not exist"),
     ("the network", "SELECT * FROM read_csv('http://127.0.0.1:9/x.csv')", "Permission"),
-    ("a statement smuggled through query()", "SELECT * FROM query('COPY (SELECT 1) TO ''/tmp/x.csv''')", "SELECT"),
+    (
+        "a statement smuggled through query()",
+        "SELECT * FROM query('COPY (SELECT 1) TO ''/tmp/x.csv''')",
+        "SELECT",
+    ),
     ("COPY a view to a file", "COPY spans TO '{tmp}/out.csv'", "COPY is not allowed"),
-    ("COPY a query to a file", "COPY (SELECT 1) TO '{tmp}/out.parquet' (FORMAT parquet)", "COPY is not allowed"),
+    (
+        "COPY a query to a file",
+        "COPY (SELECT 1) TO '{tmp}/out.parquet' (FORMAT parquet)",
+        "COPY is not allowed",
+    ),
     ("EXPORT DATABASE", "EXPORT DATABASE '{tmp}/export'", "EXPORT DATABASE is not allowed"),
     ("ATTACH a database file", "ATTACH '{tmp}/x.duckdb' AS x", "ATTACH is not allowed"),
     ("ATTACH in memory", "ATTACH ':memory:' AS m", "ATTACH is not allowed"),
@@ -65,7 +84,11 @@ ESCAPES = [
     ("CALL", "CALL pragma_version()", "CALL is not allowed"),
     ("CREATE TABLE", "CREATE TABLE t AS SELECT 1", "CREATE statements are not allowed"),
     ("CREATE MACRO", "CREATE MACRO m(x) AS x", "CREATE statements are not allowed"),
-    ("CREATE SECRET", "CREATE SECRET s (TYPE s3, KEY_ID 'a', SECRET 'b')", "CREATE statements are not allowed"),
+    (
+        "CREATE SECRET",
+        "CREATE SECRET s (TYPE s3, KEY_ID 'a', SECRET 'b')",
+        "CREATE statements are not allowed",
+    ),
     ("INSERT", "INSERT INTO spans (trace_id) VALUES ('x')", "INSERT statements are not allowed"),
     ("UPDATE", "UPDATE spans SET name = 'x'", "UPDATE statements are not allowed"),
     ("DELETE", "DELETE FROM spans", "DELETE statements are not allowed"),
@@ -92,17 +115,20 @@ def test_escape_attempt_fails_with_one_clear_line(ds, tmp_path, what, query, exp
     assert not any(tmp_path.iterdir())  # nothing was written
 
 
-@pytest.mark.parametrize("query", [
-    "SELECT * FROM read_csv('/etc/passwd')",
-    "COPY spans TO '{tmp}/x.csv'",
-    "ATTACH '{tmp}/x.duckdb' AS x",
-    "INSTALL httpfs",
-    "LOAD httpfs",
-    "SET enable_external_access = true",
-    "SET lock_configuration = false",
-    "RESET allowed_paths",
-    "EXPORT DATABASE '{tmp}/e'",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT * FROM read_csv('/etc/passwd')",
+        "COPY spans TO '{tmp}/x.csv'",
+        "ATTACH '{tmp}/x.duckdb' AS x",
+        "INSTALL httpfs",
+        "LOAD httpfs",
+        "SET enable_external_access = true",
+        "SET lock_configuration = false",
+        "RESET allowed_paths",
+        "EXPORT DATABASE '{tmp}/e'",
+    ],
+)
 def test_the_connection_itself_refuses(ds, tmp_path, query):
     """Second fence: even statements that bypass the guard cannot touch files or settings."""
     import duckdb
@@ -151,11 +177,14 @@ def test_sql_error_has_its_position(ds):
     assert "at position 17, near 'nope FROM spans'" in str(info.value)
 
 
-@pytest.mark.parametrize("query,exit_code,needle", [
-    ("SELECT * FROM read_csv('/etc/passwd')", 2, "Permission Error"),
-    ("COPY spans TO '/tmp/dcr-never.csv'", 2, "COPY is not allowed"),
-    ("SELEC 1", 2, "at position 0"),
-])
+@pytest.mark.parametrize(
+    "query,exit_code,needle",
+    [
+        ("SELECT * FROM read_csv('/etc/passwd')", 2, "Permission Error"),
+        ("COPY spans TO '/tmp/dcr-never.csv'", 2, "COPY is not allowed"),
+        ("SELEC 1", 2, "at position 0"),
+    ],
+)
 def test_cli_refusals_are_one_line_exit_2(ds, capsys, query, exit_code, needle):
     assert main(["sql", "safe", query]) == exit_code
     out, err = capsys.readouterr()

@@ -24,8 +24,10 @@ S = 1_000_000_000
 T0 = 1_750_000_020 * S  # a round minute since the epoch
 
 
-@pytest.mark.parametrize(("span_s", "buckets", "width_s"), [
-    (60, 60, 1), (61, 60, 2), (3600, 60, 60), (3 * 3600, 60, 300), (30 * 60, 30, 60), (180, 60, 5)])
+@pytest.mark.parametrize(
+    ("span_s", "buckets", "width_s"),
+    [(60, 60, 1), (61, 60, 2), (3600, 60, 60), (3 * 3600, 60, 300), (30 * 60, 30, 60), (180, 60, 5)],
+)
 def test_bucket_width_is_round_and_fits(span_s, buckets, width_s):
     assert bucket_width(span_s * S, buckets) == width_s * S
 
@@ -55,8 +57,7 @@ def test_latency_step_on_log_durations():
     cells = []
     for i in range(30):
         ds = [rng.lognormvariate(0, 0.3) * (1e7 if i < 18 else 5e7) for _ in range(10)]
-        cells.append((len(ds), sum(math.log(d) for d in ds),
-                      sum(math.log(d) ** 2 for d in ds)))
+        cells.append((len(ds), sum(math.log(d) for d in ds), sum(math.log(d) ** 2 for d in ds)))
     k, before, after, z = latency_change(cells)
     assert k == 18 and 0.8e7 < before < 1.25e7 and 4e7 < after < 6.5e7 and z > 10
 
@@ -76,14 +77,40 @@ def _dump(path: Path, step_s: int, slow_after: bool, errors_after: bool) -> None
         dur = int(rng.lognormvariate(0, 0.2) * (40e6 if (after and slow_after) else 5e6))
         err = errors_after and after and i % 2 == 0
         tid, root, child = f"{i + 1:032x}", f"{2 * i + 1:016x}", f"{2 * i + 2:016x}"
-        span = {"traceId": tid, "spanId": root, "name": "GET /", "kind": 2, "startTimeUnixNano": str(t),
-                "endTimeUnixNano": str(t + dur + 2_000_000), "status": {"code": 2} if err else {}}
-        call = {"traceId": tid, "spanId": child, "parentSpanId": root, "name": "api.Get", "kind": 2,
-                "startTimeUnixNano": str(t + 1_000_000), "endTimeUnixNano": str(t + 1_000_000 + dur),
-                "status": {"code": 2} if err else {}}
-        lines.append(json.dumps({"resourceSpans": [
-            {"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": svc}}]},
-             "scopeSpans": [{"spans": [s]}]} for svc, s in (("gateway", span), ("api", call))]}))
+        span = {
+            "traceId": tid,
+            "spanId": root,
+            "name": "GET /",
+            "kind": 2,
+            "startTimeUnixNano": str(t),
+            "endTimeUnixNano": str(t + dur + 2_000_000),
+            "status": {"code": 2} if err else {},
+        }
+        call = {
+            "traceId": tid,
+            "spanId": child,
+            "parentSpanId": root,
+            "name": "api.Get",
+            "kind": 2,
+            "startTimeUnixNano": str(t + 1_000_000),
+            "endTimeUnixNano": str(t + 1_000_000 + dur),
+            "status": {"code": 2} if err else {},
+        }
+        lines.append(
+            json.dumps(
+                {
+                    "resourceSpans": [
+                        {
+                            "resource": {
+                                "attributes": [{"key": "service.name", "value": {"stringValue": svc}}]
+                            },
+                            "scopeSpans": [{"spans": [s]}],
+                        }
+                        for svc, s in (("gateway", span), ("api", call))
+                    ]
+                }
+            )
+        )
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -98,7 +125,10 @@ def test_the_onset_of_a_slowdown_and_the_proposed_windows(tmp_path):
     assert all((r[0] - T0) % (30 * S) == 0 for r in api.rows)
     onset = tl.onset
     assert onset is not None and onset.at_ns == T0 + 12 * 60 * S
-    assert {(c.service, c.metric) for c in onset.because} >= {("api", "latency_ns"), ("gateway", "latency_ns")}
+    assert {(c.service, c.metric) for c in onset.because} >= {
+        ("api", "latency_ns"),
+        ("gateway", "latency_ns"),
+    }
     assert onset.window == Window(T0 + 12 * 60 * S, tl.window.end_ns)
     assert onset.baseline is not None and onset.baseline.end_ns == onset.at_ns
     assert onset.baseline.start_ns == max(T0, onset.at_ns - (onset.window.end_ns - onset.window.start_ns))

@@ -23,8 +23,16 @@ MS = 1_000_000
 
 
 def span(sid, parent, start_ms, end_ms, host=None, service=None, follows_from=False):
-    return SpanRecord(span_id=sid, parent_span_id=parent, service=service or f"svc-{sid}", operation=f"op-{sid}",
-                      start_ns=start_ms * MS, end_ns=end_ms * MS, host=host, follows_from=follows_from)
+    return SpanRecord(
+        span_id=sid,
+        parent_span_id=parent,
+        service=service or f"svc-{sid}",
+        operation=f"op-{sid}",
+        start_ns=start_ms * MS,
+        end_ns=end_ms * MS,
+        host=host,
+        follows_from=follows_from,
+    )
 
 
 # ---- tree repair --------------------------------------------------------------------------
@@ -53,8 +61,9 @@ def test_parent_cycle_promotes_its_earliest_span():
 
 
 def test_children_in_document_order_and_depth_first():
-    tree = build_tree([span("r", None, 0, 100), span("y", "r", 50, 60), span("x", "r", 10, 20),
-                       span("x1", "x", 11, 12)])
+    tree = build_tree(
+        [span("r", None, 0, 100), span("y", "r", 50, 60), span("x", "r", 10, 20), span("x1", "x", 11, 12)]
+    )
     assert tree.children["r"] == ("x", "y")
     assert tree.depth_first() == [("r", 0), ("x", 1), ("x1", 2), ("y", 1)]
 
@@ -105,11 +114,17 @@ SKEW_CASES = [
         "the shift carries to the child's subtree on its host; another host is compared afresh",
         # c (b) 90-130 -> shift -60 -> 30-70; g (b) 100-110 inherits -60 -> 40-50;
         # h (a) 95-105 under g (adjusted 40-50): 10 ms, latency 0 -> start 40, shift -55
-        [span("p", None, 0, 100, "a"), span("c", "p", 90, 130, "b"), span("g", "c", 100, 110, "b"),
-         span("h", "g", 95, 105, "a")],
+        [
+            span("p", None, 0, 100, "a"),
+            span("c", "p", 90, 130, "b"),
+            span("g", "c", 100, 110, "b"),
+            span("h", "g", 95, 105, "a"),
+        ],
         {"p": 0, "c": -60, "g": -60, "h": -55},
-        {"c": (WARN_ADJUSTED.format(delta="-60ms", host="b", parent_host="a"),),
-         "h": (WARN_ADJUSTED.format(delta="-55ms", host="a", parent_host="b"),)},
+        {
+            "c": (WARN_ADJUSTED.format(delta="-60ms", host="b", parent_host="a"),),
+            "h": (WARN_ADJUSTED.format(delta="-55ms", host="a", parent_host="b"),),
+        },
     ),
     (
         "a shift beyond the maximum is not applied",
@@ -133,7 +148,13 @@ def test_clock_skew(name, spans, shift_ms, warnings):
 
 
 def test_format_delta():
-    assert [format_delta(v) for v in (-60 * MS, 1_500 * MS, 250_000, 7, 0)] == ["-60ms", "1.5s", "250us", "7ns", "0ns"]
+    assert [format_delta(v) for v in (-60 * MS, 1_500 * MS, 250_000, 7, 0)] == [
+        "-60ms",
+        "1.5s",
+        "250us",
+        "7ns",
+        "0ns",
+    ]
 
 
 # ---- critical path ------------------------------------------------------------------------
@@ -156,15 +177,24 @@ CP_CASES = [
     ),
     (
         "FOLLOWS_FROM children and their subtrees are not on the path",
-        [span("r", None, 0, 100), span("f", "r", 50, 99, follows_from=True), span("g", "f", 60, 70),
-         span("a", "r", 10, 30)],
+        [
+            span("r", None, 0, 100),
+            span("f", "r", 50, 99, follows_from=True),
+            span("g", "f", 60, 70),
+            span("a", "r", 10, 30),
+        ],
         [("r", 0, 10), ("a", 10, 30), ("r", 30, 100)],
         {"r": 80, "a": 20},
     ),
     (
         "overflowing children are trimmed, those outside dropped",
         # c1 -10..20 -> 0..20; c2 90..130 -> 90..100; c3 120..150 outside -> dropped
-        [span("r", None, 0, 100), span("c1", "r", -10, 20), span("c2", "r", 90, 130), span("c3", "r", 120, 150)],
+        [
+            span("r", None, 0, 100),
+            span("c1", "r", -10, 20),
+            span("c2", "r", 90, 130),
+            span("c3", "r", 120, 150),
+        ],
         [("c1", 0, 20), ("r", 20, 90), ("c2", 90, 100)],
         {"r": 70, "c1": 20, "c2": 10},
     ),
@@ -197,7 +227,9 @@ def test_critical_path_of_an_empty_trace():
 
 
 def test_deep_trace_does_not_recurse():
-    spans = [span("s0", None, 0, 10_000)] + [span(f"s{i}", f"s{i-1}", i, 10_000 - i) for i in range(1, 3000)]
+    spans = [span("s0", None, 0, 10_000)] + [
+        span(f"s{i}", f"s{i - 1}", i, 10_000 - i) for i in range(1, 3000)
+    ]
     cp = critical_path(build_tree(spans))
     assert len(cp.spans) == 3000
     assert sum(s.end_ns - s.start_ns for s in cp.segments) == 10_000 * MS
@@ -220,5 +252,10 @@ def test_view_uses_skew_adjusted_times_and_marks_the_path():
     assert p.self_time_ns == 60 * MS and p.critical_path_ns == 60 * MS
     assert p.on_critical_path and c.on_critical_path
     assert [(s.span_id, s.start_ns // MS, s.end_ns // MS) for s in view.critical_path] == [
-        ("p", 0, 30), ("c", 30, 70), ("p", 70, 100)]
-    assert view.warnings == ("span c (svc-c op-c): " + WARN_ADJUSTED.format(delta="-60ms", host="b", parent_host="a"),)
+        ("p", 0, 30),
+        ("c", 30, 70),
+        ("p", 70, 100),
+    ]
+    assert view.warnings == (
+        "span c (svc-c op-c): " + WARN_ADJUSTED.format(delta="-60ms", host="b", parent_host="a"),
+    )

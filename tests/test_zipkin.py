@@ -32,28 +32,60 @@ def test_collector_sample_with_its_error_status():
     assert rejects == []
     (r,) = rows
     assert (r["trace_id"], r["span_id"], r["parent_span_id"]) == (
-        "4d1e00c0db9010db86154a4ba6e91385", "4d1e00c0db9010db", "86154a4ba6e91385")
+        "4d1e00c0db9010db86154a4ba6e91385",
+        "4d1e00c0db9010db",
+        "86154a4ba6e91385",
+    )
     assert (r["status_code"], r["status_message"]) == ("ERROR", "Something failed")
-    assert (r["kind"], r["name"], r["service_name"]) == ("CLIENT", "get", None)  # no localEndpoint.serviceName
-    assert (r["start_ns"], r["end_ns"], r["duration_ns"]) == (1472470996199000000, 1472470996406000000, 207000000)
+    assert (r["kind"], r["name"], r["service_name"]) == (
+        "CLIENT",
+        "get",
+        None,
+    )  # no localEndpoint.serviceName
+    assert (r["start_ns"], r["end_ns"], r["duration_ns"]) == (
+        1472470996199000000,
+        1472470996406000000,
+        207000000,
+    )
     assert json.loads(r["attributes"]) == {
-        "peer.service": "backend", "network.peer.address": "192.168.99.101", "network.peer.port": 9000,
-        "http.path": "/api", "clnt/finagle.version": "6.45.0"}  # otel.status_* consumed
+        "peer.service": "backend",
+        "network.peer.address": "192.168.99.101",
+        "network.peer.port": 9000,
+        "http.path": "/api",
+        "clnt/finagle.version": "6.45.0",
+    }  # otel.status_* consumed
     assert (r["peer_service"], r["http_route"]) == ("backend", "/api")
     assert json.loads(r["resource_attributes"]) == {"host.ip": "7::0.128.128.127"}
     assert r["host"] == "7::0.128.128.127"
     assert [(e["time_ns"], e["name"]) for e in json.loads(r["events"])] == [
-        (1472470996238000000, "foo"), (1472470996403000000, "bar")]
+        (1472470996238000000, "foo"),
+        (1472470996403000000, "bar"),
+    ]
     assert (r["source_id"], r["source_offset"]) == ("src1", 1)
 
 
 TRACE = "463ac35c9f6413ad48485a3953bb6124"
-CLIENT = {"traceId": TRACE, "id": "a2fb4a1d1a96d312", "parentId": "0000000000000000", "kind": "CLIENT",
-          "name": "get /api", "timestamp": 1_600_000_000_000_000, "duration": 900,
-          "localEndpoint": {"serviceName": "frontend", "ipv4": "10.0.0.1", "port": 8080},
-          "remoteEndpoint": {"serviceName": "backend", "ipv6": "::1", "port": 9000}}
-SERVER = {"traceId": TRACE, "id": "a2fb4a1d1a96d312", "kind": "SERVER", "shared": True, "name": "get /api",
-          "timestamp": 1_600_000_000_000_100, "duration": 700, "localEndpoint": {"serviceName": "backend"}}
+CLIENT = {
+    "traceId": TRACE,
+    "id": "a2fb4a1d1a96d312",
+    "parentId": "0000000000000000",
+    "kind": "CLIENT",
+    "name": "get /api",
+    "timestamp": 1_600_000_000_000_000,
+    "duration": 900,
+    "localEndpoint": {"serviceName": "frontend", "ipv4": "10.0.0.1", "port": 8080},
+    "remoteEndpoint": {"serviceName": "backend", "ipv6": "::1", "port": 9000},
+}
+SERVER = {
+    "traceId": TRACE,
+    "id": "a2fb4a1d1a96d312",
+    "kind": "SERVER",
+    "shared": True,
+    "name": "get /api",
+    "timestamp": 1_600_000_000_000_100,
+    "duration": 700,
+    "localEndpoint": {"serviceName": "backend"},
+}
 
 
 @pytest.mark.parametrize("order", ["client first", "server first"])
@@ -69,8 +101,12 @@ def test_shared_server_span_keeps_both_halves(order: str):
     assert server["parent_span_id"] == "a2fb4a1d1a96d312"
     assert json.loads(server["attributes"]) == {"zipkin.shared_span_id": "a2fb4a1d1a96d312"}
     assert (server["service_name"], client["service_name"]) == ("backend", "frontend")
-    assert json.loads(client["attributes"]) == {"peer.service": "backend", "network.peer.address": "::1",
-                                                "network.peer.port": 9000, "network.local.port": 8080}
+    assert json.loads(client["attributes"]) == {
+        "peer.service": "backend",
+        "network.peer.address": "::1",
+        "network.peer.port": 9000,
+        "network.local.port": 8080,
+    }
 
 
 def test_shared_spans_survive_ingest_dedupe(tmp_path: Path):
@@ -84,21 +120,40 @@ def test_shared_spans_survive_ingest_dedupe(tmp_path: Path):
 
 
 def _z(**kw) -> dict:
-    base = {"traceId": "48485a3953bb6124", "id": "0000000000000001", "name": "op", "timestamp": 1_000_000,
-            "duration": 5}
+    base = {
+        "traceId": "48485a3953bb6124",
+        "id": "0000000000000001",
+        "name": "op",
+        "timestamp": 1_000_000,
+        "duration": 5,
+    }
     base.update(kw)
     return base
 
 
-@pytest.mark.parametrize(("tags", "kind", "status", "message", "attrs"), [
-    ({"error": "true"}, "CLIENT", "ERROR", None, {}),
-    ({"error": ""}, "CLIENT", "ERROR", None, {}),
-    ({"error": "connection refused"}, "CLIENT", "ERROR", "connection refused", {"error": "connection refused"}),
-    ({"otel.status_code": "OK"}, "CLIENT", "OK", None, {}),
-    ({"otel.status_code": "ERROR", "otel.status_description": "x", "error": "y"}, "CLIENT", "ERROR", "x",
-     {"error": "y"}),
-    ({"http.status_code": "500"}, "CLIENT", "UNSET", None, {"http.status_code": "500"}),
-])
+@pytest.mark.parametrize(
+    ("tags", "kind", "status", "message", "attrs"),
+    [
+        ({"error": "true"}, "CLIENT", "ERROR", None, {}),
+        ({"error": ""}, "CLIENT", "ERROR", None, {}),
+        (
+            {"error": "connection refused"},
+            "CLIENT",
+            "ERROR",
+            "connection refused",
+            {"error": "connection refused"},
+        ),
+        ({"otel.status_code": "OK"}, "CLIENT", "OK", None, {}),
+        (
+            {"otel.status_code": "ERROR", "otel.status_description": "x", "error": "y"},
+            "CLIENT",
+            "ERROR",
+            "x",
+            {"error": "y"},
+        ),
+        ({"http.status_code": "500"}, "CLIENT", "UNSET", None, {"http.status_code": "500"}),
+    ],
+)
 def test_status_from_tags(tags, kind, status, message, attrs):
     rows, _ = read_bytes(json.dumps([_z(kind=kind, tags=tags)]).encode())
     r = rows[0]
@@ -106,10 +161,17 @@ def test_status_from_tags(tags, kind, status, message, attrs):
     assert json.loads(r["attributes"]) == attrs
 
 
-@pytest.mark.parametrize(("kind", "tags", "want"), [
-    ("SERVER", {}, "SERVER"), ("PRODUCER", {}, "PRODUCER"), ("CONSUMER", {}, "CONSUMER"),
-    (None, {}, "UNSPECIFIED"), (None, {"span.kind": "internal"}, "INTERNAL"), ("nonsense", {}, "UNSPECIFIED"),
-])
+@pytest.mark.parametrize(
+    ("kind", "tags", "want"),
+    [
+        ("SERVER", {}, "SERVER"),
+        ("PRODUCER", {}, "PRODUCER"),
+        ("CONSUMER", {}, "CONSUMER"),
+        (None, {}, "UNSPECIFIED"),
+        (None, {"span.kind": "internal"}, "INTERNAL"),
+        ("nonsense", {}, "UNSPECIFIED"),
+    ],
+)
 def test_kinds(kind, tags, want):
     span = _z(tags=tags)
     if kind is not None:
@@ -165,17 +227,21 @@ def test_an_object_is_not_zipkin_and_truncation_is_one_reject():
     rows, rejects = read_bytes(data[: data.index(b'"id": "2"')])
     assert [r["span_id"] for r in rows] == ["0000000000000001"]
     assert [(r.unit, r.reason) for r in rejects] == [
-        ("byte", "malformed JSON, the rest of the input is skipped: input ends inside a JSON value")]
+        ("byte", "malformed JSON, the rest of the input is skipped: input ends inside a JSON value")
+    ]
 
 
-@pytest.mark.parametrize(("head", "yes"), [
-    (b'[{"traceId":"a","id":"b"}]', True),
-    (b' [\n [ {"traceId": "a", "parentId": "c", "id": "b"}]]', True),
-    (b"[]", True),
-    (b'[{"traceId":"a","id":"b","binaryAnnotations":[]}]', False),  # Zipkin v1
-    (b'[{"traceID":"a","spans":[{"spanID":"b"}]}]', False),  # Jaeger traces
-    (b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"a","id":"b"}]}]}]}', False),
-    (b'{"data":[{"traceID":"a"}]}', False),
-])
+@pytest.mark.parametrize(
+    ("head", "yes"),
+    [
+        (b'[{"traceId":"a","id":"b"}]', True),
+        (b' [\n [ {"traceId": "a", "parentId": "c", "id": "b"}]]', True),
+        (b"[]", True),
+        (b'[{"traceId":"a","id":"b","binaryAnnotations":[]}]', False),  # Zipkin v1
+        (b'[{"traceID":"a","spans":[{"spanID":"b"}]}]', False),  # Jaeger traces
+        (b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"a","id":"b"}]}]}]}', False),
+        (b'{"data":[{"traceID":"a"}]}', False),
+    ],
+)
 def test_sniff(head: bytes, yes: bool):
     assert zipkin.sniff(head) is yes

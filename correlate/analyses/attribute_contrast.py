@@ -30,8 +30,13 @@ DIMENSIONS = {
     "db.statement": (f"service || ': ' || {STATEMENT_SHAPE}", False),
     "peer.service": ("service || ' -> ' || peer_service", False),
 }
-_COLUMN = {"service.version": "version", "host": "host", "http.route": "http_route",
-           "db.statement": "db_statement", "peer.service": "peer_service"}
+_COLUMN = {
+    "service.version": "version",
+    "host": "host",
+    "http.route": "http_route",
+    "db.statement": "db_statement",
+    "peer.service": "peer_service",
+}
 
 
 def _bad(ctx: AnalysisContext) -> str:
@@ -82,15 +87,29 @@ def find_attribute_contrasts(ctx: AnalysisContext) -> AnalysisResult:
     scored.sort(key=lambda x: (-x[0], x[3]["dim"], x[3]["val"]))
     for lift, share_bad, share_good, g in scored[:MAX_FINDINGS]:
         names_service = DIMENSIONS[g["dim"]][1]
-        out.findings.append(Finding(
-            kind=NAME, service=g["service"] if names_service else None,
-            summary=(f"{g['dim']} {g['val'][:120]} is in {fmt_pct(share_bad)} of the {g['n_bad']} slow or failing "
-                     f"requests against {fmt_pct(share_good)} of the other {g['n_good']}"),
-            evidence=Evidence(
-                after={"bad_with": g["bad_with"], "bad": g["n_bad"], "good_with": g["good_with"], "good": g["n_good"]},
-                trace_ids=(g["example"],),
-                details={"dimension": g["dim"], "value": g["val"], "lift": round(lift, 4),
-                         "supports": g["service"] if names_service else None},
-            ),
-        ))
+        out.findings.append(
+            Finding(
+                kind=NAME,
+                service=g["service"] if names_service else None,
+                summary=(
+                    f"{g['dim']} {g['val'][:120]} is in {fmt_pct(share_bad)} of the {g['n_bad']} slow or failing "
+                    f"requests against {fmt_pct(share_good)} of the other {g['n_good']}"
+                ),
+                evidence=Evidence(
+                    after={
+                        "bad_with": g["bad_with"],
+                        "bad": g["n_bad"],
+                        "good_with": g["good_with"],
+                        "good": g["n_good"],
+                    },
+                    trace_ids=(g["example"],),
+                    details={
+                        "dimension": g["dim"],
+                        "value": g["val"],
+                        "lift": round(lift, 4),
+                        "supports": g["service"] if names_service else None,
+                    },
+                ),
+            )
+        )
     return out

@@ -81,8 +81,12 @@ def find_skewed_hosts(ctx: AnalysisContext) -> AnalysisResult:
             continue
         offset, peers = found
         agree = [p for p in ps if p["peer"] in peers]
-        h = {"host": host, "off_a": offset, "peers": peers,
-             **{k: sum(p[k] for p in agree) for k in ("n_b", "n_a", "out_b", "out_a")}}
+        h = {
+            "host": host,
+            "off_a": offset,
+            "peers": peers,
+            **{k: sum(p[k] for p in agree) for k in ("n_b", "n_a", "out_b", "out_a")},
+        }
         if h["out_a"] == 0:
             continue
         if ctx.has_baseline and h["n_b"] and h["out_b"]:
@@ -91,14 +95,21 @@ def find_skewed_hosts(ctx: AnalysisContext) -> AnalysisResult:
             s = (h["out_a"] / h["n_a"]) * confidence(h["out_a"], 3) * (1.0 if ctx.has_baseline else 0.6)
         if s <= 0.02:
             continue
-        out.findings.append(Finding(
-            kind=NAME, summary=(f"host {host}'s clock is off by about {fmt_ms(offset)} against {', '.join(peers)}: "
-                                f"{h['out_a']} of {h['n_a']} calls between them fall outside their parent "
-                                f"(before: {h['out_b']} of {h['n_b']})"),
-            evidence=Evidence(before={"outside": h["out_b"], "calls": h["n_b"]},
-                              after={"median_offset_ns": offset, "outside": h["out_a"], "calls": h["n_a"]},
-                              details={"host": host, "peers": peers}),
-        ))
+        out.findings.append(
+            Finding(
+                kind=NAME,
+                summary=(
+                    f"host {host}'s clock is off by about {fmt_ms(offset)} against {', '.join(peers)}: "
+                    f"{h['out_a']} of {h['n_a']} calls between them fall outside their parent "
+                    f"(before: {h['out_b']} of {h['n_b']})"
+                ),
+                evidence=Evidence(
+                    before={"outside": h["out_b"], "calls": h["n_b"]},
+                    after={"median_offset_ns": offset, "outside": h["out_a"], "calls": h["n_a"]},
+                    details={"host": host, "peers": peers},
+                ),
+            )
+        )
         if ctx.has_status:  # with no statuses nothing shows what the skew broke: a finding only
             out.candidates.extend(_candidates(ctx, h, clamp01(s)))
     return out
@@ -123,17 +134,24 @@ def _candidates(ctx: AnalysisContext, h: dict, skew: float) -> list[Candidate]:
         score = skew * (0.25 + 0.75 * lift)
         q = f"""SELECT CASE WHEN after THEN 'after' ELSE 'before' END AS period, count(*) AS calls_across_hosts,
        count(*) FILTER (WHERE {OUTSIDE}) AS outside_parent, median({OFFSET}) AS median_offset_ns
-FROM s WHERE {CALL} AND service = {lit(r['service'])} AND host = {lit(host)}
+FROM s WHERE {CALL} AND service = {lit(r["service"])} AND host = {lit(host)}
 GROUP BY after ORDER BY after"""
         before, after = period_figures(ctx, q)
-        tids, sids = exemplars(ctx, f"after AND {CALL} AND {OUTSIDE} AND service = {lit(r['service'])} "
-                                    f"AND host = {lit(host)}")
+        tids, sids = exemplars(
+            ctx, f"after AND {CALL} AND {OUTSIDE} AND service = {lit(r['service'])} AND host = {lit(host)}"
+        )
         summary = (
             f"{r['service']} runs on host {host}, whose clock is off by about {fmt_ms(h['off_a'])}; its requests "
             f"fail {100 * (r['fail_here'] or 0):.0f}% of the time there against "
             f"{100 * (r['fail_elsewhere'] or 0):.0f}% on its other hosts"
         )
-        ev = Evidence(before=before, after=after, trace_ids=tids, span_ids=sids, sql=evidence_sql(ctx, q),
-                      details={"host": host, "host_median_offset_ns": h["off_a"], "failure_lift": round(lift, 4)})
+        ev = Evidence(
+            before=before,
+            after=after,
+            trace_ids=tids,
+            span_ids=sids,
+            sql=evidence_sql(ctx, q),
+            details={"host": host, "host_median_offset_ns": h["off_a"], "failure_lift": round(lift, 4)},
+        )
         out.append(Candidate(r["service"], None, "clock_skew", round(clamp01(score), 4), summary, ev, NAME))
     return out

@@ -137,9 +137,11 @@ def _inferred_kind(span: str, children: str) -> str:
     a span called from another service (or a root: the entry point) is a server; else
     internal work. A leaf is never a client here: without
     attributes nothing says it called out (an uninstrumented peer looks like local work)."""
-    return (f"CASE WHEN {children}.n_remote_children > 0 AND {children}.n_remote_children = {children}.n_children "
-            f"THEN 'CLIENT' WHEN {span}.p_service IS NULL OR {span}.p_service <> {span}.service THEN 'SERVER' "
-            "ELSE 'INTERNAL' END")
+    return (
+        f"CASE WHEN {children}.n_remote_children > 0 AND {children}.n_remote_children = {children}.n_children "
+        f"THEN 'CLIENT' WHEN {span}.p_service IS NULL OR {span}.p_service <> {span}.service THEN 'SERVER' "
+        "ELSE 'INTERNAL' END"
+    )
 
 
 def working_sql(window: Window, baseline: Window | None, sample_mod: int = 1) -> str:
@@ -148,9 +150,7 @@ def working_sql(window: Window, baseline: Window | None, sample_mod: int = 1) ->
     Joins run on 64-bit hashes of the ids (`tk` trace, `sk` span, `pk` parent span): much
     cheaper than 32-character strings; the id strings stay for exemplars."""
     lo = baseline.start_ns if baseline else window.start_ns
-    base_pred = (
-        f"(start_ns >= {baseline.start_ns} AND start_ns < {baseline.end_ns})" if baseline else "FALSE"
-    )
+    base_pred = f"(start_ns >= {baseline.start_ns} AND start_ns < {baseline.end_ns})" if baseline else "FALSE"
     return f"""WITH raw AS MATERIALIZED (
   SELECT start_ns >= {window.start_ns} AS after, trace_id, span_id, hash(trace_id) AS tk, hash(span_id) AS sk,
          CASE WHEN parent_span_id IS NOT NULL THEN hash(parent_span_id) END AS pk,
@@ -192,7 +192,7 @@ SELECT * EXCLUDE (n_remote_children) REPLACE (
          CASE WHEN kind IN ('CLIENT', 'PRODUCER') THEN remote_ns END AS remote_ns,
          CASE WHEN kind IN ('CLIENT', 'PRODUCER') THEN remote_service END AS remote_service)
 FROM (
-  SELECT j.* REPLACE (tr.t_after AS after, coalesce(j.kind, {_inferred_kind('j', 'v')}) AS kind,
+  SELECT j.* REPLACE (tr.t_after AS after, coalesce(j.kind, {_inferred_kind("j", "v")}) AS kind,
                       coalesce(j.p_kind, CASE WHEN j.p_service <> j.service THEN 'CLIENT' END) AS p_kind),
          j.kind IS NULL AS kind_inferred,
          coalesce(v.n_children, 0) AS n_children, coalesce(v.n_err_children, 0) AS n_err_children,
@@ -278,16 +278,28 @@ def rate_score(k_before: int, n_before: int, k_after: int, n_after: int) -> floa
     return clamp01(effect) * clamp01((z - 2.0) / 3.0)
 
 
-def top_scored(groups: list[dict[str, Any]], score: Callable[[dict[str, Any]], float],
-               key: Callable[[dict[str, Any]], tuple], limit: int, floor: float = 0.02) -> list[tuple[float, dict]]:
+def top_scored(
+    groups: list[dict[str, Any]],
+    score: Callable[[dict[str, Any]], float],
+    key: Callable[[dict[str, Any]], tuple],
+    limit: int,
+    floor: float = 0.02,
+) -> list[tuple[float, dict]]:
     """The `limit` best-scoring groups above `floor`, best first; ties broken by `key` (deterministic)."""
     scored = [(s, g) for g in groups if (s := score(g)) > floor]
     scored.sort(key=lambda x: (-x[0], *key(x[1])))
     return scored[:limit]
 
 
-def median_shift(p50_b: float | None, p50_a: float | None, iqr_b: float | None, iqr_a: float | None,
-                 n_b: int, n_a: int, floor: float) -> float:
+def median_shift(
+    p50_b: float | None,
+    p50_a: float | None,
+    iqr_b: float | None,
+    iqr_a: float | None,
+    n_b: int,
+    n_a: int,
+    floor: float,
+) -> float:
     """How surely a median rose: its shift in standard errors of a difference of medians (sigma
     from the wider of the two periods' IQR / 1.349), 0 below z = 2, 1 from z = 5."""
     if not n_b or not n_a or p50_a is None or p50_b is None:
@@ -300,8 +312,10 @@ def median_shift(p50_b: float | None, p50_a: float | None, iqr_b: float | None, 
 def ranked(rel: str, value: str, where: str = "", by: str = "service, op") -> str:
     """`rel`'s rows with `rk`: the mid-rank of `value` among the rows of the same `by` (both
     periods together), for a rank test."""
-    return (f"SELECT *, rank() OVER (PARTITION BY {by} ORDER BY {value}) "
-            f"+ (count(*) OVER (PARTITION BY {by}, {value}) - 1) / 2.0 AS rk FROM {rel} {where}")
+    return (
+        f"SELECT *, rank() OVER (PARTITION BY {by} ORDER BY {value}) "
+        f"+ (count(*) OVER (PARTITION BY {by}, {value}) - 1) / 2.0 AS rk FROM {rel} {where}"
+    )
 
 
 def rank_shift(rank_sum_a: float | None, n_b: int, n_a: int) -> float:
@@ -330,9 +344,9 @@ def fmt_pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
 
-def exemplars(ctx: AnalysisContext, where: str, order: str = "start_ns", limit: int = 3) -> tuple[
-    tuple[str, ...], tuple[str, ...]
-]:
+def exemplars(
+    ctx: AnalysisContext, where: str, order: str = "start_ns", limit: int = 3
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Up to `limit` example (trace ids, span ids) of working spans matching `where`."""
     got = ctx.con.execute(
         f"SELECT trace_id, span_id FROM {ctx.s} WHERE {where} ORDER BY {order}, start_ns, span_id LIMIT {int(limit)}"

@@ -27,8 +27,22 @@ MAX_FINDINGS = 3
 MIN_GAIN = 0.10  # of the baseline's mean critical path
 # the columns `records_from_rows` reads, from the working table (ids as their hashes, which is
 # all a tree needs; no attributes or links: FOLLOWS_FROM references are not in the working table)
-_COLS = ("sk::VARCHAR", "pk::VARCHAR", "service", "op", "kind", "host", "start_ns", "end_ns",
-         "CASE WHEN err THEN 'ERROR' ELSE 'UNSET' END", "err_msg", "NULL", "NULL", "exception_type", "NULL")
+_COLS = (
+    "sk::VARCHAR",
+    "pk::VARCHAR",
+    "service",
+    "op",
+    "kind",
+    "host",
+    "start_ns",
+    "end_ns",
+    "CASE WHEN err THEN 'ERROR' ELSE 'UNSET' END",
+    "err_msg",
+    "NULL",
+    "NULL",
+    "exception_type",
+    "NULL",
+)
 
 
 def path_time_by_operation(span_rows: list[tuple]) -> dict[tuple[str, str], int]:
@@ -48,7 +62,7 @@ def _sample(ctx: AnalysisContext, after: bool) -> dict[str, list[tuple]]:
     got = ctx.con.execute(
         f"""WITH pick AS (SELECT trace_id FROM {ctx.t} WHERE after = ? ORDER BY hash(trace_id), trace_id
                           LIMIT {SAMPLE_TRACES})
-            SELECT trace_id, {', '.join(_COLS)} FROM {ctx.s}
+            SELECT trace_id, {", ".join(_COLS)} FROM {ctx.s}
             WHERE trace_id IN (SELECT trace_id FROM pick)
             ORDER BY trace_id, start_ns, sk""",
         [after],
@@ -85,17 +99,29 @@ def find_critical_path_shifts(ctx: AnalysisContext) -> AnalysisResult:
     for gain, (svc, op) in gains[:MAX_FINDINGS]:
         if gain < MIN_GAIN * max(path_b, 1.0):
             break
-        out.findings.append(Finding(
-            kind=NAME, service=svc, operation=op,
-            summary=(f"{svc} {op} holds {fmt_ms(before.get((svc, op), 0.0))} -> {fmt_ms(after.get((svc, op), 0.0))} "
-                     f"of a request's critical path (of {fmt_ms(path_b)} -> {fmt_ms(path_a)}; "
-                     f"{len(before_traces)} and {len(after_traces)} sampled requests)"),
-            evidence=Evidence(
-                before={"critical_path_ns_per_request": round(before.get((svc, op), 0.0)),
-                        "path_ns_per_request": round(path_b), "sampled_requests": len(before_traces)},
-                after={"critical_path_ns_per_request": round(after.get((svc, op), 0.0)),
-                       "path_ns_per_request": round(path_a), "sampled_requests": len(after_traces)},
-                trace_ids=tuple(sorted(after_traces)[:3]),
-            ),
-        ))
+        out.findings.append(
+            Finding(
+                kind=NAME,
+                service=svc,
+                operation=op,
+                summary=(
+                    f"{svc} {op} holds {fmt_ms(before.get((svc, op), 0.0))} -> {fmt_ms(after.get((svc, op), 0.0))} "
+                    f"of a request's critical path (of {fmt_ms(path_b)} -> {fmt_ms(path_a)}; "
+                    f"{len(before_traces)} and {len(after_traces)} sampled requests)"
+                ),
+                evidence=Evidence(
+                    before={
+                        "critical_path_ns_per_request": round(before.get((svc, op), 0.0)),
+                        "path_ns_per_request": round(path_b),
+                        "sampled_requests": len(before_traces),
+                    },
+                    after={
+                        "critical_path_ns_per_request": round(after.get((svc, op), 0.0)),
+                        "path_ns_per_request": round(path_a),
+                        "sampled_requests": len(after_traces),
+                    },
+                    trace_ids=tuple(sorted(after_traces)[:3]),
+                ),
+            )
+        )
     return out

@@ -49,7 +49,9 @@ def find_deploys(ctx: AnalysisContext) -> AnalysisResult:
     return out
 
 
-def _finding(ctx: AnalysisContext, svc: str, v: dict, old: list[str], share_a: float, coincides: bool) -> Finding:
+def _finding(
+    ctx: AnalysisContext, svc: str, v: dict, old: list[str], share_a: float, coincides: bool
+) -> Finding:
     q = f"""SELECT CASE WHEN after THEN 'after' ELSE 'before' END AS period, version, count(*) AS spans,
        min(start_ns) AS first_ns
 FROM s WHERE service = {lit(svc)}
@@ -57,16 +59,23 @@ GROUP BY after, version ORDER BY after, version"""
     when = iso(v["first_ns"])
     summary = (
         f"{svc} runs a new version {v['version']} (before: {', '.join(old)}) on {100 * share_a:.0f}% of its "
-        f"spans in the window, first seen {when}"
-        + (", at the onset" if coincides else ", not at the onset")
+        f"spans in the window, first seen {when}" + (", at the onset" if coincides else ", not at the onset")
     )
     return Finding(
-        kind=NAME, service=svc, summary=summary,
+        kind=NAME,
+        service=svc,
+        summary=summary,
         evidence=Evidence(
-            before={"versions": old}, after={"new_version": v["version"], "share": round(share_a, 4),
-                                             "first_seen_ns": v["first_ns"]},
-            trace_ids=(v["first_trace"],), span_ids=(v["first_span"],), sql=evidence_sql(ctx, q),
-            details={"new_version": v["version"], "old_versions": ", ".join(old), "coincides": coincides,
-                     "first_seen_ns": v["first_ns"]},
+            before={"versions": old},
+            after={"new_version": v["version"], "share": round(share_a, 4), "first_seen_ns": v["first_ns"]},
+            trace_ids=(v["first_trace"],),
+            span_ids=(v["first_span"],),
+            sql=evidence_sql(ctx, q),
+            details={
+                "new_version": v["version"],
+                "old_versions": ", ".join(old),
+                "coincides": coincides,
+                "first_seen_ns": v["first_ns"],
+            },
         ),
     )

@@ -41,11 +41,11 @@ UNANSWERED = "kind = 'CLIENT' AND remote_ns IS NULL AND peer_service IS DISTINCT
 
 def blamed(rel: str) -> str:
     """The service an origin span puts the error on, over the working spans `rel`."""
-    return (f"(CASE WHEN {ORIGIN} AND {GAVE_UP} THEN remote_service "
-            f"WHEN {ORIGIN} AND {UNANSWERED} AND peer_service IN (SELECT DISTINCT service FROM {rel}) "
-            f"THEN peer_service ELSE service END)")
-
-
+    return (
+        f"(CASE WHEN {ORIGIN} AND {GAVE_UP} THEN remote_service "
+        f"WHEN {ORIGIN} AND {UNANSWERED} AND peer_service IN (SELECT DISTINCT service FROM {rel}) "
+        f"THEN peer_service ELSE service END)"
+    )
 
 
 def _mode(counts: dict | None) -> str | None:
@@ -154,7 +154,7 @@ def _candidates(ctx: AnalysisContext, base: float, g: dict) -> list[Candidate]:
     score = clamp01(base * (0.55 + 0.45 * max(reach, crossed)))
     q = f"""SELECT CASE WHEN after THEN 'after' ELSE 'before' END AS period, count(*) AS calls,
        count(*) FILTER (WHERE {ORIGIN}) AS origin_errors
-FROM s WHERE {blamed('s')} = {lit(service)} AND op = {lit(op)}
+FROM s WHERE {blamed("s")} = {lit(service)} AND op = {lit(op)}
 GROUP BY after ORDER BY after"""
     before, after = period_figures(ctx, q)
     for d in (before, after):
@@ -183,7 +183,9 @@ GROUP BY after ORDER BY after"""
         "share_callers_gave_up": round(gave_up, 4),
         "share_unanswered": round(unanswered, 4),
     }
-    ev = Evidence(before=before, after=after, trace_ids=tids, span_ids=sids, sql=evidence_sql(ctx, q), details=details)
+    ev = Evidence(
+        before=before, after=after, trace_ids=tids, span_ids=sids, sql=evidence_sql(ctx, q), details=details
+    )
     secondary: str | None = None
     short = _error_text(g["exception_type"], g["message"], 100)
     if gave_up >= 0.5:

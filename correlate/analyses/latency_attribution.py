@@ -53,7 +53,7 @@ def _ops(ctx: AnalysisContext) -> list[dict]:
         f"""WITH tail AS (
               SELECT service, op, quantile_cont(self_ns, 0.9) FILTER (WHERE NOT after) AS p90_b,
                      sum(rk) FILTER (WHERE after) AS rank_sum_a
-              FROM ({ranked(ctx.s, 'self_ns', f'WHERE {LOCAL}')}) GROUP BY service, op
+              FROM ({ranked(ctx.s, "self_ns", f"WHERE {LOCAL}")}) GROUP BY service, op
             )
             SELECT service, op,
                count(*) FILTER (WHERE NOT after) AS n_b, count(*) FILTER (WHERE after) AS n_a,
@@ -91,7 +91,9 @@ def find_latency_regressions(ctx: AnalysisContext) -> AnalysisResult:
         g["req_a"] = g["tot_a"] / g["n_req_a"]
         g["delta_req"] = g["req_a"] - g["req_b"]
         # per call by the median: one slow outlier in a small sample is not a regression
-        g["call_ratio"] = max(g["p50_a"] or 0, FLOOR_NS) / max(g["p50_b"] or 0, FLOOR_NS) if g["n_b"] else None
+        g["call_ratio"] = (
+            max(g["p50_a"] or 0, FLOOR_NS) / max(g["p50_b"] or 0, FLOOR_NS) if g["n_b"] else None
+        )
         if g["n_b"] < MIN_CALLS or g["n_a"] < MIN_CALLS:
             continue
         slower_calls = g["call_ratio"] is not None and g["call_ratio"] >= SLOWED
@@ -157,8 +159,16 @@ def _saturated_services(ops: list[dict]) -> dict[str, tuple[float, dict]]:
         spread = len(slowed) / len(gs)
         sig = max(_significance(g) for g in slowed)
         s = ratio_score(req_b, req_a, FLOOR_NS) * sig * (0.3 + 0.7 * impact) * (0.6 + 0.4 * spread)
-        out[svc] = (s, {"ops": len(gs), "slowed_ops": len(slowed), "req_b": req_b, "req_a": req_a,
-                        "ratios": {g["op"]: round(g["call_ratio"], 3) for g in gs}})
+        out[svc] = (
+            s,
+            {
+                "ops": len(gs),
+                "slowed_ops": len(slowed),
+                "req_b": req_b,
+                "req_a": req_a,
+                "ratios": {g["op"]: round(g["call_ratio"], 3) for g in gs},
+            },
+        )
     return out
 
 
@@ -178,12 +188,15 @@ def _per_request(d: dict) -> float | None:
     return d["total_self_ns"] / d["requests"]
 
 
-def _op_candidate(ctx: AnalysisContext, g: dict, score: float, new_share: float, new_caller: str | None) -> Candidate:
+def _op_candidate(
+    ctx: AnalysisContext, g: dict, score: float, new_share: float, new_caller: str | None
+) -> Candidate:
     service, op = g["service"], g["op"]
     q = _op_query(service, op)
     before, after = period_figures(ctx, q)
-    tids, sids = exemplars(ctx, f"after AND {LOCAL} AND service = {lit(service)} AND op = {lit(op)}",
-                           order="self_ns DESC")
+    tids, sids = exemplars(
+        ctx, f"after AND {LOCAL} AND service = {lit(service)} AND op = {lit(op)}", order="self_ns DESC"
+    )
     summary = (
         f"{service} {op} got slower in its own work: median self time {fmt_ms(before.get('p50_self_ns'))} -> "
         f"{fmt_ms(after.get('p50_self_ns'))} a call (mean per request {fmt_ms(_per_request(before))} -> "
@@ -195,9 +208,17 @@ def _op_candidate(ctx: AnalysisContext, g: dict, score: float, new_share: float,
             f"({100 * g['above_p90_a'] / g['n_a']:.0f}%, 10% expected) take longer than the baseline's p90 of "
             f"{fmt_ms(g['p90_b'])}; p95 self time {fmt_ms(before.get('p95_self_ns'))} -> {fmt_ms(after.get('p95_self_ns'))}"
         )
-    ev = Evidence(before=before, after=after, trace_ids=tids, span_ids=sids, sql=evidence_sql(ctx, q),
-                  details={"delta_self_per_request_ns": round(g["delta_req"]),
-                           "per_call_ratio": round(g["call_ratio"], 3)})
+    ev = Evidence(
+        before=before,
+        after=after,
+        trace_ids=tids,
+        span_ids=sids,
+        sql=evidence_sql(ctx, q),
+        details={
+            "delta_self_per_request_ns": round(g["delta_req"]),
+            "per_call_ratio": round(g["call_ratio"], 3),
+        },
+    )
     if new_caller and new_share >= 0.5 and new_caller != service:
         # most of this work runs on a code path that did not run before: whoever calls it now changed
         ev.details["new_caller"] = new_caller
@@ -215,15 +236,27 @@ def _service_candidate(ctx: AnalysisContext, svc: str, score: float, info: dict,
         f"mean self time {fmt_ms(before.get('mean_self_ns'))} -> {fmt_ms(after.get('mean_self_ns'))} a call, "
         f"{fmt_ms(_per_request(before))} -> {fmt_ms(_per_request(after))} a request"
     )
-    ev = Evidence(before=before, after=after, trace_ids=tids, span_ids=sids, sql=evidence_sql(ctx, q),
-                  details={"per_call_ratio_by_operation": info["ratios"],
-                           "delta_self_per_request_ns": round(info["req_a"] - info["req_b"])})
+    ev = Evidence(
+        before=before,
+        after=after,
+        trace_ids=tids,
+        span_ids=sids,
+        sql=evidence_sql(ctx, q),
+        details={
+            "per_call_ratio_by_operation": info["ratios"],
+            "delta_self_per_request_ns": round(info["req_a"] - info["req_b"]),
+        },
+    )
     return Candidate(svc, None, mechanism, round(clamp01(score), 4), summary, ev, NAME)
 
 
 def _mean_over(mean_ns: float | None, calls: int) -> str:
     """'mean 12 ms a call over 40 calls'; a single call is just its time."""
-    return f"{fmt_ms(mean_ns)} in its only call" if calls == 1 else f"mean {fmt_ms(mean_ns)} a call over {calls} calls"
+    return (
+        f"{fmt_ms(mean_ns)} in its only call"
+        if calls == 1
+        else f"mean {fmt_ms(mean_ns)} a call over {calls} calls"
+    )
 
 
 def _without_baseline(ops: list[dict], totals: TraceTotals) -> AnalysisResult:
@@ -232,11 +265,22 @@ def _without_baseline(ops: list[dict], totals: TraceTotals) -> AnalysisResult:
     total = sum(g["tot_a"] for g in ops) or 1
     for g in sorted(ops, key=lambda g: -g["tot_a"])[:5]:
         share = g["tot_a"] / total
-        out.findings.append(Finding(
-            kind=NAME, service=g["service"], operation=g["op"],
-            summary=(f"{g['service']} {g['op']} takes {100 * share:.0f}% of all self time in the window "
-                     f"({_mean_over(g['mean_a'], g['n_a'])})"),
-            evidence=Evidence(after={"calls": g["n_a"], "mean_self_ns": round(g["mean_a"] or 0),
-                                     "share_of_self_time": round(share, 4)}),
-        ))
+        out.findings.append(
+            Finding(
+                kind=NAME,
+                service=g["service"],
+                operation=g["op"],
+                summary=(
+                    f"{g['service']} {g['op']} takes {100 * share:.0f}% of all self time in the window "
+                    f"({_mean_over(g['mean_a'], g['n_a'])})"
+                ),
+                evidence=Evidence(
+                    after={
+                        "calls": g["n_a"],
+                        "mean_self_ns": round(g["mean_a"] or 0),
+                        "share_of_self_time": round(share, 4),
+                    }
+                ),
+            )
+        )
     return out

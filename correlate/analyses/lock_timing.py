@@ -31,7 +31,7 @@ __all__ = ["NAME", "find_lease_expiries", "LOCK_OP", "EXPIRED", "HOLDER", "REMAI
 NAME = "lock_timing"
 LOCK_OP = "attrs IS NOT NULL AND regexp_matches(op, '(?i)lock|lease|mutex')"
 REMAINING = (
-    "TRY_CAST(regexp_extract(attrs, '\"[^\"]*(remaining|left)[^\"]*\"\\s*:\\s*(-?[0-9.]+)', 2) AS DOUBLE)"
+    'TRY_CAST(regexp_extract(attrs, \'"[^"]*(remaining|left)[^"]*"\\s*:\\s*(-?[0-9.]+)\', 2) AS DOUBLE)'
 )
 EXPIRED = (
     f"(coalesce({REMAINING} <= 0, false) OR (err AND regexp_matches(lower(coalesce(err_msg, '')), "
@@ -94,6 +94,12 @@ GROUP BY after ORDER BY after"""
         ).fetchone()
         figure = int(lowest) if float(lowest).is_integer() else lowest
         summary += f", lowest {key[0] if key and key[0] else 'time left'} reported: {figure}"
-    ev = Evidence(before=before, after=after, trace_ids=tids, span_ids=sids, sql=evidence_sql(ctx, q),
-                  details={"operation": g["op"]})
+    ev = Evidence(
+        before=before,
+        after=after,
+        trace_ids=tids,
+        span_ids=sids,
+        sql=evidence_sql(ctx, q),
+        details={"operation": g["op"]},
+    )
     return Candidate(holder, g["op"], "lock_expiry", round(score, 4), summary, ev, NAME)

@@ -25,10 +25,27 @@ __all__ = ["infer_severity", "effective_severity", "TRACE", "DEBUG", "INFO", "WA
 TRACE, DEBUG, INFO, WARN, ERROR, FATAL = 1, 5, 9, 13, 17, 21
 
 _WORDS = {
-    "trace": TRACE, "debug": DEBUG, "dbg": DEBUG, "fine": DEBUG, "finer": TRACE, "finest": TRACE,
-    "info": INFO, "information": INFO, "notice": INFO + 1, "warn": WARN, "warning": WARN,
-    "error": ERROR, "err": ERROR, "severe": ERROR, "fatal": FATAL, "critical": FATAL, "crit": FATAL,
-    "panic": FATAL, "emerg": FATAL, "emergency": FATAL, "alert": FATAL,
+    "trace": TRACE,
+    "debug": DEBUG,
+    "dbg": DEBUG,
+    "fine": DEBUG,
+    "finer": TRACE,
+    "finest": TRACE,
+    "info": INFO,
+    "information": INFO,
+    "notice": INFO + 1,
+    "warn": WARN,
+    "warning": WARN,
+    "error": ERROR,
+    "err": ERROR,
+    "severe": ERROR,
+    "fatal": FATAL,
+    "critical": FATAL,
+    "crit": FATAL,
+    "panic": FATAL,
+    "emerg": FATAL,
+    "emergency": FATAL,
+    "alert": FATAL,
 }
 _HEAD_CHARS = 96  # a level word counts only near the start of the line
 _FIELD = re.compile(r"""(?i)["']?(?:level|severity|lvl|loglevel|log\.level)["']?\s*[=:]\s*["']?([a-z]+)""")
@@ -58,8 +75,8 @@ def infer_severity(body: str | None) -> int:
             break
         word = m.group(1)
         # an upper-case level word, or a capitalised/lower one in brackets ([error], <Warn>)
-        bracketed = m.start() > 0 and head[m.start() - 1] in "[<(" and head[m.end():m.end() + 1] in "]>)"
-        labelled = word.istitle() and head[m.end():m.end() + 1] == ":"  # "Warning: disk almost full"
+        bracketed = m.start() > 0 and head[m.start() - 1] in "[<(" and head[m.end() : m.end() + 1] in "]>)"
+        labelled = word.istitle() and head[m.end() : m.end() + 1] == ":"  # "Warning: disk almost full"
         if (word.isupper() or bracketed or labelled) and word.lower() in _WORDS:
             return _WORDS[word.lower()]
     if _STACK.search(body) or _EXCEPTION.search(body):

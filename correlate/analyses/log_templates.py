@@ -88,7 +88,9 @@ def template_like(template: str) -> str:
 
 def _bodies(ctx: AnalysisContext) -> list[dict]:
     lo = ctx.baseline.start_ns if ctx.baseline else ctx.window.start_ns
-    sample = "" if ctx.sample_mod <= 1 else f" AND (l.trace_id IS NULL OR hash(l.trace_id) % {ctx.sample_mod} = 0)"
+    sample = (
+        "" if ctx.sample_mod <= 1 else f" AND (l.trace_id IS NULL OR hash(l.trace_id) % {ctx.sample_mod} = 0)"
+    )
     return rows(
         ctx.con,
         f"""SELECT coalesce(l.service_name, s.service, '?') AS service, l.time_ns >= {ctx.window.start_ns} AS after,
@@ -149,16 +151,20 @@ def find_log_changes(ctx: AnalysisContext) -> AnalysisResult:
 def _change(ctx: AnalysisContext, t: _Template) -> str | None:
     sev = _severity(t.severity)
     if ctx.has_baseline and t.count_b == 0 and t.count_a >= MIN_NEW:
-        return f"new {sev}log in {t.service}: \"{t.text[:140]}\" ({t.count_a} times in the window, never before)"
+        return (
+            f'new {sev}log in {t.service}: "{t.text[:140]}" ({t.count_a} times in the window, never before)'
+        )
     if ctx.has_baseline and t.count_b and t.count_a >= 5:
         rate_b, rate_a = t.count_b / ctx.baseline_s, t.count_a / ctx.window_s
         if rate_a >= RISE * rate_b:
-            return (f"{sev}log in {t.service} rose {rate_a / rate_b:.1f}x: \"{t.text[:140]}\" "
-                    f"({t.count_b} -> {t.count_a} times)")
+            return (
+                f'{sev}log in {t.service} rose {rate_a / rate_b:.1f}x: "{t.text[:140]}" '
+                f"({t.count_b} -> {t.count_a} times)"
+            )
     trend = _trend(t.points)
     if trend:
         lo, hi = trend
-        return f"a number in {t.service}'s log climbs through the window: \"{t.text[:140]}\" from {lo:g} to {hi:g}"
+        return f'a number in {t.service}\'s log climbs through the window: "{t.text[:140]}" from {lo:g} to {hi:g}'
     return None
 
 
@@ -196,11 +202,17 @@ FROM logs WHERE service_name = {lit(t.service)} AND body LIKE {lit(template_like
   AND time_ns >= {lo} AND time_ns < {ctx.window.end_ns}
 GROUP BY period ORDER BY period"""
     return Finding(
-        kind=NAME, service=t.service, operation=t.operation, summary=summary,
+        kind=NAME,
+        service=t.service,
+        operation=t.operation,
+        summary=summary,
         evidence=Evidence(
-            before={"logs": t.count_b}, after={"logs": t.count_a},
-            trace_ids=(t.trace_id,) if t.trace_id else (), span_ids=(t.span_id,) if t.span_id else (),
-            sql=q, details={"template": t.text, "severity_number": t.severity},
+            before={"logs": t.count_b},
+            after={"logs": t.count_a},
+            trace_ids=(t.trace_id,) if t.trace_id else (),
+            span_ids=(t.span_id,) if t.span_id else (),
+            sql=q,
+            details={"template": t.text, "severity_number": t.severity},
         ),
     )
 
@@ -256,11 +268,16 @@ def _named_peer(text: str, writer: str, services: list[str]) -> str | None:
 def _error_candidates(ctx: AnalysisContext, templates: list[_Template]) -> list[Candidate]:
     if not ctx.has_baseline:
         return []
-    services = sorted((r[0] for r in ctx.con.execute(f"SELECT DISTINCT service FROM {ctx.s}").fetchall()),
-                      key=lambda s: (-len(s), s))
-    load = {r[0]: (int(r[1]), int(r[2])) for r in ctx.con.execute(
-        f"SELECT service, count(*) FILTER (WHERE NOT after), count(*) FILTER (WHERE after) FROM {ctx.s} GROUP BY 1"
-    ).fetchall()}
+    services = sorted(
+        (r[0] for r in ctx.con.execute(f"SELECT DISTINCT service FROM {ctx.s}").fetchall()),
+        key=lambda s: (-len(s), s),
+    )
+    load = {
+        r[0]: (int(r[1]), int(r[2]))
+        for r in ctx.con.execute(
+            f"SELECT service, count(*) FILTER (WHERE NOT after), count(*) FILTER (WHERE after) FROM {ctx.s} GROUP BY 1"
+        ).fetchall()
+    }
     best: dict[str, tuple[float, _Template, str | None]] = {}
     for t in templates:
         w = _weight(t.severity)
@@ -270,7 +287,9 @@ def _error_candidates(ctx: AnalysisContext, templates: list[_Template]) -> list[
         if score <= 0.02:
             continue
         peer = _named_peer(t.text, t.service, services) if t.severity >= ERROR else None
-        for svc, share in ((peer, NAMED_PEER_SHARE), (t.service, 1.0 - NAMED_PEER_SHARE)) if peer else ((t.service, 1.0),):
+        for svc, share in (
+            ((peer, NAMED_PEER_SHARE), (t.service, 1.0 - NAMED_PEER_SHARE)) if peer else ((t.service, 1.0),)
+        ):
             s = score * share
             if svc not in best or s > best[svc][0]:
                 best[svc] = (s, t, peer if svc == peer else None)
@@ -278,29 +297,52 @@ def _error_candidates(ctx: AnalysisContext, templates: list[_Template]) -> list[
     return [_error_candidate(ctx, svc, s, t, named) for svc, (s, t, named) in ranked]
 
 
-def _error_candidate(ctx: AnalysisContext, svc: str, score: float, t: _Template, named: str | None) -> Candidate:
+def _error_candidate(
+    ctx: AnalysisContext, svc: str, score: float, t: _Template, named: str | None
+) -> Candidate:
     level = _severity(t.severity).strip() or "error"
     how = "new" if t.count_b == 0 else f"{t.count_b} -> {t.count_a} times"
     text = t.text[:160]
     if named:
-        summary = (f"{t.service} logs {level} naming {svc}: \"{text}\" ({how}"
-                   f"{', ' + str(t.count_a) + ' times in the window' if t.count_b == 0 else ''})")
+        summary = (
+            f'{t.service} logs {level} naming {svc}: "{text}" ({how}'
+            f"{', ' + str(t.count_a) + ' times in the window' if t.count_b == 0 else ''})"
+        )
     else:
-        summary = (f"{svc} logs a {'new ' if t.count_b == 0 else 'more frequent '}{level}: \"{text}\" "
-                   f"({t.count_a} times in the window, {t.count_b} in the baseline)")
+        summary = (
+            f'{svc} logs a {"new " if t.count_b == 0 else "more frequent "}{level}: "{text}" '
+            f"({t.count_a} times in the window, {t.count_b} in the baseline)"
+        )
     if t.inferred:
         summary += "; level read from the text"
     ev = _finding(ctx, t, summary).evidence
-    details = {**ev.details, "writer": t.service, "named_in_text": named is not None,
-               "severity_inferred": t.inferred,
-               "rate_before_per_s": round(t.count_b / ctx.baseline_s, 4),
-               "rate_after_per_s": round(t.count_a / ctx.window_s, 4)}
+    details = {
+        **ev.details,
+        "writer": t.service,
+        "named_in_text": named is not None,
+        "severity_inferred": t.inferred,
+        "rate_before_per_s": round(t.count_b / ctx.baseline_s, 4),
+        "rate_after_per_s": round(t.count_a / ctx.window_s, 4),
+    }
     trace_ids, span_ids = ev.trace_ids, ev.span_ids
     if not trace_ids:  # lines not tied to a trace: the window's slowest requests through the service
         trace_ids, span_ids = exemplars(ctx, f"after AND service = {lit(svc)}", order="dur_ns DESC")
         details["exemplars"] = "the slowest requests through the service (its log lines carry no trace id)"
     # a candidate's SQL starts with the working table like every other (the log query ignores it)
-    ev = Evidence(before=ev.before, after=ev.after, trace_ids=trace_ids, span_ids=span_ids,
-                  sql=evidence_sql(ctx, ev.sql), details=details)
-    return Candidate(svc, t.operation if svc == t.service else None, "error_propagation",
-                     round(clamp01(score), 4), summary, ev, NAME)
+    ev = Evidence(
+        before=ev.before,
+        after=ev.after,
+        trace_ids=trace_ids,
+        span_ids=span_ids,
+        sql=evidence_sql(ctx, ev.sql),
+        details=details,
+    )
+    return Candidate(
+        svc,
+        t.operation if svc == t.service else None,
+        "error_propagation",
+        round(clamp01(score), 4),
+        summary,
+        ev,
+        NAME,
+    )

@@ -84,11 +84,15 @@ def _new_caller(ctx: AnalysisContext, g: dict) -> str | None:
     """When the loop's operation never ran in the baseline, the service that now calls it."""
     if g["calls_b"] > 0:
         return None
-    caller = ctx.con.execute(
-        f"""SELECT p_service FROM {ctx.s} WHERE after AND service = ? AND op = ? AND p_service <> service
+    caller = (
+        ctx.con.execute(
+            f"""SELECT p_service FROM {ctx.s} WHERE after AND service = ? AND op = ? AND p_service <> service
             GROUP BY p_service ORDER BY count(*) DESC, p_service LIMIT 1""",
-        [g["p_service"], g["p_op"]],
-    ).fetchone() if ctx.has_baseline else None
+            [g["p_service"], g["p_op"]],
+        ).fetchone()
+        if ctx.has_baseline
+        else None
+    )
     return caller[0] if caller else None
 
 
@@ -97,13 +101,13 @@ def _is_np1() -> str:
 
 
 def _candidate(ctx: AnalysisContext, g: dict, score: float, new_caller: str | None) -> Candidate:
-    q = f"""WITH sib AS ({_siblings('s')})
+    q = f"""WITH sib AS ({_siblings("s")})
 SELECT CASE WHEN after THEN 'after' ELSE 'before' END AS period,
        count(*) FILTER (WHERE {_is_np1()}) AS parents_with_n_plus_one,
        round(avg(n) FILTER (WHERE {_is_np1()}), 2) AS mean_queries_per_parent,
        sum(tot_ns) FILTER (WHERE {_is_np1()}) AS total_query_ns
-FROM sib WHERE service = {lit(g['service'])} AND p_service = {lit(g['p_service'])} AND p_op = {lit(g['p_op'])}
-  AND shape = {lit(g['shape'])}
+FROM sib WHERE service = {lit(g["service"])} AND p_service = {lit(g["p_service"])} AND p_op = {lit(g["p_op"])}
+  AND shape = {lit(g["shape"])}
 GROUP BY after ORDER BY after"""
     before, after = period_figures(ctx, q)
     tids, sids = exemplars(
@@ -118,9 +122,14 @@ GROUP BY after ORDER BY after"""
         f"{g['calls_a']} calls (before: {g['np1_b']} of {g['calls_b']}), "
         f"{fmt_ms(g['tot_a'] / max(g['np1_a'], 1))} of queries each"
     )
-    ev = Evidence(before=before, after=after, trace_ids=tids, span_ids=sids, sql=evidence_sql(ctx, q),
-                  details={"statement": g["shape"], "parent_operation": g["p_op"],
-                           "parent_service": g["p_service"]})
+    ev = Evidence(
+        before=before,
+        after=after,
+        trace_ids=tids,
+        span_ids=sids,
+        sql=evidence_sql(ctx, q),
+        details={"statement": g["shape"], "parent_operation": g["p_op"], "parent_service": g["p_service"]},
+    )
     if new_caller:
         # the loop is old code that only runs because someone new calls it: that caller changed
         summary += f"; {g['p_op']} never ran before the window and is now called by {new_caller}"

@@ -136,8 +136,9 @@ def _outliers(ctx: AnalysisContext, edges: list[dict], totals: TraceTotals) -> l
     baseline or not: a delay already present in a short baseline, or a baseline too thin to
     compare an edge with, still shows against the typical gap of every call (the median over
     all edges of both periods). Scored below a measured change (OUTLIER_FACTOR)."""
-    typical = ctx.con.execute(f"SELECT median({GAP}) FROM {ctx.s} WHERE {CALL} AND service <> remote_service"
-                              ).fetchone()[0]
+    typical = ctx.con.execute(
+        f"SELECT median({GAP}) FROM {ctx.s} WHERE {CALL} AND service <> remote_service"
+    ).fetchone()[0]
     if typical is None:
         return []
     typical = max(float(typical), FLOOR_NS)
@@ -148,8 +149,12 @@ def _outliers(ctx: AnalysisContext, edges: list[dict], totals: TraceTotals) -> l
             continue
         if ctx.has_baseline and e["n_b"] >= MIN_CALLS and (e["p50_b"] or 0) < OUTLIER_RATIO * typical:
             continue  # a baseline that can be compared, and was normal: the comparison speaks for it
-        e = {**e, "ratio": ratio_score(typical, e["p50_a"], FLOOR_NS), "typical_ns": typical,
-             "delta": max(e["tot_a"] - typical * e["n_a"], 0.0) / totals.n_after}
+        e = {
+            **e,
+            "ratio": ratio_score(typical, e["p50_a"], FLOOR_NS),
+            "typical_ns": typical,
+            "delta": max(e["tot_a"] - typical * e["n_a"], 0.0) / totals.n_after,
+        }
         far.append(e)
     out = []
     for svc, mine, share in _shared_endpoints(far, [e for e in edges if e["n_a"] >= MIN_CALLS]):
@@ -162,8 +167,9 @@ def _outliers(ctx: AnalysisContext, edges: list[dict], totals: TraceTotals) -> l
     return out
 
 
-def _candidate(ctx: AnalysisContext, svc: str, edges: list[dict], score: float,
-               typical_ns: float | None = None) -> Candidate:
+def _candidate(
+    ctx: AnalysisContext, svc: str, edges: list[dict], score: float, typical_ns: float | None = None
+) -> Candidate:
     into = sorted(e["caller"] for e in edges if e["callee"] == svc)
     out_of = sorted(e["callee"] for e in edges if e["caller"] == svc)
     q = f"""SELECT CASE WHEN after THEN 'after' ELSE 'before' END AS period, count(*) AS calls,
@@ -171,10 +177,14 @@ def _candidate(ctx: AnalysisContext, svc: str, edges: list[dict], score: float,
 FROM s WHERE {CALL} AND service <> remote_service AND (remote_service = {lit(svc)} OR service = {lit(svc)})
 GROUP BY after ORDER BY after"""
     before, after = period_figures(ctx, q)
-    tids, sids = exemplars(ctx, f"after AND {CALL} AND (remote_service = {lit(svc)} OR service = {lit(svc)})",
-                           order=f"{GAP} DESC")
+    tids, sids = exemplars(
+        ctx,
+        f"after AND {CALL} AND (remote_service = {lit(svc)} OR service = {lit(svc)})",
+        order=f"{GAP} DESC",
+    )
     paths = ([f"into {svc} from {', '.join(into)}"] if into else []) + (
-        [f"out of {svc} to {', '.join(out_of)}"] if out_of else [])
+        [f"out of {svc} to {', '.join(out_of)}"] if out_of else []
+    )
     summary = (
         f"calls {' and '.join(paths)} spend longer between client and server: median gap "
         f"{fmt_ms(before.get('median_gap_ns'))} -> {fmt_ms(after.get('median_gap_ns'))}, while the server "
@@ -183,10 +193,23 @@ GROUP BY after ORDER BY after"""
     if typical_ns is not None:
         summary += f"; calls elsewhere in the system typically spend {fmt_ms(typical_ns)} there"
     per_edge = {
-        f"{e['caller']} -> {e['callee']}": {"median_gap_before_ns": e["p50_b"], "median_gap_after_ns": e["p50_a"]}
+        f"{e['caller']} -> {e['callee']}": {
+            "median_gap_before_ns": e["p50_b"],
+            "median_gap_after_ns": e["p50_a"],
+        }
         for e in edges
     }
-    ev = Evidence(before=before, after=after, trace_ids=tids, span_ids=sids, sql=evidence_sql(ctx, q),
-                  details={"edges": per_edge, "callers_into": into, "callees_out_of": out_of,
-                           **({"typical_gap_ns": round(typical_ns)} if typical_ns else {})})
+    ev = Evidence(
+        before=before,
+        after=after,
+        trace_ids=tids,
+        span_ids=sids,
+        sql=evidence_sql(ctx, q),
+        details={
+            "edges": per_edge,
+            "callers_into": into,
+            "callees_out_of": out_of,
+            **({"typical_gap_ns": round(typical_ns)} if typical_ns else {}),
+        },
+    )
     return Candidate(svc, None, "network_delay", round(clamp01(score), 4), summary, ev, NAME)

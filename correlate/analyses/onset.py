@@ -86,18 +86,30 @@ def find_onset(ctx: AnalysisContext) -> AnalysisResult:
     k, metric, shift = found
     onset_ns = w0 + series[k]["bucket"] * width
     left, right = series[:k], series[k:]
-    before = {"requests": sum(b["n"] for b in left), "error_rate": round(_mean(left, "error_rate"), 6),
-              "geometric_mean_duration_ns": round(math.exp(_mean(left, "log_duration")))}
-    after = {"requests": sum(b["n"] for b in right), "error_rate": round(_mean(right, "error_rate"), 6),
-             "geometric_mean_duration_ns": round(math.exp(_mean(right, "log_duration")))}
-    out.findings.append(Finding(
-        kind=NAME,
-        summary=(f"the requests change at {iso(onset_ns)} (most in {metric.replace('_', ' ')}, z = {shift:.1f}): "
-                 f"error rate {fmt_pct(before['error_rate'])} -> {fmt_pct(after['error_rate'])}, typical duration "
-                 f"{fmt_ms(before['geometric_mean_duration_ns'])} -> {fmt_ms(after['geometric_mean_duration_ns'])}; "
-                 f"rerun with --start {iso(onset_ns)} to compare after with before"),
-        evidence=Evidence(before=before, after=after,
-                          details={"onset_ns": onset_ns, "metric": metric, "shift": round(shift, 2)}),
-    ))
+    before = {
+        "requests": sum(b["n"] for b in left),
+        "error_rate": round(_mean(left, "error_rate"), 6),
+        "geometric_mean_duration_ns": round(math.exp(_mean(left, "log_duration"))),
+    }
+    after = {
+        "requests": sum(b["n"] for b in right),
+        "error_rate": round(_mean(right, "error_rate"), 6),
+        "geometric_mean_duration_ns": round(math.exp(_mean(right, "log_duration"))),
+    }
+    out.findings.append(
+        Finding(
+            kind=NAME,
+            summary=(
+                f"the requests change at {iso(onset_ns)} (most in {metric.replace('_', ' ')}, z = {shift:.1f}): "
+                f"error rate {fmt_pct(before['error_rate'])} -> {fmt_pct(after['error_rate'])}, typical duration "
+                f"{fmt_ms(before['geometric_mean_duration_ns'])} -> {fmt_ms(after['geometric_mean_duration_ns'])}; "
+                f"rerun with --start {iso(onset_ns)} to compare after with before"
+            ),
+            evidence=Evidence(
+                before=before,
+                after=after,
+                details={"onset_ns": onset_ns, "metric": metric, "shift": round(shift, 2)},
+            ),
+        )
+    )
     return out
-

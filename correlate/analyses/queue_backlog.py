@@ -36,11 +36,11 @@ CONSUMER = (
     "IN ('process', 'receive', 'deliver')))"
 )
 DELIVERY_COUNT = (
-    "TRY_CAST(regexp_extract(attrs, '\"[^\"]*deliver[^\"]*count[^\"]*\"\\s*:\\s*([0-9]+)', 1) AS BIGINT)"
+    'TRY_CAST(regexp_extract(attrs, \'"[^"]*deliver[^"]*count[^"]*"\\s*:\\s*([0-9]+)\', 1) AS BIGINT)'
 )
 REDELIVERED = (
     f"(coalesce({DELIVERY_COUNT} > 1, false) OR regexp_matches(coalesce(attrs, ''), "
-    "'\"[^\"]*redeliver[^\"]*\"\\s*:\\s*true'))"
+    '\'"[^"]*redeliver[^"]*"\\s*:\\s*true\'))'
 )
 WAIT = "CASE WHEN p_kind = 'PRODUCER' THEN start_ns - p_end_ns END"
 WAIT_FLOOR_NS = 1_000_000
@@ -70,11 +70,14 @@ def find_queue_backlogs(ctx: AnalysisContext) -> AnalysisResult:
             redelivery = rate_score(g["re_b"], g["n_b"], g["re_a"], g["n_a"])
         else:
             share = g["re_a"] / g["n_a"]
-            redelivery = share * confidence(g["re_a"], 3) * (1.0 if ctx.has_baseline else 0.6) if g["re_a"] else 0.0
+            redelivery = (
+                share * confidence(g["re_a"], 3) * (1.0 if ctx.has_baseline else 0.6) if g["re_a"] else 0.0
+            )
         waiting = 0.0
         if ctx.has_baseline and g["wait_a"] is not None:
-            sure = median_shift(g["wait_b"], g["wait_a"], g["iqr_b"], g["iqr_a"], g["waits_b"], g["waits_a"],
-                                WAIT_FLOOR_NS)
+            sure = median_shift(
+                g["wait_b"], g["wait_a"], g["iqr_b"], g["iqr_a"], g["waits_b"], g["waits_a"], WAIT_FLOOR_NS
+            )
             waiting = ratio_score(g["wait_b"], g["wait_a"], WAIT_FLOOR_NS) * sure * 0.8
         s = clamp01(max(redelivery, waiting) + 0.2 * min(redelivery, waiting))
         if s > 0.05:
@@ -89,15 +92,24 @@ def _candidate(ctx: AnalysisContext, g: dict, score: float) -> Candidate:
 FROM s WHERE {CONSUMER} AND service = {lit(svc)} AND coalesce(messaging_destination, op) = {lit(queue)}
 GROUP BY after ORDER BY after"""
     before, after = period_figures(ctx, q)
-    tids, sids = exemplars(ctx, f"after AND {CONSUMER} AND {REDELIVERED} AND service = {lit(svc)}",
-                           order="start_ns")
+    tids, sids = exemplars(
+        ctx, f"after AND {CONSUMER} AND {REDELIVERED} AND service = {lit(svc)}", order="start_ns"
+    )
     if not tids:
-        tids, sids = exemplars(ctx, f"after AND {CONSUMER} AND service = {lit(svc)}", order=f"{WAIT} DESC NULLS LAST")
+        tids, sids = exemplars(
+            ctx, f"after AND {CONSUMER} AND service = {lit(svc)}", order=f"{WAIT} DESC NULLS LAST"
+        )
     summary = (
         f"{svc} gets messages of {queue} again and again: {g['re_a']} of {g['n_a']} deliveries are redeliveries "
         f"(before: {g['re_b']} of {g['n_b']}, highest delivery count {g['max_count_a']}); median queue wait "
         f"{fmt_ms(g['wait_b'])} -> {fmt_ms(g['wait_a'])}"
     )
-    ev = Evidence(before=before, after=after, trace_ids=tids, span_ids=sids, sql=evidence_sql(ctx, q),
-                  details={"queue": queue, "max_delivery_count": g["max_count_a"]})
+    ev = Evidence(
+        before=before,
+        after=after,
+        trace_ids=tids,
+        span_ids=sids,
+        sql=evidence_sql(ctx, q),
+        details={"queue": queue, "max_delivery_count": g["max_count_a"]},
+    )
     return Candidate(svc, None, "queue_backlog", round(score, 4), summary, ev, NAME)

@@ -32,9 +32,12 @@ GAP = "(p_end_ns - p_start_ns) - dur_ns"
 
 def name_replicas(ctx: AnalysisContext, candidates: list[Candidate]) -> list[Candidate]:
     """The candidates, the top TOP of them with the replica named where one carries the change."""
-    multi = {r[0] for r in ctx.con.execute(
-        f"SELECT service FROM {ctx.s} WHERE after AND host IS NOT NULL GROUP BY 1 HAVING count(DISTINCT host) > 1"
-    ).fetchall()}
+    multi = {
+        r[0]
+        for r in ctx.con.execute(
+            f"SELECT service FROM {ctx.s} WHERE after AND host IS NOT NULL GROUP BY 1 HAVING count(DISTINCT host) > 1"
+        ).fetchall()
+    }
     out = []
     for i, c in enumerate(candidates):
         if i < TOP and c.service in multi and c.mechanism != "error_propagation":
@@ -50,11 +53,15 @@ def _per_host(ctx: AnalysisContext, c: Candidate) -> list[dict]:
         value = "self_ns"
         where = "remote_ns IS NULL" + (" AND op = ?" if c.operation else "")
     params = [c.service] + ([c.operation] if c.operation and c.mechanism != "network_delay" else [])
-    return rows(ctx.con, f"""
+    return rows(
+        ctx.con,
+        f"""
         SELECT host, count(*) FILTER (WHERE after) AS n_a,
                median({value}) FILTER (WHERE after) AS p50_a, median({value}) FILTER (WHERE NOT after) AS p50_b
         FROM {ctx.s} WHERE service = ? AND host IS NOT NULL AND {where}
-        GROUP BY host ORDER BY host""", params)
+        GROUP BY host ORDER BY host""",
+        params,
+    )
 
 
 def _named(ctx: AnalysisContext, c: Candidate) -> Candidate:
@@ -69,10 +76,17 @@ def _named(ctx: AnalysisContext, c: Candidate) -> Candidate:
         return c  # the siblings changed too: not one replica's problem
     what = "gap of calls into it" if c.mechanism == "network_delay" else "own time"
     sib = max(siblings, key=lambda h: h["p50_a"])
-    summary = (f"{c.summary}; on host {top['host']} only: its median {what} is {fmt_ms(top['p50_a'])} there "
-               f"against at most {fmt_ms(sib['p50_a'])} on its {len(siblings)} other host"
-               f"{'s' if len(siblings) > 1 else ''}")
-    details = {**c.evidence.details, "replica": {
-        "host": top["host"], "median_ns": top["p50_a"],
-        "siblings": {h["host"]: h["p50_a"] for h in siblings}}}
+    summary = (
+        f"{c.summary}; on host {top['host']} only: its median {what} is {fmt_ms(top['p50_a'])} there "
+        f"against at most {fmt_ms(sib['p50_a'])} on its {len(siblings)} other host"
+        f"{'s' if len(siblings) > 1 else ''}"
+    )
+    details = {
+        **c.evidence.details,
+        "replica": {
+            "host": top["host"],
+            "median_ns": top["p50_a"],
+            "siblings": {h["host"]: h["p50_a"] for h in siblings},
+        },
+    }
     return replace(c, summary=summary, evidence=replace(c.evidence, details=details))

@@ -53,8 +53,12 @@ def find_retry_storms(ctx: AnalysisContext) -> AnalysisResult:
                bool_or(target IN (SELECT service FROM {ctx.s})) AS instrumented
         FROM a GROUP BY target HAVING count(*) FILTER (WHERE after AND {STORM}) > 0""",
     )
-    best = top_scored(got, lambda g: rate_score(g["storms_b"], g["parents_b"], g["storms_a"], g["parents_a"]),
-                      lambda g: (g["target"],), MAX_CANDIDATES)
+    best = top_scored(
+        got,
+        lambda g: rate_score(g["storms_b"], g["parents_b"], g["storms_a"], g["parents_a"]),
+        lambda g: (g["target"],),
+        MAX_CANDIDATES,
+    )
     for s, g in best:
         out.candidates.append(_candidate(ctx, g, s))
     return out
@@ -62,7 +66,7 @@ def find_retry_storms(ctx: AnalysisContext) -> AnalysisResult:
 
 def _candidate(ctx: AnalysisContext, g: dict, score: float) -> Candidate:
     target = g["target"]
-    q = f"""WITH a AS ({_attempts('s')})
+    q = f"""WITH a AS ({_attempts("s")})
 SELECT CASE WHEN after THEN 'after' ELSE 'before' END AS period, count(*) AS calling_parents,
        count(*) FILTER (WHERE {STORM}) AS parents_retrying, sum(n) AS attempts,
        sum(n_err) AS failed_attempts
@@ -78,6 +82,12 @@ GROUP BY after ORDER BY after"""
     )
     # an uninstrumented target (a peer name) cannot hold a candidate of its own: the caller owns it
     service = target if g["instrumented"] else g["callers"][0]
-    ev = Evidence(before=before, after=after, trace_ids=tids, span_ids=sids, sql=evidence_sql(ctx, q),
-                  details={"callers": g["callers"], "target": target, "max_attempts": g["max_attempts_a"]})
+    ev = Evidence(
+        before=before,
+        after=after,
+        trace_ids=tids,
+        span_ids=sids,
+        sql=evidence_sql(ctx, q),
+        details={"callers": g["callers"], "target": target, "max_attempts": g["max_attempts_a"]},
+    )
     return Candidate(service, None, "retry_storm", round(clamp01(score), 4), summary, ev, NAME)

@@ -51,11 +51,13 @@ def find_service_graph_changes(ctx: AnalysisContext) -> AnalysisResult:
     out = AnalysisResult()
     edges = _edges(ctx)
     totals = trace_totals(ctx)
-    out.findings.append(Finding(
-        kind=NAME,
-        summary=f"{len(edges)} caller -> callee edges between services",
-        evidence=Evidence(details={"edges": [[e["caller"], e["callee"]] for e in edges]}),
-    ))
+    out.findings.append(
+        Finding(
+            kind=NAME,
+            summary=f"{len(edges)} caller -> callee edges between services",
+            evidence=Evidence(details={"edges": [[e["caller"], e["callee"]] for e in edges]}),
+        )
+    )
     if not ctx.has_baseline or not totals.n_before or not totals.n_after:
         return out
     for e in edges:
@@ -63,14 +65,20 @@ def find_service_graph_changes(ctx: AnalysisContext) -> AnalysisResult:
         if summary is None:
             continue
         q = _edge_query(e["caller"], e["callee"])
-        out.findings.append(Finding(
-            kind=NAME, service=e["callee"], operation=None, summary=summary,
-            evidence=Evidence(
-                before={"calls": e["calls_b"], "errors": e["errors_b"], "requests": totals.n_before},
-                after={"calls": e["calls_a"], "errors": e["errors_a"], "requests": totals.n_after},
-                sql=evidence_sql(ctx, q), details={"caller": e["caller"], "callee": e["callee"]},
-            ),
-        ))
+        out.findings.append(
+            Finding(
+                kind=NAME,
+                service=e["callee"],
+                operation=None,
+                summary=summary,
+                evidence=Evidence(
+                    before={"calls": e["calls_b"], "errors": e["errors_b"], "requests": totals.n_before},
+                    after={"calls": e["calls_a"], "errors": e["errors_a"], "requests": totals.n_after},
+                    sql=evidence_sql(ctx, q),
+                    details={"caller": e["caller"], "callee": e["callee"]},
+                ),
+            )
+        )
     return out
 
 

@@ -96,8 +96,9 @@ def find_structure_changes(ctx: AnalysisContext) -> AnalysisResult:
     return out
 
 
-def _precedes(ctx: AnalysisContext, svc: str, op: str, change: dict, deeper: set[str],
-              reach: dict[str, set[str]]) -> float:
+def _precedes(
+    ctx: AnalysisContext, svc: str, op: str, change: dict, deeper: set[str], reach: dict[str, set[str]]
+) -> float:
     """Of the calls of (svc, op) that make both the changed child call and a call towards a
     deeper changed service, the share where the changed child starts first: in the baseline for
     a child that went missing, in the window for a new one. A step skipped before the callee was
@@ -113,8 +114,16 @@ def _precedes(ctx: AnalysisContext, svc: str, op: str, change: dict, deeper: set
                     FROM c GROUP BY tk, pk)
             SELECT avg((changed_ns < deeper_ns)::INT) FROM per
             WHERE changed_ns IS NOT NULL AND deeper_ns IS NOT NULL""",
-        [svc, op, change["change"] == "new", change["c_service"], change["c_op"], targets,
-         change["c_service"], change["c_op"]],
+        [
+            svc,
+            op,
+            change["change"] == "new",
+            change["c_service"],
+            change["c_op"],
+            targets,
+            change["c_service"],
+            change["c_op"],
+        ],
     ).fetchone()[0]
     return float(got or 0.0)
 
@@ -153,12 +162,19 @@ def _callees(ctx: AnalysisContext) -> dict[str, set[str]]:
     return reach
 
 
-def _candidate(ctx: AnalysisContext, svc: str, op: str, cs: list[dict], score: float, deeper: list[str],
-               after_failure: float) -> Candidate:
+def _candidate(
+    ctx: AnalysisContext,
+    svc: str,
+    op: str,
+    cs: list[dict],
+    score: float,
+    deeper: list[str],
+    after_failure: float,
+) -> Candidate:
     top = max(cs, key=lambda c: c["score"])
     q = f"""SELECT CASE WHEN after THEN 'after' ELSE 'before' END AS period, count(*) AS calls,
-       count(*) FILTER (WHERE sk IN (SELECT pk FROM s c WHERE c.service = {lit(top['c_service'])}
-                                           AND c.op = {lit(top['c_op'])})) AS calls_with_child
+       count(*) FILTER (WHERE sk IN (SELECT pk FROM s c WHERE c.service = {lit(top["c_service"])}
+                                           AND c.op = {lit(top["c_op"])})) AS calls_with_child
 FROM s WHERE service = {lit(svc)} AND op = {lit(op)}
 GROUP BY after ORDER BY after"""
     before, after = period_figures(ctx, q)
@@ -171,10 +187,25 @@ GROUP BY after ORDER BY after"""
     summary = f"{svc} {op} changed shape: calls with a child " + "; ".join(parts)
     if deeper:
         summary += f" (a service it calls changed too: {', '.join(deeper)})"
-    ev = Evidence(before=before, after=after, trace_ids=tids, span_ids=sids, sql=evidence_sql(ctx, q),
-                  details={"changes": [{"child_service": c["c_service"], "child_operation": c["c_op"],
-                                        "change": c["change"], "share_before": round(c["had_b"], 4),
-                                        "share_after": round(c["had_a"], 4)} for c in cs],
-                           "deeper_changed_services": deeper,
-                           "share_after_a_failed_child": round(after_failure, 4)})
+    ev = Evidence(
+        before=before,
+        after=after,
+        trace_ids=tids,
+        span_ids=sids,
+        sql=evidence_sql(ctx, q),
+        details={
+            "changes": [
+                {
+                    "child_service": c["c_service"],
+                    "child_operation": c["c_op"],
+                    "change": c["change"],
+                    "share_before": round(c["had_b"], 4),
+                    "share_after": round(c["had_a"], 4),
+                }
+                for c in cs
+            ],
+            "deeper_changed_services": deeper,
+            "share_after_a_failed_child": round(after_failure, 4),
+        },
+    )
     return Candidate(svc, op, "code_path_change", round(score, 4), summary, ev, NAME)

@@ -59,8 +59,12 @@ def find_timeout_cascades(ctx: AnalysisContext) -> AnalysisResult:
         FROM d, roots WHERE deepest GROUP BY waited_for
         HAVING count(*) FILTER (WHERE after AND services_timed_out >= 2) > 0""",
     )
-    best = top_scored(got, lambda g: rate_score(g["casc_b"], g["req_b"], g["casc_a"], g["req_a"]),
-                      lambda g: (g["waited_for"],), MAX_CANDIDATES)
+    best = top_scored(
+        got,
+        lambda g: rate_score(g["casc_b"], g["req_b"], g["casc_a"], g["req_a"]),
+        lambda g: (g["waited_for"],),
+        MAX_CANDIDATES,
+    )
     for s, g in best:
         out.candidates.append(_candidate(ctx, g, s))
     return out
@@ -68,7 +72,7 @@ def find_timeout_cascades(ctx: AnalysisContext) -> AnalysisResult:
 
 def _candidate(ctx: AnalysisContext, g: dict, score: float) -> Candidate:
     svc = g["waited_for"]
-    q = f"""{_marked('s')}
+    q = f"""{_marked("s")}
 SELECT CASE WHEN after THEN 'after' ELSE 'before' END AS period,
        count(DISTINCT trace_id) FILTER (WHERE deepest AND services_timed_out >= 2) AS cascading_traces,
        count(*) FILTER (WHERE timed_out) AS timed_out_spans,
@@ -82,6 +86,12 @@ GROUP BY after ORDER BY after"""
         f"{g['req_a']} requests (before: {g['casc_b']} of {g['req_b']}); first to give up: "
         f"{', '.join(g['callers'] or [])}"
     )
-    ev = Evidence(before=before, after=after, trace_ids=tids, span_ids=sids, sql=evidence_sql(ctx, q),
-                  details={"first_callers": g["callers"]})
+    ev = Evidence(
+        before=before,
+        after=after,
+        trace_ids=tids,
+        span_ids=sids,
+        sql=evidence_sql(ctx, q),
+        details={"first_callers": g["callers"]},
+    )
     return Candidate(svc, None, "timeout_cascade", round(clamp01(score), 4), summary, ev, NAME)

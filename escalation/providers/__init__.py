@@ -5,8 +5,16 @@ from __future__ import annotations
 from escalation.errors import BadRequest
 from escalation.providers.base import Message, Provider, ProviderReply, ProviderRequest, Usage
 
-__all__ = ["PROVIDERS", "get_provider", "default_provider_name", "Message", "Provider", "ProviderReply",
-           "ProviderRequest", "Usage"]
+__all__ = [
+    "PROVIDERS",
+    "get_provider",
+    "default_provider_name",
+    "Message",
+    "Provider",
+    "ProviderReply",
+    "ProviderRequest",
+    "Usage",
+]
 
 PROVIDERS = ("gemini", "offline", "fake")
 

@@ -34,7 +34,9 @@ __all__ = ["GeminiProvider", "api_key", "retry_hint_s", "map_genai_error", "requ
 API_VERSION = "v1beta"  # responseSchema, thinkingConfig and tools are documented on v1beta
 RETRYABLE = frozenset({408, 429, 500, 502, 503, 504})
 MAX_DELAY_S = 60.0
-_OUT_OF_TIME = "no time left for Gemini to answer within the time budget: raise the time budget or lower the depth"
+_OUT_OF_TIME = (
+    "no time left for Gemini to answer within the time budget: raise the time budget or lower the depth"
+)
 
 
 def api_key() -> str | None:
@@ -92,8 +94,11 @@ def map_genai_error(exc: BaseException, model: str, attempts: int) -> ProviderEr
     if isinstance(exc, ProviderError):
         return exc
     if isinstance(exc, timeouts):
-        return ProviderTimeout(f"Gemini did not answer within the timeout ({type(exc).__name__}): raise "
-                               "the time budget or lower the depth", attempts=attempts)
+        return ProviderTimeout(
+            f"Gemini did not answer within the timeout ({type(exc).__name__}): raise "
+            "the time budget or lower the depth",
+            attempts=attempts,
+        )
     if isinstance(exc, (gerrors.UnknownApiResponseError, json.JSONDecodeError)):
         return MalformedReply(f"Gemini's reply was not valid JSON: {str(exc)[:160]}", attempts=attempts)
     if isinstance(exc, gerrors.APIError):
@@ -109,11 +114,14 @@ def map_genai_error(exc: BaseException, model: str, attempts: int) -> ProviderEr
             hint = "the service failed: try again later"
         else:
             hint = "the request was rejected"
-        return ProviderError(f"Gemini error {code} after {attempts} attempt(s): {hint} ({msg})",
-                             status=code, attempts=attempts)
+        return ProviderError(
+            f"Gemini error {code} after {attempts} attempt(s): {hint} ({msg})", status=code, attempts=attempts
+        )
     if isinstance(exc, transport):
-        return ProviderError(f"cannot reach Gemini ({type(exc).__name__}: {exc}): check the network or "
-                             "DCR_GEMINI_BASE_URL", attempts=attempts)
+        return ProviderError(
+            f"cannot reach Gemini ({type(exc).__name__}: {exc}): check the network or DCR_GEMINI_BASE_URL",
+            attempts=attempts,
+        )
     return ProviderError(f"Gemini call failed: {type(exc).__name__}: {exc}", attempts=attempts)
 
 
@@ -130,16 +138,25 @@ def _parse_json(text: str) -> dict[str, Any]:
 class GeminiProvider:
     name = "gemini"
 
-    def __init__(self, model: str | None = None, *, key: str | None = None, base_url: str | None = None,
-                 retries: int | None = None, backoff_s: float | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        key: str | None = None,
+        base_url: str | None = None,
+        retries: int | None = None,
+        backoff_s: float | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.model = model or selected_model()
         self.key = key or api_key()
         if not self.key:
             raise MissingApiKey("gemini")
         self.base_url = base_url or os.environ.get("DCR_GEMINI_BASE_URL") or None
         self.retries = int(os.environ.get("DCR_GEMINI_RETRIES", "4")) if retries is None else retries
-        self.backoff_s = float(os.environ.get("DCR_GEMINI_BACKOFF_S", "1.0")) if backoff_s is None else backoff_s
+        self.backoff_s = (
+            float(os.environ.get("DCR_GEMINI_BACKOFF_S", "1.0")) if backoff_s is None else backoff_s
+        )
         self.sleep = sleep
         self.sleeps: list[float] = []  # every backoff waited, for the ledger and tests
         self._clients: dict[int, Any] = {}
@@ -174,7 +191,9 @@ class GeminiProvider:
             tools=tools,
         )
 
-    def _with_retries(self, call: Callable[[float | None], Any], deadline: float | None = None) -> tuple[Any, int]:
+    def _with_retries(
+        self, call: Callable[[float | None], Any], deadline: float | None = None
+    ) -> tuple[Any, int]:
         """`call(seconds left before the deadline, or None)`, retried; (its result, attempts)."""
         from google.genai import errors as gerrors
 
@@ -205,8 +224,11 @@ class GeminiProvider:
     def _pause(self, delay: float, deadline: float | None, exc: BaseException, attempt: int) -> None:
         """The backoff before the next attempt; ProviderTimeout when it would end past the deadline."""
         if deadline is not None and time.monotonic() + delay >= deadline:
-            raise ProviderTimeout(f"{_OUT_OF_TIME} (the last attempt: {map_genai_error(exc, self.model, attempt)}; "
-                                  f"the next would start in {delay:.1f} s)", attempts=attempt) from None
+            raise ProviderTimeout(
+                f"{_OUT_OF_TIME} (the last attempt: {map_genai_error(exc, self.model, attempt)}; "
+                f"the next would start in {delay:.1f} s)",
+                attempts=attempt,
+            ) from None
         self.sleeps.append(delay)
         self.sleep(delay)
 
@@ -220,7 +242,9 @@ class GeminiProvider:
         def attempt(left: float | None) -> Any:
             cfg = config
             if left is not None and left < request.timeout_s:  # this attempt ends at the deadline
-                cfg = config.model_copy(update={"http_options": types.HttpOptions(timeout=max(1, int(left * 1000)))})
+                cfg = config.model_copy(
+                    update={"http_options": types.HttpOptions(timeout=max(1, int(left * 1000)))}
+                )
             return client.models.generate_content(model=self.model, contents=contents, config=cfg)
 
         response, attempts = self._with_retries(attempt, request.deadline)
@@ -228,14 +252,23 @@ class GeminiProvider:
         try:
             analysis = _parse_json(text)
         except ValueError:
-            raise MalformedReply(f"Gemini's answer is not the JSON the schema asks for: {text[:120]!r}",
-                                 attempts=attempts) from None
+            raise MalformedReply(
+                f"Gemini's answer is not the JSON the schema asks for: {text[:120]!r}", attempts=attempts
+            ) from None
         um = response.usage_metadata
-        usage = Usage(int(getattr(um, "prompt_token_count", 0) or 0),
-                      int(getattr(um, "candidates_token_count", 0) or 0),
-                      int(getattr(um, "thoughts_token_count", 0) or 0))
-        return ProviderReply(text, analysis, usage, getattr(response, "model_version", None) or self.model,
-                             checked_by_model=True, attempts=attempts)
+        usage = Usage(
+            int(getattr(um, "prompt_token_count", 0) or 0),
+            int(getattr(um, "candidates_token_count", 0) or 0),
+            int(getattr(um, "thoughts_token_count", 0) or 0),
+        )
+        return ProviderReply(
+            text,
+            analysis,
+            usage,
+            getattr(response, "model_version", None) or self.model,
+            checked_by_model=True,
+            attempts=attempts,
+        )
 
     def count_tokens(self, request: ProviderRequest) -> int | None:
         """countTokens over the system instruction and the messages (the Gemini API counts contents only)."""
@@ -244,7 +277,9 @@ class GeminiProvider:
         client = self._client(min(request.timeout_s, 60.0))
         contents = [types.Content(role="user", parts=[types.Part(text=request.system_instruction)])]
         contents += self._contents(request)
-        response, _ = self._with_retries(lambda _: client.models.count_tokens(model=self.model, contents=contents))
+        response, _ = self._with_retries(
+            lambda _: client.models.count_tokens(model=self.model, contents=contents)
+        )
         return int(response.total_tokens or 0)
 
     def count_text(self, text: str, timeout_s: float = 60.0) -> int:
@@ -252,7 +287,9 @@ class GeminiProvider:
 
         client = self._client(timeout_s)
         contents = [types.Content(role="user", parts=[types.Part(text=text)])]
-        response, _ = self._with_retries(lambda _: client.models.count_tokens(model=self.model, contents=contents))
+        response, _ = self._with_retries(
+            lambda _: client.models.count_tokens(model=self.model, contents=contents)
+        )
         return int(response.total_tokens or 0)
 
 
@@ -269,16 +306,22 @@ def request_body(request: ProviderRequest, model: str | None = None) -> dict[str
     model = model or selected_model()
     prov = GeminiProvider.__new__(GeminiProvider)
     prov.model = model
-    client = genai.Client(api_key="dry-run-no-key",
-                          http_options=types.HttpOptions(base_url="http://127.0.0.1:9", api_version=API_VERSION))
-    params = types._GenerateContentParameters(model=model, contents=prov._contents(request),
-                                              config=prov.config(request))
+    client = genai.Client(
+        api_key="dry-run-no-key",
+        http_options=types.HttpOptions(base_url="http://127.0.0.1:9", api_version=API_VERSION),
+    )
+    params = types._GenerateContentParameters(
+        model=model, contents=prov._contents(request), config=prov.config(request)
+    )
     body = gmodels._GenerateContentParameters_to_mldev(client._api_client, params, None, params)
     url = body.pop("_url", {})
     body.pop("config", None)
     body = _common.encode_unserializable_types(_common.convert_to_dict(body))
-    return {"method": "POST", "path": f"{API_VERSION}/{url.get('model', 'models/' + model)}:generateContent",
-            "body": body}
+    return {
+        "method": "POST",
+        "path": f"{API_VERSION}/{url.get('model', 'models/' + model)}:generateContent",
+        "body": body,
+    }
 
 
 def _response_text(response: Any) -> str:
@@ -291,5 +334,7 @@ def _response_text(response: Any) -> str:
     parts = getattr(content, "parts", None) or []
     texts = [p.text for p in parts if getattr(p, "text", None) and not getattr(p, "thought", False)]
     if not texts:
-        raise MalformedReply(f"Gemini's answer has no text (finish reason {getattr(cands[0], 'finish_reason', None)})")
+        raise MalformedReply(
+            f"Gemini's answer has no text (finish reason {getattr(cands[0], 'finish_reason', None)})"
+        )
     return texts[-1] if len(texts) > 1 and texts[-1].lstrip().startswith("{") else "".join(texts)

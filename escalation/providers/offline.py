@@ -22,23 +22,23 @@ NOT_CHECKED = "Offline report: built from the evidence by rules, NOT checked by 
 
 _FIX = {
     "error_propagation": "Handle the failing call where the error starts: validate its input, return a typed error, "
-                         "and stop callers from turning it into a generic 5xx.",
+    "and stop callers from turning it into a generic 5xx.",
     "dependency_failure": "Make the failing dependency healthy again (roll back its last change or fail over), and "
-                          "add a circuit breaker with a fallback in the caller.",
+    "add a circuit breaker with a fallback in the caller.",
     "latency_regression": "Find what changed on this operation (deploy, query plan, payload size) and revert or "
-                          "optimise it; compare the before/after spans' self time.",
+    "optimise it; compare the before/after spans' self time.",
     "network_delay": "Check the network path between caller and callee (DNS, connection pool, cross-zone hops); "
-                     "reuse connections and co-locate the services.",
+    "reuse connections and co-locate the services.",
     "cpu_saturation": "Reduce CPU work on the hot host (profile the self time), or scale out the instances.",
     "code_path_change": "Review the new code path the spans show and restore the previous behaviour behind a flag.",
     "n_plus_one": "Batch the repeated calls into one query or request (load the collection at once).",
     "retry_storm": "Cap retries with exponential backoff and jitter, add a retry budget, and make the callee shed "
-                   "load instead of timing out.",
+    "load instead of timing out.",
     "timeout_cascade": "Give each hop a deadline shorter than its caller's and propagate it; fail fast instead of "
-                       "waiting for the full timeout.",
+    "waiting for the full timeout.",
     "clock_skew": "Synchronise the hosts' clocks (NTP/chrony) and stop comparing timestamps across hosts.",
     "lock_expiry": "Make the lock lease longer than the work it guards (or renew it), and fence writes with a "
-                   "token so an expired holder cannot write.",
+    "token so an expired holder cannot write.",
     "queue_backlog": "Scale the consumers or reduce the per-message work; alert on queue age.",
     "deploy_regression": "Roll back the new version and bisect the change between the two versions.",
 }
@@ -49,7 +49,14 @@ def _fact_text(fact: dict[str, Any]) -> str:
 
 
 def _words(text: str) -> set[str]:
-    return {w for w in re.findall(r"[a-z0-9_.-]{3,}", text.lower())} - {"the", "and", "for", "with", "why", "what"}
+    return {w for w in re.findall(r"[a-z0-9_.-]{3,}", text.lower())} - {
+        "the",
+        "and",
+        "for",
+        "with",
+        "why",
+        "what",
+    }
 
 
 class OfflineProvider:
@@ -80,8 +87,10 @@ class OfflineProvider:
             text = str(c.get("summary") or "")
             if text and text in seen:
                 k = seen[text]
-                cause["explanation"] = (f"The same evidence as root cause {k} ({causes[k - 1]['title']}), "
-                                        f"read as {cause['mechanism']}.")
+                cause["explanation"] = (
+                    f"The same evidence as root cause {k} ({causes[k - 1]['title']}), "
+                    f"read as {cause['mechanism']}."
+                )
             else:
                 seen.setdefault(text, i)
         if not causes:
@@ -89,31 +98,57 @@ class OfflineProvider:
         fixes = []
         for c in cands[:3]:
             files = self._files_for(c.get("service"), facts)
-            fixes.append({"description": f"{c.get('service')}/{c.get('operation') or '-'}: "
-                                         f"{_FIX.get(c.get('mechanism', ''), 'Fix the operation the evidence points at.')}",
-                          "files": files, "risk": "unverified: no model checked this fix"})
+            fixes.append(
+                {
+                    "description": f"{c.get('service')}/{c.get('operation') or '-'}: "
+                    f"{_FIX.get(c.get('mechanism', ''), 'Fix the operation the evidence points at.')}",
+                    "files": files,
+                    "risk": "unverified: no model checked this fix",
+                }
+            )
         tests = []
         for c in cands[:3]:
-            tests.append({"description": f"After the fix, re-run the correlation on a new capture: candidate "
-                                         f"{c.get('service')}/{c.get('mechanism')} should drop out of the ranking.",
-                          "command": f"dcr correlate {facts.get('dataset') or 'DATASET'}",
-                          "expected": f"no {c.get('mechanism')} candidate for {c.get('service')}"})
+            tests.append(
+                {
+                    "description": f"After the fix, re-run the correlation on a new capture: candidate "
+                    f"{c.get('service')}/{c.get('mechanism')} should drop out of the ranking.",
+                    "command": f"dcr correlate {facts.get('dataset') or 'DATASET'}",
+                    "expected": f"no {c.get('mechanism')} candidate for {c.get('service')}",
+                }
+            )
         if facts.get("code"):
-            tests.append({"description": "Add a regression test that exercises the referenced lines in "
-                                         + ", ".join(x["path"] for x in facts["code"][:3]),
-                          "command": "", "expected": "fails before the fix, passes after"})
+            tests.append(
+                {
+                    "description": "Add a regression test that exercises the referenced lines in "
+                    + ", ".join(x["path"] for x in facts["code"][:3]),
+                    "command": "",
+                    "expected": "fails before the fix, passes after",
+                }
+            )
         top = causes[0] if causes else None
         summary = NOT_CHECKED + (
             f" The strongest candidate is {top['title']} (correlate score {top['confidence']:.2f})."
-            if top else " The bundle holds no root-cause candidate and no failing trace.")
-        questions = ["Does the top candidate's mechanism match what the code does at the referenced lines? "
-                     "(needs a model or a human: not checked offline)"]
+            if top
+            else " The bundle holds no root-cause candidate and no failing trace."
+        )
+        questions = [
+            "Does the top candidate's mechanism match what the code does at the referenced lines? "
+            "(needs a model or a human: not checked offline)"
+        ]
         # a second candidate in the top one's service is more of the same story, not another problem
         if len(cands) > 1 and cands[1].get("service") != cands[0].get("service"):
-            questions.append(f"Is {cands[1].get('service')}/{cands[1].get('mechanism')} a separate problem or a "
-                             f"symptom of the top candidate?")
-        return {"summary": summary, "root_causes": causes, "fixes": fixes, "tests_to_run": tests,
-                "open_questions": questions, "checked_by_model": False}
+            questions.append(
+                f"Is {cands[1].get('service')}/{cands[1].get('mechanism')} a separate problem or a "
+                f"symptom of the top candidate?"
+            )
+        return {
+            "summary": summary,
+            "root_causes": causes,
+            "fixes": fixes,
+            "tests_to_run": tests,
+            "open_questions": questions,
+            "checked_by_model": False,
+        }
 
     def _cause(self, c: dict[str, Any], facts: dict[str, Any]) -> dict[str, Any]:
         service = str(c.get("service") or "")
@@ -121,16 +156,21 @@ class OfflineProvider:
         support: list[str] = []
         for t in facts.get("traces", []):
             if set(c.get("trace_ids") or []) & {t.get("trace_id")} or any(
-                    e.get("service") == service for e in t.get("error_spans", [])):
+                e.get("service") == service for e in t.get("error_spans", [])
+            ):
                 evidence.append(t["evidence_id"])
                 errs = [e for e in t.get("error_spans", []) if e.get("service") == service]
                 if errs:
-                    support.append(f"trace {t['trace_id'][:8]}… ({t.get('role')}) fails in {service}: "
-                                   f"{errs[0].get('message') or errs[0].get('operation')}")
+                    support.append(
+                        f"trace {t['trace_id'][:8]}… ({t.get('role')}) fails in {service}: "
+                        f"{errs[0].get('message') or errs[0].get('operation')}"
+                    )
         for lg in facts.get("logs", []):
             if f" {service}:" in lg.get("template", "") and lg.get("count", 0) > lg.get("baseline_count", 0):
                 evidence.append(lg["evidence_id"])
-                support.append(f"log '{lg['template'][:120]}' {lg['count']}x (baseline {lg['baseline_count']}x)")
+                support.append(
+                    f"log '{lg['template'][:120]}' {lg['count']}x (baseline {lg['baseline_count']}x)"
+                )
         for e in facts.get("graph", []):
             if service in (e.get("caller"), e.get("callee")) and e.get("change"):
                 evidence.append(e["evidence_id"])
@@ -143,41 +183,61 @@ class OfflineProvider:
             if explanation and not explanation.endswith((".", "!", "?")):
                 explanation += "."
             explanation += " Supporting evidence: " + "; ".join(support[:4]) + "."
-        return {"title": f"{c.get('mechanism')} in {service}/{c.get('operation') or '-'}",
-                "service": service, "operation": c.get("operation") or "", "mechanism": c.get("mechanism") or "",
-                "confidence": round(float(c.get("score") or 0.0), 3), "explanation": explanation,
-                "evidence": list(dict.fromkeys(evidence))}
+        return {
+            "title": f"{c.get('mechanism')} in {service}/{c.get('operation') or '-'}",
+            "service": service,
+            "operation": c.get("operation") or "",
+            "mechanism": c.get("mechanism") or "",
+            "confidence": round(float(c.get("score") or 0.0), 3),
+            "explanation": explanation,
+            "evidence": list(dict.fromkeys(evidence)),
+        }
 
     def _causes_without_candidates(self, facts: dict[str, Any]) -> list[dict[str, Any]]:
         causes = []
         for t in facts.get("traces", []):
             if t.get("error_spans"):
                 deepest = t["error_spans"][-1]  # depth-first order: the last error is the deepest
-                causes.append({
-                    "title": f"error starting in {deepest['service']}/{deepest['operation']}",
-                    "service": deepest["service"], "operation": deepest["operation"], "mechanism": "error_propagation",
-                    "confidence": 0.3,
-                    "explanation": f"No ranked candidates were available; trace {t['trace_id'][:8]}… fails first in "
-                                   f"{deepest['service']} ({deepest.get('message') or 'no message'}).",
-                    "evidence": [t["evidence_id"]]})
+                causes.append(
+                    {
+                        "title": f"error starting in {deepest['service']}/{deepest['operation']}",
+                        "service": deepest["service"],
+                        "operation": deepest["operation"],
+                        "mechanism": "error_propagation",
+                        "confidence": 0.3,
+                        "explanation": f"No ranked candidates were available; trace {t['trace_id'][:8]}… fails first in "
+                        f"{deepest['service']} ({deepest.get('message') or 'no message'}).",
+                        "evidence": [t["evidence_id"]],
+                    }
+                )
                 break
         if causes:
             return causes
-        slower = sorted((e for e in facts.get("graph", []) if (e.get("p95_ratio") or 0) >= 1.5),
-                        key=lambda e: -e["p95_ratio"])
+        slower = sorted(
+            (e for e in facts.get("graph", []) if (e.get("p95_ratio") or 0) >= 1.5),
+            key=lambda e: -e["p95_ratio"],
+        )
         if slower:
             e = slower[0]
-            causes.append({
-                "title": f"latency added on the call {e['caller']} -> {e['callee']}",
-                "service": e["callee"], "operation": "", "mechanism": "latency_regression", "confidence": 0.2,
-                "explanation": f"No ranked candidates were available; the call {e['caller']} -> {e['callee']} has "
-                               f"the largest p95 increase (x{e['p95_ratio']:.2f}) between baseline and window.",
-                "evidence": [e["evidence_id"]]})
+            causes.append(
+                {
+                    "title": f"latency added on the call {e['caller']} -> {e['callee']}",
+                    "service": e["callee"],
+                    "operation": "",
+                    "mechanism": "latency_regression",
+                    "confidence": 0.2,
+                    "explanation": f"No ranked candidates were available; the call {e['caller']} -> {e['callee']} has "
+                    f"the largest p95 increase (x{e['p95_ratio']:.2f}) between baseline and window.",
+                    "evidence": [e["evidence_id"]],
+                }
+            )
         return causes
 
     def _files_for(self, service: Any, facts: dict[str, Any]) -> list[str]:
         key = str(service or "").lower().replace("-", "_")
-        files = [c["path"] for c in facts.get("code", []) if key and key in c["path"].lower().replace("-", "_")]
+        files = [
+            c["path"] for c in facts.get("code", []) if key and key in c["path"].lower().replace("-", "_")
+        ]
         return files or [c["path"] for c in facts.get("code", [])[:2]]
 
     def _follow_up(self, facts: dict[str, Any], question: str) -> str:
@@ -191,5 +251,8 @@ class OfflineProvider:
         hits.sort(key=lambda h: (-h[0], h[1]))
         if not hits:
             return f"Follow-up '{question[:120]}': nothing in the bundle mentions it."
-        return (f"Follow-up '{question[:120]}': the bundle items that mention it are "
-                + ", ".join(f"{eid} ({key})" for _, eid, key in hits[:6]) + ".")
+        return (
+            f"Follow-up '{question[:120]}': the bundle items that mention it are "
+            + ", ".join(f"{eid} ({key})" for _, eid, key in hits[:6])
+            + "."
+        )

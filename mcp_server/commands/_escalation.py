@@ -19,17 +19,27 @@ def add_request_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", metavar="NAME", help="dataset (see 'dcr datasets')")
     p.add_argument("--question", "-q", required=True, help="what you want to know")
     p.add_argument("--analysis-type", choices=ANALYSIS_TYPES, default="cross_system")
-    p.add_argument("--file", action="append", default=[], metavar="P", help="code file to include (repeatable)")
+    p.add_argument(
+        "--file", action="append", default=[], metavar="P", help="code file to include (repeatable)"
+    )
     p.add_argument("--entry-point", action="append", default=[], metavar="PATH:LINE|PATH:FUNC")
     p.add_argument("--start", metavar="T", help="window start (ISO-8601 or epoch s/ms/ns)")
     p.add_argument("--end", metavar="T", help="window end")
     p.add_argument("--baseline-start", metavar="T")
     p.add_argument("--baseline-end", metavar="T")
-    p.add_argument("--service", action="append", default=[], metavar="S", help="limit to a service (repeatable)")
-    p.add_argument("--provider", choices=("offline", "gemini"), help="default: gemini with a key, else offline")
+    p.add_argument(
+        "--service", action="append", default=[], metavar="S", help="limit to a service (repeatable)"
+    )
+    p.add_argument(
+        "--provider", choices=("offline", "gemini"), help="default: gemini with a key, else offline"
+    )
     p.add_argument("--depth", type=int, default=3, choices=range(1, 6), metavar="1-5", help="thinking effort")
-    p.add_argument("--time-budget", type=float, metavar="S",
-                   help="seconds the model has in all; past them the offline report from the same evidence")
+    p.add_argument(
+        "--time-budget",
+        type=float,
+        metavar="S",
+        help="seconds the model has in all; past them the offline report from the same evidence",
+    )
     p.add_argument("--budget-tokens", type=int, metavar="N", help="bundle budget (default DCR_BUDGET_TOKENS)")
     p.add_argument("--stuck", default="", metavar="TEXT", help="where the agent is stuck")
     p.add_argument("--tried", action="append", default=[], metavar="TEXT", help="an approach already tried")
@@ -62,13 +72,24 @@ def request_from_args(args: argparse.Namespace, *, dry_run: bool = False) -> Any
     if args.budget_tokens is not None and args.budget_tokens <= 0:
         raise UsageError(f"--budget-tokens must be > 0, got {args.budget_tokens}")
     return EscalationRequest(
-        question=args.question, dataset=args.name, window=_window(args.start, args.end, ""),
-        baseline=_window(args.baseline_start, args.baseline_end, "baseline-"), services=tuple(args.service),
-        context=AgentContext(stuck_description=args.stuck, attempted_approaches=tuple(args.tried),
-                             partial_findings=tuple(args.finding),
-                             code_scope=CodeScope(entry_points=tuple(args.entry_point))),
-        analysis_type=args.analysis_type, depth_level=args.depth, files=tuple(args.file), provider=args.provider,
-        time_budget_seconds=args.time_budget, dry_run=dry_run, budget_tokens=args.budget_tokens,
+        question=args.question,
+        dataset=args.name,
+        window=_window(args.start, args.end, ""),
+        baseline=_window(args.baseline_start, args.baseline_end, "baseline-"),
+        services=tuple(args.service),
+        context=AgentContext(
+            stuck_description=args.stuck,
+            attempted_approaches=tuple(args.tried),
+            partial_findings=tuple(args.finding),
+            code_scope=CodeScope(entry_points=tuple(args.entry_point)),
+        ),
+        analysis_type=args.analysis_type,
+        depth_level=args.depth,
+        files=tuple(args.file),
+        provider=args.provider,
+        time_budget_seconds=args.time_budget,
+        dry_run=dry_run,
+        budget_tokens=args.budget_tokens,
     )
 
 
@@ -80,9 +101,13 @@ def print_result(result: Any, as_json: bool) -> None:
     for w in result.warnings:
         warn(w)
     tokens = ", ".join(f"{k} {v:,}" for k, v in result.bundle_sections.items())
-    info(f"bundle: {result.bundle_tokens:,} tokens ({result.token_method}) of {result.budget_tokens:,} [{tokens}]; "
-         f"redacted {sum(result.redactions.values())}; saved {result.bundle_path}")
+    info(
+        f"bundle: {result.bundle_tokens:,} tokens ({result.token_method}) of {result.budget_tokens:,} [{tokens}]; "
+        f"redacted {sum(result.redactions.values())}; saved {result.bundle_path}"
+    )
     if result.cut:
         info(f"cut to fit: {len(result.cut)} group(s); see the report")
-    info(f"{result.provider} {result.model}: {result.usage['input_tokens']:,} in, {result.usage['output_tokens']:,} "
-         f"out, {result.usage['thinking_tokens']:,} thinking; ${result.cost_usd:.4f}; {result.latency_s:.1f}s")
+    info(
+        f"{result.provider} {result.model}: {result.usage['input_tokens']:,} in, {result.usage['output_tokens']:,} "
+        f"out, {result.usage['thinking_tokens']:,} thinking; ${result.cost_usd:.4f}; {result.latency_s:.1f}s"
+    )

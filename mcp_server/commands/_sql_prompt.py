@@ -31,9 +31,31 @@ __all__ = ["Shell", "run_prompt", "statement_complete", "HISTORY_FILE"]
 HISTORY_FILE = "sql_history"
 COMMANDS = (".schema", ".views", ".timing", ".help", ".quit", ".exit")
 # completed besides the views and their columns
-KEYWORDS = ("SELECT", "FROM", "WHERE", "GROUP BY", "ORDER BY", "LIMIT", "HAVING", "JOIN", "USING", "WITH",
-            "DISTINCT", "DESC", "count", "quantile_cont", "approx_quantile", "median", "avg", "max", "min",
-            "sum", "time_bucket", "epoch_ns", "make_timestamp")
+KEYWORDS = (
+    "SELECT",
+    "FROM",
+    "WHERE",
+    "GROUP BY",
+    "ORDER BY",
+    "LIMIT",
+    "HAVING",
+    "JOIN",
+    "USING",
+    "WITH",
+    "DISTINCT",
+    "DESC",
+    "count",
+    "quantile_cont",
+    "approx_quantile",
+    "median",
+    "avg",
+    "max",
+    "min",
+    "sum",
+    "time_bucket",
+    "epoch_ns",
+    "make_timestamp",
+)
 HELP = """\
 .schema [VIEW]    columns and types of every view (or of one)
 .views            the views and what they hold
@@ -52,8 +74,15 @@ def statement_complete(text: str) -> bool:
 class Shell:
     """What the prompt does with one input, apart from the line editor."""
 
-    def __init__(self, ds: Any, *, limit: int, timeout_s: float | None,
-                 out: Callable[[str], None] = print, err: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        ds: Any,
+        *,
+        limit: int,
+        timeout_s: float | None,
+        out: Callable[[str], None] = print,
+        err: Callable[[str], None] | None = None,
+    ) -> None:
         self.ds = ds
         self.limit = limit
         self.timeout_s = timeout_s
@@ -150,12 +179,18 @@ def run_prompt(ds: Any, *, limit: int, timeout_s: float | None) -> int:
 
     shell = Shell(ds, limit=limit, timeout_s=timeout_s)
     session: PromptSession[str] = PromptSession(
-        history=_history(), multiline=True, key_bindings=_bindings(),
-        completer=_completer(shell.words()), complete_while_typing=False,
+        history=_history(),
+        multiline=True,
+        key_bindings=_bindings(),
+        completer=_completer(shell.words()),
+        complete_while_typing=False,
         prompt_continuation=lambda width, line_number, wrap_count: "...> ".rjust(width),
     )
-    print(f"dataset {ds.name}: views {', '.join(views.VIEW_NAMES)}. End a statement with ';'. "
-          ".help for commands, Ctrl-D to leave.", file=sys.stderr)
+    print(
+        f"dataset {ds.name}: views {', '.join(views.VIEW_NAMES)}. End a statement with ';'. "
+        ".help for commands, Ctrl-D to leave.",
+        file=sys.stderr,
+    )
     while True:
         try:
             text = session.prompt(f"{ds.name}> ")
@@ -180,8 +215,10 @@ def _history() -> Any:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch()
     except OSError as exc:
-        print(f"warning: no history file ({exc.strerror}: {path}); history lasts this session only",
-              file=sys.stderr)
+        print(
+            f"warning: no history file ({exc.strerror}: {path}); history lasts this session only",
+            file=sys.stderr,
+        )
         return InMemoryHistory()
     return FileHistory(str(path))
 

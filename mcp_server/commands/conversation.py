@@ -9,7 +9,9 @@ from mcp_server.commands._escalation import add_request_arguments, request_from_
 from mcp_server.output import emit_json, info, warn
 
 NAME = "conversation"
-HELP = "multi-turn escalation: start, continue (an empty message retries a failed turn), finalize, status, list"
+HELP = (
+    "multi-turn escalation: start, continue (an empty message retries a failed turn), finalize, status, list"
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -72,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _status_line(s: Any) -> str:
-    return (f"{s.session_id}  {s.state:<9} {s.turns}/{s.max_turns} turns"
-            f"{f' ({s.failed_turns} failed)' if s.failed_turns else ''}  {s.provider} {s.model}  "
-            f"{s.dataset or '-'}  {s.analysis_type}  expires {s.expires_at}  {s.question[:60]!r}")
+    return (
+        f"{s.session_id}  {s.state:<9} {s.turns}/{s.max_turns} turns"
+        f"{f' ({s.failed_turns} failed)' if s.failed_turns else ''}  {s.provider} {s.model}  "
+        f"{s.dataset or '-'}  {s.analysis_type}  expires {s.expires_at}  {s.question[:60]!r}"
+    )

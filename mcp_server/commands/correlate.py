@@ -15,7 +15,9 @@ HELP = "rank root-cause candidates (service, operation, mechanism, score, eviden
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", metavar="NAME", help="dataset")
     add_window_arguments(p)
-    p.add_argument("--top", type=int, default=10, metavar="N", help="candidates to print as text (default 10)")
+    p.add_argument(
+        "--top", type=int, default=10, metavar="N", help="candidates to print as text (default 10)"
+    )
     p.add_argument("--json", action="store_true", help="the whole report as one JSON document")
 
 
@@ -30,19 +32,30 @@ def _time(text: str | None, flag: str) -> int | None:
 
 def add_window_arguments(p: argparse.ArgumentParser) -> None:
     """--start/--end/--baseline-start/--baseline-end/--service, as `dcr correlate` takes them."""
-    p.add_argument("--start", metavar="T", help="window start (ISO-8601 or epoch s/ms/ns; default: dataset start)")
+    p.add_argument(
+        "--start", metavar="T", help="window start (ISO-8601 or epoch s/ms/ns; default: dataset start)"
+    )
     p.add_argument("--end", metavar="T", help="window end, exclusive (default: dataset end)")
-    p.add_argument("--baseline-start", metavar="T", help="baseline start (default: an equal span before the window)")
+    p.add_argument(
+        "--baseline-start", metavar="T", help="baseline start (default: an equal span before the window)"
+    )
     p.add_argument("--baseline-end", metavar="T", help="baseline end, exclusive (give both or neither)")
-    p.add_argument("--service", action="append", default=[], metavar="S", help="report only on this service (repeat)")
+    p.add_argument(
+        "--service", action="append", default=[], metavar="S", help="report only on this service (repeat)"
+    )
 
 
-def windows_from_args(args: argparse.Namespace, time_range: tuple[int | None, int | None]):  # -> (Window|None, Window|None)
+def windows_from_args(
+    args: argparse.Namespace, time_range: tuple[int | None, int | None]
+):  # -> (Window|None, Window|None)
     """The window and baseline the window arguments name (None: correlate's default)."""
     from correlate import Window
 
     start, end = _time(args.start, "--start"), _time(args.end, "--end")
-    b_start, b_end = _time(args.baseline_start, "--baseline-start"), _time(args.baseline_end, "--baseline-end")
+    b_start, b_end = (
+        _time(args.baseline_start, "--baseline-start"),
+        _time(args.baseline_end, "--baseline-end"),
+    )
     window = None
     if start is not None or end is not None:
         ds_start, ds_end = time_range
@@ -74,8 +87,10 @@ def run(args: argparse.Namespace) -> int:
         window, baseline = windows_from_args(args, ds.handle.time_range)
         unknown = sorted(set(args.service) - set(ds.handle.services))
         if unknown:
-            warn(f"no service named {', '.join(unknown)} in dataset {args.name!r} "
-                 f"(known: {', '.join(ds.handle.services)})")
+            warn(
+                f"no service named {', '.join(unknown)} in dataset {args.name!r} "
+                f"(known: {', '.join(ds.handle.services)})"
+            )
         report = ds.correlate(window, baseline, args.service)
     if args.json:
         emit_json(report.to_dict())
@@ -99,8 +114,10 @@ def _print(report, top: int, time_range: tuple[int | None, int | None] = (None, 
         if time_range[0] is None:
             print("no root-cause candidates: the dataset has no spans")
         elif NOTE_NO_SPANS in report.notes:
-            print(f"no root-cause candidates: the dataset's data runs from {format_ns(time_range[0])} "
-                  f"to {format_ns(time_range[1])}")
+            print(
+                f"no root-cause candidates: the dataset's data runs from {format_ns(time_range[0])} "
+                f"to {format_ns(time_range[1])}"
+            )
         elif b is None:
             print("no root-cause candidates: nothing in the window stands out")
         else:

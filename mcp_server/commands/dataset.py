@@ -12,7 +12,9 @@ HELP = "show or remove a dataset"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["show", "rm"], help="show: totals, time range, services, sources; rm: delete")
+    p.add_argument(
+        "action", choices=["show", "rm"], help="show: totals, time range, services, sources; rm: delete"
+    )
     p.add_argument("name", metavar="NAME")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
@@ -25,15 +27,20 @@ def _show(name: str, as_json: bool) -> None:
         emit_json(s)
         return
     tr = s["time_range"]
-    span = (f"{format_ns(tr['start_ns'])} .. {format_ns(tr['end_ns'])}"
-            if tr.get("start_ns") is not None else "(empty)")
+    span = (
+        f"{format_ns(tr['start_ns'])} .. {format_ns(tr['end_ns'])}"
+        if tr.get("start_ns") is not None
+        else "(empty)"
+    )
     print(f"dataset {s['dataset']} ({s['path']})")
     print(f"  spans {s['spans']}, logs {s['logs']}, rejected {s['rejected']}")
     print(f"  time  {span}")
     print(f"  services ({len(s['services'])}): {', '.join(s['services'])}")
     print(f"  sources ({len(s['sources'])}):")
     for src in s["sources"]:
-        print(f"    {src['path']} [{src['format']}] {src['spans']} spans, {src['logs']} logs, {src['rejected']} rejected")
+        print(
+            f"    {src['path']} [{src['format']}] {src['spans']} spans, {src['logs']} logs, {src['rejected']} rejected"
+        )
 
 
 def run(args: argparse.Namespace) -> int:

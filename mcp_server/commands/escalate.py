@@ -23,8 +23,11 @@ HELP = "ask Gemini (or the offline report) about a dataset, with a condensed, re
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_request_arguments(p)
     p.add_argument("--dry-run", action="store_true", help="print what would be sent; contact nothing")
-    p.add_argument("--html", metavar="FILE",
-                   help="also write the incident as one self-contained HTML page, the analysis at its top")
+    p.add_argument(
+        "--html",
+        metavar="FILE",
+        help="also write the incident as one self-contained HTML page, the analysis at its top",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,8 +50,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"{payload.get('method')} {payload.get('path')}")
         print(json.dumps(payload.get("body"), ensure_ascii=False, indent=2))
-        print(f"token count: {payload.get('token_count'):,} ({payload.get('token_method')}); "
-              f"redacted: {sum(result.redactions.values())}; nothing was sent")
+        print(
+            f"token count: {payload.get('token_count'):,} ({payload.get('token_method')}); "
+            f"redacted: {sum(result.redactions.values())}; nothing was sent"
+        )
     for w in result.warnings:
         warn(w)
     return 0

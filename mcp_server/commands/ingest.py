@@ -12,8 +12,12 @@ HELP = "ingest trace/log files, folders, globs or '-' (stdin) into a dataset"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("paths", nargs="+", metavar="PATH", help="files, folders (recursive), globs, or - for stdin")
-    p.add_argument("--dataset", default="default", metavar="NAME", help="dataset to add to (default: default)")
+    p.add_argument(
+        "paths", nargs="+", metavar="PATH", help="files, folders (recursive), globs, or - for stdin"
+    )
+    p.add_argument(
+        "--dataset", default="default", metavar="NAME", help="dataset to add to (default: default)"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
 
@@ -23,8 +27,14 @@ def _progress_bar():  # a rich bar on stderr, only for a terminal
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-    bar = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                   TransferSpeedColumn(), transient=True, console=Console(stderr=True))
+    bar = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        transient=True,
+        console=Console(stderr=True),
+    )
     task = bar.add_task("ingest", total=None)
 
     def update(done: int, total: int, path: str) -> None:
@@ -58,8 +68,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         compressed = sorted({s.compression for s in result.sources if s.compression})
         read = human_bytes(result.bytes) + (f" ({', '.join(compressed)})" if compressed else "")
-        print(f"dataset {result.dataset}: +{result.spans} spans, +{result.logs} logs, {result.rejected} rejected, "
-              f"{result.duplicates} duplicate spans skipped, {read} in {result.seconds:.2f} s")
+        print(
+            f"dataset {result.dataset}: +{result.spans} spans, +{result.logs} logs, {result.rejected} rejected, "
+            f"{result.duplicates} duplicate spans skipped, {read} in {result.seconds:.2f} s"
+        )
         for s in result.sources:
             if s.skipped and not s.skipped.startswith("unreadable"):
                 info(f"  {s.path}: skipped ({s.skipped})")
@@ -69,5 +81,7 @@ def run(args: argparse.Namespace) -> int:
         if s.problem:
             warn(f"{s.path}: {s.problem}")
     if result.rejected:
-        warn(f"{result.rejected} record{'' if result.rejected == 1 else 's'} rejected; see {result.rejects_path}")
+        warn(
+            f"{result.rejected} record{'' if result.rejected == 1 else 's'} rejected; see {result.rejects_path}"
+        )
     return 0

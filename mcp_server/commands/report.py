@@ -21,9 +21,15 @@ HELP = "write the incident as one self-contained HTML page: verdict, service map
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", metavar="NAME", help="dataset")
     add_window_arguments(p)
-    p.add_argument("--trace", metavar="ID", help="draw this trace's waterfall (default: the top candidate's example)")
-    p.add_argument("-o", "--output", metavar="FILE",
-                   help="where to write the page (default: $DCR_HOME/reports/NAME-<time>.html)")
+    p.add_argument(
+        "--trace", metavar="ID", help="draw this trace's waterfall (default: the top candidate's example)"
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="where to write the page (default: $DCR_HOME/reports/NAME-<time>.html)",
+    )
     p.add_argument("--json", action="store_true", help="print path, bytes and what the page holds as JSON")
     p.add_argument("--open", action="store_true", help="open the page in the default browser when written")
 
@@ -36,8 +42,10 @@ def run(args: argparse.Namespace) -> int:
         window, baseline = windows_from_args(args, ds.handle.time_range)
         unknown = sorted(set(args.service) - set(ds.handle.services))
         if unknown:
-            warn(f"no service named {', '.join(unknown)} in dataset {args.name!r} "
-                 f"(known: {', '.join(ds.handle.services)})")
+            warn(
+                f"no service named {', '.join(unknown)} in dataset {args.name!r} "
+                f"(known: {', '.join(ds.handle.services)})"
+            )
         report = ds.correlate(window, baseline, args.service)
         trace_id = None
         if args.trace:
@@ -49,8 +57,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(written.path)
         h = written.holds
-        info(f"report: {written.bytes / 1e6:.2f} MB; {h['candidates']} candidates, {h['services']} services, "
-             f"{h['edges']} edges, {len(h['distributions'])} latency charts, {h['log_templates']} log templates")
+        info(
+            f"report: {written.bytes / 1e6:.2f} MB; {h['candidates']} candidates, {h['services']} services, "
+            f"{h['edges']} edges, {len(h['distributions'])} latency charts, {h['log_templates']} log templates"
+        )
         for note in h["notes"]:
             info(f"  {note}")
     if args.open and not webbrowser.open(Path(written.path).as_uri()):

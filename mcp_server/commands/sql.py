@@ -1,9 +1,9 @@
 """`dcr sql NAME ["SELECT …"] [--format table|json|csv|parquet|arrow] [-o FILE] [--limit N] [--timeout S]`.
 
-    dcr sql NAME "SELECT …"                  at most --limit rows (1000) as a table, JSON or CSV
-    dcr sql NAME "SELECT …" -o out.parquet   the whole result, streamed into a file (no row cap)
-    dcr sql NAME                             an interactive prompt on a terminal (_sql_prompt.py),
-                                             else the query is read from stdin
+dcr sql NAME "SELECT …"                  at most --limit rows (1000) as a table, JSON or CSV
+dcr sql NAME "SELECT …" -o out.parquet   the whole result, streamed into a file (no row cap)
+dcr sql NAME                             an interactive prompt on a terminal (_sql_prompt.py),
+                                         else the query is read from stdin
 """
 
 from __future__ import annotations
@@ -25,18 +25,44 @@ _TIMEOUT_S = 30.0
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", metavar="NAME", help="dataset")
-    p.add_argument("query", metavar="SQL", nargs="?", default=None,
-                   help='one SELECT, e.g. "SELECT service_name, count(*) FROM spans GROUP BY 1"; '
-                        "none: a SQL prompt on a terminal, else the query from stdin")
-    p.add_argument("--format", choices=["table", "json", "csv", "parquet", "arrow"], default=None,
-                   help="output (default: table; with -o: from the file's suffix)")
-    p.add_argument("-o", "--output", metavar="FILE", default=None,
-                   help="write the whole result (no row cap) to FILE as parquet, arrow (IPC file) or csv")
-    p.add_argument("--json", action="store_true", help="same as --format json (with -o: the export's summary)")
-    p.add_argument("--limit", type=int, default=None, metavar="N",
-                   help=f"row cap (default {_ROW_CAP}, none with -o; 0: the columns only)")
-    p.add_argument("--timeout", type=float, default=None, metavar="S",
-                   help=f"time limit in seconds (default {_TIMEOUT_S:g}; none with -o or at the prompt)")
+    p.add_argument(
+        "query",
+        metavar="SQL",
+        nargs="?",
+        default=None,
+        help='one SELECT, e.g. "SELECT service_name, count(*) FROM spans GROUP BY 1"; '
+        "none: a SQL prompt on a terminal, else the query from stdin",
+    )
+    p.add_argument(
+        "--format",
+        choices=["table", "json", "csv", "parquet", "arrow"],
+        default=None,
+        help="output (default: table; with -o: from the file's suffix)",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        default=None,
+        help="write the whole result (no row cap) to FILE as parquet, arrow (IPC file) or csv",
+    )
+    p.add_argument(
+        "--json", action="store_true", help="same as --format json (with -o: the export's summary)"
+    )
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"row cap (default {_ROW_CAP}, none with -o; 0: the columns only)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help=f"time limit in seconds (default {_TIMEOUT_S:g}; none with -o or at the prompt)",
+    )
 
 
 def _cell(value: Any) -> Any:
@@ -74,7 +100,9 @@ def _check(args: argparse.Namespace) -> None:
     if args.format in ("parquet", "arrow") and not args.output:
         raise UsageError(f"--format {args.format} writes a file: add -o FILE")
     if args.output and args.format in ("table", "json"):
-        raise UsageError(f"-o writes parquet, arrow or csv, not {args.format}: use --format parquet|arrow|csv")
+        raise UsageError(
+            f"-o writes parquet, arrow or csv, not {args.format}: use --format parquet|arrow|csv"
+        )
 
 
 def _or(value: Any, default: Any) -> Any:
@@ -86,12 +114,16 @@ def _export(ds: Any, query: str, args: argparse.Namespace) -> int:
 
     fmt = args.format or format_for(args.output)
     if fmt is None:
-        raise UsageError(f"no format for {args.output!r}: add --format parquet|arrow|csv "
-                         "or end the file name in .parquet, .arrow or .csv")
+        raise UsageError(
+            f"no format for {args.output!r}: add --format parquet|arrow|csv "
+            "or end the file name in .parquet, .arrow or .csv"
+        )
     result = ds.export(query, args.output, format=fmt, limit=args.limit, timeout_s=args.timeout)
     if args.json:
         emit_json(result.to_dict())
-    info(f"wrote {result.rows} rows ({result.bytes:,} bytes, {fmt}) to {result.path} in {result.seconds:.3f} s")
+    info(
+        f"wrote {result.rows} rows ({result.bytes:,} bytes, {fmt}) to {result.path} in {result.seconds:.3f} s"
+    )
     return 0
 
 
@@ -100,16 +132,20 @@ def _print(result: Any, fmt: str) -> None:
     if result.row_cap == 0:
         note = f"columns only (--limit 0: no rows fetched) in {result.seconds:.3f} s"
     elif result.truncated:
-        note += f"; truncated at the row cap of {result.row_cap} (more rows exist: raise --limit or add LIMIT)"
+        note += (
+            f"; truncated at the row cap of {result.row_cap} (more rows exist: raise --limit or add LIMIT)"
+        )
     if fmt == "json":
-        emit_json({
-            "columns": list(result.columns),
-            "rows": [[_cell(v) for v in row] for row in result.rows],
-            "row_count": len(result.rows),
-            "truncated": result.truncated,
-            "row_cap": result.row_cap,
-            "seconds": result.seconds,
-        })
+        emit_json(
+            {
+                "columns": list(result.columns),
+                "rows": [[_cell(v) for v in row] for row in result.rows],
+                "row_count": len(result.rows),
+                "truncated": result.truncated,
+                "row_cap": result.row_cap,
+                "seconds": result.seconds,
+            }
+        )
     elif fmt == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(result.columns)

@@ -14,10 +14,23 @@ HELP = "show one trace: span tree with timings, critical path, clock-skew and or
 
 # attributes worth a glance in the tree, in this order (current and older convention names)
 KEY_ATTRIBUTES = (
-    "http.request.method", "http.method", "http.route", "url.path", "http.target",
-    "http.response.status_code", "http.status_code", "rpc.service", "rpc.method", "db.system",
-    "db.statement", "db.query.text", "messaging.destination.name", "peer.service",
-    "exception.type", "exception.message", "service.version",
+    "http.request.method",
+    "http.method",
+    "http.route",
+    "url.path",
+    "http.target",
+    "http.response.status_code",
+    "http.status_code",
+    "rpc.service",
+    "rpc.method",
+    "db.system",
+    "db.statement",
+    "db.query.text",
+    "messaging.destination.name",
+    "peer.service",
+    "exception.type",
+    "exception.message",
+    "service.version",
 )
 _ATTR_CHARS = 60
 
@@ -43,7 +56,9 @@ def _key_attributes(span: Any) -> str:
 
 def _render(view: Any) -> None:
     total = view.end_ns - view.start_ns
-    print(f"trace {view.trace_id}: {len(view.spans)} span{'' if len(view.spans) == 1 else 's'}, {format_ms(total)}, started {format_ns(view.start_ns)}")
+    print(
+        f"trace {view.trace_id}: {len(view.spans)} span{'' if len(view.spans) == 1 else 's'}, {format_ms(total)}, started {format_ns(view.start_ns)}"
+    )
     print("  * on the critical path; offset from the trace start; self = time not spent in children")
     print(f"  {'':1} {'offset':>12} {'duration':>12} {'self':>12} {'status':<6} span")
     for s in view.spans:
@@ -51,12 +66,16 @@ def _render(view: Any) -> None:
         status = {"ERROR": "ERROR", "OK": "ok"}.get(s.status_code, "-")
         name = f"{'  ' * s.depth}{s.service}: {s.operation}"
         attrs = _key_attributes(s)
-        print(f"  {mark} {'+' + format_ms(s.start_ns - view.start_ns):>12} {format_ms(s.duration_ns):>12} "
-              f"{format_ms(s.self_time_ns):>12} {status:<6} {name}" + (f"  [{attrs}]" if attrs else ""))
+        print(
+            f"  {mark} {'+' + format_ms(s.start_ns - view.start_ns):>12} {format_ms(s.duration_ns):>12} "
+            f"{format_ms(s.self_time_ns):>12} {status:<6} {name}" + (f"  [{attrs}]" if attrs else "")
+        )
     print("critical path:")
     for seg in view.critical_path:
-        print(f"  {'+' + format_ms(seg.start_ns - view.start_ns):>12} .. {'+' + format_ms(seg.end_ns - view.start_ns):>12}"
-              f"  {format_ms(seg.end_ns - seg.start_ns):>12}  {seg.service}: {seg.operation} ({seg.span_id})")
+        print(
+            f"  {'+' + format_ms(seg.start_ns - view.start_ns):>12} .. {'+' + format_ms(seg.end_ns - view.start_ns):>12}"
+            f"  {format_ms(seg.end_ns - seg.start_ns):>12}  {seg.service}: {seg.operation} ({seg.span_id})"
+        )
 
 
 def _as_json(view: Any) -> dict[str, Any]:

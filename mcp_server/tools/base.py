@@ -34,6 +34,7 @@ __all__ = [
     "iso",
 ]
 
+
 def _as_text(value: Any) -> Any:
     return None if value is None else str(value)
 
@@ -58,11 +59,11 @@ Page = Annotated[
 DocPage = dict[str, Any]
 
 
-def Obj(description: str) -> Any:  # noqa: N802 - reads as a type in the models
+def Obj(description: str) -> Any:
     return Annotated[dict[str, Any], Field(description=description)]
 
 
-def Objs(description: str) -> Any:  # noqa: N802
+def Objs(description: str) -> Any:
     return Annotated[list[dict[str, Any]], Field(description=description)]
 
 
@@ -82,9 +83,7 @@ def parse_window(
     """Two optional bounds -> ns; ToolError names the bound that cannot be read or is out of order."""
     start_ns, end_ns = parse_bound(start, names[0]), parse_bound(end, names[1])
     if start_ns is not None and end_ns is not None and end_ns <= start_ns:
-        raise ToolError(
-            f"{names[1]} ({format_ns(end_ns)}) must be after {names[0]} ({format_ns(start_ns)})"
-        )
+        raise ToolError(f"{names[1]} ({format_ns(end_ns)}) must be after {names[0]} ({format_ns(start_ns)})")
     return start_ns, end_ns
 
 

@@ -117,8 +117,16 @@ async def start_conversation(
     initial_question (default: stuck_description). Keep the
     session_id: ask follow-ups with continue_conversation, end with finalize_conversation.
     Sessions survive restarts; list_conversations finds them again."""
-    req = build_request(question=initial_question, context=claude_context, analysis_type=analysis_type,
-                        dataset=dataset, start=start, end=end, services=services, time_budget_seconds=None)
+    req = build_request(
+        question=initial_question,
+        context=claude_context,
+        analysis_type=analysis_type,
+        dataset=dataset,
+        start=start,
+        end=end,
+        services=services,
+        time_budget_seconds=None,
+    )
     from escalation.api import start_conversation as start_
 
     return document(_turn(await _in_thread(start_, req)), "start_conversation")
@@ -176,9 +184,10 @@ def list_conversations(
 
 
 TOOLS = [
-    spec(start_conversation, "Start a conversation", read_only=False, idempotent=False,
-         open_world=True),
-    spec(continue_conversation, "Continue a conversation", read_only=False, idempotent=False, open_world=True),
+    spec(start_conversation, "Start a conversation", read_only=False, idempotent=False, open_world=True),
+    spec(
+        continue_conversation, "Continue a conversation", read_only=False, idempotent=False, open_world=True
+    ),
     spec(finalize_conversation, "Finalize a conversation", read_only=False, idempotent=False),
     spec(get_conversation_status, "Conversation status", read_only=True, idempotent=True),
     spec(list_conversations, "List conversations", read_only=True, idempotent=True),

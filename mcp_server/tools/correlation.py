@@ -28,8 +28,8 @@ __all__ = ["TOOLS", "correlate", "resolve_window", "CorrelateOut"]
 
 _WINDOW = "start_ns, end_ns (exclusive), start, end (ISO)"
 _CANDIDATE = (
-    "best first, always complete: service, operation, mechanism, score 0..1, confidence "
-    "(high/medium/low: how far to trust it as THE cause), summary, analysis, "
+    "best first: service, operation, mechanism, score 0..1, confidence "
+    "(high/medium/low: trust as THE cause), summary, analysis, "
     "evidence {before, after (figures), trace_ids (get_trace), span_ids, sql (query_spans), details}"
 )
 
@@ -92,7 +92,9 @@ def resolve_window(
     bs, be = parse_window(baseline_start, baseline_end, ("baseline_start", "baseline_end"))
     if (bs is None) != (be is None):
         missing = "baseline_end" if be is None else "baseline_start"
-        raise ToolError(f"{missing} is missing: give both baseline bounds, or neither (the time before the window)")
+        raise ToolError(
+            f"{missing} is missing: give both baseline bounds, or neither (the time before the window)"
+        )
     baseline = None if bs is None else Window(bs, be)
     if baseline is not None:
         win_start = window.start_ns if window else ds_start
@@ -110,7 +112,9 @@ def _window(w: dict[str, int] | None) -> dict[str, Any] | None:
     return {**w, "start": iso(w["start_ns"]), "end": iso(w["end_ns"])}
 
 
-HtmlReportArg = Annotated[bool, Field(description="Also write an HTML report for your user; path in html_report.")]
+HtmlReportArg = Annotated[
+    bool, Field(description="Also write an HTML report for your user; path in html_report.")
+]
 
 
 def correlate(

@@ -84,7 +84,9 @@ def list_datasets(cursor: CursorArg = None) -> Annotated[CallToolResult, Dataset
 
 
 async def ingest_traces(
-    paths: Annotated[list[str], Field(min_length=1, description="Files, folders or globs (absolute is safest).")],
+    paths: Annotated[
+        list[str], Field(min_length=1, description="Files, folders or globs (absolute is safest).")
+    ],
     dataset: DatasetArg,
     ctx: Context,
 ) -> Annotated[CallToolResult, IngestOut]:

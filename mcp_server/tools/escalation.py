@@ -168,7 +168,8 @@ async def run_escalation(req: Any, budget_s: float | None, *, html: bool = False
         from escalation.html_report import default_report_path, write_for_escalation
 
         page = await anyio.to_thread.run_sync(
-            functools.partial(write_for_escalation, req, result, default_report_path(req.dataset)))
+            functools.partial(write_for_escalation, req, result, default_report_path(req.dataset))
+        )
         out["html_report"] = page.path
     if out["partial"] and out["warnings"] and out["warnings"][0].startswith(TIMEOUT_PREFIX):
         out["warnings"][0] = TIMEOUT_WARNING  # named as the agent names it: time_budget_seconds
@@ -205,9 +206,13 @@ def should_escalate(
             from mcp_server.tools.correlation import resolve_window
 
             window, _ = resolve_window(open_handle(dataset).time_range, start, end)
-        return should_escalate_for(dataset, services=tuple(services or ()), window=window,
-                                   files_involved=files_involved,
-                                   attempted_approaches=attempted_approaches).to_dict()
+        return should_escalate_for(
+            dataset,
+            services=tuple(services or ()),
+            window=window,
+            files_involved=files_involved,
+            attempted_approaches=attempted_approaches,
+        ).to_dict()
 
     return structured(decide())
 
@@ -228,14 +233,19 @@ async def escalate_analysis(
     and the code in code_scope. Use it after correlate and your own attempts. Past
     time_budget_seconds: the offline report, partial=true."""
     req = build_request(
-        question=question, context=claude_context, analysis_type=analysis_type, dataset=dataset,
-        start=start, end=end, depth_level=depth_level, time_budget_seconds=time_budget_seconds,
+        question=question,
+        context=claude_context,
+        analysis_type=analysis_type,
+        dataset=dataset,
+        start=start,
+        end=end,
+        depth_level=depth_level,
+        time_budget_seconds=time_budget_seconds,
     )
     return document(await run_escalation(req, time_budget_seconds, html=html_report), "escalate_analysis")
 
 
 TOOLS = [
     spec(should_escalate, "Should I escalate?", read_only=True, idempotent=True),
-    spec(escalate_analysis, "Escalate the analysis", read_only=False, idempotent=False,
-         open_world=True),
+    spec(escalate_analysis, "Escalate the analysis", read_only=False, idempotent=False, open_world=True),
 ]

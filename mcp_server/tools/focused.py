@@ -24,7 +24,13 @@ from mcp_server.tools.escalation import (
     run_escalation,
 )
 
-__all__ = ["TOOLS", "trace_execution_path", "hypothesis_test", "cross_system_impact", "performance_bottleneck"]
+__all__ = [
+    "TOOLS",
+    "trace_execution_path",
+    "hypothesis_test",
+    "cross_system_impact",
+    "performance_bottleneck",
+]
 
 
 class EntryPoint(BaseModel):
@@ -43,13 +49,29 @@ class CodePath(BaseModel):
     suspected_issues: list[str] = []
 
 
-async def _escalate(tool: str, question: str, analysis_type: str, scope: CodeScopeIn, dataset: str | None,
-                    start: str | None, end: str | None, *, depth_level: int = 3,
-                    findings: list[str] | None = None) -> CallToolResult:
+async def _escalate(
+    tool: str,
+    question: str,
+    analysis_type: str,
+    scope: CodeScopeIn,
+    dataset: str | None,
+    start: str | None,
+    end: str | None,
+    *,
+    depth_level: int = 3,
+    findings: list[str] | None = None,
+) -> CallToolResult:
     context = ClaudeContext(stuck_description=question, partial_findings=findings or [], code_scope=scope)
-    req = build_request(question=question, context=context, analysis_type=analysis_type, dataset=dataset,
-                        start=start, end=end, depth_level=depth_level,
-                        time_budget_seconds=DEFAULT_TIME_BUDGET_S)
+    req = build_request(
+        question=question,
+        context=context,
+        analysis_type=analysis_type,
+        dataset=dataset,
+        start=start,
+        end=end,
+        depth_level=depth_level,
+        time_budget_seconds=DEFAULT_TIME_BUDGET_S,
+    )
     return document(await run_escalation(req, DEFAULT_TIME_BUDGET_S), tool)
 
 
@@ -69,9 +91,11 @@ async def trace_execution_path(
     on which service, in what order, how long) and mark where execution departs from what the
     code intends. Escalates with analysis_type execution_trace; answer as escalate_analysis."""
     where = _ep(entry_point)
-    question = (f"Trace the execution path from {where}, following calls up to {max_depth} levels deep"
-                + (", and track how data flows and is transformed along it" if include_data_flow else "")
-                + ". Where does the actual execution depart from what the code intends?")
+    question = (
+        f"Trace the execution path from {where}, following calls up to {max_depth} levels deep"
+        + (", and track how data flows and is transformed along it" if include_data_flow else "")
+        + ". Where does the actual execution depart from what the code intends?"
+    )
     scope = CodeScopeIn(files=[entry_point.file], entry_points=[where])
     return await _escalate("trace_execution_path", question, "execution_trace", scope, dataset, start, end)
 
@@ -88,7 +112,16 @@ async def hypothesis_test(
     undecided, and by which evidence. Escalates with analysis_type hypothesis_test; answer as
     escalate_analysis."""
     question = f"Test this hypothesis: {hypothesis}\nSuggested approach: {test_approach}"
-    return await _escalate("hypothesis_test", question, "hypothesis_test", code_scope or CodeScopeIn(), dataset, start, end, findings=[hypothesis])
+    return await _escalate(
+        "hypothesis_test",
+        question,
+        "hypothesis_test",
+        code_scope or CodeScopeIn(),
+        dataset,
+        start,
+        end,
+        findings=[hypothesis],
+    )
 
 
 async def cross_system_impact(
@@ -103,8 +136,10 @@ async def cross_system_impact(
     analysis_type cross_system; answer as escalate_analysis."""
     kinds = ", ".join(impact_types or ["breaking", "performance", "behavioral"])
     services = f" (services {', '.join(change_scope.service_names)})" if change_scope.service_names else ""
-    question = (f"What is the {kinds} impact across service boundaries of changing "
-                f"{', '.join(change_scope.files)}{services}? Name the callers and calls affected.")
+    question = (
+        f"What is the {kinds} impact across service boundaries of changing "
+        f"{', '.join(change_scope.files)}{services}? Name the callers and calls affected."
+    )
     scope = CodeScopeIn(files=change_scope.files, service_names=change_scope.service_names)
     return await _escalate("cross_system_impact", question, "cross_system", scope, dataset, start, end)
 
@@ -121,11 +156,21 @@ async def performance_bottleneck(
     Escalates with analysis_type performance; answer as escalate_analysis."""
     where = _ep(code_path.entry_point)
     suspects = "; ".join(code_path.suspected_issues)
-    question = (f"Find the performance bottlenecks on the path starting at {where}."
-                + (f" Suspected: {suspects}." if suspects else ""))
+    question = f"Find the performance bottlenecks on the path starting at {where}." + (
+        f" Suspected: {suspects}." if suspects else ""
+    )
     scope = CodeScopeIn(files=[code_path.entry_point.file], entry_points=[where])
-    return await _escalate("performance_bottleneck", question, "performance", scope, dataset, start, end, depth_level=profile_depth,
-                           findings=list(code_path.suspected_issues))
+    return await _escalate(
+        "performance_bottleneck",
+        question,
+        "performance",
+        scope,
+        dataset,
+        start,
+        end,
+        depth_level=profile_depth,
+        findings=list(code_path.suspected_issues),
+    )
 
 
 TOOLS = [
