@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from correlate.times import format_ns, parse_time_ns
 from mcp_server.errors import UsageError
@@ -78,20 +79,24 @@ def windows_from_args(
     return window, baseline
 
 
+def correlate_from_args(ds: Any, args: argparse.Namespace) -> Any:
+    """The report for the window arguments on an open dataset; a warning for unknown services."""
+    window, baseline = windows_from_args(args, ds.handle.time_range)
+    unknown = sorted(set(args.service) - set(ds.handle.services))
+    if unknown:
+        warn(
+            f"no service named {', '.join(unknown)} in dataset {args.name!r} (known: {', '.join(ds.handle.services)})"
+        )
+    return ds.correlate(window, baseline, args.service)
+
+
 def run(args: argparse.Namespace) -> int:
     import correlate
 
     if args.top < 0:
         raise UsageError(f"--top must be >= 0, got {args.top}")
     with correlate.open_dataset(args.name) as ds:
-        window, baseline = windows_from_args(args, ds.handle.time_range)
-        unknown = sorted(set(args.service) - set(ds.handle.services))
-        if unknown:
-            warn(
-                f"no service named {', '.join(unknown)} in dataset {args.name!r} "
-                f"(known: {', '.join(ds.handle.services)})"
-            )
-        report = ds.correlate(window, baseline, args.service)
+        report = correlate_from_args(ds, args)
     if args.json:
         emit_json(report.to_dict())
         return 0

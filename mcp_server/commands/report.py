@@ -11,7 +11,7 @@ import argparse
 import webbrowser
 from pathlib import Path
 
-from mcp_server.commands.correlate import add_window_arguments, windows_from_args
+from mcp_server.commands.correlate import add_window_arguments, correlate_from_args
 from mcp_server.output import emit_json, info, warn
 
 NAME = "report"
@@ -39,14 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from escalation.html_report import default_report_path, write_html_report
 
     with correlate.open_dataset(args.name) as ds:
-        window, baseline = windows_from_args(args, ds.handle.time_range)
-        unknown = sorted(set(args.service) - set(ds.handle.services))
-        if unknown:
-            warn(
-                f"no service named {', '.join(unknown)} in dataset {args.name!r} "
-                f"(known: {', '.join(ds.handle.services)})"
-            )
-        report = ds.correlate(window, baseline, args.service)
+        report = correlate_from_args(ds, args)
         trace_id = None
         if args.trace:
             trace_id = ds.trace(args.trace).trace_id  # a prefix or an unknown id is refused here
