@@ -74,7 +74,9 @@ ECDF_POINTS = 300
 MAX_ATTRS = 40
 MAX_ATTR_CHARS = 300
 MIN_EDGE_CALLS = 10  # an edge with fewer calls in both periods is not called changed by its count
-MAP_LABEL_EDGES = 30  # above this many edges, edge figures live in the table and the tooltips only
+MAP_LABEL_EDGES = 30
+MAX_MAP_NODES = 120  # services drawn on the map (the candidates and their neighbours first)
+MAX_EDGE_ROWS = 2_000  # above this many edges, edge figures live in the table and the tooltips only
 
 ROW_H = 16
 WF_WIDTH = 1100
@@ -151,6 +153,9 @@ def render_html_report(
     red = Redactor()
     notes: list[str] = list(report.notes)
     smap = service_map(session, report)
+    drawn_map, map_note = _map_to_draw(smap, {c.service for c in report.candidates[:MAX_CANDIDATES]})
+    if map_note:
+        notes.append(map_note)
     pair = example_pair(session, report, trace_id)
     if pair.note:
         notes.append(f"waterfall: {pair.note}")
@@ -161,8 +166,10 @@ def render_html_report(
     ops = _candidate_operations(report.candidates)
     dists = operation_durations(session, report, ops)
     budget = [DETAIL_BUDGET]
+    axis = max((v.end_ns - v.start_ns for v in views.values() if v), default=0)  # one time axis for both
     waterfalls = {
-        role: waterfall_svg(v, red, detail_budget=budget) if v else None for role, v in views.items()
+        role: waterfall_svg(v, red, detail_budget=budget, axis_ns=axis) if v else None
+        for role, v in views.items()
     }
     for role, wf in waterfalls.items():
         if wf and wf["folded"]:
@@ -182,7 +189,9 @@ def render_html_report(
     parts = [
         _head(report),
         _verdict(report, candidates, red, analysis),
-        _section("map", "Service map", _period_line(report) + map_svg(smap, highlighted) + _edge_table(smap)),
+        _section(
+            "map", "Service map", _period_line(report) + map_svg(drawn_map, highlighted) + _edge_table(smap)
+        ),
         _section("waterfall", "Example trace", _waterfalls(pair, waterfalls, report)),
         _section("distributions", "Latency before and after", _distributions(dists, notes)),
         _section("logs", "Log templates that changed", _logs(log_findings, red)),
@@ -469,6 +478,31 @@ def _seconds(smap: ServiceMap) -> tuple[float, float] | None:
     )
 
 
+def _map_to_draw(smap: ServiceMap, keep: set[str]) -> tuple[ServiceMap, str]:
+    """At most MAX_MAP_NODES services: the candidates, their callers and callees, then the
+    busiest; the edges among them. The note says what was left out (the edge table keeps all)."""
+    if len(smap.nodes) <= MAX_MAP_NODES:
+        return smap, ""
+    chosen = set(list(keep)[:MAX_MAP_NODES])
+    for e in smap.edges:
+        if len(chosen) >= MAX_MAP_NODES:
+            break
+        if e.caller in keep or e.callee in keep:
+            chosen.update({e.caller, e.callee})
+    for n in sorted(smap.nodes, key=lambda n: (-(n.spans_a + n.spans_b), n.service)):
+        if len(chosen) >= MAX_MAP_NODES:
+            break
+        chosen.add(n.service)
+    nodes = tuple(n for n in smap.nodes if n.service in chosen)
+    edges = tuple(e for e in smap.edges if e.caller in chosen and e.callee in chosen)
+    note = (
+        f"service map: {len(smap.nodes) - len(nodes):,} of {len(smap.nodes):,} services and "
+        f"{len(smap.edges) - len(edges):,} edges not drawn (kept: the candidates, their callers and callees, "
+        f"then the busiest); the edge table lists up to {MAX_EDGE_ROWS:,} edges"
+    )
+    return ServiceMap(smap.window, smap.baseline, nodes, edges), note
+
+
 def map_svg(smap: ServiceMap, highlighted: dict[str, int]) -> str:
     """The service map as SVG: one `g.svc-node` a service, one `g.svc-edge` a caller -> callee."""
     names = [n.service for n in smap.nodes]
@@ -617,16 +651,19 @@ def _edge_text(e: Any, has_b: bool) -> str:
 def _edge_table(smap: ServiceMap) -> str:
     if not smap.edges:
         return ""
+    edges = sorted(smap.edges, key=lambda e: -(e.calls_a + e.calls_b))[:MAX_EDGE_ROWS]
+    more = len(smap.edges) - len(edges)
     has_b = smap.baseline is not None
     rows = "".join(
         f'<tr class="edge-row"><td>{_e(e.caller)}</td><td>{_e(e.callee)}</td><td>{_e(_edge_style(e, has_b, _seconds(smap))[0])}</td>'
         f'<td class="num">{e.calls_b:,}</td><td class="num">{e.calls_a:,}</td>'
         f'<td class="num">{_rate(e.errors_b, e.calls_b)}</td><td class="num">{_rate(e.errors_a, e.calls_a)}</td>'
         f'<td class="num">{_ms(e.p95_b_ns)}</td><td class="num">{_ms(e.p95_a_ns)}</td></tr>'
-        for e in smap.edges
+        for e in edges
     )
+    title = "every edge" if not more else f"the {len(edges):,} busiest edges ({more:,} more not listed)"
     return (
-        "<details><summary>every edge</summary><table><tr><th>caller</th><th>callee</th><th>change</th>"
+        f"<details><summary>{title}</summary><table><tr><th>caller</th><th>callee</th><th>change</th>"
         "<th>calls (baseline)</th><th>calls (window)</th><th>errors (baseline)</th><th>errors (window)</th>"
         f"<th>p95 (baseline)</th><th>p95 (window)</th></tr>{rows}</table></details>"
     )
@@ -677,10 +714,17 @@ def _choose(view: TraceView, max_rows: int) -> tuple[set[str], dict[str, list[Tr
 
 
 def waterfall_svg(
-    view: TraceView, red: Redactor, *, max_rows: int = MAX_ROWS, detail_budget: list[int] | None = None
+    view: TraceView,
+    red: Redactor,
+    *,
+    max_rows: int = MAX_ROWS,
+    detail_budget: list[int] | None = None,
+    axis_ns: int | None = None,
 ) -> dict[str, Any]:
-    """One trace as bars on a time axis: one `g.span` a shown span, one `g.folded` row per hidden
-    subtree (its `data-count` says how many spans it holds). Returns the SVG and its counts."""
+    """One trace as bars on a time axis from its start: one `g.span` a shown span, one `g.folded`
+    row per hidden subtree (its `data-count` says how many spans it holds). `axis_ns`: the length
+    of the axis (default the trace's), so that two traces drawn with the same one compare by eye.
+    Returns the SVG and its counts."""
     shown, folded = _choose(view, max_rows)
     children: dict[str | None, list[TraceSpan]] = {}
     ids = {s.span_id for s in view.spans}
@@ -704,7 +748,8 @@ def waterfall_svg(
         emit(s)
     if folded.get(""):
         rows.append(("fold", (None, folded[""])))
-    t0, t1 = view.start_ns, max(view.end_ns, view.start_ns + 1)
+    t0 = view.start_ns
+    t1 = t0 + max(axis_ns or 0, view.end_ns - view.start_ns, 1)
     span_w = WF_WIDTH - WF_LABEL - 20
 
     def x(t: int) -> float:
@@ -822,7 +867,8 @@ def _waterfalls(
     intro = (
         f'<p class="small">Root operation <code>{_e(pair.root_service)} {_e(pair.root_operation)}</code>'
         + (f", an example trace of candidate #1 ({_e(top.service)}, {_e(top.mechanism)})" if top else "")
-        + ". ★ and the black underline mark the critical path; red bars are errors; click a bar for its attributes.</p>"
+        + ". Both traces share one time axis. ★ and the black underline mark the critical path; red bars are "
+        "errors; click a bar for its attributes.</p>"
     )
     out = [intro, '<div class="pair">']
     for role in ("window", "baseline"):

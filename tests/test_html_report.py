@@ -15,7 +15,14 @@ import pytest
 from correlate import Window, open_dataset
 from correlate.incident import MapEdge, MapNode, ServiceMap
 from correlate.types import CorrelationReport, TraceSpan, TraceView
-from escalation.html_report import MAX_BYTES, MAX_ROWS, map_svg, waterfall_svg, write_html_report
+from escalation.html_report import (
+    MAX_BYTES,
+    MAX_MAP_NODES,
+    MAX_ROWS,
+    map_svg,
+    waterfall_svg,
+    write_html_report,
+)
 from escalation.redact import Redactor
 from ingest import ingest_paths
 
@@ -322,3 +329,63 @@ def test_the_mcp_tools_return_the_page_when_asked(dcr_home):
     )
     text = Path(esc["html_report"]).read_text(encoding="utf-8")
     assert "Analysis" in text and "Offline report" in text
+
+
+def test_a_map_of_hundreds_of_services_is_capped_and_says_so(dcr_home):
+    """400 services: the map draws at most MAX_MAP_NODES, the busiest and the candidates first, and
+    the notes say how many were left out; the file stays small."""
+    t0 = 1_750_000_020 * 1_000_000_000
+    lines = []
+    for i in range(40):
+        tid, start = f"{i + 1:032x}", t0 + i * 10_000_000_000
+        root = {
+            "traceId": tid,
+            "spanId": f"{i + 1:08x}00000000",
+            "name": "GET /",
+            "kind": 2,
+            "startTimeUnixNano": str(start),
+            "endTimeUnixNano": str(start + 50_000_000),
+        }
+        by = {"gateway": [root]}
+        for j in range(400):
+            slow = i >= 20 and j == 7  # svc-007 gets slow in the second half
+            by.setdefault(f"svc-{j:03d}", []).append(
+                {
+                    "traceId": tid,
+                    "spanId": f"{i + 1:08x}{j + 1:08x}",
+                    "parentSpanId": root["spanId"],
+                    "name": "work",
+                    "kind": 2,
+                    "startTimeUnixNano": str(start + 1_000_000),
+                    "endTimeUnixNano": str(start + (40_000_000 if slow else 2_000_000)),
+                }
+            )
+        lines.append(
+            json.dumps(
+                {
+                    "resourceSpans": [
+                        {
+                            "resource": {
+                                "attributes": [{"key": "service.name", "value": {"stringValue": s}}]
+                            },
+                            "scopeSpans": [{"spans": spans}],
+                        }
+                        for s, spans in by.items()
+                    ]
+                }
+            )
+        )
+    dump = dcr_home / "wide.jsonl"
+    dump.write_text("\n".join(lines) + "\n")
+    ingest_paths([str(dump)], "wide")
+    with open_dataset("wide") as ds:
+        report = ds.correlate(
+            Window(t0 + 200_000_000_000, t0 + 400_000_000_000), Window(t0, t0 + 200_000_000_000)
+        )
+        page = write_html_report(ds, report, dcr_home / "wide.html")
+    text = Path(page.path).read_text(encoding="utf-8")
+    drawn = re.findall(r'<g class="svc-node[^"]*" data-service="([^"]+)"', text)
+    assert page.holds["services"] == 401 and len(drawn) == MAX_MAP_NODES
+    assert report.candidates and report.candidates[0].service in drawn
+    assert any("services and" in n and "not drawn" in n for n in page.holds["notes"])
+    assert page.bytes < MAX_BYTES
