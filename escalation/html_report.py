@@ -75,6 +75,7 @@ MAX_ATTRS = 40
 MAX_ATTR_CHARS = 300
 MIN_EDGE_CALLS = 10  # an edge with fewer calls in both periods is not called changed by its count
 MAP_LABEL_EDGES = 30
+MAP_COLUMN = 12  # services a column of the map holds before it wraps
 MAX_MAP_NODES = 120  # services drawn on the map (the candidates and their neighbours first)
 MAX_EDGE_ROWS = 2_000  # above this many edges, edge figures live in the table and the tooltips only
 
@@ -527,12 +528,19 @@ def map_svg(smap: ServiceMap, highlighted: dict[str, int]) -> str:
             )
         for i, n in enumerate(cols[k]):
             pos[n] = i
+    # a layer taller than MAP_COLUMN services wraps into several columns side by side
+    columns = [
+        members[i : i + MAP_COLUMN]
+        for k in sorted(cols)
+        for members in [cols[k]]
+        for i in range(0, len(members), MAP_COLUMN)
+    ]
     nw, nh, gx, gy, pad = 190, 50, 110, 26, 20
-    rows = max(len(v) for v in cols.values())
-    width = pad * 2 + len(cols) * nw + (len(cols) - 1) * gx
+    rows = max(len(v) for v in columns)
+    width = pad * 2 + len(columns) * nw + (len(columns) - 1) * gx
     height = pad * 2 + rows * nh + (rows - 1) * gy + 20
     xy: dict[str, tuple[float, float]] = {}
-    for k, members in cols.items():
+    for k, members in enumerate(columns):
         off = (rows - len(members)) * (nh + gy) / 2
         for i, n in enumerate(members):
             xy[n] = (pad + k * (nw + gx), pad + off + i * (nh + gy))
