@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from correlate.types import CorrelationReport, Window
 
@@ -103,65 +103,50 @@ def _periods(report: CorrelationReport) -> tuple[int, int, str]:
 
 def service_map(session: DatasetSession, report: CorrelationReport) -> ServiceMap:
     """Services and the calls between them in the report's window and baseline. A service seen
-    in only one period stays on the map with zeros in the other."""
+    in only one period stays on the map with zeros in the other. Edges are the session's
+    `service_graph_change` (the figures the evidence bundle shows); a node's p95 is of the spans
+    it serves (a root, or a parent on another service)."""
     lo, hi, period = _periods(report)
     rows = session.fetch(
         f"""WITH c AS (
-              SELECT trace_id, span_id, parent_span_id, service_name, duration_ns,
+              SELECT trace_id, parent_span_id, service_name, duration_ns,
                      status_code = 'ERROR' AS err, {period.replace("x", "start_ns")} AS period
               FROM spans WHERE start_ns >= ? AND start_ns < ? AND service_name IS NOT NULL),
-            c2 AS (SELECT * FROM c WHERE period IS NOT NULL),
             p AS (SELECT trace_id, span_id, service_name FROM spans
-                  WHERE start_ns >= ? AND start_ns < ? AND service_name IS NOT NULL),
-            j AS (SELECT c2.*, p.service_name AS p_service FROM c2
-                  LEFT JOIN p ON p.trace_id = c2.trace_id AND p.span_id = c2.parent_span_id)
-            SELECT 'node' AS what, service_name, NULL AS callee, period, count(*), count(*) FILTER (WHERE err),
-                   quantile_cont(duration_ns, 0.95) FILTER (WHERE p_service IS NULL OR p_service <> service_name)
-            FROM j GROUP BY service_name, period
-            UNION ALL
-            SELECT 'edge', p_service, service_name, period, count(*), count(*) FILTER (WHERE err),
-                   quantile_cont(duration_ns, 0.95)
-            FROM j WHERE p_service IS NOT NULL AND p_service <> service_name
-            GROUP BY p_service, service_name, period""",
+                  WHERE start_ns >= ? AND start_ns < ? AND service_name IS NOT NULL)
+            SELECT c.service_name, c.period, count(*), count(*) FILTER (WHERE c.err),
+                   quantile_cont(c.duration_ns, 0.95) FILTER (WHERE p.service_name IS DISTINCT FROM c.service_name)
+            FROM c LEFT JOIN p ON p.trace_id = c.trace_id AND p.span_id = c.parent_span_id
+            WHERE c.period IS NOT NULL GROUP BY ALL""",
         [lo, hi, lo - PARENT_SLACK_NS, hi],
     )
-    nodes: dict[str, dict[str, Any]] = {}
-    edges: dict[tuple[str, str], dict[str, Any]] = {}
-    for what, svc, callee, per, n, errs, p95 in rows:
-        slot = nodes.setdefault(svc, {}) if what == "node" else edges.setdefault((svc, callee), {})
-        slot[per] = (int(n), int(errs), None if p95 is None else float(p95))
-
-    def fig(slot: dict[str, Any], per: str) -> tuple[int, int, float | None]:
-        return slot.get(per, (0, 0, None))
-
+    nodes: dict[str, dict[str, tuple[int, int, float | None]]] = {}
+    for svc, per, n, errs, p95 in rows:
+        nodes.setdefault(svc, {})[per] = (int(n), int(errs), None if p95 is None else float(p95))
+    none = (0, 0, None)
+    edges = []
+    for e in session.service_graph_change(report.window, report.baseline).edges:
+        b, a = e.baseline, e.window
+        edges.append(
+            MapEdge(
+                e.caller,
+                e.callee,
+                b.calls if b else 0,
+                a.calls if a else 0,
+                b.errors if b else 0,
+                a.errors if a else 0,
+                None if b is None or b.p95_ns is None else float(b.p95_ns),
+                None if a is None or a.p95_ns is None else float(a.p95_ns),
+            )
+        )
     return ServiceMap(
         window=report.window,
         baseline=report.baseline,
         nodes=tuple(
-            MapNode(
-                svc,
-                fig(s, "b")[0],
-                fig(s, "a")[0],
-                fig(s, "b")[1],
-                fig(s, "a")[1],
-                fig(s, "b")[2],
-                fig(s, "a")[2],
-            )
+            MapNode(svc, *(x for pair in zip(s.get("b", none), s.get("a", none), strict=True) for x in pair))
             for svc, s in sorted(nodes.items())
         ),
-        edges=tuple(
-            MapEdge(
-                c,
-                e,
-                fig(s, "b")[0],
-                fig(s, "a")[0],
-                fig(s, "b")[1],
-                fig(s, "a")[1],
-                fig(s, "b")[2],
-                fig(s, "a")[2],
-            )
-            for (c, e), s in sorted(edges.items())
-        ),
+        edges=tuple(edges),
     )
 
 
