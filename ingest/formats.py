@@ -81,7 +81,7 @@ class InputFile:
 
 
 def _walk(folder: Path) -> list[Path]:
-    out = []
+    out: list[Path] = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         out.extend(Path(root) / f for f in sorted(files) if not f.startswith("."))
@@ -144,7 +144,7 @@ class _Prefixed(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b) -> int:  # type: ignore[override]
+    def readinto(self, b) -> int:
         if self._prefix:
             n = min(len(b), len(self._prefix))
             b[:n] = self._prefix[:n]
@@ -189,7 +189,7 @@ def decompressed(stream: BinaryIO) -> tuple[BinaryIO, str | None]:
     magic, stream = read_head(stream, 4)
     kind = compression_of(magic)
     if kind == "gzip":
-        return gzip.GzipFile(fileobj=stream, mode="rb"), kind  # type: ignore[return-value]
+        return gzip.GzipFile(fileobj=stream, mode="rb"), kind  # type: ignore[return-value]  # a GzipFile is no typing.BinaryIO
     if kind == "zstd":
         return io.BufferedReader(_ZstdFrames(stream), buffer_size=1 << 20), kind
     return stream, None

@@ -256,16 +256,16 @@ def _status(attrs: dict[str, Any], kind: str) -> tuple[str, str | None]:
         code = _OTEL_STATUS.get(str(attrs.pop("otel.status_code")).upper(), "UNSET")
         return code, text(attrs.pop("otel.status_description", None))
     if "http.status_code" in attrs:
-        code = _http_status(attrs["http.status_code"], kind)
-        if code is not None:
-            return code, text(attrs.get("http.status_message"))
+        http_code = _http_status(attrs["http.status_code"], kind)
+        if http_code is not None:
+            return http_code, text(attrs.get("http.status_message"))
     return "UNSET", None
 
 
 def _events(logs: list[_Log]) -> tuple[list[dict[str, Any]], str | None, str | None]:
     """The span's events, and its exception_type / exception_message: the OTel rule (the first
     "exception" event), else the first OpenTracing "error" log (error.kind; message or error.object)."""
-    out = []
+    out: list[dict[str, Any]] = []
     for log in logs:
         attrs = {t.key: t.value for t in log.fields} if log.fields else {}
         name = attrs.pop("event", "")
@@ -298,7 +298,7 @@ class _TraceState:
         self.raw_processes = trace.processes or {}
         self.cache = resources
         self.by_pid: dict[str | None, Resource] = {}  # the readable processes seen so far
-        self.trace_ids: dict[str, tuple[str, bool]] = {}
+        self.trace_ids: dict[object, tuple[str, bool]] = {}  # keyed by the traceID as written
 
     def trace_id(self, text: Any) -> tuple[str, bool]:
         hit = self.trace_ids.get(text) if type(text) is str else None
@@ -567,6 +567,7 @@ class _Reader:
 
     def trace_span_by_span(self, raw: bytes, offset: int, ordinal: int) -> None:
         reason = "nested too deep"
+        trace: _Trace | None
         try:
             trace = _TRACE.decode(raw)
         except RecursionError:  # a value nested deeper than msgspec goes: cut the spans by hand

@@ -37,10 +37,12 @@ from ingest.handoff import SPAN_WIRE_SCHEMA, to_wire
 from ingest.records import Chunk, SourceInfo, batch_from_columns
 from ingest.schema import LOG_SCHEMA, PROMOTED, SPAN_KINDS, SPAN_SCHEMA, STATUS_CODES
 
+# `import ingest._otlpscan as`, not `from ingest import`: mypy does not find a submodule by the latter
+# inside the package's import cycle (ingest/__init__ imports pipeline, which imports this module)
 try:
-    from ingest import _otlpscan
+    import ingest._otlpscan as _otlpscan
 except ImportError:  # built without a C compiler: the Python tiers take every line
-    _otlpscan = None
+    _otlpscan = None  # type: ignore[assignment]  # None stands for the module not built: see native_available
 
 __all__ = ["decode_lines_fast", "native_available", "NATIVE_ENV"]
 
@@ -103,7 +105,9 @@ _CONTEXTS: dict[tuple[bytes, bytes, bytes], om.Context] = {}
 _MAX_CONTEXTS = 4096
 
 
-def _context(resource: msgspec.Raw, scope: msgspec.Raw, library: msgspec.Raw) -> om.Context:
+def _context(
+    resource: msgspec.Raw | bytes, scope: msgspec.Raw | bytes, library: msgspec.Raw | bytes
+) -> om.Context:
     """The context of a (resource, scope) group, as the careful path builds it from the same
     JSON (`scope or instrumentationLibrary`: a present scope object wins, even an empty one)."""
     key = (bytes(resource), bytes(scope), bytes(library))
@@ -123,8 +127,9 @@ _NO_CONTEXT = om.Context(None, None)  # stands in for a context msgspec refused 
 _encode = om.encode
 _value = om.any_value
 _MAX_I64 = om.MAX_I64
-_KIND = om.SPAN_KIND_BY_NUMBER
-_STATUS = om.STATUS_CODE_BY_NUMBER
+# looked up with a kind or code as decoded (int or str): a name misses, and the careful path takes the span
+_KIND: dict[Any, str] = om.SPAN_KIND_BY_NUMBER
+_STATUS: dict[Any, str] = om.STATUS_CODE_BY_NUMBER
 _ZERO16 = om.ZERO_SPAN_ID
 
 
@@ -385,18 +390,29 @@ class _FastSpans:
         rare = self.rare
         promo_get = self.promo.get
         kinds, statuses, value, encode = _KIND, _STATUS, _value, _encode
+        # the values as decoded: a None or odd one raises TypeError (or _Surprise) below, and the careful
+        # path takes the line (see _FAST_ERRORS)
+        start: Any
+        end: Any
+        code: str | None
+        msg: str | None
+        v: Any
+        x: Any
+        events: bytes | None
+        exc_type: str | None
+        exc_msg: str | None
         for sp in spans:
             start = sp.startTimeUnixNano
             if start.__class__ is str:
-                start = int(start)  # type: ignore[arg-type]
+                start = int(start)
             end = sp.endTimeUnixNano
             if end is None:
                 end = start
             elif end.__class__ is str:
-                end = int(end)  # type: ignore[arg-type]
-            if not (0 <= start <= _MAX_I64 and 0 <= end <= _MAX_I64):  # type: ignore[operator]
+                end = int(end)
+            if not (0 <= start <= _MAX_I64 and 0 <= end <= _MAX_I64):
                 raise _Surprise
-            kind = kinds.get(sp.kind)  # type: ignore[call-overload]
+            kind = kinds.get(sp.kind)
             counts = sp.flags | sp.droppedAttributesCount | sp.droppedEventsCount | sp.droppedLinksCount
             if kind is None or counts >> 31:
                 raise _Surprise  # an odd kind, or a count out of its column's range (or negative)
@@ -404,7 +420,7 @@ class _FastSpans:
             if st is None:
                 code, msg = "UNSET", None
             else:
-                code = statuses.get(st.code)  # type: ignore[call-overload]
+                code = statuses.get(st.code)
                 if code is None:
                     raise _Surprise
                 msg = st.message or None
@@ -556,13 +572,13 @@ class _FastLogs:
             t = _t(lr.timeUnixNano)
             ot = _t(lr.observedTimeUnixNano)
             sev = lr.severityNumber
-            if sev.__class__ is not int or (sev | lr.flags | lr.droppedAttributesCount) >> 31:  # type: ignore[operator]
+            if sev.__class__ is not int or (sev | lr.flags | lr.droppedAttributesCount) >> 31:
                 raise _Surprise
-            body = lr.body
-            if body is not None and body.stringValue is not None:
-                body = body.stringValue
+            av = lr.body
+            if av is not None and av.stringValue is not None:
+                body = av.stringValue
             else:
-                body = _value(body)
+                body = _value(av)
                 if body is not None and not isinstance(body, str):
                     body = _encode(body).decode()
             append(

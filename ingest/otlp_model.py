@@ -247,18 +247,18 @@ def span_kind(k: int | str) -> str:
     """A kind as a number, a digit string or a name (SPAN_KIND_SERVER or SERVER); UNSPECIFIED if unknown."""
     if type(k) is int:
         return SPAN_KINDS[k] if 0 <= k < len(SPAN_KINDS) else "UNSPECIFIED"
-    if isinstance(k, str) and k.isdigit():
-        return span_kind(int(k))
-    return _KIND_NAMES.get(k, "UNSPECIFIED")
+    if isinstance(k, str):
+        return span_kind(int(k)) if k.isdigit() else _KIND_NAMES.get(k, "UNSPECIFIED")
+    return "UNSPECIFIED"
 
 
 def status_code(c: int | str) -> str:
     """A status code as a number, a digit string or a name; UNSET if unknown."""
     if type(c) is int:
         return STATUS_CODES[c] if 0 <= c < len(STATUS_CODES) else "UNSET"
-    if isinstance(c, str) and c.isdigit():
-        return status_code(int(c))
-    return _STATUS_NAMES.get(c, "UNSET")
+    if isinstance(c, str):
+        return status_code(int(c)) if c.isdigit() else _STATUS_NAMES.get(c, "UNSET")
+    return "UNSET"
 
 
 _SEVERITY_NAMES = {
@@ -272,9 +272,9 @@ def severity_number(s: int | str) -> int | None:
     """A severity as a number (int32), a digit string or a SEVERITY_NUMBER_* name; None otherwise."""
     if type(s) is int:
         return s if -(2**31) <= s < 2**31 else None
-    if isinstance(s, str) and s.isdigit():
-        return severity_number(int(s))
-    return _SEVERITY_NAMES.get(s)
+    if isinstance(s, str):
+        return severity_number(int(s)) if s.isdigit() else _SEVERITY_NAMES.get(s)
+    return None
 
 
 # ---- ids, times, counts ---------------------------------------------------------------------
@@ -327,7 +327,8 @@ def unix_nano(v: int | str | None, what: str) -> int:
     if v is None:
         raise ValueError(f"{what} missing")
     if v.__class__ is str:
-        v = int_text(v, what)  # type: ignore[arg-type]
+        v = int_text(v, what)
+    # `v.__class__ is str` (the fast test) narrows v to str only where it holds: past it, v is int here
     if not 0 <= v <= MAX_I64:  # type: ignore[operator]
         raise ValueError(f"{what} out of range")
     return v  # type: ignore[return-value]

@@ -49,6 +49,7 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
 def _fields(buf: bytes) -> Iterator[tuple[int, int, bytes | int]]:
     """(field number, wire type, value) of one message level; ValueError on bad wire data."""
     pos = 0
+    value: bytes | int
     while pos < len(buf):
         tag, pos = _varint(buf, pos)
         field, wt = tag >> 3, tag & 7
@@ -70,16 +71,17 @@ def _fields(buf: bytes) -> Iterator[tuple[int, int, bytes | int]]:
 
 def message_kind(msg: bytes) -> str | None:
     """ "traces", "logs", or None when the message holds no record to tell by."""
+    # a length-delimited field (wire type 2) is bytes: the isinstance tests only tell the checker so
     for f1, wt1, res in _fields(msg):
-        if f1 != 1 or wt1 != 2:
+        if f1 != 1 or wt1 != 2 or not isinstance(res, bytes):
             continue
-        for f2, wt2, scope in _fields(res):  # type: ignore[arg-type]
-            if f2 not in (2, 1000) or wt2 != 2:
+        for f2, wt2, scope in _fields(res):
+            if f2 not in (2, 1000) or wt2 != 2 or not isinstance(scope, bytes):
                 continue
-            for f3, wt3, rec in _fields(scope):  # type: ignore[arg-type]
-                if f3 != 2 or wt3 != 2:
+            for f3, wt3, rec in _fields(scope):
+                if f3 != 2 or wt3 != 2 or not isinstance(rec, bytes):
                     continue
-                for f4, wt4, _ in _fields(rec):  # type: ignore[arg-type]
+                for f4, wt4, _ in _fields(rec):
                     if f4 == 1 and wt4 == 2:
                         return "traces"  # Span.trace_id
                     return "logs"  # LogRecord.time_unix_nano (fixed64) or a later field

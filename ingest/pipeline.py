@@ -448,6 +448,7 @@ class _Run:
                         self._tick(nbytes, inp.path)
             else:
                 module = load_format(fmt)
+                assert module is not None  # detect() chose fmt by its module's sniff
                 if big and self.workers > 1 and hasattr(module, "read_parallel"):
                     # the format cuts its input itself and decodes on our worker processes
                     chunks = module.read_parallel(opened.stream, source, self.pool(), window=2 * self.workers)

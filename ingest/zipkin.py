@@ -208,7 +208,7 @@ def _row(sp: _Span, offset: int, resources: dict[tuple[str | None, str | None], 
         if ip is not None:
             attrs_res["host.ip"] = ip
         res = resources[(service, ip)] = Resource(attrs_res, fallback_host=ip)
-    events = [
+    events: list[dict[str, Any]] = [
         {
             "time_ns": _micros(a.timestamp, "annotation timestamp"),
             "name": a.value or "",
