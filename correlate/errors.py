@@ -135,6 +135,7 @@ def map_duckdb_error(exc: BaseException, query: str = "") -> CorrelateError:
 
 def _position(value: object) -> int | None:
     try:
+        # any JSON value: int() refuses the ones that are no position (TypeError, ValueError)
         return int(value) if value is not None else None  # type: ignore[call-overload]
     except (TypeError, ValueError):
         return None

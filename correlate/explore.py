@@ -59,6 +59,7 @@ def polars_schema(schema: pa.Schema) -> pl.Schema:
     """The polars types of an Arrow schema (string -> String, int64 -> Int64, …)."""
     import polars as pl
 
+    # a Table gives a DataFrame; mypy, reading pyarrow as untyped, cannot pick that overload of from_arrow
     return pl.from_arrow(schema.empty_table()).schema  # type: ignore[union-attr]
 
 

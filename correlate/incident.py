@@ -101,6 +101,15 @@ def _periods(report: CorrelationReport) -> tuple[int, int, str]:
     return lo, hi, f"CASE WHEN x >= {w.start_ns} AND x < {w.end_ns} THEN 'a' {base}END"
 
 
+def _map_node(service: str, per: dict[str, tuple[int, int, float | None]]) -> MapNode:
+    """A node from its (spans, errors, p95) per period ("b", "a"): zeros where it is absent."""
+    (spans_b, errors_b, p95_b), (spans_a, errors_a, p95_a) = (
+        per.get("b", (0, 0, None)),
+        per.get("a", (0, 0, None)),
+    )
+    return MapNode(service, spans_b, spans_a, errors_b, errors_a, p95_b, p95_a)
+
+
 def service_map(session: DatasetSession, report: CorrelationReport) -> ServiceMap:
     """Services and the calls between them in the report's window and baseline. A service seen
     in only one period stays on the map with zeros in the other. Edges are the session's
@@ -123,7 +132,6 @@ def service_map(session: DatasetSession, report: CorrelationReport) -> ServiceMa
     nodes: dict[str, dict[str, tuple[int, int, float | None]]] = {}
     for svc, per, n, errs, p95 in rows:
         nodes.setdefault(svc, {})[per] = (int(n), int(errs), None if p95 is None else float(p95))
-    none = (0, 0, None)
     edges = []
     for e in session.service_graph_change(report.window, report.baseline).edges:
         b, a = e.baseline, e.window
@@ -142,10 +150,7 @@ def service_map(session: DatasetSession, report: CorrelationReport) -> ServiceMa
     return ServiceMap(
         window=report.window,
         baseline=report.baseline,
-        nodes=tuple(
-            MapNode(svc, *(x for pair in zip(s.get("b", none), s.get("a", none), strict=True) for x in pair))
-            for svc, s in sorted(nodes.items())
-        ),
+        nodes=tuple(_map_node(svc, per) for svc, per in sorted(nodes.items())),
         edges=tuple(edges),
     )
 

@@ -166,7 +166,7 @@ def _discount_gaps_of_busy_callers(cands: list[Candidate]) -> list[Candidate]:
     """A network_delay candidate whose grown edges all come from callers whose own work slowed
     at least as strongly: a caller starved of CPU stretches its client spans (the gap is timed
     on its clock), so the wire is not what changed. Scaled by MESSENGER_FACTOR."""
-    own_work = {}
+    own_work: dict[str, float] = {}
     for c in cands:
         if c.mechanism in ("cpu_saturation", "latency_regression") and c.analysis == "latency_attribution":
             own_work[c.service] = max(own_work.get(c.service, 0.0), c.score)

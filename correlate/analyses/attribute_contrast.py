@@ -12,7 +12,7 @@ service it belongs to (`Finding.service`).
 
 from __future__ import annotations
 
-from correlate.analyses.common import AnalysisContext, AnalysisResult, fmt_pct, rows
+from correlate.analyses.common import AnalysisContext, AnalysisResult, fmt_pct, one_row, rows
 from correlate.analyses.n_plus_one import STATEMENT_SHAPE
 from correlate.types import Evidence, Finding
 
@@ -75,7 +75,7 @@ def find_attribute_contrasts(ctx: AnalysisContext) -> AnalysisResult:
                arg_max(example, bad_with) AS example
         FROM per JOIN strata st USING (root_service, root_op) GROUP BY dim, val""",
     )
-    total_bad = ctx.con.execute(f"SELECT count(*) FILTER (WHERE is_bad) FROM ({_bad(ctx)})").fetchone()[0]
+    total_bad = one_row(ctx.con, f"SELECT count(*) FILTER (WHERE is_bad) FROM ({_bad(ctx)})")[0]
     scored = []
     for g in got:
         if not g["n_bad"] or g["bad_with"] < MIN_BAD:

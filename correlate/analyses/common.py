@@ -46,6 +46,7 @@ __all__ = [
     "with_s",
     "lit",
     "rows",
+    "one_row",
     "ratio_score",
     "rate_score",
     "confidence",
@@ -231,6 +232,13 @@ def rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = No
     return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
 
+def one_row(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> tuple[Any, ...]:
+    """The row of an aggregate query without GROUP BY (such a query has exactly one)."""
+    row = con.execute(sql, params or []).fetchone()
+    assert row is not None, "an aggregate query without GROUP BY returns one row"
+    return row
+
+
 def clamp01(x: float) -> float:
     if x != x:  # NaN
         return 0.0
@@ -387,11 +395,12 @@ class TraceTotals:
 
 
 def trace_totals(ctx: AnalysisContext) -> TraceTotals:
-    r = ctx.con.execute(
+    r = one_row(
+        ctx.con,
         f"""SELECT count(*) FILTER (WHERE NOT after), count(*) FILTER (WHERE after),
                    avg(dur_ns) FILTER (WHERE NOT after), avg(dur_ns) FILTER (WHERE after)
-            FROM {ctx.t}"""
-    ).fetchone()
+            FROM {ctx.t}""",
+    )
     return TraceTotals(int(r[0]), int(r[1]), r[2], r[3])
 
 
@@ -424,7 +433,8 @@ def new_code_path(ctx: AnalysisContext, service: str, op: str) -> tuple[float, s
     changed: old code that only runs because someone new calls it is not the cause)."""
     if not ctx.has_baseline:
         return 0.0, None
-    got = ctx.con.execute(
+    got = one_row(
+        ctx.con,
         f"""WITH par AS (SELECT service, op, count(*) FILTER (WHERE NOT after) AS n_b FROM {ctx.s} GROUP BY ALL),
             mine AS (SELECT s.p_service, s.p_op, par.n_b = 0 AS new_parent
                      FROM {ctx.s} s JOIN par ON par.service = s.p_service AND par.op = s.p_op
@@ -432,7 +442,7 @@ def new_code_path(ctx: AnalysisContext, service: str, op: str) -> tuple[float, s
             SELECT avg(new_parent::INT), mode(p_service ORDER BY p_service) FILTER (WHERE new_parent),
                    mode(p_op ORDER BY p_op) FILTER (WHERE new_parent) FROM mine""",
         [service, op],
-    ).fetchone()
+    )
     share = float(got[0] or 0.0)
     if share == 0.0:
         return 0.0, None

@@ -20,6 +20,7 @@ from correlate.analyses.common import (
     exemplars,
     fmt_pct,
     lit,
+    one_row,
     period_figures,
     rate_score,
     rows,
@@ -91,11 +92,12 @@ def _groups(ctx: AnalysisContext) -> list[dict]:
 
 def _root_failures(ctx: AnalysisContext, service: str, op: str) -> int:
     """Failing-root traces of the window that contain an origin of (service, op)."""
-    return ctx.con.execute(
+    return one_row(
+        ctx.con,
         f"""SELECT count(*) FROM {ctx.t} t WHERE t.after AND t.root_err AND t.trace_id IN (
               SELECT trace_id FROM {ctx.s} WHERE after AND {ORIGIN} AND {blamed(ctx.s)} = ? AND op = ?)""",
         [service, op],
-    ).fetchone()[0]
+    )[0]
 
 
 def find_error_origins(ctx: AnalysisContext) -> AnalysisResult:

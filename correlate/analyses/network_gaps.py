@@ -27,6 +27,7 @@ from correlate.analyses.common import (
     fmt_ms,
     lit,
     median_shift,
+    one_row,
     period_figures,
     ratio_score,
     rows,
@@ -136,9 +137,9 @@ def _outliers(ctx: AnalysisContext, edges: list[dict], totals: TraceTotals) -> l
     baseline or not: a delay already present in a short baseline, or a baseline too thin to
     compare an edge with, still shows against the typical gap of every call (the median over
     all edges of both periods). Scored below a measured change (OUTLIER_FACTOR)."""
-    typical = ctx.con.execute(
-        f"SELECT median({GAP}) FROM {ctx.s} WHERE {CALL} AND service <> remote_service"
-    ).fetchone()[0]
+    typical = one_row(
+        ctx.con, f"SELECT median({GAP}) FROM {ctx.s} WHERE {CALL} AND service <> remote_service"
+    )[0]
     if typical is None:
         return []
     typical = max(float(typical), FLOOR_NS)

@@ -27,6 +27,7 @@ from correlate.analyses.common import (
     exemplars,
     fmt_pct,
     lit,
+    one_row,
     period_figures,
     rate_score,
     rows,
@@ -104,7 +105,8 @@ def _precedes(
     a child that went missing, in the window for a new one. A step skipped before the callee was
     even asked is no reaction to what the callee answered (cause precedes effect)."""
     targets = sorted(t for t, r in reach.items() if t in deeper or r & deeper) + sorted(deeper)
-    got = ctx.con.execute(
+    got = one_row(
+        ctx.con,
         f"""WITH p AS (SELECT tk, sk FROM {ctx.s} WHERE service = ? AND op = ? AND after = ?),
             c AS (SELECT c.tk, c.pk, c.service, c.op, c.start_ns, coalesce(c.remote_service, c.service) AS target
                   FROM {ctx.s} c JOIN p ON c.tk = p.tk AND c.pk = p.sk),
@@ -124,7 +126,7 @@ def _precedes(
             change["c_service"],
             change["c_op"],
         ],
-    ).fetchone()[0]
+    )[0]
     return float(got or 0.0)
 
 
@@ -133,12 +135,13 @@ def _after_failure(ctx: AnalysisContext, svc: str, op: str, change: dict) -> flo
     code stopped because a call failed (error handling), which error_origin explains better."""
     if change["change"] != "missing":
         return 0.0
-    got = ctx.con.execute(
+    got = one_row(
+        ctx.con,
         f"""SELECT avg((n_err_children > 0)::INT) FROM {ctx.s} p
             WHERE after AND service = ? AND op = ?
               AND sk NOT IN (SELECT pk FROM {ctx.s} WHERE service = ? AND op = ? AND pk IS NOT NULL)""",
         [svc, op, change["c_service"], change["c_op"]],
-    ).fetchone()[0]
+    )[0]
     return float(got or 0.0)
 
 
