@@ -3,6 +3,8 @@
 The API the command line and the MCP tools call:
 
     ingest_paths(paths, dataset, progress=None) -> IngestResult   what this run added
+        (paths may name stores: clickhouse://, chdb://, jaeger+http://, tempo+http://, pulled
+         with pull=PullOptions(start_ns, end_ns, services, …); see ingest/stores/)
     dataset_summary(name) -> dict                                 totals, time range, services, sources
     remove_dataset(name)                                          delete (refuses while an ingest runs)
 """
@@ -10,6 +12,7 @@ The API the command line and the MCP tools call:
 from ingest.dataset import list_datasets, open_handle
 from ingest.errors import BadDatasetName, DatasetLocked, DatasetNotFound, IngestError, NoInput
 from ingest.pipeline import IngestResult, SourceResult, dataset_summary, ingest_paths
+from ingest.stores import PullOptions, StoreError, env_headers, is_store_source, parse_header
 from ingest.writer import remove_dataset
 
 __all__ = [
@@ -25,4 +28,9 @@ __all__ = [
     "DatasetNotFound",
     "DatasetLocked",
     "BadDatasetName",
+    "PullOptions",
+    "StoreError",
+    "is_store_source",
+    "parse_header",
+    "env_headers",
 ]

@@ -15,6 +15,11 @@ The sha256 of each input is computed in a thread while the workers decode.
 
 Workers end with the ingest, a kill -9 included (`ingest/lifeline.py`), and hold nothing of the
 dataset: its lock stays with the driver (`ingest/lockfile.py`).
+
+A source that names a store (clickhouse://, chdb://, jaeger+http://, tempo+http://; see
+`ingest/stores/`) is pulled after the files (so the worker processes are forked before an
+embedded engine starts threads of its own), through the same writer; its manifest entry records
+the store without credentials, the query, the range and any sampling (`store`).
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ import pyarrow.compute as pc
 
 from ingest import otlp_json, otlp_proto
 from ingest.dataset import open_handle, validate_name
-from ingest.errors import DatasetLocked, NoInput
+from ingest.errors import DatasetLocked, NoInput, PackageError
 from ingest.formats import (
     CORRUPT_ERRORS,
     HEAD_BYTES,
@@ -54,6 +59,15 @@ from ingest.handoff import Parcel, clean_stale, pack, unpack
 from ingest.lifeline import die_with_parent
 from ingest.otlp_fast import decode_lines_fast
 from ingest.records import Chunk, Reject, SourceInfo
+from ingest.stores import (
+    PullOptions,
+    PullProgress,
+    StoreError,
+    is_store_source,
+    open_pull,
+    parse_source,
+    scrub,
+)
 from ingest.writer import DatasetWriter, SourceStats
 
 __all__ = ["IngestResult", "SourceResult", "ingest_paths", "dataset_summary", "PARALLEL_MIN_BYTES"]
@@ -485,6 +499,75 @@ class _Run:
             )
         )
 
+    def pull(self, text: str, opts: PullOptions, progress: PullProgress | None) -> None:
+        """One store source: pulled through the writer like a file's chunks."""
+        src = parse_source(text)
+        puller = open_pull(src, opts, progress)
+        secrets = src.secrets + opts.secrets()
+        quick = hashlib.sha256(
+            repr((src.public, opts.start_ns, opts.end_ns, opts.services, opts.trace_ids, opts.query)).encode()
+        ).hexdigest()
+        source = SourceInfo(source_id=self._source_id(quick), path=src.public)
+        stats = self.writer.begin_source(
+            SourceStats(
+                source_id=source.source_id,
+                path=src.public,
+                size=0,
+                sha256="",  # a store has no content identity: pulling again is new data, de-duplicated
+                format=puller.format,
+                compression=None,
+            )
+        )
+        try:
+            for chunk in puller.chunks(source):
+                self.writer.add(chunk, stats)
+        except PackageError:
+            raise
+        except Exception as exc:  # a store's client failing in a way the pull did not word
+            raise StoreError(
+                scrub(f"{src.public}: the pull failed: {type(exc).__name__}: {_one_line(exc)}", secrets)
+            ) from None
+        stats.size = puller.bytes
+        stats.store = puller.manifest()
+        self.bytes += puller.bytes
+        found = stats.spans + stats.logs + stats.rejected + stats.duplicates
+        if not found:
+            self.writer.sources.remove(stats)  # nothing to record
+        else:
+            self.usable += 1
+        problem = "; ".join(scrub(p, secrets) for p in puller.problems) or None
+        self.results.append(
+            SourceResult(
+                src.public,
+                stats.source_id if found else None,
+                puller.format,
+                None,
+                puller.bytes,
+                stats.spans,
+                stats.logs,
+                stats.rejected,
+                stats.duplicates,
+                None if found else _nothing_in(opts),
+                problem,
+            )
+        )
+
+
+def _nothing_in(opts: PullOptions) -> str:
+    from datetime import UTC, datetime
+
+    def iso(ns: int | None) -> str:
+        if ns is None:
+            return "?"
+        return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    what = f"nothing between {iso(opts.start_ns)} and {iso(opts.end_ns)}"
+    if opts.trace_ids:
+        what = f"no trace {', '.join(opts.trace_ids)}"
+    if opts.services:
+        what += f" for {', '.join(opts.services)}"
+    return what
+
 
 _UNKNOWN = "unknown format: not OTLP JSON or protobuf, Jaeger JSON or Zipkin JSON"
 _CORRUPT = "the rest of this input is unreadable (truncated or corrupt compression?)"
@@ -524,19 +607,30 @@ def ingest_paths(
     workers: int | None = None,
     lock_timeout_s: float = 600.0,
     on_wait: Callable[[str], None] | None = None,
+    pull: PullOptions | None = None,
+    pull_progress: PullProgress | None = None,
 ) -> IngestResult:
-    """Ingest files, folders, globs or "-" into `dataset`; what this run added.
+    """Ingest files, folders, globs, "-" and store sources into `dataset`; what this run added.
 
-    Raises NoInput (nothing usable: missing path, unknown format, empty input),
-    DatasetLocked (another ingest kept the dataset longer than `lock_timeout_s`),
-    BadDatasetName. Bad records are rejects, never errors.
+    A store source (clickhouse://…, chdb://…, jaeger+http://…, tempo+http://…) is pulled with
+    `pull` (the range, services, query and limits; `ingest/stores/`), its progress in records
+    through `pull_progress`.
+
+    Raises NoInput (nothing usable: missing path, unknown format, empty input, a pull that found
+    nothing), StoreError (a store that could not be pulled), DatasetLocked (another ingest kept
+    the dataset longer than `lock_timeout_s`), BadDatasetName. Bad records are rejects, never errors.
     """
     t0 = time.monotonic()
     validate_name(dataset)
+    stores = [p for p in paths if is_store_source(p)]
+    files = [p for p in paths if not is_store_source(p)]
+    opts = pull if pull is not None else PullOptions()
+    for text in stores:  # bad URLs and missing options fail before the dataset is touched
+        opts.check(parse_source(text).kind)
     _tune_malloc()
     _arrow_pool()
     clean_stale()
-    inputs = expand_sources(paths)
+    inputs = expand_sources(files) if files or not stores else []
     workers = workers or _default_workers()
     with DatasetWriter(dataset, lock_timeout_s=lock_timeout_s, on_wait=on_wait) as writer:
         run = _Run(writer, progress, workers, _total_size(inputs))
@@ -545,14 +639,18 @@ def ingest_paths(
                 run.ingest(inp)
         finally:
             run.close()
+        for text in stores:
+            run.pull(text, opts, pull_progress)
         if not run.usable:
             reasons = sorted({r.skipped or "" for r in run.results})
-            named = ", ".join("standard input (-)" if p == "-" else p for p in paths)
-            fix = (
-                "check the files' permissions (the user running dcr must be able to read them)"
-                if all(r.startswith("unreadable:") for r in reasons)
-                else "give OTLP JSON/protobuf, Jaeger or Zipkin files"
-            )
+            shown = [*files, *(parse_source(t).public for t in stores)]  # never a credential
+            named = ", ".join("standard input (-)" if p == "-" else p for p in shown)
+            if stores and not files:
+                fix = "check the range (--start/--end), the services and the store's tables or query"
+            elif all(r.startswith("unreadable:") for r in reasons):
+                fix = "check the files' permissions (the user running dcr must be able to read them)"
+            else:
+                fix = "give OTLP JSON/protobuf, Jaeger or Zipkin files"
             raise NoInput(f"nothing usable in {named} ({', '.join(reasons)}): {fix}")
         writer.commit(run.bytes)
         rejected = sum(r.rejected for r in run.results) + writer.orphan_rejects
@@ -568,6 +666,11 @@ def ingest_paths(
         rejects_path=rejects_path,
         sources=tuple(run.results),
     )
+
+
+def _store_summary(store: dict[str, Any]) -> dict[str, Any]:
+    """A pulled source's store record, without the long SQL."""
+    return {k: v for k, v in store.items() if k not in ("queries", "parameters")}
 
 
 def dataset_summary(name: str) -> dict[str, Any]:
@@ -598,6 +701,7 @@ def dataset_summary(name: str) -> dict[str, Any]:
                     "ingested_at",
                 )
             }
+            | ({"store": _store_summary(s["store"])} if s.get("store") else {})
             for s in m.get("sources", [])
         ],
         "files": {k: len(v) for k, v in m.get("files", {}).items()},

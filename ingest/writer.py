@@ -257,8 +257,12 @@ class SourceStats:
     rejected: int = 0
     duplicates: int = 0
     quick_id: str = ""  # sha256 of size + first and last MiB: a cheap first check of identity
+    # a store pull's record (ingest/stores): the store without credentials, the query, the range,
+    # the sampling; "store" in the manifest's source entry
+    store: dict[str, Any] | None = None
 
     def to_manifest(self, rejects_file: str | None, ingested_at: str) -> dict[str, Any]:
+        extra = {"store": self.store} if self.store is not None else {}
         return {
             "source_id": self.source_id,
             "path": self.path,
@@ -273,6 +277,7 @@ class SourceStats:
             "rejects_file": rejects_file if self.rejected else None,
             "ingested_at": ingested_at,
             "quick_id": self.quick_id,
+            **extra,
         }
 
 
