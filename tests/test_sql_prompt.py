@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pexpect  # the test extra installs it: a missing one fails, it does not skip
 import pytest
 
 from correlate import open_dataset
@@ -105,7 +106,6 @@ PROMPT = "d>"  # prompt_toolkit draws the space after it as a cursor move
 
 
 def _spawn(home: Path):
-    pexpect = pytest.importorskip("pexpect")
     env = dict(os.environ, DCR_HOME=str(home), PROMPT_TOOLKIT_NO_CPR="1", TERM="xterm")
     child = pexpect.spawn(
         sys.executable,
@@ -126,7 +126,6 @@ def _ran(child) -> None:
 
 
 def test_the_prompt_through_a_pseudo_terminal(data, dcr_home):
-    pexpect = pytest.importorskip("pexpect")
     child = _spawn(dcr_home)
     try:
         child.sendline("SELECT count(*) * 1000 + 7 AS n")  # no ';': a second line follows
