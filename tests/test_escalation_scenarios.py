@@ -2,8 +2,7 @@
 
 Each scenario is ingested from fixtures/scenarios/<name> (the SDK-recorded shop) and escalated
 with the offline provider over its incident window and baseline. The offline report ranks as
-`correlate` does, so a scenario that correlate still ranks wrongly is an expected failure here,
-named with what correlate puts first; it turns into a pass when the ranking improves.
+`correlate` does, so a scenario that correlate ranks wrongly fails here too.
 """
 
 from __future__ import annotations
@@ -17,26 +16,11 @@ from correlate.types import Window
 from escalation import EscalationRequest, escalate
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "fixtures" / "scenarios"
-NAMES = (
-    sorted(p.name for p in SCENARIOS.iterdir() if (p / "truth.json").is_file() and p.name != "healthy")
-    if SCENARIOS.is_dir()
-    else []
-)
-
-# scenario -> what correlate ranks first today (the offline report can only follow it)
-CORRELATE_MISSES: dict[str, str] = {}
+# committed with the repo: a missing library is a broken checkout, an error here and no skip
+NAMES = sorted(p.name for p in SCENARIOS.iterdir() if (p / "truth.json").is_file() and p.name != "healthy")
 
 
-def _params() -> list:
-    return [
-        pytest.param(n, marks=pytest.mark.xfail(reason=CORRELATE_MISSES[n], strict=False))
-        if n in CORRELATE_MISSES
-        else n
-        for n in NAMES
-    ]
-
-
-@pytest.mark.parametrize("name", _params())
+@pytest.mark.parametrize("name", NAMES)
 def test_offline_report_names_the_true_root_cause_first(name: str) -> None:
     from ingest.pipeline import ingest_paths
 
