@@ -4,7 +4,7 @@
 
 INSPECTOR_VERSION is the newest release that runs on Node.js 20: every later release declares
 `engines.node >= 22.7.5` (`npm view @modelcontextprotocol/inspector@0.16.0 engines`).
-Without npm the install prints why and does nothing; the test then skips.
+Without npm the install prints why and does nothing; the test then skips (and fails under CI=true).
 """
 
 from __future__ import annotations
@@ -64,6 +64,9 @@ if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] != "install":
         sys.exit("usage: python -m tests.mcp_inspector install")
     if not npm_available():
-        print("npm not found: skipping the MCP Inspector install (its test will skip)", file=sys.stderr)
+        print(
+            "npm not found: skipping the MCP Inspector install (its test will skip; fail under CI=true)",
+            file=sys.stderr,
+        )
         sys.exit(0)
     print(f"MCP Inspector {INSPECTOR_VERSION}: {ensure_installed()}", file=sys.stderr)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import os
 import random
 import struct
 from pathlib import Path
@@ -44,9 +45,9 @@ try:  # the build is part of the install (`pip install -e .`): its absence fails
 except ImportError:  # pragma: no cover - reported by the test below
     _otlpscan = None
 
-needs_native = pytest.mark.skipif(
-    _otlpscan is None, reason="ingest._otlpscan is not built (see the test above)"
-)
+# without a C compiler the tests of the native tier skip, but not under CI=true: there they run and fail
+SKIP_NATIVE = _otlpscan is None and os.environ.get("CI") != "true"
+needs_native = pytest.mark.skipif(SKIP_NATIVE, reason="ingest._otlpscan is not built (see the test above)")
 
 
 # ---- comparing the two tiers ----------------------------------------------------------------
@@ -1460,7 +1461,7 @@ def test_known_careful_log_partial_row(native: bool, monkeypatch: pytest.MonkeyP
         b'{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"attributes":[{"key":"k","value":{"intValue":"x"}}]},'
         b"{}]}]}]}\n"
     )
-    if native and _otlpscan is None:
+    if native and SKIP_NATIVE:
         pytest.skip("ingest._otlpscan is not built")
     chunk, _ = _decode(line, 1, False, native, monkeypatch)
     assert chunk.logs is not None and chunk.logs.num_rows == 1 and len(chunk.rejects) == 1
