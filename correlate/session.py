@@ -6,6 +6,9 @@
         ds.trace(trace_id)          TraceView: tree, self times, critical path, skew warnings
         ds.correlate(window, ...)   CorrelationReport (correlate.engine.run_correlation)
         ds.summary()                counts, time range, services, top operations
+        ds.timeline(window)         requests, errors, p50/p95 per service over time; change points, onset
+        ds.find_traces(window, …)   the traces whose spans match a service/operation/status/duration
+        ds.scope_notes(window, …)   unknown service names, thin windows, windows past the data
         ds.exemplar_traces(window, baseline)       slowest / failing / typical trace ids, with their role
         ds.trace_sources(trace_id)                 the sources a trace's spans came from
         ds.service_graph_change(window, baseline)  calls, errors, p95 per caller -> callee edge
@@ -69,6 +72,9 @@ from ingest.dataset import DatasetHandle, open_handle
 if TYPE_CHECKING:
     import polars as pl
     import pyarrow as pa
+
+    from correlate.find import FoundTraces
+    from correlate.timeline import Timeline
 
 __all__ = ["DatasetSession", "open_dataset", "DEFAULT_MEMORY_LIMIT", "DEFAULT_THREADS"]
 
@@ -390,6 +396,31 @@ class DatasetSession:
         from correlate.summary import dataset_summary
 
         return dataset_summary(self)
+
+    def timeline(
+        self, window: Window | None = None, services: Sequence[str] = (), max_buckets: int = 60
+    ) -> Timeline:
+        """Requests, errors, p50/p95 per service in round buckets, change points and the onset
+        (correlate/timeline.py)."""
+        from correlate.timeline import timeline
+
+        return timeline(self, window, services, max_buckets)
+
+    def find_traces(self, window: Window | None = None, **filters: Any) -> FoundTraces:
+        """Traces with a span in `window` that matches service, operation, status and duration,
+        ordered, with a fast/typical/slow sample (correlate/find.py)."""
+        from correlate.find import find_traces
+
+        return find_traces(self, window, **filters)
+
+    def scope_notes(
+        self, window: Window, baseline: Window | None = None, services: Sequence[str] = ()
+    ) -> list[str]:
+        """Notes on a question's scope: unknown services, a thin window, bounds past the data
+        (correlate/scope.py)."""
+        from correlate.scope import scope_notes
+
+        return scope_notes(self, window, baseline, services)
 
     # evidence beside the candidates (correlate/evidence.py) -------------------------------
 

@@ -5,21 +5,45 @@
 
 The order matters: the critical path and self times use skew-adjusted times, and the
 adjuster needs the repaired tree (orphans promoted) to know each span's parent.
+
+A trace id may be given as the reports print it: any stored form (`trace_id_candidates`), or a
+prefix of at least MIN_PREFIX hex characters that only one trace of the dataset starts with. A
+16-hex id is a 64-bit id first (stored left-padded with zeros); only when no such trace exists is
+it read as a prefix.
+
+What a reader wants first of a trace (`outline`, `critical_path_rows`, `error_spans`): its root,
+size, errors and services, the critical path one row per span (consecutive spans of one operation
+in one row: an N+1 loop is one row with its count), and the failing spans with where errors start.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from correlate.clock_skew import adjust_clock_skew
 from correlate.critical_path import critical_path
-from correlate.errors import TraceNotFound
+from correlate.errors import CorrelateError, Kind, Remedy, TraceNotFound
 from correlate.trace_tree import SpanRecord, TraceTree, build_tree
 from correlate.types import CriticalSegment, TraceSpan, TraceView
 
-__all__ = ["load_trace", "trace_id_candidates", "records_from_rows", "build_view", "self_time_ns"]
+__all__ = [
+    "MIN_PREFIX",
+    "load_trace",
+    "resolve_trace_id",
+    "trace_id_candidates",
+    "records_from_rows",
+    "build_view",
+    "self_time_ns",
+    "outline",
+    "critical_path_rows",
+    "error_spans",
+]
+
+MIN_PREFIX = 8  # hex characters a trace-id prefix needs
+_HEX = re.compile(r"[0-9a-f]+")
 
 _COLUMNS = (
     "span_id",
@@ -186,11 +210,99 @@ def build_view(trace_id: str, tree: TraceTree) -> TraceView:
     )
 
 
+def resolve_trace_id(session: Any, text: str) -> str | None:
+    """The one stored trace id that starts with `text` (MIN_PREFIX..31 hex characters), None when
+    none does or `text` is no such prefix; CorrelateError (invalid_input) when several do."""
+    prefix = str(text).strip().lower()
+    if not (MIN_PREFIX <= len(prefix) < 32 and _HEX.fullmatch(prefix)):
+        return None
+    rows = session.fetch(
+        "SELECT DISTINCT trace_id FROM spans WHERE starts_with(trace_id, ?) ORDER BY 1 LIMIT 4", [prefix]
+    )
+    if len(rows) > 1:
+        shown = ", ".join(r[0] for r in rows[:3]) + (", …" if len(rows) > 3 else "")
+        raise CorrelateError(
+            f"trace id prefix {prefix!r} is not unique in dataset {session.name!r}: "
+            f"{'more than 3' if len(rows) > 3 else len(rows)} traces start with it ({shown}); "
+            "give more characters",
+            " (list them with: {})",
+            remedy=Remedy(
+                "run_sql",
+                {
+                    "dataset": session.name,
+                    "sql": f"SELECT trace_id, root_service, duration_ns FROM traces "
+                    f"WHERE starts_with(trace_id, '{prefix}')",
+                },
+            ),
+            kind=Kind.INVALID_INPUT,
+        )
+    return rows[0][0] if rows else None
+
+
 def load_trace(session: Any, trace_id: str) -> TraceView:
     candidates = trace_id_candidates(trace_id)
     marks = ", ".join("?" for _ in candidates)
     rows = session.fetch(_QUERY.format(marks=marks), candidates)
     if not rows:
+        found = resolve_trace_id(session, trace_id)
+        if found is not None:
+            rows = session.fetch(_QUERY.format(marks="?"), [found])
+    if not rows:
+        raw = str(trace_id).strip().lower()
+        if _HEX.fullmatch(raw) and len(raw) < MIN_PREFIX:
+            raise CorrelateError(
+                f"trace id {raw!r} is too short: give the whole id or a prefix of at least "
+                f"{MIN_PREFIX} hex characters",
+                kind=Kind.INVALID_INPUT,
+            )
         raise TraceNotFound(str(trace_id), session.name)
     found = rows[0][0]
     return build_view(found, build_tree(records_from_rows(r[1:] for r in rows if r[0] == found)))
+
+
+# ---- what to read first ---------------------------------------------------------------------
+
+
+def outline(view: TraceView) -> dict[str, Any]:
+    """root (service, operation), span and error counts, services in order of first appearance."""
+    root = view.spans[0] if view.spans else None
+    return {
+        "root": None if root is None else (root.service, root.operation),
+        "span_count": len(view.spans),
+        "error_count": sum(1 for s in view.spans if s.status_code == "ERROR"),
+        "services": list(dict.fromkeys(s.service for s in view.spans)),
+    }
+
+
+def critical_path_rows(view: TraceView) -> list[tuple[str, str, str, int, int]]:
+    """The critical path one row per span, in the order the path first reaches each span, with
+    consecutive spans of the same service and operation in one row: (first span id, service,
+    operation, ns on the path, spans in the row)."""
+    on_path: dict[str, int] = {}
+    names: dict[str, tuple[str, str]] = {}
+    for seg in view.critical_path:
+        on_path[seg.span_id] = on_path.get(seg.span_id, 0) + (seg.end_ns - seg.start_ns)
+        names[seg.span_id] = (seg.service, seg.operation)
+    rows: list[tuple[str, str, str, int, int]] = []
+    for sid, ns in on_path.items():
+        service, operation = names[sid]
+        if rows and rows[-1][1:3] == (service, operation):
+            first, _, _, total, n = rows[-1]
+            rows[-1] = (first, service, operation, total + ns, n + 1)
+        else:
+            rows.append((sid, service, operation, ns, 1))
+    return rows
+
+
+def error_spans(view: TraceView) -> list[tuple[TraceSpan, bool]]:
+    """The spans whose status is ERROR, depth-first, each with whether errors start there (no
+    span below it fails)."""
+    parent = {s.span_id: s.parent_span_id for s in view.spans}
+    failing = {s.span_id for s in view.spans if s.status_code == "ERROR"}
+    above_a_failure: set[str] = set()
+    for sid in failing:
+        up = parent.get(sid)
+        while up is not None and up not in above_a_failure:
+            above_a_failure.add(up)
+            up = parent.get(up)
+    return [(s, s.span_id not in above_a_failure) for s in view.spans if s.span_id in failing]
