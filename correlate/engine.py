@@ -29,8 +29,9 @@ __all__ = ["run_correlation", "MAX_WORKING_SPANS", "resolve_windows", "materiali
 
 # Spans the working table holds at most; beyond it whole traces are sampled (rates stay
 # unbiased, the evidence SQL carries the same sample predicate). Sized so that correlating 10M
-# spans takes ~6 s on a loaded 2-core machine within the session's 1 GB DuckDB memory limit
-# (half a million spans is still tens of thousands of requests a period).
+# spans stays within the session's 1 GB DuckDB memory limit and takes seconds on a loaded 2-core
+# machine (the time: docs/benchmarks.md, "Queries and correlation"); half a million spans is still
+# tens of thousands of requests a period.
 MAX_WORKING_SPANS = 500_000
 
 NOTE_NO_BASELINE = "no baseline: the dataset has no data before the window, so figures are not compared"

@@ -2,10 +2,10 @@
 
 A Jaeger search response is one document, `{"data":[trace, trace, …], "total":…}`, that can
 be several GB; Zipkin's is one array of spans. Loading either whole is not an option, and a
-token-level incremental parser (ijson's C backend) reads such a file at about 60 MB/s on this
-class of machine before any row is built. This module cuts the document into the raw bytes of
-each array element instead, and the readers decode each element with msgspec (typed, about
-300 MB/s), so memory is bounded by one element plus one read block.
+token-level incremental parser (ijson's C backend) is several times slower than a typed decode
+before any row is built (docs/benchmarks.md, "Jaeger files"). This module cuts the document into
+the raw bytes of each array element instead, and the readers decode each element with msgspec
+(typed), so memory is bounded by one element plus one read block.
 
 How an element's end is found: msgspec decodes the buffer from the element's first byte as
 `msgspec.Raw`, which only skims the value; when more JSON follows, msgspec stops with

@@ -219,7 +219,8 @@ def _shift(chunk: Chunk, lines_before: int) -> Chunk:
 
 def _tune_malloc(mmap_threshold: int = 1 << 20, trim_threshold: int = 8 << 20) -> None:
     """Fixed glibc mmap/trim thresholds: big short-lived buffers go back to the OS at once
-    instead of growing the heap (the dynamic threshold otherwise keeps ~100 MB more resident)."""
+    instead of growing the heap (the dynamic threshold otherwise keeps more resident: the figure is
+    in docs/benchmarks.md, "Ingest memory")."""
     if not sys.platform.startswith("linux"):
         return
     import ctypes
@@ -235,9 +236,9 @@ def _tune_malloc(mmap_threshold: int = 1 << 20, trim_threshold: int = 8 << 20) -
 
 def _arrow_pool() -> None:
     """Arrow buffers from jemalloc when pyarrow has it and the user chose no pool
-    (ARROW_DEFAULT_MEMORY_POOL): the ingest frees tens of MB of buffers a second, and jemalloc
-    gives them back to the system where mimalloc (the default) keeps them -- peak PSS of a
-    2 GB ingest 377-391 MB against 432-459 MB, at the same speed (bench/ingest.py)."""
+    (ARROW_DEFAULT_MEMORY_POOL): the ingest frees many buffers a second, and jemalloc gives them
+    back to the system where mimalloc (the default) keeps them: a lower peak at the same speed
+    (docs/benchmarks.md, "Ingest memory")."""
     if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
         return
     try:
@@ -250,9 +251,9 @@ def _worker_init(parent_pid: int | None) -> None:
     """A decoding process ends with the ingest that started it (`parent_pid`: that ingest when it
     forked or spawned the process itself), however the ingest ends.
 
-    It reuses the same ~tens of MB for every range: its buffers (the range's
-    bytes, row lists, joined texts) stay in the heap instead of being mapped and unmapped each
-    time, which cost ~600 k page faults (≈1 CPU-second) per GB. Its size stays that of one range."""
+    It reuses the same memory for every range: its buffers (the range's bytes, row lists, joined
+    texts) stay in the heap instead of being mapped and unmapped each time, a page fault a page
+    (what that cost: docs/benchmarks.md, "Ingest memory"). Its size stays that of one range."""
     die_with_parent(parent_pid)
     _tune_malloc(mmap_threshold=16 << 20, trim_threshold=64 << 20)
     _arrow_pool()

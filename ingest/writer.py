@@ -55,8 +55,8 @@ PART_BYTES = 32 * 1024 * 1024  # Arrow bytes buffered before a part file is sort
 PART_BYTES_ENV = "DCR_INGEST_PART_MB"  # override (tests use small parts to kill mid-write)
 ROW_GROUP_ROWS = 32 * 1024  # at most; a row group never mixes two services (see _PartBuffer)
 # rows a part file takes at most; the next one is started then. An open file keeps every row
-# group's metadata in memory until it is closed (~15 MB a million rows here), so this also bounds
-# that: with 4 Mi rows the main process of a 4 GB ingest peaked 40 MB higher
+# group's metadata in memory until it is closed, so this also bounds that (what 4 Mi rows cost:
+# docs/benchmarks.md, "Ingest memory")
 FILE_ROWS = 1024 * 1024
 SPLIT_MIN_ROWS = 16 * 1024  # a buffer is written by both threads when each half has at least this
 MAX_REJECT_RAW_BYTES = 16 * 1024 * 1024
