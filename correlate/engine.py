@@ -25,7 +25,14 @@ from correlate.errors import CorrelateError, map_duckdb_error
 from correlate.ranking import rank
 from correlate.types import Candidate, CorrelationReport, Finding, Window
 
-__all__ = ["run_correlation", "MAX_WORKING_SPANS", "resolve_windows", "materialise", "drop_working"]
+__all__ = [
+    "run_correlation",
+    "MAX_WORKING_SPANS",
+    "resolve_windows",
+    "materialise",
+    "drop_working",
+    "pull_notes",
+]
 
 # Spans the working table holds at most; beyond it whole traces are sampled (rates stay
 # unbiased, the evidence SQL carries the same sample predicate). Sized so that correlating 10M
@@ -77,6 +84,7 @@ def run_correlation(
     started = time.monotonic()
     services = tuple(services)
     win, base, notes = resolve_windows(session.handle.time_range, window, baseline)
+    notes = pull_notes(session.handle.manifest) + notes
     if win is None:
         empty = Window(0, 0)
         return CorrelationReport(session.name, empty, None, services, (), (), tuple(notes), 0.0)
@@ -126,6 +134,27 @@ def run_correlation(
         notes=tuple(notes),
         seconds=round(time.monotonic() - started, 3),
     )
+
+
+def pull_notes(manifest: dict[str, Any]) -> list[str]:
+    """What the dataset's store pulls left out, from its manifest (ingest/stores): the traces a
+    pull sampled in the store's query, and a pull stopped at its cap. Every report says it."""
+    notes = []
+    for src in manifest.get("sources", []):
+        store = src.get("store") or {}
+        sampling = store.get("sampling")
+        if sampling:
+            notes.append(
+                f"{src.get('path')} was sampled when pulled: {sampling.get('what')} of "
+                f"{sampling.get('spans_in_range'):,} spans in range ({sampling.get('predicate')}); "
+                "counts and rates are of that sample"
+            )
+        if (store.get("cap") or {}).get("reached"):
+            notes.append(
+                f"the pull of {src.get('path')} stopped at its cap of {store['cap'].get('max_records'):,} "
+                "records: the dataset may lack traces of that range"
+            )
+    return notes
 
 
 def drop_working(con: Any) -> None:

@@ -368,7 +368,15 @@ class ClickHousePull:
     # -- connection --
 
     def _connect(self) -> Any:
+        import logging
+
         import clickhouse_connect
+
+        # the client logs its failures on its own; they reach the user as this pull's one error
+        quiet = logging.getLogger("clickhouse_connect")
+        quiet.propagate = False
+        if not quiet.handlers:
+            quiet.addHandler(logging.NullHandler())
 
         if self.src.kind == "chdb":
             try:

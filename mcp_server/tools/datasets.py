@@ -9,7 +9,7 @@ from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
-from mcp_server.exposure import check_ingest_paths
+from mcp_server.exposure import check_ingest_paths, is_exposed
 from mcp_server.tools import spec
 from mcp_server.tools.base import (
     CursorArg,
@@ -18,9 +18,12 @@ from mcp_server.tools.base import (
     Obj,
     Objs,
     Page,
+    ServicesArg,
+    TimeArg,
     ToolError,
     document,
     paged,
+    parse_window,
 )
 
 __all__ = ["TOOLS", "list_datasets", "ingest_traces", "DatasetInfo", "DatasetList", "IngestOut"]
@@ -85,23 +88,38 @@ def list_datasets(cursor: CursorArg = None) -> Annotated[CallToolResult, Dataset
 
 async def ingest_traces(
     paths: Annotated[
-        list[str], Field(min_length=1, description="Files, folders or globs (absolute is safest).")
+        list[str],
+        Field(
+            min_length=1,
+            description="Files, folders or globs (absolute is safest), or a store: clickhouse://host/db, "
+            "chdb://PATH, jaeger+http://host:16686, tempo+http://host:3200",
+        ),
     ],
     dataset: DatasetArg,
     ctx: Context,
+    start: Annotated[TimeArg, Field(description="stores: range start, baseline included")] = None,
+    end: Annotated[TimeArg, Field(description="stores: range end")] = None,
+    services: ServicesArg = None,
+    query: Annotated[str | None, Field(description="Tempo: TraceQL")] = None,
+    trace_ids: Annotated[list[str] | None, Field(description="Jaeger/Tempo: these traces")] = None,
 ) -> Annotated[CallToolResult, IngestOut]:
-    """Ingest trace/log dumps (OTLP JSON/protobuf, Jaeger, Zipkin; .gz/.zst) into a dataset, new
-    or existing, with progress notifications. Bad records are counted in rejected and kept in
-    rejects_path; files already ingested are skipped. Next: correlate."""
+    """Ingest trace/log dumps (OTLP JSON/protobuf, Jaeger, Zipkin; .gz/.zst), or pull from a store
+    (start/end: the whole range to analyse), into a dataset, new or existing, with progress
+    notifications. Bad records are counted in rejected and kept in rejects_path; files already
+    ingested are skipped. Next: correlate."""
     import anyio.from_thread
     import anyio.lowlevel
     import anyio.to_thread
 
+    import ingest
+
     if any(p.strip() == "-" for p in paths):
         raise ToolError("'-' (stdin) carries the MCP protocol here: give file, folder or glob paths")
-    refused = check_ingest_paths(paths)
+    stores = [p for p in paths if ingest.is_store_source(p)]
+    refused = check_ingest_paths([p for p in paths if p not in stores]) if len(stores) < len(paths) else None
     if refused:
         raise ToolError(refused)
+    pull = _pull_options(stores, start, end, services, query, trace_ids)
     token = anyio.lowlevel.current_token()
     last = [0.0]
 
@@ -112,15 +130,56 @@ async def ingest_traces(
         last[0] = now
         anyio.from_thread.run(ctx.report_progress, done, total or None, f"ingesting {path}", token=token)
 
+    def pulled(done: int, total: int, what: str) -> None:
+        now = time.monotonic()
+        if now - last[0] < PROGRESS_INTERVAL_S:
+            return
+        last[0] = now
+        anyio.from_thread.run(ctx.report_progress, done, total or None, f"pulling {what}", token=token)
+
     def work() -> dict[str, Any]:
         from ingest import ingest_paths
 
-        r = ingest_paths(list(paths), dataset, progress=progress).to_dict()
+        r = ingest_paths(list(paths), dataset, progress=progress, pull=pull, pull_progress=pulled).to_dict()
         r["totals"] = _info(dataset)
         return r
 
     payload = await anyio.to_thread.run_sync(work)
     return document(payload, "ingest_traces", "sources")
+
+
+def _pull_options(
+    stores: list[str],
+    start: str | None,
+    end: str | None,
+    services: list[str] | None,
+    query: str | None,
+    trace_ids: list[str] | None,
+) -> Any:
+    """The PullOptions of a call that names stores (headers from DCR_STORE_HEADERS only: a secret
+    never passes through the conversation); None when it names none."""
+    if not stores:
+        return None
+    import ingest
+
+    if is_exposed():
+        raise ToolError(
+            "this server is reachable beyond loopback, so ingest_traces does not pull from stores: "
+            "pull with dcr ingest where the server runs, or serve on loopback"
+        )
+    start_ns, end_ns = parse_window(start, end)
+    try:
+        headers = ingest.env_headers()
+    except ingest.StoreError as exc:
+        raise ToolError(f"DCR_STORE_HEADERS: {exc.reason}") from None
+    return ingest.PullOptions(
+        start_ns=start_ns,
+        end_ns=end_ns,
+        services=tuple(services or ()),
+        query=query,
+        trace_ids=tuple(trace_ids or ()),
+        headers=headers,
+    )
 
 
 TOOLS = [
