@@ -91,22 +91,21 @@ async def ingest_traces(
         list[str],
         Field(
             min_length=1,
-            description="Files, folders or globs (absolute is safest), or a store: clickhouse://host/db, "
-            "chdb://PATH, jaeger+http://host:16686, tempo+http://host:3200",
+            description="Files, folders, globs, or stores: clickhouse://host/db, chdb://PATH, "
+            "jaeger+http://host:16686, tempo+http://host:3200",
         ),
     ],
     dataset: DatasetArg,
     ctx: Context,
-    start: Annotated[TimeArg, Field(description="stores: range start, baseline included")] = None,
-    end: Annotated[TimeArg, Field(description="stores: range end")] = None,
+    start: Annotated[TimeArg, Field(description="stores; baseline included")] = None,
+    end: TimeArg = None,
     services: ServicesArg = None,
-    query: Annotated[str | None, Field(description="Tempo: TraceQL")] = None,
-    trace_ids: Annotated[list[str] | None, Field(description="Jaeger/Tempo: these traces")] = None,
+    query: Annotated[str | None, Field(description="Tempo TraceQL")] = None,
+    trace_ids: list[str] | None = None,
 ) -> Annotated[CallToolResult, IngestOut]:
-    """Ingest trace/log dumps (OTLP JSON/protobuf, Jaeger, Zipkin; .gz/.zst), or pull from a store
-    (start/end: the whole range to analyse), into a dataset, new or existing, with progress
-    notifications. Bad records are counted in rejected and kept in rejects_path; files already
-    ingested are skipped. Next: correlate."""
+    """Ingest trace/log dumps (OTLP JSON/protobuf, Jaeger, Zipkin; .gz/.zst) or pull a store's
+    start..end into a dataset, new or existing, with progress notifications. Bad records are
+    counted in rejected and kept in rejects_path; files already ingested are skipped. Next: correlate."""
     import anyio.from_thread
     import anyio.lowlevel
     import anyio.to_thread
