@@ -153,6 +153,7 @@ def continue_(session_id: str, message: str) -> ConversationTurn:
         try:
             with transaction(con):
                 if retry:
+                    assert last_user is not None  # a retry is of the last user turn
                     seq = last_user["seq"]
                     con.execute(
                         "UPDATE messages SET status = 'pending', error = NULL WHERE session_id = ? AND seq = ?",

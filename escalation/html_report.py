@@ -512,8 +512,8 @@ def map_svg(smap: ServiceMap, highlighted: dict[str, int]) -> str:
     pairs = [(e.caller, e.callee) for e in smap.edges]
     layer = _layers(names, pairs)
     cols: dict[int, list[str]] = {}
-    for n in sorted(names):
-        cols.setdefault(layer[n], []).append(n)
+    for name in sorted(names):
+        cols.setdefault(layer[name], []).append(name)
     preds: dict[str, list[str]] = {}
     for a, b in pairs:
         preds.setdefault(b, []).append(a)
@@ -526,8 +526,8 @@ def map_svg(smap: ServiceMap, highlighted: dict[str, int]) -> str:
                     n,
                 )
             )
-        for i, n in enumerate(cols[k]):
-            pos[n] = i
+        for i, name in enumerate(cols[k]):
+            pos[name] = i
     # a layer taller than MAP_COLUMN services wraps into several columns side by side
     columns = [
         members[i : i + MAP_COLUMN]
@@ -542,8 +542,8 @@ def map_svg(smap: ServiceMap, highlighted: dict[str, int]) -> str:
     xy: dict[str, tuple[float, float]] = {}
     for k, members in enumerate(columns):
         off = (rows - len(members)) * (nh + gy) / 2
-        for i, n in enumerate(members):
-            xy[n] = (pad + k * (nw + gx), pad + off + i * (nh + gy))
+        for i, name in enumerate(members):
+            xy[name] = (pad + k * (nw + gx), pad + off + i * (nh + gy))
     has_b = smap.baseline is not None
     out = [
         f'<div class="svgbox"><svg id="service-map" xmlns="http://www.w3.org/2000/svg" width="{width}" '
@@ -781,7 +781,7 @@ def waterfall_svg(
     for i, (what, item) in enumerate(rows):
         y = 24 + i * ROW_H
         if what == "span":
-            s: TraceSpan = item
+            s = item  # a TraceSpan
             err = s.status_code == "ERROR"
             fill = "#d1242f" if err else _colour(s.service)
             bx, bw = x(s.start_ns), max(1.5, x(s.end_ns) - x(s.start_ns))
@@ -938,7 +938,7 @@ def _distributions(dists: Sequence[Durations], notes: list[str]) -> str:
                 f"latency of {d.service} {d.operation}: an even sample of {MAX_DURATION_SAMPLES:,} spans a "
                 f"period (of {d.counts.get('baseline', 0):,} and {d.counts.get('window', 0):,})"
             )
-        values = [
+        values: list[dict[str, Any]] = [  # the Vega-Lite data rows
             {"ms": ms, "share": p, "period": f"baseline ({len(d.baseline_ns):,})"}
             for ms, p in _ecdf(d.baseline_ns)
         ]

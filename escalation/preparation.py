@@ -179,7 +179,7 @@ def prepare(req: EscalationRequest, *, deadline: float | None = None) -> Prepare
             if left <= 0.1:
                 return None  # out of time: estimate
             try:
-                return provider.count_text(text, min(timeout_s, 60.0, left))  # type: ignore[union-attr]
+                return provider.count_text(text, min(timeout_s, 60.0, left))
             except ProviderError as exc:
                 count_warnings.append(f"countTokens failed, token counts are estimates: {exc}")
                 return None

@@ -49,7 +49,7 @@ _DURATION = re.compile(r"^\s*([0-9.]+)\s*s\s*$")
 def retry_hint_s(exc: BaseException) -> float | None:
     """The server's retry hint: google.rpc.RetryInfo.retryDelay ("2s", "0.5s"), else Retry-After."""
     details = getattr(exc, "details", None)
-    items = []
+    items: object = []  # JSON from the server: checked below
     if isinstance(details, dict):
         err = details.get("error", details)
         items = err.get("details", []) if isinstance(err, dict) else []
@@ -181,12 +181,16 @@ class GeminiProvider:
     def config(self, request: ProviderRequest) -> Any:
         from google.genai import types
 
-        tools = [types.Tool(code_execution=types.ToolCodeExecution())] if request.code_execution else None
+        tools: list[types.ToolUnion] | None = (
+            [types.Tool(code_execution=types.ToolCodeExecution())] if request.code_execution else None
+        )
         return types.GenerateContentConfig(
             system_instruction=request.system_instruction,
             response_mime_type="application/json",
             response_schema=request.response_schema,
-            thinking_config=types.ThinkingConfig(**thinking_config(self.model, request.depth_level)),
+            thinking_config=types.ThinkingConfig.model_validate(
+                thinking_config(self.model, request.depth_level)
+            ),
             max_output_tokens=model_info(self.model).max_output_tokens,
             tools=tools,
         )
