@@ -22,6 +22,7 @@ import importlib
 import pkgutil
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from mcp_server import commands
 from mcp_server.errors import DcrError, cli_message, exit_code, is_package_error
@@ -39,7 +40,7 @@ def _command_modules() -> list:
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2
+    def error(self, message: str) -> NoReturn:  # one line, exit 2
         self.exit(2, f"dcr: {message} (see 'dcr --help')\n")
 
 

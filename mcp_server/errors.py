@@ -37,7 +37,10 @@ import json
 import shlex
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
+
+if TYPE_CHECKING:
+    from ingest.errors import PackageError
 
 __all__ = [
     "DcrError",
@@ -83,7 +86,7 @@ EXIT_CODES: dict[str, int] = {
 }
 
 
-def is_package_error(exc: BaseException | None) -> bool:
+def is_package_error(exc: BaseException | None) -> TypeGuard[PackageError]:
     """An error of ingest, correlate or escalation (all derive from ingest.errors.PackageError)."""
     base = getattr(sys.modules.get("ingest.errors"), "PackageError", None)
     return base is not None and isinstance(exc, base)
@@ -188,7 +191,7 @@ def tool_remedy(remedy: Any) -> str:
 
 
 def _line(exc: BaseException, name: Callable[[Any], str]) -> str:
-    text = exc.message(name) if is_package_error(exc) else str(exc)  # type: ignore[attr-defined]
+    text = exc.message(name) if is_package_error(exc) else str(exc)
     saved = getattr(exc, "bundle_path", None)
     if saved:
         text += f" (bundle saved: {saved})"

@@ -16,6 +16,7 @@ import hmac
 import json
 import os
 import re
+from collections.abc import Sequence
 from typing import Any
 
 __all__ = ["LOOPBACK_HOSTS", "is_loopback", "http_token", "guard", "build_app", "run"]
@@ -42,7 +43,7 @@ def http_token(host: str) -> str | None:
     return token
 
 
-async def _refuse(send: Any, status: int, message: str, headers: list[tuple[bytes, bytes]] = ()) -> None:
+async def _refuse(send: Any, status: int, message: str, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
     body = json.dumps({"error": message}).encode()
     await send(
         {

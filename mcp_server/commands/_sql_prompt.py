@@ -244,7 +244,7 @@ def _bindings() -> Any:
 def _completer(words: Iterable[str]) -> Any:
     from prompt_toolkit.completion import Completer, Completion
 
-    words = list(words)
+    names = list(words)
 
     class Names(Completer):
         def get_completions(self, document: Any, complete_event: Any) -> Iterator[Completion]:
@@ -252,7 +252,7 @@ def _completer(words: Iterable[str]) -> Any:
             if before.lstrip().startswith(".") and " " not in before.strip():
                 word, candidates = before.strip(), list(COMMANDS)
             else:
-                word, candidates = document.get_word_before_cursor(), words
+                word, candidates = document.get_word_before_cursor(), names
             if not word or not (word[0].isalnum() or word[0] in "._"):
                 return
             for c in candidates:
