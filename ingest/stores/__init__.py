@@ -62,9 +62,11 @@ class Pull(Protocol):
     """What every store's pull offers the pipeline."""
 
     format: str
-    bytes: int
     problems: list[str]
     secrets: tuple[str, ...]
+
+    @property
+    def bytes(self) -> int: ...  # read so far (an attribute or a property)
 
     def chunks(self, source: SourceInfo) -> Iterator[Chunk]: ...
 

@@ -237,7 +237,15 @@ def log_line_sql(cols: dict[str, str]) -> str:
     return "concat(" + ", ".join(parts) + ")"
 
 
-_SPAN_REQUIRED = ("Timestamp", "TraceId", "SpanId", "ParentSpanId", "SpanName", "SpanKind", "StatusCode")
+_SPAN_REQUIRED: tuple[str, ...] = (
+    "Timestamp",
+    "TraceId",
+    "SpanId",
+    "ParentSpanId",
+    "SpanName",
+    "SpanKind",
+    "StatusCode",
+)
 _SPAN_REQUIRED += ("StatusMessage", "ResourceAttributes", "SpanAttributes")
 _LOG_REQUIRED = ("Timestamp", "TraceId", "SpanId", "ResourceAttributes")
 
@@ -362,7 +370,7 @@ class ClickHousePull:
         self.cap_reached = False
         self.queries: dict[str, str] = {}
         self.parameters: dict[str, Any] = {}
-        self.schema: dict[str, str] = {}
+        self.schema: dict[str, dict[str, Any]] = {}  # per table, _schema_label's
         self.spans_in_range: int | None = None
 
     # -- connection --
@@ -491,8 +499,9 @@ class ClickHousePull:
             )
         self.schema["traces"] = _schema_label(traces)
         logs_cols: dict[str, str] = {}
-        if self.logs_table and self.opts.logs:
-            logs_cols = self._retrying(lambda: self._columns(client, self.logs_table), "reading the schema")
+        logs_table = self.logs_table
+        if logs_table and self.opts.logs:
+            logs_cols = self._retrying(lambda: self._columns(client, logs_table), "reading the schema")
             if not logs_cols:
                 if self.logs_named:
                     raise StoreError(f"{self.src.public}: no table {self.database}.{self.logs_table}")

@@ -20,6 +20,7 @@ with their trace.
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -123,15 +124,15 @@ class JaegerPull:
         self.not_found: list[str] = []
 
     @property
-    def bytes(self) -> int:
+    def bytes(self) -> int:  # inside this class `bytes` is this property: the methods say builtins.bytes
         return self.http.bytes
 
     # -- requests --
 
-    def _fail(self, what: str, status: int, body: bytes) -> StoreError:
+    def _fail(self, what: str, status: int, body: builtins.bytes) -> StoreError:
         return StoreError(f"{self.src.public}: {what}: {error_text(status, body)}")
 
-    def _search(self, service: str, lo: int, hi: int, depth: int) -> tuple[int, bytes]:
+    def _search(self, service: str, lo: int, hi: int, depth: int) -> tuple[int, builtins.bytes]:
         def params() -> list[tuple[str, str]]:
             n = self.names
             p = [
@@ -229,11 +230,11 @@ class JaegerPull:
                     f"more than {MAX_DEPTH:,} traces of {service} within a millisecond at {rfc3339(a)}: some may be missing"
                 )
 
-    def _take(self, body: bytes, source: SourceInfo) -> Iterator[Chunk]:
+    def _take(self, body: builtins.bytes, source: SourceInfo) -> Iterator[Chunk]:
         for chunk, _ in self._take_counted(body, source):
             yield chunk
 
-    def _take_counted(self, body: bytes, source: SourceInfo) -> Iterator[tuple[Chunk, int]]:
+    def _take_counted(self, body: builtins.bytes, source: SourceInfo) -> Iterator[tuple[Chunk, int]]:
         chunk, new = self.collector.take(decode_document(body, source))
         self.traces += new
         if self.progress is not None:

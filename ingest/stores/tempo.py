@@ -16,6 +16,7 @@ doubles), until every search returns fewer than its limit.
 
 from __future__ import annotations
 
+import builtins
 import concurrent.futures as cf
 import json
 from collections.abc import Iterator
@@ -71,7 +72,7 @@ class TempoPull:
         self.not_found: list[str] = []
 
     @property
-    def bytes(self) -> int:
+    def bytes(self) -> int:  # inside this class `bytes` is this property: the methods say builtins.bytes
         return self.http.bytes
 
     def _search(self, lo_s: int, hi_s: int, limit: int) -> list[str]:
@@ -119,7 +120,7 @@ class TempoPull:
                     f"more than {MAX_LIMIT:,} traces within one second at {a}: some may be missing"
                 )
 
-    def _fetch(self, tid: str) -> tuple[str, int, bytes]:
+    def _fetch(self, tid: str) -> tuple[str, int, builtins.bytes]:
         status, body, _ = self.http.get(f"/api/traces/{tid}")
         return tid, status, body
 
@@ -145,7 +146,7 @@ class TempoPull:
                 "query, or raise --max-spans"
             )
 
-    def _done(self, fetched: tuple[str, int, bytes], source: SourceInfo) -> Iterator[Chunk]:
+    def _done(self, fetched: tuple[str, int, builtins.bytes], source: SourceInfo) -> Iterator[Chunk]:
         tid, status, body = fetched
         if status == 404:
             self.not_found.append(tid)
