@@ -262,6 +262,7 @@ class DatasetSession:
                 data = cursor.sql(f"SELECT * FROM {table}").to_arrow_table()
             except Exception as exc:
                 raise _map(exc, "") from None
+        # a Table gives a DataFrame; mypy, reading pyarrow as untyped, cannot pick that overload of from_arrow
         return pl.from_arrow(data).lazy()  # type: ignore[union-attr]
 
     def arrow(self, query: str, *, batch_rows: int = explore.BATCH_ROWS) -> pa.RecordBatchReader:
@@ -274,6 +275,7 @@ class DatasetSession:
         """The whole result of one read-only SELECT as a polars DataFrame (see `arrow`)."""
         import polars as pl
 
+        # a Table gives a DataFrame (see scan)
         return pl.from_arrow(self.arrow(query).read_all())  # type: ignore[return-value]
 
     def export(
@@ -302,8 +304,13 @@ class DatasetSession:
         started = time.monotonic()
         cursor = self._open_cursor()
         fired = threading.Event()
+
         # started before the query: DuckDB runs it up to its first batch when the reader is made
-        timer = threading.Timer(timeout_s or 0.0, lambda: (fired.set(), cursor.interrupt()))
+        def interrupt() -> None:
+            fired.set()
+            cursor.interrupt()
+
+        timer = threading.Timer(timeout_s or 0.0, interrupt)
         timer.daemon = True
         if timeout_s is not None:
             timer.start()
@@ -486,7 +493,7 @@ def _connect(handle: DatasetHandle, memory_limit: str, threads: int, tmpdir: str
     """(connection for internal queries, connection for user queries), both locked down."""
     import duckdb
 
-    config = {
+    config: dict[str, str | bool | int | float | list[str]] = {
         "autoinstall_known_extensions": False,
         "autoload_known_extensions": False,
         "allow_community_extensions": False,

@@ -144,7 +144,7 @@ def self_time_ns(span: SpanRecord, children: Iterable[SpanRecord]) -> int:
         if c.end_ns > span.start_ns and c.start_ns < span.end_ns
     )
     covered = 0
-    cur_lo = cur_hi = None
+    cur_lo, cur_hi = 0, None  # the interval being merged (cur_lo is read only once cur_hi is set)
     for lo, hi in pieces:
         if cur_hi is None or lo > cur_hi:
             if cur_hi is not None:
