@@ -326,12 +326,11 @@ def unix_nano(v: int | str | None, what: str) -> int:
     """A time in Unix nanoseconds (a number or a string of digits), 0 .. 2^63-1."""
     if v is None:
         raise ValueError(f"{what} missing")
-    if v.__class__ is str:
+    if isinstance(v, str):
         v = int_text(v, what)
-    # `v.__class__ is str` (the fast test) narrows v to str only where it holds: past it, v is int here
-    if not 0 <= v <= MAX_I64:  # type: ignore[operator]
+    if not 0 <= v <= MAX_I64:
         raise ValueError(f"{what} out of range")
-    return v  # type: ignore[return-value]
+    return v
 
 
 def check_counts(flags: int, *dropped: int) -> None:
