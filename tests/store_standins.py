@@ -45,7 +45,7 @@ _STATUS_NAMES = ["STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR"]
 class _Server:
     """A ThreadingHTTPServer on 127.0.0.1 serving `handle(method, path, params, headers, body)`."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: tuple[str, str] | None = None) -> None:
         self.requests: list[dict[str, Any]] = []
         self.throttle: dict[str, int] = {}  # path prefix -> 429s still to give
         owner = self
@@ -91,6 +91,12 @@ class _Server:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
+        if tls is not None:  # (certificate file, key file): HTTPS
+            import ssl
+
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
         self.port = self.httpd.server_address[1]
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
@@ -383,8 +389,10 @@ def _literal(v: str) -> str:
 
 
 class ClickHouseHTTP(_Server):
-    def __init__(self, chdb_path: str, *, user: str = "default", password: str = "") -> None:
-        super().__init__()
+    def __init__(
+        self, chdb_path: str, *, user: str = "default", password: str = "", tls: tuple[str, str] | None = None
+    ) -> None:
+        super().__init__(tls)
         self.chdb_path = chdb_path
         self.user = user
         self.password = password
