@@ -1,18 +1,25 @@
 """Keep every tool answer under MAX_MCP_OUTPUT_TOKENS: page it, and spill it in full to a file.
 
 Agents pay for every token a tool returns, and clients cut answers above their own limit
-(Claude Code's default is 25,000 tokens). A result whose JSON would exceed the limit is
-answered like this:
+(Claude Code's default is 25,000 tokens). An answer is sent twice, as structured content and as
+the same JSON in a text block for older clients, so both copies together must fit: each copy
+gets half the limit. A result whose JSON would exceed that is answered like this:
 
     {... the fields that always fit ...,
      "rows": [first k rows],                 # the paged list, cut to fit
      "page": {"total_count": 1200, "returned_count": 180,
-              "next_cursor": "q-3f2a…:180",  # pass back as `cursor` for the next page
+              "next_cursor": "q-3f2a…:180:9c1e04d2",  # pass back as `cursor` for the next page
               "spill_path": "$DCR_HOME/mcp-output/q-3f2a….json",  # the whole result
               "note": "…one line that says what happened…"}}
 
 The full result is written once; a later call with the cursor reads its page from that file,
-so pages are a consistent snapshot and nothing is computed twice.
+so pages are a consistent snapshot and nothing is computed twice. A cursor is bound to the
+arguments of the call that made it (`bind`, a hash of them): passed with other arguments (another
+SQL text, another trace) it is refused, never answered with the old query's page.
+
+Lists beside the paged one (`also`: correlate's candidates) are cut too when the rest does not
+fit even with an empty page, to their first items, and the note says so; then long strings are
+halved with a marker. Whatever is cut, the spill file has it whole.
 
 Token estimate: ceil(characters / CHARS_PER_TOKEN) of the compact JSON. English prose runs
 about 4 characters a token; JSON full of hex ids and digits runs denser, so 3 errs on the
@@ -46,10 +53,12 @@ __all__ = [
 
 DEFAULT_MAX_OUTPUT_TOKENS = 25_000
 CHARS_PER_TOKEN = 3
-# Room kept for the page object and the JSON-RPC envelope.
+# Room kept for the JSON-RPC envelope and the content wrappers (the page is counted in each copy).
 _RESERVE_TOKENS = 300
+# The answer's JSON is sent twice: structured content and the same text for older clients.
+COPIES = 2
 _KEEP_SPILLS = 200
-_CURSOR = re.compile(r"([a-z_]+-[0-9a-f]{16}):(\d+)")
+_CURSOR = re.compile(r"([a-z_]+-[0-9a-f]{16}):(\d+)(?::([0-9a-f]{8}))?")
 _TRIMMED = "…[cut to fit MAX_MCP_OUTPUT_TOKENS; the full text is in page.spill_path]"
 
 
@@ -81,6 +90,17 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(len(text) / CHARS_PER_TOKEN)
 
 
+def copy_budget() -> int:
+    """Tokens one copy of an answer may take: both copies and the envelope fit MAX_MCP_OUTPUT_TOKENS."""
+    return (max_output_tokens() - _RESERVE_TOKENS) // COPIES
+
+
+def bind_key(args: dict[str, Any]) -> str:
+    """8 hex characters naming a call's arguments (without its cursor): what a cursor is bound to."""
+    text = dumps({k: args[k] for k in sorted(args) if k != "cursor"})
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
 def dumps(obj: Any) -> str:
     """Compact JSON, the form both the text content and the estimate use."""
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)
@@ -92,40 +112,62 @@ def spill_dir() -> Path:
     return dcr_home() / "mcp-output"
 
 
-def shape(payload: dict[str, Any], list_key: str, tool: str, *, pageable: bool = True) -> Shaped:
+def shape(
+    payload: dict[str, Any],
+    list_key: str,
+    tool: str,
+    *,
+    pageable: bool = True,
+    bind: str | None = None,
+    also: tuple[str, ...] = (),
+) -> Shaped:
     """Cut `payload[list_key]` (the whole list) to fit; spill the whole when cut.
 
     `pageable=False` for tools without a cursor argument: the answer then offers no next_cursor,
-    only the spill file.
+    only the spill file. `bind` (bind_key of the call's arguments) goes into the cursor;
+    `also`: other lists cut to their first items when the rest does not fit otherwise.
 
     Always adds `payload["page"]`. Other fields are kept; a string field too long to fit
     even with an empty list is cut with a marker (the spill file has it whole).
     """
     items = list(payload.get(list_key) or [])
-    budget = max_output_tokens() - _RESERVE_TOKENS
+    budget = copy_budget()
     full = {**payload, list_key: items, "page": _page(len(items), len(items))}
     if estimate_tokens(dumps(full)) <= budget:
         return Shaped(full, truncated=False)
     spill_id, path = _spill(payload, tool)
-    return _cut(payload, items, list_key, 0, budget, spill_id, path, pageable)
+    return _cut(payload, items, list_key, 0, budget, spill_id, path, pageable, bind, also)
 
 
-def resume(cursor: str, list_key: str, tool: str) -> Shaped:
-    """The page a cursor points at, read from the spilled result."""
+def resume(
+    cursor: str,
+    list_key: str,
+    tool: str,
+    *,
+    bind: str | None = None,
+    also: tuple[str, ...] = (),
+    arguments: str = "arguments",
+) -> Shaped:
+    """The page a cursor points at, read from the spilled result; BadCursor when the cursor was
+    made by another tool, or (`bind`) by a call with other arguments (`arguments` names them)."""
     m = _CURSOR.fullmatch(cursor.strip())
     if not m or not m.group(1).startswith(tool.replace("_", "") + "-"):
         raise BadCursor(f"cursor {cursor!r} was not made by {tool}: pass next_cursor from its last answer")
-    spill_id, offset = m.group(1), int(m.group(2))
+    spill_id, offset, bound = m.group(1), int(m.group(2)), m.group(3)
     path = spill_dir() / f"{spill_id}.json"
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise BadCursor(f"cursor {cursor!r} has expired (its file is gone): call {tool} again") from None
+    if bind is not None and bound != bind:
+        raise BadCursor(
+            f"cursor {cursor!r} belongs to a {tool} call with other {arguments}: pass it with the same "
+            f"{arguments} as the call that returned it, or leave cursor out for a fresh answer"
+        )
     items = list(payload.get(list_key) or [])
     if offset > len(items):
         raise BadCursor(f"cursor {cursor!r} points past the end ({len(items)} items)")
-    budget = max_output_tokens() - _RESERVE_TOKENS
-    return _cut(payload, items, list_key, offset, budget, spill_id, path)
+    return _cut(payload, items, list_key, offset, copy_budget(), spill_id, path, True, bound, also)
 
 
 def _page(total: int, returned: int, **extra: Any) -> dict[str, Any]:
@@ -149,31 +191,58 @@ def _cut(
     spill_id: str,
     path: Path,
     pageable: bool = True,
+    bind: str | None = None,
+    also: tuple[str, ...] = (),
 ) -> Shaped:
     limit = max_output_tokens()
+    cut_also: list[str] = []
+    trimmed = [False]
 
     def build(k: int, base: dict[str, Any]) -> dict[str, Any]:
         end = offset + k
         more = pageable and end < len(items)
+        parts = [f"{list_key} {offset}..{end - 1} of {len(items)} returned"] if k else []
+        if not k and items:
+            parts.append(f"none of {len(items)} {list_key} returned")
+        parts += cut_also
+        if trimmed[0]:
+            parts.append("long texts cut with a marker")
         note = (
-            f"answer cut to fit MAX_MCP_OUTPUT_TOKENS={limit}: {list_key} {offset}..{end - 1 if k else offset} "
-            f"of {len(items)} returned; the whole result is in spill_path"
+            f"answer cut to fit MAX_MCP_OUTPUT_TOKENS={limit} (text and structured copies): "
+            + ", ".join(parts)
+            + "; the whole result is in spill_path"
             + ("; pass next_cursor as cursor for the next page" if more else "")
         )
+        cursor = f"{spill_id}:{end}" + (f":{bind}" if bind else "")
         return {
             **base,
             list_key: items[offset:end],
             "page": _page(
                 len(items),
                 k,
-                next_cursor=f"{spill_id}:{end}" if more else None,
+                next_cursor=cursor if more else None,
                 spill_path=str(path),
                 note=note,
             ),
         }
 
     base = {k: v for k, v in payload.items() if k != list_key}
+    for key in also:  # the other lists, cut to their first items when the rest does not fit
+        whole = base.get(key)
+        if not isinstance(whole, list) or estimate_tokens(dumps(build(0, base))) <= budget:
+            continue
+        lo, hi = 1, len(whole)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if estimate_tokens(dumps(build(0, {**base, key: whole[:mid]}))) <= budget:
+                lo = mid
+            else:
+                hi = mid - 1
+        if lo < len(whole):
+            base = {**base, key: whole[:lo]}
+            cut_also.append(f"{key} 0..{lo - 1} of {len(whole)} (the rest in spill_path)")
     if estimate_tokens(dumps(build(0, base))) > budget:
+        trimmed[0] = True
         base = _trim_strings(base, budget // 2)
     lo, hi = 0, len(items) - offset  # largest k that fits, by bisection
     while lo < hi:
@@ -184,6 +253,7 @@ def _cut(
             hi = mid - 1
     if lo == 0 and offset < len(items):
         # Not even one item fits: send one with its long strings cut, so every page makes progress.
+        trimmed[0] = True
         one = build(1, base)
         page = one.pop("page")
         one = _trim_strings(one, budget - estimate_tokens(dumps({"page": page})))

@@ -11,7 +11,9 @@ schema token in every turn.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -25,7 +27,15 @@ from mcp_server.errors import is_package_error, tool_message
 from mcp_server.limits import BadCursor
 from mcp_server.tools import GROUPS, ToolSpec, all_specs
 
-__all__ = ["SERVER_NAME", "INSTRUCTIONS", "DcrServer", "build_server", "select_specs", "compact_schema"]
+__all__ = [
+    "SERVER_NAME",
+    "INSTRUCTIONS",
+    "DcrServer",
+    "build_server",
+    "select_specs",
+    "compact_schema",
+    "example_of",
+]
 
 SERVER_NAME = "dcr"
 INSTRUCTIONS = (
@@ -55,10 +65,52 @@ class DcrServer(MCPServer):
                 raise
             if not isinstance(cause, ValidationError):
                 raise
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in cause.errors()
-            )
-            raise ToolError(f"Error executing tool {name}: bad arguments: {problems}") from cause
+            raise ToolError(f"Error executing tool {name}: {self._bad_arguments(name, cause)}") from cause
+
+    def _bad_arguments(self, name: str, cause: ValidationError) -> str:
+        """ "bad arguments: a.b: problem; …", and for an argument that is an object, the shape it
+        expects as JSON (the agent sent a string, or missed a field)."""
+        problems, shapes = [], {}
+        tool = self._tool_manager.get_tool(name)
+        schema = tool.parameters if tool is not None else {}
+        for e in cause.errors():
+            loc = [str(p) for p in e["loc"]]
+            msg = re.sub(r"a valid dictionary or instance of \w+", "an object", e["msg"])
+            problems.append(f"{'.'.join(loc) or 'arguments'}: {msg}")
+            prop = (schema.get("properties") or {}).get(loc[0]) if loc else None
+            shape = example_of(prop, schema.get("$defs") or {}) if prop else None
+            if isinstance(shape, dict) and loc[0] not in shapes:
+                shapes[loc[0]] = shape
+        text = "bad arguments: " + "; ".join(problems)
+        for arg, shape in shapes.items():
+            text += f"; {arg} is an object: {json.dumps(shape, ensure_ascii=False)}"
+        return text
+
+
+def example_of(schema: Any, defs: dict[str, Any], depth: int = 0) -> Any:
+    """A small JSON example of a schema: objects with every property (required ones first), one
+    item a list, "…" a string, the first value of an enum."""
+    if not isinstance(schema, dict) or depth > 8:
+        return None
+    if "$ref" in schema:
+        return example_of(defs.get(schema["$ref"].rsplit("/", 1)[-1]), defs, depth + 1)
+    if "enum" in schema:
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            branches = [b for b in schema[key] if b.get("type") != "null"]
+            return example_of(branches[0], defs, depth + 1) if branches else None
+    kind = schema.get("type")
+    kind = next((k for k in kind if k != "null"), None) if isinstance(kind, list) else kind
+    if kind == "object" or "properties" in schema:
+        props = schema.get("properties") or {}
+        required = [k for k in schema.get("required", []) if k in props]
+        order = required + [k for k in props if k not in required]
+        return {k: example_of(props[k], defs, depth + 1) for k in order}
+    if kind == "array":
+        item = example_of(schema.get("items") or {}, defs, depth + 1)
+        return [] if item is None else [item]
+    return {"string": "…", "integer": 0, "number": 0, "boolean": False}.get(kind or "", "…")
 
 
 def select_specs(selection: str | Iterable[str] | None) -> list[ToolSpec]:

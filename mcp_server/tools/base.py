@@ -32,6 +32,8 @@ __all__ = [
     "paged",
     "document",
     "iso",
+    "ms",
+    "sparse",
 ]
 
 
@@ -45,16 +47,16 @@ TimeArg = Annotated[
     BeforeValidator(_as_text),
     WithJsonSchema({"type": ["string", "number", "null"]}),
 ]
-ServicesArg = Annotated[list[str] | None, Field(description="Only these services (default: all).")]
-CursorArg = Annotated[str | None, Field(description="page.next_cursor of a previous answer.")]
+ServicesArg = Annotated[list[str] | None, Field(description="default: all")]
+CursorArg = Annotated[str | None, Field(description="page.next_cursor")]
 
 
 # Output fields: nested shapes are named in a description rather than spelled as sub-schemas,
-# because every schema token is paid by the agent in every turn.
-Page = Annotated[
-    dict[str, Any],
-    Field(description="total_count, returned_count, next_cursor, spill_path"),
-]
+# and an output schema names the fields an agent reads, not every field the answer holds (it
+# allows others), because every schema token is paid by the agent in every turn.
+# page: total_count, returned_count, next_cursor, spill_path, note; the tools' descriptions say
+# how to read it.
+Page = dict[str, Any]
 # The same object on one-document answers (cut only when a text is too long: page.note says so).
 DocPage = dict[str, Any]
 
@@ -91,6 +93,35 @@ def iso(ns: int | None) -> str | None:
     return format_ns(ns)
 
 
+def ms(ns: float | None) -> float | int | None:
+    """Nanoseconds as milliseconds to 3 significant digits (whole above 100 ms): what a reader
+    compares, in a third of the characters."""
+    if ns is None:
+        return None
+    value = ns / 1e6
+    if abs(value) >= 100:
+        return round(value)
+    out = float(f"{value:.3g}")
+    return int(out) if out.is_integer() else out
+
+
+def sparse(obj: Any, drop: tuple[str, ...] = ()) -> Any:
+    """`obj` without null and empty fields (None, "", [], {}) at any depth, nor the keys in `drop`."""
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            if k in drop:
+                continue
+            v = sparse(v, drop)
+            if v is None or v == "" or (isinstance(v, (list, dict, tuple)) and not v):
+                continue
+            out[k] = v
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [sparse(v, drop) for v in obj]
+    return obj
+
+
 def structured(payload: dict[str, Any]) -> CallToolResult:
     """The answer: structured content, and the same JSON (compact) as text for older clients."""
     return CallToolResult(
@@ -99,9 +130,17 @@ def structured(payload: dict[str, Any]) -> CallToolResult:
     )
 
 
-def shaped(payload: dict[str, Any], list_key: str, tool: str, *, pageable: bool = True) -> CallToolResult:
+def shaped(
+    payload: dict[str, Any],
+    list_key: str,
+    tool: str,
+    *,
+    pageable: bool = True,
+    bind: str | None = None,
+    also: tuple[str, ...] = (),
+) -> CallToolResult:
     """`structured`, cut to MAX_MCP_OUTPUT_TOKENS with a page (see mcp_server/limits.py)."""
-    return structured(limits.shape(payload, list_key, tool, pageable=pageable).payload)
+    return structured(limits.shape(payload, list_key, tool, pageable=pageable, bind=bind, also=also).payload)
 
 
 def document(payload: dict[str, Any], tool: str, list_key: str = "warnings") -> CallToolResult:
@@ -110,9 +149,23 @@ def document(payload: dict[str, Any], tool: str, list_key: str = "warnings") -> 
 
 
 def paged(
-    cursor: str | None, list_key: str, tool: str, build: Callable[[], dict[str, Any]]
+    cursor: str | None,
+    list_key: str,
+    tool: str,
+    build: Callable[[], dict[str, Any]],
+    args: dict[str, Any] | None = None,
+    *,
+    also: tuple[str, ...] = (),
 ) -> CallToolResult:
-    """The page a cursor names (limits.BadCursor when it names none), or the first page of `build()`."""
+    """The page a cursor names, or the first page of `build()`. `args`: the call's other arguments,
+    which the cursor is bound to; limits.BadCursor when the cursor names no page, or names one of
+    a call with other arguments (another SQL text, another trace)."""
+    bind = limits.bind_key(args) if args is not None else None
     if cursor:
-        return structured(limits.resume(cursor, list_key, tool).payload)
-    return shaped(build(), list_key, tool)
+        names = ", ".join(sorted(k for k in args or {} if k != "cursor")) or "arguments"
+        return structured(
+            limits.resume(
+                cursor, list_key, tool, bind=bind, also=also, arguments=f"arguments ({names})"
+            ).payload
+        )
+    return shaped(build(), list_key, tool, bind=bind, also=also)
