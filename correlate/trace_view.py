@@ -12,8 +12,9 @@ prefix of at least MIN_PREFIX hex characters that only one trace of the dataset 
 it read as a prefix.
 
 What a reader wants first of a trace (`outline`, `critical_path_rows`, `error_spans`): its root,
-size, errors and services, the critical path one row per span (consecutive spans of one operation
-in one row: an N+1 loop is one row with its count), and the failing spans with where errors start.
+size, errors and services, the critical path one row per span (the spans of one call path in one
+row: an N+1 loop is a row a statement with its count), and the failing spans with where errors
+start.
 """
 
 from __future__ import annotations
@@ -276,22 +277,33 @@ def outline(view: TraceView) -> dict[str, Any]:
 
 def critical_path_rows(view: TraceView) -> list[tuple[str, str, str, int, int]]:
     """The critical path one row per span, in the order the path first reaches each span, with
-    consecutive spans of the same service and operation in one row: (first span id, service,
-    operation, ns on the path, spans in the row)."""
+    the spans of one call path (the same service and operation, reached through the same
+    operations from the root) in one row, so an N+1 loop is a row a statement with its count:
+    (first span id, service, operation, ns on the path, spans in the row)."""
     on_path: dict[str, int] = {}
-    names: dict[str, tuple[str, str]] = {}
     for seg in view.critical_path:
         on_path[seg.span_id] = on_path.get(seg.span_id, 0) + (seg.end_ns - seg.start_ns)
-        names[seg.span_id] = (seg.service, seg.operation)
-    rows: list[tuple[str, str, str, int, int]] = []
+    spans = {s.span_id: s for s in view.spans}
+    keys: dict[str, tuple[str, ...]] = {}
+
+    def call_path(sid: str) -> tuple[str, ...]:
+        if sid not in keys:
+            s = spans[sid]
+            up = call_path(s.parent_span_id) if s.parent_span_id in spans else ()
+            keys[sid] = (*up, s.service, s.operation)
+        return keys[sid]
+
+    rows: dict[tuple[str, ...], list[Any]] = {}
     for sid, ns in on_path.items():
-        service, operation = names[sid]
-        if rows and rows[-1][1:3] == (service, operation):
-            first, _, _, total, n = rows[-1]
-            rows[-1] = (first, service, operation, total + ns, n + 1)
+        if sid not in spans:
+            continue
+        key = call_path(sid)
+        if key in rows:
+            rows[key][3] += ns
+            rows[key][4] += 1
         else:
-            rows.append((sid, service, operation, ns, 1))
-    return rows
+            rows[key] = [sid, spans[sid].service, spans[sid].operation, ns, 1]
+    return [(r[0], r[1], r[2], r[3], r[4]) for r in rows.values()]
 
 
 def error_spans(view: TraceView) -> list[tuple[TraceSpan, bool]]:

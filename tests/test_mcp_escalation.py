@@ -3,6 +3,7 @@ offline without a key, Gemini (the local REST stub) with one, and the time budge
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -48,8 +49,11 @@ def test_correlate_finds_the_scenarios_root_cause(mode):
     top = out["candidates"][0]
     t = truth()["root_cause"]
     assert top["service"] == t["service"] and top["mechanism"] in t["mechanisms"]
-    assert top["evidence"]["sql"] and top["evidence"]["trace_ids"]
+    assert top["evidence"]["trace_ids"] and "sql" not in top["evidence"]  # behind include_sql
+    assert any("include_sql=true" in n for n in out["notes"])
     assert out["baseline"]["start"] == "2025-06-12T09:00:00.000000Z"
+    full = ok(call(mode, "correlate", {"dataset": "shop", **INCIDENT, **BASELINE, "include_sql": True}))
+    assert full["candidates"][0]["evidence"]["sql"].lstrip().upper().startswith(("WITH", "SELECT"))
 
 
 def test_should_escalate(mode):
@@ -57,9 +61,12 @@ def test_should_escalate(mode):
     quiet = ok(call(mode, "should_escalate", {"files_involved": 2}))
     assert quiet["escalate"] is False and quiet["reasons"] == []
     busy = ok(call(mode, "should_escalate", {"dataset": "shop", "attempted_approaches": 6}))
-    assert busy["escalate"] is True
-    assert busy["signals"]["services_involved"] > 3 and busy["signals"]["trace_bytes"] > 0
+    assert busy["escalate"] is True and busy["evidence"] in ("clear", "unclear", "none")
+    assert busy["signals"]["trace_bytes"] > 0 and busy["signals"]["candidates"] is not None
     assert any("6 approaches attempted" in r for r in busy["reasons"])
+    # the services involved are those the candidates name, not the dataset's eleven
+    incident = ok(call(mode, "should_escalate", {"dataset": "shop", **INCIDENT}))
+    assert incident["signals"]["services_involved"] <= 3 and incident["escalate"] is False
     narrow = ok(call(mode, "should_escalate", {"dataset": "shop", "services": ["pricing"], **INCIDENT}))
     assert narrow["signals"]["services_involved"] == 1 and narrow["signals"]["time_span_s"] == 900
 
@@ -144,7 +151,16 @@ def test_escalate_errors(mode):
         "Input should be less than or equal to 5"
     )
     text = error_text(call(mode, "escalate_analysis", {"claude_context": {"code_scope": {}}}))
-    assert text.endswith("bad arguments: claude_context.stuck_description: Field required")
+    assert (
+        "bad arguments: claude_context.stuck_description: Field required; claude_context is an object: "
+        in text
+    )
+    # the shape expected, as JSON the agent can fill in
+    shape = json.loads(text.split("claude_context is an object: ", 1)[1])
+    assert list(shape)[0] == "stuck_description" and shape["code_scope"]["files"] == ["…"]
+    text = error_text(call(mode, "escalate_analysis", {"claude_context": "checkout fails"}))
+    assert "claude_context: Input should be an object; claude_context is an object: {" in text
+    assert "ClaudeContext" not in text
 
 
 def test_conversation_round_trip(mode):
@@ -267,13 +283,22 @@ def test_first_turn_names_each_warning_once(mode):
 
 
 def test_should_escalate_judges_the_dataset_as_an_escalation_of_it_would(mode):
-    """One computation in the package (escalation.should_escalate_for) for the tool and the bundle."""
+    """One computation in the package (escalation.should_escalate_for, weighed against the evidence
+    by escalation.decide.weigh_evidence) for the tool and the bundle."""
+    from correlate.times import parse_time_ns
+    from correlate.types import Window
     from escalation import should_escalate_for
+    from escalation.decide import weigh_evidence
 
     ingest_scenario()
     out = ok(call(mode, "should_escalate", {"dataset": "shop", **INCIDENT, "attempted_approaches": 6}))
-    want = should_escalate_for("shop", window=None, attempted_approaches=6).to_dict()
+
+    window = Window(parse_time_ns(INCIDENT["start"]), parse_time_ns(INCIDENT["end"]))
+    want = weigh_evidence(
+        should_escalate_for("shop", window=window, attempted_approaches=6), "shop", window
+    ).to_dict()
     assert out["signals"]["trace_bytes"] == want["signals"]["trace_bytes"] > 0
     assert out["signals"]["services_involved"] == want["signals"]["services_involved"]
+    assert (out["evidence"], out["against"]) == (want["evidence"], want["against"])
     assert out["signals"]["time_span_s"] == 900.0  # the window asked, not the whole dataset
     assert out["escalate"] is True and any("6 approaches attempted" in r for r in out["reasons"])

@@ -184,15 +184,15 @@ def test_a_big_trace_is_paged_by_span(mode, monkeypatch):
     ingest_scenario()
     q = "SELECT trace_id FROM spans GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1"
     trace_id = ok(call(mode, "query_spans", {"dataset": "shop", "sql": q}))["rows"][0][0]
-    whole = ok(call(mode, "get_trace", {"dataset": "shop", "trace_id": trace_id}))
-    assert whole["page"]["next_cursor"] is None and len(whole["spans"]) == whole["span_count"] >= 10
+    whole = ok(call(mode, "get_trace", {"dataset": "shop", "trace_id": trace_id, "view": "spans"}))
+    assert whole["page"]["next_cursor"] is None and len(whole["rows"]) == whole["span_count"] >= 10
     monkeypatch.setenv("MAX_MCP_OUTPUT_TOKENS", "1500")
-    spans, args = [], {"dataset": "shop", "trace_id": trace_id}
+    spans, args = [], {"dataset": "shop", "trace_id": trace_id, "view": "spans"}
     while True:
         page = ok(call(mode, "get_trace", args))
-        assert page["span_count"] == whole["span_count"] and page["critical_path"] == whole["critical_path"]
-        spans += page["spans"]
+        assert page["span_count"] == whole["span_count"] and page["services"] == whole["services"]
+        spans += page["rows"]
         if not page["page"]["next_cursor"]:
             break
         args = {**args, "cursor": page["page"]["next_cursor"]}
-    assert spans == whole["spans"] and "cursor" in args
+    assert spans == whole["rows"] and "cursor" in args

@@ -79,10 +79,13 @@ def test_get_trace_tree(mode):
     q = "SELECT trace_id, count(*) AS n FROM spans GROUP BY 1 ORDER BY n DESC, trace_id LIMIT 1"
     trace_id, n = ok(call(mode, "query_spans", {"dataset": "jaeger", "sql": q}))["rows"][0]
     out = ok(call(mode, "get_trace", {"dataset": "jaeger", "trace_id": trace_id.upper()}))
-    assert out["trace_id"] == trace_id and out["span_count"] == n == len(out["spans"])
-    roots = [s for s in out["spans"] if s["depth"] == 0]
-    assert roots and out["duration_ns"] >= max(s["duration_ns"] for s in roots)
-    assert out["critical_path"] and out["start"].endswith("Z")
+    assert out["trace_id"] == trace_id and out["span_count"] == n and out["view"] == "summary"
+    assert out["rows"] and out["columns"][:3] == ["span_id", "service", "operation"]  # the critical path
+    assert out["start"].endswith("Z") and out["root"] and out["services"]
+    spans = ok(call(mode, "get_trace", {"dataset": "jaeger", "trace_id": trace_id, "view": "spans"}))["rows"]
+    assert len(spans) == n
+    roots = [s for s in spans if s["depth"] == 0]
+    assert roots and out["duration_ms"] >= max(s["duration_ns"] for s in roots) / 1e6 * 0.99
     text = error_text(call(mode, "get_trace", {"dataset": "jaeger", "trace_id": "deadbeef" * 4}))
     assert "no spans of trace" in text
 

@@ -93,7 +93,7 @@ def test_stdout_carries_only_protocol(dcr_home):
     proc.stdin.close()
     proc.wait(timeout=10)
     assert proc.stdout.read() == b""
-    assert len(answers[3]["result"]["tools"]) == 16
+    assert len(answers[3]["result"]["tools"]) == 18
     wire = json.dumps(answers[3], separators=(",", ":"), ensure_ascii=False)
     assert len(wire) / limits.CHARS_PER_TOKEN < 8_000  # the tools/list budget, on the wire
     assert answers[2]["result"]["isError"] is True

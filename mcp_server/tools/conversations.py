@@ -32,58 +32,40 @@ __all__ = [
     "list_conversations",
 ]
 
-SessionArg = Annotated[str, Field(description="from start_conversation or list_conversations")]
-_STATUS_DOC = (
-    "session_id, state (active|finalized|expired), dataset, analysis_type, provider, model, question, "
-    "created_at, updated_at, expires_at, turns, failed_turns, max_turns, total_tokens, cost_usd"
-)
+SessionArg = Annotated[str, Field(description="see list_conversations")]
 
 
 class TurnOut(BaseModel):
+    # also provider, model, cost_usd, escalation_id, bundle_path
     session_id: str
-    turn: int
     status: str = Field(description="ok or failed (retry: empty message)")
-    provider: str
-    model: str
-    checked_by_model: bool
     analysis: Obj(ANALYSIS_DOC)
+    checked_by_model: bool
     turns_left: int
     warnings: list[str]
-    cost_usd: float
-    escalation_id: str | None = None
-    bundle_path: str | None = None
     page: DocPage
 
 
 class SummaryOut(BaseModel):
-    session_id: str
-    summary_format: str
+    # also session_id, summary_format, turns, cost_usd
     summary_markdown: str
     analysis: Obj("root causes merged over all turns; " + ANALYSIS_DOC)
-    turns: int
-    cost_usd: float
     warnings: list[str]
     page: DocPage
 
 
 class StatusOut(BaseModel):
-    session_id: str
+    # also session_id, dataset, analysis_type, provider, model, question, created_at, updated_at,
+    # total_tokens, cost_usd
     state: str = Field(description="active, finalized or expired")
-    dataset: str | None
-    analysis_type: str
-    provider: str
-    model: str
-    question: str
-    updated_at: str
-    expires_at: str
     turns: int
     failed_turns: int
     max_turns: int
-    cost_usd: float
+    expires_at: str
 
 
 class ConversationList(BaseModel):
-    conversations: Objs("newest first: " + _STATUS_DOC)
+    conversations: Objs("as get_conversation_status")
     page: Page
 
 
@@ -113,10 +95,9 @@ async def start_conversation(
     end: TimeArg = None,
     services: ServicesArg = None,
 ) -> Annotated[CallToolResult, TurnOut]:
-    """Start a multi-turn analysis over escalate_analysis's evidence bundle; answers the
-    initial_question (default: stuck_description). Keep the
-    session_id: ask follow-ups with continue_conversation, end with finalize_conversation.
-    Sessions survive restarts; list_conversations finds them again."""
+    """Start a multi-turn analysis over escalate_analysis's evidence; answers initial_question
+    (default: stuck_description). Follow up with continue_conversation, end with
+    finalize_conversation; sessions survive restarts (list_conversations)."""
     req = build_request(
         question=initial_question,
         context=claude_context,
@@ -171,8 +152,8 @@ def list_conversations(
     cursor: CursorArg = None,
 ) -> Annotated[CallToolResult, ConversationList]:
     """List escalation conversations, newest first, to resume one after your context was cleared
-    (then get_conversation_status / continue_conversation with its session_id). Compare
-    page.returned_count with page.total_count; pass page.next_cursor for more."""
+    (continue_conversation with its session_id). Paged: page.returned_count vs total_count,
+    next_cursor."""
 
     def build() -> dict[str, Any]:
         from escalation.api import list_conversations as list_
@@ -180,7 +161,7 @@ def list_conversations(
         rows = [c.to_dict() for c in list_()]
         return {"conversations": [c for c in rows if state is None or c["state"] == state]}
 
-    return paged(cursor, "conversations", "list_conversations", build)
+    return paged(cursor, "conversations", "list_conversations", build, {"state": state})
 
 
 TOOLS = [

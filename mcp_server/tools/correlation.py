@@ -1,4 +1,5 @@
-"""The correlate tool: ranked root-cause candidates with evidence, as `dcr correlate --json`."""
+"""The correlation tools: timeline (when did it start: the onset, and the window and baseline to
+ask about) and correlate (ranked root-cause candidates with evidence, as `dcr correlate --json`)."""
 
 from __future__ import annotations
 
@@ -19,31 +20,40 @@ from mcp_server.tools.base import (
     TimeArg,
     ToolError,
     iso,
+    ms,
     paged,
     parse_window,
+    sparse,
 )
 
-__all__ = ["TOOLS", "correlate", "resolve_window", "CorrelateOut"]
+__all__ = ["TOOLS", "timeline", "correlate", "resolve_window", "CorrelateOut", "TimelineOut"]
 
 
-_WINDOW = "start_ns, end_ns (exclusive), start, end (ISO)"
+_WINDOW = "start, end (ISO), start_ns, end_ns"
 _CANDIDATE = (
-    "best first: service, operation, mechanism, score 0..1, confidence "
-    "(high/medium/low: trust as THE cause), summary, analysis, "
-    "evidence {before, after (figures), trace_ids (get_trace), span_ids, sql (query_spans), details}"
+    "best first: service, operation, mechanism, score, confidence (trust as THE cause), summary, "
+    "evidence {before, after, trace_ids, span_ids, details}"
 )
 
 
 class CorrelateOut(BaseModel):
-    dataset: str
+    # also dataset, services, seconds, html_report
     window: Obj(_WINDOW)
-    baseline: Obj(_WINDOW + "; null: no data before the window") | None
-    services: list[str]
+    baseline: Obj(_WINDOW) = {}
     candidates: Objs(_CANDIDATE)
-    findings: Objs("paged: kind, summary, service, operation, evidence")
-    notes: list[str]
-    seconds: float
-    html_report: str | None = None
+    findings: Objs("kind, service, operation, summary")
+    notes: list[str] = []
+    page: Page
+
+
+class TimelineOut(BaseModel):
+    # also window, bucket_0 (the time of bucket 0)
+    bucket_s: float
+    columns: list[str]
+    services: Objs("service, rows")
+    changes: Obj("columns, rows; strongest first") = {}
+    onset: Obj("at, because, correlate: the window and baseline to pass") = {}
+    notes: list[str] = []
     page: Page
 
 
@@ -112,9 +122,118 @@ def _window(w: dict[str, int] | None) -> dict[str, Any] | None:
     return {**w, "start": iso(w["start_ns"]), "end": iso(w["end_ns"])}
 
 
-HtmlReportArg = Annotated[
-    bool, Field(description="Also write an HTML report for your user; path in html_report.")
-]
+HtmlReportArg = Annotated[bool, Field(description="also write an HTML report for your user")]
+
+
+_METRICS = {"error_rate": "error_rate", "latency_ns": "latency_ms", "requests_per_s": "requests_per_s"}
+
+
+def _figure(metric: str, value: float) -> float | int | None:
+    return ms(value) if metric == "latency_ns" else float(f"{value:.3g}")
+
+
+def timeline(
+    dataset: DatasetArg,
+    start: TimeArg = None,
+    end: TimeArg = None,
+    services: ServicesArg = None,
+    buckets: Annotated[int, Field(ge=6, le=120)] = 40,
+    cursor: CursorArg = None,
+) -> Annotated[CallToolResult, TimelineOut]:
+    """Find the onset before correlate: per service and bucket requests, errors, p50/p95 ms;
+    change points per operation (error rate, latency, request rate); the onset with the window and
+    baseline to pass to correlate. Paged by service: page.returned_count vs total_count, next_cursor."""
+
+    def build() -> dict[str, Any]:
+        from correlate import open_dataset
+
+        with open_dataset(dataset) as ds:
+            window, _ = resolve_window(ds.handle.time_range, start, end)
+            t = ds.timeline(window, tuple(services or ()), buckets)
+            notes = list(t.notes)
+            if services:
+                from correlate.scope import unknown_services
+
+                notes += unknown_services(ds.handle.services, services)
+        t0 = t.window.start_ns // t.bucket_ns * t.bucket_ns
+
+        def at(ns: int) -> int:
+            return (ns - t0) // t.bucket_ns
+
+        out: dict[str, Any] = {
+            "window": {"start": iso(t.window.start_ns), "end": iso(t.window.end_ns)},
+            "bucket_s": t.bucket_ns / 1e9,
+            "columns": ["bucket", "requests", "errors", "p50_ms", "p95_ms"],
+            "services": [
+                {
+                    "service": s.service,
+                    "rows": [[at(b), n, e, ms(p50), ms(p95)] for b, n, e, p50, p95 in s.rows],
+                }
+                for s in t.services
+            ],
+            "notes": notes,
+        }
+        out["bucket_0"] = iso(t0)
+        if t.changes:
+            out["changes"] = {
+                "columns": ["service", "operation", "metric", "bucket", "at", "before", "after", "strength"],
+                "rows": [
+                    [
+                        c.service,
+                        c.operation,
+                        _METRICS[c.metric],
+                        at(c.at_ns),
+                        iso(c.at_ns),
+                        _figure(c.metric, c.before),
+                        _figure(c.metric, c.after),
+                        c.strength,
+                    ]
+                    for c in t.changes
+                ],
+            }
+        if t.onset is not None:
+            o = t.onset
+            args = {"start": iso(o.window.start_ns), "end": iso(o.window.end_ns)}
+            if o.baseline is not None:
+                args |= {"baseline_start": iso(o.baseline.start_ns), "baseline_end": iso(o.baseline.end_ns)}
+            out["onset"] = {
+                "at": iso(o.at_ns),
+                "because": [
+                    f"{c.service} {c.operation or '(all)'} {_METRICS[c.metric]} "
+                    f"{_figure(c.metric, c.before)} -> {_figure(c.metric, c.after)}"
+                    for c in o.because[:3]
+                ],
+                "correlate": args,
+            }
+        return sparse(out)
+
+    args = {"dataset": dataset, "start": start, "end": end, "services": services, "buckets": buckets}
+    return paged(cursor, "services", "timeline", build, args)
+
+
+IncludeSqlArg = Annotated[bool, Field(description="full evidence: sql, findings' figures")]
+
+
+def _slim_candidates(candidates: list[dict[str, Any]], include_sql: bool) -> list[dict[str, Any]]:
+    """Candidates without null or empty fields (nor the analysis's name, nor sql unless asked); a
+    candidate whose evidence repeats an earlier one's says which (0-based) instead."""
+    out: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    for i, c in enumerate(candidates):
+        c = sparse(c, () if include_sql else ("sql", "analysis"))
+        key = repr(c.get("evidence"))
+        if "evidence" in c and key in seen:
+            c["evidence"] = f"as candidates[{seen[key]}]"
+        seen.setdefault(key, i)
+        out.append(c)
+    return out
+
+
+def _slim_finding(f: dict[str, Any]) -> dict[str, Any]:
+    """A finding as its kind, where and its summary (which carries its figures), and a trace."""
+    keep = {k: f.get(k) for k in ("kind", "service", "operation", "summary")}
+    keep["trace_ids"] = list((f.get("evidence") or {}).get("trace_ids") or [])[:1]
+    return sparse(keep)
 
 
 def correlate(
@@ -124,14 +243,14 @@ def correlate(
     baseline_start: TimeArg = None,
     baseline_end: TimeArg = None,
     services: ServicesArg = None,
+    include_sql: IncludeSqlArg = False,
     cursor: CursorArg = None,
     html_report: HtmlReportArg = False,
 ) -> Annotated[CallToolResult, CorrelateOut]:
-    """Call it first on an incident: ranked root-cause candidates (service, operation, mechanism
-    such as error_propagation or retry_storm) for a window against a baseline, with before/after
-    figures, example trace_ids and a reproducing sql. Times:
-    ISO-8601 (UTC if no offset) or epoch s/ms/ns; default: the whole dataset, baseline the same
-    length before. findings are paged: page.returned_count vs total_count, next_cursor."""
+    """Ranked root-cause candidates (service, operation, mechanism) for a window against a
+    baseline, with before/after figures and trace_ids; find the window with timeline. Times ISO-8601
+    (UTC if no offset) or epoch s/ms/ns; default: all data, baseline as long before. Read notes.
+    findings are paged: page.returned_count vs total_count, next_cursor."""
 
     def build() -> dict[str, Any]:
         from correlate import open_dataset
@@ -139,20 +258,41 @@ def correlate(
         with open_dataset(dataset) as ds:
             window, baseline = resolve_window(ds.handle.time_range, start, end, baseline_start, baseline_end)
             report = ds.correlate(window, baseline, tuple(services or ()))
+            notes = list(report.notes)
+            if report.window.end_ns > report.window.start_ns:
+                notes += ds.scope_notes(report.window, report.baseline, tuple(services or ()))
             page = None
             if html_report:
                 from escalation.html_report import default_report_path, write_html_report
 
                 page = write_html_report(ds, report, default_report_path(dataset)).path
         d = report.to_dict()
+        has_sql = any(x["evidence"].get("sql") for x in (*d["candidates"], *d["findings"]))
+        if has_sql and not include_sql:
+            notes.append(
+                "evidence sql and the findings' figures and details left out: include_sql=true adds them"
+            )
+        d["candidates"] = _slim_candidates(d["candidates"], include_sql)
+        d["findings"] = [f if include_sql else _slim_finding(f) for f in d["findings"]]
+        d["notes"] = notes
         d["html_report"] = page
         d["window"] = _window(d["window"])
         d["baseline"] = _window(d["baseline"])
-        return d
+        return sparse(d) | {"candidates": d["candidates"]}
 
-    return paged(cursor, "findings", "correlate", build)
+    args = {
+        "dataset": dataset,
+        "start": start,
+        "end": end,
+        "baseline_start": baseline_start,
+        "baseline_end": baseline_end,
+        "services": services,
+        "include_sql": include_sql,
+    }
+    return paged(cursor, "findings", "correlate", build, args, also=("candidates",))
 
 
 TOOLS = [
+    spec(timeline, "Timeline of an incident", read_only=True, idempotent=True),
     spec(correlate, "Correlate an incident", read_only=True, idempotent=True),
 ]

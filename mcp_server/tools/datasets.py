@@ -43,18 +43,16 @@ class DatasetInfo(BaseModel):
 
 
 class DatasetList(BaseModel):
-    datasets: list[DatasetInfo]
+    datasets: Objs("name, spans, logs, rejected, start, end (ISO), services, updated_at")
     page: Page
 
 
 class IngestOut(BaseModel):
+    # also duplicates, bytes, seconds
     dataset: str
     spans: int
     logs: int
     rejected: int
-    duplicates: int
-    bytes: int
-    seconds: float
     rejects_path: str | None
     totals: Obj("the dataset now, as in list_datasets")
     sources: Objs("path, format, spans, logs, rejected, duplicates, skipped")
@@ -78,12 +76,12 @@ def _info(name: str) -> dict:
 
 
 def list_datasets(cursor: CursorArg = None) -> Annotated[CallToolResult, DatasetList]:
-    """List the ingested datasets with span/log counts, time range and services. Call it first to
-    learn dataset names and the time range to pass to correlate. Empty: call ingest_traces. Paged
-    when long: page.returned_count vs total_count, next_cursor."""
+    """List the ingested datasets: span/log counts, time range, services. Call it first for the
+    names and time ranges. Empty: call ingest_traces. Paged: page.returned_count vs total_count,
+    next_cursor."""
     from ingest.dataset import list_datasets as names
 
-    return paged(cursor, "datasets", "list_datasets", lambda: {"datasets": [_info(n) for n in names()]})
+    return paged(cursor, "datasets", "list_datasets", lambda: {"datasets": [_info(n) for n in names()]}, {})
 
 
 async def ingest_traces(

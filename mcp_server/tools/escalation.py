@@ -46,10 +46,7 @@ TIMEOUT_WARNING = (
     "evidence; call again with a larger time_budget_seconds for the model's analysis"
 )
 TIMEOUT_PREFIX = "the model did not answer within the time budget"  # escalation.api.timeout_warning
-ANALYSIS_DOC = (
-    "summary, root_causes [{title, service, mechanism, confidence, explanation, evidence}], fixes, "
-    "tests_to_run, open_questions"
-)
+ANALYSIS_DOC = "summary, root_causes, fixes, tests_to_run, open_questions"
 
 
 class CodeScopeIn(BaseModel):
@@ -70,25 +67,21 @@ class ClaudeContext(BaseModel):
 
 
 class EscalationOut(BaseModel):
-    escalation_id: str
-    provider: str
-    model: str
-    partial: bool
-    checked_by_model: bool
+    # also escalation_id, provider, model, cut, cost_usd, html_report: named here only what to read
     analysis: Obj(ANALYSIS_DOC)
+    checked_by_model: bool
+    partial: bool
     warnings: list[str]
-    cut: list[str]
-    cost_usd: float
     bundle_path: str | None
-    html_report: str | None = None
     page: DocPage
 
 
 class DecisionOut(BaseModel):
+    # also signals, thresholds
     escalate: bool
     reasons: list[str]
-    signals: dict[str, Any]
-    thresholds: dict[str, Any]
+    evidence: str = Field(description="clear, unclear, none, unknown")
+    against: list[str]
 
 
 def entry_point_text(ep: str | dict[str, Any]) -> str:
@@ -143,7 +136,7 @@ def build_request(
         question=text,
         dataset=dataset,
         window=window,
-        services=tuple(services or scope.service_names or ()),
+        services=tuple(services or ()),  # code_scope.service_names orders the bundle, never filters it
         context=agent,
         analysis_type=analysis_type,
         depth_level=depth_level,
@@ -194,11 +187,13 @@ def should_escalate(
     end: TimeArg = None,
 ) -> Annotated[CallToolResult, DecisionOut]:
     """Is this problem too big for your own context? Any threshold crossed (over 50 files, 100 MB
-    of traces, 3 services, 1 h of time span, 5 attempts) is a reason. A dataset supplies trace
-    bytes, services and time span. escalate=true: call escalate_analysis."""
+    of traces, 3 services, 1 h of time span, 5 attempts) is a reason; with a dataset, weighed
+    against correlate's evidence for the window: one high-confidence candidate outweighs size.
+    escalate=true: call escalate_analysis."""
 
     def decide() -> dict[str, Any]:
         from escalation.api import should_escalate_for
+        from escalation.decide import weigh_evidence
 
         window = None
         if dataset:
@@ -206,13 +201,16 @@ def should_escalate(
             from mcp_server.tools.correlation import resolve_window
 
             window, _ = resolve_window(open_handle(dataset).time_range, start, end)
-        return should_escalate_for(
+        decision = should_escalate_for(
             dataset,
             services=tuple(services or ()),
             window=window,
             files_involved=files_involved,
             attempted_approaches=attempted_approaches,
-        ).to_dict()
+        )
+        if dataset:
+            decision = weigh_evidence(decision, dataset, window, tuple(services or ()))
+        return decision.to_dict()
 
     return structured(decide())
 
@@ -229,9 +227,9 @@ async def escalate_analysis(
     html_report: HtmlReportArg = False,
 ) -> Annotated[CallToolResult, EscalationOut]:
     """Hand a problem you are stuck on to a large-context model (Gemini; without a key an offline
-    rule-based report) with the evidence of the dataset's window (candidates, traces, logs, graph)
-    and the code in code_scope. Use it after correlate and your own attempts. Past
-    time_budget_seconds: the offline report, partial=true."""
+    report) with the window's evidence (candidates, traces, logs, graph) and the code in
+    code_scope, after correlate and your own attempts. Past time_budget_seconds: the offline
+    report, partial=true."""
     req = build_request(
         question=question,
         context=claude_context,

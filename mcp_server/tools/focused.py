@@ -89,7 +89,7 @@ async def trace_execution_path(
 ) -> Annotated[CallToolResult, EscalationOut]:
     """Follow a request from an entry point through the code and the traces (which function runs
     on which service, in what order, how long) and mark where execution departs from what the
-    code intends. Escalates with analysis_type execution_trace; answer as escalate_analysis."""
+    code intends. As escalate_analysis with analysis_type execution_trace."""
     where = _ep(entry_point)
     question = (
         f"Trace the execution path from {where}, following calls up to {max_depth} levels deep"
@@ -109,8 +109,7 @@ async def hypothesis_test(
     end: TimeArg = None,
 ) -> Annotated[CallToolResult, EscalationOut]:
     """Test one theory about the bug against the evidence and the code: supported, refuted or
-    undecided, and by which evidence. Escalates with analysis_type hypothesis_test; answer as
-    escalate_analysis."""
+    undecided, and by which evidence. As escalate_analysis with analysis_type hypothesis_test."""
     question = f"Test this hypothesis: {hypothesis}\nSuggested approach: {test_approach}"
     return await _escalate(
         "hypothesis_test",
@@ -132,8 +131,8 @@ async def cross_system_impact(
     end: TimeArg = None,
 ) -> Annotated[CallToolResult, EscalationOut]:
     """Which services and calls a change to these files affects across service boundaries, and
-    how (breaking, performance, behavioral), using the service graph and traces. Escalates with
-    analysis_type cross_system; answer as escalate_analysis."""
+    how (breaking, performance, behavioral), from the service graph and traces. As
+    escalate_analysis with analysis_type cross_system."""
     kinds = ", ".join(impact_types or ["breaking", "performance", "behavioral"])
     services = f" (services {', '.join(change_scope.service_names)})" if change_scope.service_names else ""
     question = (
@@ -152,8 +151,8 @@ async def performance_bottleneck(
     end: TimeArg = None,
 ) -> Annotated[CallToolResult, EscalationOut]:
     """Where time goes on a code path: critical path, self time, N+1 fan-out, waits, saturation,
-    each cause's share of the added latency. profile_depth is the analysis depth (1..5).
-    Escalates with analysis_type performance; answer as escalate_analysis."""
+    each cause's share of the added latency; profile_depth: analysis depth. As escalate_analysis
+    with analysis_type performance."""
     where = _ep(code_path.entry_point)
     suspects = "; ".join(code_path.suspected_issues)
     question = f"Find the performance bottlenecks on the path starting at {where}." + (
