@@ -4,6 +4,7 @@
     trace_sources(session, trace_id)                          the sources a trace's spans came from
     service_graph_change(session, window, baseline)           calls, errors, p95 per caller -> callee
     log_template_counts(session, window, baseline, services)  log templates, counted exactly
+    service_activity(session, window, baseline)               spans, traces, requests per service
     code_locations(session, window) / stack_traces(session, window)   code the spans point at
 
 `DatasetSession` has a method of each name; escalation calls those and never queries the views
@@ -19,6 +20,7 @@ that are templated is capped (the most frequent first), and the result says when
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -32,7 +34,10 @@ from correlate.types import (
     ExemplarTrace,
     LogTemplate,
     LogTemplateCounts,
+    PeriodActivity,
+    ServiceActivity,
     ServiceGraphChange,
+    ServiceRequests,
     StackTrace,
     Window,
 )
@@ -44,6 +49,7 @@ __all__ = [
     "trace_sources",
     "service_graph_change",
     "log_template_counts",
+    "service_activity",
     "code_locations",
     "stack_traces",
     "severity_name",
@@ -83,10 +89,13 @@ def _one_line(sql: str) -> str:
 def exemplar_traces(
     session: Any, window: Window, baseline: Window | None = None, services: Sequence[str] = ()
 ) -> tuple[ExemplarTrace, ...]:
-    """The window's slowest trace, its most erroring one (the earliest of those), the one nearest
-    its median duration, and the baseline's one nearest its median, in that order (a role with no
-    trace is left out; one trace may hold several roles). With `services`, only traces that
-    pass through one of them. Ties go to the smaller trace id, so two runs pick the same traces."""
+    """The window's slowest trace, its most erroring one (the earliest of those), then the traces
+    nearest the median duration of the window and of the baseline among those with the same root
+    (service and operation) as the failing trace, else the slowest, so the typical and the
+    baseline traces show the same request done well (any root when the period has none of it),
+    in that order (a role with no trace is left out; one trace may hold several roles). With
+    `services`, only traces that pass through one of them. Ties go to the smaller trace id, so
+    two runs pick the same traces."""
     svc = ""
     if services:
         svc = f" AND list_has_any(services, [{', '.join(lit(s) for s in services)}])"
@@ -95,22 +104,45 @@ def exemplar_traces(
         "slowest": f"SELECT trace_id FROM traces WHERE {where} ORDER BY duration_ns DESC, trace_id LIMIT 1",
         "failing": f"SELECT trace_id FROM traces WHERE {where} AND has_error "
         "ORDER BY error_count DESC, start_ns, trace_id LIMIT 1",
-        "typical": f"SELECT trace_id FROM traces WHERE {where} ORDER BY abs(duration_ns - "
-        f"(SELECT median(duration_ns) FROM traces WHERE {where})), trace_id LIMIT 1",
     }
-    if baseline is not None:
-        bw = _in("start_ns", baseline) + svc
-        queries["baseline_typical"] = (
-            f"SELECT trace_id FROM traces WHERE {bw} ORDER BY abs(duration_ns - "
-            f"(SELECT median(duration_ns) FROM traces WHERE {bw})), trace_id LIMIT 1"
-        )
     session.ensure_materialized("traces")
-    out = []
+    out: list[ExemplarTrace] = []
     for role, sql in queries.items():
         got = session.fetch(sql)
         if got and got[0][0] is not None:
             out.append(ExemplarTrace(trace_id=got[0][0], role=role, sql=sql))
-    return tuple(out)
+    root = None
+    if out:
+        ref = next((e for e in out if e.role == "failing"), out[0])
+        got = session.fetch(
+            "SELECT root_service, root_operation FROM traces WHERE trace_id = ?", [ref.trace_id]
+        )
+        root = got[0] if got and got[0][0] is not None else None
+    periods = [("typical", window)] + ([("baseline_typical", baseline)] if baseline is not None else [])
+    for role, period in periods:
+        base = _in("start_ns", period) + svc
+        options = []
+        if root is not None:
+            options.append(f"{base} AND root_service = {lit(root[0])} AND root_operation = {lit(root[1])}")
+        options.append(base)
+        for cond in options:
+            sql = (
+                f"SELECT trace_id FROM traces WHERE {cond} ORDER BY abs(duration_ns - "
+                f"(SELECT median(duration_ns) FROM traces WHERE {cond})), trace_id LIMIT 1"
+            )
+            got = session.fetch(sql)
+            if got and got[0][0] is not None:
+                out.append(ExemplarTrace(trace_id=got[0][0], role=role, sql=sql))
+                break
+    roots = {}
+    if out:
+        ids = sorted({e.trace_id for e in out})
+        for tid, rs, ro, start in session.fetch(
+            "SELECT trace_id, root_service, root_operation, start_ns FROM traces WHERE list_contains(?, trace_id)",
+            [ids],
+        ):
+            roots[tid] = (f"{rs} {ro}" if rs is not None else "", int(start))
+    return tuple(ExemplarTrace(e.trace_id, e.role, e.sql, *roots.get(e.trace_id, ("", 0))) for e in out)
 
 
 def trace_sources(session: Any, trace_id: str) -> tuple[str, ...]:
@@ -155,6 +187,46 @@ def service_graph_change(session: Any, window: Window, baseline: Window | None =
         status = "" if baseline is None else "both" if after and before else "new" if after else "gone"
         edges.append(EdgeChange(caller, callee, after, before, status))
     return ServiceGraphChange(window, baseline, tuple(edges), sql)
+
+
+# requests per service -----------------------------------------------------------------------
+
+
+def service_activity(session: Any, window: Window, baseline: Window | None = None) -> ServiceActivity:
+    """Spans, traces and requests per service in the window and the baseline, and how many failed.
+
+    A request of a service is a span it serves: a root span, a span whose parent is on another
+    service, or a span declared SERVER or CONSUMER (as `correlate/timeline.py` counts them);
+    a failed request is one with status ERROR. A span belongs to the period it starts in."""
+    in_w = _in("c.start_ns", window)
+    periods = f"({in_w} OR {_in('c.start_ns', baseline)})" if baseline is not None else in_w
+    entry = "(p.span_id IS NULL OR p.service_name <> c.service_name OR c.kind IN ('SERVER', 'CONSUMER'))"
+    sql = _one_line(f"""
+        SELECT c.service_name AS service, {in_w} AS w, count(*) AS spans,
+               count(*) FILTER (WHERE c.status_code = 'ERROR') AS error_spans,
+               count(*) FILTER (WHERE {entry}) AS requests,
+               count(*) FILTER (WHERE {entry} AND c.status_code = 'ERROR') AS failed_requests,
+               count(DISTINCT c.trace_id) AS traces
+        FROM spans c LEFT JOIN spans p ON p.trace_id = c.trace_id AND p.span_id = c.parent_span_id
+        WHERE {periods}
+        GROUP BY GROUPING SETS ((c.service_name, w), (w)) ORDER BY w DESC, requests DESC, service""")
+    empty = PeriodActivity(0, 0, 0, 0, 0)
+    per: dict[str, dict[bool, PeriodActivity]] = {}
+    totals: dict[bool, PeriodActivity] = {}
+    for service, w, spans, error_spans, requests, failed, traces in session.fetch(sql):
+        fig = PeriodActivity(int(spans), int(error_spans), int(requests), int(failed), int(traces))
+        if service is None:
+            totals[bool(w)] = fig
+        else:
+            per.setdefault(service, {})[bool(w)] = fig
+    has_b = baseline is not None
+    services = tuple(
+        ServiceRequests(svc, figs.get(True, empty), figs.get(False, empty) if has_b else None)
+        for svc, figs in sorted(per.items(), key=lambda kv: (-kv[1].get(True, empty).requests, kv[0]))
+    )
+    return ServiceActivity(
+        window, baseline, totals.get(True, empty), totals.get(False, empty) if has_b else None, services, sql
+    )
 
 
 # log templates -------------------------------------------------------------------------------
@@ -207,20 +279,31 @@ def log_template_counts(
     acc: dict[tuple[str, int, str], dict[str, Any]] = {}
     for (service, severity), group in sorted(by_group.items()):
         texts_in = [redact(r[2]) if redact else r[2] for r in group]
-        for r, template in zip(group, mine_templates(texts_in), strict=True):
+        for r, text, template in zip(group, texts_in, mine_templates(texts_in), strict=True):
             t = acc.setdefault(
-                (service, severity, template), {"w": 0, "b": 0, "first": None, "inferred": False}
+                (service, severity, template),
+                {
+                    "w": 0,
+                    "b": 0,
+                    "first": None,
+                    "first_b": None,
+                    "inferred": False,
+                    "values": {},
+                    "values_b": {},
+                },
             )
             t["inferred"] = t["inferred"] or effective_severity(r[3], r[2])[1]
-            if r[1]:
-                t["w"] += r[4]
-                if t["first"] is None or _first_key(r[5]) < _first_key(t["first"]):
-                    t["first"] = r[5]
-            else:
-                t["b"] += r[4]
+            key, values = ("first", "values") if r[1] else ("first_b", "values_b")
+            t["w" if r[1] else "b"] += r[4]
+            if t[key] is None or _first_key(r[5]) < _first_key(t[key][0]):
+                t[key] = (r[5], text)
+            _add_values(t[values], template, text)
     templates = []
     for (service, severity, template), t in acc.items():
-        first = t["first"] or {}
+        first, text = t["first"] or (None, None)
+        example = t["first"] or t["first_b"] or ({}, None)
+        values = t["values"] if t["w"] else t["values_b"]
+        n_slots = template.count("<NUM>")
         templates.append(
             LogTemplate(
                 service=service,
@@ -230,9 +313,15 @@ def log_template_counts(
                 template=template,
                 count=t["w"],
                 baseline_count=t["b"],
-                trace_id=first.get("trace_id"),
-                span_id=first.get("span_id"),
-                source_id=first.get("source_id"),
+                trace_id=(first or {}).get("trace_id"),
+                span_id=(first or {}).get("span_id"),
+                source_id=(first or {}).get("source_id"),
+                first_ns=(first or {}).get("time_ns"),
+                example=example[1],
+                example_ns=example[0].get("time_ns"),
+                values=tuple(values[i] for i in range(n_slots))
+                if -1 not in values and len(values) == n_slots
+                else (),
             )
         )
     templates.sort(key=lambda x: (-x.severity_number, -x.count, x.service, x.template))
@@ -248,6 +337,36 @@ def log_template_counts(
         texts_cap=int(max_texts),
         sql=_one_line(sql),
     )
+
+
+_NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
+
+
+def _add_values(ranges: dict[int, tuple[float, float]], template: str, text: str) -> None:
+    """Widen the (lowest, highest) number seen at each <NUM> of `template` by the numbers of one
+    line. Drain keeps the line's tokens, so the template's i-th token is the line's i-th; a token
+    whose numbers do not line up with its masks leaves every slot unknown (`ranges` loses them)."""
+    if ranges.get(-1):  # gave up on this template
+        return
+    slot = 0
+    toks, words = template.split(), text.split()
+    if len(toks) != len(words):
+        ranges.clear()
+        ranges[-1] = (0.0, 0.0)
+        return
+    for tok, word in zip(toks, words, strict=True):
+        n = tok.count("<NUM>")
+        if not n:
+            continue
+        nums = _NUMBER.findall(word)
+        if len(nums) != n:
+            ranges.clear()
+            ranges[-1] = (0.0, 0.0)
+            return
+        for v in map(float, nums):
+            lo, hi = ranges.get(slot, (v, v))
+            ranges[slot] = (min(lo, v), max(hi, v))
+            slot += 1
 
 
 def _first_key(first: dict[str, Any]) -> tuple[int, str, str, str]:

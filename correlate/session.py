@@ -13,6 +13,7 @@
         ds.trace_sources(trace_id)                 the sources a trace's spans came from
         ds.service_graph_change(window, baseline)  calls, errors, p95 per caller -> callee edge
         ds.log_template_counts(window, baseline)   log templates per service and level, exact counts
+        ds.service_activity(window, baseline)      spans, requests, failures, traces per service
         ds.code_locations(window) / ds.stack_traces(window)   code the window's spans point at
         ds.scan("spans")            polars LazyFrame over the Parquet parts (a snapshot of the files)
         ds.arrow(query)             pyarrow RecordBatchReader: the whole result, streamed, no cap
@@ -61,6 +62,7 @@ from correlate.types import (
     ExemplarTrace,
     ExportResult,
     LogTemplateCounts,
+    ServiceActivity,
     ServiceGraphChange,
     SqlResult,
     StackTrace,
@@ -465,6 +467,12 @@ class DatasetSession:
         from correlate import evidence
 
         return evidence.log_template_counts(self, window, baseline, services, redact=redact)
+
+    def service_activity(self, window: Window, baseline: Window | None = None) -> ServiceActivity:
+        """Spans, requests (failed ones too) and traces per service in the window and the baseline."""
+        from correlate import evidence
+
+        return evidence.service_activity(self, window, baseline)
 
     def code_locations(self, window: Window) -> tuple[CodeLocation, ...]:
         """The code places the window's spans name, those with the most errors first."""

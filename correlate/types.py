@@ -33,6 +33,9 @@ __all__ = [
     "LogTemplateCounts",
     "CodeLocation",
     "StackTrace",
+    "PeriodActivity",
+    "ServiceRequests",
+    "ServiceActivity",
 ]
 
 # The mechanism vocabulary (docs/correlate.md documents each one).
@@ -197,12 +200,15 @@ EXEMPLAR_ROLES = ("slowest", "failing", "typical", "baseline_typical")
 
 @dataclass(frozen=True)
 class ExemplarTrace(_Dict):
-    """A trace that shows a period: the window's slowest, its most erroring, the one nearest its
-    median duration, and the one nearest the baseline's median duration."""
+    """A trace that shows a period: the window's slowest, its most erroring, and the ones nearest
+    the median duration of the window and of the baseline among traces with the failing (else
+    the slowest) trace's root."""
 
     trace_id: str
     role: str  # one of EXEMPLAR_ROLES
     sql: str  # the query that picked it (runs as it is with `dcr sql`)
+    root: str = ""  # the trace's root: "service operation"
+    start_ns: int = 0  # when the trace starts
 
 
 @dataclass(frozen=True)
@@ -284,6 +290,14 @@ class LogTemplate(_Dict):
     trace_id: str | None = None
     span_id: str | None = None
     source_id: str | None = None
+    first_ns: int | None = None  # its time
+    # one real line of the template, as templated (after `redact`): the window's first, else the
+    # baseline's first; and its time
+    example: str | None = None
+    example_ns: int | None = None
+    # the lowest and highest number at each <NUM> of the template over its lines in the window
+    # (the baseline when the window has none); empty when the lines do not line up with the template
+    values: tuple[tuple[float, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -330,3 +344,37 @@ class StackTrace(_Dict):
     trace_id: str
     span_id: str
     text: str
+
+
+@dataclass(frozen=True)
+class PeriodActivity(_Dict):
+    """What happened in one period: spans, requests (root spans, spans whose parent is on
+    another service, SERVER and CONSUMER spans) and traces; failed = status ERROR."""
+
+    spans: int
+    error_spans: int
+    requests: int
+    failed_requests: int
+    traces: int  # traces with a span starting in the period
+
+
+@dataclass(frozen=True)
+class ServiceRequests(_Dict):
+    """One service in the window and the baseline (None: no baseline)."""
+
+    service: str
+    window: PeriodActivity
+    baseline: PeriodActivity | None
+
+
+@dataclass(frozen=True)
+class ServiceActivity(_Dict):
+    """Spans, requests and traces per service in the window and the baseline
+    (`correlate/evidence.py`, `service_activity`)."""
+
+    window: Window
+    baseline: Window | None
+    total: PeriodActivity  # the window, all services
+    baseline_total: PeriodActivity | None
+    services: tuple[ServiceRequests, ...]  # by requests in the window, most first
+    sql: str

@@ -79,8 +79,65 @@ def test_log_templates_are_the_log_templates_analysis_templates(scenario) -> Non
         t = got[(f.service, f.evidence.details["template"])]
         assert (t.count, t.baseline_count) == (f.evidence.after["logs"], f.evidence.before["logs"])
         assert t.severity_number == f.evidence.details["severity_number"]
-    t = got[("payment", "charge for order <*> aborted: lease for <*> expired before renewal")]
+    # prefixed ids are masked (each failure is not its own template)
+    t = got[("payment", "charge for order <ID> aborted: lease for order:<ID> expired before renewal")]
     assert (t.severity, t.count, t.baseline_count, t.severity_inferred) == ("ERROR", 3, 0, False)
+
+
+def test_each_template_keeps_a_raw_line_its_first_time_and_its_numbers(scenario) -> None:
+    ds, w, b = scenario
+    got = {(t.service, t.template): t for t in ds.log_template_counts(w, b).templates}
+    rows = ds.fetch("SELECT service_name, body, time_ns FROM logs WHERE body IS NOT NULL ORDER BY time_ns")
+    renew = got[("lock-service", "renew rejected: lease order:<ID> expired <NUM> ms ago")]
+    lines = [
+        (body, t)
+        for svc, body, t in rows
+        if svc == "lock-service" and body.startswith("renew rejected") and _in(t, w)
+    ]
+    assert (renew.example, renew.example_ns) == lines[0] and renew.first_ns == lines[0][1]
+    # the numbers the template masks, lowest and highest: the evidence (302..303 ms expired)
+    ago = [int(body.split(" expired ")[1].split()[0]) for body, _ in lines]
+    assert renew.values == ((min(ago), max(ago)),)
+    heap = got[("notification", "heap after GC: <NUM> MiB used of <NUM> MiB")]
+    used = [
+        int(body.split(": ")[1].split()[0])
+        for svc, body, t in rows
+        if svc == "notification" and "heap" in body and _in(t, w)
+    ]
+    assert heap.values == ((min(used), max(used)), (1024, 1024)) and heap.count == len(used)
+
+
+def test_service_activity_counts_requests_as_the_timeline_does(scenario) -> None:
+    ds, w, b = scenario
+    got = evidence.service_activity(ds, w, b)
+    spans = ds.fetch(
+        "SELECT trace_id, span_id, parent_span_id, service_name, kind, status_code, start_ns FROM spans"
+    )
+    service = {(r[0], r[1]): r[3] for r in spans}
+    want: Counter[tuple[str, bool, str]] = Counter()
+    for tid, _sid, parent, svc, kind, status, start in spans:
+        period = True if _in(start, w) else False if _in(start, b) else None
+        if period is None:
+            continue
+        want[(svc, period, "spans")] += 1
+        if service.get((tid, parent)) != svc or kind in ("SERVER", "CONSUMER"):
+            want[(svc, period, "requests")] += 1
+            want[(svc, period, "failed")] += status == "ERROR"
+    for s in got.services:
+        for period, fig in ((True, s.window), (False, s.baseline)):
+            assert (fig.spans, fig.requests, fig.failed_requests) == (
+                want[(s.service, period, "spans")],
+                want[(s.service, period, "requests")],
+                want[(s.service, period, "failed")],
+            ), s.service
+    assert got.total.spans == sum(s.window.spans for s in got.services) > 0
+    assert got.baseline_total is not None and got.baseline_total.requests == sum(
+        s.baseline.requests for s in got.services if s.baseline
+    )
+    assert [s.window.requests for s in got.services] == sorted(
+        (s.window.requests for s in got.services), reverse=True
+    )
+    assert ds.sql(got.sql).rows
 
 
 def test_the_log_query_runs_as_it_is_in_dcr_sql(scenario) -> None:
@@ -268,8 +325,12 @@ def test_exemplar_traces_are_the_ones_picked_here(scenario) -> None:
         t = traces.setdefault(tid, [start, end, 0])
         t[0], t[1], t[2] = min(t[0], start), max(t[1], end), t[2] + bool(err)
 
-    def typical(period: Window) -> str:
-        durs = sorted((t[1] - t[0], tid) for tid, t in traces.items() if _in(t[0], period))
+    roots = dict(ds.fetch("SELECT trace_id, root_service || ' ' || root_operation FROM traces"))
+
+    def typical(period: Window, root: str) -> str:
+        durs = sorted(
+            (t[1] - t[0], tid) for tid, t in traces.items() if _in(t[0], period) and roots[tid] == root
+        )
         d = [x[0] for x in durs]
         mid = (d[(len(d) - 1) // 2] + d[len(d) // 2]) / 2
         return min(durs, key=lambda x: (abs(x[0] - mid), x[1]))[1]
@@ -281,9 +342,13 @@ def test_exemplar_traces_are_the_ones_picked_here(scenario) -> None:
         role["failing"] == min(in_w, key=lambda tid: (-in_w[tid][2], in_w[tid][0], tid))
         and in_w[role["failing"]][2]
     )
-    assert role["typical"] == typical(w) and role["baseline_typical"] == typical(b)
+    # the typical traces do what the failing one does (its root), in the window and before it
+    root = roots[role["failing"]]
+    assert root == "frontend POST /api/checkout"
+    assert role["typical"] == typical(w, root) and role["baseline_typical"] == typical(b, root)
     for e in got:
         assert ds.sql(e.sql).rows == ((e.trace_id,),)
+        assert e.root == roots[e.trace_id] and e.start_ns == traces[e.trace_id][0]
 
 
 def test_exemplars_through_a_service(scenario) -> None:

@@ -7,7 +7,7 @@ service the text names when it names one the traces know ("No instances availabl
 ts-basic-service", "connect to paymentservice:50051 refused"): the writer only reports it.
 
 Distinct bodies are counted in SQL first (at most MAX_BODIES, the most frequent), so the miner
-sees each text once however often it was logged; numbers, hex ids and addresses are masked
+sees each text once however often it was logged; numbers, hex and prefixed ids and addresses are masked
 before mining. Findings: templates that are new in the window, templates whose rate per second
 rose at least RISE times, and numbers in a template that climb through the window (a heap, a
 queue depth). Logs are joined to spans by trace and span id for the operation that wrote them.
@@ -44,6 +44,9 @@ _MASKS = (
     (r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b", "UUID"),
     (r"\b\d{1,3}(\.\d{1,3}){3}(:\d+)?\b", "IP"),
     (r"\b(0x)?[0-9a-fA-F]{12,}\b", "HEX"),
+    # a prefixed id (ord_698d16c5, req-4f3a9b2c, i-0abc123def456): a word, '_' or '-', and 6+
+    # letters and digits with a digit among them (tax_rates, node-4 stay)
+    (r"(?<![\w-])[A-Za-z][A-Za-z0-9]{0,11}[_-](?=[A-Za-z]*\d)[A-Za-z0-9]{6,}(?![\w-])", "ID"),
     (r"(?<![\w.])[-+]?\d+(\.\d+)?(?![\w.])", "NUM"),
 )
 _NUM = re.compile(r"[-+]?\d+(?:\.\d+)?")
