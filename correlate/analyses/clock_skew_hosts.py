@@ -100,11 +100,11 @@ def find_skewed_hosts(ctx: AnalysisContext) -> AnalysisResult:
                 kind=NAME,
                 summary=(
                     f"host {host}'s clock is off by about {fmt_ms(offset)} against {', '.join(peers)}: "
-                    f"{h['out_a']} of {h['n_a']} calls between them fall outside their parent "
-                    f"(before: {h['out_b']} of {h['n_b']})"
+                    f"{h['out_a']} of {h['n_a']} calls between them fall outside their parent"
+                    + (f" (before: {h['out_b']} of {h['n_b']})" if ctx.has_baseline else "")
                 ),
                 evidence=Evidence(
-                    before={"outside": h["out_b"], "calls": h["n_b"]},
+                    before={"outside": h["out_b"], "calls": h["n_b"]} if ctx.has_baseline else {},
                     after={"median_offset_ns": offset, "outside": h["out_a"], "calls": h["n_a"]},
                     details={"host": host, "peers": peers},
                 ),

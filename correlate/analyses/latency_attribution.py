@@ -188,6 +188,19 @@ def _per_request(d: dict) -> float | None:
     return d["total_self_ns"] / d["requests"]
 
 
+def _shown_changes(before: dict, after: dict) -> dict:
+    """The changes the summary states, from the figures it shows (one definition each): the mean
+    self time per request (the period's total over its requests) after minus before, and the
+    median self time a call (p50_self_ns) after over before. Scoring uses its own estimates."""
+    out: dict[str, float] = {}
+    b, a = _per_request(before), _per_request(after)
+    if a is not None and b is not None:
+        out["delta_self_per_request_ns"] = round(a - b)
+    if before.get("p50_self_ns") and after.get("p50_self_ns") is not None:
+        out["p50_self_ratio"] = round(after["p50_self_ns"] / before["p50_self_ns"], 3)
+    return out
+
+
 def _op_candidate(
     ctx: AnalysisContext, g: dict, score: float, new_share: float, new_caller: str | None
 ) -> Candidate:
@@ -214,10 +227,7 @@ def _op_candidate(
         trace_ids=tids,
         span_ids=sids,
         sql=evidence_sql(ctx, q),
-        details={
-            "delta_self_per_request_ns": round(g["delta_req"]),
-            "per_call_ratio": round(g["call_ratio"], 3),
-        },
+        details=_shown_changes(before, after),
     )
     if new_caller and new_share >= 0.5 and new_caller != service:
         # most of this work runs on a code path that did not run before: whoever calls it now changed
@@ -242,10 +252,7 @@ def _service_candidate(ctx: AnalysisContext, svc: str, score: float, info: dict,
         trace_ids=tids,
         span_ids=sids,
         sql=evidence_sql(ctx, q),
-        details={
-            "per_call_ratio_by_operation": info["ratios"],
-            "delta_self_per_request_ns": round(info["req_a"] - info["req_b"]),
-        },
+        details={"per_call_ratio_by_operation": info["ratios"], **_shown_changes(before, after)},
     )
     return Candidate(svc, None, mechanism, round(clamp01(score), 4), summary, ev, NAME)
 

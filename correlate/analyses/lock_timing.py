@@ -83,7 +83,7 @@ GROUP BY after ORDER BY after"""
     tids, sids = exemplars(ctx, f"after AND {LOCK_OP} AND {EXPIRED} AND {HOLDER} = {lit(holder)}")
     summary = (
         f"{holder}'s lock leases run out before it renews them: {g['expired_a']} requests hit an expired lease "
-        f"on {g['op']} (before: {g['expired_b']})"
+        f"on {g['op']}" + (f" (before: {g['expired_b']})" if ctx.has_baseline else "")
     )
     lowest = after.get("min_remaining")
     if lowest is not None:  # the attribute's own name carries the unit (lock.lease.remaining_ms)
