@@ -21,8 +21,18 @@ from mcp_server.output import emit_json, info
 NAME = "demo"
 HELP = "run the main job on the bundled fixtures (offline unless a key is set)"
 DATASET = "demo"
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "public"
-SCENARIOS = FIXTURES.parent / "scenarios"
+
+
+def fixtures_root() -> Path:
+    """The bundled fixtures: a source checkout's fixtures/, else the copy an install from the
+    repository carries as package data (mcp_server/fixtures: `uvx --from REPO dcr demo`)."""
+    here = Path(__file__).resolve().parents[1]
+    checkout = here.parent / "fixtures"
+    return checkout if (checkout / "scenarios").is_dir() else here / "fixtures"
+
+
+FIXTURES = fixtures_root() / "public"
+SCENARIOS = fixtures_root() / "scenarios"
 SCENARIO = "dependency_failure"
 TOP = 3
 
@@ -42,7 +52,10 @@ def ingest_fixtures(dataset: str = DATASET) -> dict:
     import ingest
 
     if not FIXTURES.is_dir():
-        raise UsageError(f"bundled fixtures not found at {FIXTURES}: run from a source checkout")
+        raise UsageError(
+            f"bundled fixtures not found at {FIXTURES}: run from a source checkout or install from the "
+            "repository (uvx --from REPO dcr demo)"
+        )
     ingest.ingest_paths([str(FIXTURES)], dataset)
     return ingest.dataset_summary(dataset)
 
