@@ -301,7 +301,7 @@ def log_template_counts(
     templates = []
     for (service, severity, template), t in acc.items():
         first, text = t["first"] or (None, None)
-        example = t["first"] or t["first_b"] or ({}, None)
+        example: tuple[dict[str, Any], str | None] = t["first"] or t["first_b"] or ({}, None)
         values = t["values"] if t["w"] else t["values_b"]
         n_slots = template.count("<NUM>")
         templates.append(
