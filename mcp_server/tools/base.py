@@ -24,6 +24,8 @@ __all__ = [
     "DocPage",
     "Obj",
     "Objs",
+    "JsonObject",
+    "JsonObjects",
     "ToolError",
     "parse_bound",
     "parse_window",
@@ -59,6 +61,12 @@ CursorArg = Annotated[str | None, Field(description="page.next_cursor")]
 Page = dict[str, Any]
 # The same object on one-document answers (cut only when a text is too long: page.note says so).
 DocPage = dict[str, Any]
+
+
+# An object (or a list of objects) of an answer whose keys its field's description names:
+# `field: JsonObject = Field(description="…")`.
+JsonObject = dict[str, Any]
+JsonObjects = list[dict[str, Any]]
 
 
 def Obj(description: str) -> Any:

@@ -13,8 +13,8 @@ from mcp_server.tools import spec
 from mcp_server.tools.base import (
     CursorArg,
     DatasetArg,
-    Obj,
-    Objs,
+    JsonObject,
+    JsonObjects,
     Page,
     ServicesArg,
     TimeArg,
@@ -38,10 +38,10 @@ _CANDIDATE = (
 
 class CorrelateOut(BaseModel):
     # also dataset, services, seconds, html_report
-    window: Obj(_WINDOW)
-    baseline: Obj(_WINDOW) = {}
-    candidates: Objs(_CANDIDATE)
-    findings: Objs("kind, service, operation, summary")
+    window: JsonObject = Field(description=_WINDOW)
+    baseline: JsonObject = Field({}, description=_WINDOW)
+    candidates: JsonObjects = Field(description=_CANDIDATE)
+    findings: JsonObjects = Field(description="kind, service, operation, summary")
     notes: list[str] = []
     page: Page
 
@@ -50,9 +50,9 @@ class TimelineOut(BaseModel):
     # also window, bucket_0 (the time of bucket 0)
     bucket_s: float
     columns: list[str]
-    services: Objs("service, rows")
-    changes: Obj("columns, rows; strongest first") = {}
-    onset: Obj("at, because, correlate: the window and baseline to pass") = {}
+    services: JsonObjects = Field(description="service, rows")
+    changes: JsonObject = Field({}, description="columns, rows; strongest first")
+    onset: JsonObject = Field({}, description="at, because, correlate: the window and baseline to pass")
     notes: list[str] = []
     page: Page
 
@@ -105,7 +105,7 @@ def resolve_window(
         raise ToolError(
             f"{missing} is missing: give both baseline bounds, or neither (the time before the window)"
         )
-    baseline = None if bs is None else Window(bs, be)
+    baseline = None if bs is None or be is None else Window(bs, be)  # both or neither (above)
     if baseline is not None:
         win_start = window.start_ns if window else ds_start
         if win_start is not None and baseline.end_ns > win_start:

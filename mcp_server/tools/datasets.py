@@ -15,8 +15,8 @@ from mcp_server.tools.base import (
     CursorArg,
     DatasetArg,
     DocPage,
-    Obj,
-    Objs,
+    JsonObject,
+    JsonObjects,
     Page,
     ServicesArg,
     TimeArg,
@@ -43,7 +43,9 @@ class DatasetInfo(BaseModel):
 
 
 class DatasetList(BaseModel):
-    datasets: Objs("name, spans, logs, rejected, start, end (ISO), services, updated_at")
+    datasets: JsonObjects = Field(
+        description="name, spans, logs, rejected, start, end (ISO), services, updated_at"
+    )
     page: Page
 
 
@@ -54,8 +56,8 @@ class IngestOut(BaseModel):
     logs: int
     rejected: int
     rejects_path: str | None
-    totals: Obj("the dataset now, as in list_datasets")
-    sources: Objs("path, format, spans, logs, rejected, duplicates, skipped")
+    totals: JsonObject = Field(description="the dataset now, as in list_datasets")
+    sources: JsonObjects = Field(description="path, format, spans, logs, rejected, duplicates, skipped")
     page: DocPage
 
 

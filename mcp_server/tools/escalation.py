@@ -18,7 +18,7 @@ from mcp_server.tools import spec
 from mcp_server.tools.base import (
     DatasetArg,
     DocPage,
-    Obj,
+    JsonObject,
     ServicesArg,
     TimeArg,
     ToolError,
@@ -68,7 +68,7 @@ class ClaudeContext(BaseModel):
 
 class EscalationOut(BaseModel):
     # also escalation_id, provider, model, cut, cost_usd, html_report: named here only what to read
-    analysis: Obj(ANALYSIS_DOC)
+    analysis: JsonObject = Field(description=ANALYSIS_DOC)
     checked_by_model: bool
     partial: bool
     warnings: list[str]

@@ -15,7 +15,7 @@ from mcp_server.tools.base import (
     CursorArg,
     DatasetArg,
     DocPage,
-    Obj,
+    JsonObject,
     Page,
     TimeArg,
     document,
@@ -60,7 +60,7 @@ class FoundOut(BaseModel):
     p95_ms: float = 0
     columns: list[str]
     rows: list[list[Any]]
-    sample: Obj("fast, typical, slow: a row each") = {}
+    sample: JsonObject = Field({}, description="fast, typical, slow: a row each")
     notes: list[str] = []
     page: DocPage
 
