@@ -40,9 +40,10 @@ __all__ = [
 SERVER_NAME = "dcr"
 INSTRUCTIONS = (
     "Trace and log evidence for hard cross-service bugs. Typical flow: list_datasets (or "
-    "ingest_traces), correlate over the incident window for ranked root-cause candidates, "
-    "get_trace/query_spans to check them, then escalate_analysis or start_conversation when you "
-    "are stuck. Long answers carry page.total_count vs page.returned_count and a next_cursor."
+    "ingest_traces), timeline to find the onset and the window, correlate over it for ranked "
+    "root-cause candidates, find_traces and get_trace (summary first, then topology, errors, spans) "
+    "to check them, then escalate_analysis or start_conversation when you are stuck. Long answers "
+    "carry page.total_count vs page.returned_count, a note on what was cut and a next_cursor."
 )
 
 
