@@ -33,14 +33,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import math
+import os
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Redactor", "KINDS", "placeholder", "shannon_entropy"]
+__all__ = ["Redactor", "KINDS", "IP_MODES", "PATH_MODES", "placeholder", "shannon_entropy"]
 
 _PH = "<redacted:{}>"
 _NOT_PH = r"(?!<redacted:)"
@@ -96,12 +98,33 @@ _REFERENCE = re.compile(
     r"^(?:\$\{?\w|\{\{?|%\(|%s$|<[\w.-]+>$|\*+$|(?:None|null|nil|undefined|true|false)$"
     r"|(?:[A-Za-z_]+\.)+[A-Za-z_]+$"  # self.password, settings.API_KEY
     r"|[A-Za-z_][\w.]*[(\[]"  # os.environ[…], getenv(…), get_secret(…)
-    r"|[A-Za-z_]\w*\)+$)"  # f(token=token)
+    r"|[A-Z]+(?:_[A-Z]+)+$)"  # PAYMENT_API_KEY: a constant's name
 )
+# a variable closed by a bracket (`f(token=token)`, `{"X-API-Key": key}`): a reference unless it
+# has the digits of a token
+_CLOSED_NAME = re.compile(r"^([A-Za-z_][\w.]*)[)\]}]+$")
 
 
 def _is_literal(value: str) -> bool:
+    value = value.rstrip(",;")
+    if not any(c.isalnum() for c in value):  # '…', '***': a stand-in, not a value
+        return False
+    closed = _CLOSED_NAME.match(value)
+    if closed and (len(closed.group(1)) < 8 or not any(c.isdigit() for c in closed.group(1))):
+        return False
     return _REFERENCE.match(value) is None
+
+
+_SCHEME_WORD = re.compile(
+    r"(?i)^(?:basic|bearer|token|digest|negotiate|ntlm|apikey|aws4-hmac-sha256|hmac-sha256|dpop)\b\s*"
+)
+
+
+def _is_credential(value: str) -> bool:
+    """An Authorization value that holds a credential: not a scheme alone (`"Bearer " + token`)
+    and not a reference to one (`f"Bearer {API_KEY}"`, `Bearer ${TOKEN}`, `'Bearer %s' % t`)."""
+    rest = _SCHEME_WORD.sub("", value.strip(), count=1)
+    return bool(rest) and _is_literal(rest)
 
 
 # rules -----------------------------------------------------------------------------------------
@@ -109,7 +132,7 @@ def _is_literal(value: str) -> bool:
 _I = re.IGNORECASE
 _VAL = r"[^\s\"'<>;,&\\]+"  # a bare value
 # between a name and its value: `name: v`, `name=v`, `"name": "v"`, `"name": ["v"]`, `\"name\": \"v\"`
-_SEP = r"(?:\\?[\"'])?\s*(?:=>|:=|[:=])\s*\[?\s*(?:\\?[\"'])?"
+_SEP = r"(?:\\?[\"'])?\s*(?:=>|:=|[:=])\s*\[?\s*(?:[fFrRbBuU]{0,2}\\?[\"'])?"
 # an auth parameter: `response="6629…"`, `Credential=AKID…/aws4_request` (also in escaped JSON)
 _PARAM = r"[A-Za-z][\w-]*=(?:\\?\"[^\"\\\n]*\\?\"|[^\s\"',\\]+)"
 _SCHEME = r"(?:basic|bearer|token|digest|negotiate|ntlm|apikey|aws4-hmac-sha256|hmac-sha256|dpop)"
@@ -135,7 +158,9 @@ _OWN_RULES: tuple[_Rule, ...] = (
     # the start of a run of those characters, so a long run without END costs one scan)
     _r("private_key", r"(?<![A-Za-z0-9+/=\s\"'|>\\,])[A-Za-z0-9+/=\s\"'|>\\,]{40,}" + _PEM_END),
     _r("jwt", r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"),
-    _r("auth_header", r"\b(?:proxy-)?authorization\b" + _SEP + "(" + _CREDENTIAL + ")", 1, _I),
+    _r(
+        "auth_header", r"\b(?:proxy-)?authorization\b" + _SEP + "(" + _CREDENTIAL + ")", 1, _I, _is_credential
+    ),
     _r("cookie", r"\b(?:set-)?cookie\b" + _SEP + "(" + _NOT_PH + _COOKIE + ")", 1, _I),
     # AWS SigV4 (header and presigned URL), GCS signed URLs, webhook signatures
     _r(
@@ -152,6 +177,7 @@ _OWN_RULES: tuple[_Rule, ...] = (
         r"ocp-apim-subscription-key)\b" + _SEP + "(" + _NOT_PH + _VAL + ")",
         1,
         _I,
+        _is_literal,
     ),
     # a scheme and its credential in free text ("auth header was Basic YWRt…")
     _r(
@@ -177,12 +203,18 @@ _OWN_RULES: tuple[_Rule, ...] = (
         _is_digest_credential,
     ),
     # user:password@ in URLs and DSNs of every scheme; the password may hold '@' (the last one ends it)
-    _r("url_password", r"\b[a-z][a-z0-9+.-]*://[^\s:/@\"'<>]*:(" + _NOT_PH + r"[^\s/?#\"'<>]+)@", 1, _I),
+    _r(
+        "url_password",
+        r"\b[a-z][a-z0-9+.-]*://[^\s:/@\"'<>]*:(" + _NOT_PH + r"[^\s/?#\"'<>]+)@",
+        1,
+        _I,
+        _is_literal,
+    ),
     _r("url_password", r"(?<![\w/])[\w.%+-]+:(" + _NOT_PH + r"[^\s/\"'<>()]+)@(?:tcp6?|udp|unix)\(", 1),
     _r("url_password", r"\bjdbc:oracle:[a-z]+:[^\s/@\"':]+/(" + _NOT_PH + r"[^\s@\"']+)@", 1, _I),
     _r(
         "connection_string_password",
-        r"(?:^|[;\s\"'])(?:password|passwd|pwd)\s*=\s*(" + _NOT_PH + r"[^;\"'\s]+)",
+        r"(?:^|[;\s\"'])(?:password|passwd|pwd)\s*=\s*(" + _NOT_PH + r"(?![fFrRbBuU]{1,2}[\"'])[^;\"'\s]+)",
         1,
         _I,
         _is_literal,
@@ -280,7 +312,9 @@ def _library_rules() -> tuple[_Rule, ...]:
         cls = by_name.get(name)
         for i, regex in enumerate(getattr(cls, "denylist", ()) or ()):
             if (name, i) not in _SKIP_PATTERNS:
-                rules.append(_Rule(kind, regex, groups.get(i, 0), bounded=True))
+                # a URL's password may be a reference in code (`postgres://{user}:{password}@`)
+                check = _is_literal if kind == "url_password" else None
+                rules.append(_Rule(kind, regex, groups.get(i, 0), check, bounded=True))
     return tuple(rules)
 
 
@@ -298,9 +332,34 @@ KINDS = tuple(
     sorted(
         {r.kind for r in _OWN_RULES}
         | {k for k, _ in _DETECT_SECRETS.values()}
-        | {"secret_attribute", "api_key_header"}
+        | {"secret_attribute", "api_key_header", "ip_address", "local_path"}
     )
 )
+
+# Personal data beside the secrets (DCR_REDACT_IPS, DCR_REDACT_PATHS):
+#   IPs    "clients" (default): the value of an attribute that names a client's address
+#          (client.address, http.client_ip, source.address, x-forwarded-for, …) and every
+#          internet (global) address in any text; private, loopback and documentation addresses
+#          are infrastructure and stay. "all": every IPv4/IPv6 address. "off": none.
+#   paths  "home" (default): this machine's home directory becomes "~" (it names the user).
+#          "all": also the local folders the bundle names (the sources' folders, the code roots,
+#          DCR_HOME) become "<local>". "off": none.
+IP_MODES = ("clients", "all", "off")
+PATH_MODES = ("home", "all", "off")
+_CLIENT_ADDRESS = re.compile(
+    r"(?i)(^|[._-])(client[._]?(address|addr|ip)|source\.address|remote[._]?(addr|address|ip)|"
+    r"x-forwarded-for|x-real-ip|true-client-ip|cf-connecting-ip|forwarded|user\.ip|end_user\.ip)$"
+)
+_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])")
+_IPV6 = re.compile(
+    r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![\w:])"
+)
+
+
+def _mode(value: str | None, env: str, modes: tuple[str, ...]) -> str:
+    got = (value or os.environ.get(env) or modes[0]).strip().lower()
+    return got if got in modes else modes[0]
+
 
 # attribute names: always secret / secret when the value looks random
 _ALWAYS = re.compile(
@@ -346,17 +405,54 @@ def _looks_random(value: str) -> bool:
 
 
 class Redactor:
-    """Stateful only in its counts: one per bundle, so the bundle knows what was removed."""
+    """Stateful only in its counts: one per bundle, so the bundle knows what was removed.
 
-    def __init__(self) -> None:
+    `ips` and `paths` (default: DCR_REDACT_IPS, DCR_REDACT_PATHS, else "clients" and "home"):
+    what personal data beside the secrets is masked; `local_paths`: the folders of this machine
+    the "all" paths mode masks."""
+
+    def __init__(
+        self, *, ips: str | None = None, paths: str | None = None, local_paths: Sequence[str] = ()
+    ) -> None:
         self.counts: Counter[str] = Counter()
+        self.ips = _mode(ips, "DCR_REDACT_IPS", IP_MODES)
+        self.paths = _mode(paths, "DCR_REDACT_PATHS", PATH_MODES)
+        prefixes: list[tuple[str, str]] = []
+        if self.paths == "all":
+            prefixes += [(str(p).rstrip("/"), "<local>") for p in local_paths if len(str(p).rstrip("/")) > 1]
+        if self.paths != "off":
+            home = os.path.expanduser("~").rstrip("/")
+            if len(home) > 1 and home != "~":
+                prefixes.append((home, "~"))
+        prefixes.sort(key=lambda p: -len(p[0]))  # the longest first: a code root inside the home
+        self._paths = [(re.compile(re.escape(p) + r"(?![\w.-])"), mark) for p, mark in dict(prefixes).items()]
 
     def text(self, text: str) -> str:
         if not text:
             return text
         for rule in _rules():
             text = self._apply(rule, text)
+        if self.ips != "off":
+            text = self._ips(text)
+        for rx, mark in self._paths:
+            text, n = rx.subn(mark, text)
+            if n:
+                self.counts["local_path"] += n
         return text
+
+    def _ips(self, text: str) -> str:
+        def sub(m: re.Match[str]) -> str:
+            try:
+                ip = ipaddress.ip_address(m.group(0))
+            except ValueError:
+                return m.group(0)
+            if self.ips == "clients" and not ip.is_global:
+                return m.group(0)
+            self.counts["ip_address"] += 1
+            return placeholder("ip_address")
+
+        text = _IPV4.sub(sub, text)
+        return _IPV6.sub(sub, text) if ":" in text else text
 
     def _apply(self, rule: _Rule, text: str) -> str:
         out: list[str] = []
@@ -385,6 +481,14 @@ class Redactor:
             return self.mapping(value) if isinstance(value, dict) else [self.value(name, v) for v in value]
         if not isinstance(value, str):
             return value
+        if (
+            value
+            and self.ips != "off"
+            and _CLIENT_ADDRESS.search(name)
+            and not value.startswith("<redacted:")
+        ):
+            self.counts["ip_address"] += 1
+            return placeholder("ip_address")
         if value and not value.startswith("<redacted:") and not _NOT_SECRET_NAME.search(name):
             if (
                 _ALWAYS.search(name)

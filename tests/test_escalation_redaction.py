@@ -111,3 +111,78 @@ def test_no_planted_secret_reaches_the_request_body(tmp_path: Path, monkeypatch:
     # the ledger and the saved bundle hold counts, never values
     stored = db_path().read_bytes() + Path(result.bundle_path or "").read_bytes()
     assert not [k for k, (_, secret) in SECRETS.items() if secret.encode() in stored]
+
+
+# code that holds no secret survives byte for byte (issue 18) ----------------------------------
+
+CODE_WITHOUT_SECRETS = [
+    'headers = {"Authorization": f"Bearer {PAYMENT_API_KEY}"}',
+    'headers = {"Authorization": "Bearer " + token}',
+    'headers["Authorization"] = "Bearer " + token',
+    "req.headers['Authorization'] = 'Bearer %s' % access_token",
+    'conn.request("GET", "/", headers={"Authorization": "Basic {}".format(creds)})',
+    "Authorization: Bearer ${API_TOKEN}",
+    "Authorization: Bearer <token>",
+    'requests.get(url, headers={"X-API-Key": key})',
+    '{"X-API-Key": PAYMENT_API_KEY}',
+    'session.headers.update({"x-api-key": self.api_key})',
+    "api_key = PAYMENT_API_KEY",
+    "token = get_token(request)",
+    'password = os.environ["DB_PASSWORD"]',
+    'client = Client(token=token, password=f"{pw}")',
+    'dsn = f"postgres://{user}:{password}@{host}/db"',
+    "def charge(order, *, api_key: str) -> Receipt:",
+    'log.info("Authorization header missing")',
+]
+
+
+@pytest.mark.parametrize("code", CODE_WITHOUT_SECRETS)
+def test_code_without_a_secret_survives_byte_for_byte(code: str) -> None:
+    r = Redactor(ips="off", paths="off")
+    assert r.text(code) == code and not r.counts
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        'headers = {"Authorization": "Bearer sk_live_9aZ8bY7cX6dW5eV4fU3gT2hS"}',
+        'headers = {"Authorization": f"Bearer s3cr3tB34r3rT0k3nValue42"}',
+        '{"X-API-Key": "AbCdEf0123456789GhIjKl"}',
+        "Authorization: Bearer s3cr3tB34r3rT0k3nValue42",
+    ],
+)
+def test_a_secret_in_code_is_still_redacted(code: str) -> None:
+    out = Redactor().text(code)
+    assert "<redacted:" in out and "s3cr3t" not in out and "AbCdEf0123" not in out and "9aZ8bY7" not in out
+
+
+def test_client_addresses_are_masked_by_default_and_infrastructure_stays() -> None:
+    r = Redactor()
+    assert r.value("client.address", "203.0.113.14") == placeholder("ip_address")
+    assert r.value("http.request.header.x-forwarded-for", "198.51.100.7, 10.0.0.2") == placeholder(
+        "ip_address"
+    )
+    assert r.value("server.address", "10.0.3.7") == "10.0.3.7"
+    text = "GET from 8.8.8.8 and 2001:4860:4860::8888; db 10.0.3.7:5432, ::1, at 09:15:00"
+    assert r.text(text) == (
+        "GET from <redacted:ip_address> and <redacted:ip_address>; db 10.0.3.7:5432, ::1, at 09:15:00"
+    )
+    assert r.snapshot() == {"ip_address": 4}
+    assert Redactor(ips="all").text("db 10.0.3.7:5432") == "db <redacted:ip_address>:5432"
+    off = Redactor(ips="off")
+    assert off.value("client.address", "203.0.113.14") == "203.0.113.14" and off.text("8.8.8.8") == "8.8.8.8"
+
+
+def test_local_paths_are_configurable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    home = tmp_path / "home" / "alice"
+    monkeypatch.setenv("HOME", str(home))
+    text = f"read {home}/incidents/traces.jsonl and /data/shared/logs.jsonl"
+    assert Redactor().text(text) == "read ~/incidents/traces.jsonl and /data/shared/logs.jsonl"
+    assert Redactor(paths="all", local_paths=["/data/shared"]).text(text) == (
+        "read ~/incidents/traces.jsonl and <local>/logs.jsonl"
+    )
+    assert Redactor(paths="off").text(text) == text
+    monkeypatch.setenv("DCR_REDACT_PATHS", "off")
+    monkeypatch.setenv("DCR_REDACT_IPS", "all")
+    r = Redactor()
+    assert (r.paths, r.ips) == ("off", "all") and r.text(text) == text
