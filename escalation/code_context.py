@@ -10,7 +10,10 @@ files (`.env*`, keys, certificates, credential files), anything under `.git/`, f
 References come from the agent (`code_scope.files`, `--file`, `entry_points` as `path:line` or
 `path:function`) and from the telemetry (`code_filepath`/`code_lineno` columns, stack traces in
 exception events). Telemetry paths are production paths (`/app/src/cart.py`): they are matched
-by their longest suffix that exists under a root, and silently skipped when none does.
+by their longest suffix that exists under a root; those with none are listed in
+`missing_telemetry_paths` (the bundle names them). A referenced line shows the function around
+it (a long one: its head and the lines near), not the whole file; a file asked for without a
+line goes whole up to WHOLE_FILE_LINES lines.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ MAX_BYTES_DEFAULT = 1_000_000
 WHOLE_FILE_LINES = 200  # files up to this many lines are included whole
 CONTEXT_LINES = 20  # lines either side of a referenced line
 HEAD_LINES = 120  # a file asked for without a line: its first lines
+MAX_SCOPE_LINES = 80  # a longer function: its first lines and CONTEXT_LINES around the line
+SCOPE_MARGIN = 2  # lines shown before and after the function around a referenced line
 
 REFUSAL_REASONS = {
     "outside": "outside the code roots (DCR_CODE_ROOTS)",
@@ -166,7 +171,13 @@ class CodeContext:
         default_factory=lambda: int(os.environ.get("DCR_CODE_MAX_BYTES") or MAX_BYTES_DEFAULT)
     )
     refusals: list[Refusal] = field(default_factory=list)
-    missing_telemetry: int = 0  # telemetry refs with no file under the roots (not warnings)
+    # telemetry paths with no file under the roots (production paths: not refusals; the bundle
+    # names them in a note and a warning)
+    missing_telemetry_paths: list[str] = field(default_factory=list)
+
+    @property
+    def missing_telemetry(self) -> int:
+        return len(self.missing_telemetry_paths)
 
     def _inside(self, real: Path) -> Path | None:
         for root in self.roots:
@@ -214,7 +225,8 @@ class CodeContext:
                 continue
             return self._check(path, real, root)
         if from_telemetry and not outside:
-            self.missing_telemetry += 1
+            if path not in self.missing_telemetry_paths:
+                self.missing_telemetry_paths.append(path)
             return None
         return Refusal(path, REFUSAL_REASONS["outside" if outside else "missing"])
 
@@ -257,11 +269,13 @@ class CodeContext:
 
     def _excerpt(self, real: Path, root: Path, refs: list[CodeRef]) -> CodeExcerpt:
         lines = real.read_text(encoding="utf-8", errors="replace").splitlines()
-        wanted = sorted({r.line for r in refs if r.line} | set(_function_lines(lines, refs)))
-        if len(lines) <= WHOLE_FILE_LINES:
+        wanted = sorted(
+            {r.line for r in refs if r.line and r.line <= len(lines)} | set(_function_lines(lines, refs))
+        )
+        if wanted:  # the functions around the referenced lines, not the whole file
+            spans = _merge([s for n in wanted for s in _scope(lines, n)])
+        elif len(lines) <= WHOLE_FILE_LINES:
             spans = [(1, len(lines))]
-        elif wanted:
-            spans = _merge([(max(1, n - CONTEXT_LINES), min(len(lines), n + CONTEXT_LINES)) for n in wanted])
         else:
             spans = [(1, HEAD_LINES)]
         width = len(str(len(lines)))
@@ -283,6 +297,62 @@ class CodeContext:
             origins=tuple(dict.fromkeys(r.origin for r in refs)),
             evidence=tuple(dict.fromkeys(r.evidence for r in refs if r.evidence)),
         )
+
+
+_DEF = re.compile(
+    r"^(\s*)(?:(?:async\s+)?def\s|class\s|func\s|(?:export\s+)?(?:async\s+)?function\b|fn\s|"
+    r"(?:pub\s+)?(?:async\s+)?fn\s|(?:(?:public|private|protected|static|final|synchronized|override)\s+)+[\w<>\[\], ]+\()"
+)
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def _scope(lines: list[str], n: int) -> list[tuple[int, int]]:
+    """The lines to show for referenced line `n`: the function (or method) around it with
+    SCOPE_MARGIN lines either side, its first lines and CONTEXT_LINES around `n` when it is
+    longer than MAX_SCOPE_LINES; CONTEXT_LINES either side when no function encloses it."""
+    total = len(lines)
+    near = (max(1, n - CONTEXT_LINES), min(total, n + CONTEXT_LINES))
+    start = None
+    for i in range(n - 1, max(-1, n - 1 - MAX_SCOPE_LINES * 4), -1):
+        m = _DEF.match(lines[i])
+        if m and (i == n - 1 or len(m.group(1)) < _indent(lines[n - 1]) or not lines[n - 1].strip()):
+            start = i + 1
+            break
+    if start is None:
+        return [near]
+    head = lines[start - 1]
+    end = _block_end(lines, start, _indent(head) if "{" not in head else None)
+    if end < n:
+        return [near]
+    while start > 1 and lines[start - 2].strip().startswith("@"):  # decorators
+        start -= 1
+    if end - start + 1 > MAX_SCOPE_LINES:
+        return [(start, min(start + 2, total)), near]
+    return [(max(1, start - SCOPE_MARGIN), min(total, end + SCOPE_MARGIN))]
+
+
+def _block_end(lines: list[str], start: int, indent: int | None) -> int:
+    """The last line of the block that starts at line `start`: by indentation (`indent` of its
+    header), else by braces."""
+    if indent is None:
+        depth = 0
+        for i in range(start - 1, len(lines)):
+            depth += lines[i].count("{") - lines[i].count("}")
+            if depth <= 0 and i >= start - 1 and "{" in "".join(lines[start - 1 : i + 1]):
+                return i + 1
+        return len(lines)
+    end = start
+    for i in range(start, len(lines)):
+        text = lines[i]
+        if not text.strip():
+            continue
+        if _indent(text) <= indent and not text.lstrip().startswith((")", "]", "}")):
+            break
+        end = i + 1
+    return end
 
 
 def _function_lines(lines: list[str], refs: list[CodeRef]) -> list[int]:

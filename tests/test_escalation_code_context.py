@@ -153,3 +153,29 @@ def test_a_bare_file_name_does_not_match_a_telemetry_path(repo: Path) -> None:
     ctx = CodeContext(roots=(repo.resolve(),))
     assert ctx.excerpts([CodeRef("/srv/other/pkg/util.py", 1, "span")]) == []
     assert [e.path for e in ctx.excerpts([CodeRef("/srv/x/src/app.py", 1, "span")])] == ["src/app.py"]
+
+
+def test_a_referenced_line_shows_its_function_not_the_whole_file(repo: Path) -> None:
+    body = ["import time", "", "", "def other():", "    return 1", "", ""]
+    body += ["@retry", "def reserve(order):", "    for attempt in range(4):", "        try:"]
+    body += [
+        "            return call(order)",
+        "        except Timeout:",
+        "            time.sleep(0)",
+        "    raise Gone",
+    ]
+    body += ["", ""] + [f"def f{n}():\n    return {n}\n" for n in range(40)]
+    (repo / "src" / "checkout.py").write_text("\n".join(body) + "\n")
+    ctx = CodeContext(roots=(repo.resolve(),))
+    [ex] = ctx.excerpts([CodeRef("src/checkout.py", 12, "span")])
+    text = ex.text
+    assert "12 >|             return call(order)" in text
+    assert " 8  | @retry" in text and "15  |     raise Gone" in text  # the whole function, decorator too
+    assert "def f20" not in text and "def other" not in text and ex.total_lines > 100
+    assert "(lines 1-5 omitted)" in text and "more lines)" in text
+
+
+def test_telemetry_paths_not_under_the_roots_are_named(repo: Path) -> None:
+    ctx = CodeContext(roots=(repo.resolve(),))
+    ctx.excerpts([CodeRef("/app/pay/charge.py", 3, "span"), CodeRef("/app/pay/charge.py", 9, "stack_trace")])
+    assert ctx.missing_telemetry_paths == ["/app/pay/charge.py"] and ctx.missing_telemetry == 1
