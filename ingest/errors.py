@@ -6,7 +6,9 @@
           ├── DatasetNotFound    no dataset of that name                                     not_found
           ├── DatasetLocked      another ingest holds the dataset                            locked
           ├── BadDatasetName     a name that is not a safe folder name                       invalid_input
-          └── DatasetTooNew      written by a later dcr's layout (ingest/migrations.py)       unusable
+          ├── DatasetTooNew      written by a later dcr's layout (ingest/migrations.py)       unusable
+          └── StoreError         a store that could not be pulled (ingest/stores/)            failed
+                                 (a bad store URL or missing --start/--end: invalid_input)
 
 The contract. A package error says three things, none of them in a face's words:
 

@@ -16,6 +16,7 @@ import escalation.errors as ee
 import ingest.errors as ie
 from ingest.errors import ACTIONS, Kind, PackageError, Remedy
 from ingest.migrations import DatasetTooNew
+from ingest.stores import StoreError
 from mcp_server import errors as face
 from mcp_server.cli import main
 from tests.mcp_helpers import MODES, call, error_text, ingest_fixture
@@ -31,6 +32,7 @@ CLASSES = [
     (ie.DatasetLocked("dataset 'c' is being written by another process"), Kind.LOCKED, 2),
     (ie.BadDatasetName("bad dataset name '../x'"), Kind.INVALID_INPUT, 2),
     (DatasetTooNew("dataset 'x' was written by a newer dcr"), Kind.UNUSABLE, 2),
+    (StoreError("clickhouse://ch:8123/otel: connecting failed: Connection refused"), Kind.FAILED, 1),
     (ce.CorrelateError("cannot start DuckDB"), Kind.FAILED, 1),
     (ce.DatasetNotFound("nope", ["shop"]), Kind.NOT_FOUND, 2),
     (ce.DatasetUnusable("dataset 'x' was written by a newer dcr"), Kind.UNUSABLE, 2),

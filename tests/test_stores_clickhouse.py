@@ -338,7 +338,7 @@ def test_missing_table_range_and_bad_options_are_said(store, home):
     opts = ingest.PullOptions(start_ns=start, end_ns=end)
     with pytest.raises(ingest.StoreError, match="no table s_healthy_current.nope"):
         ingest.ingest_paths([f"chdb://{store}?database=s_healthy_current&traces=nope"], "x1", pull=opts)
-    with pytest.raises(ingest.StoreError, match="needs --start and --end"):
+    with pytest.raises(ingest.StoreError, match="needs a start and an end"):
         ingest.ingest_paths([f"chdb://{store}?database=s_healthy_current"], "x2")
     with pytest.raises(ingest.StoreError, match="unknown option"):
         ingest.ingest_paths([f"chdb://{store}?databse=x"], "x3", pull=opts)
@@ -373,4 +373,4 @@ def test_dcr_ingest_pulls_from_chdb(store, home, capsys):
     assert rc == 0 and out["spans"] > 0 and out["logs"] > 0
     assert out["sources"][0]["format"] == "clickhouse"
     rc = main(["ingest", f"chdb://{store}?database=s_{name}_current", "--dataset", "cli-pull"])
-    assert rc == 2 and "needs --start and --end" in capsys.readouterr().err
+    assert rc == 2 and "needs a start and an end" in capsys.readouterr().err

@@ -420,4 +420,4 @@ def test_ingest_traces_takes_a_store_source(home):
                 {"paths": [f"jaeger+http://127.0.0.1:{j.port}"], "dataset": "mcp-x"},
             )
         )
-    assert "needs --start and --end" in text or "start" in text
+    assert "needs a start and an end" in text or "start" in text

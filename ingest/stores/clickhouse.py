@@ -642,7 +642,7 @@ class ClickHousePull:
         if self.cap_reached and not any("cap" in p for p in self.problems):
             self.problems.append(
                 f"the pull stopped at its cap of {cap:,} {what}: narrow the range or the services, "
-                "or raise --max-spans"
+                "or raise the cap"
             )
 
     def manifest(self) -> dict[str, Any]:

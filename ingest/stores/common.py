@@ -231,10 +231,10 @@ class PullOptions:
             return
         if self.start_ns is None or self.end_ns is None:
             raise _bad(
-                f"pulling from {kind} needs --start and --end (the whole range to analyse, baseline included)"
+                f"pulling from {kind} needs a start and an end (the whole range to analyse, baseline included)"
             )
         if self.end_ns <= self.start_ns:
-            raise _bad("--end is not after --start: give the range's end after its start")
+            raise _bad("the range's end is not after its start: give an end after the start")
         if self.budget_spans < 1 or self.max_spans < 1:
             raise _bad("the span budget and the cap must be at least 1")
 
@@ -312,7 +312,7 @@ class HttpClient:
                 raise StoreError(
                     scrub(
                         f"{shown}: {why} after {attempt} tries over the timeout of {self.timeout_s:g} s a "
-                        "request; check that the store is up and reachable, or raise --timeout/--retries",
+                        "request; check that the store is up and reachable, or allow a longer timeout or more retries",
                         self.secrets,
                     )
                 )

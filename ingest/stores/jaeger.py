@@ -161,7 +161,7 @@ class JaegerPull:
     def _all_services(self) -> list[str]:
         status, body, _ = self.http.get("/api/v3/services")
         if status != 200:
-            raise self._fail("listing services (name some with --service)", status, body)
+            raise self._fail("listing services (or name the services to search)", status, body)
         try:
             services = json.loads(body).get("services") or []
         except (ValueError, AttributeError):
@@ -201,7 +201,7 @@ class JaegerPull:
         if self.collector.cap_reached:
             self.problems.append(
                 f"the pull stopped at its cap of {self.opts.max_spans:,} spans: narrow the range or the "
-                "services, or raise --max-spans"
+                "services, or raise the cap"
             )
 
     def _range(self, service: str, lo: int, hi: int, depth: int, source: SourceInfo) -> Iterator[Chunk]:

@@ -143,7 +143,7 @@ class TempoPull:
         if self.collector.cap_reached:
             self.problems.append(
                 f"the pull stopped at its cap of {self.opts.max_spans:,} spans: narrow the range or the "
-                "query, or raise --max-spans"
+                "query, or raise the cap"
             )
 
     def _done(self, fetched: tuple[str, int, builtins.bytes], source: SourceInfo) -> Iterator[Chunk]:
