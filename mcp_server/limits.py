@@ -206,7 +206,7 @@ def _cut(
             parts.append(f"none of {len(items)} {list_key} returned")
         parts += cut_also
         if trimmed[0]:
-            parts.append("long texts cut with a marker")
+            parts.append("long texts and lists cut with a marker")
         note = (
             f"answer cut to fit MAX_MCP_OUTPUT_TOKENS={limit} (text and structured copies): "
             + ", ".join(parts)
@@ -243,7 +243,7 @@ def _cut(
             cut_also.append(f"{key} 0..{lo - 1} of {len(whole)} (the rest in spill_path)")
     if estimate_tokens(dumps(build(0, base))) > budget:
         trimmed[0] = True
-        base = _trim_strings(base, budget // 2)
+        base = _trim_strings(base, budget // 2 if items else budget - 200, lists=True)
     lo, hi = 0, len(items) - offset  # largest k that fits, by bisection
     while lo < hi:
         mid = (lo + hi + 1) // 2
@@ -261,18 +261,60 @@ def _cut(
     return Shaped(build(lo, base), truncated=True)
 
 
-def _trim_strings(obj: dict[str, Any], budget: int) -> dict[str, Any]:
-    """Halve the longest strings until `obj` fits `budget` tokens (or nothing long is left)."""
+def _trim_strings(obj: dict[str, Any], budget: int, lists: bool = False) -> dict[str, Any]:
+    """Halve the longest strings until `obj` fits `budget` tokens (or nothing long is left); with
+    `lists`, also halve the largest list of like items (dicts, lists or strings: never a row of
+    mixed values), its tail replaced by a marker that counts what is in the spill file."""
     out = copy.deepcopy(obj)
-    for _ in range(256):
+    for _ in range(512):
         if estimate_tokens(dumps(out)) <= budget:
             return out
         holder, key, text = _longest_string(out)
-        if holder is None or len(text) < 2 * len(_TRIMMED):
+        text_size = len(text) if holder is not None and len(text) >= 2 * len(_TRIMMED) else 0
+        found = _largest_list(out) if lists else None
+        list_size = found[3] if found else 0
+        if not text_size and not list_size:
             return out
-        keep = text[: len(text) // 2].removesuffix(_TRIMMED)
-        holder[key] = keep + _TRIMMED
+        if text_size >= list_size:
+            keep = text[: len(text) // 2].removesuffix(_TRIMMED)
+            holder[key] = keep + _TRIMMED
+        else:
+            where, at, items, _ = found  # type: ignore[misc]
+            hidden = _hidden(items[-1]) if items else 0
+            real = items[:-1] if hidden else items
+            half = len(real) // 2
+            where[at] = [*real[:half], _MORE.format(n=hidden + len(real) - half)]
     return out
+
+
+_MORE = "…[{n} more in page.spill_path]"
+_MORE_RE = re.compile(r"…\[(\d+) more in page\.spill_path\]")
+
+
+def _hidden(item: Any) -> int:
+    m = _MORE_RE.fullmatch(item) if isinstance(item, str) else None
+    return int(m.group(1)) if m else 0
+
+
+def _largest_list(obj: Any) -> tuple[Any, Any, list[Any], int] | None:
+    """(holder, key, list, characters) of the largest list of at least 2 like items."""
+    best: tuple[Any, Any, list[Any], int] | None = None
+    stack = [obj]
+    while stack:
+        cur = stack.pop()
+        pairs = cur.items() if isinstance(cur, dict) else enumerate(cur) if isinstance(cur, list) else ()
+        for k, v in pairs:
+            if isinstance(v, (dict, list)):
+                stack.append(v)
+            if not isinstance(v, list):
+                continue
+            real = v[:-1] if v and _hidden(v[-1]) else v
+            kinds = {dict if isinstance(i, dict) else list if isinstance(i, list) else type(i) for i in real}
+            if len(real) >= 2 and len(kinds) == 1 and kinds <= {dict, list, str}:
+                size = len(dumps(v))
+                if best is None or size > best[3]:
+                    best = (cur, k, v, size)
+    return best
 
 
 def _longest_string(obj: Any) -> tuple[Any, Any, str]:
