@@ -208,3 +208,35 @@ def test_a_cursor_is_bound_to_its_query(mode, monkeypatch):
     assert "belongs to a query_spans call with other arguments (dataset, limit, sql)" in text
     again = ok(call(mode, "query_spans", {"dataset": "shop", "sql": sql, "cursor": cursor}))
     assert again["rows"][0] != first["rows"][0]
+
+
+def test_focused_tools_pass_the_agents_findings_to_the_request(mode):
+    """The hypothesis and the agent's partial findings reach the bundle (and so the model or the
+    offline report, which judges them against the evidence)."""
+    ingest_scenario()
+    args = {
+        "hypothesis": "checkout's retry loop overloads pricing",
+        "test_approach": "compare pricing's call rate before and after 09:15",
+        "partial_findings": ["pricing SELECT tax_rates fails with connection refused"],
+        "dataset": "shop",
+        **INCIDENT,
+    }
+    out = ok(call(mode, "hypothesis_test", args))
+    bundle = open(out["bundle_path"], encoding="utf-8").read()
+    assert args["hypothesis"] in bundle and args["partial_findings"][0] in bundle
+    out = ok(
+        call(
+            mode,
+            "performance_bottleneck",
+            {
+                "code_path": {
+                    "entry_point": {"file": "checkout/app.py"},
+                    "suspected_issues": ["N+1 in cart"],
+                },
+                "partial_findings": ["p95 doubled at 09:15"],
+                "dataset": "shop",
+            },
+        )
+    )
+    bundle = open(out["bundle_path"], encoding="utf-8").read()
+    assert "N+1 in cart" in bundle and "p95 doubled at 09:15" in bundle

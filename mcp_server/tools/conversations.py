@@ -117,9 +117,8 @@ async def continue_conversation(
     session_id: SessionArg,
     message: Annotated[str, Field(description="follow-up or new finding; empty retries a failed turn")],
 ) -> Annotated[CallToolResult, TurnOut]:
-    """Ask a follow-up in a conversation: the model keeps the evidence and earlier answers and
-    updates its ranked root causes. status=failed means the model call failed: call again with an
-    empty message to retry that turn."""
+    """Ask a follow-up: the model keeps the evidence and earlier answers and updates its ranked
+    root causes. status=failed (the model call failed): call again with an empty message to retry."""
     from escalation.api import continue_conversation as continue_
 
     return document(_turn(await _in_thread(continue_, session_id, message)), "continue_conversation")
@@ -130,8 +129,7 @@ async def finalize_conversation(
     summary_format: Literal["detailed", "concise", "actionable"] = "detailed",
 ) -> Annotated[CallToolResult, SummaryOut]:
     """Close a conversation and get its summary: detailed (root causes, fixes, tests, questions),
-    concise (a few sentences) or actionable (next steps in order). Root causes from all turns are
-    merged."""
+    concise or actionable (next steps in order); root causes merged over all turns."""
     from escalation.api import finalize_conversation as finalize_
 
     d = (await _in_thread(finalize_, session_id, summary_format)).to_dict()
@@ -140,8 +138,8 @@ async def finalize_conversation(
 
 
 def get_conversation_status(session_id: SessionArg) -> Annotated[CallToolResult, StatusOut]:
-    """State of one conversation: active, finalized or expired; turns used and left, tokens, cost.
-    Use it before continuing a conversation you did not start in this context."""
+    """State of one conversation (active, finalized, expired), turns used and left, cost: check it
+    before continuing a conversation you did not start here."""
     from escalation.api import conversation_status
 
     return structured(conversation_status(session_id).to_dict())

@@ -2,7 +2,10 @@
 trace_execution_path, hypothesis_test, cross_system_impact, performance_bottleneck.
 
 Each turns its arguments into the question, the code scope and the analysis type of one
-escalation; the answer is escalate_analysis's.
+escalation; the answer is escalate_analysis's. What the agent already holds goes into the request's
+context as its partial findings, which the bundle numbers as hypotheses (H1, …) for the model, or
+the offline report, to judge against the evidence: the hypothesis of hypothesis_test first, a code
+path's suspected issues, and `partial_findings` (every focused tool takes them).
 """
 
 from __future__ import annotations
@@ -31,6 +34,10 @@ __all__ = [
     "cross_system_impact",
     "performance_bottleneck",
 ]
+
+
+# what the agent found so far, judged against the data
+FindingsArg = list[str] | None
 
 
 class EntryPoint(BaseModel):
@@ -83,6 +90,7 @@ async def trace_execution_path(
     entry_point: EntryPoint,
     max_depth: Annotated[int, Field(ge=1, le=50)] = 10,
     include_data_flow: bool = True,
+    partial_findings: FindingsArg = None,
     dataset: DatasetArg | None = None,
     start: TimeArg = None,
     end: TimeArg = None,
@@ -97,13 +105,23 @@ async def trace_execution_path(
         + ". Where does the actual execution depart from what the code intends?"
     )
     scope = CodeScopeIn(files=[entry_point.file], entry_points=[where])
-    return await _escalate("trace_execution_path", question, "execution_trace", scope, dataset, start, end)
+    return await _escalate(
+        "trace_execution_path",
+        question,
+        "execution_trace",
+        scope,
+        dataset,
+        start,
+        end,
+        findings=partial_findings,
+    )
 
 
 async def hypothesis_test(
     hypothesis: str,
     test_approach: str,
     code_scope: CodeScopeIn | None = None,
+    partial_findings: FindingsArg = None,
     dataset: DatasetArg | None = None,
     start: TimeArg = None,
     end: TimeArg = None,
@@ -119,13 +137,14 @@ async def hypothesis_test(
         dataset,
         start,
         end,
-        findings=[hypothesis],
+        findings=[hypothesis, *(partial_findings or [])],
     )
 
 
 async def cross_system_impact(
     change_scope: ChangeScope,
     impact_types: list[Literal["breaking", "performance", "behavioral"]] | None = None,
+    partial_findings: FindingsArg = None,
     dataset: DatasetArg | None = None,
     start: TimeArg = None,
     end: TimeArg = None,
@@ -140,12 +159,15 @@ async def cross_system_impact(
         f"{', '.join(change_scope.files)}{services}? Name the callers and calls affected."
     )
     scope = CodeScopeIn(files=change_scope.files, service_names=change_scope.service_names)
-    return await _escalate("cross_system_impact", question, "cross_system", scope, dataset, start, end)
+    return await _escalate(
+        "cross_system_impact", question, "cross_system", scope, dataset, start, end, findings=partial_findings
+    )
 
 
 async def performance_bottleneck(
     code_path: CodePath,
     profile_depth: Annotated[int, Field(ge=1, le=5)] = 3,
+    partial_findings: FindingsArg = None,
     dataset: DatasetArg | None = None,
     start: TimeArg = None,
     end: TimeArg = None,
@@ -168,7 +190,7 @@ async def performance_bottleneck(
         start,
         end,
         depth_level=profile_depth,
-        findings=list(code_path.suspected_issues),
+        findings=[*code_path.suspected_issues, *(partial_findings or [])],
     )
 
 
