@@ -186,18 +186,23 @@ GROUP BY after ORDER BY after"""
     paths = ([f"into {svc} from {', '.join(into)}"] if into else []) + (
         [f"out of {svc} to {', '.join(out_of)}"] if out_of else []
     )
+
+    def shift(key: str) -> str:  # 'before -> after', or the window's alone without a baseline
+        now = fmt_ms(after.get(key))
+        return f"{fmt_ms(before.get(key))} -> {now}" if ctx.has_baseline else now
+
     summary = (
         f"calls {' and '.join(paths)} spend longer between client and server: median gap "
-        f"{fmt_ms(before.get('median_gap_ns'))} -> {fmt_ms(after.get('median_gap_ns'))}, while the server "
-        f"spans take {fmt_ms(before.get('median_server_ns'))} -> {fmt_ms(after.get('median_server_ns'))}"
+        f"{shift('median_gap_ns')}, while the server spans take {shift('median_server_ns')}"
     )
     if typical_ns is not None:
         summary += f"; calls elsewhere in the system typically spend {fmt_ms(typical_ns)} there"
     per_edge = {
-        f"{e['caller']} -> {e['callee']}": {
-            "median_gap_before_ns": e["p50_b"],
-            "median_gap_after_ns": e["p50_a"],
-        }
+        f"{e['caller']} -> {e['callee']}": (
+            {"median_gap_before_ns": e["p50_b"], "median_gap_after_ns": e["p50_a"]}
+            if ctx.has_baseline
+            else {"median_gap_ns": e["p50_a"]}
+        )
         for e in edges
     }
     ev = Evidence(
