@@ -145,16 +145,30 @@ def _user_message(bundle: Bundle, question: str) -> str:
     return f"{bundle.text()}\n\n## The question to answer\n{Redactor().text(question)}"
 
 
-def _save(escalation_id: str, request: ProviderRequest) -> str:
+def _save(escalation_id: str, request: ProviderRequest, queries: tuple[str, ...] = ()) -> str:
+    """The request as it is sent, `<id>.md`, and beside it the queries behind its figures,
+    `<id>.queries.sql` (kept on this machine, not sent: the model cannot run them)."""
     folder = dcr_home() / "escalations"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{escalation_id}.md"
     text = [f"<!-- system instruction -->\n{request.system_instruction}"]
     text += [f"<!-- {m.role} -->\n{m.text}" for m in request.messages]
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("\n\n".join(text) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    _write(path, "\n\n".join(text) + "\n")
+    if queries:
+        redactor = Redactor()
+        _write(
+            folder / f"{escalation_id}.queries.sql",
+            f"-- the queries behind the figures of escalation {escalation_id} (run with 'dcr sql DATASET …')\n\n"
+            + "\n\n".join(f"{redactor.text(q.strip())};" for q in queries)
+            + "\n",
+        )
     return str(path)
+
+
+def _write(path: Any, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def prepare(req: EscalationRequest, *, deadline: float | None = None) -> Prepared:
@@ -207,7 +221,15 @@ def prepare(req: EscalationRequest, *, deadline: float | None = None) -> Prepare
     )
     eid = new_id()
     return Prepared(
-        eid, name, provider, model, bundle, request, _save(eid, request), _reasons(req, bundle), timeout_s
+        eid,
+        name,
+        provider,
+        model,
+        bundle,
+        request,
+        _save(eid, request, bundle.queries),
+        _reasons(req, bundle),
+        timeout_s,
     )
 
 

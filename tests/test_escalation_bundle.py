@@ -42,18 +42,20 @@ def test_sections_in_priority_order_with_evidence_ids_and_provenance() -> None:
     b = _build(_req())
     keys = [s.key for s in b.sections]
     assert keys == [k for k in SECTION_ORDER if k in keys]
-    assert keys[:4] == ["question", "summary", "candidates", "traces"] and "provenance" in keys
+    assert keys[:5] == ["question", "summary", "timeline", "candidates", "traces"] and "provenance" in keys
     text = b.text()
     ids = [int(m) for m in re.findall(r"^\[E(\d+)\]", text, re.M)]
     assert ids == list(range(1, len(ids) + 1))  # every item numbered, in order
-    assert "dataset shop" in text and "queries behind the traces" in text
+    assert "dataset shop" in text and "queries behind these figures are saved beside this request" in text
+    assert "SELECT" not in text  # the queries are saved beside the request, not sent
+    assert b.queries and all(q.lstrip().upper().startswith(("SELECT", "WITH")) for q in b.queries)
     assert b.cut == () and not b.partial and b.token_method == "estimate"
 
 
 def test_exemplar_traces_are_compact_with_roles_critical_path_and_ids() -> None:
     b = _build(_req())
     traces = next(s for s in b.sections if s.key == "traces").text
-    assert "failing in window" in traces and "(typical before (baseline, median duration))" in traces
+    assert "failing in window" in traces and "(typical before (baseline), median duration of" in traces
     failing = [t for t in b.facts["traces"] if t["errors"]]
     assert failing
     t = failing[0]["trace_id"]
@@ -63,7 +65,9 @@ def test_exemplar_traces_are_compact_with_roles_critical_path_and_ids() -> None:
         r"^\* +\+0\.0 .* frontend POST /pay \[SERVER\]", block, re.M
     )  # root on the critical path
     assert f"ERROR 'lock timeout' span {sid(n, 3)}" in block  # the failing span, with its id
-    assert "sources src1" in traces.split(f"trace {t}")[1].split("\n")[0]
+    head = traces.split(f"trace {t}")[1].split("\n")[0]
+    assert "starts 2023-11-14T22:" in head  # its absolute start time
+    assert "sources" not in head  # one span source: named once, in the provenance
     assert tid(n) == t
 
 
@@ -71,12 +75,18 @@ def test_log_templates_and_graph_change() -> None:
     b = _build(_req())
     logs = next(s for s in b.sections if s.key == "logs").text
     # correlate's templates (the log_templates analysis's masks), counted by correlate
-    assert "12x (baseline 0x) ERROR ledger: ledger update failed after <NUM> ms: lock timeout" in logs
+    line = next(
+        x for x in logs.splitlines() if "ERROR ledger: ledger update failed after <NUM> ms: lock timeout" in x
+    )
+    assert "— 12 in the window, 0 in the baseline (new)" in line
+    assert re.search(
+        r"; first \d\d:\d\d:\d\d\.\d{3} \"ledger update failed after \d+ ms: lock timeout\"", line
+    )
     assert (
         "1 baseline templates absent in the window, e.g. INFO payments: charge <NUM> ok in <NUM> ms" in logs
     )
     graph = next(s for s in b.sections if s.key == "graph").text
-    assert re.search(r"payments -> ledger .*p95 x\d+\.\d+", graph)
+    assert re.search(r"payments -> ledger: calls 12 -> 12 .*p95 20.0ms -> 900.0ms \(x45.00\)", graph)
 
 
 def test_budget_cuts_lower_priority_sections_first_and_lists_them() -> None:
@@ -123,7 +133,7 @@ def test_a_window_without_spans_is_a_warning_not_an_error() -> None:
     text = b.text()
     assert "note: no spans in the window" in text and "candidate #" not in text
     # the rest is still built: the baseline's typical trace shows what normal looked like
-    assert "(typical before (baseline, median duration))" in text
+    assert "(typical before (baseline), median duration of frontend POST /pay)" in text
 
 
 def test_other_correlate_errors_are_not_swallowed(monkeypatch) -> None:

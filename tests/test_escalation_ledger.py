@@ -52,7 +52,9 @@ def test_every_escalation_is_recorded_with_reasons_sections_and_redactions() -> 
     assert first["dataset"] == "shop" and first["model"] == "offline-report-v1"
     assert json.loads(first["reasons"])  # why it was escalated (a threshold, or asked)
     sections = json.loads(first["bundle_sections"])
-    assert list(sections)[:3] == ["question", "summary", "candidates"] and first["bundle_tokens"] > 0
+    assert (
+        list(sections)[:4] == ["question", "summary", "timeline", "candidates"] and first["bundle_tokens"] > 0
+    )
     assert json.loads(first["redactions"]).get("jwt", 0) >= 1
     assert first["output_tokens"] > 0 and first["latency_s"] >= 0
 
