@@ -316,6 +316,18 @@ class BundleBuilder:
         self._multi_source = False
         self._counts: LogTemplateCounts | None = None
 
+    @property
+    def _ds(self) -> DatasetSession:
+        """The session: the sections that read it are built only when there is one (`build`)."""
+        assert self.session is not None
+        return self.session
+
+    @property
+    def _win(self) -> Window:
+        """The window, for the sections built only once there is one."""
+        assert self.window is not None
+        return self.window
+
     # items ---------------------------------------------------------------------------------
 
     def _item(self, text: str, label: str, fact: dict[str, Any] | None = None, *, eid: bool = True) -> _Item:
@@ -487,7 +499,7 @@ class BundleBuilder:
     # summary ---------------------------------------------------------------------------------
 
     def _summary_data(self) -> dict[str, Any]:
-        summary = dict(self.session.summary())
+        summary = dict(self._ds.summary())
         self.facts["summary"] = self._facts_redactor.value("summary", _jsonable(summary))
         return summary
 
@@ -628,7 +640,7 @@ class BundleBuilder:
     # timeline --------------------------------------------------------------------------------
 
     def _timeline(self) -> list[_Item]:
-        tl = self.session.timeline()
+        tl = self._ds.timeline()
         self.timeline = tl
         if self.req.window is None and tl.onset is not None:
             self.window = tl.onset.window
@@ -697,7 +709,7 @@ class BundleBuilder:
 
         # correlated over every service: a filter (asked, never the agent's scope) picks what is
         # shown, and the bundle says what it left out
-        report = self.session.correlate(self.window, self.baseline, ())
+        report = self._ds.correlate(self.window, self.baseline, ())
         self.report = report
         self.window = report.window if report.window.end_ns > report.window.start_ns else self.window
         if report.baseline is not None:
@@ -705,7 +717,7 @@ class BundleBuilder:
         elif self.req.baseline is None:
             self.baseline = None
         if self.window is not None:
-            self.activity = self.session.service_activity(self.window, self.baseline)
+            self.activity = self._ds.service_activity(self.window, self.baseline)
             self.queries.append(self.activity.sql)
         keep = set(self.req.services)
         ranked = list(enumerate(report.candidates, 1))
@@ -779,7 +791,7 @@ class BundleBuilder:
         scope = set(self.req.context.code_scope.service_names)
         top = [(r, c) for r, c in ranked[:3] if round(c.score, 2) > 0]
         if scope and top and top[0][1].service not in scope:
-            out = {}
+            out: dict[str, list[str]] = {}
             for r, c in top:
                 if c.service not in scope:
                     out.setdefault(c.service, []).append(f"#{r}")
@@ -820,7 +832,7 @@ class BundleBuilder:
         if self._counts is None:
             # templated from redacted texts: masking a number inside a secret would leave a piece of
             # it the rules no longer recognise
-            self._counts = self.session.log_template_counts(
+            self._counts = self._ds.log_template_counts(
                 self.window, self.baseline, tuple(self.req.services), redact=self.redactor.text
             )
             self.queries.append(self._counts.sql)
@@ -884,7 +896,7 @@ class BundleBuilder:
                 rank = self.report.candidates.index(c) + 1
                 for tid in c.evidence.trace_ids[:1]:
                     add(tid, f"example of candidate #{rank}")
-        for ex in self.session.exemplar_traces(self.window, self.baseline, tuple(self.req.services)):
+        for ex in self._ds.exemplar_traces(self._win, self.baseline, tuple(self.req.services)):
             self.queries.append(ex.sql)
             role = ROLE_TEXT[ex.role]
             if ex.role in ("typical", "baseline_typical") and ex.root:
@@ -904,8 +916,8 @@ class BundleBuilder:
         shapes: dict[tuple[Any, ...], str] = {}  # a trace's shape -> the evidence id that shows it
         attrs_shown: set[str] = set()  # attributes shown once in the bundle, not again
         for tid, role in self._exemplar_ids():
-            view = self.session.trace(tid)
-            sources = self.session.trace_sources(tid) if self._multi_source else ()
+            view = self._ds.trace(tid)
+            sources = self._ds.trace_sources(tid) if self._multi_source else ()
             shape = _shape(view)
             # the same request failing (or not) the same way: one line; never the baseline's, the
             # request done well that the others are compared with
@@ -941,7 +953,7 @@ class BundleBuilder:
     def _graph(self) -> list[_Item]:
         if self.window is None:
             return []
-        change = self.session.service_graph_change(self.window, self.baseline)
+        change = self._ds.service_graph_change(self.window, self.baseline)
         if not change.edges:
             return []
         self.queries.append(change.sql)
@@ -1122,9 +1134,9 @@ class BundleBuilder:
     def _telemetry_code_refs(self) -> list[CodeRef]:
         refs = [
             CodeRef(c.path, c.line, "span", c.function, f"trace {c.trace_id} span {c.span_id}")
-            for c in self.session.code_locations(self.window)
+            for c in self._ds.code_locations(self._win)
         ]
-        for st in self.session.stack_traces(self.window):
+        for st in self._ds.stack_traces(self._win):
             refs += refs_from_stacktrace(st.text, f"trace {st.trace_id} span {st.span_id}")[:6]
         return refs
 
@@ -1201,7 +1213,7 @@ def _code_refs_from_view(view: TraceView) -> list[CodeRef]:
             refs.append(
                 CodeRef(
                     path,
-                    int(line) if str(line).isdigit() else None,
+                    int(str(line)) if str(line).isdigit() else None,
                     "span",
                     a.get("code.function.name") or a.get("code.function"),
                     f"trace {view.trace_id} span {s.span_id}",
