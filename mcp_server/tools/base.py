@@ -22,8 +22,6 @@ __all__ = [
     "CursorArg",
     "Page",
     "DocPage",
-    "Obj",
-    "Objs",
     "JsonObject",
     "JsonObjects",
     "ToolError",
@@ -67,14 +65,6 @@ DocPage = dict[str, Any]
 # `field: JsonObject = Field(description="…")`.
 JsonObject = dict[str, Any]
 JsonObjects = list[dict[str, Any]]
-
-
-def Obj(description: str) -> Any:
-    return Annotated[dict[str, Any], Field(description=description)]
-
-
-def Objs(description: str) -> Any:
-    return Annotated[list[dict[str, Any]], Field(description=description)]
 
 
 def parse_bound(value: str | None, name: str) -> int | None:

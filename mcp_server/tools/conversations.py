@@ -12,8 +12,8 @@ from mcp_server.tools.base import (
     CursorArg,
     DatasetArg,
     DocPage,
-    Obj,
-    Objs,
+    JsonObject,
+    JsonObjects,
     Page,
     ServicesArg,
     TimeArg,
@@ -39,7 +39,7 @@ class TurnOut(BaseModel):
     # also provider, model, cost_usd, escalation_id, bundle_path
     session_id: str
     status: str = Field(description="ok or failed (retry: empty message)")
-    analysis: Obj(ANALYSIS_DOC)
+    analysis: JsonObject = Field(description=ANALYSIS_DOC)
     checked_by_model: bool
     turns_left: int
     warnings: list[str]
@@ -49,7 +49,7 @@ class TurnOut(BaseModel):
 class SummaryOut(BaseModel):
     # also session_id, summary_format, turns, cost_usd
     summary_markdown: str
-    analysis: Obj("root causes merged over all turns; " + ANALYSIS_DOC)
+    analysis: JsonObject = Field(description="root causes merged over all turns; " + ANALYSIS_DOC)
     warnings: list[str]
     page: DocPage
 
@@ -65,7 +65,7 @@ class StatusOut(BaseModel):
 
 
 class ConversationList(BaseModel):
-    conversations: Objs("as get_conversation_status")
+    conversations: JsonObjects = Field(description="as get_conversation_status")
     page: Page
 
 
