@@ -306,11 +306,13 @@ _SKIP_PATTERNS = {("ArtifactoryDetector", 1)}
 def _library_rules() -> tuple[_Rule, ...]:
     from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
 
-    by_name = {cls.__name__: cls for cls in get_mapping_from_secret_type_to_class().values()}
+    # the library's return type names an unbound TypeVar: the checker is told what it holds, classes
+    plugins: dict[str, type] = get_mapping_from_secret_type_to_class()
+    by_name = {cls.__name__: cls for cls in plugins.values()}
     rules = []
     for name, (kind, groups) in _DETECT_SECRETS.items():
-        cls = by_name.get(name)
-        for i, regex in enumerate(getattr(cls, "denylist", ()) or ()):
+        plugin = by_name.get(name)
+        for i, regex in enumerate(getattr(plugin, "denylist", ()) or ()):
             if (name, i) not in _SKIP_PATTERNS:
                 # a URL's password may be a reference in code (`postgres://{user}:{password}@`)
                 check = _is_literal if kind == "url_password" else None
