@@ -21,7 +21,7 @@ from typing import Any
 
 from escalation.decide import EscalationDecision, EscalationSignals, EscalationThresholds, should_escalate
 from escalation.errors import DatasetUnavailable, ProviderError, ProviderTimeout
-from escalation.ledger import ledger_stats, new_id, record
+from escalation.ledger import LedgerEntry, ledger_stats, new_id, record, record_function_calls
 from escalation.preparation import Prepared, dry_run_payload, ledger_entry, prepare, result_of, signals_from
 from escalation.providers import get_provider
 from escalation.types import (
@@ -129,39 +129,50 @@ def _ask(p: Prepared, req: EscalationRequest) -> EscalationResult:
     """Ask the prepared provider; the ledger row either way."""
     assert p.provider is not None
     started = time.monotonic()
+    functions = p.request.functions if p.provider_name == "gemini" else None
     try:
         reply = p.provider.generate(p.request)
     except ProviderError as exc:
         exc.bundle_path = p.bundle_path
-        record(
-            ledger_entry(
-                p,
-                req,
-                "escalation",
-                "failed",
-                latency_s=time.monotonic() - started,
-                error=str(exc),
-                attempts=exc.attempts,
-            )
-        )
-        raise
-    latency = time.monotonic() - started
-    result = result_of(p, req, reply, latency)
-    record(
-        ledger_entry(
+        entry = ledger_entry(
             p,
             req,
             "escalation",
-            "ok",
-            input_tokens=result.usage["input_tokens"],
-            output_tokens=result.usage["output_tokens"],
-            thinking_tokens=result.usage["thinking_tokens"],
-            cost_usd=result.cost_usd,
-            latency_s=latency,
-            attempts=reply.attempts,
+            "failed",
+            latency_s=time.monotonic() - started,
+            error=str(exc),
+            attempts=exc.attempts,
         )
+        record(entry)
+        _record_calls(entry, functions)
+        raise
+    finally:
+        if functions is not None:
+            functions.close()
+    latency = time.monotonic() - started
+    result = result_of(p, req, reply, latency)
+    entry = ledger_entry(
+        p,
+        req,
+        "escalation",
+        "ok",
+        input_tokens=result.usage["input_tokens"],
+        output_tokens=result.usage["output_tokens"],
+        thinking_tokens=result.usage["thinking_tokens"],
+        cost_usd=result.cost_usd,
+        latency_s=latency,
+        attempts=reply.attempts,
     )
+    record(entry)
+    record_function_calls(entry, reply.function_calls)
     return result
+
+
+def _record_calls(entry: LedgerEntry, functions: Any) -> None:
+    """The functions a failed turn called before it failed: each a ledger row too."""
+    calls = getattr(functions, "calls", None)
+    if calls:
+        record_function_calls(entry, [c.to_dict() for c in calls])
 
 
 # conversations: implemented in escalation.conversations (imported lazily to keep this module small)

@@ -32,9 +32,9 @@ from escalation.errors import (
     ProviderError,
     Remedy,
 )
-from escalation.ledger import LedgerEntry, new_id, record
+from escalation.ledger import LedgerEntry, new_id, record, record_function_calls
 from escalation.models import cost_usd
-from escalation.preparation import Prepared, ledger_entry, prepare, result_of
+from escalation.preparation import Prepared, dataset_functions, ledger_entry, prepare, result_of
 from escalation.prompts import FOLLOW_UP_INSTRUCTION, RESPONSE_SCHEMA, SUMMARY_INSTRUCTIONS
 from escalation.providers import Message, ProviderReply, ProviderRequest, get_provider
 from escalation.redact import Redactor
@@ -229,6 +229,12 @@ def _run_turn(
     row = _row(session_id)
     msgs = [m for m in _messages(session_id) if m["status"] == "ok" or m["seq"] == seq]
     history = tuple(Message(m["role"], m["text"]) for m in msgs if m["seq"] <= seq)
+    # the functions the model may call within the turn, when the session's instruction offers them
+    functions = (
+        dataset_functions(row["dataset"])
+        if row["provider"] == "gemini" and "You may call query_spans" in row["system_instruction"]
+        else None
+    )
     request = ProviderRequest(
         system_instruction=row["system_instruction"],
         messages=history,
@@ -238,6 +244,7 @@ def _run_turn(
         code_execution=row["analysis_type"] in ("hypothesis_test", "execution_trace"),
         timeout_s=float(row["timeout_s"]),
         bundle_facts=json.loads(row["bundle_facts"]),
+        functions=functions,
     )
     provider = (
         prepared.provider
@@ -249,6 +256,8 @@ def _run_turn(
     try:
         reply = provider.generate(request)
     except ProviderError as exc:
+        if functions is not None:
+            functions.close()
         latency = time.monotonic() - started
         _finish(session_id, seq, None, str(exc))
         entry = (
@@ -280,7 +289,11 @@ def _run_turn(
             entry = dataclasses.replace(entry, session_id=session_id, turn=1)
             exc.bundle_path = prepared.bundle_path
         record(entry)
+        if functions is not None and functions.calls:
+            record_function_calls(entry, [c.to_dict() for c in functions.calls])
         raise
+    if functions is not None:
+        functions.close()
     latency = time.monotonic() - started
     _finish(session_id, seq, reply, None)
     cost = _usage_cost(row["provider"], reply)
@@ -300,27 +313,28 @@ def _run_turn(
             latency_s=latency,
             attempts=reply.attempts,
         )
-        record(dataclasses.replace(entry, session_id=session_id, turn=1))
+        entry = dataclasses.replace(entry, session_id=session_id, turn=1)
+        record(entry)
     else:
-        record(
-            LedgerEntry(
-                kind="turn",
-                provider=row["provider"],
-                model=reply.model,
-                outcome="ok",
-                session_id=session_id,
-                turn=turn_no,
-                dataset=row["dataset"],
-                analysis_type=row["analysis_type"],
-                input_tokens=u.input_tokens,
-                output_tokens=u.output_tokens,
-                thinking_tokens=u.thinking_tokens,
-                cost_usd=cost,
-                latency_s=latency,
-                attempts=reply.attempts,
-                reasons=("conversation follow-up",),
-            )
+        entry = LedgerEntry(
+            kind="turn",
+            provider=row["provider"],
+            model=reply.model,
+            outcome="ok",
+            session_id=session_id,
+            turn=turn_no,
+            dataset=row["dataset"],
+            analysis_type=row["analysis_type"],
+            input_tokens=u.input_tokens,
+            output_tokens=u.output_tokens,
+            thinking_tokens=u.thinking_tokens,
+            cost_usd=cost,
+            latency_s=latency,
+            attempts=reply.attempts,
+            reasons=("conversation follow-up",),
         )
+        record(entry)
+    record_function_calls(entry, reply.function_calls)
     done = sum(1 for m in _messages(session_id) if m["role"] == "model" and m["status"] == "ok")
     md = render_markdown(
         reply.analysis,
@@ -328,6 +342,7 @@ def _run_turn(
         model=reply.model,
         checked_by_model=reply.checked_by_model,
         title=f"Conversation {session_id}, turn {turn_no}",
+        function_calls=reply.function_calls,
     )
     return ConversationTurn(
         session_id=session_id,

@@ -1,9 +1,11 @@
-"""The ledger: every escalation, conversation turn, finalize and dry run, measured.
+"""The ledger: every escalation, conversation turn, finalize, dry run and function call, measured.
 
 Rows carry why it was escalated, the analysis type, dataset, bundle tokens per section,
 redaction counts (by kind, never values), model, input/output/thinking tokens, cost estimate,
-latency and outcome. `ledger_stats()` summarises by day, analysis type and model
-(`dcr stats`).
+latency and outcome. A function the model called within a turn (query_spans, get_trace) is a
+row of kind 'function_call' whose parent_id is that escalation or turn, with its redacted
+arguments and result size in `detail`. `ledger_stats()` summarises the model calls by day,
+analysis type and model, and counts the function calls apart (`dcr stats`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 from escalation.store import connect, now_iso
 
-__all__ = ["LedgerEntry", "record", "ledger_stats", "new_id"]
+__all__ = ["LedgerEntry", "record", "record_function_calls", "ledger_stats", "new_id"]
 
 
 def new_id(prefix: str = "esc") -> str:
@@ -48,6 +50,8 @@ class LedgerEntry:
     attempts: int = 1
     error: str | None = None
     bundle_path: str | None = None
+    parent_id: str | None = None  # a function call's escalation or turn
+    detail: Mapping[str, Any] = field(default_factory=dict)  # a function call: name, arguments, result size
 
 
 def record(entry: LedgerEntry) -> str:
@@ -57,8 +61,8 @@ def record(entry: LedgerEntry) -> str:
         con.execute(
             "INSERT INTO ledger (id, kind, session_id, turn, created_at, day, dataset, analysis_type, provider, model, "
             "reasons, bundle_tokens, bundle_sections, token_method, cut, redactions, input_tokens, output_tokens, "
-            "thinking_tokens, cost_usd, latency_s, attempts, outcome, error, bundle_path) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "thinking_tokens, cost_usd, latency_s, attempts, outcome, error, bundle_path, parent_id, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 entry.id,
                 entry.kind,
@@ -85,6 +89,8 @@ def record(entry: LedgerEntry) -> str:
                 entry.outcome,
                 entry.error,
                 entry.bundle_path,
+                entry.parent_id,
+                json.dumps(dict(entry.detail), default=str),
             ),
         )
     finally:
@@ -101,6 +107,33 @@ _SUMS = (
 )
 
 
+def record_function_calls(parent: LedgerEntry, calls: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One row per function the model called within `parent`'s turn (kind 'function_call'):
+    outcome ok / error / refused, its seconds, and in `detail` the function, its redacted
+    arguments, the rows and characters it returned and whether they were cut."""
+    ids = []
+    for c in calls:
+        ids.append(
+            record(
+                LedgerEntry(
+                    kind="function_call",
+                    provider=parent.provider,
+                    model=parent.model,
+                    outcome=str(c.get("outcome") or "ok"),
+                    session_id=parent.session_id,
+                    turn=parent.turn,
+                    dataset=parent.dataset,
+                    analysis_type=parent.analysis_type,
+                    latency_s=float(c.get("seconds") or 0.0),
+                    error=c.get("error") or None,
+                    parent_id=parent.id,
+                    detail={k: c.get(k) for k in ("id", "name", "args", "rows", "chars", "truncated")},
+                )
+            )
+        )
+    return ids
+
+
 def ledger_stats() -> dict[str, Any]:
     """Totals, and the same figures by day, by analysis type and by model; redactions by kind."""
     con = connect()
@@ -109,21 +142,24 @@ def ledger_stats() -> dict[str, Any]:
         def rows(sql: str) -> list[dict[str, Any]]:
             return [dict(r) for r in con.execute(sql).fetchall()]
 
-        total = rows(f"SELECT {_SUMS} FROM ledger")[0]
-        by_day = rows(f"SELECT day, {_SUMS} FROM ledger GROUP BY day ORDER BY day")
+        # model calls; the functions a model called are counted apart
+        calls = "FROM ledger WHERE kind <> 'function_call'"
+        total = rows(f"SELECT {_SUMS} {calls}")[0]
+        total["function_calls"] = con.execute(
+            "SELECT count(*) FROM ledger WHERE kind = 'function_call'"
+        ).fetchone()[0]
+        by_day = rows(f"SELECT day, {_SUMS} {calls} GROUP BY day ORDER BY day")
         by_type = rows(
-            f"SELECT coalesce(analysis_type, '-') AS analysis_type, {_SUMS} FROM ledger GROUP BY 1 ORDER BY 1"
+            f"SELECT coalesce(analysis_type, '-') AS analysis_type, {_SUMS} {calls} GROUP BY 1 ORDER BY 1"
         )
-        by_model = rows(
-            f"SELECT model, provider, {_SUMS} FROM ledger GROUP BY model, provider ORDER BY model"
-        )
+        by_model = rows(f"SELECT model, provider, {_SUMS} {calls} GROUP BY model, provider ORDER BY model")
         redactions: dict[str, int] = {}
         for (raw,) in con.execute("SELECT redactions FROM ledger"):
             for kind, n in json.loads(raw or "{}").items():
                 redactions[kind] = redactions.get(kind, 0) + int(n)
         recent = rows(
             "SELECT id, kind, created_at, dataset, analysis_type, provider, model, outcome, "
-            "bundle_tokens, cost_usd, latency_s, reasons, error FROM ledger "
+            f"bundle_tokens, cost_usd, latency_s, reasons, error {calls} "
             "ORDER BY created_at DESC LIMIT 10"
         )
     finally:

@@ -21,9 +21,16 @@ from typing import Any
 from escalation.bundle import Bundle, BundleBuilder
 from escalation.decide import EscalationSignals, should_escalate
 from escalation.errors import BadRequest, DatasetUnavailable, ProviderError
+from escalation.functions import DatasetFunctions
 from escalation.ledger import LedgerEntry, new_id
 from escalation.models import DEFAULT_MODEL, cost_usd, default_budget_tokens, selected_model
-from escalation.prompts import RESPONSE_SCHEMA, SYSTEM_INSTRUCTION, analysis_instruction, check_analysis_type
+from escalation.prompts import (
+    FUNCTIONS_INSTRUCTION,
+    RESPONSE_SCHEMA,
+    SYSTEM_INSTRUCTION,
+    analysis_instruction,
+    check_analysis_type,
+)
 from escalation.providers import PROVIDERS, Message, Provider, ProviderReply, ProviderRequest, get_provider
 from escalation.providers import default_provider_name as _default_provider
 from escalation.redact import Redactor
@@ -33,6 +40,8 @@ from ingest.dataset import dcr_home
 
 __all__ = [
     "CODE_EXECUTION_TYPES",
+    "dataset_functions",
+    "system_instruction",
     "DEFAULT_TIMEOUT_S",
     "Prepared",
     "prepare",
@@ -140,6 +149,24 @@ def _reasons(req: EscalationRequest, bundle: Bundle) -> tuple[str, ...]:
     return decision.reasons or ("asked by the agent (no threshold crossed)",)
 
 
+def dataset_functions(dataset: str | None) -> DatasetFunctions | None:
+    """The functions the model may call over `dataset` within a turn (None without a dataset, or
+    with DCR_FUNCTION_CALLS=0)."""
+    if not dataset:
+        return None
+    runner = DatasetFunctions(dataset)
+    return runner if runner.max_calls > 0 else None
+
+
+def system_instruction(analysis_type: str, functions: DatasetFunctions | None = None) -> str:
+    text = f"{SYSTEM_INSTRUCTION}\n{analysis_instruction(analysis_type)}"
+    if functions is not None:
+        text += "\n" + FUNCTIONS_INSTRUCTION.format(
+            max_calls=functions.max_calls, max_chars=functions.max_chars
+        )
+    return text
+
+
 def _user_message(bundle: Bundle, question: str) -> str:
     # the question is also in the bundle's first section, where it was counted; redact it again here
     return f"{bundle.text()}\n\n## The question to answer\n{Redactor().text(question)}"
@@ -208,8 +235,9 @@ def prepare(req: EscalationRequest, *, deadline: float | None = None) -> Prepare
             session.close()
     if count_warnings:
         bundle = dataclasses.replace(bundle, warnings=bundle.warnings + tuple(dict.fromkeys(count_warnings)))
+    functions = dataset_functions(req.dataset)
     request = ProviderRequest(
-        system_instruction=f"{SYSTEM_INSTRUCTION}\n{analysis_instruction(req.analysis_type)}",
+        system_instruction=system_instruction(req.analysis_type, functions),
         messages=(Message("user", _user_message(bundle, req.question.strip())),),
         analysis_type=req.analysis_type,
         depth_level=int(req.depth_level),
@@ -218,6 +246,7 @@ def prepare(req: EscalationRequest, *, deadline: float | None = None) -> Prepare
         timeout_s=timeout_s,
         bundle_facts=bundle.facts,
         deadline=deadline,
+        functions=functions,
     )
     eid = new_id()
     return Prepared(
@@ -280,6 +309,7 @@ def result_of(
             checked_by_model=checked,
             warnings=b.warnings,
             cut=b.cut,
+            function_calls=reply.function_calls,
         )
         if reply
         else ""
@@ -309,6 +339,7 @@ def result_of(
         bundle_path=p.bundle_path,
         dry_run_payload=dry_run_payload,
         session_id=session_id,
+        function_calls=tuple(reply.function_calls) if reply else (),
     )
 
 

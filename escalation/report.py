@@ -16,6 +16,7 @@ def render_markdown(
     title: str = "Escalation report",
     warnings: tuple[str, ...] = (),
     cut: tuple[str, ...] = (),
+    function_calls: tuple[dict[str, Any], ...] = (),
 ) -> str:
     out = [f"# {title}", ""]
     if not checked_by_model:
@@ -87,7 +88,7 @@ def render_markdown(
                 line += f" ({d['how']})"
             out.append(line)
         out.append("")
-    calls = analysis.get("function_calls") or []
+    calls = function_calls
     if calls:
         out.append("## Data the model asked for (function calls)")
         for c in calls:

@@ -2,7 +2,7 @@
 
     $DCR_HOME/escalation.sqlite
         _migrations     name, applied_at: each migration runs once, in order
-        ledger          one row per escalation, conversation turn, finalize and dry run
+        ledger          one row per escalation, conversation turn, finalize, dry run and function call
         conversations   one row per session (its bundle, model, state, lease for serialising)
         messages        the turns of a session: user and model, ok / failed
 
@@ -111,6 +111,15 @@ def m002_conversations(con: sqlite3.Connection) -> None:
             created_at TEXT NOT NULL,
             PRIMARY KEY (session_id, seq)
         )""")
+
+
+@migration
+def m003_function_calls(con: sqlite3.Connection) -> None:
+    """The functions a model called within a turn: one ledger row each (kind 'function_call'),
+    pointing at the escalation or turn that made it, with what it asked and got in `detail`."""
+    con.execute("ALTER TABLE ledger ADD COLUMN parent_id TEXT")
+    con.execute("ALTER TABLE ledger ADD COLUMN detail TEXT NOT NULL DEFAULT '{}'")
+    con.execute("CREATE INDEX ledger_parent ON ledger(parent_id)")
 
 
 def migrate(con: sqlite3.Connection) -> list[str]:

@@ -92,6 +92,9 @@ class EscalationResult(_Dict):
     bundle_path: str | None  # the saved bundle (what was, or would be, sent)
     dry_run_payload: dict[str, Any] | None = None  # for dry runs: the exact request body
     session_id: str | None = None  # set for conversation starts
+    # the functions the model called within its turn (query_spans, get_trace): id Q1…, name,
+    # redacted arguments, outcome, rows, characters, whether cut (each also a ledger row)
+    function_calls: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)

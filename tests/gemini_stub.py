@@ -12,6 +12,8 @@ a script of actions, then with a default answer:
     stub.slow(seconds, analysis)                answer after a delay (timeouts)
     stub.raw(200, b"{not json")                 a malformed body
     stub.text_reply("not json at all")          a 200 answer whose text part is not JSON
+    stub.call("query_spans", {"sql": "…"})      a 200 answer that calls a function (the model asks
+    stub.calls([(name, args), …])               for data within its turn); several in one answer
 
 countTokens answers `totalTokens` = whitespace-separated words x 1.3 of all text parts (or
 `stub.count_tokens_value` when set).
@@ -22,6 +24,7 @@ countTokens answers `totalTokens` = whitespace-separated words x 1.3 of all text
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import threading
@@ -75,6 +78,7 @@ class GeminiStub:
         self._script: deque[tuple[str, Any]] = deque()
         self._lock = threading.Lock()
         self.count_tokens_value: int | None = None
+        self._call_seq = 0
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -123,6 +127,25 @@ class GeminiStub:
 
     def raw(self, status: int, body: bytes) -> None:
         self._push("raw", (status, body))
+
+    def call(self, name: str, args: dict[str, Any], *, usage: tuple[int, int, int] = (1000, 20, 50)) -> None:
+        """An answer that calls one function (with an id and a thought signature, as Gemini 3
+        answers): the client must run it and send its result back in the same turn."""
+        self.calls([(name, args)], usage=usage)
+
+    def calls(
+        self, calls: list[tuple[str, dict[str, Any]]], *, usage: tuple[int, int, int] = (1000, 20, 50)
+    ) -> None:
+        self._push("call", (calls, usage))
+
+    def function_responses(self, request: Received) -> list[dict[str, Any]]:
+        """The functionResponse parts a generateContent request carries, in order."""
+        return [
+            part["functionResponse"]
+            for content in (request.json or {}).get("contents", [])
+            for part in content.get("parts", [])
+            if "functionResponse" in part
+        ]
 
     def _push(self, kind: str, arg: Any) -> None:
         with self._lock:
@@ -180,6 +203,26 @@ class GeminiStub:
             return self._send(h, 200, self._answer(json.dumps(arg[1]), model, (100, 50, 0)))
         if kind == "text":
             return self._send(h, 200, self._answer(arg, model, (100, 50, 0)))
+        if kind == "call":
+            calls, usage = arg
+            with self._lock:
+                self._call_seq += 1
+                seq = self._call_seq
+            parts = [
+                {
+                    "functionCall": {"id": f"call-{seq}-{i}", "name": name, "args": args},
+                    # Gemini 3 signs the first call part; the client must send it back as it came
+                    **(
+                        {"thoughtSignature": base64.b64encode(f"sig-{seq}".encode()).decode()}
+                        if i == 0
+                        else {}
+                    ),
+                }
+                for i, (name, args) in enumerate(calls)
+            ]
+            body = self._answer("", model, usage)
+            body["candidates"][0]["content"]["parts"] = parts
+            return self._send(h, 200, body)
         return self._send(h, 200, self._answer(json.dumps(arg[0]), model, arg[1]))
 
     def _count(self, parsed: Any) -> int:

@@ -117,9 +117,12 @@ def test_a_spent_time_budget_cuts_the_model_call_in_flight(stub: GeminiStub, mon
 
     monkeypatch.setattr(stub, "_handle", slow_count)
     stub.slow(9.0)
-    _, asked = _escalate(budget_s=2)
+    # 3 s: the bundle (about 1.5 s on a loaded machine) and the count leave the call a part of it
+    _, asked = _escalate(budget_s=3)
     ended, error = _abandoned_call()
-    assert ended - asked < 2 + 0.4, "the model call outlived the time budget"
+    # the stand-in would answer after 9 s: ending within a second of the budget is the cut (the
+    # slack is for a loaded machine, where recording the failure itself takes a while)
+    assert ended - asked < 3 + 1.0, "the model call outlived the time budget"
     assert "timeout" in error
     assert len(stub.generate_requests()) == 1
 

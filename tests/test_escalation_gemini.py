@@ -56,7 +56,8 @@ def test_request_shape_system_instruction_schema_thinking_and_key(stub: GeminiSt
     assert set(cfg["responseSchema"]["required"]) == set(RESPONSE_SCHEMA["required"])
     # google-genai 3.6 writes this field in snake case; proto JSON accepts both spellings
     assert _level(cfg["thinkingConfig"]) == "HIGH"
-    assert "tools" not in body  # no code execution for performance
+    # no code execution for performance; the dataset's functions (query_spans, get_trace) offered
+    assert [list(t) for t in body["tools"]] == [["functionDeclarations"]]
     assert [c["role"] for c in body["contents"]] == ["user"]
     text = body["contents"][0]["parts"][0]["text"]
     assert "## Ranked root-cause candidates" in text and "Why do payments fail?" in text

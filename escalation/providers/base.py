@@ -5,7 +5,8 @@
 
 A request is the whole conversation so far (`messages`, oldest first, the last one the
 user's), the system instruction and the structured-output schema. `bundle_facts` carries the
-bundle's structured facts for providers that reason without a model (offline). `deadline`
+bundle's structured facts for providers that reason without a model (offline); `functions` the
+functions the model may call within its turn (Gemini: query_spans, get_trace). `deadline`
 is when the caller stops waiting (the MCP time budget): a provider that calls a model makes
 no attempt, backoff or read past it, so an answer nobody waits for is not left running.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Message", "ProviderRequest", "Usage", "ProviderReply", "Provider"]
+__all__ = ["Message", "ProviderRequest", "Usage", "ProviderReply", "Provider", "FunctionRunner"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class ProviderRequest:
     timeout_s: float = 300.0  # one attempt
     bundle_facts: dict[str, Any] = field(default_factory=dict)
     deadline: float | None = None  # time.monotonic() when the caller stops waiting; None: no limit
+    # functions the model may call within the turn (escalation/functions.py), or None
+    functions: FunctionRunner | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,23 @@ class ProviderReply:
     model: str
     checked_by_model: bool
     attempts: int = 1
+    # the functions the model called within the turn, as the ledger records them (FunctionCall.to_dict())
+    function_calls: tuple[dict[str, Any], ...] = ()
+
+
+@runtime_checkable
+class FunctionRunner(Protocol):
+    """What a provider needs of the functions it offers (escalation.functions.DatasetFunctions)."""
+
+    max_calls: int
+
+    @property
+    def declarations(self) -> list[dict[str, Any]]: ...
+
+    @property
+    def spent(self) -> bool: ...
+
+    def __call__(self, name: str, args: dict[str, Any]) -> dict[str, Any]: ...
 
 
 @runtime_checkable

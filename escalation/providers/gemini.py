@@ -9,7 +9,11 @@
   backoff and jitter (DCR_GEMINI_RETRIES, default 4; DCR_GEMINI_BACKOFF_S, default 1.0),
   waiting at least what the server asks for (RetryInfo.retryDelay or Retry-After);
 - nothing past the request's `deadline`: an attempt's timeout ends there, and a retry whose
-  backoff would end past it is not made (ProviderTimeout at once).
+  backoff would end past it is not made (ProviderTimeout at once);
+- the request's `functions` (escalation/functions.py: query_spans, get_trace) offered as function
+  declarations: when the model calls them, they run here, their (redacted, cut) results go back
+  in the same turn with the model's own parts (thought signatures kept), until it answers; past
+  the runner's budget or MAX_FUNCTION_ROUNDS the last round may not call (mode NONE).
 
 The SDK's own retries are off (no retry_options), so that this loop is the only one and
 honours the server's hint. google-genai and httpx errors are mapped here, where they enter.
@@ -34,6 +38,7 @@ __all__ = ["GeminiProvider", "api_key", "retry_hint_s", "map_genai_error", "requ
 API_VERSION = "v1beta"  # responseSchema, thinkingConfig and tools are documented on v1beta
 RETRYABLE = frozenset({408, 429, 500, 502, 503, 504})
 MAX_DELAY_S = 60.0
+MAX_FUNCTION_ROUNDS = 6  # model turns that may call functions before one that must answer
 _OUT_OF_TIME = (
     "no time left for Gemini to answer within the time budget: raise the time budget or lower the depth"
 )
@@ -181,9 +186,23 @@ class GeminiProvider:
     def config(self, request: ProviderRequest) -> Any:
         from google.genai import types
 
-        tools: list[types.ToolUnion] | None = (
-            [types.Tool(code_execution=types.ToolCodeExecution())] if request.code_execution else None
+        declarations = request.functions.declarations if request.functions is not None else []
+        tool = types.Tool(
+            code_execution=types.ToolCodeExecution() if request.code_execution else None,
+            function_declarations=[types.FunctionDeclaration.model_validate(d) for d in declarations] or None,
         )
+        tools: list[types.ToolUnion] | None = (
+            [tool] if tool.code_execution is not None or tool.function_declarations else None
+        )
+        tool_config = None
+        if declarations:
+            tool_config = types.ToolConfig(
+                function_calling_config=types.FunctionCallingConfig(
+                    mode=types.FunctionCallingConfigMode.AUTO
+                ),
+                # code execution (a built-in tool) and our functions in one turn
+                include_server_side_tool_invocations=True if request.code_execution else None,
+            )
         return types.GenerateContentConfig(
             system_instruction=request.system_instruction,
             response_mime_type="application/json",
@@ -193,6 +212,11 @@ class GeminiProvider:
             ),
             max_output_tokens=model_info(self.model).max_output_tokens,
             tools=tools,
+            tool_config=tool_config,
+            # the calls are ours to run (through the sealed dataset session), never the SDK's
+            automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True)
+            if declarations
+            else None,
         )
 
     def _with_retries(
@@ -242,6 +266,9 @@ class GeminiProvider:
         client = self._client(request.timeout_s)
         config = self.config(request)
         contents = self._contents(request)
+        functions = request.functions
+        used = [0, 0, 0]  # prompt, candidates and thoughts tokens over the rounds
+        attempts = 0
 
         def attempt(left: float | None) -> Any:
             cfg = config
@@ -251,7 +278,38 @@ class GeminiProvider:
                 )
             return client.models.generate_content(model=self.model, contents=contents, config=cfg)
 
-        response, attempts = self._with_retries(attempt, request.deadline)
+        # a turn: the model answers, or calls functions; their results go back in the same turn
+        # until it answers (at most the runner's budget of calls, then one round that may not call)
+        for round_ in range(MAX_FUNCTION_ROUNDS + 1):
+            response, n = self._with_retries(attempt, request.deadline)
+            attempts += n
+            um = response.usage_metadata
+            for i, key in enumerate(("prompt_token_count", "candidates_token_count", "thoughts_token_count")):
+                used[i] += int(getattr(um, key, 0) or 0)
+            calls = _function_calls(response)
+            if not calls or functions is None:
+                break
+            contents.append(response.candidates[0].content)  # as sent: thought signatures kept
+            parts = [
+                types.Part(
+                    function_response=types.FunctionResponse(
+                        id=fc.id, name=fc.name, response=functions(str(fc.name), dict(fc.args or {}))
+                    )
+                )
+                for fc in calls
+            ]
+            contents.append(types.Content(role="user", parts=parts))
+            if functions.spent or round_ + 1 >= MAX_FUNCTION_ROUNDS:  # the next round answers
+                config = config.model_copy(
+                    update={
+                        "tool_config": types.ToolConfig(
+                            function_calling_config=types.FunctionCallingConfig(
+                                mode=types.FunctionCallingConfigMode.NONE
+                            )
+                        )
+                    }
+                )
+        calls_made = tuple(c.to_dict() for c in getattr(functions, "calls", []))
         text = _response_text(response)
         try:
             analysis = _parse_json(text)
@@ -259,19 +317,14 @@ class GeminiProvider:
             raise MalformedReply(
                 f"Gemini's answer is not the JSON the schema asks for: {text[:120]!r}", attempts=attempts
             ) from None
-        um = response.usage_metadata
-        usage = Usage(
-            int(getattr(um, "prompt_token_count", 0) or 0),
-            int(getattr(um, "candidates_token_count", 0) or 0),
-            int(getattr(um, "thoughts_token_count", 0) or 0),
-        )
         return ProviderReply(
             text,
             analysis,
-            usage,
+            Usage(*used),
             getattr(response, "model_version", None) or self.model,
             checked_by_model=True,
             attempts=attempts,
+            function_calls=calls_made,
         )
 
     def count_tokens(self, request: ProviderRequest) -> int | None:
@@ -326,6 +379,14 @@ def request_body(request: ProviderRequest, model: str | None = None) -> dict[str
         "path": f"{API_VERSION}/{url.get('model', 'models/' + model)}:generateContent",
         "body": body,
     }
+
+
+def _function_calls(response: Any) -> list[Any]:
+    """The function calls of the first candidate's answer (none: it answered)."""
+    cands = getattr(response, "candidates", None) or []
+    content = getattr(cands[0], "content", None) if cands else None
+    parts = getattr(content, "parts", None) or []
+    return [p.function_call for p in parts if getattr(p, "function_call", None) is not None]
 
 
 def _response_text(response: Any) -> str:
