@@ -278,8 +278,8 @@ def _trim_strings(obj: dict[str, Any], budget: int, lists: bool = False) -> dict
         if text_size >= list_size:
             keep = text[: len(text) // 2].removesuffix(_TRIMMED)
             holder[key] = keep + _TRIMMED
-        else:
-            where, at, items, _ = found  # type: ignore[misc]
+        elif found is not None:  # list_size > text_size: there is a list
+            where, at, items, _ = found
             hidden = _hidden(items[-1]) if items else 0
             real = items[:-1] if hidden else items
             half = len(real) // 2

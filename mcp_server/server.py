@@ -209,7 +209,7 @@ def build_server(tools: str | Iterable[str] | None = None, *, log_level: str | N
         instructions=INSTRUCTIONS,
         version=pkg_version,
         tools=[_tool(s) for s in select_specs(tools)],
-        log_level=level,  # type: ignore[arg-type]
+        log_level=level,  # type: ignore[arg-type]  # a str checked above against the Literal's five names
     )
     from mcp_server import resources
 
