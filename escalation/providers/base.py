@@ -76,6 +76,8 @@ class FunctionRunner(Protocol):
 
     def __call__(self, name: str, args: dict[str, Any]) -> dict[str, Any]: ...
 
+    def close(self) -> None: ...  # by its owner after the turn (escalation/api.py), not by the provider
+
 
 @runtime_checkable
 class Provider(Protocol):
