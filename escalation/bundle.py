@@ -225,7 +225,7 @@ def figure_text(key: str, value: Any) -> str:
     digits (the name without `_ns`), other numbers to 4 significant digits, lists and maps
     compactly. The one definition tests compare the bundle with."""
     if value is None:
-        return "-"
+        return "none"
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, (int, float)):
@@ -1178,7 +1178,7 @@ def _figures(before: dict[str, Any], after: dict[str, Any]) -> str:
         elif k in after:
             parts.append(f"{_figure_name(k)} {figure_text(k, after[k])}")
         else:
-            parts.append(f"{_figure_name(k)} {figure_text(k, before[k])} -> -")
+            parts.append(f"{_figure_name(k)} {figure_text(k, before[k])} -> none")
     return "; ".join(parts)
 
 
