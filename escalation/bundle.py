@@ -102,6 +102,7 @@ W_NO_DATASET = "no dataset given: the bundle holds only the question, context an
 W_OVER_BUDGET = "the bundle is over the token budget even after cutting: shorten the question and context"
 
 MAX_TRACE_LINES = 60
+MAX_TRACE_WARNINGS = 3
 MAX_VALUE_CHARS = 300  # an attribute value
 MAX_MESSAGE_CHARS = 300  # a span's status message
 MAX_DETAILS_CHARS = 1_200  # a candidate's details
@@ -1497,8 +1498,20 @@ def render_trace(
         lines.append(
             f"  … {len(spans) - shown} more spans (the trace is longer than {MAX_TRACE_LINES} lines)"
         )
-    for w in view.warnings[:3]:
+        if clipped is not None:
+            clipped.append(
+                f"trace {view.trace_id[:8]}…: {len(spans) - shown} of {len(spans)} spans not shown "
+                f"(at most {MAX_TRACE_LINES} lines a trace)"
+            )
+    for w in view.warnings[:MAX_TRACE_WARNINGS]:
         lines.append(f"  warning: {w}")
+    if len(view.warnings) > MAX_TRACE_WARNINGS:
+        lines.append(f"  … {len(view.warnings) - MAX_TRACE_WARNINGS} more warnings")
+        if clipped is not None:
+            clipped.append(
+                f"trace {view.trace_id[:8]}…: {len(view.warnings) - MAX_TRACE_WARNINGS} of "
+                f"{len(view.warnings)} warnings not shown"
+            )
     fact = {
         "trace_id": view.trace_id,
         "start_ns": view.start_ns,
