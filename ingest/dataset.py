@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest.errors import BadDatasetName, DatasetNotFound
+from ingest.migrations import CURRENT, upgrade_in_place, upgraded
 
 __all__ = [
     "MANIFEST_VERSION",
@@ -53,7 +54,7 @@ __all__ = [
     "open_handle",
 ]
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = CURRENT  # the layout version this code writes (ingest/migrations.py upgrades older ones)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
@@ -126,8 +127,6 @@ def open_handle(name: str) -> DatasetHandle:
         raise DatasetNotFound(name, list_datasets()) from None
     version = manifest.get("schema_version", 0)
     if version != MANIFEST_VERSION:
-        from ingest.migrations import upgrade_in_place, upgraded
-
         upgraded(path, name, manifest)  # refuses a newer layout before taking any lock
         manifest = upgrade_in_place(path, name)
     return DatasetHandle(name=name, path=path, manifest=manifest)

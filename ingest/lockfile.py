@@ -24,7 +24,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LockHeld", "acquire", "release"]
+from ingest.errors import DatasetLocked
+
+__all__ = ["LockHeld", "LOCK_FILE", "acquire", "acquire_dataset", "release"]
 
 _HELD: dict[int, tuple[int, int]] = {}  # descriptor -> (device, inode) of the lock files this process opened
 
@@ -132,3 +134,34 @@ def _holder_text(info: dict[str, Any] | None, path: Path) -> str:
     if not _alive(info["pid"]):
         who += f", which has exited but left a process holding its lock: find it with 'fuser -v {path}'"
     return who
+
+
+LOCK_FILE = ".lock"  # a dataset's lock, in its folder
+
+
+def acquire_dataset(
+    folder: Path,
+    name: str,
+    timeout_s: float,
+    on_wait: Callable[[str], None] | None = None,
+    hint: str = "wait for it to finish or use another dataset",
+    holder: str = "dcr ingest",
+) -> int:
+    """An exclusive lock on a dataset's folder/.lock for as long as this process lives, waiting up
+    to `timeout_s`; its descriptor. DatasetLocked and the `on_wait` message name the process that
+    holds it and for how long; `holder` says what this one does with it."""
+    tell = None
+    if on_wait is not None:
+
+        def tell(who: str) -> None:
+            on_wait(
+                f"dataset {name!r} is being written by another process, {who}; waiting up to {timeout_s:g} s"
+            )
+
+    try:
+        return acquire(folder / LOCK_FILE, timeout_s, holder, tell)
+    except LockHeld as exc:
+        why = f"waited {timeout_s:g} s: {hint}" if timeout_s > 0 else hint
+        raise DatasetLocked(
+            f"dataset {name!r} is being written by another process, {exc.holder}; {why}"
+        ) from None

@@ -22,12 +22,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ingest.dataset import MANIFEST_VERSION
+from ingest import lockfile
 from ingest.errors import IngestError, Kind
 
 __all__ = ["CURRENT", "STEPS", "DatasetTooNew", "version_of", "upgraded", "upgrade_in_place"]
 
-CURRENT = MANIFEST_VERSION  # the layout this code writes (ingest/dataset.py documents it)
+CURRENT = 1  # the layout this code writes (ingest/dataset.py documents it; MANIFEST_VERSION there)
 
 Step = Callable[[Path, dict[str, Any]], dict[str, Any]]
 
@@ -98,10 +98,7 @@ def upgraded(path: Path, name: str, manifest: dict[str, Any]) -> dict[str, Any]:
 
 def upgrade_in_place(path: Path, name: str, lock_timeout_s: float = 30.0) -> dict[str, Any]:
     """Upgrade the dataset's manifest on disk, under its lock, atomically; the new manifest."""
-    from ingest import lockfile
-    from ingest.writer import acquire_lock
-
-    fd = acquire_lock(path, name, lock_timeout_s, holder="dcr dataset upgrade")
+    fd = lockfile.acquire_dataset(path, name, lock_timeout_s, holder="dcr dataset upgrade")
     try:
         current = json.loads((path / "manifest.json").read_text(encoding="utf-8"))  # again, under the lock
         if version_of(current) == CURRENT:

@@ -35,8 +35,10 @@ import pyarrow.parquet as pq
 
 from ingest import lockfile
 from ingest.dataset import MANIFEST_VERSION, dataset_path, list_datasets
-from ingest.errors import DatasetLocked, DatasetNotFound
+from ingest.errors import DatasetNotFound
 from ingest.handoff import SPAN_WIRE_SCHEMA, to_wire
+from ingest.lockfile import acquire_dataset as acquire_lock
+from ingest.migrations import upgraded
 from ingest.records import Chunk, Reject
 from ingest.schema import LOG_SCHEMA
 
@@ -60,7 +62,6 @@ ROW_GROUP_ROWS = 32 * 1024  # at most; a row group never mixes two services (see
 FILE_ROWS = 1024 * 1024
 SPLIT_MIN_ROWS = 16 * 1024  # a buffer is written by both threads when each half has at least this
 MAX_REJECT_RAW_BYTES = 16 * 1024 * 1024
-LOCK_FILE = ".lock"
 
 
 def _now_iso() -> str:
@@ -68,34 +69,6 @@ def _now_iso() -> str:
 
 
 # ---- locking ------------------------------------------------------------------------------
-
-
-def acquire_lock(
-    folder: Path,
-    name: str,
-    timeout_s: float,
-    on_wait: Callable[[str], None] | None = None,
-    hint: str = "wait for it to finish or use another dataset",
-    holder: str = "dcr ingest",
-) -> int:
-    """An exclusive lock on folder/.lock for as long as this process lives (`ingest/lockfile.py`),
-    waiting up to `timeout_s`; its descriptor. DatasetLocked and the `on_wait` message name the
-    process that holds it and for how long; `holder` says what this one does with it."""
-    tell = None
-    if on_wait is not None:
-
-        def tell(who: str) -> None:
-            on_wait(
-                f"dataset {name!r} is being written by another process, {who}; waiting up to {timeout_s:g} s"
-            )
-
-    try:
-        return lockfile.acquire(folder / LOCK_FILE, timeout_s, holder, tell)
-    except lockfile.LockHeld as exc:
-        why = f"waited {timeout_s:g} s: {hint}" if timeout_s > 0 else hint
-        raise DatasetLocked(
-            f"dataset {name!r} is being written by another process, {exc.holder}; {why}"
-        ) from None
 
 
 def _release_lock(fd: int) -> None:
@@ -649,8 +622,6 @@ class DatasetWriter:
             manifest = json.loads((self.path / "manifest.json").read_text(encoding="utf-8"))
         except FileNotFoundError:
             return _fresh_manifest(self.name)
-        from ingest.migrations import upgraded
-
         return upgraded(self.path, self.name, manifest)  # an older layout is committed upgraded
 
     def _listed(self) -> set[str]:
