@@ -8,9 +8,11 @@ FOLDER (default ../shared/benchmarks/nezha-dev) holds one folder a case, each wi
 Every case is ingested into a fresh dataset (in a temporary DCR_HOME), its window correlated
 against its baseline, and services ranked by their first appearance among the candidates.
 
-Prints one line a case (rank of the truth, top 3 with the first one's confidence), then a table
-per system and fault type (AC@1, AC@3, mean and max correlate seconds), and how often the first
-candidate is right at each confidence level. A benchmark: exits 0 whatever the scores.
+Prints one line a case (rank of the truth, top 3 with the first one's confidence, and how far the
+timeline's onset over the whole recording lands from the injection time), then a table per
+system and fault type (AC@1, AC@3, mean and max correlate seconds), how often the first candidate
+is right at each confidence level, and how often the onset lands within 5, 15 and 30 s of the
+injection. A benchmark: exits 0 whatever the scores.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ __all__ = ["run_case", "main"]
 
 DEFAULT_FOLDER = REPO.parent / "shared" / "benchmarks" / "nezha-dev"
 CONFIDENCE_LEVELS = ("high", "medium", "low")
+ONSET_LIMITS_S = (5, 15, 30)
 
 
 def _ns(text: str) -> int:
@@ -59,7 +62,9 @@ def run_case(folder: Path) -> dict[str, Any]:
     began = time.perf_counter()
     with open_dataset(name) as ds:
         report = ds.correlate(window, baseline)
-    seconds = time.perf_counter() - began
+        seconds = time.perf_counter() - began
+        onset = ds.timeline().onset  # over the whole recording, as an agent without a window would
+    inject = _ns(truth.get("inject_time") or truth["window"]["start"])
     services = ranked_services(report.candidates)
     true = truth["root_cause_service"]
     rank = services.index(true) + 1 if true in services else None
@@ -71,6 +76,7 @@ def run_case(folder: Path) -> dict[str, Any]:
         "truth": true,
         "rank": rank,
         "seconds": round(seconds, 2),
+        "onset_offset_s": None if onset is None else round((onset.at_ns - inject) / 1e9, 1),
         "top": services[:3],
         "first": None
         if first is None
@@ -109,20 +115,27 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     for level in CONFIDENCE_LEVELS:
         at = [r for r in rows if r["first"] and r["first"]["confidence"] == level]
         calib[level] = {"cases": len(at), "first_right": sum(1 for r in at if r["rank"] == 1)}
-    return {"cases": rows, "table": table, "confidence": calib}
+    offsets = [r["onset_offset_s"] for r in rows]
+    onset = {
+        f"within {lim} s": sum(1 for o in offsets if o is not None and abs(o) <= lim)
+        for lim in ONSET_LIMITS_S
+    }
+    onset["none found"] = sum(1 for o in offsets if o is None)
+    return {"cases": rows, "table": table, "confidence": calib, "onset": onset}
 
 
 def _print(summary: dict[str, Any]) -> None:
     print(
         f"{'case':<18} {'system':<15} {'fault':<14} {'true service':<30} {'rank':>4} {'secs':>5} "
-        f"{'conf':<6}  top 3"
+        f"{'conf':<6} {'onset':>6}  top 3"
     )
     for r in summary["cases"]:
         rank = "-" if r["rank"] is None else str(r["rank"])
         conf = (r["first"] or {}).get("confidence") or "-"
+        off = "-" if r["onset_offset_s"] is None else f"{r['onset_offset_s']:+.0f}s"
         print(
             f"{r['case']:<18} {r['system']:<15} {r['fault']:<14} {r['truth']:<30} {rank:>4} "
-            f"{r['seconds']:>5.2f} {conf:<6}  {', '.join(r['top']) or '(no candidates)'}"
+            f"{r['seconds']:>5.2f} {conf:<6} {off:>6}  {', '.join(r['top']) or '(no candidates)'}"
         )
     print()
     print(f"{'system/fault':<32} {'cases':>5} {'AC@1':>5} {'AC@3':>5} {'mean s':>7} {'max s':>6}")
@@ -135,6 +148,11 @@ def _print(summary: dict[str, Any]) -> None:
     print(
         "first candidate right, by its confidence: "
         + "; ".join(f"{lvl} {c['first_right']}/{c['cases']}" for lvl, c in summary["confidence"].items())
+    )
+    n = len(summary["cases"])
+    print(
+        "the timeline's onset over the whole recording, against the injection time: "
+        + "; ".join(f"{k} {v}/{n}" for k, v in summary["onset"].items())
     )
 
 
