@@ -117,12 +117,16 @@ class Timeline:
         }
 
 
-def bucket_width(span_ns: int, max_buckets: int) -> int:
-    """The smallest round width that cuts `span_ns` into at most `max_buckets` buckets."""
+def bucket_width(span_ns: int, max_buckets: int, start_ns: int = 0) -> int:
+    """The smallest round width that cuts [start_ns, start_ns + span_ns) into at most `max_buckets`
+    buckets once the first bucket starts on a multiple of the width (a round time)."""
     for w in WIDTHS_NS:
-        if -(-span_ns // w) <= max_buckets:
+        if -(-(start_ns % w + span_ns) // w) <= max_buckets:
             return w
-    return -(-span_ns // max_buckets)
+    w = -(-span_ns // max_buckets)
+    while -(-(start_ns % w + span_ns) // w) > max_buckets:
+        w += -(-w // 100)  # past a day: no round width; grow by 1 % until the aligned range fits
+    return w
 
 
 def _best(n: int, score: Any) -> tuple[int, float] | None:
@@ -214,7 +218,7 @@ def timeline(
         if start is None or end is None:
             return Timeline(Window(0, 1), S, COLUMNS, (), (), None, ("the dataset has no spans",))
         window = Window(start, end + 1)
-    width = bucket_width(max(1, window.end_ns - window.start_ns), max(1, max_buckets))
+    width = bucket_width(max(1, window.end_ns - window.start_ns), max(1, max_buckets), window.start_ns)
     t0 = window.start_ns // width * width  # buckets on round times
     svc_filter = ""
     params: list[Any] = [window.start_ns, window.end_ns]

@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from correlate.timeline import Timeline
 
 __all__ = [
+    "periods_for",
     "Section",
     "Bundle",
     "BundleBuilder",
@@ -269,6 +270,16 @@ def _window_text(w: Window | None) -> str:
 def _duration_text(ns: int) -> str:
     s = ns / 1e9
     return f"{s / 60:,.1f} min" if s >= 120 else f"{s:,.0f} s"
+
+
+def periods_for(
+    timeline: Timeline, window: Window | None, baseline: Window | None
+) -> tuple[Window | None, Window | None]:
+    """The window and baseline a bundle compares: those asked for, else the timeline's onset
+    proposes them (a baseline asked for is kept), else (None, baseline): the whole dataset."""
+    if window is None and timeline.onset is not None:
+        return timeline.onset.window, baseline if baseline is not None else timeline.onset.baseline
+    return window, baseline
 
 
 class BundleBuilder:
@@ -643,11 +654,12 @@ class BundleBuilder:
     def _timeline(self) -> list[_Item]:
         tl = self._ds.timeline()
         self.timeline = tl
+        window, baseline = periods_for(tl, self.req.window, self.req.baseline)
         if self.req.window is None and tl.onset is not None:
-            self.window = tl.onset.window
+            self.window = window
             self.window_origin = "onset"
             if self.req.baseline is None:
-                self.baseline = tl.onset.baseline
+                self.baseline = baseline
                 self.baseline_origin = "onset"
         elif self.req.window is None:
             self.window_origin = "whole"

@@ -193,8 +193,8 @@ def render_html_report(
         _section(
             "map", "Service map", _period_line(report) + map_svg(drawn_map, highlighted) + _edge_table(smap)
         ),
-        _section("waterfall", "Example trace", _waterfalls(pair, waterfalls, report)),
-        _section("distributions", "Latency before and after", _distributions(dists, notes)),
+        _section("waterfall", "Example trace", _waterfalls(pair, waterfalls, report, red)),
+        _section("distributions", "Latency before and after", _distributions(dists, notes, red)),
         _section("logs", "Log templates that changed", _logs(log_findings, red)),
         _section("evidence", "Evidence", _evidence(candidates, red)),
         _section("notes", "What was not used or could not be computed", _notes(notes)),
@@ -354,7 +354,7 @@ def _evidence(candidates: Sequence[Candidate], red: Redactor) -> str:
             + (f'<p class="small">example traces: {traces}</p>' if traces else "")
             + (f"<details><summary>details</summary><pre>{_e(details)}</pre></details>" if details else "")
             + (
-                f"<details><summary>SQL that reproduces the figures</summary><pre>{_e(ev.sql)}</pre></details>"
+                f"<details><summary>SQL that reproduces the figures</summary><pre>{_t(red, ev.sql)}</pre></details>"
                 if ev.sql
                 else ""
             )
@@ -867,13 +867,13 @@ def _span_detail(s: TraceSpan, red: Redactor) -> dict[str, Any]:
 
 
 def _waterfalls(
-    pair: ExamplePair, waterfalls: dict[str, dict[str, Any] | None], report: CorrelationReport
+    pair: ExamplePair, waterfalls: dict[str, dict[str, Any] | None], report: CorrelationReport, red: Redactor
 ) -> str:
     if waterfalls["window"] is None:
         return f'<p class="muted">No example trace: {_e(pair.note)}.</p>'
     top = report.candidates[0] if report.candidates else None
     intro = (
-        f'<p class="small">Root operation <code>{_e(pair.root_service)} {_e(pair.root_operation)}</code>'
+        f'<p class="small">Root operation <code>{_e(pair.root_service)} {_t(red, pair.root_operation)}</code>'
         + (f", an example trace of candidate #1 ({_e(top.service)}, {_e(top.mechanism)})" if top else "")
         + ". Both traces share one time axis. ★ and the black underline mark the critical path; red bars are "
         "errors; click a bar for its attributes.</p>"
@@ -900,7 +900,13 @@ def _waterfalls(
 
 def _details_script(waterfalls: dict[str, dict[str, Any] | None]) -> str:
     data = {role: (wf["details"] if wf else {}) for role, wf in waterfalls.items()}
-    blob = json.dumps(data, default=str, separators=(",", ":")).replace("</", "<\\/")
+    # inside <script> only "<" can end the block or open a comment state ("<!--<script"): none is left
+    blob = (
+        json.dumps(data, default=str, separators=(",", ":"))
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+    )
     return (
         f'<script type="application/json" id="span-data">{blob}</script>'
         "<script>(function(){var data=JSON.parse(document.getElementById('span-data').textContent);"
@@ -926,7 +932,7 @@ def _ecdf(values: Sequence[int]) -> list[tuple[float, float]]:
     return [(values[i] / 1e6, (i + 1) / n) for i in idx]
 
 
-def _distributions(dists: Sequence[Durations], notes: list[str]) -> str:
+def _distributions(dists: Sequence[Durations], notes: list[str], red: Redactor) -> str:
     if not dists:
         return '<p class="muted">No candidate names an operation, so there is no latency distribution to compare.</p>'
     import vl_convert
@@ -947,7 +953,7 @@ def _distributions(dists: Sequence[Durations], notes: list[str]) -> str:
         ]
         if not values:
             out.append(
-                f'<h3>{_e(d.service)} {_e(d.operation)}</h3><p class="muted">no spans in either period</p>'
+                f'<h3>{_e(d.service)} {_t(red, d.operation)}</h3><p class="muted">no spans in either period</p>'
             )
             continue
         positive = all(v["ms"] > 0 for v in values)
@@ -980,7 +986,7 @@ def _distributions(dists: Sequence[Durations], notes: list[str]) -> str:
         }
         svg = vl_convert.vegalite_to_svg(spec)
         out.append(
-            f'<div class="dist" data-service="{_e(d.service)}"><h3>{_e(d.service)} <code>{_e(d.operation)}</code>'
+            f'<div class="dist" data-service="{_e(d.service)}"><h3>{_e(d.service)} <code>{_t(red, d.operation)}</code>'
             f'</h3><p class="small muted">median {_ms(_median(d.baseline_ns))} → {_ms(_median(d.window_ns))}; '
             f"p95 {_ms(_q(d.baseline_ns, 0.95))} → {_ms(_q(d.window_ns, 0.95))}</p>{svg}</div>"
         )
@@ -1000,12 +1006,17 @@ def _q(v: Sequence[int], q: float) -> float | None:
 def write_for_escalation(
     request: EscalationRequest, result: EscalationResult, path: str | Path
 ) -> HtmlReport:
-    """The report of an escalation: the same window, baseline and services as its request, with
-    the analysis (the model's, or the offline report) at the top."""
+    """The report of an escalation: the window, baseline and services its bundle compared (a
+    request without a window gets the timeline's onset, as the bundle does), with the analysis
+    (the model's, or the offline report) at the top."""
     from correlate import open_dataset
+    from escalation.bundle import periods_for
 
     if not request.dataset:
         raise EscalationError("an HTML report needs a dataset: this escalation has none")
     with open_dataset(request.dataset) as ds:
-        report = ds.correlate(request.window, request.baseline, request.services)
+        window, baseline = request.window, request.baseline
+        if window is None:
+            window, baseline = periods_for(ds.timeline(), window, baseline)
+        report = ds.correlate(window, baseline, request.services)
         return write_html_report(ds, report, path, analysis=result.report_markdown)

@@ -389,3 +389,134 @@ def test_a_map_of_hundreds_of_services_is_capped_and_says_so(dcr_home):
     assert report.candidates and report.candidates[0].service in drawn
     assert any("services and" in n and "not drawn" in n for n in page.holds["notes"])
     assert page.bytes < MAX_BYTES
+
+
+def _hostile_dump(path: Path) -> None:
+    """Spans and logs whose strings try to end the page's script, open a comment state, or carry
+    secrets into the page."""
+    t0 = 1_750_000_020 * 1_000_000_000
+    evil = "</script><script>alert(1)</script><!--<script>"
+    lines, logs = [], []
+    for i in range(60):
+        tid, start = f"{i + 1:032x}", t0 + i * 10_000_000_000
+        slow = i >= 30
+        root = {
+            "traceId": tid,
+            "spanId": f"{i + 1:08x}00000000",
+            "name": "GET /",
+            "kind": 2,
+            "startTimeUnixNano": str(start),
+            "endTimeUnixNano": str(start + 60_000_000),
+            "attributes": [{"key": "note", "value": {"stringValue": evil}}],
+        }
+        child = {
+            "traceId": tid,
+            "spanId": f"{i + 1:08x}00000001",
+            "parentSpanId": root["spanId"],
+            "name": evil + " password=hunterSecretPass",
+            "kind": 2,
+            "startTimeUnixNano": str(start + 1_000_000),
+            "endTimeUnixNano": str(start + (50_000_000 if slow else 3_000_000)),
+            "status": {"code": 2} if slow else {},
+        }
+        lines.append(
+            json.dumps(
+                {
+                    "resourceSpans": [
+                        {
+                            "resource": {
+                                "attributes": [{"key": "service.name", "value": {"stringValue": svc}}]
+                            },
+                            "scopeSpans": [{"spans": [s]}],
+                        }
+                        for svc, s in (("gate", root), ("db-svc", child))
+                    ]
+                }
+            )
+        )
+        if slow:
+            logs.append(
+                json.dumps(
+                    {
+                        "resourceLogs": [
+                            {
+                                "resource": {
+                                    "attributes": [
+                                        {"key": "service.name", "value": {"stringValue": "db-svc"}}
+                                    ]
+                                },
+                                "scopeLogs": [
+                                    {
+                                        "logRecords": [
+                                            {
+                                                "timeUnixNano": str(start + 2_000_000),
+                                                "severityNumber": 17,
+                                                "traceId": tid,
+                                                "spanId": child["spanId"],
+                                                "body": {
+                                                    "stringValue": "login failed password=hunterSecretPass Authorization: "
+                                                    "Basic dXNlcjpwYXNzd29yZDEyMzQ1Ng=="
+                                                },
+                                            }
+                                        ]
+                                    }
+                                ],
+                            }
+                        ]
+                    }
+                )
+            )
+    path.write_text("\n".join(lines + logs) + "\n")
+
+
+def test_hostile_telemetry_neither_breaks_the_page_nor_leaks_a_secret(dcr_home, tmp_path):
+    _hostile_dump(dcr_home / "evil.jsonl")
+    ingest_paths([str(dcr_home / "evil.jsonl")], "evil")
+    t0 = 1_750_000_020 * 1_000_000_000
+    with open_dataset("evil") as ds:
+        report = ds.correlate(
+            Window(t0 + 300_000_000_000, t0 + 600_000_000_000), Window(t0, t0 + 300_000_000_000)
+        )
+        page = write_html_report(ds, report, dcr_home / "evil.html")
+    text = Path(page.path).read_text(encoding="utf-8")
+    assert report.candidates
+    for secret in ("hunterSecretPass", "dXNlcjpwYXNzd29yZDEyMzQ1Ng"):  # not in SQL, headings or data
+        assert secret not in text
+    blob = text.split('<script type="application/json" id="span-data">', 1)[1].split("</script>", 1)[0]
+    assert "<" not in blob and ">" not in blob  # nothing in the data can end or comment out the script
+    assert "<script>alert(1)" not in text
+    sync_playwright = _browser()
+    exe = CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=exe, args=BROWSER_ARGS)
+        try:
+            p = browser.new_page()
+            errors: list[str] = []
+            dialogs: list[str] = []
+            p.on("pageerror", lambda e: errors.append(str(e)))
+            p.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            p.goto(Path(page.path).as_uri())
+            assert errors == [] and dialogs == []
+            p.locator(".wf-window g.span rect.bar").first.click(timeout=5000)
+            assert '"service"' in p.locator("#span-detail").inner_text()
+        finally:
+            browser.close()
+
+
+def test_escalate_html_shows_the_periods_the_bundle_compared(dcr_home, capsys):
+    from mcp_server.cli import main
+
+    ingest_paths([str(SCENARIOS / "retry_storm")], "rs")
+    with open_dataset("rs") as ds:
+        onset = ds.timeline().onset
+    assert onset is not None  # the scenario has one: the bundle proposes its window
+    out = dcr_home / "rs.html"
+    assert (
+        main(["escalate", "rs", "-q", "why is checkout slow?", "--provider", "offline", "--html", str(out)])
+        == 0
+    )
+    capsys.readouterr()
+    text = out.read_text(encoding="utf-8")
+    from correlate.times import format_ns
+
+    assert f"window {format_ns(onset.window.start_ns)} to" in text

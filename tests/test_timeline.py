@@ -148,3 +148,21 @@ def test_errors_without_slowdown_and_a_healthy_run(tmp_path):
     with open_dataset("calm") as ds:
         calm = timeline(ds)
     assert calm.onset is None and calm.changes == ()
+
+
+@pytest.mark.parametrize(
+    ("start_s", "span_s", "buckets"),
+    [
+        (0.5, 60, 60),
+        (59.9, 60, 60),
+        (7, 3600, 60),
+        (3, 10, 6),
+        (12345.6, 5 * 86400, 60),
+        (1, 86400 * 200, 60),
+    ],
+)
+def test_aligned_buckets_never_exceed_the_cap(start_s, span_s, buckets):
+    start, span = int(start_s * S), int(span_s * S)
+    w = bucket_width(span, buckets, start)
+    t0 = start // w * w
+    assert -(-(start + span - t0) // w) <= buckets
