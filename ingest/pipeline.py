@@ -66,7 +66,9 @@ from ingest.stores import (
     is_store_source,
     open_pull,
     parse_source,
+    pull_secrets,
     scrub,
+    scrub_error,
 )
 from ingest.writer import DatasetWriter, SourceStats
 
@@ -503,8 +505,11 @@ class _Run:
     def pull(self, text: str, opts: PullOptions, progress: PullProgress | None) -> None:
         """One store source: pulled through the writer like a file's chunks."""
         src = parse_source(text)
-        puller = open_pull(src, opts, progress)
-        secrets = src.secrets + opts.secrets()
+        secrets = pull_secrets(src, opts)
+        try:
+            puller = open_pull(src, opts, progress)
+        except PackageError as exc:
+            raise scrub_error(exc, secrets) from None
         quick = hashlib.sha256(
             repr((src.public, opts.start_ns, opts.end_ns, opts.services, opts.trace_ids, opts.query)).encode()
         ).hexdigest()
@@ -522,8 +527,8 @@ class _Run:
         try:
             for chunk in puller.chunks(source):
                 self.writer.add(chunk, stats)
-        except PackageError:
-            raise
+        except PackageError as exc:  # every error a pull raises is scrubbed of the pull's secrets
+            raise scrub_error(exc, secrets) from None
         except Exception as exc:  # a store's client failing in a way the pull did not word
             raise StoreError(
                 scrub(f"{src.public}: the pull failed: {type(exc).__name__}: {_one_line(exc)}", secrets)

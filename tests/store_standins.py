@@ -15,8 +15,9 @@
   jsonpb writes it: base64 ids, enum names); 404 for an unknown trace; X-Scope-OrgID checked when a
   tenant is set.
 
-Every stand-in can answer the first N requests of a path with 429 (Retry-After: 0), and records
-the requests (path, parameters, headers) it got.
+Every stand-in can answer the first N requests of a path with 429 (Retry-After: 0), or, with
+`echo_auth`, every request with a 401 whose body echoes the Authorization header it got; and it
+records the requests (path, parameters, headers) it got.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class _Server:
     def __init__(self, tls: tuple[str, str] | None = None) -> None:
         self.requests: list[dict[str, Any]] = []
         self.throttle: dict[str, int] = {}  # path prefix -> 429s still to give
+        self.echo_auth = False  # answer every request 401, its body echoing the Authorization header
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -65,6 +67,12 @@ class _Server:
                 owner.requests.append(
                     {"method": method, "path": u.path, "params": params, "headers": headers}
                 )
+                if owner.echo_auth:  # a careless server: the credential it refused, in its answer
+                    echoed = json.dumps(
+                        {"error": {"message": f"bad credentials: {headers.get('authorization')}"}}
+                    )
+                    self._answer(401, echoed.encode(), {})
+                    return
                 for prefix, left in owner.throttle.items():
                     if u.path.startswith(prefix) and left > 0:
                         owner.throttle[prefix] = left - 1

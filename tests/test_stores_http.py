@@ -346,6 +346,39 @@ def test_jaeger_gives_up_after_its_retries_and_says_so(home):
             )
 
 
+def test_a_credential_the_server_echoes_in_its_error_is_never_shown(home, capsys, monkeypatch):
+    import base64
+
+    from mcp_server.cli import main
+
+    token = "SUPERSECRET123"
+    basic = base64.b64encode(b"bob:hunter2pw").decode()
+    tid = "ab" * 16
+    for server, source, env in [
+        (JaegerV3(docs("healthy")), "jaeger+http://127.0.0.1:{}", f"Authorization: Bearer {token}"),
+        (Tempo(docs("healthy")), "tempo+http://bob:hunter2pw@127.0.0.1:{}", ""),
+        (Tempo(docs("healthy")), "tempo+http://127.0.0.1:{}", f"Authorization: Bearer {token}"),
+    ]:
+        monkeypatch.setenv(ingest.stores.HEADERS_ENV, env)
+        with server as s:
+            s.echo_auth = True
+            rc = main(["ingest", source.format(s.port), "--trace", tid, "--dataset", "echoed"])
+            out, err = capsys.readouterr()
+            with pytest.raises(ingest.StoreError) as caught:
+                ingest.ingest_paths(
+                    [source.format(s.port)],
+                    "echoed",
+                    pull=ingest.PullOptions(trace_ids=(tid,), headers=ingest.env_headers()),
+                )
+            sent = {q["headers"].get("authorization") for q in s.requests}
+        assert rc != 0 and "HTTP 401" in err and "HTTP 401" in str(caught.value), err
+        assert sent & {f"Bearer {token}", f"Basic {basic}"}  # the server did get the credential
+        blob = written(dcr_home()) + out.encode() + err.encode() + str(caught.value).encode()
+        blob += repr(caught.value.args).encode() + caught.value.reason.encode()
+        for secret in (token, basic, "hunter2pw"):
+            assert secret.encode() not in blob, (source, secret)
+
+
 # ---- Tempo -----------------------------------------------------------------------------------------
 
 

@@ -34,7 +34,9 @@ from ingest.stores.common import (
     is_store_source,
     parse_header,
     parse_source,
+    pull_secrets,
     scrub,
+    scrub_error,
 )
 
 __all__ = [
@@ -54,7 +56,9 @@ __all__ = [
     "parse_header",
     "parse_source",
     "open_pull",
+    "pull_secrets",
     "scrub",
+    "scrub_error",
 ]
 
 

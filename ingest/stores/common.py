@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ingest.errors import IngestError, Kind
+from ingest.errors import IngestError, Kind, PackageError
 
 __all__ = [
     "STORE_SCHEMES",
@@ -46,6 +46,8 @@ __all__ = [
     "parse_header",
     "env_headers",
     "scrub",
+    "pull_secrets",
+    "scrub_error",
     "HttpClient",
 ]
 
@@ -205,6 +207,31 @@ def scrub(text: str, secrets: Sequence[str]) -> str:
             for form in {s, urllib.parse.quote(s, safe=""), urllib.parse.quote_plus(s)}:
                 text = text.replace(form, "***")
     return text
+
+
+def pull_secrets(src: StoreSource, opts: PullOptions) -> tuple[str, ...]:
+    """Every form of a pull's secrets a message could carry: the password, each header value and
+    the token after its scheme word ("Bearer x" -> "x"), and the Basic token of user:password."""
+    import base64
+
+    out = list(src.secrets) + list(opts.secrets())
+    for value in opts.secrets():
+        _, sep, token = value.strip().partition(" ")
+        if sep and len(token.strip()) >= 4:
+            out.append(token.strip())
+    if src.username or src.password:
+        basic = base64.b64encode(f"{src.username or ''}:{src.password or ''}".encode()).decode()
+        out += [f"Basic {basic}", basic]
+    # the longest first: a secret inside another is replaced after the one that holds it
+    return tuple(sorted(set(out), key=len, reverse=True))
+
+
+def scrub_error(exc: PackageError, secrets: Sequence[str]) -> PackageError:
+    """`exc` with its reason and hint (and so its message) scrubbed of `secrets`."""
+    exc.reason = scrub(exc.reason, secrets)
+    exc.hint = scrub(exc.hint, secrets)
+    exc.args = (exc.message(str),)
+    return exc
 
 
 @dataclass(frozen=True)
