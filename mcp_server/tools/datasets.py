@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Annotated, Any
 
@@ -147,6 +148,32 @@ async def ingest_traces(
     return document(payload, "ingest_traces", "sources")
 
 
+STORE_HOSTS_ENV = "DCR_STORE_HOSTS"
+
+
+def _check_store_hosts(stores: list[str]) -> None:
+    """The credentials of this machine (DCR_STORE_HEADERS, CLICKHOUSE_PASSWORD) go only to the
+    stores its user named: a store an agent asks for must be on loopback, an embedded chdb://
+    path, or a host listed in DCR_STORE_HOSTS (comma-separated, host or host:port), so a prompt
+    cannot send them elsewhere."""
+    from urllib.parse import urlsplit
+
+    allowed = {h.strip().lower() for h in os.environ.get(STORE_HOSTS_ENV, "").split(",") if h.strip()}
+    for source in stores:
+        if source.lower().startswith("chdb://"):
+            continue
+        parts = urlsplit(source)
+        host = (parts.hostname or "").lower()
+        where = f"{host}:{parts.port}" if parts.port else host
+        if host in ("localhost", "127.0.0.1", "::1") or host in allowed or where in allowed:
+            continue
+        raise ToolError(
+            f"store host {where or source!r} is not in {STORE_HOSTS_ENV}: ingest_traces pulls only from "
+            f"loopback, chdb:// or hosts the user lists in {STORE_HOSTS_ENV} (comma-separated) where the "
+            "server runs, so this machine's store credentials go nowhere else"
+        )
+
+
 def _pull_options(
     stores: list[str],
     start: str | None,
@@ -166,6 +193,7 @@ def _pull_options(
             "this server is reachable beyond loopback, so ingest_traces does not pull from stores: "
             "pull with dcr ingest where the server runs, or serve on loopback"
         )
+    _check_store_hosts(stores)
     start_ns, end_ns = parse_window(start, end)
     try:
         headers = ingest.env_headers()
