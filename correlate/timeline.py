@@ -227,7 +227,8 @@ def timeline(
         params += list(services)
     params += [window.start_ns - PARENT_SLACK_NS, window.end_ns, t0, width]
     rows = session.fetch(
-        f"""WITH c AS (SELECT trace_id, span_id, parent_span_id, service_name, name, kind, start_ns, duration_ns,
+        f"""WITH c AS (SELECT trace_id, span_id, parent_span_id, service_name, coalesce(name, '') AS name, kind,
+                              start_ns, duration_ns,
                               status_code, status_message
                        FROM spans WHERE start_ns >= ? AND start_ns < ? AND service_name IS NOT NULL{svc_filter}),
                 p AS (SELECT trace_id, span_id, service_name FROM spans WHERE start_ns >= ? AND start_ns < ?),
