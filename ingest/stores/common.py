@@ -48,6 +48,7 @@ __all__ = [
     "scrub",
     "pull_secrets",
     "scrub_error",
+    "check_trace_id",
     "HttpClient",
 ]
 
@@ -209,6 +210,17 @@ def scrub(text: str, secrets: Sequence[str]) -> str:
     return text
 
 
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def check_trace_id(tid: str) -> str:
+    """`tid` if it is a trace id (1 to 32 hex digits), which goes into a URL's path as it is;
+    StoreError (invalid_input) naming it otherwise."""
+    if not tid or len(tid) > 32 or not set(tid) <= _HEX:
+        raise _bad(f"{tid!r} is not a trace id: a trace id is up to 32 hex digits")
+    return tid
+
+
 def pull_secrets(src: StoreSource, opts: PullOptions) -> tuple[str, ...]:
     """Every form of a pull's secrets a message could carry: the password, each header value and
     the token after its scheme word ("Bearer x" -> "x"), and the Basic token of user:password."""
@@ -255,6 +267,8 @@ class PullOptions:
     def check(self, kind: str) -> None:
         """StoreError (invalid_input) naming what `kind` needs and did not get."""
         if self.trace_ids and kind in ("jaeger", "tempo"):
+            for tid in self.trace_ids:
+                check_trace_id(tid)
             return
         if self.start_ns is None or self.end_ns is None:
             raise _bad(

@@ -38,6 +38,7 @@ from ingest.stores.common import (
     PullProgress,
     StoreError,
     StoreSource,
+    check_trace_id,
     error_text,
 )
 
@@ -173,6 +174,7 @@ class JaegerPull:
     def chunks(self, source: SourceInfo) -> Iterator[Chunk]:
         if self.opts.trace_ids:
             for tid in self.opts.trace_ids:
+                check_trace_id(tid)  # it goes into the URL's path
                 params = []
                 if self.opts.start_ns is not None and self.opts.end_ns is not None:
                     params = [

@@ -24,7 +24,15 @@ from typing import Any
 
 from ingest.otlp_json import decode_document
 from ingest.records import Chunk, SourceInfo
-from ingest.stores.common import HttpClient, PullOptions, PullProgress, StoreError, StoreSource, error_text
+from ingest.stores.common import (
+    HttpClient,
+    PullOptions,
+    PullProgress,
+    StoreError,
+    StoreSource,
+    check_trace_id,
+    error_text,
+)
 from ingest.stores.jaeger import TraceCollector
 
 __all__ = ["TempoPull", "traceql_for"]
@@ -121,15 +129,17 @@ class TempoPull:
                 )
 
     def _fetch(self, tid: str) -> tuple[str, int, builtins.bytes]:
-        status, body, _ = self.http.get(f"/api/traces/{tid}")
+        status, body, _ = self.http.get(f"/api/traces/{check_trace_id(tid)}")
         return tid, status, body
 
     def chunks(self, source: SourceInfo) -> Iterator[Chunk]:
         ids: Iterator[str] = iter(self.opts.trace_ids) if self.opts.trace_ids else self._trace_ids()
-        with cf.ThreadPoolExecutor(FETCH_THREADS, thread_name_prefix="dcr-tempo") as pool:
+        pool = cf.ThreadPoolExecutor(FETCH_THREADS, thread_name_prefix="dcr-tempo")
+        finished = False
+        try:
             window: list[cf.Future] = []
             for tid in ids:
-                window.append(pool.submit(self._fetch, tid))
+                window.append(pool.submit(self._fetch, check_trace_id(tid)))
                 if len(window) >= 2 * FETCH_THREADS:
                     yield from self._done(window.pop(0).result(), source)
                 if self.collector.cap_reached:
@@ -137,6 +147,9 @@ class TempoPull:
             for fut in window:
                 if not self.collector.cap_reached:
                     yield from self._done(fut.result(), source)
+            finished = True
+        finally:  # on an error (or a pull given up) the fetches queued are dropped, none waited for
+            pool.shutdown(wait=finished, cancel_futures=not finished)
         if self.not_found:
             shown = ", ".join(self.not_found[:5]) + (" …" if len(self.not_found) > 5 else "")
             self.problems.append(f"{len(self.not_found)} trace(s) listed but not found: {shown}")
