@@ -134,8 +134,12 @@ def find_traces(
         params.append(int(max_duration_ns))
     roots_only = not service and not operation
     cond = " AND ".join(where) or "true"
-    # the match: roots when no service/operation is named (any span when the root is outside)
+    # the match: roots when no service/operation is named (any span when the trace has no root in
+    # the window); a trace whose root is in the window but fails the filters does not match
     pick = "(err, duration_ns)" if order == "failing" else "duration_ns"
+    rooted = (
+        "SELECT trace_id FROM s WHERE parent_span_id IS NULL" if roots_only else "SELECT NULL WHERE false"
+    )
     rows = session.fetch(
         f"""WITH s AS (SELECT trace_id, span_id, parent_span_id, service_name, name, start_ns, end_ns,
                               duration_ns, coalesce(status_code = 'ERROR', false) AS err
@@ -144,8 +148,8 @@ def find_traces(
                  m AS (SELECT trace_id, arg_max(span_id, {pick}) AS match_span_id,
                               arg_max(service_name, {pick}) AS match_service,
                               arg_max(name, {pick}) AS match_operation,
-                              max(duration_ns) AS match_ns, count(*) AS matched
-                       FROM c WHERE pref OR trace_id NOT IN (SELECT trace_id FROM c WHERE pref)
+                              arg_max(duration_ns, {pick}) AS match_ns, count(*) AS matched
+                       FROM c WHERE pref OR trace_id NOT IN ({rooted})
                        GROUP BY trace_id),
                  t AS (SELECT trace_id, min(start_ns) AS start_ns, max(end_ns) - min(start_ns) AS duration_ns,
                               arg_min(service_name, struct_pack(o := parent_span_id IS NOT NULL, s := start_ns)) AS rs,

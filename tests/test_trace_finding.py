@@ -73,6 +73,39 @@ def test_find_traces_filters_orders_and_samples(shop):
         shop.find_traces(order="newest")
 
 
+def test_failing_order_reports_the_erroring_span_and_its_duration():
+    b = SpanSet()
+    t = TraceBuilder(b, "ab" * 16, start_ms=0)
+    root = t.span("frontend", "GET /", 0, 100)
+    t.span("db", "SELECT slow", 1, 80, parent=root, kind="CLIENT")
+    t.span("db", "SELECT broken", 90, 5, parent=root, kind="CLIENT", status_code="ERROR")
+    with b.open("failing") as ds:
+        hit = ds.find_traces(service="db", order="failing").traces[0]
+        slowest = ds.find_traces(service="db").traces[0]
+    assert (hit.match_operation, hit.match_ns) == ("SELECT broken", 5 * MS)
+    assert (slowest.match_operation, slowest.match_ns) == ("SELECT slow", 80 * MS)
+
+
+def test_a_root_in_the_window_that_fails_the_filters_is_no_match():
+    b = SpanSet()
+    bad = TraceBuilder(b, "cd" * 16, start_ms=0)  # its root errs, its child is fine
+    root = bad.span("frontend", "GET /", 0, 50, status_code="ERROR")
+    bad.span("db", "SELECT", 1, 10, parent=root, kind="CLIENT")
+    good = TraceBuilder(b, "ef" * 16, start_ms=1000)
+    root = good.span("frontend", "GET /", 0, 40)
+    good.span("db", "SELECT", 1, 10, parent=root, kind="CLIENT", status_code="ERROR")
+    outside = TraceBuilder(b, "0f" * 16, start_ms=5000)  # its root starts before the window
+    root = outside.span("frontend", "GET /", 0, 3000)
+    outside.span("db", "SELECT", 2500, 10, parent=root, kind="CLIENT")
+    with b.open("roots") as ds:
+        ok = ds.find_traces(window_ms(0, 4000), status="ok")
+        err = ds.find_traces(window_ms(0, 4000), status="error")
+        late = ds.find_traces(window_ms(6000, 9000), status="ok")
+    assert [h.trace_id for h in ok.traces] == ["ef" * 16]
+    assert [h.trace_id for h in err.traces] == ["cd" * 16]
+    assert [(h.trace_id, h.match_operation) for h in late.traces] == [("0f" * 16, "SELECT")]
+
+
 def test_trace_ids_by_unique_prefix(shop):
     view = shop.trace("03c0ffee")
     assert view.trace_id.startswith("03c0ffee") and len(view.spans) == 4
