@@ -175,6 +175,32 @@ def test_the_timeline_finds_the_onset_and_hands_correlate_its_window(mode):
     assert sum(_chars(result)) < 20_000
 
 
+def test_the_onsets_window_end_keeps_the_last_span_when_read_again(mode):
+    import ingest
+    from correlate.testing import make_dataset
+    from mcp_server.tools.base import iso_end, parse_bound
+
+    b = SpanSet()
+    for i in range(240):  # a request every 10 s for 40 minutes; errors from minute 25
+        t = b.trace(start_ms=i * 10_000 + (0.0007 if i == 239 else 0))  # the last at a sub-µs time
+        t.span("web", "GET /pay", 0, 20, status_code="ERROR" if i >= 150 else "UNSET")
+    make_dataset("subus", b.spans)
+    last = ingest.open_handle("subus").time_range[1]  # the dataset's last instant
+    assert last is not None and last % 1000 == 700
+    tl = ok(call(mode, "timeline", {"dataset": "subus"}))
+    args = tl["onset"]["correlate"]
+    assert parse_bound(args["end"], "end") == last - 700 + 1000  # not last - 700, before it
+    assert parse_bound(tl["window"]["end"], "end") == last - 700 + 1000
+    assert parse_bound(args["baseline_end"], "baseline_end") <= parse_bound(args["start"], "start")
+    out = ok(call(mode, "correlate", {"dataset": "subus", **args}))  # taken back as it was given
+    assert out["candidates"] and out["candidates"][0]["service"] == "web"
+    assert (iso_end(1000), iso_end(1001), iso_end(None)) == (
+        "1970-01-01T00:00:00.000001Z",
+        "1970-01-01T00:00:00.000002Z",
+        None,
+    )
+
+
 def test_correlate_is_slim_and_says_what_went_wrong(mode):
     ingest_scenario()
     result = run_client(mode, lambda c: c.call_tool("correlate", {"dataset": "shop", **INCIDENT, **BASELINE}))

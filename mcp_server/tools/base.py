@@ -32,6 +32,7 @@ __all__ = [
     "paged",
     "document",
     "iso",
+    "iso_end",
     "ms",
     "sparse",
 ]
@@ -89,6 +90,12 @@ def parse_window(
 
 def iso(ns: int | None) -> str | None:
     return format_ns(ns)
+
+
+def iso_end(ns: int | None) -> str | None:
+    """An exclusive end as a time to pass back: rounded UP to the microsecond (iso's precision),
+    so the end read again is not before the last nanosecond it closes (last start + 1 ns)."""
+    return None if ns is None else format_ns(-(-ns // 1000) * 1000)
 
 
 def ms(ns: float | None) -> float | int | None:

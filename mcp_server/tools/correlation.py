@@ -20,6 +20,7 @@ from mcp_server.tools.base import (
     TimeArg,
     ToolError,
     iso,
+    iso_end,
     ms,
     paged,
     parse_window,
@@ -161,7 +162,7 @@ def timeline(
             return (ns - t0) // t.bucket_ns
 
         out: dict[str, Any] = {
-            "window": {"start": iso(t.window.start_ns), "end": iso(t.window.end_ns)},
+            "window": {"start": iso(t.window.start_ns), "end": iso_end(t.window.end_ns)},
             "bucket_s": t.bucket_ns / 1e9,
             "columns": ["bucket", "requests", "errors", "p50_ms", "p95_ms"],
             "services": [
@@ -193,7 +194,9 @@ def timeline(
             }
         if t.onset is not None:
             o = t.onset
-            args = {"start": iso(o.window.start_ns), "end": iso(o.window.end_ns)}
+            # the exclusive end rounded up (the last span kept); baseline_end is the window's start
+            # and rounds down with it, so it stays at or before the start
+            args = {"start": iso(o.window.start_ns), "end": iso_end(o.window.end_ns)}
             if o.baseline is not None:
                 args |= {"baseline_start": iso(o.baseline.start_ns), "baseline_end": iso(o.baseline.end_ns)}
             out["onset"] = {

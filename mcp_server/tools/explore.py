@@ -20,6 +20,7 @@ from mcp_server.tools.base import (
     TimeArg,
     document,
     iso,
+    iso_end,
     ms,
     paged,
     sparse,
@@ -257,7 +258,7 @@ def find_traces(
 
         return sparse(
             {
-                "window": {"start": iso(found.window.start_ns), "end": iso(found.window.end_ns)},
+                "window": {"start": iso(found.window.start_ns), "end": iso_end(found.window.end_ns)},
                 "total": found.total,
                 "failing": found.failing,
                 "p50_ms": ms(found.p50_ns),
