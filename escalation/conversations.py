@@ -256,8 +256,6 @@ def _run_turn(
     try:
         reply = provider.generate(request)
     except ProviderError as exc:
-        if functions is not None:
-            functions.close()
         latency = time.monotonic() - started
         _finish(session_id, seq, None, str(exc))
         entry = (
@@ -292,8 +290,9 @@ def _run_turn(
         if functions is not None and functions.calls:
             record_function_calls(entry, [c.to_dict() for c in functions.calls])
         raise
-    if functions is not None:
-        functions.close()
+    finally:  # the functions' DuckDB session is closed whatever ends the turn, as api._ask does
+        if functions is not None:
+            functions.close()
     latency = time.monotonic() - started
     _finish(session_id, seq, reply, None)
     cost = _usage_cost(row["provider"], reply)

@@ -198,3 +198,34 @@ def test_actionable_and_detailed_summaries(fake: FakeProvider) -> None:
         "1. Shorten the transaction. (files: ledger/db.py)" in actionable
         and "confirm: Run the load test." in actionable
     )
+
+
+def test_the_functions_session_is_closed_whatever_ends_the_turn(stub, monkeypatch) -> None:
+    from escalation import conversations
+
+    make_shop()
+    stub.reply()
+    req = EscalationRequest(
+        question="Why does ledger fail?", dataset="shop", window=WINDOW, baseline=BASELINE, provider="gemini"
+    )
+    sid = start_conversation(req).session_id
+    closed: list[bool] = []
+    real = conversations.dataset_functions
+
+    def spied(dataset):
+        functions = real(dataset)
+        assert functions is not None
+        close = functions.close
+        monkeypatch.setattr(functions, "close", lambda: (closed.append(True), close())[1])
+        return functions
+
+    class Broken:
+        def generate(self, request):
+            assert request.functions is not None  # the turn offered the functions
+            raise RuntimeError("the client broke")
+
+    monkeypatch.setattr(conversations, "dataset_functions", spied)
+    monkeypatch.setattr(conversations, "get_provider", lambda provider, model: Broken())
+    with pytest.raises(RuntimeError, match="the client broke"):
+        continue_conversation(sid, "and the lock?")
+    assert closed == [True]
