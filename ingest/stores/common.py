@@ -322,6 +322,21 @@ class HttpClient:
         self.retried = 0
         self.bytes = 0
 
+    @classmethod
+    def for_pull(cls, src: StoreSource, opts: PullOptions) -> HttpClient:
+        """The client of an HTTP store pull (Jaeger, Tempo): the source's URL and user, the pull's
+        headers, timeout and retries, and every form of its secrets scrubbed from messages."""
+        auth = (src.username or "", src.password or "") if src.username or src.password else None
+        return cls(
+            src.base_url(),
+            opts.headers,
+            timeout_s=opts.timeout_s,
+            retries=opts.retries,
+            secrets=pull_secrets(src, opts),
+            public=src.public,
+            basic_auth=auth,
+        )
+
     def get(self, path: str, params: Sequence[tuple[str, str]] = ()) -> tuple[int, bytes, dict[str, str]]:
         """(status, body, headers) of GET base+path?params; 404 and other 4xx are answers, not
         errors; StoreError after the retries on 429/5xx or a connection failure."""

@@ -60,17 +60,8 @@ class TempoPull:
         self.src = src
         self.opts = opts
         self.progress = progress
-        self.secrets = src.secrets + opts.secrets()
-        auth = (src.username or "", src.password or "") if src.username or src.password else None
-        self.http = HttpClient(
-            src.base_url(),
-            opts.headers,
-            timeout_s=opts.timeout_s,
-            retries=opts.retries,
-            secrets=self.secrets,
-            public=src.public,
-            basic_auth=auth,
-        )
+        self.http = HttpClient.for_pull(src, opts)
+        self.secrets = self.http.secrets
         self.query = opts.query or traceql_for(opts.services)
         self.problems: list[str] = []
         self.collector = TraceCollector(opts.max_spans)
