@@ -3,6 +3,8 @@
     python bench/ingest.py --size 1GB            # generate (cached), ingest, reference, print both
     python bench/ingest.py --size 200MB --no-reference
     python bench/ingest.py --size 500MB --format jaeger   # a Jaeger UI JSON dump (bench/gen_jaeger.py)
+    python bench/ingest.py --size 1GB --shape all         # the shape matrix: a line a shape
+    python bench/ingest.py --size 50MB --shape attrs,tempo [--seed 7] [--no-reference]
 
 The dump is what the Collector's file exporter writes: one TracesData a line, a line holding
 several services' batches of tens of spans; two dozen services on several hosts, 4-9
@@ -11,11 +13,40 @@ attributes a span of mixed types, exception events with stack traces, links.
 Each contender runs in its own subprocess; peak memory is the largest sum of the
 proportional set size (PSS, shared pages split) over the process tree, sampled every 50 ms;
 the largest single-process RSS is printed beside it.
+
+The shape matrix (`--shape`; generators in bench/shapes.py, dumps cached in CACHE by shape, size
+and seed) prints, a shape a line, our ingest's MB/s, CPU-seconds per GiB (user + system of the
+process tree) and peak PSS beside DuckDB's `read_json` reference on the same file, and their ratio.
+It fails (exit 1) when the ingest stores other than exactly the spans and log records generated, or
+rejects any. The shapes, and who writes such files:
+
+- default: this dump (above), the Collector's file exporter behind a Python-instrumented shop.
+- attrs: the attribute-heavy Collector dump of issue 16: 1.74 M spans a GB, ~5 attributes a span
+  (string, bool, double, int64 as JSON strings and as JSON numbers, per exporter), events on 10 %
+  and links on 5 % of spans, `"parentSpanId": ""` on roots (as SDK exporters that write default
+  values do), five resource attributes a batch.
+- events: the same with exception events on 40 % of spans (type, message, a 1-3 KB multi-line
+  Java or Python stack trace; 2-3 events on retries): what a failing service's dump looks like.
+- longstrings: `db.statement` SQL (IN lists, quotes, newlines, UTF-8) and `url.full` URLs of
+  1-4 KB on 60 % of database and HTTP spans: ORMs and search APIs.
+- smallbatches: 50-200 resource batches of 1-3 spans a line: a Collector batching many services
+  (or many pods of one) with a short timeout, where per-batch overhead dominates.
+- hugebatch: one batch, one scope, 20-50 k spans a line (lines of 10-30 MB): an SDK or Collector
+  exporting one big buffer.
+- tempo: Grafana Tempo's trace-by-id JSON (`{"batches": […]}`, one trace a line, a batch per
+  service), as Tempo's jsonpb writes it: base64 ids, enum names, roots without parentSpanId.
+- logs: a Collector file exporter's logs (`resourceLogs`; bodies of 100-500 bytes, severities,
+  attributes, trace and span ids on 70 %), with one line in eight a traces line, as a single
+  exporter behind both pipelines writes. DuckDB's reference converts the log records only.
+- pretty: one pretty-printed (indent 2) TracesData document of the whole size: what
+  `jq .`, protobuf's MessageToJson or a saved API response gives. DuckDB reads it as one object
+  (`maximum_object_size` at most 4 GiB - 1, so not beyond).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import re
@@ -25,6 +56,8 @@ import sys
 import tempfile
 import threading
 import time
+import types
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -244,14 +277,29 @@ def _tree_memory_kb(root: int) -> tuple[int, int]:
     return total, largest
 
 
-def measure(cmd: list[str]) -> tuple[float, float, float, str, float]:
-    """(seconds, peak tree PSS MB, peak single RSS MB, stdout, CPU seconds) of running `cmd`.
+@dataclass(frozen=True)
+class Run:
+    """One contender's run: wall seconds, peak tree PSS and single-process RSS (MB), output, CPU."""
+
+    seconds: float
+    pss_mb: float
+    rss_mb: float
+    out: str
+    err: str
+    cpu_s: float
+    returncode: int
+
+
+def run(cmd: list[str], capture_err: bool = False) -> Run:
+    """Run `cmd` in REPO, sampling the memory of its process tree every 50 ms.
 
     CPU seconds are user + system of the whole process tree (children that were waited for,
     as the ingest's worker pool is), the figure that does not depend on what else runs."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, cwd=REPO)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE if capture_err else None, cwd=REPO
+    )
     peak = [0, 0]
 
     def sample() -> None:
@@ -262,14 +310,23 @@ def measure(cmd: list[str]) -> tuple[float, float, float, str, float]:
 
     th = threading.Thread(target=sample, daemon=True)
     th.start()
-    out, _ = proc.communicate()
+    out, err = proc.communicate()
     seconds = time.perf_counter() - t0
     th.join()
-    if proc.returncode != 0:
-        raise SystemExit(f"{cmd[:3]}… failed with exit {proc.returncode}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return seconds, peak[0] / 1024, peak[1] / 1024, out.decode(), cpu_s
+    return Run(
+        seconds, peak[0] / 1024, peak[1] / 1024, out.decode(), (err or b"").decode(), cpu_s, proc.returncode
+    )
+
+
+def measure(cmd: list[str]) -> tuple[float, float, float, str, float]:
+    """(seconds, peak tree PSS MB, peak single RSS MB, stdout, CPU seconds) of running `cmd`;
+    exits when it fails."""
+    r = run(cmd)
+    if r.returncode != 0:
+        raise SystemExit(f"{cmd[:3]}… failed with exit {r.returncode}")
+    return r.seconds, r.pss_mb, r.rss_mb, r.out, r.cpu_s
 
 
 def _line_of(label: str, size: int, secs: float, pss: float, rss: float, cpu_s: float, extra: str) -> str:
@@ -285,7 +342,8 @@ import json, os, resource, sys
 from ingest import ingest_paths
 r = ingest_paths([sys.argv[1]], sys.argv[2])
 t, w = os.times(), resource.getrusage(resource.RUSAGE_CHILDREN)
-print(json.dumps({"spans": r.spans, "rejected": r.rejected, "cpu_s_main": round(t.user + t.system, 2),
+print(json.dumps({"spans": r.spans, "logs": r.logs, "rejected": r.rejected, "duplicates": r.duplicates,
+                  "cpu_s_main": round(t.user + t.system, 2),
                   "sys_s_main": round(t.system, 2), "cpu_s_workers": round(w.ru_utime + w.ru_stime, 2),
                   "sys_s_workers": round(w.ru_stime, 2)}))
 """
@@ -306,26 +364,213 @@ with open(sys.argv[1], "rb") as fh:
 print(json.dumps({"spans": n, "cpu_s_main": round(time.process_time(), 2)}))
 """
 
+# argv: dump, output, the top-level array (resourceSpans, batches, resourceLogs), read_json's
+# format, maximum_object_size
 _DUCKDB = """
 import sys, duckdb
 con = duckdb.connect()
 con.execute('SET enable_progress_bar = false')
 src, out = sys.argv[1], sys.argv[2]
-con.execute(f'''
-COPY (
-  WITH r AS (SELECT UNNEST(resourceSpans) AS rs
-             FROM read_json('{src}', format='newline_delimited', maximum_object_size=1073741824)),
+root, fmt, max_obj = sys.argv[3:6]
+read = f"read_json('{src}', format='{fmt}', maximum_object_size={max_obj})"
+if root == 'resourceLogs':
+    query = f'''
+  WITH r AS (SELECT UNNEST(resourceLogs) AS rl FROM {read}),
+       s AS (SELECT rl.resource AS resource, UNNEST(rl.scopeLogs) AS sl FROM r),
+       p AS (SELECT resource, sl.scope AS scope, UNNEST(sl.logRecords) AS rec FROM s)
+  SELECT rec.timeUnixNano AS time_ns, rec.observedTimeUnixNano AS observed_time_ns,
+         rec.severityNumber AS severity_number, rec.severityText AS severity_text, rec.body AS body,
+         rec.attributes AS attributes, rec.traceId AS trace_id, rec.spanId AS span_id, scope, resource
+  FROM p'''
+else:
+    query = f'''
+  WITH r AS (SELECT UNNEST({root}) AS rs FROM {read}),
        s AS (SELECT rs.resource AS resource, UNNEST(rs.scopeSpans) AS ss FROM r),
        p AS (SELECT resource, ss.scope AS scope, UNNEST(ss.spans) AS span FROM s)
   SELECT span.traceId AS trace_id, span.spanId AS span_id, span.parentSpanId AS parent_span_id,
          span.name AS name, span.kind AS kind, span.startTimeUnixNano AS start_ns,
          span.endTimeUnixNano AS end_ns, span.attributes AS attributes, span.events AS events,
          span.links AS links, span.status AS status, scope, resource
-  FROM p
-) TO '{out}' (FORMAT parquet, COMPRESSION zstd)
-''')
+  FROM p'''
+con.execute(f"COPY ({query}) TO '{out}' (FORMAT parquet, COMPRESSION zstd)")
 print(con.execute(f"SELECT count(*) FROM '{out}'").fetchone()[0])
 """
+
+
+# ---- the shape matrix -------------------------------------------------------------------------
+
+DUCKDB_MAX_OBJECT = 2**32 - 1  # read_json's maximum_object_size is a UINTEGER
+
+
+def _shapes() -> types.ModuleType:
+    """bench/shapes.py, also when this file runs as a script (bench/ first on sys.path)."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from bench import shapes
+
+    return shapes
+
+
+@dataclass(frozen=True)
+class Dump:
+    shape: str
+    path: Path
+    spans: int
+    logs: int
+
+
+def _counts_path(path: Path) -> Path:
+    return path.with_name(path.name + ".counts.json")
+
+
+def _default_dump(size: int, seed: int) -> Dump:
+    """Today's dump (`generate`), counted once by its spans' start times (only spans have one)."""
+    path = CACHE / (f"collector-{size}.jsonl" if seed == 7 else f"collector-{size}-s{seed}.jsonl")
+    generate(path, size, seed)
+    meta = _counts_path(path)
+    stat = path.stat()
+    if meta.exists() and json.loads(meta.read_text()).get("bytes") == stat.st_size:
+        return Dump("default", path, json.loads(meta.read_text())["spans"], 0)
+    spans = 0
+    with open(path, "rb") as fh:
+        for line in fh:
+            spans += line.count(b'"startTimeUnixNano"')
+    meta.write_text(json.dumps({"spans": spans, "logs": 0, "bytes": stat.st_size}))
+    return Dump("default", path, spans, 0)
+
+
+def shape_dump(shape: str, size: int, seed: int) -> Dump:
+    """The cached dump of `shape` (written when missing) and what it holds."""
+    if shape == "default":
+        return _default_dump(size, seed)
+    shapes = _shapes()
+    ext = "json" if shapes.SHAPES[shape].line is None else "jsonl"
+    path = CACHE / f"{shape}-{size}-s{seed}-v{shapes.VERSION}.{ext}"
+    meta = _counts_path(path)
+    if path.exists() and meta.exists():
+        counts = json.loads(meta.read_text())
+        if counts.get("bytes") == path.stat().st_size:
+            return Dump(shape, path, counts["spans"], counts["logs"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    c = shapes.write_shape(tmp, shape, size, seed)
+    # the counts first: a dump on disk always has its counts beside it
+    meta.write_text(json.dumps({"spans": c.spans, "logs": c.logs, "bytes": tmp.stat().st_size}))
+    os.replace(tmp, path)
+    return Dump(shape, path, c.spans, c.logs)
+
+
+def _duckdb_args(dump: Path, shape: str | None) -> list[str]:
+    """The reference's top-level array, read_json format and maximum_object_size for a shape."""
+    if shape in (None, "default"):
+        return ["resourceSpans", "newline_delimited", str(1 << 30)]
+    shapes = _shapes()
+    spec = shapes.SHAPES[shape]
+    if spec.line is None:  # one document: one JSON object the size of the file
+        return [spec.root, "auto", str(min(DUCKDB_MAX_OBJECT, dump.stat().st_size + 1))]
+    return [spec.root, "newline_delimited", str(1 << 30)]
+
+
+def _rows(spans: int, logs: int) -> str:
+    if logs and spans:
+        return f"{logs:,} logs+{spans:,} spans"
+    return f"{logs:,} logs" if logs else f"{spans:,} spans"
+
+
+def _error_line(text: str) -> str:
+    """The line of a failed run's stderr that says why (DuckDB's 'X Error: …', else the last)."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if "Error" in ln:
+            return ln.removeprefix("duckdb.duckdb.")[:160]
+    return lines[-1][:160] if lines else "no message"
+
+
+MATRIX_HEAD = (
+    f"{'shape':12} {'MB':>6} {'rows':>24} | {'dcr MB/s':>8} {'CPU-s/GB':>8} {'(main+workers)':>14} "
+    f"{'peak PSS':>8} | {'duckdb MB/s':>11} {'CPU-s/GB':>8} {'peak PSS':>8} | ours/duckdb (CPU)"
+)
+
+
+def _ours_cells(d: Dump, r: Run, size: int, gib: float) -> tuple[str, str | None]:
+    """Our columns, and what is wrong with the run (None when it stored exactly what was generated)."""
+    if r.returncode != 0:
+        return f"{'dcr ingest failed':>53}", f"exit {r.returncode}: {_error_line(r.err)}"
+    o = json.loads(r.out.strip().splitlines()[-1])
+    cells = (
+        f"{size / 1e6 / r.seconds:8.1f} {r.cpu_s / gib:8.1f} "
+        f"{'(' + format(o['cpu_s_main'] / gib, '.1f') + '+' + format(o['cpu_s_workers'] / gib, '.1f') + ')':>14} "
+        f"{r.pss_mb:5.0f} MB"
+    )
+    got = (o["spans"], o["logs"], o["rejected"], o["duplicates"])
+    if got != (d.spans, d.logs, 0, 0):
+        return cells, (
+            f"stored {o['spans']:,} spans and {o['logs']:,} logs, rejected {o['rejected']:,}, "
+            f"{o['duplicates']:,} duplicates; generated {d.spans:,} spans and {d.logs:,} logs"
+        )
+    return cells, None
+
+
+def run_matrix(names: list[str], size: int, seed: int, reference: bool) -> int:
+    """Generate (or reuse) each shape's dump, measure our ingest and DuckDB on it, a line a shape."""
+    dumps = []
+    for name in names:
+        t = time.perf_counter()
+        d = shape_dump(name, size, seed)
+        mb = d.path.stat().st_size / 1e6
+        print(f"dump {name}: {d.path} ({mb:.0f} MB, {_rows(d.spans, d.logs)}, generated or reused in "
+              f"{time.perf_counter() - t:.1f} s)", flush=True)  # fmt: skip
+        dumps.append(d)
+    try:
+        print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} before the run")
+    except OSError:
+        pass
+    print(MATRIX_HEAD, flush=True)
+    failures = []
+    for d in dumps:
+        fsize = d.path.stat().st_size
+        gib = fsize / 2**30
+        with tempfile.TemporaryDirectory(prefix="dcr-bench-") as home:
+            os.environ["DCR_HOME"] = home
+            ours = run([sys.executable, "-c", _OURS, str(d.path), "bench"], capture_err=True)
+        cells, wrong = _ours_cells(d, ours, fsize, gib)
+        ref = "(skipped)"
+        if reference:
+            expect = d.logs if _duckdb_args(d.path, d.shape)[0] == "resourceLogs" else d.spans
+            with tempfile.TemporaryDirectory(prefix="dcr-bench-ref-") as tmp:
+                cmd = [sys.executable, "-c", _DUCKDB, str(d.path), f"{tmp}/ref.parquet"]
+                duck = run(cmd + _duckdb_args(d.path, d.shape), capture_err=True)
+            if duck.returncode != 0:
+                ref = f"cannot read: {_error_line(duck.err)}"
+            else:
+                ref = f"{fsize / 1e6 / duck.seconds:11.1f} {duck.cpu_s / gib:8.1f} {duck.pss_mb:5.0f} MB"
+                if ours.returncode == 0:
+                    ref += f" | {duck.seconds / ours.seconds:5.2f}x ({duck.cpu_s / ours.cpu_s:.2f}x)"
+                if int(duck.out.strip() or -1) != expect:
+                    ref += f"  duckdb rows {duck.out.strip()} != {expect:,}"
+        line = f"{d.shape:12} {fsize / 1e6:6.0f} {_rows(d.spans, d.logs):>24} | {cells} | {ref}"
+        if wrong:
+            line += f"  ROWS != GENERATED: {wrong}"
+            failures.append(f"{d.shape}: {wrong}")
+        print(line, flush=True)
+    if failures:
+        print("FAILED: the ingest did not store exactly what was generated:", file=sys.stderr)
+        for f in failures:
+            print(f"  {f}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _shape_names(text: str) -> list[str]:
+    shapes = _shapes()
+    known = ["default", *shapes.SHAPES]
+    names = known if text == "all" else [n.strip() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if n not in known]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown shape {', '.join(bad) or text!r}: use all or {', '.join(known)}"
+        )
+    return names
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -340,7 +585,18 @@ def main(argv: list[str] | None = None) -> int:
         help="otlp: a Collector file-exporter dump; jaeger: a Jaeger UI JSON dump (reader alone "
         "is measured too; no DuckDB reference)",
     )
+    ap.add_argument(
+        "--shape",
+        type=_shape_names,
+        help="the shape matrix: all, or shapes separated by commas (default, attrs, events, longstrings, "
+        "smallbatches, hugebatch, tempo, logs, pretty); one line a shape",
+    )
+    ap.add_argument("--seed", type=int, default=7, help="the generators' seed (dumps are cached by it)")
     args = ap.parse_args(argv)
+    if args.shape:
+        if args.format != "otlp":
+            ap.error("--shape is for OTLP dumps; --format jaeger has its own dump")
+        return run_matrix(args.shape, args.size, args.seed, not args.no_reference)
 
     t = time.perf_counter()
     if args.format == "jaeger":
@@ -380,7 +636,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_reference:
         with tempfile.TemporaryDirectory(prefix="dcr-bench-ref-") as tmp:
             secs, pss, rss, out, cpu_s = measure(
-                [sys.executable, "-c", _DUCKDB, str(dump), f"{tmp}/ref.parquet"]
+                [sys.executable, "-c", _DUCKDB, str(dump), f"{tmp}/ref.parquet", *_duckdb_args(dump, None)]
             )
             print(_line_of("duckdb reference", size, secs, pss, rss, cpu_s, f"spans {out.strip()}"))
     return 0
