@@ -27,7 +27,7 @@ import numpy as np
 __all__ = ["SHAPES", "Counts", "write_shape"]
 
 # bumped when a generator changes what it writes, so that cached dumps are written again
-VERSION = 1
+VERSION = 2
 T0 = 1_714_564_800_000_000_000
 
 
@@ -412,15 +412,15 @@ class Gen:
                     attrs.append(
                         f'{{"key":"cache.hit","value":{{"boolValue":{"true" if ui[7] < 0.5 else "false"}}}}}'
                     )
-                elif e == 1:
-                    attrs.append(f'{{"key":"sampling.ratio","value":{{"doubleValue":{round(ui[7], 6)!r}}}}}')
+                elif e == 1:  # a computed ratio: all 17 digits, as the SDK recorded it
+                    attrs.append(f'{{"key":"payload.compression_ratio","value":{{"doubleValue":{ui[7]!r}}}}}')
                 elif e == 2:
                     attrs.append(_i("retry.count", ki[6] % 4, q))
                 elif e == 3:
                     attrs.append(_s("user.tier", TIERS[ki[6] % 3]))
                 elif e == 4:
                     attrs.append(
-                        f'{{"key":"feature.new_checkout","value":{{"boolValue":{"true" if ki[6] & 1 else "false"}}}}}'
+                        f'{{"key":"queue.wait_ms","value":{{"doubleValue":{ki[6] % 100_000 / 100!r}}}}}'
                     )
                 else:
                     attrs.append(_s("user_agent.original", self.agents[ki[6] % 4]))
