@@ -20,20 +20,38 @@ retried. Any other decode error is malformed JSON: the stream cannot be resynchr
       {"data":[e1, …], "k": v, …}   -> Element(e1), …, Members({"k": raw v, …})
       {"traceID":…, "spans":…}      -> Members({"traceID": raw, "spans": raw})   (no `key` member)
       several documents in a row    -> the above for each, in order
+
+Several keys may be streamed, and a dotted key reaches into a member object (OTLP/JSON's
+documents; `Element.key` says which array an element came from, `Members.key` which object):
+
+    iter_array(stream, ("resourceSpans", "result.resourceSpans"))
+      {"resourceSpans":[e1], "result":{"resourceSpans":[e2], "x":1}}
+          -> Element(e1, key="resourceSpans"), Element(e2, key="result.resourceSpans"),
+             Members({"x": b"1"}, key="result"), Members({}, key="")
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import msgspec
 
-__all__ = ["READ_BYTES", "Element", "Members", "MalformedJSON", "iter_array"]
+__all__ = [
+    "READ_BYTES",
+    "SPLIT_BYTES",
+    "Element",
+    "Split",
+    "Members",
+    "MalformedJSON",
+    "iter_array",
+    "iter_cut",
+]
 
 READ_BYTES = 1 << 20
+SPLIT_BYTES = 16 << 20  # an element longer than this is cut along its arrays (when `split` says how)
 _MAX_SNIPPET = 64 * 1024
 _WS = re.compile(rb"[ \t\r\n]*")
 _TOKENS = re.compile(rb'"(?:[^"\\]++|\\.)*+"|[\[\]{}]')
@@ -46,19 +64,32 @@ _BOM = b"\xef\xbb\xbf"
 
 @dataclass(frozen=True)
 class Element:
-    """One element of the streamed array: its bytes, where it starts, its 1-based index."""
+    """One element of a streamed array: its bytes, where it starts, its 1-based index."""
 
     raw: bytes
     offset: int  # byte offset of the element's first byte in the (decompressed) stream
     index: int  # 1-based, counted over the whole stream
+    key: str = ""  # the (dotted) member holding the array; "" for a top-level array
 
 
 @dataclass(frozen=True)
 class Members:
-    """The members of a top-level object other than the streamed array, raw, at its end."""
+    """The members of an object other than the streamed arrays (and objects streamed into),
+    raw, at its end."""
 
     members: dict[str, bytes]
     offset: int  # byte offset of the object's "{"
+    key: str = ""  # the (dotted) member this object is; "" for a top-level object
+
+
+@dataclass(frozen=True)
+class Split:
+    """The start of an element cut along its arrays (see `iter_array`): its members before
+    the first of them, raw; `key` is the array the element belongs to."""
+
+    members: dict[str, bytes]
+    offset: int  # byte offset of the element's "{"
+    key: str
 
 
 class MalformedJSON(ValueError):
@@ -121,6 +152,13 @@ class _Scanner:
 
     def value(self) -> tuple[bytes, int]:
         """The raw bytes of the JSON value at the cursor and its stream offset."""
+        got = self.value_within(None)
+        assert got is not None  # no limit: never None
+        return got
+
+    def value_within(self, limit: int | None) -> tuple[bytes, int] | None:
+        """`value()`, or None (the cursor left at the value) once it is known to be longer
+        than `limit` bytes."""
         self.skip_ws()
         start = self.pos
         while True:
@@ -131,6 +169,9 @@ class _Scanner:
                 view.release()
                 end = self._deep_value_end(start)
                 if end is None:
+                    if limit is not None and len(self.buf) - start > limit:
+                        self.pos = start
+                        return None
                     start = self._grow(start)
                     continue
                 break
@@ -144,6 +185,9 @@ class _Scanner:
                         raise self.malformed(msg, start) from None
                     break
                 if "truncated" in msg:
+                    if limit is not None and len(self.buf) - start > limit:
+                        self.pos = start
+                        return None
                     start = self._grow(start)
                     continue
                 at = _AT.search(msg)
@@ -188,20 +232,72 @@ class _Scanner:
         return self.fill(at_least=len(self.buf) - start)
 
 
-def _array(sc: _Scanner, counter: list[int]) -> Iterator[Element]:
+def _array(sc: _Scanner, counter: list[int], key: str, keys: _Keys) -> Iterator[Element | Split | Members]:
     sc.expect(b"[")
     if sc.peek() == b"]":
         sc.pos += 1
         return
+    cut = keys.split.get(key)
     while True:
-        raw, offset = sc.value()
-        counter[0] += 1
-        yield Element(raw, offset, counter[0])
+        got = sc.value_within(keys.split_bytes) if cut and sc.peek() == b"{" else sc.value()
+        if got is None:
+            assert cut is not None
+            yield from _split(sc, counter, key, cut, keys)
+        else:
+            counter[0] += 1
+            yield Element(got[0], got[1], counter[0], key)
         if sc.expect(b",]") == b"]":
             return
 
 
-def _object(sc: _Scanner, key: str | None, counter: list[int]) -> Iterator[Element | Members]:
+def _split(
+    sc: _Scanner, counter: list[int], key: str, cut: frozenset[str], keys: _Keys
+) -> Iterator[Element | Split | Members]:
+    """An element of the array `key` too big to hand out whole, cut along its arrays `cut`."""
+    offset = sc.base + sc.pos
+    sc.expect(b"{")
+    path = key + "[]"
+    members: dict[str, bytes] = {}
+    opened = False
+    if sc.peek() == b"}":
+        sc.pos += 1
+    else:
+        while True:
+            raw_name, at = sc.value()
+            name = _name(raw_name, at)
+            sc.expect(b":")
+            if name in cut and sc.peek() == b"[":
+                if not opened:
+                    opened = True
+                    yield Split(dict(members), offset, key)
+                yield from _array(sc, counter, f"{path}.{name}", keys)
+            else:
+                members[name] = sc.value()[0]
+            if sc.expect(b",}") == b"}":
+                break
+    if not opened:
+        yield Split(dict(members), offset, key)
+    yield Members(members, offset, path)
+
+
+def _name(raw_name: bytes, at: int) -> str:
+    try:
+        return _STR.decode(raw_name)
+    except msgspec.DecodeError:
+        raise MalformedJSON(at, "expected a member name", raw_name[:_MAX_SNIPPET]) from None
+
+
+class _Keys:
+    """The dotted keys to stream, the objects on the way to them, and how to cut big elements."""
+
+    def __init__(self, keys: Collection[str], split: Mapping[str, Collection[str]], split_bytes: int) -> None:
+        self.arrays = frozenset(keys)
+        self.objects = frozenset(k.rsplit(".", i)[0] for k in keys for i in range(1, k.count(".") + 1))
+        self.split = {k: frozenset(v) for k, v in split.items()}
+        self.split_bytes = split_bytes
+
+
+def _object(sc: _Scanner, keys: _Keys, path: str, counter: list[int]) -> Iterator[Element | Split | Members]:
     offset = sc.base + sc.pos
     sc.expect(b"{")
     members: dict[str, bytes] = {}
@@ -210,25 +306,45 @@ def _object(sc: _Scanner, key: str | None, counter: list[int]) -> Iterator[Eleme
     else:
         while True:
             raw_name, at = sc.value()
-            try:
-                name = _STR.decode(raw_name)
-            except msgspec.DecodeError:
-                raise MalformedJSON(at, "expected a member name", raw_name[:_MAX_SNIPPET]) from None
+            name = _name(raw_name, at)
             sc.expect(b":")
-            if key is not None and name == key and sc.peek() == b"[":
-                yield from _array(sc, counter)
+            inner = f"{path}.{name}" if path else name
+            if inner in keys.arrays and sc.peek() == b"[":
+                yield from _array(sc, counter, inner, keys)
+            elif inner in keys.objects and sc.peek() == b"{":
+                yield from _object(sc, keys, inner, counter)
             else:
                 members[name] = sc.value()[0]
             if sc.expect(b",}") == b"}":
                 break
-    yield Members(members, offset)
+    yield Members(members, offset, path)
 
 
 def iter_array(
-    stream: BinaryIO, key: str | None, read_bytes: int = READ_BYTES
+    stream: BinaryIO, key: str | Collection[str] | None, read_bytes: int = READ_BYTES
 ) -> Iterator[Element | Members]:
-    """Elements of the top-level array, or of the array under `key` in a top-level object
-    (`key` None: only top-level arrays are streamed; an object comes out as Members)."""
+    """Elements of the top-level array, or of the arrays under `key` (one key or several,
+    dotted to reach into member objects) in a top-level object (`key` None: only top-level
+    arrays are streamed; an object comes out as Members)."""
+    keys = _Keys(() if key is None else (key,) if isinstance(key, str) else key, {}, 0)
+    return cast(Iterator[Element | Members], _iter(stream, keys, read_bytes))  # nothing is cut: no Split
+
+
+def iter_cut(
+    stream: BinaryIO,
+    keys: Collection[str],
+    split: Mapping[str, Collection[str]],
+    split_bytes: int = SPLIT_BYTES,
+    read_bytes: int = READ_BYTES,
+) -> Iterator[Element | Split | Members]:
+    """`iter_array`, where an object element of an array named in `split` ({array key: member
+    names}) longer than `split_bytes` is not handed out whole but cut along those member
+    arrays: Split (its members before them), their elements (key "<array key>[].<member>",
+    cut in turn when `split` names that key), then Members (key "<array key>[]") at its end."""
+    return _iter(stream, _Keys(keys, split, split_bytes), read_bytes)
+
+
+def _iter(stream: BinaryIO, keys: _Keys, read_bytes: int) -> Iterator[Element | Split | Members]:
     sc = _Scanner(stream, read_bytes)
     while len(sc.buf) < len(_BOM) and sc.fill():
         pass
@@ -240,8 +356,8 @@ def iter_array(
         if not c:
             return
         if c == b"[":
-            yield from _array(sc, counter)
+            yield from _array(sc, counter, "", keys)
         elif c == b"{":
-            yield from _object(sc, key, counter)
+            yield from _object(sc, keys, "", counter)
         else:
             raise sc.malformed("expected a JSON object or array")
