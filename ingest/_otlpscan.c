@@ -516,44 +516,13 @@ static int num_f64(const Num *num, double *out) {
     return ST_OK;
 }
 
-/* a float as msgspec writes it: repr's shortest digits, fixed notation for exponents -5..15
-   (".0" when integral), otherwise d[.ddd]e<exp> with no '+'; NaN and infinities as null */
-static int put_double(Buf *b, double d) {
-    if (!isfinite(d)) return buf_lit(b, "null");
-    char *r = PyOS_double_to_string(d, 'r', 0, 0, NULL);
-    if (!r) {
-        PyErr_Clear();
-        return ST_NOMEM;
-    }
-    const char *p = r;
-    char out[64];
+/* shortest significant digits (no leading or trailing zeros, ndg >= 1) and the decimal exponent
+   of the first one, as msgspec writes them: fixed notation for exponents -5..15 (".0" when
+   integral), otherwise d[.ddd]e<exp> with no '+' */
+static int put_digits(Buf *b, int neg, const char *dg, size_t ndg, int sci) {
+    char out[80];
     size_t n = 0;
-    if (*p == '-') {
-        out[n++] = '-';
-        p++;
-    }
-    char digits[32];
-    size_t nd = 0;
-    int point = -1;  /* digits before the decimal point */
-    int exp10 = 0;
-    for (; *p && *p != 'e'; p++) {
-        if (*p == '.') point = (int)nd;
-        else if (nd < sizeof digits) digits[nd++] = *p;
-    }
-    if (*p == 'e') exp10 = atoi(p + 1);
-    PyMem_Free(r);
-    if (point < 0) point = (int)nd;
-    size_t lead = 0;  /* leading zeros */
-    while (lead < nd && digits[lead] == '0') lead++;
-    if (lead == nd) {
-        memcpy(out + n, "0.0", 3);
-        return buf_put(b, out, n + 3);
-    }
-    int sci = point - 1 - (int)lead + exp10;
-    size_t last = nd;
-    while (last > lead && digits[last - 1] == '0') last--;
-    const char *dg = digits + lead;
-    size_t ndg = last - lead;
+    if (neg) out[n++] = '-';
     if (sci >= -5 && sci < 16) {
         if (sci >= 0) {
             if ((int)ndg <= sci + 1) {
@@ -586,6 +555,123 @@ static int put_double(Buf *b, double d) {
         n += (size_t)snprintf(out + n, sizeof out - n, "e%d", sci);
     }
     return buf_put(b, out, n);
+}
+
+/* a float as msgspec writes it: repr's shortest digits in put_digits' notation; NaN and
+   infinities as null */
+static int put_double(Buf *b, double d) {
+    if (!isfinite(d)) return buf_lit(b, "null");
+    char *r = PyOS_double_to_string(d, 'r', 0, 0, NULL);
+    if (!r) {
+        PyErr_Clear();
+        return ST_NOMEM;
+    }
+    const char *p = r;
+    int neg = 0;
+    if (*p == '-') {
+        neg = 1;
+        p++;
+    }
+    char digits[32];
+    size_t nd = 0;
+    int point = -1;  /* digits before the decimal point */
+    int exp10 = 0;
+    for (; *p && *p != 'e'; p++) {
+        if (*p == '.') point = (int)nd;
+        else if (nd < sizeof digits) digits[nd++] = *p;
+    }
+    if (*p == 'e') exp10 = atoi(p + 1);
+    PyMem_Free(r);
+    if (point < 0) point = (int)nd;
+    size_t lead = 0;  /* leading zeros */
+    while (lead < nd && digits[lead] == '0') lead++;
+    if (lead == nd) return neg ? buf_lit(b, "-0.0") : buf_lit(b, "0.0");
+    int sci = point - 1 - (int)lead + exp10;
+    size_t last = nd;
+    while (last > lead && digits[last - 1] == '0') last--;
+    return put_digits(b, neg, digits + lead, last - lead, sci);
+}
+
+static const double POW10[23] = {
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+};
+
+/* A JSON number as a doubleValue: its value in *d, written as msgspec writes that double.
+   Without a general-purpose conversion when the text has at most 15 significant digits and a
+   modest exponent: any decimal of 15 digits or fewer survives decimal -> double -> decimal, so
+   the shortest digits that read back as its double (repr's) are the text's own, trailing zeros
+   dropped; the value is exact then too (Clinger: an integer below 2^53 times or over an exact
+   power of ten is one correctly rounded operation). Anything else takes strtod and dtoa. */
+static int put_number_double(Buf *b, const Num *num, double *d) {
+    const unsigned char *p = num->s, *e = num->s + num->n;
+    int neg = 0;
+    if (p < e && *p == '-') {
+        neg = 1;
+        p++;
+    }
+    char dg[16];
+    size_t ndg = 0, lead = 0;
+    int sig_seen = 0, point = 0, slow = 0;  /* point: digits before the decimal point, leading zeros out */
+    uint64_t mant = 0;
+    for (; p < e && *p >= '0' && *p <= '9'; p++) {
+        if (!sig_seen && *p == '0') continue;
+        sig_seen = 1;
+        point++;
+        if (ndg < 15) dg[ndg] = (char)*p;
+        ndg++;
+    }
+    if (p < e && *p == '.') {
+        for (p++; p < e && *p >= '0' && *p <= '9'; p++) {
+            if (!sig_seen && *p == '0') {
+                lead++;
+                continue;
+            }
+            sig_seen = 1;
+            if (ndg < 15) dg[ndg] = (char)*p;
+            ndg++;
+        }
+    }
+    long exp10 = 0;
+    if (p < e && (*p == 'e' || *p == 'E')) {
+        int eneg = 0;
+        p++;
+        if (*p == '+' || *p == '-') eneg = *p++ == '-';
+        for (; p < e; p++) {
+            if (exp10 < 100000) exp10 = exp10 * 10 + (*p - '0');
+        }
+        if (eneg) exp10 = -exp10;
+    }
+    /* more than 15 digits, or a text num_f64 would decline: the general path */
+    if (ndg > 15 || num->n >= 512) slow = 1;
+    size_t kept = ndg < 15 ? ndg : 15;
+    while (kept && dg[kept - 1] == '0') kept--;
+    if (!slow && !kept) {  /* zero: an integer zero is 0.0 (msgspec reads an int), -0.0 keeps its sign */
+        *d = neg && !num->is_int ? -0.0 : 0.0;
+        return neg && !num->is_int ? buf_lit(b, "-0.0") : buf_lit(b, "0.0");
+    }
+    int sci = 0;
+    if (!slow) {
+        sci = sig_seen ? (point > 0 ? point - 1 : -(int)lead - 1) : 0;
+        if (exp10 > 300 || exp10 < -300 || sci + exp10 > 300 || sci + exp10 < -300) slow = 1;
+        else sci += (int)exp10;
+    }
+    if (slow) {
+        int64_t i;
+        if (num->is_int && digits_i64(num->s, num->n, 1, &i) == ST_OK) {
+            *d = (double)i;  /* msgspec reads an integer, then makes it a float */
+        } else {
+            TRY(num_f64(num, d));
+        }
+        return put_double(b, *d);
+    }
+    for (size_t k = 0; k < kept; k++) mant = mant * 10 + (uint64_t)(dg[k] - '0');
+    int e10 = sci - ((int)kept - 1);  /* value = mant * 10^e10 */
+    if (e10 >= 0 && e10 <= 22) *d = (double)mant * POW10[e10];
+    else if (e10 < 0 && e10 >= -22) *d = (double)mant / POW10[-e10];
+    else TRY(num_f64(num, d));
+    if (neg) *d = -*d;
+    return put_digits(b, neg, dg, kept, sci);
 }
 
 /* skip any JSON value, validating it */
@@ -783,6 +869,50 @@ static int put_values(Scan *st, Buf *b, int depth, int kvlist) {
     return ST_OK;
 }
 
+/* the scalar AnyValue fields, by put_any's numbering: stringValue (0), intValue (1), boolValue
+   (2), doubleValue (3), bytesValue (6); the value at the cursor, written to b, described in v */
+static int put_scalar(Scan *st, Buf *b, int field, Val *v) {
+    switch (field) {
+    case 1:
+        if (peek(st) == '"') {
+            Tok t;
+            TRY(scan_str(st, &t));
+            if (t.esc) return ST_BAIL;
+            TRY(digits_i64(t.s, t.n, 1, &v->i));
+        } else {
+            TRY(read_i64(st, &v->i));
+        }
+        v->kind = V_INT;
+        return buf_i64(b, v->i);
+    case 2: {
+        int c = peek(st);
+        v->kind = V_BOOL;
+        if (c == 't' && st->end - st->p >= 4 && !memcmp(st->p, "true", 4)) {
+            st->p += 4;
+            v->i = 1;
+            return buf_lit(b, "true");
+        }
+        if (c == 'f' && st->end - st->p >= 5 && !memcmp(st->p, "false", 5)) {
+            st->p += 5;
+            v->i = 0;
+            return buf_lit(b, "false");
+        }
+        return ST_BAIL;
+    }
+    case 3: {
+        Num num;
+        if (peek(st) == '"') return ST_BAIL;  /* "NaN" and friends: the Python tier */
+        TRY(scan_num(st, &num));
+        v->kind = V_DBL;
+        return put_number_double(b, &num, &v->d);
+    }
+    default:  /* 0, 6 */
+        TRY(read_str(st, &v->str));
+        v->kind = V_STR;
+        return put_json_str(b, &v->str);
+    }
+}
+
 /* an AnyValue object at the cursor, written to b as JSON; v describes it */
 static int put_any(Scan *st, Buf *b, int depth, Val *v, int null_ok) {
     if (depth > MAX_DEPTH) return ST_BAIL;
@@ -819,54 +949,12 @@ static int put_any(Scan *st, Buf *b, int depth, Val *v, int null_ok) {
                 set = 1;
                 switch (field) {
                 case 0:
+                case 1:
+                case 2:
+                case 3:
                 case 6:
-                    TRY(read_str(st, &v->str));
-                    TRY(put_json_str(b, &v->str));
-                    v->kind = V_STR;
+                    TRY(put_scalar(st, b, field, v));
                     break;
-                case 1: {
-                    if (peek(st) == '"') {
-                        Tok t;
-                        TRY(scan_str(st, &t));
-                        if (t.esc) return ST_BAIL;
-                        TRY(digits_i64(t.s, t.n, 1, &v->i));
-                    } else {
-                        TRY(read_i64(st, &v->i));
-                    }
-                    TRY(buf_i64(b, v->i));
-                    v->kind = V_INT;
-                    break;
-                }
-                case 2: {
-                    int c = peek(st);
-                    if (c == 't' && st->end - st->p >= 4 && !memcmp(st->p, "true", 4)) {
-                        st->p += 4;
-                        v->i = 1;
-                        TRY(buf_lit(b, "true"));
-                    } else if (c == 'f' && st->end - st->p >= 5 && !memcmp(st->p, "false", 5)) {
-                        st->p += 5;
-                        v->i = 0;
-                        TRY(buf_lit(b, "false"));
-                    } else {
-                        return ST_BAIL;
-                    }
-                    v->kind = V_BOOL;
-                    break;
-                }
-                case 3: {
-                    Num num;
-                    if (peek(st) == '"') return ST_BAIL;  /* "NaN" and friends: the Python tier */
-                    TRY(scan_num(st, &num));
-                    int64_t i;
-                    if (num.is_int && digits_i64(num.s, num.n, 1, &i) == ST_OK) {
-                        v->d = (double)i;  /* msgspec reads an integer, then makes it a float: -0 is 0.0 */
-                    } else {
-                        TRY(num_f64(&num, &v->d));
-                    }
-                    TRY(put_double(b, v->d));
-                    v->kind = V_DBL;
-                    break;
-                }
                 case 4:  /* {"values": [AnyValue, ...]} */
                 case 5:  /* {"values": [KeyValue, ...]} */
                     TRY(put_values(st, b, depth, field == 5));
@@ -908,6 +996,90 @@ static int key_is(const Key *k, const char *lit, size_t n) { return k->n == n &&
 /* a KeyValue list ([{"key": ..., "value": AnyValue}, ...]) at the cursor, written to b as a JSON
    object. mode KV_PROMOTE: the span's own attributes (promoted names noted); KV_EVENT: an event's
    (exception.type / exception.message noted in etype / emsg) */
+/* literal bytes at the cursor: consumed if they are there */
+#define LIT(st, lit) lit_at((st), (lit), sizeof(lit) - 1)
+static inline int lit_at(Scan *st, const char *lit, size_t n) {
+    if ((size_t)(st->end - st->p) < n || memcmp(st->p, lit, n)) return 0;
+    st->p += n;
+    return 1;
+}
+
+/* One KeyValue as the Collector writes it, {"key":"K","value":{"<kind>Value":V}} with no
+   whitespace and a scalar V, read without tokenising its field names. ST_BAIL when the entry is
+   anything else (the caller rewinds and reads it field by field), never a verdict on the line. */
+static int kv_fast(Scan *st, Buf *b, int depth, Tok *keytok, Val *v) {
+    if (depth + 1 > MAX_DEPTH || !LIT(st, "{\"key\":")) return ST_BAIL;
+    if (st->p >= st->end || *st->p != '"') return ST_BAIL;
+    TRY(scan_str(st, keytok));
+    if (!LIT(st, ",\"value\":{\"")) return ST_BAIL;
+    int field;
+    if (LIT(st, "stringValue\":")) field = 0;
+    else if (LIT(st, "intValue\":")) field = 1;
+    else if (LIT(st, "doubleValue\":")) field = 3;
+    else if (LIT(st, "boolValue\":")) field = 2;
+    else return ST_BAIL;
+    if (st->p >= st->end || *st->p == 'n') return ST_BAIL;  /* null (absent): the careful reading */
+    TRY(put_json_str(b, keytok));
+    TRY(buf_putc(b, ':'));
+    v->off = b->len;
+    TRY(put_scalar(st, b, field, v));
+    v->len = b->len - v->off;
+    return LIT(st, "}}") ? ST_OK : ST_BAIL;
+}
+
+/* one KeyValue at the cursor, any layout: its key and its value (written to b as "key":value) */
+static int kv_general(Scan *st, Buf *b, int depth, Tok *keytok, Val *v) {
+    Tok fk;
+    int h2, key_written = 0;
+    unsigned seen = 0;
+    size_t entry = b->len, val_at = b->len;
+    TRY(obj_first(st, &fk, &h2));
+    while (h2) {
+        if (fk.esc) return ST_BAIL;
+        if (TOK_IS(&fk, "key")) {
+            ONCE(seen, 0);
+            TRY(read_str(st, keytok));
+            if (!(seen & 2)) {  /* the usual order: the key goes out now, the value after it */
+                TRY(put_json_str(b, keytok));
+                TRY(buf_putc(b, ':'));
+                key_written = 1;
+            }
+        } else if (TOK_IS(&fk, "value")) {
+            ONCE(seen, 1);
+            val_at = b->len;
+            TRY(put_any(st, b, depth + 1, v, 1));
+        } else {
+            TRY(skip_value(st, depth + 1));
+        }
+        TRY(obj_next(st, &fk, &h2));
+    }
+    if (!(seen & 2)) {  /* no value: null */
+        val_at = b->len;
+        TRY(buf_lit(b, "null"));
+        v->kind = V_NULL;
+        v->off = val_at;
+        v->len = 4;
+    }
+    if (!key_written) {  /* the value came first (or no key: ""): move it behind the key */
+        size_t vlen = b->len - val_at;
+        size_t mark = b->len;
+        TRY(put_json_str(b, keytok));
+        TRY(buf_putc(b, ':'));
+        size_t klen = b->len - mark;
+        TRY(buf_grow(b, klen));
+        /* b = [entry: value][mark: key] -> [entry: key][value] */
+        memcpy(b->p + b->len, b->p + mark, klen);
+        memmove(b->p + entry + klen, b->p + entry, vlen);
+        memcpy(b->p + entry, b->p + b->len, klen);
+        b->len = entry + klen + vlen;
+        v->off = entry + klen;
+    }
+    return ST_OK;
+}
+
+/* a KeyValue list ([{"key": ..., "value": AnyValue}, ...]) at the cursor, written to b as a JSON
+   object. mode KV_PROMOTE: the span's own attributes (promoted names noted); KV_EVENT: an event's
+   (exception.type / exception.message noted in etype / emsg) */
 static int put_kvlist(Scan *st, Buf *b, int depth, int mode, Val *etype, Val *emsg) {
     if (depth > MAX_DEPTH) return ST_BAIL;
     Key keys[MAX_KEYS];
@@ -916,53 +1088,20 @@ static int put_kvlist(Scan *st, Buf *b, int depth, int mode, Val *etype, Val *em
     TRY(buf_putc(b, '{'));
     TRY(arr_first(st, &has));
     while (has) {
-        Tok fk, keytok = {(const unsigned char *)"", 0, 0};
-        int h2, key_written = 0;
-        unsigned seen = 0;
+        Tok keytok = {(const unsigned char *)"", 0, 0};
         Val v = {V_NULL};
         if (!first) TRY(buf_putc(b, ','));
         first = 0;
-        size_t entry = b->len, val_at = b->len;
-        TRY(obj_first(st, &fk, &h2));
-        while (h2) {
-            if (fk.esc) return ST_BAIL;
-            if (TOK_IS(&fk, "key")) {
-                ONCE(seen, 0);
-                TRY(read_str(st, &keytok));
-                if (!(seen & 2)) {  /* the usual order: the key goes out now, the value after it */
-                    TRY(put_json_str(b, &keytok));
-                    TRY(buf_putc(b, ':'));
-                    key_written = 1;
-                }
-            } else if (TOK_IS(&fk, "value")) {
-                ONCE(seen, 1);
-                val_at = b->len;
-                TRY(put_any(st, b, depth + 1, &v, 1));
-            } else {
-                TRY(skip_value(st, depth + 1));
-            }
-            TRY(obj_next(st, &fk, &h2));
-        }
-        if (!(seen & 2)) {  /* no value: null */
-            val_at = b->len;
-            TRY(buf_lit(b, "null"));
-            v.kind = V_NULL;
-            v.off = val_at;
-            v.len = 4;
-        }
-        if (!key_written) {  /* the value came first (or no key: ""): move it behind the key */
-            size_t vlen = b->len - val_at;
-            size_t mark = b->len;
-            TRY(put_json_str(b, &keytok));
-            TRY(buf_putc(b, ':'));
-            size_t klen = b->len - mark;
-            TRY(buf_grow(b, klen));
-            /* b = [entry: value][mark: key] -> [entry: key][value] */
-            memcpy(b->p + b->len, b->p + mark, klen);
-            memmove(b->p + entry + klen, b->p + entry, vlen);
-            memcpy(b->p + entry, b->p + b->len, klen);
-            b->len = entry + klen + vlen;
-            v.off = entry + klen;
+        const unsigned char *at = st->p;
+        size_t entry = b->len;
+        int rc = kv_fast(st, b, depth, &keytok, &v);
+        if (rc == ST_NOMEM) return rc;
+        if (rc != ST_OK) {
+            st->p = at;
+            b->len = entry;
+            keytok = (Tok){(const unsigned char *)"", 0, 0};
+            v = (Val){V_NULL};
+            TRY(kv_general(st, b, depth, &keytok, &v));
         }
         Key k;
         TRY(key_text(st, &keytok, &k));
