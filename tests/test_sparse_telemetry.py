@@ -437,3 +437,107 @@ def test_a_thin_or_short_baseline_is_said():
         "the baseline holds data for 5 s of the 60 s asked: rates use the time that holds data",
     ]
     assert _thin_baseline_notes(400, 59.0, 60.0) == []
+
+
+def _payment_logs(i: int, trace: int, at_ms: float, lines: tuple[str, ...]) -> list[dict]:
+    """Lines payment's Charge span writes, stamped and tied to it as a log shipper ties them."""
+    b = trace * 10
+    return [
+        {
+            "time_ns": T0 + int((at_ms + 4 + k * 0.1) * MS),
+            "service_name": "payment",
+            "trace_id": _tid(trace),
+            "span_id": _sid(b + 4),
+            "body": f"10:00:{i % 60:02d}.{k:03d} INFO  p.s.ChargeServiceImpl#{40 + k} TraceID: {_tid(trace)} "
+            f"SpanID: {_sid(b + 4)} {line.format(i=i)}",
+        }
+        for k, line in enumerate(lines)
+    ]
+
+
+def test_a_log_line_an_operation_stops_writing_is_a_code_path_change() -> None:
+    """Payment's Charge keeps its callers, its timing and its tree, but the line it wrote after
+    validating a card (every call before) is gone: code that now returns or throws before it.
+    No span says so: no status, no kind, no level on the records."""
+    spans: list[dict] = []
+    logs: list[dict] = []
+    for i in range(40):
+        for trace, at, after in ((i + 1, 1_000 + i * 1_000, False), (1_000 + i, 61_000 + i * 1_000, True)):
+            spans += checkout_trace(trace, at, gap_ms=2.0)
+            lines = ("[charge][Charge card][order: {i}]",) + (
+                () if after else ("[charge][Card valid][Success]",)
+            )
+            logs += [
+                {k: v for k, v in r.items() if k != "severity_number"}
+                for r in _payment_logs(i, trace, at, lines)
+            ]
+    make_dataset("silenced", spans, logs)
+    with open_dataset("silenced") as ds:
+        report = ds.correlate(WIN, BASE)
+    first = report.candidates[0]
+    assert (first.service, first.operation, first.mechanism) == (
+        "payment",
+        "hipstershop.PaymentService/Charge",
+        "code_path_change",
+    )
+    assert (
+        "stopped writing a log line it wrote 40 times in 40 calls before: 0 times in 40 calls"
+        in first.summary
+    )
+    # the header (time, level, logger, trace ids) is cut: the template is the message
+    assert first.evidence.details["template"] == "<*> [charge][Card valid][Success]"
+    assert first.evidence.details["lines_per_call_before"] == 1.0
+    # the evidence query counts the same figures from the tables
+    with open_dataset("silenced") as ds:
+        got = {r[0]: (r[1], r[2]) for r in ds.sql(first.evidence.sql).rows}
+    assert got == {"before": (40, 40), "after": (40, 0)}
+
+
+def test_lines_that_go_quiet_everywhere_or_were_a_rare_branch_are_no_code_path_change() -> None:
+    """Every line of the service gone (the shipper lost them) says nothing about code; nor does a
+    line only one call in five wrote (a branch the data picks) going quiet."""
+    for name, quiet_all, rare in (("quiet-all", True, False), ("rare-branch", False, True)):
+        spans: list[dict] = []
+        logs: list[dict] = []
+        for i in range(40):
+            for trace, at, after in (
+                (i + 1, 1_000 + i * 1_000, False),
+                (1_000 + i, 61_000 + i * 1_000, True),
+            ):
+                spans += checkout_trace(trace, at, gap_ms=2.0)
+                if quiet_all and after:
+                    continue
+                lines: tuple[str, ...] = ("[charge][Charge card][order: {i}]",)
+                if not after and (not rare or i % 5 == 0):
+                    lines += ("[charge][Card valid][Success]",)
+                logs += _payment_logs(i, trace, at, lines)
+        make_dataset(name, spans, logs)
+        with open_dataset(name) as ds:
+            report = ds.correlate(WIN, BASE)
+        assert not [c for c in report.candidates if c.analysis == "log_templates"], name
+
+
+def test_a_log_header_is_cut_before_templating() -> None:
+    """Seven header tokens every line of a logger shares (time, level, logger, trace and span ids)
+    would make any two short messages "similar" to Drain; the message alone is mined."""
+    from correlate.analyses.log_templates import mine_templates
+
+    head = (
+        "10:00:{:02d}.123 INFO  f.m.s.BasicServiceImpl#{} TraceID: 5985c748c5d581d1 SpanID: 8ada8c26a84098bd "
+    )
+    bodies = [
+        head.format(i, 40 + i) + m
+        for i in range(6)
+        for m in ("[getRoutes][Get Route By Ids][Success]", "[checkStations][Check Station][Exists]")
+    ]
+    bodies += ["payment.charge failed for order 12", "ERROR payment.charge failed for order 13"]
+    got = mine_templates(bodies)
+    assert set(got[:12]) == {
+        "<*> [getRoutes][Get Route By Ids][Success]",
+        "<*> [checkStations][Check Station][Exists]",
+    }
+    # no time first: nothing is cut (a dotted word can start a message, a level alone is short)
+    assert got[12:] == [
+        "payment.charge failed for order <NUM>",
+        "ERROR payment.charge failed for order <NUM>",
+    ]

@@ -65,10 +65,43 @@ class _Template:
     first_ns: int | None = None
     points: list[tuple[int, float]] = field(default_factory=list)  # (first time, first number) per body
     inferred: bool = False  # the severity was read from the text (the records carried none)
+    # operation of the span that wrote the line -> [times before, times after] (lines tied to spans)
+    per_op: dict[str, list[int]] = field(default_factory=dict)
+
+
+# a log line's header: when it starts with a time, the run of times, dates, levels,
+# trace and span ids, logger names (dotted, with a line number) and separators before the message.
+# Drain weighs every token alike, so seven header tokens every line shares would make any two
+# short messages of one logger "similar"; the message alone is mined, after a <*> for the header
+_HEADER_TOKEN = re.compile(
+    r"""\s*(?:
+        (?P<time>\d{4}-\d{2}-\d{2}(?:[T ]\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?
+          |\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)
+      | (?P<level>\[?(?:TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|FATAL|CRITICAL|SEVERE)\]?)(?![\w.-])
+      | (?:trace_?id|span_?id)[:=]\s*[0-9a-fA-F-]+
+      | [A-Za-z_$][\w$]*(?:\.[\w$]+)+(?:[#:]\d+)?(?=\s)
+      | (?:-{1,3}|:|\|)(?=\s)
+    )""",
+    re.X | re.I,
+)
+
+
+def _message(body: str) -> tuple[str, bool]:
+    """The body without its header (see _HEADER_TOKEN), and whether one was cut."""
+    at, stamped = 0, False
+    while m := _HEADER_TOKEN.match(body, at):
+        if m.end() == at:
+            break
+        stamped = stamped or bool(m.group("time"))
+        at = m.end()
+    if not stamped or at >= len(body.rstrip()):
+        return body, False
+    return body[at:].lstrip(), True
 
 
 def mine_templates(bodies: list[str]) -> list[str]:
-    """The template of each body (Drain over the masked texts, one miner per call)."""
+    """The template of each body (Drain over the masked texts, one miner per call). A header
+    (time, level, logger, trace ids) is cut before mining and shown as one leading <*>."""
     from drain3.masking import MaskingInstruction
     from drain3.template_miner import TemplateMiner
     from drain3.template_miner_config import TemplateMinerConfig
@@ -78,9 +111,11 @@ def mine_templates(bodies: list[str]) -> list[str]:
     config.drain_sim_th = 0.5
     config.profiling_enabled = False
     miner = TemplateMiner(config=config)
-    clusters = [miner.add_log_message(b)["cluster_id"] for b in bodies]
+    cut = [_message(b) for b in bodies]
+    clusters = [miner.add_log_message(m)["cluster_id"] for m, _ in cut]
+    headed = {c for c, (_, h) in zip(clusters, cut, strict=True) if h}
     final = {c.cluster_id: c.get_template() for c in miner.drain.clusters}
-    return [final[c] for c in clusters]
+    return [("<*> " if c in headed else "") + final[c] for c in clusters]
 
 
 def template_like(template: str) -> str:
@@ -100,11 +135,11 @@ def _bodies(ctx: AnalysisContext) -> list[dict]:
                    l.body, max(l.severity_number) AS severity, count(*) AS n, min(l.time_ns) AS first_ns,
                    count(*) FILTER (WHERE s.trace_id IS NOT NULL) AS n_in_traces,
                    arg_min(l.trace_id, l.time_ns) AS trace_id, arg_min(l.span_id, l.time_ns) AS span_id,
-                   mode(s.op ORDER BY s.op) AS operation
+                   s.op AS operation
             FROM logs l LEFT JOIN {ctx.s} s ON s.trace_id = l.trace_id AND s.span_id = l.span_id
             WHERE l.time_ns >= {lo} AND l.time_ns < {ctx.window.end_ns} AND l.body IS NOT NULL{sample}
               AND (l.time_ns >= {ctx.window.start_ns} OR {_in_baseline(ctx)})
-            GROUP BY ALL ORDER BY n DESC, l.body LIMIT {MAX_BODIES}""",
+            GROUP BY ALL ORDER BY n DESC, l.body, operation LIMIT {MAX_BODIES}""",
     )
 
 
@@ -139,7 +174,10 @@ def find_log_changes(ctx: AnalysisContext) -> AnalysisResult:
                     t.points.append((r["first_ns"], float(num.group())))
             else:
                 t.count_b += r["n"]
+            if r["operation"] is not None and r["n_in_traces"]:
+                t.per_op.setdefault(r["operation"], [0, 0])[1 if r["after"] else 0] += r["n_in_traces"]
     out.candidates.extend(_error_candidates(ctx, list(templates.values())))
+    out.candidates.extend(_silenced_candidates(ctx, list(templates.values())))
     notes = []
     for t in templates.values():
         summary = _change(ctx, t)
@@ -349,3 +387,105 @@ def _error_candidate(
         ev,
         NAME,
     )
+
+
+# a line an operation wrote on its calls before and stopped writing (the code path changed)
+SILENT_MIN_CALLS = 5  # calls of the operation in each period
+SILENT_MIN_BEFORE = 3  # times the line was written in the baseline
+SILENT_MIN_SHARE = 0.25  # lines per call in the baseline: rarer is a branch the data picks, not the path
+SILENT_MIN_EXPECTED = 4.0  # times the baseline's rate per call predicts in the window
+SILENT_KEPT = 0.3  # at most this share of the predicted count is left
+SILENT_REST_KEPT = 0.5  # the service's other lines keep this share per call, else logs went missing
+MAX_SILENT_CANDIDATES = 3
+
+
+def _silenced_candidates(ctx: AnalysisContext, templates: list[_Template]) -> list[Candidate]:
+    """An operation that wrote a line on most of its calls in the baseline and (almost) never
+    in the window, while still being called: the code before that line now returns or throws
+    early, or takes another branch. Calls are the spans of the operation; lines are tied to them
+    by trace and span id, so no level, status or attribute is needed. Error lines that stop are
+    recovery, not a fault, and are left out; so is a service whose lines all went quiet (lost
+    logs say nothing about code)."""
+    if not ctx.has_baseline:
+        return []
+    quiet = [t for t in templates if t.severity < ERROR and t.per_op]
+    if not quiet:
+        return []
+    calls = {
+        (r[0], r[1]): (int(r[2]), int(r[3]))
+        for r in ctx.con.execute(
+            f"""SELECT service, op, count(*) FILTER (WHERE NOT after), count(*) FILTER (WHERE after)
+                FROM {ctx.s} GROUP BY 1, 2"""
+        ).fetchall()
+    }
+    lines: dict[str, list[int]] = {}  # service -> lines tied to its spans, before and after
+    for t in templates:
+        for nb, na in t.per_op.values():
+            tot = lines.setdefault(t.service, [0, 0])
+            tot[0] += nb
+            tot[1] += na
+    spans: dict[str, list[int]] = {}
+    for (svc, _), (cb, ca) in calls.items():
+        tot = spans.setdefault(svc, [0, 0])
+        tot[0] += cb
+        tot[1] += ca
+    best: dict[str, tuple[float, _Template, str, int, int, int, int]] = {}
+    for t in quiet:
+        for op, (nb, na) in t.per_op.items():
+            cb, ca = calls.get((t.service, op), (0, 0))
+            if (
+                cb < SILENT_MIN_CALLS
+                or ca < SILENT_MIN_CALLS
+                or nb < SILENT_MIN_BEFORE
+                or nb < SILENT_MIN_SHARE * cb
+            ):
+                continue
+            expected = nb / cb * ca
+            if expected < SILENT_MIN_EXPECTED or na > SILENT_KEPT * expected:
+                continue
+            (lb, la), (sb, sa) = lines[t.service], spans[t.service]
+            rest_b, rest_a = (lb - nb) / max(sb, 1), (la - na) / max(sa, 1)
+            if rest_b > 0 and rest_a < SILENT_REST_KEPT * rest_b:
+                continue
+            z = (expected - na) / math.sqrt(expected)
+            score = LOG_WEIGHT * (1.0 - na / expected) * clamp01((z - 2.0) / 3.0) * clamp01(nb / cb / 0.5)
+            if score > 0.02 and (t.service not in best or score > best[t.service][0]):
+                best[t.service] = (score, t, op, nb, cb, na, ca)
+    ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[:MAX_SILENT_CANDIDATES]
+    return [_silenced_candidate(ctx, *v) for _, v in ranked]
+
+
+def _silenced_candidate(
+    ctx: AnalysisContext, score: float, t: _Template, op: str, nb: int, cb: int, na: int, ca: int
+) -> Candidate:
+    summary = (
+        f"{t.service} {op} stopped writing a log line it wrote {nb} times in {cb} calls before: "
+        f'{na} times in {ca} calls in the window ("{t.text[:140]}"); the code path changed there'
+    )
+    lo = ctx.baseline.start_ns if ctx.baseline else ctx.window.start_ns
+    q = f"""SELECT CASE WHEN s.after THEN 'after' ELSE 'before' END AS period, count(DISTINCT s.sk) AS calls,
+       count(l.body) AS lines
+FROM s LEFT JOIN logs l ON l.trace_id = s.trace_id AND l.span_id = s.span_id
+  AND l.body LIKE {lit(template_like(t.text))} ESCAPE '\\' AND l.time_ns >= {lo} AND l.time_ns < {ctx.window.end_ns}
+WHERE s.service = {lit(t.service)} AND s.op = {lit(op)}
+GROUP BY period ORDER BY period"""
+    before = {"calls": cb, "lines": nb}
+    after = {"calls": ca, "lines": na}
+    tids, sids = exemplars(
+        ctx, f"after AND service = {lit(t.service)} AND op = {lit(op)}", order="dur_ns DESC"
+    )
+    ev = Evidence(
+        before=before,
+        after=after,
+        trace_ids=tids,
+        span_ids=sids,
+        sql=evidence_sql(ctx, q),
+        details={
+            "template": t.text,
+            "severity_number": t.severity,
+            "severity_inferred": t.inferred,
+            "lines_per_call_before": round(nb / cb, 4),
+            "lines_per_call_after": round(na / ca, 4),
+        },
+    )
+    return Candidate(t.service, op, "code_path_change", round(clamp01(score), 4), summary, ev, NAME)
