@@ -192,7 +192,9 @@ _CURRENT = frozenset(("scopeSpans", "scopeLogs"))  # `scopeSpans or instrumentat
 PIECE_BYTES = 1 << 20  # records of a cut element decoded as one document (as written)
 _encode = msgspec.json.Encoder().encode
 
-Item = tuple[bytes, bytes, bytes, int]  # head + raw + tail is one document; raw's byte offset
+# head + raw + tail is one document; raw's byte offset; and where raw ends when the input's bytes
+# [offset, end) can stand for it (a piece's records with their separators as written), else -1
+Item = tuple[bytes, bytes, bytes, int, int]
 
 
 def _line(head: bytes, raw: bytes, tail: bytes) -> bytes:
@@ -246,6 +248,7 @@ class _Piece:
         self.offset = offset
         self.raws: list[bytes] = []
         self.size = 0
+        self.end = -1
         for f in frames:
             f.pieces += 1
 
@@ -266,7 +269,7 @@ class _Piece:
             m = _members(f.members)
             head += b"{" + m + (b"," if m else b"") + _encode(a) + b":["
             tail = b"]}" + tail
-        return head, b",".join(self.raws), tail, self.offset
+        return head, b",".join(self.raws), tail, self.offset, self.end
 
 
 class _Cutter:
@@ -288,7 +291,7 @@ class _Cutter:
         if isinstance(ev, Element):
             if ev.key:
                 head, tail = _WRAP[ev.key]
-                self.queue.append((head, ev.raw, tail, ev.offset))
+                self.queue.append((head, ev.raw, tail, ev.offset, ev.offset + len(ev.raw)))
             else:
                 why = "a JSON array, not an OTLP/JSON document (TracesData or LogsData)"
                 self.tail.append(Reject(self.source.path, ev.offset, why, ev.raw, "byte"))
@@ -314,6 +317,7 @@ class _Cutter:
             p = self.piece = _Piece(frames, array, ev.offset)
         p.raws.append(ev.raw)
         p.size += len(ev.raw)
+        p.end = ev.offset + len(ev.raw)
         return queued
 
     def _flush(self) -> None:
@@ -332,7 +336,7 @@ class _Cutter:
                 self.queue.append(p)
             else:
                 head, tail = _WRAP[f.key]
-                self.queue.append((head, raw, tail, ev.offset))
+                self.queue.append((head, raw, tail, ev.offset, -1))
 
     def _document(self, ev: Members) -> None:
         """What was not streamed of a top-level object or `result`: an OTLP member that is no
@@ -341,9 +345,8 @@ class _Cutter:
         body = b",".join(_encode(k) + b":" + v for k, v in ev.members.items() if k in names)
         if body:
             doc = b"{" + body + b"}"
-            self.queue.append(
-                (b"", doc, b"", ev.offset) if not ev.key else (b'{"result":', doc, b"}", ev.offset)
-            )
+            wrap = (b"", b"") if not ev.key else (b'{"result":', b"}")
+            self.queue.append((wrap[0], doc, wrap[1], ev.offset, -1))
 
     def _release(self) -> Iterator[Item]:
         q = self.queue
@@ -423,7 +426,7 @@ def _renumbered(
 
 def _careful(item: Item, source: SourceInfo, before: int) -> tuple[Chunk, int]:
     """One element the careful path's way, its records numbered after `before`; (chunk, records)."""
-    head, raw, tail, offset = item
+    head, raw, tail, offset, _ = item
     sink = Sink(source, "record")
     sink.record_index = before
     doc = head + raw + tail  # as written: a rejected record is kept verbatim
@@ -440,7 +443,7 @@ def decode_elements(items: list[Item], source: SourceInfo, *, compact: bool = Fa
 
     The elements go through `decode_lines_fast` as one line each; a line with a reject is done
     again the careful way at its record indexes, so rows and rejects are the careful path's."""
-    data = b"\n".join(_line(head, raw, tail) for head, raw, tail, _ in items)
+    data = b"\n".join(_line(head, raw, tail) for head, raw, tail, *_ in items)
     chunk, _ = decode_lines_fast(data, 1, source, compact=compact)
     n = len(items)
     span_lines, log_lines = _line_numbers(chunk.spans), _line_numbers(chunk.logs)
@@ -483,10 +486,30 @@ def _concat(a: pa.RecordBatch | None, b: pa.RecordBatch | None) -> pa.RecordBatc
     return pa.concat_batches([a, b])
 
 
-def _decode_packed(items: list[Item], source: SourceInfo) -> tuple[Parcel, int]:
-    """In a decoding process: `decode_elements`, its batches handed over in shared memory."""
+def _decode_packed(items: list[Item], source: SourceInfo, path: str | None) -> tuple[Parcel, int]:
+    """In a decoding process: `decode_elements`, its batches handed over in shared memory; with
+    `path`, the elements sent without their bytes (`_by_range`) are read from the file."""
+    if path is not None:
+        items = _from_file(path, items)
     chunk, n = decode_elements(items, source, compact=True)
     return pack(chunk), n
+
+
+def _by_range(items: list[Item]) -> list[Item]:
+    """The block to send: elements that are bytes of the file go as their range only (a block
+    is mostly bytes of the file in a row; the decoding process reads them itself)."""
+    return [(h, b"", t, o, e) if e >= 0 else (h, raw, t, o, e) for h, raw, t, o, e in items]
+
+
+def _from_file(path: str, items: list[Item]) -> list[Item]:
+    ranged = [(o, e) for _, _, _, o, e in items if e >= 0]
+    if not ranged:
+        return items
+    start, end = min(o for o, _ in ranged), max(e for _, e in ranged)
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        data = fh.read(end - start)
+    return [(h, data[o - start : e - start] if e >= 0 else raw, t, o, e) for h, raw, t, o, e in items]
 
 
 def _shifted(chunk: Chunk, before: int) -> Chunk:
@@ -529,14 +552,16 @@ def read_document(
 
 
 def read_parallel(
-    stream: BinaryIO, source: SourceInfo, executor: cf.Executor, window: int = 4
+    stream: BinaryIO, source: SourceInfo, executor: cf.Executor, window: int = 4, path: str | None = None
 ) -> Iterator[Chunk]:
     """What `read` yields, a whole document's elements decoded by `executor`'s processes.
 
     This process only cuts the document into elements (json_stream skims each as msgspec.Raw)
     and sends blocks of about DOC_BLOCK_BYTES to `decode_elements`; at most `window` blocks are
-    in flight, so memory stays bounded. Chunks come out in input order. One document a line is
-    left to the pipeline's own parallel path (this reads it in process)."""
+    in flight, so memory stays bounded. Chunks come out in input order. `path`: the file that
+    `stream` reads, uncompressed (its offsets are the stream's): the decoding processes read
+    the elements' bytes from it instead of receiving them through a pipe. One document a line
+    is left to the pipeline's own parallel path (this reads it in process)."""
     from ingest.formats import CORRUPT_ERRORS, read_head
 
     head, stream = read_head(stream)
@@ -556,7 +581,8 @@ def read_parallel(
 
     try:
         for block in _blocks(_items(stream, source, tail), DOC_BLOCK_BYTES):
-            pending.append(executor.submit(_decode_packed, block, source))
+            sent = _by_range(block) if path is not None else block
+            pending.append(executor.submit(_decode_packed, sent, source, path))
             while len(pending) >= window:
                 yield done(pending.popleft())
     except CORRUPT_ERRORS:

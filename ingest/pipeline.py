@@ -467,8 +467,13 @@ class _Run:
                 module = load_format(fmt)
                 assert module is not None  # detect() chose fmt by its module's sniff
                 if big and self.workers > 1 and hasattr(module, "read_parallel"):
-                    # the format cuts its input itself and decodes on our worker processes
-                    chunks = module.read_parallel(opened.stream, source, self.pool(), window=2 * self.workers)
+                    # the format cuts its input itself and decodes on our worker processes (which
+                    # read a whole OTLP/JSON document's elements from the file, when uncompressed)
+                    file = module is otlp_json and opened.compression is None
+                    extra = {"path": str(opened.fs_path)} if file else {}
+                    chunks = module.read_parallel(
+                        opened.stream, source, self.pool(), window=2 * self.workers, **extra
+                    )
                 else:
                     chunks = module.read(opened.stream, source)
                 for chunk in chunks:

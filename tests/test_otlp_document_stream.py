@@ -6,6 +6,7 @@ input with what came before kept; and the input is read as it is decoded, never 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import gzip
 import io
 import json
 import multiprocessing
@@ -310,23 +311,37 @@ def test_the_document_is_read_as_it_is_decoded(one_scope: bool, monkeypatch: pyt
     assert rows([first, *chunks]) == whole(data)
 
 
-def test_read_parallel_gives_what_read_gives(monkeypatch: pytest.MonkeyPatch):
+@pytest.mark.parametrize("from_file", [False, True], ids=["bytes sent", "read from the file"])
+def test_read_parallel_gives_what_read_gives(
+    from_file: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     monkeypatch.setattr(otlp_json, "DOC_BLOCK_BYTES", 20_000)
+    monkeypatch.setattr(otlp_json, "SPLIT_BYTES", 10_000)  # the second resource is cut into pieces
+    monkeypatch.setattr(otlp_json, "PIECE_BYTES", 5_000)
     doc = traces(16, resources=30)
+    doc["resourceSpans"][1]["scopeSpans"][0]["spans"] *= 6
     doc["resourceSpans"][7]["scopeSpans"][0]["spans"][1]["spanId"] = ""
     data = json.dumps(doc, indent=2).encode() + b"\n" + json.dumps(logs(17), indent=2).encode() + b"\n{"
+    path = tmp_path / "doc.json"
+    path.write_bytes(data)
     with cf.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")) as pool:
-        parallel = rows(otlp_json.read_parallel(io.BytesIO(data), SRC, pool, window=2))
+        stream = open(path, "rb") if from_file else io.BytesIO(data)
+        with stream:
+            where = str(path) if from_file else None
+            parallel = rows(otlp_json.read_parallel(stream, SRC, pool, window=2, path=where))
     serial = rows(otlp_json.read(io.BytesIO(data), SRC))
     assert parallel == serial
     assert [r[2:4] for r in serial[2]] == [
         ("record", "span id missing"),
         ("byte", "malformed JSON, the rest of the input is skipped: input ends inside a JSON value"),
     ]
-    assert len(serial[0]) == 30 * 12 - 1 and len(serial[1]) == 15
+    assert len(serial[0]) == 30 * 12 + 5 * 6 - 1 and len(serial[1]) == 15
 
 
-def test_a_big_pretty_document_is_ingested_by_the_decoding_processes(tmp_path: Path, monkeypatch):
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
+def test_a_big_pretty_document_is_ingested_by_the_decoding_processes(
+    compress: bool, tmp_path: Path, monkeypatch
+):
     """The pipeline hands a big document to `read_parallel` (the dataset's rows are the careful
     path's), and a malformed tail is one reject naming the file and the byte."""
     monkeypatch.setattr(pipeline, "PARALLEL_MIN_BYTES", 100_000)
@@ -341,7 +356,7 @@ def test_a_big_pretty_document_is_ingested_by_the_decoding_processes(tmp_path: P
     monkeypatch.setattr(otlp_json, "read_parallel", spy)
     data = json.dumps(traces(18, resources=40), indent=2).encode()
     path = tmp_path / "export.json"
-    path.write_bytes(data + b"\n{")
+    path.write_bytes(gzip.compress(data + b"\n{") if compress else data + b"\n{")
     r = ingest.ingest_paths([str(path)], "doc", workers=2)
     assert calls == [1]
     expected = whole(data)[0]
