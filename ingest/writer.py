@@ -41,6 +41,7 @@ from ingest.lockfile import acquire_dataset as acquire_lock
 from ingest.migrations import upgraded
 from ingest.records import Chunk, Reject
 from ingest.schema import LOG_SCHEMA
+from ingest.spankeys import MEMORY_BYTES, SpanKeys
 
 __all__ = [
     "PART_BYTES",
@@ -78,7 +79,8 @@ def _release_lock(fd: int) -> None:
 # ---- span keys ----------------------------------------------------------------------------
 
 _KEY_BYTES = 48  # a canonical key: 32 hex trace id + 16 hex span id
-MAX_RUN_KEYS = 1 << 20  # the longest sorted run of span keys (16 MiB); see SpanKeys._push
+# the span key set's memory (ingest/spankeys.py); tests set a few KB to make it spill
+KEYS_MEMORY_ENV = "DCR_INGEST_KEYS_MB"
 
 
 def _fixed_text(arr: pa.Array, width: int) -> np.ndarray | None:
@@ -112,106 +114,17 @@ def _key_words(trace_id: pa.Array, span_id: pa.Array) -> np.ndarray:
     return np.frombuffer(b"".join(texts), np.uint8).reshape(n, _KEY_BYTES).view("<u8")
 
 
-_C1 = np.uint64(0xBF58476D1CE4E5B9)
-_C2 = np.uint64(0x94D049BB133111EB)
-_SEED1 = np.uint64(0x9E3779B97F4A7C15)
-_SEED2 = np.uint64(0xD6E8FEB86659FD93)
+def _new_spans(keys: SpanKeys, batch: pa.RecordBatch) -> pa.RecordBatch:
+    """`batch` without the spans `keys` has seen (which then knows the rest)."""
+    mask = keys.add_new(_key_words(batch.column("trace_id"), batch.column("span_id")))
+    if mask.all():
+        return batch
+    return batch.filter(pa.array(mask))
 
 
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser: a bijection of 64-bit words that spreads every input bit."""
-    x = x ^ (x >> np.uint64(30))
-    x *= _C1
-    x ^= x >> np.uint64(27)
-    x *= _C2
-    x ^= x >> np.uint64(31)
-    return x
-
-
-def _fingerprint(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Two independent 64-bit hashes of (n, 6)-word keys: a 128-bit fingerprint (16 bytes a span;
-    two different spans agree on both with probability about 2**-128). Each folds the words in
-    through splitmix64, from its own seed and in its own order."""
-    k = words.shape[1]
-    h1 = _mix(words[:, 0] ^ _SEED1)
-    h2 = _mix(words[:, k - 1] ^ _SEED2)
-    for i in range(1, k):
-        h1 = _mix(h1 ^ words[:, i])
-        h2 = _mix(h2 ^ words[:, k - 1 - i])
-    return h1, h2
-
-
-class SpanKeys:
-    """The set of (trace_id, span_id) seen, as 128-bit fingerprints: sorted runs of (first half,
-    second half), merged like a binary counter. Lookups search the first half, then compare the
-    second half of the matches."""
-
-    def __init__(self) -> None:
-        self._runs: list[tuple[np.ndarray, np.ndarray]] = []  # (h1 ascending, h2 in that order)
-
-    def __len__(self) -> int:
-        return sum(len(h) for h, _ in self._runs)
-
-    def _push(self, hashes: np.ndarray, keys: np.ndarray) -> None:
-        if not len(hashes):
-            return
-        self._runs.append((hashes, keys))
-        # runs stop growing at MAX_RUN_KEYS: a merge holds both runs, their concatenation, the
-        # order and the result at once (~56 bytes a key), so an unbounded last merge would make
-        # the peak grow with the input; lookups search one more run per MAX_RUN_KEYS keys
-        while (
-            len(self._runs) > 1
-            and len(self._runs[-2][0]) <= 2 * len(self._runs[-1][0])
-            and len(self._runs[-2][0]) + len(self._runs[-1][0]) <= MAX_RUN_KEYS
-        ):
-            hb, kb = self._runs.pop()
-            ha, ka = self._runs.pop()
-            h, k = np.concatenate([ha, hb]), np.concatenate([ka, kb])
-            order = np.argsort(h, kind="stable")  # two sorted runs: a linear merge
-            self._runs.append((h[order], k[order]))
-
-    def _known(self, hashes: np.ndarray, keys: np.ndarray) -> np.ndarray:
-        known = np.zeros(len(hashes), bool)
-        for run_h, run_k in self._runs:
-            lo = np.searchsorted(run_h, hashes, side="left")
-            hit = run_h[np.minimum(lo, len(run_h) - 1)] == hashes
-            for i in np.nonzero(hit)[0]:  # hash matches: rare unless the span is a duplicate
-                j = lo[i]
-                while not known[i] and j < len(run_h) and run_h[j] == hashes[i]:
-                    known[i] = run_k[j] == keys[i]
-                    j += 1
-        return known
-
-    def add_new(self, words: np.ndarray) -> np.ndarray:
-        """Mask of keys (`_key_words`) to keep: first occurrence, not seen before; remembers them."""
-        n = len(words)
-        if not n:
-            return np.zeros(0, bool)
-        hashes, keys = _fingerprint(words)
-        order = np.argsort(hashes, kind="stable")
-        hs, ks = hashes[order], keys[order]
-        fresh = np.ones(n, bool)
-        same = hs[1:] == hs[:-1]
-        if same.any():  # equal hashes sit side by side: drop later copies of the same key
-            for i in np.nonzero(same)[0] + 1:
-                j = i - 1
-                while j >= 0 and hs[j] == hs[i]:
-                    if ks[j] == ks[i]:
-                        fresh[i] = False
-                        break
-                    j -= 1
-        fresh &= ~self._known(hs, ks)
-        mask = np.zeros(n, bool)
-        mask[order[fresh]] = True
-        self._push(hs[fresh], ks[fresh])
-        return mask
-
-    def add_batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        """`batch` without the spans already seen."""
-        mask = self.add_new(_key_words(batch.column("trace_id"), batch.column("span_id")))
-        if mask.all():
-            return batch
-        return batch.filter(pa.array(mask))
+def _keys_memory() -> int:
+    env = os.environ.get(KEYS_MEMORY_ENV)
+    return int(float(env) * 1024 * 1024) if env else MEMORY_BYTES
 
 
 # ---- per-source counters ------------------------------------------------------------------
@@ -583,7 +496,11 @@ class DatasetWriter:
             self.manifest = self._load_manifest()
             self._collect_garbage()
             self.ingest_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
-            self.keys = SpanKeys()
+            # its runs go to the staging folder, which close() removes, and the next ingest
+            # after a kill
+            self.keys = SpanKeys(
+                self.path / ".staging" / f"keys-{self.ingest_id}", memory_bytes=_keys_memory()
+            )
             self._load_keys()
             # two writer threads: the first sorts a buffer and writes half of it, the second the
             # other half (the first waits for the second, never the other way round)
@@ -612,6 +529,8 @@ class DatasetWriter:
             self.started_at = _now_iso()
             self._t0 = time.monotonic()
         except BaseException:
+            if getattr(self, "keys", None) is not None:
+                self.keys.close()
             _release_lock(self._lock_fd)
             raise
 
@@ -667,7 +586,7 @@ class DatasetWriter:
 
     def add(self, chunk: Chunk, stats: SourceStats) -> None:
         if chunk.spans is not None and chunk.spans.num_rows:
-            kept = self.keys.add_batch(chunk.spans)
+            kept = _new_spans(self.keys, chunk.spans)
             stats.duplicates += chunk.spans.num_rows - kept.num_rows
             stats.spans += kept.num_rows
             self.spans.add(kept)
@@ -760,6 +679,8 @@ class DatasetWriter:
         if self._rejects_fh is not None:
             self._rejects_fh.close()
             self._rejects_fh = None
+        if getattr(self, "keys", None) is not None:
+            self.keys.close()
         shutil.rmtree(self.path / ".staging", ignore_errors=True)
         if self._lock_fd >= 0:
             _release_lock(self._lock_fd)

@@ -8,13 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 import ingest
-from ingest import pipeline, writer
+from ingest import pipeline
 from ingest.dataset import open_handle
 from ingest.writer import acquire_lock
 from mcp_server.cli import main
@@ -300,23 +299,6 @@ def test_one_reject_is_reported_in_the_singular(tmp_path: Path, capsys):
     assert main(["ingest", str(dump), "--dataset", "one"]) == 0
     err = capsys.readouterr().err
     assert "warning: 1 record rejected; see " in err and "records" not in err
-
-
-def test_span_key_runs_stop_growing_at_the_cap_and_still_find_every_duplicate(monkeypatch):
-    monkeypatch.setattr(writer, "MAX_RUN_KEYS", 1000)
-    rng = np.random.default_rng(7)
-    keys = writer.SpanKeys()
-    chunks = [rng.integers(0, 2**63, size=(300, 6), dtype=np.uint64) for _ in range(20)]
-    for chunk in chunks:
-        assert keys.add_new(chunk).all()  # all new
-    assert len(keys) == 6000
-    assert max(len(h) for h, _ in keys._runs) <= 1000  # no merge past the cap
-    assert len(keys._runs) >= 6
-    again = np.concatenate(
-        [chunks[0][:50], chunks[-1][-50:], rng.integers(0, 2**63, size=(10, 6), dtype=np.uint64)]
-    )
-    mask = keys.add_new(again)
-    assert mask.tolist() == [False] * 100 + [True] * 10  # old keys in every run found, new ones kept
 
 
 def test_ingest_takes_arrow_buffers_from_jemalloc_unless_the_user_chose_a_pool(monkeypatch):
