@@ -38,6 +38,12 @@ element that is not an OTLP resource at all (a wrong type) is rejected alone at 
 before it kept), as in the Jaeger and Zipkin readers. Several documents one after another are
 read in turn, their records numbered on. Records are numbered in the order the document holds
 them (for a document holding both spans and logs, the careful path counts all spans first).
+
+A resource over SPLIT_BYTES is cut down to its records, decoded PIECE_BYTES at a time under the
+members read before them (`resource`, `scope`), as every OTLP/JSON writer orders them. Records
+whose deciding members may still follow (a `scope` after its spans; the legacy
+`instrumentationLibrarySpans`, which a later `scopeSpans` would override) wait in memory until
+their element ends, so the rows stay exact in any order; only such an element is held whole.
 """
 
 from __future__ import annotations
