@@ -37,6 +37,9 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>  /* every x86-64 has SSE2: no dispatch needed; other machines use the SWAR loops */
+#endif
 
 enum { ST_OK = 0, ST_BAIL = 1, ST_NOMEM = 2 };
 #define TRY(x) do { int r_ = (x); if (r_) return r_; } while (0)
@@ -48,12 +51,15 @@ enum { ST_OK = 0, ST_BAIL = 1, ST_NOMEM = 2 };
 
 /* ---- growable buffers ------------------------------------------------------------------ */
 
-typedef struct { char *p; size_t len, cap; } Buf;
+/* hint: the first allocation's size, a guess from the block's size (scan's size_hints): growing
+   by doubling from 4 KiB copied each column several times over a block. Reserved but unwritten
+   memory is never touched, so a guess too large costs address space, not memory. */
+typedef struct { char *p; size_t len, cap, hint; } Buf;
 
 static int buf_grow(Buf *b, size_t extra) {
     size_t need = b->len + extra;
     if (need <= b->cap) return ST_OK;
-    size_t cap = b->cap ? b->cap : 4096;
+    size_t cap = b->cap ? b->cap : (b->hint > 4096 ? b->hint : 4096);
     while (cap < need) cap *= 2;
     char *p = PyMem_RawRealloc(b->p, cap);
     if (!p) return ST_NOMEM;
@@ -271,6 +277,21 @@ static int scan_str(Scan *st, Tok *t) {
     t->s = p;
     t->esc = 0;
     for (;;) {
+#if defined(__SSE2__)
+        while (e - p >= 16) {  /* 16 bytes at a time: '"', '\\', control bytes and non-ASCII stop */
+            __m128i x = _mm_loadu_si128((const __m128i *)p);
+            /* as signed bytes, 0x00-0x1f and 0x80-0xff are exactly those below 0x20 */
+            __m128i special = _mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')), _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'))),
+                _mm_cmplt_epi8(x, _mm_set1_epi8(0x20)));
+            int m = _mm_movemask_epi8(special);
+            if (m) {
+                p += __builtin_ctz((unsigned)m);
+                goto special;
+            }
+            p += 16;
+        }
+#endif
         while (e - p >= 8) {  /* skip 8 plain ASCII bytes at a time */
             uint64_t x;
             memcpy(&x, p, 8);
@@ -282,6 +303,9 @@ static int scan_str(Scan *st, Tok *t) {
             }
             p += 8;
         }
+#if defined(__SSE2__)
+    special:
+#endif
         if (p >= e) return ST_BAIL;
         unsigned char c = *p;
         if (c == '"') {
@@ -486,7 +510,21 @@ static int digits_i64(const unsigned char *s, size_t n, int neg_ok, int64_t *out
     }
     if (!n || n > 19) return ST_BAIL;
     uint64_t v = 0;
-    for (size_t k = 0; k < n; k++) {
+    size_t k = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    for (; n - k >= 8; k += 8) {  /* eight digits at a time (the SWAR steps of simdjson) */
+        uint64_t x;
+        memcpy(&x, s + k, 8);
+        if (((x & 0xF0F0F0F0F0F0F0F0ULL) | (((x + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL) >> 4)) !=
+            0x3333333333333333ULL)
+            return ST_BAIL;  /* a byte that is not a digit */
+        x = ((x & 0x0F0F0F0F0F0F0F0FULL) * 2561) >> 8;
+        x = ((x & 0x00FF00FF00FF00FFULL) * 6553601) >> 16;
+        x = ((x & 0x0000FFFF0000FFFFULL) * 42949672960001ULL) >> 32;
+        v = v * 100000000 + x;
+    }
+#endif
+    for (; k < n; k++) {
         if (s[k] < '0' || s[k] > '9') return ST_BAIL;
         v = v * 10 + (uint64_t)(s[k] - '0');
     }
@@ -1261,15 +1299,30 @@ static int put_links(Scan *st, Buf *out) {
 
 /* ---- spans --------------------------------------------------------------------------------- */
 
+#if !defined(__SSE2__)
 /* 1 + the value of a lowercase hex digit, 0 for any other byte */
 static const unsigned char LHEX[256] = {
     ['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5, ['5'] = 6, ['6'] = 7, ['7'] = 8, ['8'] = 9,
     ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
 };
+#endif
 
 /* lowercase hex of exactly `width` characters, not all zeros (the column check of the fast path) */
 static int canonical_id(const Tok *t, size_t width) {
     if (t->esc || t->n != width) return 0;
+#if defined(__SSE2__)
+    /* 16 bytes at a time (width is 16 or 32): '0'-'9' or 'a'-'f', and some byte not '0' */
+    int bad = 0, zeros = 0xFFFF;
+    for (size_t k = 0; k < width; k += 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(t->s + k));
+        /* c in [lo, lo + n) <=> (signed)(c - lo - 128) < n - 128 */
+        __m128i digit = _mm_cmplt_epi8(_mm_sub_epi8(x, _mm_set1_epi8((char)('0' + 128))), _mm_set1_epi8(10 - 128));
+        __m128i lower = _mm_cmplt_epi8(_mm_sub_epi8(x, _mm_set1_epi8((char)('a' + 128))), _mm_set1_epi8(6 - 128));
+        bad |= _mm_movemask_epi8(_mm_or_si128(digit, lower)) ^ 0xFFFF;
+        zeros &= _mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8('0')));
+    }
+    return !bad && zeros != 0xFFFF;
+#else
     unsigned ok = 1, nonzero = 0;
     for (size_t k = 0; k < width; k++) {
         unsigned h = LHEX[t->s[k]];
@@ -1277,6 +1330,7 @@ static int canonical_id(const Tok *t, size_t width) {
         nonzero |= h > 1;
     }
     return ok && nonzero;
+#endif
 }
 
 static int put_promoted(Scan *st) {
@@ -1741,6 +1795,38 @@ static void undo(Scan *st, const Mark *m) {
 
 /* ---- Python glue --------------------------------------------------------------------------- */
 
+static void scol_hint(SCol *c, size_t rows, size_t data) {
+    c->offs.hint = (rows + 1) * sizeof(int32_t);
+    c->valid.hint = rows;
+    c->data.hint = data;
+}
+
+static void icol_hint(ICol *c, size_t rows) {
+    c->vals.hint = rows * sizeof(int64_t);
+    c->valid.hint = rows;
+}
+
+/* first allocations for a block of `len` bytes: a span takes 100 bytes at least (its ids and
+   start time), a log record hardly fewer; a column's text is a fraction of the block's */
+static void size_hints(Scan *st, size_t len) {
+    size_t rows = len / 100 + 16, data = len / 8;
+    for (int k = 0; k < N_SFIXED; k++) scol_hint(&st->s[k], rows, data);
+    scol_hint(&st->s[S_TRACE], rows, rows * 32);
+    scol_hint(&st->s[S_SPAN], rows, rows * 16);
+    scol_hint(&st->s[S_PARENT], rows, rows * 16);
+    scol_hint(&st->s[S_ATTRS], rows, len / 2);
+    scol_hint(&st->s[S_EVENTS], rows, len / 4);
+    for (int k = 0; k < N_IFIXED; k++) icol_hint(&st->i[k], rows);
+    for (int k = 0; k < st->prom->ncols; k++) {
+        scol_hint(&st->ps[k], rows, data / 4);
+        icol_hint(&st->pi[k], rows);
+    }
+    for (int k = 0; k < N_LS; k++) scol_hint(&st->l[k], rows, data);
+    scol_hint(&st->l[L_ATTRS], rows, len / 2);
+    scol_hint(&st->l[L_BODY], rows, len / 2);
+    for (int k = 0; k < N_LI; k++) icol_hint(&st->li[k], rows);
+}
+
 static void scan_free(Scan *st) {
     for (int k = 0; k < N_SFIXED; k++) { buf_free(&st->s[k].data); buf_free(&st->s[k].offs); buf_free(&st->s[k].valid); }
     for (int k = 0; k < N_IFIXED; k++) { buf_free(&st->i[k].vals); buf_free(&st->i[k].valid); }
@@ -1757,15 +1843,22 @@ static void scan_free(Scan *st) {
 
 /* validity bytes -> an Arrow bitmap (bytes), or None when every row is valid */
 static PyObject *bitmap(const Buf *valid, Py_ssize_t n) {
-    Py_ssize_t nulls = 0;
-    for (Py_ssize_t k = 0; k < n; k++) nulls += !valid->p[k];
-    if (!nulls) Py_RETURN_NONE;
+    if (!n || !memchr(valid->p, 0, (size_t)n)) Py_RETURN_NONE;
     PyObject *out = PyBytes_FromStringAndSize(NULL, (n + 7) / 8);
     if (!out) return NULL;
     unsigned char *bits = (unsigned char *)PyBytes_AS_STRING(out);
-    memset(bits, 0, (size_t)(n + 7) / 8);
-    for (Py_ssize_t k = 0; k < n; k++)
-        if (valid->p[k]) bits[k >> 3] |= (unsigned char)(1u << (k & 7));
+    Py_ssize_t k = 0;
+    for (; k + 8 <= n; k += 8) {  /* eight 0/1 bytes -> one byte, byte j to bit j */
+        uint64_t x;
+        memcpy(&x, valid->p + k, 8);
+        bits[k >> 3] = (unsigned char)((x * 0x0102040810204080ULL) >> 56);
+    }
+    if (k < n) {
+        unsigned char last = 0;
+        for (Py_ssize_t j = k; j < n; j++)
+            if (valid->p[j]) last |= (unsigned char)(1u << (j - k));
+        bits[k >> 3] = last;
+    }
     return out;
 }
 
@@ -1934,6 +2027,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         goto fail;
     }
     st->prom = &prom;
+    size_hints(st, (size_t)view.len);
     int rc = ST_OK;
     for (int k = 0; k < N_SFIXED && !rc; k++) rc = scol_init(&st->s[k]);
     for (int k = 0; k < prom.ncols && !rc; k++) rc = scol_init(&st->ps[k]);
