@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint fuzz clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -29,6 +29,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# the native tier's parity fuzz at length (make test runs a 15-second slice: tests/test_native_fuzz.py)
+fuzz: $(STAMP)
+	$(BIN)/python bench/fuzz_native.py --runs 20000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache

@@ -2,14 +2,20 @@
 
     python bench/fuzz_native.py                      # 20,000 inputs, seed 1
     python bench/fuzz_native.py --runs 100000 --seed 7
+    python bench/fuzz_native.py --seconds 20 --fixtures-only   # what tests/test_native_fuzz.py runs
 
 Builds ingest/_otlpscan.c with -fsanitize=address,undefined into a temporary folder, then (in
 a child process with libasan preloaded) mutates real span and log lines (the committed scenarios and
 a bench dump if one is cached) byte by byte -- flips, insertions of JSON punctuation, escapes,
 invalid UTF-8, truncations, splices -- and decodes each mutant with and without the native
-tier. It fails on a sanitizer report, and on any difference between the two chunks (rows,
-rejects, line counts): a line the native tier takes must come out as the Python tiers write it.
-Prints how many mutants the native tier took, declined, and how many differed.
+tier. A third of the mutants are gentle (a digit, letter or hex digit changed, a character or
+escape put inside a string) so that the native tier takes them and its fast paths are compared
+too, not only its refusals. It fails on a sanitizer report, and on any difference between the two
+chunks (rows, rejects, line counts): a line the native tier takes must come out as the Python
+tiers write it. Prints how many mutants the native tier took, declined, and how many differed.
+
+From Python (tests/test_native_fuzz.py): `build_sanitized(folder)`, then `run(so, runs, seed,
+seconds, fixtures_only)`, which runs the child with the sanitizer runtime preloaded.
 """
 
 from __future__ import annotations
@@ -43,7 +49,8 @@ SPLICES = [
 ]
 
 
-def _build(out: Path) -> Path:
+def build_sanitized(out: Path) -> Path:
+    """ingest/_otlpscan.c built with ASan and UBSan (UB aborts) into `out`; gcc must exist."""
     suffix = sysconfig.get_config_var("EXT_SUFFIX")
     so = out / f"_otlpscan{suffix}"
     subprocess.run(
@@ -67,23 +74,81 @@ def _build(out: Path) -> Path:
     return so
 
 
-def _libasan() -> str:
+def libasan() -> str:
+    """The path of gcc's ASan runtime; a bare "libasan.so" when gcc has none installed."""
     return subprocess.run(
         ["gcc", "-print-file-name=libasan.so"], check=True, capture_output=True, text=True
     ).stdout.strip()
 
 
-def _seeds() -> list[bytes]:
+def run(so: Path, runs: int, seed: int, seconds: float = 0.0, fixtures_only: bool = False) -> int:
+    """The fuzz child on a sanitized build `so`: its exit code (0: no difference, no report)."""
+    env = {
+        **os.environ,
+        "LD_PRELOAD": libasan(),
+        "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1",
+        "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
+        "OPENBLAS_NUM_THREADS": "1",
+    }
+    cmd = [sys.executable, __file__, "--child", str(so), "--runs", str(runs), "--seed", str(seed)]
+    cmd += ["--seconds", str(seconds)] + (["--fixtures-only"] if fixtures_only else [])
+    return subprocess.run(cmd, env=env).returncode
+
+
+def _seeds(fixtures_only: bool) -> list[bytes]:
     lines: list[bytes] = []
     for f in sorted(glob.glob(str(REPO / "fixtures" / "scenarios" / "*" / "*.jsonl"))):
         lines += [ln for ln in Path(f).read_bytes().split(b"\n")[:6] if ln]
+    if fixtures_only:
+        return lines
     for f in sorted(glob.glob(os.path.join(tempfile.gettempdir(), "dcr-bench", "collector-*.jsonl")))[:1]:
         with open(f, "rb") as fh:
             lines += [ln[:30000] for ln in fh.read(400_000).split(b"\n")[:3] if ln]
     return lines
 
 
+GENTLE = [
+    b"0",
+    b"1",
+    b"9",
+    b"a",
+    b"f",
+    b"A",
+    b"z",
+    b".",
+    b"-",
+    b"e",
+    b"\\n",
+    b"\\u00e9",
+    b"\\/",
+    "é".encode(),
+]
+
+
+def _gentle(rng: random.Random, line: bytes) -> bytes:
+    """A mutant that mostly stays valid OTLP: a digit, letter or hex digit replaced, or a
+    character or escape put inside a string (the native tier takes many of these)."""
+    s = bytearray(line)
+    for _ in range(rng.randint(1, 3)):
+        for _tries in range(20):
+            i = rng.randrange(len(s)) if s else 0
+            if s and (chr(s[i]).isalnum() or s[i] == ord(".")):
+                break
+        else:
+            return bytes(s)
+        c = s[i]
+        if chr(c).isdigit() and rng.random() < 0.7:
+            s[i] = ord(rng.choice("0123456789"))
+        elif rng.random() < 0.5:
+            s[i : i + 1] = rng.choice(GENTLE)
+        else:
+            s[i:i] = rng.choice(GENTLE)
+    return bytes(s)
+
+
 def _mutate(rng: random.Random, line: bytes) -> bytes:
+    if rng.random() < 0.35:
+        return _gentle(rng, line)
     s = bytearray(line)
     for _ in range(rng.randint(1, 8)):
         op, i = rng.random(), rng.randrange(len(s) + 1)
@@ -103,8 +168,9 @@ def _mutate(rng: random.Random, line: bytes) -> bytes:
     return bytes(s)
 
 
-def _child(so: str, runs: int, seed: int) -> int:
+def _child(so: str, runs: int, seed: int, seconds: float, fixtures_only: bool) -> int:
     import importlib.util
+    import time
 
     spec = importlib.util.spec_from_file_location("ingest._otlpscan", so)
     mod = importlib.util.module_from_spec(spec)
@@ -138,9 +204,13 @@ def _child(so: str, runs: int, seed: int) -> int:
         return table_rows(chunk.spans), table_rows(chunk.logs), rejects  # type: ignore[attr-defined]
 
     rng = random.Random(seed)
-    seeds = _seeds()
-    took = declined = differed = 0
+    seeds = _seeds(fixtures_only)
+    took = declined = differed = done = 0
+    deadline = time.monotonic() + seconds if seconds > 0 else float("inf")
     for _ in range(runs):
+        if time.monotonic() > deadline:
+            break
+        done += 1
         a, b = _mutate(rng, rng.choice(seeds)), _mutate(rng, rng.choice(seeds))
         data = a + b"\n" + b + b"\n"
         _n, _lines, _groups, left, *_ = mod.scan(data, otlp_fast._NATIVE_PROMOTED)
@@ -156,7 +226,7 @@ def _child(so: str, runs: int, seed: int) -> int:
             if differed <= 3:
                 print("DIFFERS:", data[:400])
     print(
-        f"mutants: {2 * runs} lines, native took {took}, declined {declined}; chunks that differed: {differed}"
+        f"mutants: {2 * done} lines, native took {took}, declined {declined}; chunks that differed: {differed}"
     )
     return 1 if differed else 0
 
@@ -165,34 +235,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=20_000, help="mutant pairs to decode")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--seconds", type=float, default=0.0, help="stop after this long (0: no limit)")
+    ap.add_argument("--fixtures-only", action="store_true", help="seed lines from fixtures/ only")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        sys.exit(_child(args.child, args.runs, args.seed))
+        sys.exit(_child(args.child, args.runs, args.seed, args.seconds, args.fixtures_only))
     with tempfile.TemporaryDirectory() as tmp:
-        so = _build(Path(tmp))
-        env = {
-            **os.environ,
-            "LD_PRELOAD": _libasan(),
-            "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1",
-            "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
-            "OPENBLAS_NUM_THREADS": "1",
-        }
-        p = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--child",
-                str(so),
-                "--runs",
-                str(args.runs),
-                "--seed",
-                str(args.seed),
-            ],
-            env=env,
-        )
-        print("sanitizers: clean" if p.returncode == 0 else f"FAILED (exit {p.returncode})")
-        sys.exit(p.returncode)
+        rc = run(build_sanitized(Path(tmp)), args.runs, args.seed, args.seconds, args.fixtures_only)
+        print("sanitizers: clean" if rc == 0 else f"FAILED (exit {rc})")
+        sys.exit(rc)
 
 
 if __name__ == "__main__":
