@@ -58,6 +58,7 @@ _TOKENS = re.compile(rb'"(?:[^"\\]++|\\.)*+"|[\[\]{}]')
 _AT = re.compile(r"\(byte (\d+)\)")
 _TRAILING = re.compile(r"trailing characters \(byte (\d+)\)")
 _RAW = msgspec.json.Decoder(msgspec.Raw)
+_RAWS = msgspec.json.Decoder(list[msgspec.Raw])
 _STR = msgspec.json.Decoder(str)
 _BOM = b"\xef\xbb\xbf"
 
@@ -80,6 +81,15 @@ class Members:
     members: dict[str, bytes]
     offset: int  # byte offset of the object's "{"
     key: str = ""  # the (dotted) member this object is; "" for a top-level object
+
+
+@dataclass(frozen=True)
+class Run:
+    """Consecutive elements of a streamed array, as written (with the commas between them)."""
+
+    raw: bytes
+    offset: int  # byte offset of the first element's first byte
+    key: str
 
 
 @dataclass(frozen=True)
@@ -203,9 +213,45 @@ class _Scanner:
                 end = len(self.buf)
                 break
             start = self.pos
+        if limit is not None and end - start > limit:
+            self.pos = start
+            return None
         raw = self.buf[start:end]
         self.pos = end
         return raw, self.base + start
+
+    def run(self, want: int) -> tuple[bytes, int]:
+        """The array elements from the cursor on, as written, up to about `want` bytes: at least
+        one; more when the layout shows where they end (pretty-printed: "}," at the indentation
+        of the first element's closing brace; a closing brace cannot be in a string), checked by
+        skimming them as one array."""
+        self.skip_ws()
+        if len(self.buf) - self.pos < want and not self.eof:
+            self.fill(want - (len(self.buf) - self.pos))
+        raw, offset = self.value()
+        start = self.pos - len(raw)
+        closing = raw.rstrip()
+        nl = closing.rfind(b"\n")
+        if not closing.endswith(b"}") or nl < 0:
+            return raw, offset
+        pattern = closing[nl:] + b","
+        limit = min(len(self.buf), start + want)
+        for _ in range(2):
+            at = self.buf.rfind(pattern, self.pos, limit)
+            if at < 0:
+                break
+            end = at + len(pattern) - 1
+            try:
+                _RAWS.decode(b"[" + self.buf[start:end] + b"]")
+            except msgspec.DecodeError as exc:  # the array ends before: find its last element there
+                m = _TRAILING.search(str(exc))
+                if m is None:
+                    break
+                limit = start + int(m.group(1)) - 1
+                continue
+            self.pos = end
+            return self.buf[start:end], offset
+        return raw, offset
 
     def _deep_value_end(self, start: int) -> int | None:
         """End of the array/object at `start` by counting brackets outside strings (slow, rare);
@@ -232,12 +278,20 @@ class _Scanner:
         return self.fill(at_least=len(self.buf) - start)
 
 
-def _array(sc: _Scanner, counter: list[int], key: str, keys: _Keys) -> Iterator[Element | Split | Members]:
+def _array(
+    sc: _Scanner, counter: list[int], key: str, keys: _Keys
+) -> Iterator[Element | Split | Members | Run]:
     sc.expect(b"[")
     if sc.peek() == b"]":
         sc.pos += 1
         return
     cut = keys.split.get(key)
+    if key in keys.runs:
+        while True:
+            raw, offset = sc.run(keys.run_bytes)
+            yield Run(raw, offset, key)
+            if sc.expect(b",]") == b"]":
+                return
     while True:
         got = sc.value_within(keys.split_bytes) if cut and sc.peek() == b"{" else sc.value()
         if got is None:
@@ -252,7 +306,7 @@ def _array(sc: _Scanner, counter: list[int], key: str, keys: _Keys) -> Iterator[
 
 def _split(
     sc: _Scanner, counter: list[int], key: str, cut: frozenset[str], keys: _Keys
-) -> Iterator[Element | Split | Members]:
+) -> Iterator[Element | Split | Members | Run]:
     """An element of the array `key` too big to hand out whole, cut along its arrays `cut`."""
     offset = sc.base + sc.pos
     sc.expect(b"{")
@@ -290,14 +344,25 @@ def _name(raw_name: bytes, at: int) -> str:
 class _Keys:
     """The dotted keys to stream, the objects on the way to them, and how to cut big elements."""
 
-    def __init__(self, keys: Collection[str], split: Mapping[str, Collection[str]], split_bytes: int) -> None:
+    def __init__(
+        self,
+        keys: Collection[str],
+        split: Mapping[str, Collection[str]],
+        split_bytes: int,
+        runs: Collection[str] = (),
+        run_bytes: int = 0,
+    ) -> None:
         self.arrays = frozenset(keys)
         self.objects = frozenset(k.rsplit(".", i)[0] for k in keys for i in range(1, k.count(".") + 1))
         self.split = {k: frozenset(v) for k, v in split.items()}
         self.split_bytes = split_bytes
+        self.runs = frozenset(runs)
+        self.run_bytes = run_bytes
 
 
-def _object(sc: _Scanner, keys: _Keys, path: str, counter: list[int]) -> Iterator[Element | Split | Members]:
+def _object(
+    sc: _Scanner, keys: _Keys, path: str, counter: list[int]
+) -> Iterator[Element | Split | Members | Run]:
     offset = sc.base + sc.pos
     sc.expect(b"{")
     members: dict[str, bytes] = {}
@@ -327,7 +392,7 @@ def iter_array(
     dotted to reach into member objects) in a top-level object (`key` None: only top-level
     arrays are streamed; an object comes out as Members)."""
     keys = _Keys(() if key is None else (key,) if isinstance(key, str) else key, {}, 0)
-    return cast(Iterator[Element | Members], _iter(stream, keys, read_bytes))  # nothing is cut: no Split
+    return cast(Iterator[Element | Members], _iter(stream, keys, read_bytes))  # no Split, no Run
 
 
 def iter_cut(
@@ -336,15 +401,20 @@ def iter_cut(
     split: Mapping[str, Collection[str]],
     split_bytes: int = SPLIT_BYTES,
     read_bytes: int = READ_BYTES,
-) -> Iterator[Element | Split | Members]:
+    runs: Collection[str] = (),
+    run_bytes: int = 1 << 19,
+) -> Iterator[Element | Split | Members | Run]:
     """`iter_array`, where an object element of an array named in `split` ({array key: member
     names}) longer than `split_bytes` is not handed out whole but cut along those member
     arrays: Split (its members before them), their elements (key "<array key>[].<member>",
-    cut in turn when `split` names that key), then Members (key "<array key>[]") at its end."""
-    return _iter(stream, _Keys(keys, split, split_bytes), read_bytes)
+    cut in turn when `split` names that key), then Members (key "<array key>[]") at its end.
+
+    The elements of an array named in `runs` come as Runs of up to about `run_bytes`, as many
+    as one skim can check (one Python step for many small records)."""
+    return _iter(stream, _Keys(keys, split, split_bytes, runs, run_bytes), read_bytes)
 
 
-def _iter(stream: BinaryIO, keys: _Keys, read_bytes: int) -> Iterator[Element | Split | Members]:
+def _iter(stream: BinaryIO, keys: _Keys, read_bytes: int) -> Iterator[Element | Split | Members | Run]:
     sc = _Scanner(stream, read_bytes)
     while len(sc.buf) < len(_BOM) and sc.fill():
         pass

@@ -61,7 +61,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest.handoff import Parcel, pack, to_wire, unpack
-from ingest.json_stream import Element, MalformedJSON, Members, Split, iter_cut
+from ingest.json_stream import Element, MalformedJSON, Members, Run, Split, iter_cut
 from ingest.otlp_fast import decode_lines_fast
 from ingest.otlp_model import Sink
 from ingest.records import Chunk, Reject, SourceInfo
@@ -194,6 +194,7 @@ _SPLIT: dict[str, tuple[str, ...]] = dict(_SCOPES)
 for _k, _scopes in _SCOPES.items():
     for _s in _scopes:
         _SPLIT[f"{_k}[].{_s}"] = ("spans",) if _s.endswith("Spans") else ("logRecords",)
+_RECORDS = tuple(f"{k}[].{m}" for k in _SPLIT if "[]" in k for m in _SPLIT[k])  # come as json_stream Runs
 _CURRENT = frozenset(("scopeSpans", "scopeLogs"))  # `scopeSpans or instrumentationLibrarySpans`
 PIECE_BYTES = 1 << 20  # records of a cut element decoded as one document (as written)
 # json_stream's reads: below the ingest's malloc mmap threshold (1 MiB, pipeline._tune_malloc),
@@ -292,8 +293,8 @@ class _Cutter:
         self.piece: _Piece | None = None
         self.queue: deque[_Piece | Item] = deque()  # waiting for members that decide their rows
 
-    def take(self, ev: Element | Split | Members) -> Iterator[Item]:
-        if isinstance(ev, Element) and "[]" in ev.key:
+    def take(self, ev: Element | Split | Members | Run) -> Iterator[Item]:
+        if isinstance(ev, Run) or (isinstance(ev, Element) and "[]" in ev.key):
             if self._record(ev):
                 yield from self._release()
             return
@@ -315,8 +316,8 @@ class _Cutter:
             self._document(ev)
         yield from self._release()
 
-    def _record(self, ev: Element) -> bool:
-        """An element of a cut element's array, added to the piece; whether a piece was queued."""
+    def _record(self, ev: Element | Run) -> bool:
+        """Elements of a cut element's array, added to the piece; whether a piece was queued."""
         frames, array = tuple(self.stack), ev.key.rsplit(".", 1)[-1]
         if array in _CURRENT:
             frames[-1].current += 1
@@ -381,7 +382,7 @@ class _Cutter:
 
 def _items(stream: BinaryIO, source: SourceInfo, tail: list[Reject]) -> Iterator[Item]:
     """The documents to decode, in input order; malformed JSON becomes the last reject."""
-    events = iter_cut(stream, tuple(_WRAP), _SPLIT, SPLIT_BYTES, _READ_BYTES)
+    events = iter_cut(stream, tuple(_WRAP), _SPLIT, SPLIT_BYTES, _READ_BYTES, _RECORDS)
     cutter = _Cutter(source, tail)
     while True:
         try:

@@ -21,6 +21,7 @@ import pytest
 import ingest
 from ingest import otlp_json, pipeline
 from ingest.dataset import open_handle
+from ingest.json_stream import Run, iter_cut
 from ingest.records import Chunk, SourceInfo
 
 SRC = SourceInfo("src-test", "doc.json")
@@ -242,8 +243,9 @@ def test_an_element_that_is_no_resource_is_rejected_alone(sizes: int):
     ((path, offset, unit, reason, raw),) = rejects
     assert (path, unit) == ("doc.json", "byte")
     assert "Expected `array`, got `int`" in reason
-    assert data[offset:].startswith(b'{\n      "resource": {\n        "attributes": 5')
-    assert b'"attributes": 5' in raw
+    start = data.index(b'{\n      "resource": {\n        "attributes": 5')
+    assert start <= offset < data.index(b"\n    },", start)  # the element (or, cut, its record)
+    assert raw == data[offset : offset + len(raw)]
 
 
 def test_malformed_json_ends_the_input_keeping_what_came_before(sizes: int):
@@ -379,3 +381,25 @@ def test_line_mode_is_still_told_from_a_document():
     assert otlp_json.is_line_mode(b'{"x":1}\n{"resourceLogs":[]}\n')
     assert not otlp_json.is_line_mode(spread(traces()))
     assert isinstance(next(iter(otlp_json.read(io.BytesIO(spread(traces())), SRC))), Chunk)
+
+
+@pytest.mark.parametrize("indent", [None, 1, 2, 4])
+@pytest.mark.parametrize("read_bytes", [7, 200, 1 << 17])
+@pytest.mark.parametrize("run_bytes", [1, 300, 1 << 19])
+def test_runs_of_records_are_whole_elements(indent: int | None, read_bytes: int, run_bytes: int):
+    """json_stream's runs (several records in one step, told by the closing brace's indentation)
+    hold exactly the array's elements, also where what follows the array is indented alike."""
+    groups = [
+        {"scope": {"n": g}, "spans": [{"i": i, "a": [{"}": "},\n"}], "o": {"p": {}}} for i in range(g * 7)]}
+        for g in range(4)
+    ]
+    doc = {"resourceSpans": [{"resource": {}, "scopeSpans": groups, "x": [{"i": -1}]}]}
+    data = json.dumps(doc, indent=indent).encode()
+    split = {"resourceSpans": ["scopeSpans"], "resourceSpans[].scopeSpans": ["spans"]}
+    runs = ["resourceSpans[].scopeSpans[].spans"]
+    events = list(iter_cut(io.BytesIO(data), ["resourceSpans"], split, 1, read_bytes, runs, run_bytes))
+    got = [json.loads(b"[" + e.raw + b"]") for e in events if isinstance(e, Run)]
+    assert [x for run in got for x in run] == [sp for g in groups for sp in g["spans"]]
+    assert all(data[e.offset : e.offset + len(e.raw)] == e.raw for e in events if isinstance(e, Run))
+    if indent and run_bytes > 1000:
+        assert max(map(len, got)) > 1  # several records a step
