@@ -241,21 +241,38 @@ def _binary_column(values: Any) -> pa.Array:
     )
 
 
+def _context_index(runs: list[tuple[om.Context, int]]) -> tuple[list[om.Context], pa.Array]:
+    """The distinct contexts of `runs` (in order of first use: `_context` hands out one object
+    per resource and scope) and each row's index among them. A block holds hundreds of groups
+    but a few dozen contexts: the per-name work below is done once a context, not once a group."""
+    seen: dict[int, int] = {}
+    distinct: list[om.Context] = []
+    ids = []
+    for ctx, _ in runs:
+        i = seen.get(id(ctx))
+        if i is None:
+            i = seen[id(ctx)] = len(distinct)
+            distinct.append(ctx)
+        ids.append(i)
+    rows = np.repeat(np.array(ids, np.int32), [count for _, count in runs])
+    return distinct, pa.array(rows)
+
+
 def _context_columns(runs: list[tuple[om.Context, int]], names: tuple[str, ...]) -> dict[str, pa.Array]:
-    """Columns shared by runs of rows: one value a run, repeated by `take`."""
-    index = pa.array(np.repeat(np.arange(len(runs), dtype=np.int32), [count for _, count in runs]))
+    """Columns shared by runs of rows: one value a context, repeated by `take`."""
+    distinct, index = _context_index(runs)
     return {
-        name: pa.array([getattr(ctx, name) for ctx, _ in runs], type=pa.string()).take(index)
+        name: pa.array([getattr(ctx, name) for ctx in distinct], type=pa.string()).take(index)
         for name in names
     }
 
 
 def _context_dict_columns(runs: list[tuple[om.Context, int]], names: tuple[str, ...]) -> dict[str, pa.Array]:
     """`_context_columns` dictionary-encoded (SPAN_WIRE_SCHEMA): the values are not repeated."""
-    index = pa.array(np.repeat(np.arange(len(runs), dtype=np.int32), [count for _, count in runs]))
+    distinct, index = _context_index(runs)
     out = {}
     for name in names:
-        enc = pa.array([getattr(ctx, name) for ctx, _ in runs], type=pa.string()).dictionary_encode()
+        enc = pa.array([getattr(ctx, name) for ctx in distinct], type=pa.string()).dictionary_encode()
         out[name] = pa.DictionaryArray.from_arrays(enc.indices.take(index), enc.dictionary)
     return out
 
