@@ -43,6 +43,7 @@ MEMORY_BYTES = 64 * 1024 * 1024  # the table and the Bloom filter together
 FANOUT = 8  # runs of one level merged into one of the next
 MERGE_CHUNK = 32 * 1024  # keys read from each run at a time while merging
 FENCE_KEYS = 512  # one h1 in the fence every so many: a 4 KiB page of a run's h1
+_GATHER_MAX = 64 * 1024  # entries a lookup on disk reads whole blocks up to, not searching
 _LOAD = 0.5  # the table is written out at this share of its slots in use
 _SLOT_BYTES = 17  # h1, h2 and a used flag
 _U64 = np.dtype("<u8")
@@ -91,7 +92,8 @@ class _Bloom:
         self.words = np.zeros(words, np.uint64)  # pages are taken as they are first written
         self._mask = np.uint64(words - 1)
 
-    def _where(self, h2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def where(self, h2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each key's word and bits (for `maybe` and `add`)."""
         word = (h2 & self._mask).astype(np.intp)
         one = np.uint64(1)
         bits = one << (h2 >> np.uint64(58))
@@ -99,13 +101,11 @@ class _Bloom:
             bits |= one << ((h2 >> np.uint64(shift)) & np.uint64(63))
         return word, bits
 
-    def maybe(self, h2: np.ndarray) -> np.ndarray:
+    def maybe(self, word: np.ndarray, bits: np.ndarray) -> np.ndarray:
         """False: surely never added; True: perhaps added."""
-        word, bits = self._where(h2)
         return (self.words[word] & bits) == bits
 
-    def add(self, h2: np.ndarray) -> None:
-        word, bits = self._where(h2)
+    def add(self, word: np.ndarray, bits: np.ndarray) -> None:
         np.bitwise_or.at(self.words, word, bits)  # .at: two keys of one word both count
 
 
@@ -207,11 +207,16 @@ class _Run:
             r1 = np.frombuffer(mm, _U64, count=n)
             r2 = np.frombuffer(mm, _U64, count=n, offset=8 * n)
             try:
-                while (open_ := lo < hi).any():
-                    mid = (lo + hi) >> 1
-                    right = open_ & (r1[np.minimum(mid, n - 1)] < q1)
-                    lo = np.where(right, mid + 1, lo)
-                    hi = np.where(open_ & ~right, mid, hi)
+                if len(q1) * FENCE_KEYS <= _GATHER_MAX:  # a few keys: count in their whole blocks
+                    block = r1[np.minimum(lo[:, None] + np.arange(FENCE_KEYS), n - 1)]
+                    lo = np.minimum(lo + (block < q1[:, None]).sum(axis=1), n)
+                    del block
+                else:  # many (copies of known spans): a binary search in each block, side by side
+                    while (open_ := lo < hi).any():
+                        mid = (lo + hi) >> 1
+                        right = open_ & (r1[np.minimum(mid, n - 1)] < q1)
+                        lo = np.where(right, mid + 1, lo)
+                        hi = np.where(open_ & ~right, mid, hi)
                 at = lo
                 while True:  # more than one entry with this h1 only when two keys share it
                     at_c = np.minimum(at, n - 1)
@@ -339,7 +344,8 @@ class SpanKeys:
         first = _first_copies(h1, h2)
         idx = np.arange(n) if first is None else np.flatnonzero(first)
         k1, k2 = h1[idx], h2[idx]
-        seen = self._bloom.maybe(k2)
+        word, bits = self._bloom.where(k2)
+        seen = self._bloom.maybe(word, bits)
         if seen.any():
             at = np.flatnonzero(seen)
             self.stats["maybe"] += len(at)
@@ -354,13 +360,13 @@ class SpanKeys:
                 rest = rest[~hit]
             seen[at] = known
         fresh = ~seen
+        self._bloom.add(word[fresh], bits[fresh])
         self._insert(k1[fresh], k2[fresh])
         mask = np.zeros(n, bool)
         mask[idx[fresh]] = True
         return mask
 
     def _insert(self, h1: np.ndarray, h2: np.ndarray) -> None:
-        self._bloom.add(h2)
         start = 0
         while start < len(h1):
             room = self._table.capacity - self._table.count
