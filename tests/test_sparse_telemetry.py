@@ -541,3 +541,29 @@ def test_a_log_header_is_cut_before_templating() -> None:
         "payment.charge failed for order <NUM>",
         "ERROR payment.charge failed for order <NUM>",
     ]
+
+
+def test_an_error_line_on_more_of_an_operations_calls_counts_per_call() -> None:
+    """Payment's Charge wrote an error line on 4 of 40 calls before and on 36 of 40 in the window,
+    while a health check of payment's with no lines got ten times busier: per span of the service
+    the line barely rose, per call of the operation that writes it, it did."""
+    spans: list[dict] = []
+    logs: list[dict] = []
+    for i in range(40):
+        for trace, at, after in ((i + 1, 1_000 + i * 1_000, False), (1_000 + i, 61_000 + i * 1_000, True)):
+            spans += checkout_trace(trace, at, gap_ms=2.0)
+            failing = (i % 10 == 0) if not after else (i % 10 != 0)
+            if failing:
+                logs += _payment_logs(i, trace, at, ("card gateway answered nothing [order: {i}]",))
+            for k in range(30 if after else 3):  # health checks: roots in payment, no lines
+                spans.append(
+                    span(50_000 + trace * 40 + k, 1, None, "payment", "/health", at + k * 20, at + k * 20 + 1)
+                )
+    for r in logs:
+        r["body"] = r["body"].replace("INFO  ", "ERROR ")
+    make_dataset("per-call", spans, logs)
+    with open_dataset("per-call") as ds:
+        report = ds.correlate(WIN, BASE)
+    err = next(c for c in report.candidates if c.mechanism == "error_propagation")
+    assert err.service == "payment" and "more frequent ERROR" in err.summary
+    assert err.score >= 0.3, err.score

@@ -27,6 +27,7 @@ from correlate.analyses.common import (
     evidence_sql,
     exemplars,
     lit,
+    rate_score,
     rows,
 )
 from correlate.analyses.log_severity import ERROR, WARN, effective_severity
@@ -176,8 +177,9 @@ def find_log_changes(ctx: AnalysisContext) -> AnalysisResult:
                 t.count_b += r["n"]
             if r["operation"] is not None and r["n_in_traces"]:
                 t.per_op.setdefault(r["operation"], [0, 0])[1 if r["after"] else 0] += r["n_in_traces"]
-    out.candidates.extend(_error_candidates(ctx, list(templates.values())))
-    out.candidates.extend(_silenced_candidates(ctx, list(templates.values())))
+    calls = _calls(ctx) if ctx.has_baseline else {}
+    out.candidates.extend(_error_candidates(ctx, list(templates.values()), calls))
+    out.candidates.extend(_silenced_candidates(ctx, list(templates.values()), calls))
     notes = []
     for t in templates.values():
         summary = _change(ctx, t)
@@ -306,7 +308,32 @@ def _named_peer(text: str, writer: str, services: list[str]) -> str | None:
     return None
 
 
-def _error_candidates(ctx: AnalysisContext, templates: list[_Template]) -> list[Candidate]:
+def _calls(ctx: AnalysisContext) -> dict[tuple[str, str], tuple[int, int]]:
+    """(service, operation) -> its calls (spans) in the baseline and in the window."""
+    return {
+        (r[0], r[1]): (int(r[2]), int(r[3]))
+        for r in ctx.con.execute(
+            f"""SELECT service, op, count(*) FILTER (WHERE NOT after), count(*) FILTER (WHERE after)
+                FROM {ctx.s} GROUP BY 1, 2"""
+        ).fetchall()
+    }
+
+
+def _per_call(t: _Template, calls: dict[tuple[str, str], tuple[int, int]]) -> float:
+    """How surely and how much the share of an operation's calls that write the template rose
+    (rate_score), for the operation where it rose most: lines tied to spans measure the change
+    per request, which a busier or quieter window does not fake. 0 without such lines."""
+    best = 0.0
+    for op, (nb, na) in t.per_op.items():
+        cb, ca = calls.get((t.service, op), (0, 0))
+        if cb >= SILENT_MIN_CALLS and ca >= SILENT_MIN_CALLS:
+            best = max(best, rate_score(min(nb, cb), cb, min(na, ca), ca))
+    return best
+
+
+def _error_candidates(
+    ctx: AnalysisContext, templates: list[_Template], calls: dict[tuple[str, str], tuple[int, int]]
+) -> list[Candidate]:
     if not ctx.has_baseline:
         return []
     services = sorted(
@@ -324,7 +351,11 @@ def _error_candidates(ctx: AnalysisContext, templates: list[_Template]) -> list[
         w = _weight(t.severity)
         if not w or t.count_a < MIN_NEW:
             continue
-        score = LOG_WEIGHT * w * _surprise(ctx, t, load) * confidence(t.count_a, half=5.0)
+        score = (
+            LOG_WEIGHT
+            * w
+            * max(_surprise(ctx, t, load) * confidence(t.count_a, half=5.0), _per_call(t, calls))
+        )
         if score <= 0.02:
             continue
         peer = _named_peer(t.text, t.service, services) if t.severity >= ERROR else None
@@ -399,7 +430,9 @@ SILENT_REST_KEPT = 0.5  # the service's other lines keep this share per call, el
 MAX_SILENT_CANDIDATES = 3
 
 
-def _silenced_candidates(ctx: AnalysisContext, templates: list[_Template]) -> list[Candidate]:
+def _silenced_candidates(
+    ctx: AnalysisContext, templates: list[_Template], calls: dict[tuple[str, str], tuple[int, int]]
+) -> list[Candidate]:
     """An operation that wrote a line on most of its calls in the baseline and (almost) never
     in the window, while still being called: the code before that line now returns or throws
     early, or takes another branch. Calls are the spans of the operation; lines are tied to them
@@ -411,13 +444,6 @@ def _silenced_candidates(ctx: AnalysisContext, templates: list[_Template]) -> li
     quiet = [t for t in templates if t.severity < ERROR and t.per_op]
     if not quiet:
         return []
-    calls = {
-        (r[0], r[1]): (int(r[2]), int(r[3]))
-        for r in ctx.con.execute(
-            f"""SELECT service, op, count(*) FILTER (WHERE NOT after), count(*) FILTER (WHERE after)
-                FROM {ctx.s} GROUP BY 1, 2"""
-        ).fetchall()
-    }
     lines: dict[str, list[int]] = {}  # service -> lines tied to its spans, before and after
     for t in templates:
         for nb, na in t.per_op.values():
