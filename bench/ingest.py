@@ -482,12 +482,12 @@ def _error_line(text: str) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     for ln in reversed(lines):
         if "Error" in ln:
-            return ln.removeprefix("duckdb.duckdb.")[:160]
+            return re.sub(r"^[\w.]*\.\w+: ", "", ln)[:160]  # without "_duckdb.InvalidInputException: "
     return lines[-1][:160] if lines else "no message"
 
 
 MATRIX_HEAD = (
-    f"{'shape':12} {'MB':>6} {'rows':>24} | {'dcr MB/s':>8} {'CPU-s/GB':>8} {'(main+workers)':>14} "
+    f"{'shape':12} {'MB':>6} {'rows':>31} | {'dcr MB/s':>8} {'CPU-s/GB':>8} {'(main+workers)':>14} "
     f"{'peak PSS':>8} | {'duckdb MB/s':>11} {'CPU-s/GB':>8} {'peak PSS':>8} | ours/duckdb (CPU)"
 )
 
@@ -495,7 +495,7 @@ MATRIX_HEAD = (
 def _ours_cells(d: Dump, r: Run, size: int, gib: float) -> tuple[str, str | None]:
     """Our columns, and what is wrong with the run (None when it stored exactly what was generated)."""
     if r.returncode != 0:
-        return f"{'dcr ingest failed':>53}", f"exit {r.returncode}: {_error_line(r.err)}"
+        return f"{'dcr ingest failed':>41}", f"exit {r.returncode}: {_error_line(r.err)}"
     o = json.loads(r.out.strip().splitlines()[-1])
     cells = (
         f"{size / 1e6 / r.seconds:8.1f} {r.cpu_s / gib:8.1f} "
@@ -548,7 +548,7 @@ def run_matrix(names: list[str], size: int, seed: int, reference: bool) -> int:
                     ref += f" | {duck.seconds / ours.seconds:5.2f}x ({duck.cpu_s / ours.cpu_s:.2f}x)"
                 if int(duck.out.strip() or -1) != expect:
                     ref += f"  duckdb rows {duck.out.strip()} != {expect:,}"
-        line = f"{d.shape:12} {fsize / 1e6:6.0f} {_rows(d.spans, d.logs):>24} | {cells} | {ref}"
+        line = f"{d.shape:12} {fsize / 1e6:6.0f} {_rows(d.spans, d.logs):>31} | {cells} | {ref}"
         if wrong:
             line += f"  ROWS != GENERATED: {wrong}"
             failures.append(f"{d.shape}: {wrong}")

@@ -67,3 +67,8 @@ def test_matrix_flags_a_count_that_differs() -> None:
     assert wrong is not None and "stored 99 spans" in wrong and "rejected 1" in wrong
     failed = bench.Run(1.0, 100.0, 90.0, "", "Traceback…\nValueError: boom\n", 2.0, 1)
     assert bench._ours_cells(dump, failed, 10**6, 1.0)[1] == "exit 1: ValueError: boom"
+
+
+def test_matrix_names_why_duckdb_could_not_read() -> None:
+    err = 'Traceback (most recent call last):\n  File "<string>", line 30\n_duckdb.InvalidInputException: Invalid Input Error: "maximum_object_size" of 4294967295 bytes exceeded\n'
+    assert bench._error_line(err) == 'Invalid Input Error: "maximum_object_size" of 4294967295 bytes exceeded'
