@@ -48,6 +48,7 @@ enum { ST_OK = 0, ST_BAIL = 1, ST_NOMEM = 2 };
 #define MAX_KEYS 128
 #define MAX_PROMOTED_NAMES 64
 #define MAX_PROMOTED_COLS 32
+#define PROMOTED_SLOTS 128  /* a power of two, twice MAX_PROMOTED_NAMES: probes stay short */
 
 /* ---- growable buffers ------------------------------------------------------------------ */
 
@@ -168,6 +169,7 @@ typedef struct {
     int nnames;
     PName names[MAX_PROMOTED_NAMES];
     uint64_t lengths;  /* bit n set: some name is n bytes long (n < 64) */
+    signed char slots[PROMOTED_SLOTS];  /* open addressing by name_hash: index into names, -1 empty */
 } Promoted;
 
 /* ---- the scan state ------------------------------------------------------------------------ */
@@ -204,6 +206,7 @@ typedef struct {
     Py_ssize_t rows;
     const Promoted *prom;
     PHit hits[MAX_PROMOTED_COLS];
+    uint32_t hit_mask;           /* bit c: hits[c] holds a value for the span being read */
     /* the span's first exception event (the rule of otlp_model.first_exception) */
     int exc_seen;
     Val exc_type, exc_msg;
@@ -757,8 +760,38 @@ static int is_null(Scan *st) {
     return 0;
 }
 
+/* bytes a field name is usually made of: such a name has no escape and is valid UTF-8 */
+static const unsigned char NAMECHAR[256] = {
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1,
+    ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
+    ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1,
+    ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
+    ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1,
+    ['9'] = 1, ['_'] = 1, ['.'] = 1,
+};
+
+/* a field name of NAMECHAR bytes at p (on its opening quote) directly followed by ':': read
+   without scan_str (the token is the one scan_str would give), the cursor after the ':' */
+static inline int plain_name(Scan *st, const unsigned char *p, Tok *key) {
+    const unsigned char *q = p + 1, *e = st->end;
+    while (q < e && NAMECHAR[*q]) q++;
+    if (e - q < 2 || q[0] != '"' || q[1] != ':') return 0;
+    key->s = p + 1;
+    key->n = (size_t)(q - p - 1);
+    key->esc = 0;
+    st->p = q + 2;
+    ws(st);
+    return 1;
+}
+
 /* object iteration: *has = 1 with the key read and the cursor at its value, 0 at the end */
 static int obj_first(Scan *st, Tok *key, int *has) {
+    if (st->end - st->p >= 2 && st->p[0] == '{' && st->p[1] == '"' && plain_name(st, st->p + 1, key)) {
+        *has = 1;
+        return ST_OK;
+    }
     TRY(expect(st, '{'));
     int c = peek(st);
     if (c == '}') {
@@ -775,6 +808,10 @@ static int obj_first(Scan *st, Tok *key, int *has) {
 }
 
 static int obj_next(Scan *st, Tok *key, int *has) {
+    if (st->end - st->p >= 2 && st->p[0] == ',' && st->p[1] == '"' && plain_name(st, st->p + 1, key)) {
+        *has = 1;
+        return ST_OK;
+    }
     int c = peek(st);
     st->p++;
     if (c == '}') {
@@ -1009,15 +1046,25 @@ static int put_any(Scan *st, Buf *b, int depth, Val *v, int null_ok) {
 }
 
 /* a promoted attribute: keep it if it is the most preferred name seen so far */
+static inline unsigned name_hash(const char *s, size_t n) {
+    if (!n) return 0;
+    const unsigned char *u = (const unsigned char *)s;
+    return (unsigned)(n * 31 + u[0] * 7u + u[n - 1] * 13u + u[n / 2] * 17u) & (PROMOTED_SLOTS - 1);
+}
+
 static void promote(Scan *st, const Key *k, const Val *v, const Buf *b) {
     if (v->kind == V_NULL) return;  /* an empty AnyValue does not count as present */
     const Promoted *pr = st->prom;
     if (k->n >= 64 || !((pr->lengths >> k->n) & 1)) return;
-    for (int j = 0; j < pr->nnames; j++) {
+    for (unsigned slot = name_hash(k->s, k->n);; slot = (slot + 1) & (PROMOTED_SLOTS - 1)) {
+        int j = pr->slots[slot];
+        if (j < 0) return;
         const PName *pn = &pr->names[j];
         if (pn->n == k->n && memcmp(pn->name, k->s, k->n) == 0) {
             PHit *h = &st->hits[pn->col];
-            if (pn->pri <= h->pri) {
+            uint32_t bit = (uint32_t)1 << pn->col;
+            if (!(st->hit_mask & bit) || pn->pri <= h->pri) {
+                st->hit_mask |= bit;
                 h->pri = pn->pri;
                 h->v = *v;
                 h->json = b;
@@ -1333,16 +1380,43 @@ static int canonical_id(const Tok *t, size_t width) {
 #endif
 }
 
+/* A promoted column is null on most rows: it is written only where a span has its attribute,
+   after null rows up to there (scol_pad / icol_pad), and padded to the block's rows at the end. */
+static int scol_pad(SCol *c, size_t rows) {
+    size_t k = rows - c->valid.len;
+    if (!k) return ST_OK;
+    if (c->data.len > INT32_MAX) return ST_BAIL;
+    int32_t off = (int32_t)c->data.len;
+    TRY(buf_grow(&c->offs, k * sizeof off));
+    TRY(buf_grow(&c->valid, k));
+    for (size_t j = 0; j < k; j++) memcpy(c->offs.p + c->offs.len + j * sizeof off, &off, sizeof off);
+    c->offs.len += k * sizeof off;
+    memset(c->valid.p + c->valid.len, 0, k);
+    c->valid.len += k;
+    return ST_OK;
+}
+
+static int icol_pad(ICol *c, size_t rows) {
+    size_t k = rows - c->valid.len;
+    if (!k) return ST_OK;
+    TRY(buf_grow(&c->vals, k * sizeof(int64_t)));
+    TRY(buf_grow(&c->valid, k));
+    memset(c->vals.p + c->vals.len, 0, k * sizeof(int64_t));
+    c->vals.len += k * sizeof(int64_t);
+    memset(c->valid.p + c->valid.len, 0, k);
+    c->valid.len += k;
+    return ST_OK;
+}
+
 static int put_promoted(Scan *st) {
     const Promoted *pr = st->prom;
-    for (int c = 0; c < pr->ncols; c++) {
+    size_t row = (size_t)st->rows;
+    for (uint32_t m = st->hit_mask; m; m &= m - 1) {
+        int c = __builtin_ctz(m);
         PHit *h = &st->hits[c];
         if (pr->is_int[c]) {
             ICol *col = &st->pi[c];
-            if (h->pri == INT_MAX) {
-                TRY(icol_put(col, 0, 0));
-                continue;
-            }
+            TRY(icol_pad(col, row));
             switch (h->v.kind) {
             case V_INT:
                 TRY(icol_put(col, h->v.i, h->v.i >= INT32_MIN && h->v.i <= INT32_MAX));
@@ -1366,9 +1440,8 @@ static int put_promoted(Scan *st) {
             }
         } else {
             SCol *col = &st->ps[c];
-            if (h->pri == INT_MAX) {
-                TRY(scol_null(col));
-            } else if (h->v.kind == V_STR) {
+            TRY(scol_pad(col, row));
+            if (h->v.kind == V_STR) {
                 TRY(put_decoded(&col->data, &h->v.str));
                 TRY(scol_end_row(col, 1));
             } else {  /* its JSON text, as msgspec encodes the value */
@@ -1393,7 +1466,7 @@ static int span(Scan *st) {
     unsigned seen = 0;
     int64_t flags = 0, da = 0, de = 0, dl = 0, kind = 0, start = 0, end = 0, scode = 0;
     SCol *s = st->s;
-    for (int c = 0; c < st->prom->ncols; c++) st->hits[c].pri = INT_MAX;
+    st->hit_mask = 0;
     st->exc_seen = 0;
     st->karena_len = 0;
     TRY(obj_first(st, &key, &has));
@@ -1993,6 +2066,16 @@ static int parse_promoted(PyObject *spec, Promoted *pr) {
         pr->names[k].col = col;
         pr->names[k].pri = pri;
     }
+    memset(pr->slots, -1, sizeof pr->slots);
+    for (int k = 0; k < pr->nnames; k++) {
+        const PName *pn = &pr->names[k];
+        int dup = 0;  /* a name listed twice: the first one counts, as the linear search had it */
+        for (int j = 0; j < k; j++) dup |= pr->names[j].n == pn->n && !memcmp(pr->names[j].name, pn->name, pn->n);
+        if (dup) continue;
+        unsigned slot = name_hash(pn->name, pn->n);
+        while (pr->slots[slot] >= 0) slot = (slot + 1) & (PROMOTED_SLOTS - 1);
+        pr->slots[slot] = (signed char)k;
+    }
     rc = 0;
 done:
     Py_DECREF(fl);
@@ -2080,6 +2163,10 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     if (named_scols(lstrings, st->l, LSCOL_NAMES, N_LS, nl) < 0) goto fail2;
     if (named_icols(lints, st->li, LICOL_NAMES, N_LI, nl) < 0) goto fail2;
     for (int k = 0; k < prom.ncols; k++) {
+        if ((prom.is_int[k] ? icol_pad(&st->pi[k], (size_t)n) : scol_pad(&st->ps[k], (size_t)n)) != ST_OK) {
+            PyErr_NoMemory();
+            goto fail2;
+        }
         PyObject *t = prom.is_int[k] ? icol_tuple(&st->pi[k], n) : scol_tuple(&st->ps[k], n);
         PyObject *key = PyLong_FromLong(k);
         PyObject *d = prom.is_int[k] ? pints : pstrings;
