@@ -42,7 +42,10 @@ def run_one(keys: int, batch: int, dup: float, memory_mb: float | None, spill_di
     import numpy as np
 
     sys.path.insert(0, str(REPO))
+    from ingest import pipeline
     from ingest.writer import SpanKeys
+
+    pipeline._tune_malloc()  # the ingest's malloc settings (fixed mmap threshold)
 
     base_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     kwargs: dict = {}

@@ -43,8 +43,11 @@ MEMORY_BYTES = 64 * 1024 * 1024  # the table and the Bloom filter together
 FANOUT = 8  # runs of one level merged into one of the next
 MERGE_CHUNK = 32 * 1024  # keys read from each run at a time while merging
 FENCE_KEYS = 512  # one h1 in the fence every so many: a 4 KiB page of a run's h1
-_GATHER_MAX = 64 * 1024  # entries a lookup on disk reads whole blocks up to, not searching
-_LOAD = 0.5  # the table is written out at this share of its slots in use
+_GATHER_MAX = 8 * 1024  # entries a lookup on disk reads whole blocks up to, not searching
+_MAP_KEYS = 256  # lookups on disk between two releases of the pages they mapped
+_LOAD = 0.5  # the table grows, or is written out, at this share of its slots in use
+_FIRST_SLOTS = 64 * 1024  # the table starts small and doubles up to its budget
+_BLOOM_BITS = 16  # a key's share of the filter (up to its budget): ~0.1 % false positives
 _SLOT_BYTES = 17  # h1, h2 and a used flag
 _U64 = np.dtype("<u8")
 
@@ -87,10 +90,16 @@ class _Bloom:
     """A blocked Bloom filter: each key sets 4 bits of one 64-bit word (the word from the low
     bits of h2, the bits from its top 24), so a test is one read."""
 
-    def __init__(self, nbytes: int) -> None:
-        words = 1 << max(0, (nbytes // 8).bit_length() - 1)
-        self.words = np.zeros(words, np.uint64)  # pages are taken as they are first written
-        self._mask = np.uint64(words - 1)
+    def __init__(self, max_words: int) -> None:
+        # allocated whole, used in a prefix (a power of 2 words): pages are taken as written
+        self.words = np.zeros(max_words, np.uint64)
+        self.size = 0
+        self._mask = np.uint64(0)
+
+    def reset(self, size: int) -> None:
+        """Empty, in the first `size` words."""
+        self.words[: self.size] = 0
+        self.size, self._mask = size, np.uint64(size - 1)
 
     def where(self, h2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each key's word and bits (for `maybe` and `add`)."""
@@ -117,12 +126,27 @@ class _Table:
     so reading the slots in order gives the keys almost sorted (a run's sort is cheap)."""
 
     def __init__(self, nbytes: int) -> None:
-        self.slots = max(2, nbytes // _SLOT_BYTES)
-        self.capacity = max(1, int(self.slots * _LOAD))
-        self.h1 = np.zeros(self.slots, np.uint64)
-        self.h2 = np.zeros(self.slots, np.uint64)
-        self.used = np.zeros(self.slots, bool)
+        self.max_slots = max(2, nbytes // _SLOT_BYTES)
+        # allocated whole, used in a prefix of `slots` that doubles: pages are taken as written
+        self.h1 = np.zeros(self.max_slots, np.uint64)
+        self.h2 = np.zeros(self.max_slots, np.uint64)
+        self.used = np.zeros(self.max_slots, bool)
+        self._resize(min(_FIRST_SLOTS, self.max_slots))
         self.count = 0
+
+    def _resize(self, slots: int) -> None:
+        self.slots = slots
+        self.capacity = max(1, int(slots * _LOAD))
+
+    def grow(self) -> None:
+        """Twice the slots (up to the budget), the keys put again."""
+        h1, h2 = self.h1[self.used], self.h2[self.used]
+        self.clear()
+        self._resize(min(2 * self.slots, self.max_slots))
+        self.put(h1, h2)
+
+    def keys_h2(self) -> np.ndarray:
+        return self.h2[self.used]
 
     def _home(self, h1: np.ndarray) -> np.ndarray:
         return ((h1 >> np.uint64(32)) * np.uint64(self.slots) >> np.uint64(32)).astype(np.intp)
@@ -173,7 +197,7 @@ class _Table:
         return self.h1[:n], self.h2[:n]
 
     def clear(self) -> None:
-        self.used[:] = False
+        self.used[: self.slots] = False
         self.count = 0
 
 
@@ -197,37 +221,46 @@ class _Run:
         return h1, h2
 
     def find(self, q1: np.ndarray, q2: np.ndarray) -> np.ndarray:
-        """Mask of the keys (q1, q2) in this run: for each, a binary search of one fence
-        block, then the entries with equal h1 compared on h2."""
-        n = self.n
-        lo = np.maximum(np.searchsorted(self.fence, q1, side="left") - 1, 0) * FENCE_KEYS
-        hi = np.minimum(lo + FENCE_KEYS, n)  # the first h1 >= q1 is in [lo, hi]
+        """Mask of the keys (q1, q2) in this run: for each, a search of one fence block, then
+        the entries with equal h1 compared on h2. The run is mapped for the call, and the pages
+        read are let go every _MAP_KEYS keys: a page fault maps its neighbours too (64 KiB),
+        so a thousand lookups would otherwise hold ~100 MB of the file (this way at most ~32 MB)."""
         found = np.zeros(len(q1), bool)
         with open(self.path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            r1 = np.frombuffer(mm, _U64, count=n)
-            r2 = np.frombuffer(mm, _U64, count=n, offset=8 * n)
+            r1 = np.frombuffer(mm, _U64, count=self.n)
+            r2 = np.frombuffer(mm, _U64, count=self.n, offset=8 * self.n)
             try:
-                if len(q1) * FENCE_KEYS <= _GATHER_MAX:  # a few keys: count in their whole blocks
-                    block = r1[np.minimum(lo[:, None] + np.arange(FENCE_KEYS), n - 1)]
-                    lo = np.minimum(lo + (block < q1[:, None]).sum(axis=1), n)
-                    del block
-                else:  # many (copies of known spans): a binary search in each block, side by side
-                    while (open_ := lo < hi).any():
-                        mid = (lo + hi) >> 1
-                        right = open_ & (r1[np.minimum(mid, n - 1)] < q1)
-                        lo = np.where(right, mid + 1, lo)
-                        hi = np.where(open_ & ~right, mid, hi)
-                at = lo
-                while True:  # more than one entry with this h1 only when two keys share it
-                    at_c = np.minimum(at, n - 1)
-                    same = (at < n) & (r1[at_c] == q1) & ~found
-                    if not same.any():
-                        break
-                    found |= same & (r2[at_c] == q2)
-                    at = np.where(same, at + 1, n)
+                for i in range(0, len(q1), _MAP_KEYS):
+                    part = slice(i, i + _MAP_KEYS)
+                    found[part] = self._find(r1, r2, q1[part], q2[part])
+                    if hasattr(mmap, "MADV_DONTNEED"):
+                        mm.madvise(mmap.MADV_DONTNEED)
             finally:
                 del r1, r2  # the map closes only once no array points into it
         return found
+
+    def _find(self, r1: np.ndarray, r2: np.ndarray, q1: np.ndarray, q2: np.ndarray) -> np.ndarray:
+        n = self.n
+        lo = np.maximum(np.searchsorted(self.fence, q1, side="left") - 1, 0) * FENCE_KEYS
+        if len(q1) * FENCE_KEYS <= _GATHER_MAX:  # a few keys: count in their whole blocks
+            block = r1[np.minimum(lo[:, None] + np.arange(FENCE_KEYS), n - 1)]
+            lo = np.minimum(lo + (block < q1[:, None]).sum(axis=1), n)
+        else:  # a binary search in each block, side by side
+            hi = np.minimum(lo + FENCE_KEYS, n)  # the first h1 >= q1 is in [lo, hi]
+            while (open_ := lo < hi).any():
+                mid = (lo + hi) >> 1
+                right = open_ & (r1[np.minimum(mid, n - 1)] < q1)
+                lo = np.where(right, mid + 1, lo)
+                hi = np.where(open_ & ~right, mid, hi)
+        found = np.zeros(len(q1), bool)
+        at = lo
+        while True:  # more than one entry with this h1 only when two keys share it
+            at_c = np.minimum(at, n - 1)
+            same = (at < n) & (r1[at_c] == q1) & ~found
+            if not same.any():
+                return found
+            found |= same & (r2[at_c] == q2)
+            at = np.where(same, at + 1, n)
 
 
 def _write_run(path: Path, h1: np.ndarray, h2: np.ndarray, level: int) -> _Run:
@@ -297,7 +330,10 @@ class SpanKeys:
     def __init__(self, spill_dir: Path | None = None, *, memory_bytes: int = MEMORY_BYTES) -> None:
         half = max(1, memory_bytes // 2)
         self._table = _Table(half)
-        self._bloom = _Bloom(half)
+        # made at the first spill (the table alone is exact until then), then sized to the keys
+        self._bloom: _Bloom | None = None
+        self._bloom_max_words = 1 << max(0, (half // 8).bit_length() - 1)
+        self._bloom_made = 0  # times the filter was made (a key's place in it changes then)
         self._runs: list[_Run] = []  # oldest first; levels never increase along the list
         self._dir = spill_dir
         self._owned = spill_dir is None
@@ -324,6 +360,7 @@ class SpanKeys:
         """Remove the runs (the set is empty after)."""
         self._runs = []
         self._table = _Table(_SLOT_BYTES * 2)
+        self._bloom = None
         if self._cleanup is not None:
             self._cleanup()
 
@@ -344,8 +381,16 @@ class SpanKeys:
         first = _first_copies(h1, h2)
         idx = np.arange(n) if first is None else np.flatnonzero(first)
         k1, k2 = h1[idx], h2[idx]
-        word, bits = self._bloom.where(k2)
-        seen = self._bloom.maybe(word, bits)
+        bloom = self._bloom
+        if bloom is None:  # nothing on disk yet
+            seen = self._table.find(k1, k2)
+            fresh = ~seen
+            self._insert(k1[fresh], k2[fresh])
+            mask = np.zeros(n, bool)
+            mask[idx[fresh]] = True
+            return mask
+        word, bits = bloom.where(k2)
+        seen = bloom.maybe(word, bits)
         if seen.any():
             at = np.flatnonzero(seen)
             self.stats["maybe"] += len(at)
@@ -360,20 +405,33 @@ class SpanKeys:
                 rest = rest[~hit]
             seen[at] = known
         fresh = ~seen
-        self._bloom.add(word[fresh], bits[fresh])
-        self._insert(k1[fresh], k2[fresh])
+        self._insert(k1[fresh], k2[fresh], (word[fresh], bits[fresh]))
         mask = np.zeros(n, bool)
         mask[idx[fresh]] = True
         return mask
 
-    def _insert(self, h1: np.ndarray, h2: np.ndarray) -> None:
-        start = 0
+    def _insert(
+        self, h1: np.ndarray, h2: np.ndarray, where: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> None:
+        """Into the table and the filter (`where`: the keys' place in the filter of now). A
+        spill on the way may make the filter anew, from the table: what comes after goes in."""
+        start, made = 0, self._bloom_made
         while start < len(h1):
-            room = self._table.capacity - self._table.count
+            table = self._table
+            room = table.capacity - table.count
+            if room < len(h1) - start and table.slots < table.max_slots:
+                table.grow()
+                continue
             if room == 0:
                 self._spill()
                 continue
-            self._table.put(h1[start : start + room], h2[start : start + room])
+            part = slice(start, start + room)
+            table.put(h1[part], h2[part])
+            if self._bloom is not None:
+                if self._bloom_made == made and where is not None:
+                    self._bloom.add(where[0][part], where[1][part])
+                else:
+                    self._bloom.add(*self._bloom.where(h2[part]))
             start += room
 
     # -- spilling --
@@ -389,7 +447,28 @@ class SpanKeys:
         self._serial += 1
         return self._dir / f"run-{self._serial:06d}.keys"
 
+    def _fit_bloom(self) -> None:
+        """A filter of _BLOOM_BITS a key for the keys up to the next spill (within its budget),
+        made again from the table and the runs when it has grown too small."""
+        want = (len(self) + self._table.capacity) * _BLOOM_BITS // 64
+        words = min(1 << max(0, want - 1).bit_length(), self._bloom_max_words)
+        if self._bloom is not None and self._bloom.size >= words:
+            return
+        if self._bloom is None:
+            self._bloom = _Bloom(self._bloom_max_words)
+        bloom = self._bloom
+        bloom.reset(words)
+        self._bloom_made += 1
+        bloom.add(*bloom.where(self._table.keys_h2()))
+        for run in self._runs:
+            with open(run.path, "rb") as fh:
+                fh.seek(8 * run.n)  # the h2 half
+                for start in range(0, run.n, MERGE_CHUNK):
+                    h2 = np.fromfile(fh, _U64, count=min(MERGE_CHUNK, run.n - start))
+                    bloom.add(*bloom.where(h2))
+
     def _spill(self) -> None:
+        self._fit_bloom()
         try:
             h1, h2 = self._table.sorted()
             self._runs.append(_write_run(self._new_path(), h1, h2, 0))

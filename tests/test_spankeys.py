@@ -28,6 +28,7 @@ def fp(*pairs: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
 def small_merges(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(spankeys, "FANOUT", 3)
     monkeypatch.setattr(spankeys, "MERGE_CHUNK", 5)  # a merge takes many rounds
+    monkeypatch.setattr(spankeys, "_FIRST_SLOTS", 16)  # the table grows a few times first
 
 
 def test_every_answer_matches_a_python_set_through_spills_and_merges(small_merges):
@@ -47,6 +48,24 @@ def test_every_answer_matches_a_python_set_through_spills_and_merges(small_merge
         assert len(keys) == len(seen)
         assert keys.stats["spills"] > 50 and keys.stats["merges"] > 10 and keys.runs <= 2 * 3
         assert keys.stats["on_disk"] > 0
+
+
+def test_old_keys_come_back_as_duplicates_while_the_table_grows_and_the_filter_is_remade(small_merges):
+    # full 64-bit keys, so the filter mostly says "new"; every batch brings back earlier keys
+    rng = np.random.default_rng(5)
+    old1, old2 = np.zeros(0, U64), np.zeros(0, U64)
+    with SpanKeys(memory_bytes=16 * 1024) as keys:  # 481 slots: 240 keys a run
+        for _ in range(60):
+            n = int(rng.integers(1, 300))
+            new1, new2 = rng.integers(0, 2**64, n, dtype=U64), rng.integers(0, 2**64, n, dtype=U64)
+            pick = rng.integers(0, max(1, len(old1)), min(len(old1), 40))
+            h1, h2 = np.concatenate([new1, old1[pick]]), np.concatenate([new2, old2[pick]])
+            shuffle = rng.permutation(len(h1))
+            want = np.concatenate([np.ones(n, bool), np.zeros(len(pick), bool)])[shuffle]
+            assert (keys.add_fingerprints(h1[shuffle], h2[shuffle]) == want).all()
+            old1, old2 = np.concatenate([old1, new1]), np.concatenate([old2, new2])
+        assert len(keys) == len(old1) and keys.stats["merges"] > 0 and keys._table.slots == 481
+        assert keys.stats["maybe"] < 2 * 40 * 60  # the filter let most new keys through
 
 
 def test_equal_first_halves_are_different_keys_in_the_batch_the_table_and_a_run():
