@@ -21,9 +21,11 @@ seconds, fixtures_only)`, which runs the child with the sanitizer runtime preloa
 from __future__ import annotations
 
 import argparse
+import base64
 import glob
 import os
 import random
+import re
 import subprocess
 import sys
 import sysconfig
@@ -95,10 +97,29 @@ def run(so: Path, runs: int, seed: int, seconds: float = 0.0, fixtures_only: boo
     return subprocess.run(cmd, env=env).returncode
 
 
+_KINDS = [b"UNSPECIFIED", b"INTERNAL", b"SERVER", b"CLIENT", b"PRODUCER", b"CONSUMER"]
+_CODES = [b"UNSET", b"OK", b"ERROR"]
+
+
+def _tempo(line: bytes) -> bytes:
+    """A span line as Tempo writes it: "batches", base64 ids, kind and status code names."""
+
+    def b64(m: re.Match[bytes]) -> bytes:
+        return m.group(1) + base64.b64encode(bytes.fromhex(m.group(2).decode())) + b'"'
+
+    line = re.sub(rb'("(?:traceId|spanId|parentSpanId)":")([0-9a-f]{16,32})"', b64, line)
+    line = re.sub(rb'"kind":([0-5])', lambda m: b'"kind":"SPAN_KIND_' + _KINDS[int(m.group(1))] + b'"', line)
+    line = re.sub(
+        rb'"code":([0-2])', lambda m: b'"code":"STATUS_CODE_' + _CODES[int(m.group(1))] + b'"', line
+    )
+    return line.replace(b'"resourceSpans"', b'"batches"', 1)
+
+
 def _seeds(fixtures_only: bool) -> list[bytes]:
     lines: list[bytes] = []
     for f in sorted(glob.glob(str(REPO / "fixtures" / "scenarios" / "*" / "*.jsonl"))):
         lines += [ln for ln in Path(f).read_bytes().split(b"\n")[:6] if ln]
+    lines += [_tempo(ln) for ln in lines if b'"resourceSpans"' in ln][:6]
     if fixtures_only:
         return lines
     for f in sorted(glob.glob(os.path.join(tempfile.gettempdir(), "dcr-bench", "collector-*.jsonl")))[:1]:

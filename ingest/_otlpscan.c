@@ -7,11 +7,13 @@
  * then the careful path, otlp_model.Sink) decode it. It declines a line with
  *   - Jaeger API v3's "result" wrapper; resourceSpans beside batches, or a current scope* name
  *     beside its legacy one in one object;
- *   - a trace, span or parent id that is not lowercase hex of its width, is all zeros or is
- *     written with escapes (a link's ids may be either case); a span without traceId, spanId or
- *     startTimeUnixNano;
- *   - a kind, status code or severity, or a span's or log record's flags or dropped count, written
- *     as a string or out of its range (kind 0-5, status 0-2, the others 0 .. 2^31-1); a fraction
+ *   - a trace, span or parent id that is neither lowercase hex of its width nor base64 of its
+ *     bytes (as Tempo writes them), is all zeros or is written with escapes (a link's hex ids may
+ *     be either case); a span without traceId, spanId or startTimeUnixNano;
+ *   - a kind or status code written as a string other than its name (SPAN_KIND_SERVER or SERVER,
+ *     STATUS_CODE_ERROR or ERROR: Tempo's), a severity, or a span's or log record's flags or
+ *     dropped count written as a string; any of them out of its range (kind 0-5, status 0-2, the
+ *     others 0 .. 2^31-1); a fraction
  *     or exponent where an integer goes; a doubleValue written as a string ("NaN", "Infinity");
  *   - a known field twice in one object, an attribute key twice in one list (nested ones too),
  *     more than 128 attributes in one list, two values in one AnyValue, an escaped field name or
@@ -1270,6 +1272,74 @@ static inline int hexval(unsigned char c) {
     return -1;
 }
 
+/* 1 + the value of a base64 digit, 0 for any other byte */
+static const unsigned char B64V[256] = {
+    ['A'] = 1, ['B'] = 2, ['C'] = 3, ['D'] = 4, ['E'] = 5, ['F'] = 6, ['G'] = 7, ['H'] = 8, ['I'] = 9,
+    ['J'] = 10, ['K'] = 11, ['L'] = 12, ['M'] = 13, ['N'] = 14, ['O'] = 15, ['P'] = 16, ['Q'] = 17,
+    ['R'] = 18, ['S'] = 19, ['T'] = 20, ['U'] = 21, ['V'] = 22, ['W'] = 23, ['X'] = 24, ['Y'] = 25,
+    ['Z'] = 26, ['a'] = 27, ['b'] = 28, ['c'] = 29, ['d'] = 30, ['e'] = 31, ['f'] = 32, ['g'] = 33,
+    ['h'] = 34, ['i'] = 35, ['j'] = 36, ['k'] = 37, ['l'] = 38, ['m'] = 39, ['n'] = 40, ['o'] = 41,
+    ['p'] = 42, ['q'] = 43, ['r'] = 44, ['s'] = 45, ['t'] = 46, ['u'] = 47, ['v'] = 48, ['w'] = 49,
+    ['x'] = 50, ['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54, ['2'] = 55, ['3'] = 56, ['4'] = 57,
+    ['5'] = 58, ['6'] = 59, ['7'] = 60, ['8'] = 61, ['9'] = 62, ['+'] = 63, ['/'] = 64,
+};
+
+enum { B64_NO = 0, B64_ID = 1, B64_ZERO = 2 };
+
+/* An id written as base64 of its raw bytes (grpc-gateway exporters, Tempo), as normalize._norm_id
+   reads it with b64decode(validate=True): 16 bytes are 22 digits and "==", 8 bytes 11 digits and
+   "=" (no other text of a length divisible by 4 decodes to that many bytes); the bits past the
+   last byte are ignored, as Python does. Lowercase hex into out (2 * nbytes characters). */
+static int b64_id(const Tok *t, size_t nbytes, char *out) {
+    size_t digits = nbytes == 16 ? 22 : 11;
+    if (t->esc || t->n != (nbytes == 16 ? 24 : 12)) return B64_NO;
+    for (size_t k = digits; k < t->n; k++)
+        if (t->s[k] != '=') return B64_NO;
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t nb = 0;
+    unsigned nonzero = 0;
+    for (size_t k = 0; k < digits; k++) {
+        unsigned v = B64V[t->s[k]];
+        if (!v) return B64_NO;
+        acc = (acc << 6) | (v - 1);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            unsigned byte = (acc >> bits) & 0xFF;
+            nonzero |= byte;
+            out[2 * nb] = HEX[byte >> 4];
+            out[2 * nb + 1] = HEX[byte & 15];
+            nb++;
+        }
+    }
+    return nonzero ? B64_ID : B64_ZERO;
+}
+
+/* a kind or status code written as its name (otlp_model.span_kind / status_code: "SPAN_KIND_SERVER"
+   or "SERVER"): its number; any other text (digits, unknown names, escapes) declines */
+static int enum_name(Scan *st, const char *prefix, const char *const *names, int n, int64_t *out) {
+    Tok t;
+    TRY(scan_str(st, &t));
+    if (t.esc) return ST_BAIL;
+    const unsigned char *s = t.s;
+    size_t len = t.n, plen = strlen(prefix);
+    if (len > plen && !memcmp(s, prefix, plen)) {
+        s += plen;
+        len -= plen;
+    }
+    for (int k = 0; k < n; k++) {
+        if (strlen(names[k]) == len && !memcmp(names[k], s, len)) {
+            *out = k;
+            return ST_OK;
+        }
+    }
+    return ST_BAIL;
+}
+
+static const char *const KIND_NAMES[6] = {"UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER"};
+static const char *const STATUS_NAMES[3] = {"UNSET", "OK", "ERROR"};
+
 /* a link's id: hex of the right length (either case) and not all zeros, written lowercase */
 static int put_link_id(Buf *b, const Tok *t, size_t width) {
     if (t->esc || t->n != width) return ST_BAIL;
@@ -1283,6 +1353,16 @@ static int put_link_id(Buf *b, const Tok *t, size_t width) {
         out[k + 1] = HEX[h];
     }
     if (!nonzero) return ST_BAIL;
+    out[width + 1] = '"';
+    return buf_put(b, out, width + 2);
+}
+
+/* a link's id in hex (put_link_id) or base64 (b64_id); anything else declines */
+static int put_any_link_id(Buf *b, const Tok *t, size_t width) {
+    char out[34];
+    if (t->n == width) return put_link_id(b, t, width);
+    if (b64_id(t, width / 2, out + 1) != B64_ID) return ST_BAIL;
+    out[0] = '"';
     out[width + 1] = '"';
     return buf_put(b, out, width + 2);
 }
@@ -1327,9 +1407,9 @@ static int put_links(Scan *st, Buf *out) {
         if (!first) TRY(buf_putc(out, ','));
         first = 0;
         TRY(buf_lit(out, "{\"trace_id\":"));
-        TRY(put_link_id(out, &tid, 32));
+        TRY(put_any_link_id(out, &tid, 32));
         TRY(buf_lit(out, ",\"span_id\":"));
-        TRY(put_link_id(out, &sid, 16));
+        TRY(put_any_link_id(out, &sid, 16));
         TRY(buf_lit(out, ",\"trace_state\":"));
         TRY(put_json_str(out, &tstate));
         TRY(buf_lit(out, ",\"attributes\":"));
@@ -1494,7 +1574,11 @@ static int span(Scan *st) {
                 TRY(obj_first(st, &k2, &h2));
                 while (h2) {
                     if (k2.esc) return ST_BAIL;
-                    if (TOK_IS(&k2, "code")) { ONCE(seen2, 0); TRY(read_i64(st, &scode)); }
+                    if (TOK_IS(&k2, "code")) {
+                        ONCE(seen2, 0);
+                        if (peek(st) == '"') TRY(enum_name(st, "STATUS_CODE_", STATUS_NAMES, 3, &scode));
+                        else TRY(read_i64(st, &scode));
+                    }
                     else if (TOK_IS(&k2, "message")) { ONCE(seen2, 1); TRY(read_str(st, &smsg)); }
                     else TRY(skip_value(st, 1));
                     TRY(obj_next(st, &k2, &h2));
@@ -1524,7 +1608,12 @@ static int span(Scan *st) {
             goto unknown;
         case 4:
             if (TOK_IS(&key, "name")) { ONCE(seen, 9); TRY(read_str(st, &name)); break; }
-            if (TOK_IS(&key, "kind")) { ONCE(seen, 10); TRY(read_i64(st, &kind)); break; }
+            if (TOK_IS(&key, "kind")) {
+                ONCE(seen, 10);
+                if (peek(st) == '"') TRY(enum_name(st, "SPAN_KIND_", KIND_NAMES, 6, &kind));  /* Tempo's */
+                else TRY(read_i64(st, &kind));
+                break;
+            }
             goto unknown;
         case 17:
             if (TOK_IS(&key, "startTimeUnixNano")) {
@@ -1563,18 +1652,33 @@ static int span(Scan *st) {
         TRY(obj_next(st, &key, &has));
     }
     if (!have_tid || !have_sid || !have_start) return ST_BAIL;
-    if (!canonical_id(&tid, 32) || !canonical_id(&sid, 16)) return ST_BAIL;
+    /* ids: lowercase hex as they are, base64 (Tempo, grpc-gateway) converted; else declined */
+    char tid_hex[32], sid_hex[16], pid_hex[16];
+    const char *tid_out = (const char *)tid.s, *sid_out = (const char *)sid.s;
+    if (!canonical_id(&tid, 32)) {
+        if (b64_id(&tid, 16, tid_hex) != B64_ID) return ST_BAIL;
+        tid_out = tid_hex;
+    }
+    if (!canonical_id(&sid, 16)) {
+        if (b64_id(&sid, 8, sid_hex) != B64_ID) return ST_BAIL;
+        sid_out = sid_hex;
+    }
     if (kind < 0 || kind > 5) return ST_BAIL;
     if ((flags | da | de | dl) < 0 || (flags | da | de | dl) >= ((int64_t)1 << 31)) return ST_BAIL;
     if (!have_end) end = start;
 
     /* the row */
-    TRY(scol_bytes(&s[S_TRACE], (const char *)tid.s, 32));
-    TRY(scol_bytes(&s[S_SPAN], (const char *)sid.s, 16));
+    TRY(scol_bytes(&s[S_TRACE], tid_out, 32));
+    TRY(scol_bytes(&s[S_SPAN], sid_out, 16));
+    int pb;
     if (parent.n == 0 || (parent.n == 16 && !memcmp(parent.s, "0000000000000000", 16))) {
         TRY(scol_null(&s[S_PARENT]));  /* a root: "" or all zeros */
     } else if (canonical_id(&parent, 16)) {
         TRY(scol_bytes(&s[S_PARENT], (const char *)parent.s, 16));
+    } else if ((pb = b64_id(&parent, 8, pid_hex)) == B64_ID) {
+        TRY(scol_bytes(&s[S_PARENT], pid_hex, 16));
+    } else if (pb == B64_ZERO) {
+        TRY(scol_null(&s[S_PARENT]));
     } else {
         return ST_BAIL;
     }

@@ -287,7 +287,12 @@ DECLINED = [  # (why the native tier leaves it to the Python tiers, the line)
     ("upper-case trace id", _doc({"traceId": TID.upper()})),
     ("upper-case span id", _doc({"spanId": SID.upper()})),
     ("upper-case parent id", _doc({"parentSpanId": SID.upper()})),
-    ("base64 trace id", _doc({"traceId": base64.b64encode(bytes.fromhex(TID)).decode()})),
+    ("base64 trace id of 17 bytes", _doc({"traceId": base64.b64encode(bytes.fromhex(TID) + b"x").decode()})),
+    ("base64 trace id of zeros", _doc({"traceId": base64.b64encode(bytes(16)).decode()})),
+    (
+        "base64 span id without its padding",
+        _doc({"spanId": base64.b64encode(bytes.fromhex(SID)).decode()[:-1]}),
+    ),
     ("all-zero trace id", _doc({"traceId": "0" * 32})),
     ("span id of wrong length", _doc({"spanId": SID[:15]})),
     ("missing span id", CLEAN.replace(b'"spanId":"' + SID.encode() + b'",', b"")),
@@ -368,7 +373,9 @@ DECLINED = [  # (why the native tier leaves it to the Python tiers, the line)
         "string for an int promoted column",
         _doc({"attributes": [{"key": "http.response.status_code", "value": {"stringValue": "200"}}]}),
     ),
-    ("kind as a string", _doc({"kind": "SPAN_KIND_SERVER"})),
+    ("kind as a digit string", _doc({"kind": "2"})),
+    ("kind as an unknown name", _doc({"kind": "SPAN_KIND_SERVERLESS"})),
+    ("status code as an unknown name", _doc({"status": {"code": "STATUS_CODE_MAYBE"}})),
     ("kind out of range", _doc({"kind": 6})),
     ("status code out of range", _doc({"status": {"code": 3}})),
     ("time as a float", _doc({"startTimeUnixNano": 1.5})),
@@ -432,8 +439,27 @@ def test_clean_line_is_taken():
     assert (rows, nlines, declined) == (1, 1, [])
 
 
+def _b64(hex_id: str) -> str:
+    return base64.b64encode(bytes.fromhex(hex_id)).decode()
+
+
 TAKEN = [  # other shapes real files have, which the native tier reads as the Python tiers do
     ("Tempo batches", CLEAN.replace(b'{"resourceSpans"', b'{"batches"')),
+    (
+        "Tempo's base64 ids and enum names",
+        _doc(
+            {
+                "traceId": _b64(TID),
+                "spanId": _b64(SID),
+                "parentSpanId": _b64("00000000000000ff"),
+                "kind": "SPAN_KIND_SERVER",
+                "status": {"code": "STATUS_CODE_ERROR"},
+                "links": [{"traceId": _b64("ff" * 16), "spanId": _b64("ab" * 8)}],
+            }
+        ).replace(b'{"resourceSpans"', b'{"batches"'),
+    ),
+    ("a base64 parent of zeros (a root)", _doc({"parentSpanId": _b64("00" * 8)})),
+    ("bare enum names", _doc({"kind": "CONSUMER", "status": {"code": "OK"}})),
     ("legacy instrumentationLibrarySpans", CLEAN.replace(b'"scopeSpans"', b'"instrumentationLibrarySpans"')),
     (
         "legacy instrumentationLibrary",
