@@ -1,24 +1,26 @@
 """The set of span keys an ingest has seen, in memory that does not grow with the input.
 
-A key is a 128-bit fingerprint (h1, h2) of `(trace_id, span_id)` (ingest/writer.py makes it).
-Three tiers, each exact but the filter:
+A key is a 128-bit fingerprint (h1, h2) of `(trace_id, span_id)` (`fingerprint`, of the words
+ingest/writer.py makes). Three tiers, each exact but the filter:
 
-    add_new(h1, h2) ─► first copy of each key within the batch
+    add_fingerprints(h1, h2) ─► first copy of each key within the batch
         │
         ▼
-    Bloom filter over every key so far ── "surely new" ─────────────────────────► insert
-        │ "maybe seen" (a key seen before, or ~0.1-1 % of new ones, by the fill)
-        ▼
+    Bloom filter over every key so far ── "surely new" ──────────────────────────► insert
+        │ "maybe seen": a key seen before, or a new one by chance (~0.1 % up to ~16 M
+        ▼  keys, then more as the filter, at its budget, fills: ~10 % at 50 M)
     hash table (the newest keys) ─► runs on disk, newest first ─► seen / new ─► insert
 
     insert: into the table and the filter. A full table is sorted and written as a run (h1
     ascending, then h2 in that order; in memory only every 512th h1, the run's fence), and
     FANOUT runs of one level are merged, streaming, into one run of the next level.
 
-Memory is the table and the filter (`memory_bytes`, half each), the merge's buffers (FANOUT x
-MERGE_CHUNK keys) and the fences: 1/64 byte a key, the one part that grows (2.3 MB at 150 M
-keys). A lookup on disk memory-maps the run for the call and reads one 4 KiB page of h1 a key
-(plus one of h2 when h1 matches), so the mapped pages are let go when the call returns.
+Before the first run there is no filter: the table alone answers. Memory (`memory_bytes`):
+the filter up to two thirds of it, the table the rest, both taken as the keys come (a prefix
+that doubles of arrays whose pages stay untouched until used); then the spill's sort (two
+arrays of the table's keys), the merge's buffers (FANOUT x MERGE_CHUNK keys), the pages a
+lookup on disk maps (let go every 256 keys) and the fences: 1/64 byte a key, the one part that
+grows (2.3 MB at 150 M keys).
 
 Two keys with equal h1 and different h2 are different keys everywhere (batch, table, runs):
 only the full 128 bits make a duplicate, as two different spans agree on them with
@@ -39,7 +41,7 @@ import numpy as np
 
 __all__ = ["MEMORY_BYTES", "SpanKeys", "fingerprint"]
 
-MEMORY_BYTES = 64 * 1024 * 1024  # the table and the Bloom filter together
+MEMORY_BYTES = 48 * 1024 * 1024  # the table (16 MiB: runs of ~490 k keys) and the Bloom filter
 FANOUT = 8  # runs of one level merged into one of the next
 MERGE_CHUNK = 32 * 1024  # keys read from each run at a time while merging
 FENCE_KEYS = 512  # one h1 in the fence every so many: a 4 KiB page of a run's h1
@@ -328,11 +330,11 @@ class SpanKeys:
     Use `add_new`; `len()` counts the keys."""
 
     def __init__(self, spill_dir: Path | None = None, *, memory_bytes: int = MEMORY_BYTES) -> None:
-        half = max(1, memory_bytes // 2)
-        self._table = _Table(half)
+        # the filter up to two thirds of the budget (a power of 2 words), the table the rest
+        self._bloom_max_words = 1 << max(0, (memory_bytes * 2 // 3 // 8).bit_length() - 1)
+        self._table = _Table(memory_bytes - 8 * self._bloom_max_words)
         # made at the first spill (the table alone is exact until then), then sized to the keys
         self._bloom: _Bloom | None = None
-        self._bloom_max_words = 1 << max(0, (half // 8).bit_length() - 1)
         self._bloom_made = 0  # times the filter was made (a key's place in it changes then)
         self._runs: list[_Run] = []  # oldest first; levels never increase along the list
         self._dir = spill_dir
