@@ -47,6 +47,7 @@ MERGE_CHUNK = 32 * 1024  # keys read from each run at a time while merging
 FENCE_KEYS = 512  # one h1 in the fence every so many: a 4 KiB page of a run's h1
 _GATHER_MAX = 8 * 1024  # entries a lookup on disk reads whole blocks up to, not searching
 _MAP_KEYS = 256  # lookups on disk between two releases of the pages they mapped
+_WRITE_PIECE = 64 * 1024  # bytes a write of a run (see _pwrite)
 _LOAD = 0.5  # the table grows, or is written out, at this share of its slots in use
 _FIRST_SLOTS = 64 * 1024  # the table starts small and doubles up to its budget
 _BLOOM_BITS = 16  # a key's share of the filter (up to its budget): ~0.1 % false positives
@@ -265,10 +266,22 @@ class _Run:
             at = np.where(same, at + 1, n)
 
 
+def _pwrite(fd: int, keys: np.ndarray, at: int) -> None:
+    """`keys` at key `at` of the file, in writes of _WRITE_PIECE bytes: the page cache then holds
+    the file in small folios, where one big write makes folios of up to 2 MiB that a lookup's
+    page fault maps whole (a hundred lookups held 170 MB of a 512 MB run)."""
+    data = np.ascontiguousarray(keys, _U64).data.cast("B")
+    for i in range(0, len(data), _WRITE_PIECE):
+        os.pwrite(fd, data[i : i + _WRITE_PIECE], 8 * at + i)
+
+
 def _write_run(path: Path, h1: np.ndarray, h2: np.ndarray, level: int) -> _Run:
-    with open(path, "wb") as fh:
-        fh.write(np.ascontiguousarray(h1, _U64).data.cast("B"))
-        fh.write(np.ascontiguousarray(h2, _U64).data.cast("B"))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        _pwrite(fd, h1, 0)
+        _pwrite(fd, h2, len(h1))
+    finally:
+        os.close(fd)
     return _Run(path, len(h1), level, h1[::FENCE_KEYS].copy())
 
 
@@ -298,8 +311,8 @@ def _merge_runs(runs: list[_Run], path: Path) -> _Run:
             bufs = [(b1[k:], b2[k:]) for (b1, b2), k in zip(bufs, upto, strict=True)]
             order = np.argsort(h1, kind="stable")  # FANOUT sorted pieces: a merge
             h1, h2 = h1[order], h2[order]
-            os.pwrite(out, h1.data.cast("B"), 8 * done)
-            os.pwrite(out, h2.data.cast("B"), 8 * (n + done))
+            _pwrite(out, h1, done)
+            _pwrite(out, h2, n + done)
             fence.append(h1[(-done) % FENCE_KEYS :: FENCE_KEYS].copy())  # not a view: it would keep h1
             done += len(h1)
     finally:
