@@ -7,13 +7,13 @@
  * then the careful path, otlp_model.Sink) decode it. It declines a line with
  *   - Jaeger API v3's "result" wrapper; resourceSpans beside batches, or a current scope* name
  *     beside its legacy one in one object;
- *   - a trace, span or parent id that is neither lowercase hex of its width nor base64 of its
- *     bytes (as Tempo writes them), is all zeros or is written with escapes (a link's hex ids may
- *     be either case); a span without traceId, spanId or startTimeUnixNano;
- *   - a kind or status code written as a string other than its name (SPAN_KIND_SERVER or SERVER,
- *     STATUS_CODE_ERROR or ERROR: Tempo's), a severity, or a span's or log record's flags or
- *     dropped count written as a string; any of them out of its range (kind 0-5, status 0-2, the
- *     others 0 .. 2^31-1); a fraction
+ *   - a trace, span or parent id (or a log record's) that is neither hex of its width (either
+ *     case) nor base64 of its bytes (as Go's protojson writes them: Tempo), is all zeros or is
+ *     written with escapes; a span without traceId, spanId or startTimeUnixNano;
+ *   - a kind, status code or severity written as a string other than its name (SPAN_KIND_SERVER
+ *     or SERVER, STATUS_CODE_ERROR or ERROR, SEVERITY_NUMBER_INFO: Go's protojson's), or a span's or
+ *     log record's flags or dropped count written as a string; any of them out of its range (kind
+ *     0-5, status 0-2, the others 0 .. 2^31-1); a fraction
  *     or exponent where an integer goes; a doubleValue written as a string ("NaN", "Infinity");
  *   - a known field twice in one object, an attribute key twice in one list (nested ones too),
  *     more than 128 attributes in one list, two values in one AnyValue, an escaped field name or
@@ -1340,6 +1340,53 @@ static int enum_name(Scan *st, const char *prefix, const char *const *names, int
 static const char *const KIND_NAMES[6] = {"UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER"};
 static const char *const STATUS_NAMES[3] = {"UNSET", "OK", "ERROR"};
 
+/* An id that is not lowercase hex (canonical_id) as otlp_model's trace_id_hex, span_id_hex and
+   parent_span_id_hex read it: hex of its width in either case (bytes.fromhex, written lowercase),
+   or base64 (b64_id). Lowercase hex into out (width characters); B64_NO for anything else (a
+   16-hex trace id, which the reference pads, included): the Python tiers decide. */
+static int any_id(const Tok *t, size_t width, char *out) {
+    if (t->esc) return B64_NO;
+    if (t->n != width) return b64_id(t, width / 2, out);
+    unsigned nonzero = 0;
+    for (size_t k = 0; k < width; k++) {
+        int h = hexval(t->s[k]);
+        if (h < 0) return B64_NO;
+        nonzero |= (unsigned)h;
+        out[k] = HEX[h];
+    }
+    return nonzero ? B64_ID : B64_ZERO;
+}
+
+/* a severityNumber: a JSON integer, or a name of otlp_model._SEVERITY_NAMES as Go's protojson writes
+   it (SEVERITY_NUMBER_INFO, SEVERITY_NUMBER_INFO2 .. INFO4, ..., SEVERITY_NUMBER_UNSPECIFIED: no
+   INFO1, no bare name); any other string declines (the reference makes a null of unknown names) */
+static int read_severity(Scan *st, int64_t *v) {
+    static const char *const BASES[6] = {"TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"};
+    if (peek(st) != '"') return read_i64(st, v);
+    Tok t;
+    TRY(scan_str(st, &t));
+    const size_t plen = sizeof "SEVERITY_NUMBER_" - 1;
+    if (t.esc || t.n <= plen || memcmp(t.s, "SEVERITY_NUMBER_", plen)) return ST_BAIL;
+    const unsigned char *s = t.s + plen;
+    size_t len = t.n - plen;
+    if (len == 11 && !memcmp(s, "UNSPECIFIED", 11)) {
+        *v = 0;
+        return ST_OK;
+    }
+    int step = 1;
+    if (s[len - 1] >= '2' && s[len - 1] <= '4') {
+        step = s[len - 1] - '0';
+        len--;
+    }
+    for (int k = 0; k < 6; k++) {
+        if (strlen(BASES[k]) == len && !memcmp(BASES[k], s, len)) {
+            *v = 4 * k + step;
+            return ST_OK;
+        }
+    }
+    return ST_BAIL;
+}
+
 /* a link's id: hex of the right length (either case) and not all zeros, written lowercase */
 static int put_link_id(Buf *b, const Tok *t, size_t width) {
     if (t->esc || t->n != width) return ST_BAIL;
@@ -1652,15 +1699,15 @@ static int span(Scan *st) {
         TRY(obj_next(st, &key, &has));
     }
     if (!have_tid || !have_sid || !have_start) return ST_BAIL;
-    /* ids: lowercase hex as they are, base64 (Tempo, grpc-gateway) converted; else declined */
+    /* ids: lowercase hex as they are; upper-case hex and base64 (Tempo, grpc-gateway) converted; else declined */
     char tid_hex[32], sid_hex[16], pid_hex[16];
     const char *tid_out = (const char *)tid.s, *sid_out = (const char *)sid.s;
     if (!canonical_id(&tid, 32)) {
-        if (b64_id(&tid, 16, tid_hex) != B64_ID) return ST_BAIL;
+        if (any_id(&tid, 32, tid_hex) != B64_ID) return ST_BAIL;
         tid_out = tid_hex;
     }
     if (!canonical_id(&sid, 16)) {
-        if (b64_id(&sid, 8, sid_hex) != B64_ID) return ST_BAIL;
+        if (any_id(&sid, 16, sid_hex) != B64_ID) return ST_BAIL;
         sid_out = sid_hex;
     }
     if (kind < 0 || kind > 5) return ST_BAIL;
@@ -1675,7 +1722,7 @@ static int span(Scan *st) {
         TRY(scol_null(&s[S_PARENT]));  /* a root: "" or all zeros */
     } else if (canonical_id(&parent, 16)) {
         TRY(scol_bytes(&s[S_PARENT], (const char *)parent.s, 16));
-    } else if ((pb = b64_id(&parent, 8, pid_hex)) == B64_ID) {
+    } else if ((pb = any_id(&parent, 16, pid_hex)) == B64_ID) {
         TRY(scol_bytes(&s[S_PARENT], pid_hex, 16));
     } else if (pb == B64_ZERO) {
         TRY(scol_null(&s[S_PARENT]));
@@ -1719,11 +1766,14 @@ static int span(Scan *st) {
 
 static const Tok EMPTY_TOK = {(const unsigned char *)"", 0, 0};
 
-/* "" -> null; lowercase hex of the width, not all zeros -> itself; anything else declines */
+/* "" -> null; lowercase hex of the width, not all zeros -> itself; other hex or base64 (any_id), not
+   all zeros -> lowercase hex; anything else declines */
 static int put_log_id(SCol *col, const Tok *t, size_t width) {
     if (!t->n) return scol_null(col);
-    if (!canonical_id(t, width)) return ST_BAIL;
-    return scol_bytes(col, (const char *)t->s, width);
+    if (canonical_id(t, width)) return scol_bytes(col, (const char *)t->s, width);
+    char out[32];
+    if (any_id(t, width, out) != B64_ID) return ST_BAIL;
+    return scol_bytes(col, out, width);
 }
 
 static int put_text_or_null(SCol *col, const Tok *t) {
@@ -1746,7 +1796,7 @@ static int log_record(Scan *st) {
         if (key.esc) return ST_BAIL;
         if (TOK_IS(&key, "timeUnixNano")) { ONCE(seen, 0); TRY(read_time(st, &t)); }
         else if (TOK_IS(&key, "observedTimeUnixNano")) { ONCE(seen, 1); TRY(read_time(st, &ot)); }
-        else if (TOK_IS(&key, "severityNumber")) { ONCE(seen, 2); TRY(read_i64(st, &sev)); }
+        else if (TOK_IS(&key, "severityNumber")) { ONCE(seen, 2); TRY(read_severity(st, &sev)); }
         else if (TOK_IS(&key, "severityText")) { ONCE(seen, 3); TRY(read_str(st, &stext)); }
         else if (TOK_IS(&key, "body")) { ONCE(seen, 4); TRY(put_any(st, &st->tmp, 1, &body, 1)); }
         else if (TOK_IS(&key, "attributes")) {
