@@ -128,9 +128,11 @@ def test_a_spent_time_budget_cuts_the_model_call_in_flight(stub: GeminiStub, mon
 
 
 def test_a_retry_that_would_start_past_the_budget_is_not_made(stub: GeminiStub):
-    stub.fail(503, retry_after="3")
-    _escalate(budget_s=2)
-    _, error = _abandoned_call()  # it has ended: nothing waits the 3 s
-    assert "time budget" in error and "503" in error and "3.0 s" in error, error
+    stub.fail(503, retry_after="10")
+    # 4 s: room for the bundle on a loaded machine (it took the whole of 2 s there, so no call was
+    # made at all); the retry the stand-in asks for, 10 s later, would still start past it
+    _escalate(budget_s=4)
+    _, error = _abandoned_call()  # it has ended: nothing waits the 10 s
+    assert "time budget" in error and "503" in error and "10.0 s" in error, error
     time.sleep(0.2)
     assert len(stub.generate_requests()) <= 1  # none since (none at all if the bundle took the whole budget)
