@@ -6,7 +6,8 @@ failing in the baseline scores low where it is found. Ranking then applies, in t
 1. duplicates: one candidate per (service, operation, mechanism), the highest score wins;
 2. messengers: a candidate whose service calls (directly or not) a service with a candidate of
    the same family (latency or errors) at least MESSENGER_RATIO as strong is scaled down by
-   MESSENGER_FACTOR: the caller shows what the callee does;
+   MESSENGER_FACTOR: the caller shows what the callee does; except for callees its evidence
+   says it changed before calling (`changed_before_calling`: cause precedes effect);
    and a network_delay candidate whose grown edges are all calls from callers whose own work
    slowed as strongly is scaled the same way (a starved caller stretches its client spans);
 3. deploys: a service whose `service.version` changed at the onset (a `deploy` finding that
@@ -152,7 +153,8 @@ def _family(mechanism: str) -> set[str]:
 def _discount_messengers(cands: list[Candidate], reach: dict[str, set[str]]) -> list[Candidate]:
     out = []
     for c in cands:
-        callees = reach.get(c.service, set())
+        # a change that starts before the calls into a callee is no reaction to its answers
+        callees = reach.get(c.service, set()) - set(c.evidence.details.get("changed_before_calling") or ())
         fam = _family(c.mechanism)
         stronger = any(
             d.service in callees and d.score >= MESSENGER_RATIO * c.score and fam & _family(d.mechanism)

@@ -567,3 +567,53 @@ def test_an_error_line_on_more_of_an_operations_calls_counts_per_call() -> None:
     err = next(c for c in report.candidates if c.mechanism == "error_propagation")
     assert err.service == "payment" and "more frequent ERROR" in err.summary
     assert err.score >= 0.3, err.score
+
+
+def _page_trace(trace: int, at_ms: float, rates: bool, by_category: bool) -> list[dict]:
+    """frontend /page -> (stub) GetRates -> rates GetRates, then (stub) GetAds -> ads GetAds, whose
+    own step byCategory runs when the page asked for ads of a category.
+
+        frontend /page        |0 ..................................... 12|
+        frontend GetRates       |1 .... 4|                                  (when rates)
+        rates GetRates            |2 . 3|
+        frontend GetAds                   |5 ........................ 11|
+        ads GetAds                          |6 .................... 10|
+        ads byCategory                        |7 ......... 9|           (when by_category)
+    """
+    b = trace * 10
+    out = [span(trace, b + 1, None, "frontend", "/page", at_ms, at_ms + 12)]
+    if rates:
+        out += [
+            span(trace, b + 2, b + 1, "frontend", "GetRates", at_ms + 1, at_ms + 4),
+            span(trace, b + 3, b + 2, "rates", "GetRates", at_ms + 2, at_ms + 3),
+        ]
+    out += [
+        span(trace, b + 4, b + 1, "frontend", "GetAds", at_ms + 5, at_ms + 11),
+        span(trace, b + 5, b + 4, "ads", "GetAds", at_ms + 6, at_ms + 10),
+    ]
+    if by_category:
+        out.append(span(trace, b + 6, b + 5, "ads", "byCategory", at_ms + 7, at_ms + 9))
+    return out
+
+
+def test_a_caller_that_changed_before_calling_is_the_cause_not_its_callee() -> None:
+    """frontend's /page now skips GetRates on four calls in five, and ads' GetAds skips its
+    byCategory step as often. Both changed shape; frontend's change starts before it calls ads
+    (cause precedes effect), so ads only reacts to a page that asks it differently: frontend is
+    first, ads is scaled down and says which caller changed first."""
+    spans: list[dict] = []
+    for i in range(30):
+        spans += _page_trace(i + 1, 1_000 + i * 1_500, rates=True, by_category=True)
+        changed = i % 5 != 0
+        spans += _page_trace(1_000 + i, 61_000 + i * 1_500, rates=not changed, by_category=not changed)
+    make_dataset("caller-first", spans)
+    with open_dataset("caller-first") as ds:
+        report = ds.correlate(WIN, BASE)
+    shapes = [c for c in report.candidates if c.analysis == "structure_change"]
+    assert [(c.service, c.operation) for c in shapes] == [("frontend", "/page"), ("ads", "GetAds")]
+    front, ads = shapes
+    assert front.evidence.details["changed_before_calling"] == ["ads"]
+    assert ads.evidence.details["callers_changed_first"] == ["frontend"]
+    assert "a caller changed first, before calling it: frontend" in ads.summary
+    assert ads.score < 0.6 * front.score  # the same change measured, scaled by half
+    assert report.candidates[0].service == "frontend"

@@ -7,7 +7,10 @@ means a new code path (often a deploy). When the operations of a caller and of a
 calls both change, the deepest one is where the change is: the caller only reacts to what it
 got back (scaled by UPSTREAM_FACTOR), unless the caller's change comes first in time (the
 skipped or new step starts before the call towards the changed callee: no reaction to an
-answer not yet given). Children missing after another child failed are error
+answer not yet given). Then it is the callee whose change may be a reaction, to being asked
+differently: it is scaled by UPSTREAM_FACTOR, and the caller's candidate names the callees it
+changed before calling (`changed_before_calling`, which ranking's messenger rule respects).
+Children missing after another child failed are error
 handling, not a new code path (scaled by AFTER_FAILURE_FACTOR times that share).
 
 A client span (declared, or inferred: its children all run elsewhere) is not a parent here: its
@@ -18,6 +21,8 @@ Statuses are not needed: a call that stops happening is seen in the tree alone.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
 
 from correlate.analyses.common import (
     AnalysisContext,
@@ -42,6 +47,7 @@ HAD = 0.7  # "most calls had it" in the baseline
 NEW = 0.05  # "no call had it" in the baseline
 KEPT = 0.6  # "many now lack it": at most this share of the baseline's share is left (else a mix shift)
 UPSTREAM_FACTOR = 0.5
+LEADER_RATIO = 0.5  # a caller's earlier change this strong relative to a callee's explains it
 AFTER_FAILURE_FACTOR = 0.5
 MAX_CANDIDATES = 4
 
@@ -84,16 +90,47 @@ def find_structure_changes(ctx: AnalysisContext) -> AnalysisResult:
     )
     changed_services = {k[0] for _, k, _ in ranked}
     reach = _callees(ctx)
+    kept: list[_Change] = []
     for s, (svc, op), cs in ranked[:MAX_CANDIDATES]:
         deeper = (reach.get(svc, set()) & changed_services) - {svc}
         top = max(cs, key=lambda c: c["score"])
+        led: set[str] = set()
         if deeper and _precedes(ctx, svc, op, top, deeper, reach) >= 0.5:
-            deeper = set()  # the change comes before any call into them: it cannot be their answer's effect
+            # the change comes before any call into them: it cannot be their answer's effect
+            led, deeper = deeper, set()
         if deeper:
             s *= UPSTREAM_FACTOR
-        after_failure = _after_failure(ctx, svc, op, max(cs, key=lambda c: c["score"]))
+        after_failure = _after_failure(ctx, svc, op, top)
         s *= 1.0 - AFTER_FAILURE_FACTOR * after_failure
-        out.candidates.append(_candidate(ctx, svc, op, cs, clamp01(s), sorted(deeper), after_failure))
+        kept.append(_Change(clamp01(s), svc, op, cs, sorted(deeper), sorted(led), after_failure))
+    for k in _followers(kept):
+        out.candidates.append(_candidate(ctx, k))
+    return out
+
+
+@dataclass
+class _Change:
+    score: float
+    service: str
+    op: str
+    changes: list[dict]
+    deeper: list[str]  # deeper services that changed too, whose answers the change may react to
+    led: list[str]  # deeper changed services called only after this change (it came first)
+    after_failure: float
+    callers_first: list[str] = field(default_factory=list)  # callers whose change came first
+
+
+def _followers(kept: list[_Change]) -> list[_Change]:
+    """A change of a service that its caller's change precedes is scaled by UPSTREAM_FACTOR: the
+    caller changed before it called (cause precedes effect), so what the service was asked may
+    have changed, and one cause upstream explains both. Only a caller's change at least
+    LEADER_RATIO as strong counts: a faint change first does not explain a loud one after."""
+    out = []
+    for k in kept:
+        firsts = sorted({c.service for c in kept if k.service in c.led and c.score >= LEADER_RATIO * k.score})
+        if firsts:
+            k = replace(k, score=k.score * UPSTREAM_FACTOR, callers_first=firsts)
+        out.append(k)
     return out
 
 
@@ -165,15 +202,8 @@ def _callees(ctx: AnalysisContext) -> dict[str, set[str]]:
     return reach
 
 
-def _candidate(
-    ctx: AnalysisContext,
-    svc: str,
-    op: str,
-    cs: list[dict],
-    score: float,
-    deeper: list[str],
-    after_failure: float,
-) -> Candidate:
+def _candidate(ctx: AnalysisContext, k: _Change) -> Candidate:
+    svc, op, cs = k.service, k.op, k.changes
     top = max(cs, key=lambda c: c["score"])
     q = f"""SELECT CASE WHEN after THEN 'after' ELSE 'before' END AS period, count(*) AS calls,
        count(*) FILTER (WHERE sk IN (SELECT pk FROM s c WHERE c.service = {lit(top["c_service"])}
@@ -188,8 +218,10 @@ GROUP BY after ORDER BY after"""
         for c in sorted(cs, key=lambda c: -c["score"])[:3]
     ]
     summary = f"{svc} {op} changed shape: calls with a child " + "; ".join(parts)
-    if deeper:
-        summary += f" (a service it calls changed too: {', '.join(deeper)})"
+    if k.deeper:
+        summary += f" (a service it calls changed too: {', '.join(k.deeper)})"
+    if k.callers_first:
+        summary += f" (a caller changed first, before calling it: {', '.join(k.callers_first)})"
     ev = Evidence(
         before=before,
         after=after,
@@ -207,8 +239,11 @@ GROUP BY after ORDER BY after"""
                 }
                 for c in cs
             ],
-            "deeper_changed_services": deeper,
-            "share_after_a_failed_child": round(after_failure, 4),
+            "deeper_changed_services": k.deeper,
+            # deeper changed services this change precedes: it is no reaction to their answers
+            "changed_before_calling": k.led,
+            "callers_changed_first": k.callers_first,
+            "share_after_a_failed_child": round(k.after_failure, 4),
         },
     )
-    return Candidate(svc, op, "code_path_change", round(score, 4), summary, ev, NAME)
+    return Candidate(svc, op, "code_path_change", round(k.score, 4), summary, ev, NAME)
