@@ -617,3 +617,43 @@ def test_a_caller_that_changed_before_calling_is_the_cause_not_its_callee() -> N
     assert "a caller changed first, before calling it: frontend" in ads.summary
     assert ads.score < 0.6 * front.score  # the same change measured, scaled by half
     assert report.candidates[0].service == "frontend"
+
+
+@pytest.mark.parametrize(("failing_after", "flipped"), [(40, True), (28, False)])
+def test_a_line_that_stops_where_an_error_line_takes_its_place_is_an_outcome_flip(
+    failing_after: int, flipped: bool
+) -> None:
+    """Payment's Charge wrote its success line on 16 of 40 calls and an error line on the other
+    24. In the window no call writes the success line; when the error line is on all 40 calls the
+    calls that left the path now fail (one event seen twice, reported as one, scored by the
+    stronger test and without the discount of a line only some calls wrote). When it rose to only
+    28 of 40, the error did not take the line's place: a plain line that stopped."""
+    spans: list[dict] = []
+    logs: list[dict] = []
+    for i in range(40):
+        for trace, at, after in ((i + 1, 1_000 + i * 1_000, False), (1_000 + i, 61_000 + i * 1_000, True)):
+            spans += checkout_trace(trace, at, gap_ms=2.0)
+            fails = i < (failing_after if after else 24)
+            ok = not after and not fails
+            line = "[charge][Card declined][order: {i}]" if fails else "[charge][Card valid][Success]"
+            got = _payment_logs(i, trace, at, (line,)) if fails or ok else []
+            if fails:
+                got = [{**r, "body": r["body"].replace("INFO  ", "ERROR ")} for r in got]
+            logs += got
+    name = f"flip-{failing_after}"
+    make_dataset(name, spans, logs)
+    with open_dataset(name) as ds:
+        report = ds.correlate(WIN, BASE)
+    change = next(c for c in report.candidates if c.mechanism == "code_path_change")
+    assert change.service == "payment"
+    assert "stopped writing a log line it wrote 16 times in 40 calls before: 0 times" in change.summary
+    assert ("its calls fail instead" in change.summary) is flipped
+    if flipped:
+        details = change.evidence.details
+        assert details["error_template"] == "<*> [charge][Card declined][order: <NUM>]"
+        assert (details["error_lines_per_call_before"], details["error_lines_per_call_after"]) == (0.6, 1.0)
+        # 0.6 x effect 1 x the error share's z of 4.5 (0.82); the line alone: 0.6 x z 4 (0.67) x 0.8
+        assert change.score == pytest.approx(0.49, abs=0.01)
+        assert report.candidates[0] == change
+    else:
+        assert change.score == pytest.approx(0.32, abs=0.01)

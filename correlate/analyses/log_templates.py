@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from correlate.analyses.common import (
     AnalysisContext,
@@ -428,6 +428,9 @@ SILENT_MIN_EXPECTED = 4.0  # times the baseline's rate per call predicts in the 
 SILENT_KEPT = 0.3  # at most this share of the predicted count is left
 SILENT_REST_KEPT = 0.5  # the service's other lines keep this share per call, else logs went missing
 MAX_SILENT_CANDIDATES = 3
+# an error line whose share of the operation's calls rose by at least this share of what the
+# silenced line lost took its place (half: most of the calls that left the path now fail)
+FLIP_TAKEN = 0.5
 
 
 def _silenced_candidates(
@@ -438,7 +441,9 @@ def _silenced_candidates(
     early, or takes another branch. Calls are the spans of the operation; lines are tied to them
     by trace and span id, so no level, status or attribute is needed. Error lines that stop are
     recovery, not a fault, and are left out; so is a service whose lines all went quiet (lost
-    logs say nothing about code)."""
+    logs say nothing about code). When an error line of the same operation took the stopped
+    line's place (`_outcome_flip`), the two are one event, the operation's outcome: one
+    candidate that says both."""
     if not ctx.has_baseline:
         return []
     quiet = [t for t in templates if t.severity < ERROR and t.per_op]
@@ -455,7 +460,8 @@ def _silenced_candidates(
         tot = spans.setdefault(svc, [0, 0])
         tot[0] += cb
         tot[1] += ca
-    best: dict[str, tuple[float, _Template, str, int, int, int, int]] = {}
+    errors = [t for t in templates if t.severity >= ERROR and t.per_op]
+    best: dict[str, _Silenced] = {}
     for t in quiet:
         for op, (nb, na) in t.per_op.items():
             cb, ca = calls.get((t.service, op), (0, 0))
@@ -474,20 +480,73 @@ def _silenced_candidates(
             if rest_b > 0 and rest_a < SILENT_REST_KEPT * rest_b:
                 continue
             z = (expected - na) / math.sqrt(expected)
-            score = LOG_WEIGHT * (1.0 - na / expected) * clamp01((z - 2.0) / 3.0) * clamp01(nb / cb / 0.5)
-            if score > 0.02 and (t.service not in best or score > best[t.service][0]):
-                best[t.service] = (score, t, op, nb, cb, na, ca)
-    ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[:MAX_SILENT_CANDIDATES]
-    return [_silenced_candidate(ctx, *v) for _, v in ranked]
+            effect = 1.0 - na / expected
+            score = LOG_WEIGHT * effect * clamp01((z - 2.0) / 3.0) * clamp01(nb / cb / 0.5)
+            got = _Silenced(score, t, op, nb, cb, na, ca)
+            flip = _outcome_flip(errors, got)
+            if flip is not None:
+                err, z_err = flip
+                # one event seen twice: the path's line stopped and the error line took its place.
+                # The stronger test of the two; no discount for a line only some calls wrote,
+                # since the calls that stopped writing it now fail (their outcome, not their input)
+                flipped = LOG_WEIGHT * effect * clamp01((max(z, z_err) - 2.0) / 3.0)
+                if flipped > score:
+                    got = replace(got, score=flipped, error=err)
+            if got.score > 0.02 and (t.service not in best or got.score > best[t.service].score):
+                best[t.service] = got
+    ranked = sorted(best.items(), key=lambda kv: (-kv[1].score, kv[0]))[:MAX_SILENT_CANDIDATES]
+    return [_silenced_candidate(ctx, v) for _, v in ranked]
 
 
-def _silenced_candidate(
-    ctx: AnalysisContext, score: float, t: _Template, op: str, nb: int, cb: int, na: int, ca: int
-) -> Candidate:
+@dataclass(frozen=True)
+class _Silenced:
+    score: float
+    t: _Template
+    op: str
+    nb: int  # times the line was written in the baseline, in cb calls of op
+    cb: int
+    na: int  # and in the window, in ca calls
+    ca: int
+    error: _Template | None = None  # an error line of op that took its place (an outcome flip)
+
+
+def _outcome_flip(errors: list[_Template], s: _Silenced) -> tuple[_Template, float] | None:
+    """An error line of the same operation whose share of calls rose by at least FLIP_TAKEN of
+    what the silenced line lost: the calls that stopped writing it now fail. Returns the error
+    template and the z of the rise of its share (two-proportion test), the largest such."""
+    lost = s.nb / s.cb - s.na / s.ca
+    found: tuple[_Template, float] | None = None
+    for e in errors:
+        if e.service != s.t.service or s.op not in e.per_op:
+            continue
+        eb, ea = (min(n, c) for n, c in zip(e.per_op[s.op], (s.cb, s.ca), strict=True))
+        if ea / s.ca - eb / s.cb < FLIP_TAKEN * lost:
+            continue
+        z = _two_proportion_z(eb, s.cb, ea, s.ca)
+        if found is None or z > found[1]:
+            found = (e, z)
+    return found
+
+
+def _two_proportion_z(kb: int, nb: int, ka: int, na: int) -> float:
+    """z of the rise of a share from kb/nb to ka/na (pooled two-proportion test)."""
+    p = (kb + ka) / (nb + na)
+    se = math.sqrt(max(p * (1 - p) * (1 / nb + 1 / na), 1e-12))
+    return (ka / na - kb / nb) / se
+
+
+def _silenced_candidate(ctx: AnalysisContext, v: _Silenced) -> Candidate:
+    t, op, nb, cb, na, ca = v.t, v.op, v.nb, v.cb, v.na, v.ca
     summary = (
         f"{t.service} {op} stopped writing a log line it wrote {nb} times in {cb} calls before: "
         f'{na} times in {ca} calls in the window ("{t.text[:140]}"); the code path changed there'
     )
+    if v.error is not None:
+        eb, ea = v.error.per_op[op]
+        summary += (
+            f"; its calls fail instead: an {_severity(v.error.severity).strip()} line of it went from "
+            f'{eb} in {cb} calls to {ea} in {ca} ("{v.error.text[:140]}")'
+        )
     lo = ctx.baseline.start_ns if ctx.baseline else ctx.window.start_ns
     q = f"""SELECT CASE WHEN s.after THEN 'after' ELSE 'before' END AS period, count(DISTINCT s.sk) AS calls,
        count(l.body) AS lines
@@ -512,6 +571,15 @@ GROUP BY period ORDER BY period"""
             "severity_inferred": t.inferred,
             "lines_per_call_before": round(nb / cb, 4),
             "lines_per_call_after": round(na / ca, 4),
+            **(
+                {
+                    "error_template": v.error.text,
+                    "error_lines_per_call_before": round(v.error.per_op[op][0] / cb, 4),
+                    "error_lines_per_call_after": round(v.error.per_op[op][1] / ca, 4),
+                }
+                if v.error is not None
+                else {}
+            ),
         },
     )
-    return Candidate(t.service, op, "code_path_change", round(clamp01(score), 4), summary, ev, NAME)
+    return Candidate(t.service, op, "code_path_change", round(clamp01(v.score), 4), summary, ev, NAME)
