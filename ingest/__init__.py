@@ -10,7 +10,14 @@ The API the command line and the MCP tools call:
 """
 
 from ingest.dataset import list_datasets, open_handle
-from ingest.errors import BadDatasetName, DatasetLocked, DatasetNotFound, IngestError, NoInput
+from ingest.errors import (
+    BadDatasetName,
+    DatasetLocked,
+    DatasetNotFound,
+    DatasetWriteFailed,
+    IngestError,
+    NoInput,
+)
 from ingest.pipeline import IngestResult, SourceResult, dataset_summary, ingest_paths
 from ingest.stores import PullOptions, StoreError, env_headers, is_store_source, parse_header
 from ingest.writer import remove_dataset
@@ -27,6 +34,7 @@ __all__ = [
     "NoInput",
     "DatasetNotFound",
     "DatasetLocked",
+    "DatasetWriteFailed",
     "BadDatasetName",
     "PullOptions",
     "StoreError",

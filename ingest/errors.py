@@ -167,5 +167,12 @@ class DatasetLocked(IngestError):
     kind = Kind.LOCKED
 
 
+class DatasetWriteFailed(IngestError):
+    """Writing the dataset failed (a full disk, a folder gone): the whole ingest is dropped, since
+    a source recorded as read with part of its rows would be skipped as already ingested."""
+
+    kind = Kind.FAILED
+
+
 class BadDatasetName(IngestError):
     kind = Kind.INVALID_INPUT

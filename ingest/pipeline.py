@@ -25,6 +25,7 @@ the store without credentials, the query, the range and any sampling (`store`).
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import dataclasses
 import hashlib
 import multiprocessing
@@ -43,7 +44,7 @@ import pyarrow.compute as pc
 
 from ingest import otlp_json, otlp_proto
 from ingest.dataset import open_handle, validate_name
-from ingest.errors import DatasetLocked, NoInput, PackageError
+from ingest.errors import DatasetLocked, DatasetWriteFailed, NoInput, PackageError
 from ingest.formats import (
     CORRUPT_ERRORS,
     HEAD_BYTES,
@@ -345,6 +346,27 @@ def _open(fs_path: Path, size: int) -> _Opened:
     return _Opened(fs_path, size, stream, head, compression)
 
 
+@contextlib.contextmanager
+def _writing(writer: DatasetWriter) -> Iterator[None]:
+    """A failure inside is the dataset's (DatasetWriteFailed: a full disk, a folder gone), not a
+    source's: the except clauses around a reader take any other exception for the reader's, and
+    a source recorded with part of its rows would be skipped as already ingested next time."""
+    try:
+        yield
+    except PackageError:
+        raise
+    except Exception as exc:
+        why = (
+            exc.strerror
+            if isinstance(exc, OSError) and exc.strerror
+            else f"{type(exc).__name__}: {_one_line(exc)}"
+        )
+        raise DatasetWriteFailed(
+            f"could not write dataset {writer.name!r} ({writer.path}): {why}; "
+            "nothing of this ingest was kept: run it again once that is fixed"
+        ) from exc
+
+
 class _Run:
     """State of one `ingest_paths` call."""
 
@@ -426,13 +448,15 @@ class _Run:
         fmt = detect(opened.head)
         if fmt is None:
             if not opened.head and opened.compression is not None:
-                self.writer.add_orphan_rejects([Reject(inp.path, 0, _CORRUPT, b"", "byte")], quick)
+                with _writing(self.writer):
+                    self.writer.add_orphan_rejects([Reject(inp.path, 0, _CORRUPT, b"", "byte")], quick)
                 self._skip(inp, opened.size, "unreadable")
                 return
             empty = not opened.head.strip()
             if quick not in self.writer.unrecognised:  # rejected once is enough
                 reason = "empty input" if empty else _UNKNOWN
-                self.writer.add_orphan_rejects([Reject(inp.path, 0, reason, opened.head, "byte")], quick)
+                with _writing(self.writer):
+                    self.writer.add_orphan_rejects([Reject(inp.path, 0, reason, opened.head, "byte")], quick)
             self._skip(inp, opened.size, "empty" if empty else "unknown format")
             return
         source = SourceInfo(source_id=self._source_id(quick), path=inp.path)
@@ -460,7 +484,7 @@ class _Run:
         try:
             if parallel:
                 for chunk, nbytes in _parallel_chunks(self.pool(), self.workers, opened, source, fmt.name):
-                    self.writer.add(chunk, stats)
+                    self._add(chunk, stats)
                     if opened.compression is None:
                         self._tick(nbytes, inp.path)
             else:
@@ -477,15 +501,19 @@ class _Run:
                 else:
                     chunks = module.read(opened.stream, source)
                 for chunk in chunks:
-                    self.writer.add(chunk, stats)
+                    self._add(chunk, stats)
+        except DatasetWriteFailed:
+            raise
         except CORRUPT_ERRORS as exc:
             problem = f"{_CORRUPT}: {_one_line(exc)}"
-            self.writer.add_rejects([Reject(inp.path, -1, problem, b"", "byte")], stats)
+            with _writing(self.writer):
+                self.writer.add_rejects([Reject(inp.path, -1, problem, b"", "byte")], stats)
         except Exception as exc:  # a reader's bug must not cost the user the rest of the ingest
             if isinstance(exc, DatasetLocked | NoInput):
                 raise
             problem = f"{_READER_FAILED}: {type(exc).__name__}: {_one_line(exc)}"
-            self.writer.add_rejects([Reject(inp.path, -1, problem, b"", "byte")], stats)
+            with _writing(self.writer):
+                self.writer.add_rejects([Reject(inp.path, -1, problem, b"", "byte")], stats)
         if opened.compression is not None or not parallel:
             self._tick(opened.size, inp.path)
         stats.sha256 = _digest(hasher)
@@ -506,6 +534,10 @@ class _Run:
                 problem,
             )
         )
+
+    def _add(self, chunk: Chunk, stats: SourceStats) -> None:
+        with _writing(self.writer):
+            self.writer.add(chunk, stats)
 
     def pull(self, text: str, opts: PullOptions, progress: PullProgress | None) -> None:
         """One store source: pulled through the writer like a file's chunks."""
@@ -531,7 +563,7 @@ class _Run:
         )
         try:
             for chunk in puller.chunks(source):
-                self.writer.add(chunk, stats)
+                self._add(chunk, stats)
         except PackageError as exc:  # every error a pull raises is scrubbed of the pull's secrets
             raise scrub_error(exc, secrets) from None
         except Exception as exc:  # a store's client failing in a way the pull did not word
@@ -663,7 +695,8 @@ def ingest_paths(
             else:
                 fix = "give OTLP JSON/protobuf, Jaeger or Zipkin files"
             raise NoInput(f"nothing usable in {named} ({', '.join(reasons)}): {fix}")
-        writer.commit(run.bytes)
+        with _writing(writer):
+            writer.commit(run.bytes)
         rejected = sum(r.rejected for r in run.results) + writer.orphan_rejects
         rejects_path = str(writer.path / writer.rejects_rel) if rejected else None
     return IngestResult(

@@ -31,6 +31,7 @@ CLASSES = [
     (ie.DatasetNotFound("nope", []), Kind.NOT_FOUND, 2),
     (ie.DatasetLocked("dataset 'c' is being written by another process"), Kind.LOCKED, 2),
     (ie.BadDatasetName("bad dataset name '../x'"), Kind.INVALID_INPUT, 2),
+    (ie.DatasetWriteFailed("could not write dataset 'x' (/d/x): No space left on device"), Kind.FAILED, 1),
     (DatasetTooNew("dataset 'x' was written by a newer dcr"), Kind.UNUSABLE, 2),
     (StoreError("clickhouse://ch:8123/otel: connecting failed: Connection refused"), Kind.FAILED, 1),
     (ce.CorrelateError("cannot start DuckDB"), Kind.FAILED, 1),
