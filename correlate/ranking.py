@@ -20,6 +20,10 @@ failing in the baseline scores low where it is found. Ranking then applies, in t
 Sorted by score, then service, operation and mechanism for a stable order. Each candidate then
 gets a `confidence` (high / medium / low) from its score and the best other service's score:
 a strong change that stands alone is trusted more than the same score with a rival beside it.
+
+Candidates marked `standing` in their evidence (a fault the baseline already holds, such as an
+error on every call in both periods) are no change: they take no part in the steps above and
+come after every other candidate, with low confidence.
 """
 
 from __future__ import annotations
@@ -75,6 +79,9 @@ def rank(
 ) -> tuple[list[Candidate], list[Finding]]:
     """The candidates in rank order, and the findings (unchanged, in analysis order)."""
     cands = _dedupe(candidates)
+    # a fault the baseline already holds is no change: it neither explains nor corroborates one
+    standing = [c for c in cands if c.evidence.details.get("standing")]
+    cands = [c for c in cands if not c.evidence.details.get("standing")]
     cands = _discount_messengers(cands, _call_graph(findings))
     cands = _discount_gaps_of_busy_callers(cands)
     cands = _lift_deploys(
@@ -84,7 +91,8 @@ def rank(
     if not has_baseline:
         cands = [replace(c, score=round(min(c.score, NO_BASELINE_CAP), 4)) for c in cands]
     cands.sort(key=lambda c: (-c.score, c.service, c.operation or "", c.mechanism))
-    return _with_confidence(cands), list(findings)
+    standing.sort(key=lambda c: (-c.score, c.service, c.operation or "", c.mechanism))
+    return _with_confidence(cands) + [replace(c, confidence="low") for c in standing], list(findings)
 
 
 def confidence_level(score: float, rival_score: float) -> str:

@@ -657,3 +657,56 @@ def test_a_line_that_stops_where_an_error_line_takes_its_place_is_an_outcome_fli
         assert report.candidates[0] == change
     else:
         assert change.score == pytest.approx(0.32, abs=0.01)
+
+
+@pytest.mark.parametrize(("share", "standing"), [(1.0, True), (0.6, False)])
+def test_an_error_on_every_call_before_as_after_is_a_standing_fault_ranked_last(
+    share: float, standing: bool
+) -> None:
+    """Payment's Charge logs an error on every call, in the baseline as in the window (the fault
+    began before the baseline): no comparison sees it. It is reported, marked standing, with low
+    confidence, after checkout's audit step that stopped (a change). An error on 3 calls in 5 in
+    both periods is a sometimes-bad input, not a standing fault."""
+    spans: list[dict] = []
+    logs: list[dict] = []
+    for i in range(30):
+        for trace, at, after in ((i + 1, 1_000 + i * 1_000, False), (1_000 + i, 61_000 + i * 1_000, True)):
+            t = checkout_trace(trace, at, gap_ms=2.0)
+            spans += t[:-1] if after and i % 5 else t
+            if i % 5 < 5 * share:
+                got = _payment_logs(i, trace, at, ("[charge][Card gateway unreachable][order: {i}]",))
+                logs += [{**r, "body": r["body"].replace("INFO  ", "ERROR ")} for r in got]
+    name = f"standing-{share}"
+    make_dataset(name, spans, logs)
+    with open_dataset(name) as ds:
+        report = ds.correlate(WIN, BASE)
+    assert report.candidates[0].service == "checkout"
+    marked = [c for c in report.candidates if c.evidence.details.get("standing")]
+    assert bool(marked) is standing
+    if standing:
+        (c,) = marked
+        assert (c.service, c.operation, c.confidence) == (
+            "payment",
+            "hipstershop.PaymentService/Charge",
+            "low",
+        )
+        assert "(30 times in 30 calls before, 30 in 30 after" in c.summary
+        assert "a fault the baseline already holds" in c.summary
+        assert report.candidates[-1] == c  # after every change, whatever the scores
+        assert 0 < c.score <= 0.05
+
+
+def test_a_standing_fault_neither_explains_nor_outranks_a_change() -> None:
+    from correlate.ranking import rank
+    from correlate.types import Candidate, Evidence, Finding
+
+    graph = Finding(
+        kind="service_graph", summary="", evidence=Evidence(details={"edges": [["front", "pay"]]})
+    )
+    change = Candidate("front", None, "error_propagation", 0.3, "front errs", Evidence(), "a")
+    held = Candidate("pay", None, "error_propagation", 0.9, "pay", Evidence(details={"standing": True}), "b")
+    got, _ = rank([held, change], [graph])
+    assert [(c.service, c.score, c.confidence) for c in got] == [
+        ("front", 0.3, "medium"),
+        ("pay", 0.9, "low"),
+    ]

@@ -180,6 +180,7 @@ def find_log_changes(ctx: AnalysisContext) -> AnalysisResult:
     calls = _calls(ctx) if ctx.has_baseline else {}
     out.candidates.extend(_error_candidates(ctx, list(templates.values()), calls))
     out.candidates.extend(_silenced_candidates(ctx, list(templates.values()), calls))
+    out.candidates.extend(_standing_candidates(ctx, list(templates.values()), calls))
     notes = []
     for t in templates.values():
         summary = _change(ctx, t)
@@ -583,3 +584,77 @@ GROUP BY period ORDER BY period"""
         },
     )
     return Candidate(t.service, op, "code_path_change", round(clamp01(v.score), 4), summary, ev, NAME)
+
+
+# an error line an operation writes on (nearly) every call, in the baseline as in the window: a
+# fault the baseline already holds (a comparison cannot see it, nor say when it began)
+STANDING_SHARE = 0.9  # of the operation's calls in each period: its outcome, not a sometimes-bad input
+STANDING_WEIGHT = 0.05  # a candidate scored this low at most, and ranked after every change
+MAX_STANDING_CANDIDATES = 3
+
+
+def _standing_candidates(
+    ctx: AnalysisContext, templates: list[_Template], calls: dict[tuple[str, str], tuple[int, int]]
+) -> list[Candidate]:
+    """Operations that write an error line on at least STANDING_SHARE of their calls in both
+    periods (SILENT_MIN_CALLS calls in each): they failed before the window as in it. Marked
+    `standing` in the evidence: the ranking puts them after every candidate that changed, with
+    low confidence, so they are a lead when nothing changed, never an answer over a change.
+    Scored by how many calls say so (STANDING_WEIGHT at most)."""
+    if not ctx.has_baseline:
+        return []
+    best: dict[str, tuple[float, _Template, str, int, int, int, int]] = {}
+    for t in templates:
+        if t.severity < ERROR:
+            continue
+        for op, (nb, na) in t.per_op.items():
+            cb, ca = calls.get((t.service, op), (0, 0))
+            if cb < SILENT_MIN_CALLS or ca < SILENT_MIN_CALLS:
+                continue
+            share = min(min(nb, cb) / cb, min(na, ca) / ca)
+            if share < STANDING_SHARE:
+                continue
+            score = STANDING_WEIGHT * share * confidence(cb + ca, half=10.0)
+            if t.service not in best or score > best[t.service][0]:
+                best[t.service] = (score, t, op, nb, cb, na, ca)
+    ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[:MAX_STANDING_CANDIDATES]
+    return [_standing_candidate(ctx, *v) for _, v in ranked]
+
+
+def _standing_candidate(
+    ctx: AnalysisContext, score: float, t: _Template, op: str, nb: int, cb: int, na: int, ca: int
+) -> Candidate:
+    level = _severity(t.severity).strip()
+    summary = (
+        f"{t.service} {op} logs an {level} line on nearly every call, before the window as in it "
+        f'({nb} times in {cb} calls before, {na} in {ca} after: "{t.text[:140]}"): a fault the '
+        "baseline already holds, which a comparison cannot see begin"
+    )
+    if t.inferred:
+        summary += "; level read from the text"
+    lo = ctx.baseline.start_ns if ctx.baseline else ctx.window.start_ns
+    q = f"""SELECT CASE WHEN s.after THEN 'after' ELSE 'before' END AS period, count(DISTINCT s.sk) AS calls,
+       count(l.body) AS lines
+FROM s LEFT JOIN logs l ON l.trace_id = s.trace_id AND l.span_id = s.span_id
+  AND l.body LIKE {lit(template_like(t.text))} ESCAPE '\\' AND l.time_ns >= {lo} AND l.time_ns < {ctx.window.end_ns}
+WHERE s.service = {lit(t.service)} AND s.op = {lit(op)}
+GROUP BY period ORDER BY period"""
+    tids, sids = exemplars(
+        ctx, f"after AND service = {lit(t.service)} AND op = {lit(op)}", order="dur_ns DESC"
+    )
+    ev = Evidence(
+        before={"calls": cb, "lines": nb},
+        after={"calls": ca, "lines": na},
+        trace_ids=tids,
+        span_ids=sids,
+        sql=evidence_sql(ctx, q),
+        details={
+            "standing": True,
+            "template": t.text,
+            "severity_number": t.severity,
+            "severity_inferred": t.inferred,
+            "lines_per_call_before": round(nb / cb, 4),
+            "lines_per_call_after": round(na / ca, 4),
+        },
+    )
+    return Candidate(t.service, op, "error_propagation", round(score, 4), summary, ev, NAME)
