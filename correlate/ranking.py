@@ -23,7 +23,8 @@ a strong change that stands alone is trusted more than the same score with a riv
 
 Candidates marked `standing` in their evidence (a fault the baseline already holds, such as an
 error on every call in both periods) are no change: they take no part in the steps above and
-come after every other candidate, with low confidence.
+come after every change that scores at least CHANGE_FLOOR, with low confidence; a change
+fainter than that is no better evidence than an error on every call, and comes after them.
 """
 
 from __future__ import annotations
@@ -72,6 +73,9 @@ NO_BASELINE_CAP = 0.5  # with nothing to compare against, no candidate claims mo
 HIGH_SCORE = 0.6
 MEDIUM_SCORE = 0.3
 RIVAL_RATIO = 0.7  # another service this close makes a clear candidate only low
+# a change scored under this is within what a healthy system shows (bench/rca.py's healthy
+# control peaks at 0.06): a fault the baseline already holds (`standing`) comes before it
+CHANGE_FLOOR = 0.1
 
 
 def rank(
@@ -92,7 +96,10 @@ def rank(
         cands = [replace(c, score=round(min(c.score, NO_BASELINE_CAP), 4)) for c in cands]
     cands.sort(key=lambda c: (-c.score, c.service, c.operation or "", c.mechanism))
     standing.sort(key=lambda c: (-c.score, c.service, c.operation or "", c.mechanism))
-    return _with_confidence(cands) + [replace(c, confidence="low") for c in standing], list(findings)
+    changes = _with_confidence(cands)
+    real = [c for c in changes if c.score >= CHANGE_FLOOR]
+    faint = changes[len(real) :]
+    return real + [replace(c, confidence="low") for c in standing] + faint, list(findings)
 
 
 def confidence_level(score: float, rival_score: float) -> str:
