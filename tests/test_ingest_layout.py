@@ -95,3 +95,28 @@ def test_row_groups_hold_one_service_sorted_by_time(tmp_path: Path, monkeypatch,
     assert r2.spans == len(more - want)
     ids = _check_layout("lay", 700)
     assert len(ids) == len(want | more) and set(ids) == want | more
+
+
+def test_small_set_columns_are_dictionary_pages_without_zstd(tmp_path: Path):
+    """Columns of a few values (a closed set, or one service's resource) are stored as a dictionary
+    and run-length indices, uncompressed (a zstd call costs more than it saves on such pages); the
+    columns of many values stay zstd. Either way the values read back as written."""
+    want = _dump(tmp_path / "d.jsonl", 50, seed=3)
+    ingest.ingest_paths([str(tmp_path / "d.jsonl")], "codec", workers=1)
+    files = open_handle("codec").span_files
+    for f in files:
+        md = pq.ParquetFile(f).metadata
+        for i in range(md.num_row_groups):
+            cols = {
+                md.row_group(i).column(j).path_in_schema: md.row_group(i).column(j)
+                for j in range(md.num_columns)
+            }
+            for name in ("kind", "service_name", "host", "source_id", "flags", "dropped_events_count"):
+                assert cols[name].compression == "UNCOMPRESSED", name
+                assert cols[name].has_dictionary_page, name
+            for name in ("trace_id", "span_id", "attributes", "events", "start_ns", "name"):
+                assert cols[name].compression == "ZSTD", name
+    table = pq.read_table(files, columns=["span_id", "kind", "service_name", "flags"])
+    assert set(table.column("span_id").to_pylist()) == want
+    assert set(table.column("service_name").to_pylist()) <= set(SERVICES)
+    assert set(table.column("kind").to_pylist()) == {"UNSPECIFIED"}
