@@ -190,7 +190,12 @@ typedef struct {
 
 typedef struct { int pri; Val v; const Buf *json; } PHit;
 
-typedef struct { int64_t line; Py_ssize_t res_off, res_len, scope_off, scope_len, lib_off, lib_len, count; } Group;
+/* records_end: where the group's records array ends (one past its ']'), for a caller that cut the
+   line along its records and checks that an array closes where it closed it (otlp_ranges.py) */
+typedef struct {
+    int64_t line;
+    Py_ssize_t res_off, res_len, scope_off, scope_len, lib_off, lib_len, count, records_end;
+} Group;
 
 typedef struct {
     const unsigned char *base;  /* the block */
@@ -1864,7 +1869,7 @@ static int scope_group(Scan *st, const Signal *sig, int64_t line, Py_ssize_t res
     Tok key;
     int has;
     unsigned seen = 0;
-    Group g = {line, res_off, res_len, -1, 0, -1, 0, 0};
+    Group g = {line, res_off, res_len, -1, 0, -1, 0, 0, -1};
     Py_ssize_t *rows = sig->logs ? &st->lrows : &st->rows;
     Py_ssize_t rows0 = *rows;
     TRY(obj_first(st, &key, &has));
@@ -1884,6 +1889,7 @@ static int scope_group(Scan *st, const Signal *sig, int64_t line, Py_ssize_t res
                 TRY(sig->record(st));
                 TRY(arr_next(st, &h2));
             }
+            g.records_end = (Py_ssize_t)(st->p - st->base);
         } else {
             TRY(skip_value(st, 1));
         }
@@ -2143,7 +2149,7 @@ static PyObject *icol_tuple(ICol *c, Py_ssize_t n) {
     return Py_BuildValue("(NN)", bm, bytes_of(&c->vals));
 }
 
-/* (line, resource_off, resource_len, scope_off, scope_len, lib_off, lib_len, rows) a group */
+/* (line, resource_off, resource_len, scope_off, scope_len, lib_off, lib_len, rows, records_end) a group */
 static PyObject *group_list(const Buf *gb) {
     Py_ssize_t ng = (Py_ssize_t)(gb->len / sizeof(Group));
     PyObject *out = PyList_New(ng);
@@ -2151,8 +2157,8 @@ static PyObject *group_list(const Buf *gb) {
     const Group *gs = (const Group *)gb->p;
     for (Py_ssize_t k = 0; k < ng; k++) {
         const Group *g = &gs[k];
-        PyObject *t = Py_BuildValue("(Lnnnnnnn)", (long long)g->line, g->res_off, g->res_len, g->scope_off,
-                                    g->scope_len, g->lib_off, g->lib_len, g->count);
+        PyObject *t = Py_BuildValue("(Lnnnnnnnn)", (long long)g->line, g->res_off, g->res_len, g->scope_off,
+                                    g->scope_len, g->lib_off, g->lib_len, g->count, g->records_end);
         if (!t) {
             Py_DECREF(out);
             return NULL;
@@ -2241,8 +2247,9 @@ PyDoc_STRVAR(scan_doc,
 "scan(data, promoted) -> (rows, lines, groups, declined, strings, ints, pstrings, pints,\n"
 "                         log_rows, log_groups, log_strings, log_ints)\n\n"
 "Scan the lines of `data` (bytes-like). Lines of OTLP/JSON spans and logs in the common shape become rows;\n"
-"groups: (line, resource_off, resource_len, scope_off, scope_len, lib_off, lib_len, rows) a\n"
-"(resource, scope) group, offsets into data (-1: absent); declined: (line, start, end) of every\n"
+"groups: (line, resource_off, resource_len, scope_off, scope_len, lib_off, lib_len, rows,\n"
+"records_end) a (resource, scope) group, offsets into data (-1: absent; records_end is one past\n"
+"the ']' of its records array); declined: (line, start, end) of every\n"
 "line left to the Python tiers (lines numbered from 1, blank lines of <= 2 bytes skipped).\n"
 "strings/pstrings: {name or column index: (validity bitmap or None, int32 offsets, data)};\n"
 "ints/pints: {name or column index: (validity bitmap or None, int64 values)}.");

@@ -8,8 +8,9 @@ class Blob:
 
     def __buffer__(self, flags: int, /) -> memoryview: ...
 
-# (line, resource_off, resource_len, scope_off, scope_len, lib_off, lib_len, rows); offsets -1: absent
-Group = tuple[int, int, int, int, int, int, int, int]
+# (line, resource_off, resource_len, scope_off, scope_len, lib_off, lib_len, rows, records_end);
+# offsets -1: absent; records_end: one past the ']' of the group's records array
+Group = tuple[int, int, int, int, int, int, int, int, int]
 # (validity bitmap or None, int32 offsets, data); an empty buffer is b""
 StringColumn = tuple[bytes | None, Blob | bytes, Blob | bytes]
 # (validity bitmap or None, int64 values)

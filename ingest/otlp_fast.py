@@ -106,7 +106,9 @@ _MAX_CONTEXTS = 4096
 
 
 def _context(
-    resource: msgspec.Raw | bytes, scope: msgspec.Raw | bytes, library: msgspec.Raw | bytes
+    resource: msgspec.Raw | bytes | memoryview,
+    scope: msgspec.Raw | bytes | memoryview,
+    library: msgspec.Raw | bytes | memoryview,
 ) -> om.Context:
     """The context of a (resource, scope) group, as the careful path builds it from the same
     JSON (`scope or instrumentationLibrary`: a present scope object wins, even an empty one)."""
@@ -671,19 +673,20 @@ def _native_ints(t: tuple[bytes | None, bytes], n: int, typ: pa.DataType) -> pa.
     return arr if typ == _I64 else arr.cast(typ)  # values fit: the scan checked the ranges
 
 
-def _line_bounds(data: bytes, at: int) -> tuple[int, int]:
+def _line_bounds(data: bytes | memoryview, at: int) -> tuple[int, int]:
+    data = bytes(data) if isinstance(data, memoryview) else data  # a piece of a long line (rare)
     end = data.find(b"\n", at)
     return data.rfind(b"\n", 0, at) + 1, len(data) if end < 0 else end
 
 
 def _native_contexts(
-    data: bytes, groups: list[tuple], shift: int, refused: dict[int, tuple[int, int]]
+    data: bytes | memoryview, groups: list[tuple], shift: int, refused: dict[int, tuple[int, int]]
 ) -> tuple[list[tuple[om.Context, int]], list[tuple[int, int]]]:
     """Per group of the scan: its context and its line (shifted), as runs of rows. A resource or
     scope msgspec refuses puts its line in `refused` (line -> bounds): that line goes the Python way."""
     ctx_runs: list[tuple[om.Context, int]] = []
     line_runs: list[tuple[int, int]] = []
-    for line, r_off, r_len, s_off, s_len, l_off, l_len, count in groups:
+    for line, r_off, r_len, s_off, s_len, l_off, l_len, count, _ in groups:
         resource = data[r_off : r_off + r_len] if r_off >= 0 else _NULL
         scope = data[s_off : s_off + s_len] if s_off >= 0 else _NULL
         library = data[l_off : l_off + l_len] if l_off >= 0 else _NULL
@@ -739,6 +742,24 @@ def _native_chunk(
 ) -> tuple[pa.RecordBatch | None, pa.RecordBatch | None, list[tuple[int, int, int]], int]:
     """The native scan of a block: its span and log batches, the lines it left to the Python
     tiers ((line number, start, end)), and the number of lines in the block."""
+    spans, logs, left, nlines, _ = _native(data, first_line, source, compact)
+    return spans, logs, left, nlines
+
+
+def scan_piece(
+    data: bytes | memoryview, line_no: int, source: SourceInfo, *, compact: bool
+) -> tuple[pa.RecordBatch | None, pa.RecordBatch | None, list[int]] | None:
+    """The native scan of one document, a piece of a long line (`ingest/otlp_ranges.py`), its
+    rows numbered `line_no`: its span and log batches and where each of its (resource, scope)
+    groups' records arrays end (offsets into `data`); None when the scan leaves any of it to
+    the Python tiers."""
+    spans, logs, left, _, ends = _native(data, line_no, source, compact)
+    return None if left else (spans, logs, ends)
+
+
+def _native(
+    data: bytes | memoryview, first_line: int, source: SourceInfo, compact: bool
+) -> tuple[pa.RecordBatch | None, pa.RecordBatch | None, list[tuple[int, int, int]], int, list[int]]:
     (
         n,
         nlines,
@@ -768,7 +789,7 @@ def _native_chunk(
         logs = _drop_lines(logs, None, set(refused))
         left.extend((line, start, end) for line, (start, end) in refused.items())
         left.sort()
-    return spans, logs, left, nlines
+    return spans, logs, left, nlines, [g[8] for g in groups] + [g[8] for g in log_groups]
 
 
 # ---- a block of lines ---------------------------------------------------------------------

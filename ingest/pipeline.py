@@ -42,7 +42,7 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest import otlp_json, otlp_proto
+from ingest import otlp_json, otlp_proto, otlp_ranges
 from ingest.dataset import open_handle, validate_name
 from ingest.errors import DatasetLocked, DatasetWriteFailed, NoInput, PackageError
 from ingest.formats import (
@@ -178,22 +178,10 @@ def _spool_stdin(folder: Path) -> Path:
 # ---- parallel OTLP JSON lines -------------------------------------------------------------
 
 
-def _decode_range(path: str, start: int, end: int, source: SourceInfo) -> tuple[Parcel, int]:
-    """In a worker: the lines that start in [start, end) of `path`, numbered from 1."""
-    with open(path, "rb") as fh:
-        if start > 0:
-            fh.seek(start - 1)
-            fh.readline()
-        pos = fh.tell()
-        if pos >= end:
-            return pack(Chunk()), 0
-        data = fh.read(end - pos)
-        if data and not data.endswith(b"\n"):
-            data += fh.readline()
-    if start == 0:
-        data = data.removeprefix(b"\xef\xbb\xbf")
-    chunk, nlines = decode_lines_fast(data, 1, source, compact=True)
-    return pack(chunk), nlines
+def _decode_range(path: str, start: int, end: int, source: SourceInfo) -> tuple[list[Parcel], int]:
+    """In a worker: the lines that start in [start, end) of `path`, numbered from 1; a parcel
+    a piece of a line over otlp_ranges.HUGE_LINE_BYTES, so memory stays that of a range."""
+    return otlp_ranges.decode_range(path, start, end, source, pack, unpack)
 
 
 def _decode_block(data: bytes, source: SourceInfo) -> tuple[Parcel, int]:
@@ -323,7 +311,8 @@ def _parallel_chunks(
         tasks = ((_decode_block, len(b), b, source) for b in iter_lines_blocks(inp.stream, step))
     lines = 0
     for parcel, nlines, nbytes in _ordered(pool, tasks, window=4 * workers):
-        yield _shift(unpack(parcel), lines), nbytes
+        for i, p in enumerate(parcel if isinstance(parcel, list) else [parcel]):
+            yield _shift(unpack(p), lines), nbytes if i == 0 else 0
         lines += nlines
 
 

@@ -1,0 +1,252 @@
+"""A byte range of an OTLP/JSON lines file, decoded (the ingest's unit of parallel work).
+
+`decode_range(path, start, end)` decodes the lines that start in [start, end). A line that runs
+past `end` is read to its end, unless it is over HUGE_LINE_BYTES (an SDK or Collector that
+exports one buffer of 20-50 k spans writes lines of 10-30 MB): such a line is cut along its
+records and scanned PIECE_BYTES at a time, so its memory is that of a range of small lines and
+its buffers stay under the decoding process's mmap threshold (a 30 MB line read whole cost
+every buffer a fresh mapping, faulted in page by page: twice the CPU of small lines):
+
+    {"resourceSpans":[{"resource":R,"scopeSpans":[{"scope":S,"spans":[s1,…,sk,sk+1,…,sn]}]}]}
+     └──────────────── prefix P (as written) ──────────────────┘
+    P s1,…,sk ]}]}]}         one document a piece, cut before a record's start as the first
+    P sk+1,…,sn ]}]}]}       record opens it ('},{"traceId":'), so every piece holds R and S;
+                             the last piece ends with the line's own bytes
+
+Only the native scan decodes the pieces. A cut that is not between two records leaves a piece
+that is not JSON (its brackets cannot balance), which the scan declines; so does any record or
+member the scan would decline in the whole line (the last piece holds every member after the
+records). Whenever the scan declines anything of a piece, or the line is not of the shape
+above (members that decide the rows -- resource, scope -- after the records, legacy names,
+whitespace), the line is read whole and decoded as before: the rows and rejects are always
+those of the whole line.
+
+A range that holds no line start (the inside of a long line) only looks for one: it reads its
+bytes in READ_BYTES blocks, it does not read on to the end of the line that covers it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from io import BufferedReader
+from typing import TypeVar
+
+import msgspec
+
+from ingest.otlp_fast import decode_lines_fast, native_available, scan_piece
+from ingest.records import Chunk, SourceInfo
+
+__all__ = ["decode_range", "HUGE_LINE_BYTES", "PIECE_BYTES"]
+
+HUGE_LINE_BYTES = 4 << 20  # a line longer than this is decoded in pieces (a range's worth)
+PIECE_BYTES = 4 << 20  # a piece of a huge line (as written, before its prefix)
+READ_BYTES = 1 << 20  # reads that look for a line's start or end
+_BOM = b"\xef\xbb\xbf"
+# the arrays a huge line is cut along: top-level key -> (scope groups, records)
+_LEVELS = {
+    b"resourceSpans": (b"scopeSpans", b"spans"),
+    b"batches": (b"scopeSpans", b"spans"),
+    b"resourceLogs": (b"scopeLogs", b"logRecords"),
+}
+_CLOSE = b"]}]}]}"  # records, scope group, scope groups, resource, resources, document
+_NAME = re.compile(rb'"([A-Za-z_][A-Za-z0-9_]*)":')
+_FIRST_KEY = re.compile(rb'\{"[A-Za-z_][A-Za-z0-9_]*":')
+_RAW = msgspec.json.Decoder(msgspec.Raw)
+_TRAILING = re.compile(r"trailing characters \(byte (\d+)\)")
+T = TypeVar("T")  # a packed chunk (handoff.Parcel in the ingest's decoding processes)
+
+
+def decode_range(
+    path: str,
+    start: int,
+    end: int,
+    source: SourceInfo,
+    pack: Callable[[Chunk], T],
+    discard: Callable[[T], object],
+    *,
+    compact: bool = True,
+) -> tuple[list[T], int]:
+    """The lines that start in [start, end) of `path`, numbered from 1 -> (their chunks, each
+    through `pack` as soon as it is decoded, and the number of lines): what `decode_lines_fast`
+    gives for those lines read whole, in one chunk or more (a chunk a piece of a huge line, so
+    that no chunk holds more than a piece's rows). `discard` takes back the packed chunks of a
+    huge line that turns out to need reading whole."""
+    with open(path, "rb") as fh:
+        pos = _first_line_start(fh, start, end)
+        if pos >= end:
+            return [pack(Chunk())], 0
+        fh.seek(pos)
+        data = fh.read(end - pos)
+        if start == 0 and data.startswith(_BOM):
+            data = data[len(_BOM) :]
+        if not data or data.endswith(b"\n"):
+            chunk, nlines = decode_lines_fast(data, 1, source, compact=compact)
+            return [pack(chunk)], nlines
+        last = data.rfind(b"\n") + 1  # the last line runs past `end`
+        more, done = _read_on(fh, HUGE_LINE_BYTES - (len(data) - last))
+        if done:
+            chunk, nlines = decode_lines_fast(data + more, 1, source, compact=compact)
+            return [pack(chunk)], nlines
+        line_start = fh.tell() - len(more) - (len(data) - last)
+        head = (data[last : last + READ_BYTES] + more[:READ_BYTES])[:READ_BYTES]  # holds its prefix, if any
+        out, nlines = [], 0
+        if last:
+            chunk, nlines = decode_lines_fast(data[:last], 1, source, compact=compact)
+            out.append(pack(chunk))
+        del data, more
+        line = _Line(fh, line_start, nlines + 1, source, compact)
+        if not native_available() or not line.in_pieces(head, pack, out):
+            for parcel in out[bool(last) :]:
+                discard(parcel)
+            del out[bool(last) :]
+            out.append(pack(line.whole()))
+    return out, nlines + 1
+
+
+def _first_line_start(fh: BufferedReader, start: int, end: int) -> int:
+    """The offset of the first line that starts at or after `start`, or `end` when none starts
+    before `end`."""
+    if start == 0:
+        return 0
+    pos = start - 1
+    fh.seek(pos)
+    while pos < end:
+        block = fh.read(min(READ_BYTES, end - pos))
+        if not block:
+            return end
+        nl = block.find(b"\n")
+        if nl >= 0:
+            return pos + nl + 1
+        pos += len(block)
+    return end
+
+
+def _read_on(fh: BufferedReader, limit: int) -> tuple[bytes, bool]:
+    """The rest of the current line (with its newline) and True, or about `limit` bytes of it
+    and False when it goes on beyond them."""
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        block = fh.read(READ_BYTES)
+        if not block:
+            return b"".join(parts), True
+        nl = block.find(b"\n")
+        if nl >= 0:
+            parts.append(block[: nl + 1])
+            return b"".join(parts), True
+        parts.append(block)
+        size += len(block)
+        if size >= limit:
+            return b"".join(parts), False
+
+
+# ---- a huge line ----------------------------------------------------------------------------
+
+
+class _Line:
+    """A huge line of the file `fh`: at `offset`, numbered `line_no`."""
+
+    def __init__(
+        self, fh: BufferedReader, offset: int, line_no: int, source: SourceInfo, compact: bool
+    ) -> None:
+        self.fh = fh
+        self.offset = offset
+        self.line_no = line_no
+        self.source = source
+        self.compact = compact
+
+    def whole(self) -> Chunk:
+        self.fh.seek(self.offset)
+        return decode_lines_fast(self.fh.readline(), self.line_no, self.source, compact=self.compact)[0]
+
+    def in_pieces(self, head: bytes, pack: Callable[[Chunk], T], out: list[T]) -> bool:
+        """Its pieces' chunks through `pack` onto `out` (`head`: the line's first bytes); False
+        (with some of them there) when the line has not the shape for it or the native scan
+        declines any of it."""
+        first = _prefix(head)
+        m = _FIRST_KEY.match(head, first) if first >= 0 else None
+        if m is None:
+            return False
+        cut = b"}," + m.group()  # a record's end and the next one's start, as the first record starts
+        p0 = first
+        buf = bytearray(p0 + PIECE_BYTES + len(_CLOSE))  # the prefix, then a piece's records, read in place
+        buf[:p0] = head[:p0]
+        view = memoryview(buf)
+        pos = self.offset + p0  # where the piece's records start in the file
+        while True:
+            self.fh.seek(pos)
+            n = self.fh.readinto(view[p0 : p0 + PIECE_BYTES])
+            nl = buf.find(b"\n", p0, p0 + n)
+            if nl >= 0 or n < PIECE_BYTES:  # the line ends in this piece: its own bytes close it
+                got = self._scan(view[: nl if nl >= 0 else p0 + n])
+                if got is None:
+                    return False
+                out.append(pack(got[0]))
+                return True
+            at = buf.rfind(cut, p0, p0 + n)
+            if at < 0:
+                return False  # a record of more than a piece
+            buf[at + 1 : at + 1 + len(_CLOSE)] = _CLOSE
+            got = self._scan(view[: at + 1 + len(_CLOSE)])
+            # one group, whose records array closes where the cut closed it: the piece held
+            # records of the line's first group only, cut between two of them
+            if got is None or got[1] != [at + 2]:
+                return False
+            out.append(pack(got[0]))
+            pos += at + 2 - p0
+
+    def _scan(self, doc: memoryview) -> tuple[Chunk, list[int]] | None:
+        got = scan_piece(doc, self.line_no, self.source, compact=self.compact)
+        if got is None:
+            return None
+        spans, logs, ends = got
+        return Chunk(spans=spans, logs=logs), ends
+
+
+def _prefix(head: bytes) -> int:
+    """Where the first record starts when `head` opens a line of the cut shape (the module
+    docstring: one resource's first scope group's records, with the resource and the scope
+    written before them), else -1."""
+    if not head.startswith(b'{"'):
+        return -1
+    m = _NAME.match(head, 1)
+    if m is None or m.group(1) not in _LEVELS or not head.startswith(b"[{", m.end()):
+        return -1
+    groups, records = _LEVELS[m.group(1)]
+    pos = _members(head, m.end() + 2, b"resource", groups)
+    if pos < 0:
+        return -1
+    return _members(head, pos + 1, b"scope", records)
+
+
+def _members(head: bytes, pos: int, needed: bytes, array: bytes) -> int:
+    """Members of an object from `pos` up to `array`'s first element: where that element (an
+    object) starts, or -1 when `needed` (not null) is not among them, a name is not plain, or
+    `array` is no array of objects. Values are skimmed by msgspec."""
+    seen = False
+    while True:
+        m = _NAME.match(head, pos)
+        if m is None:
+            return -1
+        name, pos = m.group(1), m.end()
+        if name == array:
+            return pos + 1 if seen and head.startswith(b"[{", pos) else -1
+        if name.startswith(b"instrumentationLibrary"):
+            return -1  # the legacy names: which array counts depends on members that may follow
+        end = _value_end(head, pos)
+        if end < 0 or not head.startswith(b",", end):
+            return -1
+        if name == needed and head[pos:end] != b"null":
+            seen = True
+        pos = end + 1
+
+
+def _value_end(buf: bytes, pos: int) -> int:
+    """The end of the JSON value at `pos` (no whitespace before it), or -1."""
+    try:
+        _RAW.decode(memoryview(buf)[pos:])
+    except msgspec.DecodeError as exc:
+        m = _TRAILING.search(str(exc))
+        return pos + int(m.group(1)) - 1 if m else -1
+    return -1  # nothing after it: the line cannot end inside its prefix

@@ -1,0 +1,332 @@
+"""ingest/otlp_ranges.py: a byte range of OTLP/JSON lines, a huge line decoded in pieces.
+
+Every case holds the ranges' rows and rejects, put together as the ingest does, to what
+`decode_lines_fast` gives for the whole file; the sizes are shrunk so that lines of a few KB
+are "huge" and are cut into pieces of about a KB."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from ingest import otlp_fast, otlp_ranges
+from ingest.otlp_fast import decode_lines_fast
+from ingest.records import Chunk, SourceInfo
+
+SRC = SourceInfo("src-test", "test.jsonl")
+
+
+def _enc(obj: object) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _kv(key: str, value: object) -> dict:
+    if isinstance(value, bool):
+        return {"key": key, "value": {"boolValue": value}}
+    if isinstance(value, int):
+        return {"key": key, "value": {"intValue": str(value)}}
+    return {"key": key, "value": {"stringValue": value}}
+
+
+def span(i: int, links: int = 0) -> dict:
+    s: dict = {
+        "traceId": f"{i + 1:032x}",
+        "spanId": f"{i + 1:016x}",
+        "parentSpanId": "" if i % 5 == 0 else f"{i:016x}",
+        "name": f"op-{i % 7}",
+        "kind": 1 + i % 5,
+        "startTimeUnixNano": str(1_700_000_000_000_000_000 + i * 1000),
+        "endTimeUnixNano": str(1_700_000_000_000_000_000 + i * 1000 + 500),
+        "attributes": [
+            _kv("http.route", f"/r/{i % 3}"),
+            _kv("n", i),
+            _kv("ok", i % 2 == 0),
+            # a record's start written inside a string: escaped, never a cut
+            _kv("text", 'x"},{"traceId":"y ü'),
+        ],
+        "status": {"code": i % 3},
+    }
+    if i % 4 == 0:
+        s["events"] = [{"timeUnixNano": str(1_700_000_000_000_000_000 + i), "name": "e", "attributes": []}]
+    if links:  # links start as spans do ('{"traceId":'): a cut between two of them is no record boundary
+        s["links"] = [{"traceId": f"{i + k + 7:032x}", "spanId": f"{i + k + 7:016x}"} for k in range(links)]
+    return s
+
+
+def resource(name: str) -> dict:
+    return {"attributes": [_kv("service.name", name), _kv("host.name", "h1")]}
+
+
+def group(scope: str, spans: list[dict]) -> dict:
+    return {"scope": {"name": scope, "version": "1"}, "spans": spans}
+
+
+def spans_line(*resources: tuple[str, list[dict]]) -> bytes:
+    return _enc({"resourceSpans": [{"resource": resource(n), "scopeSpans": gs} for n, gs in resources]})
+
+
+def many(start: int, n: int, links: int = 0) -> list[dict]:
+    return [span(i, links if i % 3 == 0 else 0) for i in range(start, start + n)]
+
+
+def logs_line(start: int, n: int) -> bytes:
+    records = [
+        {
+            "timeUnixNano": str(1_700_000_000_000_000_000 + i),
+            "severityNumber": 9,
+            "severityText": "INFO",
+            "body": {"stringValue": f"line {i} ü"},
+            "traceId": f"{i + 1:032x}",
+            "spanId": f"{i + 1:016x}",
+            "attributes": [_kv("k", i)],
+        }
+        for i in range(start, start + n)
+    ]
+    rl = {"resource": resource("logger"), "scopeLogs": [{"scope": {"name": "log"}, "logRecords": records}]}
+    return _enc({"resourceLogs": [rl]})
+
+
+@pytest.fixture
+def small(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(otlp_ranges, "HUGE_LINE_BYTES", 4096)
+    monkeypatch.setattr(otlp_ranges, "PIECE_BYTES", 2048)
+    monkeypatch.setattr(otlp_ranges, "READ_BYTES", 4096)
+
+
+@pytest.fixture
+def taken(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each huge line went in pieces (True) or was read whole (False), in order."""
+    out: list[bool] = []
+    orig = otlp_ranges._Line.in_pieces
+
+    def spy(self, *args):  # type: ignore[no-untyped-def]
+        ok = orig(self, *args)
+        out.append(ok)
+        return ok
+
+    monkeypatch.setattr(otlp_ranges._Line, "in_pieces", spy)
+    return out
+
+
+def _plain(batch: pa.RecordBatch | None) -> pa.Table | None:
+    if batch is None or not batch.num_rows:
+        return None
+    cols = [c.cast(pa.string()) if pa.types.is_dictionary(c.type) else c for c in batch.columns]
+    return pa.Table.from_arrays(cols, names=batch.schema.names)
+
+
+def _concat(batches: list[pa.RecordBatch | None]) -> pa.Table | None:
+    tables = [t for t in map(_plain, batches) if t is not None]
+    return pa.concat_tables(tables) if tables else None
+
+
+def _shift(batch: pa.RecordBatch | None, lines: int) -> pa.RecordBatch | None:
+    if batch is None:
+        return None
+    i = batch.schema.get_field_index("source_offset")
+    return batch.set_column(i, "source_offset", pa.array(batch.column(i).to_numpy() + lines))
+
+
+def by_ranges(path: Path, step: int) -> tuple[list[Chunk], int]:
+    """The ranges' chunks as the ingest puts them together: line numbers shifted by the lines before."""
+    chunks: list[Chunk] = []
+    lines = 0
+    size = path.stat().st_size
+    for start in range(0, size, step):
+        got, n = otlp_ranges.decode_range(
+            str(path), start, min(start + step, size), SRC, lambda c: c, lambda c: None
+        )
+        assert got, "a range gives at least one chunk (its bytes are counted with it)"
+        for c in got:
+            rejects = [dataclasses.replace(r, offset=r.offset + lines) for r in c.rejects]
+            chunks.append(Chunk(_shift(c.spans, lines), _shift(c.logs, lines), rejects))
+        lines += n
+    return chunks, lines
+
+
+def assert_same_as_whole(path: Path, step: int) -> list[Chunk]:
+    data = path.read_bytes()
+    whole, nlines = decode_lines_fast(data.removeprefix(b"\xef\xbb\xbf"), 1, SRC, compact=True)
+    chunks, lines = by_ranges(path, step)
+    assert lines == nlines
+    for kind in ("spans", "logs"):
+        got = _concat([getattr(c, kind) for c in chunks])
+        want = _plain(getattr(whole, kind))
+        if want is None:
+            assert got is None
+            continue
+        assert got is not None
+        # rows of one line come in its order; lines in file order (the careful path's rows of a
+        # line come after the fast tiers' rows of the block: compare within a line's order)
+        key = [("source_offset", "ascending")]
+        assert got.sort_by(key).equals(want.sort_by(key)), kind
+    assert sorted((r.offset, r.reason, r.raw) for c in chunks for r in c.rejects) == sorted(
+        (r.offset, r.reason, r.raw) for r in whole.rejects
+    )
+    return chunks
+
+
+pytestmark = pytest.mark.skipif(not otlp_fast.native_available(), reason="the native tier is not built")
+
+
+def test_a_huge_line_is_decoded_in_pieces_with_the_rows_of_the_whole_line(
+    tmp_path: Path, small: None, taken: list[bool]
+) -> None:
+    lines = [
+        spans_line(("a", [group("s", many(0, 3))])),
+        spans_line(("b", [group("s1", many(100, 80, links=2))])),  # huge: ~40 KB
+        spans_line(("c", [group("s", many(300, 2))])),
+        logs_line(1000, 120),  # huge, logs
+        spans_line(("d", [group("s2", many(500, 60))])),  # huge, last, no newline at the end
+    ]
+    path = tmp_path / "dump.jsonl"
+    path.write_bytes(b"\n".join(lines))
+    for step in (3000, 4096, 10_000, 1 << 20):
+        taken.clear()
+        chunks = assert_same_as_whole(path, step)
+        if step < 1 << 20:
+            assert taken == [True, True, True]
+            # a chunk a piece: none holds more than a piece's rows
+            assert max(c.spans.num_rows for c in chunks if c.spans is not None) < 20
+
+
+HUGE_VARIANTS = {
+    # members that decide the rows after the records: the line is read whole
+    "scope after spans": lambda: _enc(
+        {
+            "resourceSpans": [
+                {"resource": resource("a"), "scopeSpans": [{"spans": many(0, 60), "scope": {"name": "late"}}]}
+            ]
+        }
+    ),
+    "resource after scopeSpans": lambda: _enc(
+        {"resourceSpans": [{"scopeSpans": [group("s", many(0, 60))], "resource": resource("late")}]}
+    ),
+    "null scope, then instrumentationLibrary after the records": lambda: _enc(
+        {
+            "resourceSpans": [
+                {
+                    "resource": resource("a"),
+                    "scopeSpans": [
+                        {"scope": None, "spans": many(0, 60), "instrumentationLibrary": {"name": "lib"}}
+                    ],
+                }
+            ]
+        }
+    ),
+    "legacy names": lambda: _enc(
+        {
+            "resourceSpans": [
+                {
+                    "resource": resource("a"),
+                    "instrumentationLibrarySpans": [
+                        {"instrumentationLibrary": {"name": "old"}, "spans": many(0, 60)}
+                    ],
+                }
+            ]
+        }
+    ),
+    # a second group, or a second resource, whose records a piece would reach
+    "two scope groups": lambda: spans_line(("a", [group("s1", many(0, 40)), group("s2", many(100, 40))])),
+    "two resources": lambda: spans_line(("a", [group("s", many(0, 40))]), ("b", [group("s", many(100, 40))])),
+    # records-like objects at the records' depth in an unknown member after them: pieces of it
+    # would be valid documents of one group, under the wrong array
+    "record-like objects after the records": lambda: _enc(
+        {
+            "resourceSpans": [
+                {
+                    "resource": resource("a"),
+                    "scopeSpans": [group("s", many(0, 20))],
+                    "other": [{"inner": many(100, 60)}],
+                }
+            ]
+        }
+    ),
+    "a key twice after the records": lambda: (
+        spans_line(("a", [group("s", many(0, 60))]))[:-6] + b',"scope":{"name":"again"}}]}]}'
+    ),
+    "a bad span in the middle": lambda: spans_line(
+        ("a", [group("s", many(0, 30) + [{**span(30), "traceId": "zz" * 16}] + many(31, 30))])
+    ),
+    "a span the native scan declines": lambda: spans_line(
+        ("a", [group("s", many(0, 30) + [{**span(30), "kind": "SPAN_KIND_NONSENSE"}] + many(31, 30))])
+    ),
+    "cut short": lambda: spans_line(("a", [group("s", many(0, 60))]))[:25_000],
+    "text after the document": lambda: spans_line(("a", [group("s", many(0, 60))])) + b" {}",
+    "whitespace": lambda: json.dumps(
+        {"resourceSpans": [{"resource": resource("a"), "scopeSpans": [group("s", many(0, 60))]}]}
+    ).encode(),
+    "crlf": lambda: spans_line(("a", [group("s", many(0, 60))])) + b"\r",
+    "links between every cut": lambda: spans_line(("a", [group("s", many(0, 60, links=6))])),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(HUGE_VARIANTS))
+def test_a_huge_line_of_any_shape_gives_the_rows_and_rejects_of_the_whole_line(
+    tmp_path: Path, small: None, variant: str
+) -> None:
+    huge = HUGE_VARIANTS[variant]()
+    assert len(huge) > otlp_ranges.HUGE_LINE_BYTES
+    path = tmp_path / "dump.jsonl"
+    path.write_bytes(
+        spans_line(("x", [group("s", many(900, 2))])) + b"\n" + huge + b"\n" + logs_line(5, 2) + b"\n"
+    )
+    for step in (1500, 4096, 7000):
+        assert_same_as_whole(path, step)
+
+
+def test_the_shape_it_cuts_is_cut(tmp_path: Path, small: None, taken: list[bool]) -> None:
+    """The variants above that are read whole are read whole for their shape, not by accident
+    (the spy sees them go in pieces or not); a clean huge line goes in pieces."""
+    path = tmp_path / "dump.jsonl"
+    path.write_bytes(HUGE_VARIANTS["links between every cut"]() + b"\n")
+    assert_same_as_whole(path, 3000)
+    assert taken == [True]
+    taken.clear()
+    path.write_bytes(HUGE_VARIANTS["record-like objects after the records"]() + b"\n")
+    assert_same_as_whole(path, 3000)
+    assert taken == [False]
+
+
+def test_a_byte_order_mark_before_a_huge_first_line(tmp_path: Path, small: None, taken: list[bool]) -> None:
+    path = tmp_path / "dump.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + spans_line(("a", [group("s", many(0, 60))])) + b"\n")
+    assert_same_as_whole(path, 3000)
+    assert taken == [True]
+
+
+def test_a_range_inside_a_huge_line_reads_only_its_own_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No line starts in it: one empty chunk, no lines, and no read to the line's end."""
+    path = tmp_path / "dump.jsonl"
+    path.write_bytes(spans_line(("a", [group("s", many(0, 400))])) + b"\n")
+    read: list[int] = []
+    real_open = open
+
+    class Counting:
+        def __init__(self, fh) -> None:  # type: ignore[no-untyped-def]
+            self.fh = fh
+
+        def __enter__(self):  # type: ignore[no-untyped-def]
+            return self
+
+        def __exit__(self, *exc) -> None:  # type: ignore[no-untyped-def]
+            self.fh.close()
+
+        def seek(self, pos: int) -> int:
+            return self.fh.seek(pos)
+
+        def read(self, n: int = -1) -> bytes:
+            data = self.fh.read(n)
+            read.append(len(data))
+            return data
+
+    monkeypatch.setattr(otlp_ranges, "open", lambda p, m: Counting(real_open(p, m)), raising=False)
+    got, n = otlp_ranges.decode_range(str(path), 10_000, 20_000, SRC, lambda c: c, lambda c: None)
+    assert n == 0 and len(got) == 1 and got[0].spans is None and not got[0].rejects
+    assert sum(read) <= 10_001
