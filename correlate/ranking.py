@@ -10,6 +10,8 @@ failing in the baseline scores low where it is found. Ranking then applies, in t
    says it changed before calling (`changed_before_calling`: cause precedes effect);
    and a network_delay candidate whose grown edges are all calls from callers whose own work
    slowed as strongly is scaled the same way (a starved caller stretches its client spans);
+   and so are the candidates (but new errors) of a service whose error lines stopped (a
+   `recovered` finding): the end of a failure changes shape and times with no new fault;
 3. deploys: a service whose `service.version` changed at the onset (a `deploy` finding that
    coincides) has its candidates raised by DEPLOY_LIFT of the distance to 1, and gains a
    `deploy_regression` candidate just under its best one, when that best one is real
@@ -88,6 +90,7 @@ def rank(
     cands = [c for c in cands if not c.evidence.details.get("standing")]
     cands = _discount_messengers(cands, _call_graph(findings))
     cands = _discount_gaps_of_busy_callers(cands)
+    cands = _discount_recovered(cands, {f.service for f in findings if f.evidence.details.get("recovered")})
     cands = _lift_deploys(
         cands, [f for f in findings if f.kind == "deploy" and f.evidence.details.get("coincides")]
     )
@@ -197,6 +200,22 @@ def _discount_gaps_of_busy_callers(cands: list[Candidate]) -> list[Candidate]:
                 and all(own_work.get(a, 0.0) >= MESSENGER_RATIO * c.score for a in callers)
             ):
                 c = replace(c, score=round(c.score * MESSENGER_FACTOR, 4))
+        out.append(c)
+    return out
+
+
+def _discount_recovered(cands: list[Candidate], recovered: set[str | None]) -> list[Candidate]:
+    """A service whose error lines stopped in the window (a `recovered` finding) ended a failure
+    the baseline held: it now does its whole work, so its calls change shape and take longer
+    with no new fault. Its candidates other than new errors are scaled by MESSENGER_FACTOR."""
+    out = []
+    for c in cands:
+        if c.service in recovered and c.mechanism not in ("error_propagation", "dependency_failure"):
+            c = replace(
+                c,
+                score=round(c.score * MESSENGER_FACTOR, 4),
+                summary=c.summary + " (its error lines stopped in the window: it recovered from a failure)",
+            )
         out.append(c)
     return out
 

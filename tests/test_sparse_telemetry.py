@@ -719,3 +719,36 @@ def test_a_standing_fault_neither_explains_nor_outranks_a_change() -> None:
     faint = Candidate("cart", None, "latency_regression", 0.08, "cart slower", Evidence(), "a")
     got, _ = rank([faint, replace(held, score=0.03), change], [graph])
     assert [(c.service, c.score) for c in got] == [("front", 0.3), ("pay", 0.03), ("cart", 0.08)]
+
+
+def test_an_operation_whose_errors_stopped_recovered_and_its_new_shape_is_no_fault() -> None:
+    """Payment's Charge logged an error on every call in the baseline and answers without one in
+    the window, now calling its ledger (its whole work): it recovered. Its new shape is the end
+    of a failure, scaled down; catalog's /list, whose cache step stopped on three calls in five,
+    is the change that names a fault."""
+    spans: list[dict] = []
+    logs: list[dict] = []
+    for i in range(30):
+        for trace, at, after in ((i + 1, 1_000 + i * 1_000, False), (1_000 + i, 61_000 + i * 1_000, True)):
+            t = checkout_trace(trace, at, gap_ms=2.0)
+            b = trace * 10
+            if after:  # payment's Charge now writes to its ledger
+                t.append(span(trace, b + 6, b + 4, "payment", "ledger", at + 3, at + 4))
+            else:
+                got = _payment_logs(i, trace, at, ("[charge][Card gateway unreachable][order: {i}]",))
+                logs += [{**r, "body": r["body"].replace("INFO  ", "ERROR ")} for r in got]
+            logs += _payment_logs(i, trace, at + 1, ("[charge][Charge card][order: {i}]",))
+            spans += t
+            lt = 100_000 + trace
+            spans.append(span(lt, lt * 10 + 1, None, "catalog", "/list", at + 500, at + 510))
+            if not after or i % 5 < 2:
+                spans.append(span(lt, lt * 10 + 2, lt * 10 + 1, "catalog", "cache", at + 501, at + 505))
+    make_dataset("recovered", spans, logs)
+    with open_dataset("recovered") as ds:
+        report = ds.correlate(WIN, BASE)
+    (found,) = [f for f in report.findings if f.evidence.details.get("recovered")]
+    assert (found.service, found.operation) == ("payment", "hipstershop.PaymentService/Charge")
+    assert "30 error lines in 30 calls before, 0 in 30 calls in the window" in found.summary
+    pay = [c for c in report.candidates if c.service == "payment"]
+    assert pay and all("it recovered from a failure" in c.summary for c in pay)
+    assert report.candidates[0].service == "catalog"

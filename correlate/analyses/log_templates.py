@@ -189,6 +189,7 @@ def find_log_changes(ctx: AnalysisContext) -> AnalysisResult:
     notes.sort(key=lambda x: x[:4])
     for *_, summary, t in notes[:MAX_FINDINGS]:
         out.findings.append(_finding(ctx, t, summary))
+    out.findings.extend(_recovered_findings(ctx, list(templates.values()), calls))
     return out
 
 
@@ -658,3 +659,65 @@ GROUP BY period ORDER BY period"""
         },
     )
     return Candidate(t.service, op, "error_propagation", round(score, 4), summary, ev, NAME)
+
+
+def _recovered_findings(
+    ctx: AnalysisContext, templates: list[_Template], calls: dict[tuple[str, str], tuple[int, int]]
+) -> list[Finding]:
+    """Operations whose error lines stopped: they logged errors on at least SILENT_MIN_SHARE of
+    their calls in the baseline and at most SILENT_KEPT of that in the window (the figures of a
+    line that stops, for the operation's error lines together), while the service's other lines
+    kept their rate. A failure the baseline held ended: the service now does its whole work, so
+    its shape and times change with no fault of its own. Marked `recovered` for the ranking."""
+    if not ctx.has_baseline:
+        return []
+    errs: dict[tuple[str, str], list[int]] = {}
+    lines: dict[str, list[int]] = {}
+    for t in templates:
+        for op, (nb, na) in t.per_op.items():
+            tot = lines.setdefault(t.service, [0, 0])
+            tot[0], tot[1] = tot[0] + nb, tot[1] + na
+            if t.severity >= ERROR:
+                e = errs.setdefault((t.service, op), [0, 0])
+                e[0], e[1] = e[0] + nb, e[1] + na
+    spans: dict[str, list[int]] = {}
+    for (svc, _), (cb, ca) in calls.items():
+        tot = spans.setdefault(svc, [0, 0])
+        tot[0], tot[1] = tot[0] + cb, tot[1] + ca
+    out = []
+    for (svc, op), (eb, ea) in sorted(errs.items()):
+        cb, ca = calls.get((svc, op), (0, 0))
+        if (
+            cb < SILENT_MIN_CALLS
+            or ca < SILENT_MIN_CALLS
+            or eb < SILENT_MIN_BEFORE
+            or eb < SILENT_MIN_SHARE * cb
+        ):
+            continue
+        expected = eb / cb * ca
+        if expected < SILENT_MIN_EXPECTED or ea > SILENT_KEPT * expected:
+            continue
+        if (expected - ea) / math.sqrt(expected) < 2.0:
+            continue
+        (lb, la), (sb, sa) = lines[svc], spans[svc]
+        rest_b, rest_a = (lb - eb) / max(sb, 1), (la - ea) / max(sa, 1)
+        if rest_b > 0 and rest_a < SILENT_REST_KEPT * rest_b:
+            continue  # its other lines went quiet too: logs lost, not errors ended
+        summary = (
+            f"{svc} {op} stopped logging errors: {eb} error lines in {cb} calls before, {ea} in {ca} "
+            "calls in the window; a failure the baseline held ended (a recovery, not a fault)"
+        )
+        out.append(
+            Finding(
+                kind=NAME,
+                service=svc,
+                operation=op,
+                summary=summary,
+                evidence=Evidence(
+                    before={"calls": cb, "error_lines": eb},
+                    after={"calls": ca, "error_lines": ea},
+                    details={"recovered": True},
+                ),
+            )
+        )
+    return out
