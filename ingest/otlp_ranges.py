@@ -21,12 +21,13 @@ above (members that decide the rows -- resource, scope -- after the records, leg
 whitespace), the line is read whole and decoded as before: the rows and rejects are always
 those of the whole line.
 
-A range that holds no line start (the inside of a long line) only looks for one: it reads its
-bytes in READ_BYTES blocks, it does not read on to the end of the line that covers it.
+A range that holds no line start (the inside of a long line) only looks for one in its own
+bytes; it does not read on to the end of the line that covers it.
 """
 
 from __future__ import annotations
 
+import mmap
 import re
 from collections.abc import Callable
 from io import BufferedReader
@@ -41,7 +42,7 @@ __all__ = ["decode_range", "HUGE_LINE_BYTES", "PIECE_BYTES"]
 
 HUGE_LINE_BYTES = 4 << 20  # a line longer than this is decoded in pieces (a range's worth)
 PIECE_BYTES = 4 << 20  # a piece of a huge line (as written, before its prefix)
-READ_BYTES = 1 << 20  # reads that look for a line's start or end
+READ_BYTES = 1 << 20  # the start of a huge line read to find its prefix
 _BOM = b"\xef\xbb\xbf"
 # the arrays a huge line is cut along: top-level key -> (scope groups, records)
 _LEVELS = {
@@ -84,17 +85,20 @@ def decode_range(
             chunk, nlines = decode_lines_fast(data, 1, source, compact=compact)
             return [pack(chunk)], nlines
         last = data.rfind(b"\n") + 1  # the last line runs past `end`
-        more, done = _read_on(fh, HUGE_LINE_BYTES - (len(data) - last))
-        if done:
-            chunk, nlines = decode_lines_fast(data + more, 1, source, compact=compact)
+        line_start = fh.tell() - (len(data) - last)
+        line_end = _line_end(fh, fh.tell(), line_start + HUGE_LINE_BYTES)
+        if line_end >= 0:
+            chunk, nlines = decode_lines_fast(
+                data + fh.read(line_end - fh.tell()), 1, source, compact=compact
+            )
             return [pack(chunk)], nlines
-        line_start = fh.tell() - len(more) - (len(data) - last)
-        head = (data[last : last + READ_BYTES] + more[:READ_BYTES])[:READ_BYTES]  # holds its prefix, if any
+        fh.seek(line_start)
+        head = fh.read(READ_BYTES)  # holds its prefix, if any
         out, nlines = [], 0
         if last:
             chunk, nlines = decode_lines_fast(data[:last], 1, source, compact=compact)
             out.append(pack(chunk))
-        del data, more
+        del data
         line = _Line(fh, line_start, nlines + 1, source, compact)
         if not native_available() or not line.in_pieces(head, pack, out):
             for parcel in out[bool(last) :]:
@@ -106,42 +110,23 @@ def decode_range(
 
 def _first_line_start(fh: BufferedReader, start: int, end: int) -> int:
     """The offset of the first line that starts at or after `start`, or `end` when none starts
-    before `end`."""
+    before `end`. Looked for in a mapping of the file: most such ranges are inside a long line,
+    where reading their bytes (a copy, into fresh buffers) cost twice as much."""
     if start == 0:
         return 0
-    pos = start - 1
-    fh.seek(pos)
-    while pos < end:
-        block = fh.read(min(READ_BYTES, end - pos))
-        if not block:
-            return end
-        nl = block.find(b"\n")
+    with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        nl = m.find(b"\n", start - 1, end)
+    return end if nl < 0 else nl + 1
+
+
+def _line_end(fh: BufferedReader, pos: int, limit: int) -> int:
+    """Where the line that goes on at `pos` ends (one past its newline, or the end of the file)
+    when that is at most `limit`, else -1."""
+    with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        nl = m.find(b"\n", pos, limit)
         if nl >= 0:
-            return pos + nl + 1
-        pos += len(block)
-    return end
-
-
-def _read_on(fh: BufferedReader, limit: int) -> tuple[bytes, bool]:
-    """The rest of the current line (with its newline) and True, or about `limit` bytes of it
-    and False when it goes on beyond them."""
-    parts: list[bytes] = []
-    size = 0
-    while True:
-        block = fh.read(READ_BYTES)
-        if not block:
-            return b"".join(parts), True
-        nl = block.find(b"\n")
-        if nl >= 0:
-            parts.append(block[: nl + 1])
-            return b"".join(parts), True
-        parts.append(block)
-        size += len(block)
-        if size >= limit:
-            return b"".join(parts), False
-
-
-# ---- a huge line ----------------------------------------------------------------------------
+            return nl + 1
+        return len(m) if len(m) <= limit else -1
 
 
 class _Line:

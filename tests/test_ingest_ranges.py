@@ -318,6 +318,9 @@ def test_a_range_inside_a_huge_line_reads_only_its_own_bytes(
         def __exit__(self, *exc) -> None:  # type: ignore[no-untyped-def]
             self.fh.close()
 
+        def fileno(self) -> int:
+            return self.fh.fileno()
+
         def seek(self, pos: int) -> int:
             return self.fh.seek(pos)
 
