@@ -333,3 +333,39 @@ def test_a_range_inside_a_huge_line_reads_only_its_own_bytes(
     got, n = otlp_ranges.decode_range(str(path), 10_000, 20_000, SRC, lambda c: c, lambda c: None)
     assert n == 0 and len(got) == 1 and got[0].spans is None and not got[0].rejects
     assert sum(read) <= 10_001
+
+
+def test_the_ingest_puts_the_pieces_of_a_range_together_in_order(
+    tmp_path: Path, small: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pipeline._parallel_chunks over the ranges' parcels (a list for a range whose huge line
+    went in pieces): rows, line numbers, rejects and bytes as for the whole file."""
+    import concurrent.futures as cf
+
+    from ingest import pipeline
+
+    lines = [
+        spans_line(("a", [group("s", many(0, 3))])),
+        spans_line(("b", [group("s1", many(100, 80, links=2))])),
+        HUGE_VARIANTS["a bad span in the middle"](),
+        logs_line(1000, 120),
+        spans_line(("c", [group("s", many(300, 2))])),
+    ]
+    path = tmp_path / "dump.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    monkeypatch.setattr(pipeline, "_range_bytes", lambda: 5000)
+    whole, _ = decode_lines_fast(path.read_bytes(), 1, SRC, compact=True)
+    size = path.stat().st_size
+    with open(path, "rb") as fh, cf.ThreadPoolExecutor(2) as pool:
+        opened = pipeline._Opened(path, size, fh, b"", None)
+        got = list(pipeline._parallel_chunks(pool, 2, opened, SRC, "otlp_json"))  # type: ignore[arg-type]
+    assert sum(nbytes for _, nbytes in got) == size
+    assert len(got) > len(range(0, size, 5000)), "the huge lines' pieces came as chunks of their own"
+    key = [("source_offset", "ascending")]
+    for kind in ("spans", "logs"):
+        rows = _concat([getattr(c, kind) for c, _ in got])
+        want = _plain(getattr(whole, kind))
+        assert rows is not None and want is not None
+        assert rows.sort_by(key).equals(want.sort_by(key)), kind
+    rejects = [(r.offset, r.reason, r.raw) for c, _ in got for r in c.rejects]
+    assert rejects == [(r.offset, r.reason, r.raw) for r in whole.rejects] and rejects
