@@ -318,8 +318,8 @@ class _Lane:
         self._file_rows = 0
 
     def write(self, table: pa.Table, order: pa.Array, services: pa.Array) -> None:
-        """`table`'s rows in `order` (sorted by service, then time; `services` in that order),
-        as row groups cut at service boundaries. Each row group's rows are taken on their own
+        """`table`'s rows in `order` (sorted by service, then time; `services`: a key in that
+        order whose runs are the services' runs), as row groups cut at service boundaries. Each row group's rows are taken on their own
         (`table` in one chunk: a take from many chunks concatenates them first), so the sorted
         copy held at a time is a row group's, not the whole table's."""
         for start, length in _runs(services):
@@ -450,24 +450,15 @@ class _PartBuffer:
 
     def _write(self, batches: list[pa.RecordBatch]) -> None:
         """On the first thread: sort the buffer, write its first half, the second thread the rest."""
-        table = pa.Table.from_batches(batches, schema=self.schema)
-        batches.clear()
-        # sort keys as plain columns (Arrow does not sort dictionary columns); a stable sort,
-        # as Table.sort_by is
-        keys = pa.table(
-            {
-                name: table.column(name).cast(pa.string())
-                if pa.types.is_dictionary(table.schema.field(name).type)
-                else table.column(name)
-                for name, _ in self.sort_keys
-            }
-        )
-        order = pc.sort_indices(keys, sort_keys=self.sort_keys)
-        services = keys.column(0).take(order).combine_chunks()
-        self._track(keys, table)
-        del keys  # its time column points into the handed-over batches: let them go with the table
+        table = pa.Table.from_batches(batches, schema=self.schema).combine_chunks()  # one chunk:
+        batches.clear()  # every row group takes from it, and the mapped batches can go
+        (service, _), (start, _) = self.sort_keys
+        group = _sort_key(table.column(service).chunk(0))
+        keys = pa.table({service: group, start: table.column(start)})
+        order = pc.sort_indices(keys, sort_keys=self.sort_keys)  # stable, as Table.sort_by is
+        services = group.take(order)  # its runs are the services' runs
+        self._track(table.column(service), table.column(start), table)
         n = table.num_rows
-        table = table.combine_chunks()  # every row group takes from it: one concatenation
         if n < 2 * SPLIT_MIN_ROWS:
             self._lanes[0].write(table, order, services)
             return
@@ -480,16 +471,26 @@ class _PartBuffer:
         finally:
             second.result()
 
-    def _track(self, keys: pa.Table, table: pa.Table) -> None:
-        services = pc.unique(keys.column(0)).drop_null().to_pylist()
-        self.services.update(services)
-        t0 = keys.column(1)
+    def _track(self, services: pa.ChunkedArray, t0: pa.ChunkedArray, table: pa.Table) -> None:
+        self.services.update(s for s in pc.unique(services).to_pylist() if s is not None)
         t1 = table.column("end_ns") if "end_ns" in table.column_names else t0
         lo, hi = pc.min(t0).as_py(), pc.max(t1).as_py()
         if lo is not None:
             self.min_ns = lo if self.min_ns is None else min(self.min_ns, lo)
         if hi is not None:
             self.max_ns = hi if self.max_ns is None else max(self.max_ns, hi)
+
+
+def _sort_key(column: pa.Array) -> pa.Array:
+    """`column` as a key Arrow sorts in the order of its values. A dictionary column (which Arrow does
+    not sort) becomes the rank of each row's value among the dictionary's (equal texts, equal ranks):
+    a few hundred texts ranked instead of every row cast to text and compared as text."""
+    if not pa.types.is_dictionary(column.type):
+        return column
+    if column.dictionary.null_count:  # a null value, not a null index: keep the nulls' usual place
+        return column.cast(pa.string())
+    rank = pc.rank(column.dictionary, sort_keys="ascending", tiebreaker="min")
+    return rank.take(column.indices)
 
 
 def _runs(values: pa.Array) -> list[tuple[int, int]]:

@@ -120,3 +120,26 @@ def test_small_set_columns_are_dictionary_pages_without_zstd(tmp_path: Path):
     assert set(table.column("span_id").to_pylist()) == want
     assert set(table.column("service_name").to_pylist()) <= set(SERVICES)
     assert set(table.column("kind").to_pylist()) == {"UNSPECIFIED"}
+
+
+@pytest.mark.parametrize(
+    "values, indices",
+    [
+        (["cart", "ad", "cart", "email"], [0, 1, 2, 3, 0, None, 1, 2, None, 3]),  # a value twice
+        (["b", "a"], [None, None, 1, 0, 1]),  # null indices sort last, by time among themselves
+        (["b", None, "a"], [0, 1, 2, None, 1, 0]),  # a null value: as a null index
+    ],
+)
+def test_sort_key_orders_a_dictionary_column_as_its_texts(values, indices):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    col = pa.DictionaryArray.from_arrays(pa.array(indices, pa.int32()), pa.array(values, pa.string()))
+    times = pa.array([(7 * i) % 5 for i in range(len(indices))], pa.int64())
+    sort_keys = [("s", "ascending"), ("t", "ascending")]
+    by_text = pc.sort_indices(pa.table({"s": col.cast(pa.string()), "t": times}), sort_keys=sort_keys)
+    by_key = pc.sort_indices(pa.table({"s": writer._sort_key(col), "t": times}), sort_keys=sort_keys)
+    assert by_key.to_pylist() == by_text.to_pylist()
+    texts = col.cast(pa.string()).take(by_text).to_pylist()
+    runs = writer._runs(writer._sort_key(col).take(by_key))
+    assert [texts[a] for a, _ in runs] == list(dict.fromkeys(texts))  # a run a distinct text
