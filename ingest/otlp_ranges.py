@@ -51,6 +51,8 @@ _LEVELS = {
     b"resourceLogs": (b"scopeLogs", b"logRecords"),
 }
 _CLOSE = b"]}]}]}"  # records, scope group, scope groups, resource, resources, document
+_SPAN_MARK = b'"startTimeUnixNano":'  # a span has it, a link (which starts as a span does) has not
+_CUT_TRIES = 64
 _NAME = re.compile(rb'"([A-Za-z_][A-Za-z0-9_]*)":')
 _FIRST_KEY = re.compile(rb'\{"[A-Za-z_][A-Za-z0-9_]*":')
 _RAW = msgspec.json.Decoder(msgspec.Raw)
@@ -154,6 +156,7 @@ class _Line:
         if m is None:
             return False
         cut = b"}," + m.group()  # a record's end and the next one's start, as the first record starts
+        marker = None if head.startswith(b'{"resourceLogs"') else _SPAN_MARK
         p0 = first
         buf = bytearray(p0 + PIECE_BYTES + len(_CLOSE))  # the prefix, then a piece's records, read in place
         buf[:p0] = head[:p0]
@@ -169,7 +172,7 @@ class _Line:
                     return False
                 out.append(pack(got[0]))
                 return True
-            at = buf.rfind(cut, p0, p0 + n)
+            at = _last_cut(view, cut, marker, p0, p0 + n)
             if at < 0:
                 return False  # a record of more than a piece
             buf[at + 1 : at + 1 + len(_CLOSE)] = _CLOSE
@@ -187,6 +190,26 @@ class _Line:
             return None
         spans, logs, ends = got
         return Chunk(spans=spans, logs=logs), ends
+
+
+def _last_cut(view: memoryview, cut: bytes, marker: bytes | None, start: int, end: int) -> int:
+    """The last `cut` in view[start:end] whose object looks like a record (it holds `marker`):
+    a link starts as a span does, and a piece cut between two links is declined whole."""
+    buf = view.obj
+    assert isinstance(buf, bytearray)
+    limit = end
+    for _ in range(_CUT_TRIES):
+        at = buf.rfind(cut, start, limit)
+        if at < 0 or marker is None:
+            return at
+        try:
+            _RAW.decode(view[at + 2 : end])
+        except msgspec.DecodeError as exc:
+            m = _TRAILING.search(str(exc))
+            if m is not None and buf.find(marker, at + 2, at + 1 + int(m.group(1))) >= 0:
+                return at
+        limit = at
+    return -1
 
 
 def _prefix(head: bytes) -> int:
