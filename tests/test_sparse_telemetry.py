@@ -752,3 +752,36 @@ def test_an_operation_whose_errors_stopped_recovered_and_its_new_shape_is_no_fau
     pay = [c for c in report.candidates if c.service == "payment"]
     assert pay and all("it recovered from a failure" in c.summary for c in pay)
     assert report.candidates[0].service == "catalog"
+
+
+def test_an_operation_whose_lines_all_stopped_changed_its_code_path_it_did_not_recover() -> None:
+    """Payment's Charge wrote its "Charge card" line on every call and a "Card declined" ERROR on
+    two calls in five; in the window it writes neither (the code now returns before both), while
+    its ledger step keeps its lines. The error lines stopped with the line of the path they sit
+    on: that is the code path change, not a recovery, and it is not scaled down as one."""
+    spans: list[dict] = []
+    logs: list[dict] = []
+    for i in range(30):
+        for trace, at, after in ((i + 1, 1_000 + i * 1_000, False), (1_000 + i, 61_000 + i * 1_000, True)):
+            b = trace * 10
+            spans += checkout_trace(trace, at, gap_ms=2.0)
+            spans.append(span(trace, b + 6, b + 4, "payment", "ledger", at + 3, at + 4))
+            logs += [
+                {**r, "span_id": _sid(b + 6), "body": r["body"].replace(_sid(b + 4), _sid(b + 6))}
+                for r in _payment_logs(i, trace, at + 0.5, ("[ledger][Write][order: {i}]", "[ledger][Done]"))
+            ]
+            if after:
+                continue
+            logs += _payment_logs(i, trace, at, ("[charge][Charge card][order: {i}]",))
+            if i % 5 < 2:
+                got = _payment_logs(i, trace, at + 1, ("[charge][Card declined][order: {i}]",))
+                logs += [{**r, "body": r["body"].replace("INFO  ", "ERROR ")} for r in got]
+    make_dataset("stopped-early", spans, logs)
+    with open_dataset("stopped-early") as ds:
+        report = ds.correlate(WIN, BASE)
+    assert not [f for f in report.findings if f.evidence.details.get("recovered")]
+    top = report.candidates[0]
+    assert (top.service, top.mechanism) == ("payment", "code_path_change")
+    assert "stopped writing a log line it wrote 30 times in 30 calls before: 0 times" in top.summary
+    assert "recovered" not in top.summary
+    assert top.score >= 0.5, top.score

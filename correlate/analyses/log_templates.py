@@ -667,19 +667,21 @@ def _recovered_findings(
     """Operations whose error lines stopped: they logged errors on at least SILENT_MIN_SHARE of
     their calls in the baseline and at most SILENT_KEPT of that in the window (the figures of a
     line that stops, for the operation's error lines together), while the service's other lines
-    kept their rate. A failure the baseline held ended: the service now does its whole work, so
-    its shape and times change with no fault of its own. Marked `recovered` for the ranking."""
+    kept their rate, and so did the operation's own lines below ERROR (when those stop too, its
+    code returns before all of them: a code path change, which `_silenced_candidates` reports).
+    A failure the baseline held ended: the service now does its whole work, so its shape and
+    times change with no fault of its own. Marked `recovered` for the ranking."""
     if not ctx.has_baseline:
         return []
     errs: dict[tuple[str, str], list[int]] = {}
+    others: dict[tuple[str, str], list[int]] = {}  # the operation's lines below ERROR
     lines: dict[str, list[int]] = {}
     for t in templates:
         for op, (nb, na) in t.per_op.items():
             tot = lines.setdefault(t.service, [0, 0])
             tot[0], tot[1] = tot[0] + nb, tot[1] + na
-            if t.severity >= ERROR:
-                e = errs.setdefault((t.service, op), [0, 0])
-                e[0], e[1] = e[0] + nb, e[1] + na
+            e = (errs if t.severity >= ERROR else others).setdefault((t.service, op), [0, 0])
+            e[0], e[1] = e[0] + nb, e[1] + na
     spans: dict[str, list[int]] = {}
     for (svc, _), (cb, ca) in calls.items():
         tot = spans.setdefault(svc, [0, 0])
@@ -703,6 +705,11 @@ def _recovered_findings(
         rest_b, rest_a = (lb - eb) / max(sb, 1), (la - ea) / max(sa, 1)
         if rest_b > 0 and rest_a < SILENT_REST_KEPT * rest_b:
             continue  # its other lines went quiet too: logs lost, not errors ended
+        ob, oa = others.get((svc, op), (0, 0))
+        if ob > 0 and oa / ca < SILENT_REST_KEPT * ob / cb:
+            # the operation's own other lines stopped with its errors: the code now returns or
+            # throws before all of them (a code path change), a recovery would do its whole work
+            continue
         summary = (
             f"{svc} {op} stopped logging errors: {eb} error lines in {cb} calls before, {ea} in {ca} "
             "calls in the window; a failure the baseline held ended (a recovery, not a fault)"
