@@ -644,7 +644,12 @@ def test_a_line_that_stops_where_an_error_line_takes_its_place_is_an_outcome_fli
     make_dataset(name, spans, logs)
     with open_dataset(name) as ds:
         report = ds.correlate(WIN, BASE)
-    change = next(c for c in report.candidates if c.mechanism == "code_path_change")
+        change = next(c for c in report.candidates if c.mechanism == "code_path_change")
+        reran = ds.sql(change.evidence.sql)
+    # the evidence's SQL gives every figure the summary states, the error line's too
+    got = {r[0]: dict(zip(reran.columns[1:], r[1:], strict=True)) for r in reran.rows}
+    assert got == {"before": change.evidence.before, "after": change.evidence.after}
+    assert ("error_lines" in got["after"]) is flipped
     assert change.service == "payment"
     assert "stopped writing a log line it wrote 16 times in 40 calls before: 0 times" in change.summary
     assert ("its calls fail instead" in change.summary) is flipped
@@ -746,9 +751,13 @@ def test_an_operation_whose_errors_stopped_recovered_and_its_new_shape_is_no_fau
     make_dataset("recovered", spans, logs)
     with open_dataset("recovered") as ds:
         report = ds.correlate(WIN, BASE)
-    (found,) = [f for f in report.findings if f.evidence.details.get("recovered")]
+        (found,) = [f for f in report.findings if f.evidence.details.get("recovered")]
+        reran = ds.sql(found.evidence.sql)
     assert (found.service, found.operation) == ("payment", "hipstershop.PaymentService/Charge")
     assert "30 error lines in 30 calls before, 0 in 30 calls in the window" in found.summary
+    # the finding discounts candidates: its figures come with the SQL that gives them
+    got = {r[0]: dict(zip(reran.columns[1:], r[1:], strict=True)) for r in reran.rows}
+    assert got == {"before": found.evidence.before, "after": found.evidence.after}
     pay = [c for c in report.candidates if c.service == "payment"]
     assert pay and all("it recovered from a failure" in c.summary for c in pay)
     assert report.candidates[0].service == "catalog"

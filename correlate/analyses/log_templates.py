@@ -550,14 +550,25 @@ def _silenced_candidate(ctx: AnalysisContext, v: _Silenced) -> Candidate:
             f'{eb} in {cb} calls to {ea} in {ca} ("{v.error.text[:140]}")'
         )
     lo = ctx.baseline.start_ns if ctx.baseline else ctx.window.start_ns
+    like = f"l.body LIKE {lit(template_like(t.text))} ESCAPE '\\'"
+    before: dict[str, int] = {"calls": cb, "lines": nb}
+    after: dict[str, int] = {"calls": ca, "lines": na}
+    if v.error is None:
+        counts, joined = "count(l.body) AS lines", like
+    else:  # the error line's figures the summary states, from the same calls
+        err_like = f"l.body LIKE {lit(template_like(v.error.text))} ESCAPE '\\'"
+        counts = (
+            f"count(l.body) FILTER (WHERE {like}) AS lines,\n"
+            f"       count(l.body) FILTER (WHERE {err_like}) AS error_lines"
+        )
+        joined = f"({like} OR {err_like})"
+        before["error_lines"], after["error_lines"] = v.error.per_op[op]
     q = f"""SELECT CASE WHEN s.after THEN 'after' ELSE 'before' END AS period, count(DISTINCT s.sk) AS calls,
-       count(l.body) AS lines
+       {counts}
 FROM s LEFT JOIN logs l ON l.trace_id = s.trace_id AND l.span_id = s.span_id
-  AND l.body LIKE {lit(template_like(t.text))} ESCAPE '\\' AND l.time_ns >= {lo} AND l.time_ns < {ctx.window.end_ns}
+  AND {joined} AND l.time_ns >= {lo} AND l.time_ns < {ctx.window.end_ns}
 WHERE s.service = {lit(t.service)} AND s.op = {lit(op)}
 GROUP BY period ORDER BY period"""
-    before = {"calls": cb, "lines": nb}
-    after = {"calls": ca, "lines": na}
     tids, sids = exemplars(
         ctx, f"after AND service = {lit(t.service)} AND op = {lit(op)}", order="dur_ns DESC"
     )
@@ -673,15 +684,19 @@ def _recovered_findings(
     times change with no fault of its own. Marked `recovered` for the ranking."""
     if not ctx.has_baseline:
         return []
+    lo = ctx.baseline.start_ns if ctx.baseline else ctx.window.start_ns
     errs: dict[tuple[str, str], list[int]] = {}
     others: dict[tuple[str, str], list[int]] = {}  # the operation's lines below ERROR
     lines: dict[str, list[int]] = {}
+    texts: dict[tuple[str, str], list[str]] = {}  # the operation's error templates
     for t in templates:
         for op, (nb, na) in t.per_op.items():
             tot = lines.setdefault(t.service, [0, 0])
             tot[0], tot[1] = tot[0] + nb, tot[1] + na
             e = (errs if t.severity >= ERROR else others).setdefault((t.service, op), [0, 0])
             e[0], e[1] = e[0] + nb, e[1] + na
+            if t.severity >= ERROR:
+                texts.setdefault((t.service, op), []).append(t.text)
     spans: dict[str, list[int]] = {}
     for (svc, _), (cb, ca) in calls.items():
         tot = spans.setdefault(svc, [0, 0])
@@ -714,6 +729,15 @@ def _recovered_findings(
             f"{svc} {op} stopped logging errors: {eb} error lines in {cb} calls before, {ea} in {ca} "
             "calls in the window; a failure the baseline held ended (a recovery, not a fault)"
         )
+        likes = " OR ".join(
+            f"l.body LIKE {lit(template_like(x))} ESCAPE '\\'" for x in sorted(texts[(svc, op)])
+        )
+        q = f"""SELECT CASE WHEN s.after THEN 'after' ELSE 'before' END AS period, count(DISTINCT s.sk) AS calls,
+       count(l.body) AS error_lines
+FROM s LEFT JOIN logs l ON l.trace_id = s.trace_id AND l.span_id = s.span_id
+  AND ({likes}) AND l.time_ns >= {lo} AND l.time_ns < {ctx.window.end_ns}
+WHERE s.service = {lit(svc)} AND s.op = {lit(op)}
+GROUP BY period ORDER BY period"""
         out.append(
             Finding(
                 kind=NAME,
@@ -723,6 +747,7 @@ def _recovered_findings(
                 evidence=Evidence(
                     before={"calls": cb, "error_lines": eb},
                     after={"calls": ca, "error_lines": ea},
+                    sql=evidence_sql(ctx, q),
                     details={"recovered": True},
                 ),
             )
