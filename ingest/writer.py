@@ -317,17 +317,19 @@ class _Lane:
         self._sink: pa.BufferedOutputStream | None = None
         self._file_rows = 0
 
-    def write(self, table: pa.Table, order: pa.Array, services: pa.Array) -> None:
-        """`table`'s rows in `order` (sorted by service, then time; `services`: a key in that
-        order whose runs are the services' runs), as row groups cut at service boundaries. Each row group's rows are taken on their own
-        (`table` in one chunk: a take from many chunks concatenates them first), so the sorted
-        copy held at a time is a row group's, not the whole table's."""
+    def write(self, rows: pa.RecordBatch, order: pa.Array, services: pa.Array) -> None:
+        """`rows` in `order` (sorted by service, then time; `services`: a key in that order whose
+        runs are the services' runs), as row groups cut at service boundaries. Each row group is
+        taken on its own, so the sorted copy held at a time is a row group's, not the buffer's
+        (`rows` is one batch: a take from a table of many chunks concatenates them first; and
+        `order` comes from a sort of these rows, so its indices need no bounds check)."""
         for start, length in _runs(services):
             end = start + length
             while start < end:
-                writer = self._open(table.schema)
+                writer = self._open(rows.schema)
                 n = min(ROW_GROUP_ROWS, end - start, FILE_ROWS - self._file_rows)
-                writer.write_table(table.take(order.slice(start, n)), row_group_size=ROW_GROUP_ROWS)
+                group = pc.take(rows, order.slice(start, n), boundscheck=False)
+                writer.write_batch(group, row_group_size=ROW_GROUP_ROWS)
                 self._file_rows += n
                 start += n
 
@@ -450,8 +452,9 @@ class _PartBuffer:
 
     def _write(self, batches: list[pa.RecordBatch]) -> None:
         """On the first thread: sort the buffer, write its first half, the second thread the rest."""
-        table = pa.Table.from_batches(batches, schema=self.schema).combine_chunks()  # one chunk:
-        batches.clear()  # every row group takes from it, and the mapped batches can go
+        # one chunk, that every row group takes from; the mapped batches can go
+        table = pa.Table.from_batches(batches, schema=self.schema).combine_chunks()
+        batches.clear()
         (service, _), (start, _) = self.sort_keys
         group = _sort_key(table.column(service).chunk(0))
         keys = pa.table({service: group, start: table.column(start)})
@@ -459,15 +462,17 @@ class _PartBuffer:
         services = group.take(order)  # its runs are the services' runs
         self._track(table.column(service), table.column(start), table)
         n = table.num_rows
+        (rows,) = table.to_batches()
+        del table
         if n < 2 * SPLIT_MIN_ROWS:
-            self._lanes[0].write(table, order, services)
+            self._lanes[0].write(rows, order, services)
             return
         cut = n // 2
         second = self._lanes[1].thread.submit(
-            self._lanes[1].write, table, order.slice(cut), services.slice(cut)
+            self._lanes[1].write, rows, order.slice(cut), services.slice(cut)
         )
         try:
-            self._lanes[0].write(table, order.slice(0, cut), services.slice(0, cut))
+            self._lanes[0].write(rows, order.slice(0, cut), services.slice(0, cut))
         finally:
             second.result()
 
