@@ -68,6 +68,7 @@ class _Template:
     inferred: bool = False  # the severity was read from the text (the records carried none)
     # operation of the span that wrote the line -> [times before, times after] (lines tied to spans)
     per_op: dict[str, list[int]] = field(default_factory=dict)
+    bodies: set[str] = field(default_factory=set)  # the texts mined into it (calls_writing)
 
 
 # a log line's header: when it starts with a time, the run of times, dates, levels,
@@ -165,6 +166,7 @@ def find_log_changes(ctx: AnalysisContext) -> AnalysisResult:
         for r, text in zip(rs, mine_templates([r["body"] for r in rs]), strict=True):
             t = templates.setdefault((service, severity, text), _Template(service, text, severity))
             t.inferred = t.inferred or r["inferred"]
+            t.bodies.add(r["body"])
             if r["after"]:
                 t.count_a += r["n"]
                 if t.first_ns is None or r["first_ns"] < t.first_ns:
@@ -319,6 +321,23 @@ def _calls(ctx: AnalysisContext) -> dict[tuple[str, str], tuple[int, int]]:
                 FROM {ctx.s} GROUP BY 1, 2"""
         ).fetchall()
     }
+
+
+def _calls_writing(ctx: AnalysisContext, svc: str, op: str, ts: list[_Template]) -> tuple[int, int]:
+    """Calls of (svc, op) that wrote a line of any of the templates, in the baseline and in the
+    window. per_op counts lines, and a call can write a template more than once (a retry loop
+    logging each attempt): a share of calls is measured here, on the very texts mined."""
+    bodies = sorted({b for t in ts for b in t.bodies})
+    lo = ctx.baseline.start_ns if ctx.baseline else ctx.window.start_ns
+    got = ctx.con.execute(
+        f"""SELECT count(DISTINCT s.sk) FILTER (WHERE NOT s.after), count(DISTINCT s.sk) FILTER (WHERE s.after)
+            FROM {ctx.s} s JOIN logs l ON l.trace_id = s.trace_id AND l.span_id = s.span_id
+            WHERE s.service = ? AND s.op = ? AND l.body IN (SELECT unnest(?::VARCHAR[]))
+              AND l.time_ns >= {lo} AND l.time_ns < {ctx.window.end_ns}
+              AND (l.time_ns >= {ctx.window.start_ns} OR {_in_baseline(ctx)})""",
+        [svc, op, bodies],
+    ).fetchone()
+    return (int(got[0]), int(got[1])) if got else (0, 0)
 
 
 def _per_call(t: _Template, calls: dict[tuple[str, str], tuple[int, int]]) -> float:
@@ -615,7 +634,7 @@ def _standing_candidates(
     Scored by how many calls say so (STANDING_WEIGHT at most)."""
     if not ctx.has_baseline:
         return []
-    best: dict[str, tuple[float, _Template, str, int, int, int, int]] = {}
+    best: dict[str, tuple[float, _Standing]] = {}
     for t in templates:
         if t.severity < ERROR:
             continue
@@ -623,24 +642,38 @@ def _standing_candidates(
             cb, ca = calls.get((t.service, op), (0, 0))
             if cb < SILENT_MIN_CALLS or ca < SILENT_MIN_CALLS:
                 continue
-            share = min(min(nb, cb) / cb, min(na, ca) / ca)
+            if min(min(nb, cb) / cb, min(na, ca) / ca) < STANDING_SHARE:
+                continue  # fewer lines than that: fewer calls too
+            kb, ka = _calls_writing(ctx, t.service, op, [t])
+            share = min(kb / cb, ka / ca)
             if share < STANDING_SHARE:
-                continue
+                continue  # lines enough, but several on some calls (a retry loop), none on others
             score = STANDING_WEIGHT * share * confidence(cb + ca, half=10.0)
             if t.service not in best or score > best[t.service][0]:
-                best[t.service] = (score, t, op, nb, cb, na, ca)
+                best[t.service] = (score, _Standing(t, op, nb, cb, na, ca, kb, ka))
     ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[:MAX_STANDING_CANDIDATES]
-    return [_standing_candidate(ctx, *v) for _, v in ranked]
+    return [_standing_candidate(ctx, score, v) for _, (score, v) in ranked]
 
 
-def _standing_candidate(
-    ctx: AnalysisContext, score: float, t: _Template, op: str, nb: int, cb: int, na: int, ca: int
-) -> Candidate:
+@dataclass(frozen=True)
+class _Standing:
+    t: _Template
+    op: str
+    nb: int  # lines in the baseline, in cb calls of op, kb of which wrote one
+    cb: int
+    na: int  # and in the window
+    ca: int
+    kb: int
+    ka: int
+
+
+def _standing_candidate(ctx: AnalysisContext, score: float, v: _Standing) -> Candidate:
+    t, op, nb, cb, na, ca = v.t, v.op, v.nb, v.cb, v.na, v.ca
     level = _severity(t.severity).strip()
     summary = (
         f"{t.service} {op} logs an {level} line on nearly every call, before the window as in it "
-        f'({nb} times in {cb} calls before, {na} in {ca} after: "{t.text[:140]}"): a fault the '
-        "baseline already holds, which a comparison cannot see begin"
+        f"(on {v.kb} of {cb} calls before, {v.ka} of {ca} after, {nb} and {na} times: "
+        f'"{t.text[:140]}"): a fault the baseline already holds, which a comparison cannot see begin'
     )
     if t.inferred:
         summary += "; level read from the text"
@@ -662,6 +695,8 @@ GROUP BY period ORDER BY period"""
         sql=evidence_sql(ctx, q),
         details={
             "standing": True,
+            "calls_with_line_before": v.kb,
+            "calls_with_line_after": v.ka,
             "template": t.text,
             "severity_number": t.severity,
             "severity_inferred": t.inferred,
@@ -688,7 +723,7 @@ def _recovered_findings(
     errs: dict[tuple[str, str], list[int]] = {}
     others: dict[tuple[str, str], list[int]] = {}  # the operation's lines below ERROR
     lines: dict[str, list[int]] = {}
-    texts: dict[tuple[str, str], list[str]] = {}  # the operation's error templates
+    texts: dict[tuple[str, str], list[_Template]] = {}  # the operation's error templates
     for t in templates:
         for op, (nb, na) in t.per_op.items():
             tot = lines.setdefault(t.service, [0, 0])
@@ -696,7 +731,7 @@ def _recovered_findings(
             e = (errs if t.severity >= ERROR else others).setdefault((t.service, op), [0, 0])
             e[0], e[1] = e[0] + nb, e[1] + na
             if t.severity >= ERROR:
-                texts.setdefault((t.service, op), []).append(t.text)
+                texts.setdefault((t.service, op), []).append(t)
     spans: dict[str, list[int]] = {}
     for (svc, _), (cb, ca) in calls.items():
         tot = spans.setdefault(svc, [0, 0])
@@ -725,12 +760,21 @@ def _recovered_findings(
             # the operation's own other lines stopped with its errors: the code now returns or
             # throws before all of them (a code path change), a recovery would do its whole work
             continue
+        # the tests again on calls that wrote an error line (a call can write several, ea lines
+        # are at least as many as the window's calls that did)
+        kb, _ = _calls_writing(ctx, svc, op, texts[(svc, op)])
+        expected = kb / cb * ca
+        if kb < SILENT_MIN_BEFORE or kb < SILENT_MIN_SHARE * cb or expected < SILENT_MIN_EXPECTED:
+            continue
+        if ea > SILENT_KEPT * expected or (expected - ea) / math.sqrt(expected) < 2.0:
+            continue
         summary = (
-            f"{svc} {op} stopped logging errors: {eb} error lines in {cb} calls before, {ea} in {ca} "
-            "calls in the window; a failure the baseline held ended (a recovery, not a fault)"
+            f"{svc} {op} stopped logging errors: {eb} error lines on {kb} of {cb} calls before, {ea} in "
+            f"{ca} calls in the window; a failure the baseline held ended (a recovery, not a fault)"
         )
         likes = " OR ".join(
-            f"l.body LIKE {lit(template_like(x))} ESCAPE '\\'" for x in sorted(texts[(svc, op)])
+            f"l.body LIKE {lit(template_like(x))} ESCAPE '\\'"
+            for x in sorted(t.text for t in texts[(svc, op)])
         )
         q = f"""SELECT CASE WHEN s.after THEN 'after' ELSE 'before' END AS period, count(DISTINCT s.sk) AS calls,
        count(l.body) AS error_lines
@@ -748,7 +792,7 @@ GROUP BY period ORDER BY period"""
                     before={"calls": cb, "error_lines": eb},
                     after={"calls": ca, "error_lines": ea},
                     sql=evidence_sql(ctx, q),
-                    details={"recovered": True},
+                    details={"recovered": True, "calls_with_error_before": kb},
                 ),
             )
         )
