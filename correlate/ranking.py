@@ -102,7 +102,15 @@ def rank(
     changes = _with_confidence(cands)
     real = [c for c in changes if c.score >= CHANGE_FLOOR]
     faint = changes[len(real) :]
-    return real + [replace(c, confidence="low") for c in standing] + faint, list(findings)
+    held = [
+        replace(
+            c,
+            confidence="low",
+            summary=c.summary + f" (no change: ranked after every change scoring {CHANGE_FLOOR:g} or more)",
+        )
+        for c in standing
+    ]
+    return real + held + faint, list(findings)
 
 
 def confidence_level(score: float, rival_score: float) -> str:
@@ -214,7 +222,8 @@ def _discount_recovered(cands: list[Candidate], recovered: set[str | None]) -> l
             c = replace(
                 c,
                 score=round(c.score * MESSENGER_FACTOR, 4),
-                summary=c.summary + " (its error lines stopped in the window: it recovered from a failure)",
+                summary=c.summary
+                + " (its error lines stopped in the window: it recovered from a failure; scored by half)",
             )
         out.append(c)
     return out

@@ -614,7 +614,7 @@ def test_a_caller_that_changed_before_calling_is_the_cause_not_its_callee() -> N
     front, ads = shapes
     assert front.evidence.details["changed_before_calling"] == ["ads"]
     assert ads.evidence.details["callers_changed_first"] == ["frontend"]
-    assert "a caller changed first, before calling it: frontend" in ads.summary
+    assert "(a caller changed first, before calling it: frontend; scored by half)" in ads.summary
     assert ads.score < 0.6 * front.score  # the same change measured, scaled by half
     assert report.candidates[0].service == "frontend"
 
@@ -697,6 +697,7 @@ def test_an_error_on_every_call_before_as_after_is_a_standing_fault_ranked_last(
         )
         assert "(on 30 of 30 calls before, 30 of 30 after, 30 and 30 times" in c.summary
         assert "a fault the baseline already holds" in c.summary
+        assert c.summary.endswith("(no change: ranked after every change scoring 0.1 or more)")
         # after every change that scores what a healthy system does not (CHANGE_FLOOR)
         at = report.candidates.index(c)
         assert all(d.score >= 0.1 for d in report.candidates[:at])
@@ -759,7 +760,7 @@ def test_an_operation_whose_errors_stopped_recovered_and_its_new_shape_is_no_fau
     got = {r[0]: dict(zip(reran.columns[1:], r[1:], strict=True)) for r in reran.rows}
     assert got == {"before": found.evidence.before, "after": found.evidence.after}
     pay = [c for c in report.candidates if c.service == "payment"]
-    assert pay and all("it recovered from a failure" in c.summary for c in pay)
+    assert pay and all("it recovered from a failure; scored by half)" in c.summary for c in pay)
     assert report.candidates[0].service == "catalog"
 
 

@@ -221,7 +221,9 @@ GROUP BY after ORDER BY after"""
     if k.deeper:
         summary += f" (a service it calls changed too: {', '.join(k.deeper)})"
     if k.callers_first:
-        summary += f" (a caller changed first, before calling it: {', '.join(k.callers_first)})"
+        summary += (
+            f" (a caller changed first, before calling it: {', '.join(k.callers_first)}; scored by half)"
+        )
     ev = Evidence(
         before=before,
         after=after,
