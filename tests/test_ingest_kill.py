@@ -201,10 +201,10 @@ from pathlib import Path
 from ingest.writer import acquire_lock
 acquire_lock(Path(sys.argv[1]), "x", 1.0)
 if os.fork() == 0:
-    print("child", flush=True)  # its at-fork hooks have run: what it closes, it has closed
+    os.write(1, b"child\\n")  # its at-fork hooks have run: what it closes, it has closed
     time.sleep(60)
     os._exit(0)
-print("locked", flush=True)
+os.write(1, b"locked\\n")  # one write each (print's text and end can interleave with the child's)
 time.sleep(60)
 """
 
