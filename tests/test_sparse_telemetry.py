@@ -843,3 +843,82 @@ def test_retries_that_stop_on_one_call_in_ten_are_no_recovery() -> None:
     assert not [f for f in report.findings if f.evidence.details.get("recovered")]
     pay = [c for c in report.candidates if c.service == "payment"]
     assert pay and not any("recovered" in c.summary for c in pay)
+
+
+def _line(service: str, trace: int, sid: int, at_ms: float, level: str, message: str) -> dict:
+    """A line a span writes, stamped and tied to it, its header cut before templating."""
+    head = f"10:00:{trace % 60:02d}.123 {level:<5} x.y.Impl#42 TraceID: {_tid(trace)} SpanID: {_sid(sid)} "
+    return {
+        "time_ns": T0 + int((at_ms + 4) * MS),
+        "service_name": service,
+        "trace_id": _tid(trace),
+        "span_id": _sid(sid),
+        "body": head + message,
+    }
+
+
+def _cut_ticket_list(service: str, trace: int, sid: int, at_ms: float) -> dict:
+    """A line listing tickets, cut at 1 KiB right after a ', ' (a shipper's size limit)."""
+    got = _line(service, trace, sid, at_ms, "INFO", "[charge][Card valid][tickets: ")
+    unit = f"Ticket(seat={10 + trace % 90}, from=shanghai), "
+    pad = (1024 - len(got["body"])) % len(unit)
+    body = got["body"].replace("[tickets: ", "[tickets" + "s" * pad + ": ") + unit * 40
+    return {**got, "body": body[:1024]}
+
+
+def test_the_figures_of_log_line_candidates_are_those_their_evidence_query_gives() -> None:
+    """Each code path change and standing fault states figures its evidence SQL gives back, which
+    a user or an agent can run: lines are found by their template's text, as Drain reads it.
+
+    payment's Charge wrote a ticket list cut at 1 KiB after a ', ' on 16 of 40 calls and a
+    "Card  declined" ERROR (two spaces) on 24; in the window every call is declined (an outcome
+    flip). checkout's PlaceOrder logs an ERROR (two spaces) on every call in both periods (a
+    standing fault). frontend's /buy writes one statement whose date gained a time in the
+    window: two Drain clusters, one text, so the line did not stop."""
+    spans: list[dict] = []
+    logs: list[dict] = []
+    for i in range(40):
+        for trace, at, after in ((i + 1, 1_000 + i * 1_000, False), (1_000 + i, 61_000 + i * 1_000, True)):
+            spans += checkout_trace(trace, at, gap_ms=2.0)
+            b = trace * 10
+            date = "2023-01-30 17:38:46" if after else "2023-01-30"
+            logs.append(_line("frontend", trace, b + 1, at, "INFO", f"[buy][Cart priced][date: {date}]"))
+            logs.append(
+                _line("checkout", trace, b + 2, at, "ERROR", f"[order][Stock  unreachable][order: {i}]")
+            )
+            if after or i < 24:
+                logs.append(
+                    _line("payment", trace, b + 4, at, "ERROR", f"[charge][Card  declined][order: {i}]")
+                )
+            else:
+                logs.append(_cut_ticket_list("payment", trace, b + 4, at))
+    make_dataset("reproduced", spans, logs)
+    with open_dataset("reproduced") as ds:
+        report = ds.correlate(WIN, BASE)
+        found = [
+            c for c in report.candidates if c.analysis == "log_templates" and "calls" in c.evidence.before
+        ]
+        reran = [ds.sql(c.evidence.sql) for c in found]
+    kinds = {(c.service, c.mechanism, bool(c.evidence.details.get("standing"))) for c in found}
+    assert kinds == {("payment", "code_path_change", False), ("checkout", "error_propagation", True)}
+    for c, res in zip(found, reran, strict=True):
+        got = {r[0]: dict(zip(res.columns[1:], r[1:], strict=True)) for r in res.rows}
+        assert got == {"before": c.evidence.before, "after": c.evidence.after}, c.summary
+        b, a = got["before"], got["after"]
+        if c.mechanism == "code_path_change":  # the summary's figures are the query's
+            assert (
+                f"wrote {b['lines']} times in {b['calls']} calls before: {a['lines']} times in {a['calls']} calls"
+                in c.summary
+            )
+            assert f"went from {b['error_lines']} in {b['calls']} calls to {a['error_lines']} in" in c.summary
+        else:
+            assert (
+                f"(on {b['calls_with_line']} of {b['calls']} calls before, {a['calls_with_line']} of "
+                f"{a['calls']} after, {b['lines']} and {a['lines']} times" in c.summary
+            )
+    pay = next(c for c in found if c.service == "payment")
+    assert (pay.evidence.before, pay.evidence.after) == (
+        {"calls": 40, "lines": 16, "error_lines": 24},
+        {"calls": 40, "lines": 0, "error_lines": 40},
+    )
+    assert pay.evidence.details["template"].endswith("from=shanghai),<*>")  # cut: the rest is gone

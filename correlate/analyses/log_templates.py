@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from correlate.analyses.common import (
     AnalysisContext,
@@ -27,6 +27,7 @@ from correlate.analyses.common import (
     evidence_sql,
     exemplars,
     lit,
+    period_figures,
     rate_score,
     rows,
 )
@@ -103,7 +104,8 @@ def _message(body: str) -> tuple[str, bool]:
 
 def mine_templates(bodies: list[str]) -> list[str]:
     """The template of each body (Drain over the masked texts, one miner per call). A header
-    (time, level, logger, trace ids) is cut before mining and shown as one leading <*>."""
+    (time, level, logger, trace ids) is cut before mining and shown as one leading <*>; a body
+    cut at a size limit gets a trailing <*> (see _cut_short)."""
     from drain3.masking import MaskingInstruction
     from drain3.template_miner import TemplateMiner
     from drain3.template_miner_config import TemplateMinerConfig
@@ -116,8 +118,17 @@ def mine_templates(bodies: list[str]) -> list[str]:
     cut = [_message(b) for b in bodies]
     clusters = [miner.add_log_message(m)["cluster_id"] for m, _ in cut]
     headed = {c for c, (_, h) in zip(clusters, cut, strict=True) if h}
+    tailless = {c for c, b in zip(clusters, bodies, strict=True) if _cut_short(b)}
     final = {c.cluster_id: c.get_template() for c in miner.drain.clusters}
-    return [("<*> " if c in headed else "") + final[c] for c in clusters]
+    return [("<*> " if c in headed else "") + final[c] + ("<*>" if c in tailless else "") for c in clusters]
+
+
+def _cut_short(body: str) -> bool:
+    """Whether a body was cut at a shipper's size limit (a power of two from 1 KiB, in characters
+    or bytes: Docker splits lines at 16 KiB). Its last token is partial and the rest is gone, so
+    one statement cut after another token is another Drain cluster: the template of a cut body
+    ends in a <*> joined to its last token (a LIKE finds the longer lines too)."""
+    return any(n >= 1024 and n & (n - 1) == 0 for n in (len(body), len(body.encode("utf-8", "replace"))))
 
 
 def template_like(template: str) -> str:
@@ -454,6 +465,29 @@ MAX_SILENT_CANDIDATES = 3
 FLIP_TAKEN = 0.5
 
 
+# a line's text as Drain tokenises it (trimmed, a run of whitespace one space), for a LIKE of its
+# template: a body cut at a byte limit ends in a space, a message can hold two
+_LINE_TEXT = r"regexp_replace(trim(l.body), '\s+', ' ', 'g')"
+
+
+def _line_of(text: str) -> str:
+    """SQL: log line `l` reads as template `text` (masks and <*> as %, whitespace as Drain splits)."""
+    return f"{_LINE_TEXT} LIKE {lit(template_like(text))} ESCAPE '\\'"
+
+
+def _op_lines_sql(ctx: AnalysisContext, svc: str, op: str, figures: dict[str, str]) -> str:
+    """A query over `s` (the working table): per period, the calls of (svc, op) and one figure per
+    entry of `figures` (name -> aggregate over the lines tied to the calls by trace and span id,
+    taken among the lines of the templates its FILTERs name). The figures a candidate states are
+    this query's own (`period_figures`), so its evidence gives them back."""
+    cols = "".join(f",\n       {expr} AS {name}" for name, expr in figures.items())
+    return f"""SELECT CASE WHEN s.after THEN 'after' ELSE 'before' END AS period, count(DISTINCT s.sk) AS calls{cols}
+FROM s LEFT JOIN logs l ON l.trace_id = s.trace_id AND l.span_id = s.span_id
+  AND l.time_ns >= {ctx.baseline.start_ns if ctx.baseline else ctx.window.start_ns} AND l.time_ns < {ctx.window.end_ns}
+WHERE s.service = {lit(svc)} AND s.op = {lit(op)}
+GROUP BY period ORDER BY period"""
+
+
 def _silenced_candidates(
     ctx: AnalysisContext, templates: list[_Template], calls: dict[tuple[str, str], tuple[int, int]]
 ) -> list[Candidate]:
@@ -464,7 +498,13 @@ def _silenced_candidates(
     recovery, not a fault, and are left out; so is a service whose lines all went quiet (lost
     logs say nothing about code). When an error line of the same operation took the stopped
     line's place (`_outcome_flip`), the two are one event, the operation's outcome: one
-    candidate that says both."""
+    candidate that says both.
+
+    Drain's clusters pick the (template, operation) pairs; the tests are then run again on the
+    figures of the evidence query, which finds the template's lines by its text: one log
+    statement whose argument changed form (a date that gained a time, a list cut at the
+    recording's byte limit at another token) is several clusters but one text, and has not
+    stopped."""
     if not ctx.has_baseline:
         return []
     quiet = [t for t in templates if t.severity < ERROR and t.per_op]
@@ -486,37 +526,68 @@ def _silenced_candidates(
     for t in quiet:
         for op, (nb, na) in t.per_op.items():
             cb, ca = calls.get((t.service, op), (0, 0))
-            if (
-                cb < SILENT_MIN_CALLS
-                or ca < SILENT_MIN_CALLS
-                or nb < SILENT_MIN_BEFORE
-                or nb < SILENT_MIN_SHARE * cb
-            ):
+            rest = (lines[t.service], spans[t.service])
+            if _silence(nb, cb, na, ca, rest) is None:
                 continue
-            expected = nb / cb * ca
-            if expected < SILENT_MIN_EXPECTED or na > SILENT_KEPT * expected:
-                continue
-            (lb, la), (sb, sa) = lines[t.service], spans[t.service]
-            rest_b, rest_a = (lb - nb) / max(sb, 1), (la - na) / max(sa, 1)
-            if rest_b > 0 and rest_a < SILENT_REST_KEPT * rest_b:
-                continue
-            z = (expected - na) / math.sqrt(expected)
-            effect = 1.0 - na / expected
-            score = LOG_WEIGHT * effect * clamp01((z - 2.0) / 3.0) * clamp01(nb / cb / 0.5)
-            got = _Silenced(score, t, op, nb, cb, na, ca)
-            flip = _outcome_flip(errors, got)
-            if flip is not None:
-                err, z_err = flip
-                # one event seen twice: the path's line stopped and the error line took its place.
-                # The stronger test of the two; no discount for a line only some calls wrote,
-                # since the calls that stopped writing it now fail (their outcome, not their input)
-                flipped = LOG_WEIGHT * effect * clamp01((max(z, z_err) - 2.0) / 3.0)
-                if flipped > score:
-                    got = replace(got, score=flipped, error=err)
-            if got.score > 0.02 and (t.service not in best or got.score > best[t.service].score):
-                best[t.service] = got
+            got = _measured_silence(ctx, t, op, rest, _outcome_flip(errors, t, op, nb, cb, na, ca))
+            if got is not None and got.score > 0.02:
+                if t.service not in best or got.score > best[t.service].score:
+                    best[t.service] = got
     ranked = sorted(best.items(), key=lambda kv: (-kv[1].score, kv[0]))[:MAX_SILENT_CANDIDATES]
     return [_silenced_candidate(ctx, v) for _, v in ranked]
+
+
+def _silence(
+    nb: int, cb: int, na: int, ca: int, rest: tuple[list[int], list[int]]
+) -> tuple[float, float, float] | None:
+    """(score, z, effect) of a line written nb times in cb calls before and na in ca calls in the
+    window, when it stopped (the SILENT_ tests); `rest` is the service's (lines, spans) before
+    and after, whose other lines must keep their rate. None when it did not."""
+    if cb < SILENT_MIN_CALLS or ca < SILENT_MIN_CALLS or nb < SILENT_MIN_BEFORE or nb < SILENT_MIN_SHARE * cb:
+        return None
+    expected = nb / cb * ca
+    if expected < SILENT_MIN_EXPECTED or na > SILENT_KEPT * expected:
+        return None
+    (lb, la), (sb, sa) = rest
+    rest_b, rest_a = max(lb - nb, 0) / max(sb, 1), max(la - na, 0) / max(sa, 1)
+    if rest_b > 0 and rest_a < SILENT_REST_KEPT * rest_b:
+        return None
+    z = (expected - na) / math.sqrt(expected)
+    effect = 1.0 - na / expected
+    return LOG_WEIGHT * effect * clamp01((z - 2.0) / 3.0) * clamp01(nb / cb / 0.5), z, effect
+
+
+def _measured_silence(
+    ctx: AnalysisContext,
+    t: _Template,
+    op: str,
+    rest: tuple[list[int], list[int]],
+    error: _Template | None,
+) -> _Silenced | None:
+    """The silence of t's line in op, measured by its evidence query (with the error line that
+    may have taken its place) and tested again on those figures."""
+    figures = {"lines": f"count(l.body) FILTER (WHERE {_line_of(t.text)})"}
+    if error is not None:
+        figures["error_lines"] = f"count(l.body) FILTER (WHERE {_line_of(error.text)})"
+    q = _op_lines_sql(ctx, t.service, op, figures)
+    before, after = period_figures(ctx, q)
+    cb, ca = before.get("calls", 0), after.get("calls", 0)
+    nb, na = before.get("lines", 0), after.get("lines", 0)
+    got = _silence(nb, cb, na, ca, rest)
+    if got is None:
+        return None
+    score, z, effect = got
+    if error is not None:
+        eb, ea = before.get("error_lines", 0), after.get("error_lines", 0)
+        z_err = _flip(eb, ea, nb, cb, na, ca)
+        # one event seen twice: the path's line stopped and the error line took its place.
+        # The stronger test of the two; no discount for a line only some calls wrote,
+        # since the calls that stopped writing it now fail (their outcome, not their input)
+        flipped = LOG_WEIGHT * effect * clamp01((max(z, z_err or 0.0) - 2.0) / 3.0)
+        if z_err is None or flipped <= score:  # no flip on the measured figures: the line alone
+            return _measured_silence(ctx, t, op, rest, None)
+        return _Silenced(flipped, t, op, q, before, after, error)
+    return _Silenced(score, t, op, q, before, after)
 
 
 @dataclass(frozen=True)
@@ -524,29 +595,36 @@ class _Silenced:
     score: float
     t: _Template
     op: str
-    nb: int  # times the line was written in the baseline, in cb calls of op
-    cb: int
-    na: int  # and in the window, in ca calls
-    ca: int
+    sql: str  # the query over `s` whose figures these are
+    before: dict[str, int]  # calls, lines (and error_lines) in the baseline
+    after: dict[str, int]  # and in the window
     error: _Template | None = None  # an error line of op that took its place (an outcome flip)
 
 
-def _outcome_flip(errors: list[_Template], s: _Silenced) -> tuple[_Template, float] | None:
+def _outcome_flip(
+    errors: list[_Template], t: _Template, op: str, nb: int, cb: int, na: int, ca: int
+) -> _Template | None:
     """An error line of the same operation whose share of calls rose by at least FLIP_TAKEN of
-    what the silenced line lost: the calls that stopped writing it now fail. Returns the error
-    template and the z of the rise of its share (two-proportion test), the largest such."""
-    lost = s.nb / s.cb - s.na / s.ca
+    what the silenced line lost (Drain's counts): the calls that stopped writing it now fail.
+    The error template whose share rose surest, if any."""
     found: tuple[_Template, float] | None = None
     for e in errors:
-        if e.service != s.t.service or s.op not in e.per_op:
+        if e.service != t.service or op not in e.per_op:
             continue
-        eb, ea = (min(n, c) for n, c in zip(e.per_op[s.op], (s.cb, s.ca), strict=True))
-        if ea / s.ca - eb / s.cb < FLIP_TAKEN * lost:
-            continue
-        z = _two_proportion_z(eb, s.cb, ea, s.ca)
-        if found is None or z > found[1]:
+        eb, ea = e.per_op[op]
+        z = _flip(eb, ea, nb, cb, na, ca)
+        if z is not None and (found is None or z > found[1]):
             found = (e, z)
-    return found
+    return found[0] if found else None
+
+
+def _flip(eb: int, ea: int, nb: int, cb: int, na: int, ca: int) -> float | None:
+    """z of the rise of an error line's share of calls (eb lines in cb calls -> ea in ca) when it
+    rose by at least FLIP_TAKEN of what the silenced line (nb -> na) lost; None when less."""
+    eb, ea = min(eb, cb), min(ea, ca)
+    if ea / ca - eb / cb < FLIP_TAKEN * (nb / cb - na / ca):
+        return None
+    return _two_proportion_z(eb, cb, ea, ca)
 
 
 def _two_proportion_z(kb: int, nb: int, ka: int, na: int) -> float:
@@ -557,61 +635,40 @@ def _two_proportion_z(kb: int, nb: int, ka: int, na: int) -> float:
 
 
 def _silenced_candidate(ctx: AnalysisContext, v: _Silenced) -> Candidate:
-    t, op, nb, cb, na, ca = v.t, v.op, v.nb, v.cb, v.na, v.ca
+    t, op = v.t, v.op
+    cb, nb, ca, na = v.before["calls"], v.before["lines"], v.after["calls"], v.after["lines"]
     summary = (
         f"{t.service} {op} stopped writing a log line it wrote {nb} times in {cb} calls before: "
         f'{na} times in {ca} calls in the window ("{t.text[:140]}"); the code path changed there'
     )
+    flip: dict[str, object] = {}
     if v.error is not None:
-        eb, ea = v.error.per_op[op]
+        eb, ea = v.before["error_lines"], v.after["error_lines"]
         summary += (
             f"; its calls fail instead: an {_severity(v.error.severity).strip()} line of it went from "
             f'{eb} in {cb} calls to {ea} in {ca} ("{v.error.text[:140]}")'
         )
-    lo = ctx.baseline.start_ns if ctx.baseline else ctx.window.start_ns
-    like = f"l.body LIKE {lit(template_like(t.text))} ESCAPE '\\'"
-    before: dict[str, int] = {"calls": cb, "lines": nb}
-    after: dict[str, int] = {"calls": ca, "lines": na}
-    if v.error is None:
-        counts, joined = "count(l.body) AS lines", like
-    else:  # the error line's figures the summary states, from the same calls
-        err_like = f"l.body LIKE {lit(template_like(v.error.text))} ESCAPE '\\'"
-        counts = (
-            f"count(l.body) FILTER (WHERE {like}) AS lines,\n"
-            f"       count(l.body) FILTER (WHERE {err_like}) AS error_lines"
-        )
-        joined = f"({like} OR {err_like})"
-        before["error_lines"], after["error_lines"] = v.error.per_op[op]
-    q = f"""SELECT CASE WHEN s.after THEN 'after' ELSE 'before' END AS period, count(DISTINCT s.sk) AS calls,
-       {counts}
-FROM s LEFT JOIN logs l ON l.trace_id = s.trace_id AND l.span_id = s.span_id
-  AND {joined} AND l.time_ns >= {lo} AND l.time_ns < {ctx.window.end_ns}
-WHERE s.service = {lit(t.service)} AND s.op = {lit(op)}
-GROUP BY period ORDER BY period"""
+        flip = {
+            "error_template": v.error.text,
+            "error_lines_per_call_before": round(eb / cb, 4),
+            "error_lines_per_call_after": round(ea / ca, 4),
+        }
     tids, sids = exemplars(
         ctx, f"after AND service = {lit(t.service)} AND op = {lit(op)}", order="dur_ns DESC"
     )
     ev = Evidence(
-        before=before,
-        after=after,
+        before=v.before,
+        after=v.after,
         trace_ids=tids,
         span_ids=sids,
-        sql=evidence_sql(ctx, q),
+        sql=evidence_sql(ctx, v.sql),
         details={
             "template": t.text,
             "severity_number": t.severity,
             "severity_inferred": t.inferred,
             "lines_per_call_before": round(nb / cb, 4),
             "lines_per_call_after": round(na / ca, 4),
-            **(
-                {
-                    "error_template": v.error.text,
-                    "error_lines_per_call_before": round(v.error.per_op[op][0] / cb, 4),
-                    "error_lines_per_call_after": round(v.error.per_op[op][1] / ca, 4),
-                }
-                if v.error is not None
-                else {}
-            ),
+            **flip,
         },
     )
     return Candidate(t.service, op, "code_path_change", round(clamp01(v.score), 4), summary, ev, NAME)
@@ -631,7 +688,9 @@ def _standing_candidates(
     periods (SILENT_MIN_CALLS calls in each): they failed before the window as in it. Marked
     `standing` in the evidence: the ranking puts them after every candidate that changed, with
     low confidence, so they are a lead when nothing changed, never an answer over a change.
-    Scored by how many calls say so (STANDING_WEIGHT at most)."""
+    Scored by how many calls say so (STANDING_WEIGHT at most). Drain's line counts pick the
+    pairs; the calls that wrote the line are counted by the evidence query, which the test and
+    the score use."""
     if not ctx.has_baseline:
         return []
     best: dict[str, tuple[float, _Standing]] = {}
@@ -644,13 +703,26 @@ def _standing_candidates(
                 continue
             if min(min(nb, cb) / cb, min(na, ca) / ca) < STANDING_SHARE:
                 continue  # fewer lines than that: fewer calls too
-            kb, ka = _calls_writing(ctx, t.service, op, [t])
-            share = min(kb / cb, ka / ca)
+            match = _line_of(t.text)
+            q = _op_lines_sql(
+                ctx,
+                t.service,
+                op,
+                {
+                    "lines": f"count(l.body) FILTER (WHERE {match})",
+                    "calls_with_line": f"count(DISTINCT s.sk) FILTER (WHERE {match})",
+                },
+            )
+            before, after = period_figures(ctx, q)
+            cb, ca = before.get("calls", 0), after.get("calls", 0)
+            if cb < SILENT_MIN_CALLS or ca < SILENT_MIN_CALLS:
+                continue
+            share = min(before.get("calls_with_line", 0) / cb, after.get("calls_with_line", 0) / ca)
             if share < STANDING_SHARE:
                 continue  # lines enough, but several on some calls (a retry loop), none on others
             score = STANDING_WEIGHT * share * confidence(cb + ca, half=10.0)
             if t.service not in best or score > best[t.service][0]:
-                best[t.service] = (score, _Standing(t, op, nb, cb, na, ca, kb, ka))
+                best[t.service] = (score, _Standing(t, op, q, before, after))
     ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[:MAX_STANDING_CANDIDATES]
     return [_standing_candidate(ctx, score, v) for _, (score, v) in ranked]
 
@@ -659,49 +731,40 @@ def _standing_candidates(
 class _Standing:
     t: _Template
     op: str
-    nb: int  # lines in the baseline, in cb calls of op, kb of which wrote one
-    cb: int
-    na: int  # and in the window
-    ca: int
-    kb: int
-    ka: int
+    sql: str  # the query over `s` whose figures these are
+    before: dict[str, int]  # calls, lines, calls_with_line in the baseline
+    after: dict[str, int]  # and in the window
 
 
 def _standing_candidate(ctx: AnalysisContext, score: float, v: _Standing) -> Candidate:
-    t, op, nb, cb, na, ca = v.t, v.op, v.nb, v.cb, v.na, v.ca
+    t, op, b, a = v.t, v.op, v.before, v.after
     level = _severity(t.severity).strip()
     summary = (
         f"{t.service} {op} logs an {level} line on nearly every call, before the window as in it "
-        f"(on {v.kb} of {cb} calls before, {v.ka} of {ca} after, {nb} and {na} times: "
-        f'"{t.text[:140]}"): a fault the baseline already holds, which a comparison cannot see begin'
+        f"(on {b['calls_with_line']} of {b['calls']} calls before, {a['calls_with_line']} of {a['calls']} "
+        f'after, {b["lines"]} and {a["lines"]} times: "{t.text[:140]}"): a fault the baseline already '
+        "holds, which a comparison cannot see begin"
     )
     if t.inferred:
         summary += "; level read from the text"
-    lo = ctx.baseline.start_ns if ctx.baseline else ctx.window.start_ns
-    q = f"""SELECT CASE WHEN s.after THEN 'after' ELSE 'before' END AS period, count(DISTINCT s.sk) AS calls,
-       count(l.body) AS lines
-FROM s LEFT JOIN logs l ON l.trace_id = s.trace_id AND l.span_id = s.span_id
-  AND l.body LIKE {lit(template_like(t.text))} ESCAPE '\\' AND l.time_ns >= {lo} AND l.time_ns < {ctx.window.end_ns}
-WHERE s.service = {lit(t.service)} AND s.op = {lit(op)}
-GROUP BY period ORDER BY period"""
     tids, sids = exemplars(
         ctx, f"after AND service = {lit(t.service)} AND op = {lit(op)}", order="dur_ns DESC"
     )
     ev = Evidence(
-        before={"calls": cb, "lines": nb},
-        after={"calls": ca, "lines": na},
+        before=b,
+        after=a,
         trace_ids=tids,
         span_ids=sids,
-        sql=evidence_sql(ctx, q),
+        sql=evidence_sql(ctx, v.sql),
         details={
             "standing": True,
-            "calls_with_line_before": v.kb,
-            "calls_with_line_after": v.ka,
+            "calls_with_line_before": b["calls_with_line"],
+            "calls_with_line_after": a["calls_with_line"],
             "template": t.text,
             "severity_number": t.severity,
             "severity_inferred": t.inferred,
-            "lines_per_call_before": round(nb / cb, 4),
-            "lines_per_call_after": round(na / ca, 4),
+            "lines_per_call_before": round(b["lines"] / b["calls"], 4),
+            "lines_per_call_after": round(a["lines"] / a["calls"], 4),
         },
     )
     return Candidate(t.service, op, "error_propagation", round(score, 4), summary, ev, NAME)
