@@ -873,7 +873,7 @@ def test_the_figures_of_log_line_candidates_are_those_their_evidence_query_gives
     payment's Charge wrote a ticket list cut at 1 KiB after a ', ' on 16 of 40 calls and a
     "Card  declined" ERROR (two spaces) on 24; in the window every call is declined (an outcome
     flip). checkout's PlaceOrder logs an ERROR (two spaces) on every call in both periods (a
-    standing fault). frontend's /buy writes one statement whose date gained a time in the
+    standing fault), its audit step one in the baseline only (a recovery, a finding). frontend's /buy writes one statement whose date gained a time in the
     window: two Drain clusters, one text, so the line did not stop."""
     spans: list[dict] = []
     logs: list[dict] = []
@@ -886,6 +886,8 @@ def test_the_figures_of_log_line_candidates_are_those_their_evidence_query_gives
             logs.append(
                 _line("checkout", trace, b + 2, at, "ERROR", f"[order][Stock  unreachable][order: {i}]")
             )
+            if not after:
+                logs.append(_line("checkout", trace, b + 5, at, "ERROR", "[audit][Ledger  offline]"))
             if after or i < 24:
                 logs.append(
                     _line("payment", trace, b + 4, at, "ERROR", f"[charge][Card  declined][order: {i}]")
@@ -899,6 +901,12 @@ def test_the_figures_of_log_line_candidates_are_those_their_evidence_query_gives
             c for c in report.candidates if c.analysis == "log_templates" and "calls" in c.evidence.before
         ]
         reran = [ds.sql(c.evidence.sql) for c in found]
+        (recovered,) = [f for f in report.findings if f.evidence.details.get("recovered")]
+        res = ds.sql(recovered.evidence.sql)
+    got = {r[0]: dict(zip(res.columns[1:], r[1:], strict=True)) for r in res.rows}
+    assert got == {"before": recovered.evidence.before, "after": recovered.evidence.after}
+    assert (recovered.service, recovered.operation) == ("checkout", "audit")
+    assert "40 error lines on 40 of 40 calls before, 0 in 40 calls in the window" in recovered.summary
     kinds = {(c.service, c.mechanism, bool(c.evidence.details.get("standing"))) for c in found}
     assert kinds == {("payment", "code_path_change", False), ("checkout", "error_propagation", True)}
     for c, res in zip(found, reran, strict=True):

@@ -69,7 +69,6 @@ class _Template:
     inferred: bool = False  # the severity was read from the text (the records carried none)
     # operation of the span that wrote the line -> [times before, times after] (lines tied to spans)
     per_op: dict[str, list[int]] = field(default_factory=dict)
-    bodies: set[str] = field(default_factory=set)  # the texts mined into it (calls_writing)
 
 
 # a log line's header: when it starts with a time, the run of times, dates, levels,
@@ -177,7 +176,6 @@ def find_log_changes(ctx: AnalysisContext) -> AnalysisResult:
         for r, text in zip(rs, mine_templates([r["body"] for r in rs]), strict=True):
             t = templates.setdefault((service, severity, text), _Template(service, text, severity))
             t.inferred = t.inferred or r["inferred"]
-            t.bodies.add(r["body"])
             if r["after"]:
                 t.count_a += r["n"]
                 if t.first_ns is None or r["first_ns"] < t.first_ns:
@@ -332,23 +330,6 @@ def _calls(ctx: AnalysisContext) -> dict[tuple[str, str], tuple[int, int]]:
                 FROM {ctx.s} GROUP BY 1, 2"""
         ).fetchall()
     }
-
-
-def _calls_writing(ctx: AnalysisContext, svc: str, op: str, ts: list[_Template]) -> tuple[int, int]:
-    """Calls of (svc, op) that wrote a line of any of the templates, in the baseline and in the
-    window. per_op counts lines, and a call can write a template more than once (a retry loop
-    logging each attempt): a share of calls is measured here, on the very texts mined."""
-    bodies = sorted({b for t in ts for b in t.bodies})
-    lo = ctx.baseline.start_ns if ctx.baseline else ctx.window.start_ns
-    got = ctx.con.execute(
-        f"""SELECT count(DISTINCT s.sk) FILTER (WHERE NOT s.after), count(DISTINCT s.sk) FILTER (WHERE s.after)
-            FROM {ctx.s} s JOIN logs l ON l.trace_id = s.trace_id AND l.span_id = s.span_id
-            WHERE s.service = ? AND s.op = ? AND l.body IN (SELECT unnest(?::VARCHAR[]))
-              AND l.time_ns >= {lo} AND l.time_ns < {ctx.window.end_ns}
-              AND (l.time_ns >= {ctx.window.start_ns} OR {_in_baseline(ctx)})""",
-        [svc, op, bodies],
-    ).fetchone()
-    return (int(got[0]), int(got[1])) if got else (0, 0)
 
 
 def _per_call(t: _Template, calls: dict[tuple[str, str], tuple[int, int]]) -> float:
@@ -782,7 +763,6 @@ def _recovered_findings(
     times change with no fault of its own. Marked `recovered` for the ranking."""
     if not ctx.has_baseline:
         return []
-    lo = ctx.baseline.start_ns if ctx.baseline else ctx.window.start_ns
     errs: dict[tuple[str, str], list[int]] = {}
     others: dict[tuple[str, str], list[int]] = {}  # the operation's lines below ERROR
     lines: dict[str, list[int]] = {}
@@ -823,9 +803,27 @@ def _recovered_findings(
             # the operation's own other lines stopped with its errors: the code now returns or
             # throws before all of them (a code path change), a recovery would do its whole work
             continue
-        # the tests again on calls that wrote an error line (a call can write several, ea lines
-        # are at least as many as the window's calls that did)
-        kb, _ = _calls_writing(ctx, svc, op, texts[(svc, op)])
+        # the tests again on the evidence query's figures, on calls that wrote an error line (a
+        # call can write several, ea lines are at least as many as the window's calls that did)
+        match = " OR ".join(_line_of(x) for x in sorted(t.text for t in texts[(svc, op)]))
+        q = _op_lines_sql(
+            ctx,
+            svc,
+            op,
+            {
+                "error_lines": f"count(l.body) FILTER (WHERE {match})",
+                "calls_with_error": f"count(DISTINCT s.sk) FILTER (WHERE {match})",
+            },
+        )
+        before, after = period_figures(ctx, q)
+        cb, ca = before.get("calls", 0), after.get("calls", 0)
+        eb, ea, kb = (
+            before.get("error_lines", 0),
+            after.get("error_lines", 0),
+            before.get("calls_with_error", 0),
+        )
+        if cb < SILENT_MIN_CALLS or ca < SILENT_MIN_CALLS:
+            continue
         expected = kb / cb * ca
         if kb < SILENT_MIN_BEFORE or kb < SILENT_MIN_SHARE * cb or expected < SILENT_MIN_EXPECTED:
             continue
@@ -835,16 +833,6 @@ def _recovered_findings(
             f"{svc} {op} stopped logging errors: {eb} error lines on {kb} of {cb} calls before, {ea} in "
             f"{ca} calls in the window; a failure the baseline held ended (a recovery, not a fault)"
         )
-        likes = " OR ".join(
-            f"l.body LIKE {lit(template_like(x))} ESCAPE '\\'"
-            for x in sorted(t.text for t in texts[(svc, op)])
-        )
-        q = f"""SELECT CASE WHEN s.after THEN 'after' ELSE 'before' END AS period, count(DISTINCT s.sk) AS calls,
-       count(l.body) AS error_lines
-FROM s LEFT JOIN logs l ON l.trace_id = s.trace_id AND l.span_id = s.span_id
-  AND ({likes}) AND l.time_ns >= {lo} AND l.time_ns < {ctx.window.end_ns}
-WHERE s.service = {lit(svc)} AND s.op = {lit(op)}
-GROUP BY period ORDER BY period"""
         out.append(
             Finding(
                 kind=NAME,
@@ -852,8 +840,8 @@ GROUP BY period ORDER BY period"""
                 operation=op,
                 summary=summary,
                 evidence=Evidence(
-                    before={"calls": cb, "error_lines": eb},
-                    after={"calls": ca, "error_lines": ea},
+                    before=before,
+                    after=after,
                     sql=evidence_sql(ctx, q),
                     details={"recovered": True, "calls_with_error_before": kb},
                 ),
