@@ -56,8 +56,12 @@ __all__ = [
 
 # Arrow bytes buffered before they are sorted and written. A row group is one service of one buffer,
 # and Parquet pays per row group and column (page headers, statistics, a zstd context a page): at 32
-# MiB, ~24 services made row groups of ~2 k spans and that fixed cost was ~40 % of the encoding
-PART_BYTES = 64 * 1024 * 1024
+# MiB, ~24 services made row groups of ~2 k spans and that fixed cost was ~40 % of the encoding, and
+# 64 MiB saved ~0.7 CPU-s/GB of the default dump. But the peak memory goes with it (a buffer filling
+# while the previous one is combined and encoded, for spans and logs each): at 64 MiB an 8 GB dump
+# peaked at 522 MB and a 4 GB logs-heavy one at 523 MB, over the 512 MB the ingest keeps to; at 32
+# MiB, 449 and 417 MB (bench/ingest.py --no-reference, 2026-12-04)
+PART_BYTES = 32 * 1024 * 1024
 PART_BYTES_ENV = "DCR_INGEST_PART_MB"  # override (tests use small parts to kill mid-write)
 ROW_GROUP_ROWS = 32 * 1024  # at most; a row group never mixes two services (see _PartBuffer)
 # rows a part file takes at most; the next one is started then. An open file keeps every row
