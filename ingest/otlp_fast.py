@@ -878,6 +878,15 @@ def _lines(data: bytes, first_line: int) -> tuple[list[tuple[int, int, int]], in
     return out, line_no - first_line + 1
 
 
+def _utf8(data: bytes, start: int, end: int) -> bool:
+    """Whether data[start:end] is valid UTF-8."""
+    try:
+        data[start:end].decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _decode(data: bytes, first_line: int, source: SourceInfo, compact: bool) -> tuple[Chunk, int]:
     native = native_logs = None
     if native_available():
@@ -888,8 +897,14 @@ def _decode(data: bytes, first_line: int, source: SourceInfo, compact: bool) -> 
     careful: dict[int, tuple[int, int]] = {}  # line number -> (start, end) in data
     where: dict[int, tuple[int, int]] = {}
     view = memoryview(data)
+    # msgspec checks UTF-8 only in what it decodes, so a line whose bad bytes sit in a part the fast
+    # structs skip (a resource without records) would pass without the reject the careful path gives
+    unchecked = bool(todo) and not data.isascii()
     for line_no, start, end in todo:
         where[line_no] = (start, end)
+        if unchecked and not _utf8(data, start, end):
+            careful[line_no] = (start, end)
+            continue
         smark, lmark = spans.mark(), logs.mark()
         try:
             _take(_FDOC.decode(view[start:end]), spans, logs, line_no)

@@ -332,3 +332,23 @@ def test_span_keys_same_fingerprint_on_fast_and_fallback_paths():
     assert keys.add_new(odd).tolist() == [False] * 5 + [True, True]
     assert not keys.add_new(odd).any()
     assert len(keys) == 7
+
+
+@pytest.mark.parametrize("native", ["1", "0"])
+def test_bad_utf8_where_no_record_is_decoded_is_rejected_as_the_careful_path_does(monkeypatch, native):
+    """Bytes that are not UTF-8 in a resource without records: msgspec checks only what it decodes,
+    and the fast structs skip that resource, so the line passed without a word; it is rejected
+    (line 2) as the careful path rejects it, and the good lines beside it keep their rows."""
+    from ingest.otlp_fast import NATIVE_ENV
+
+    monkeypatch.setenv(NATIVE_ENV, native)
+    rng = random.Random(5)
+    good = [_line(rng) for _ in range(2)]
+    bad = (
+        b'{"resourceLogs":[{"resource":{"attributes":[{"key":"service.nam\xe9\xff",'
+        b'"value":{"stringValue":"shop"}}]},"scopeLogs":[]}]}'
+    )
+    spans, rejects = _same(b"\n".join([good[0], bad, good[1]]) + b"\n")
+    fast, _ = decode_lines_fast(b"\n".join([good[0], bad, good[1]]) + b"\n", 1, SRC)
+    assert spans > 0 and rejects == 1
+    assert [(r.offset, "UTF-8" in r.reason) for r in fast.rejects] == [(2, True)]
