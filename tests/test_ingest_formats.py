@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import random
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,50 @@ def test_zstd_reads_every_frame_and_a_cut_one_raises():
         stream.read()  # a cut .zst used to end cleanly, losing its tail without a word
     stream, _ = decompressed(io.BytesIO(_zstd_frames(b"")))
     assert stream.read() == b""  # an empty frame is a whole one
+
+
+def _blocks_joined_every_round(stream: io.BytesIO, block_bytes: int) -> list[bytes]:
+    """The blocks as iter_lines_blocks cut them before it kept a long line as pieces."""
+    out, carry = [], b""
+    while True:
+        pieces, got = [carry], 0
+        while got < block_bytes:
+            data = stream.read1(min(block_bytes - got, 1 << 20))
+            if not data:
+                break
+            pieces.append(data)
+            got += len(data)
+        block = b"".join(pieces)
+        if got == 0:
+            return out + ([block] if block else [])
+        cut = block.rfind(b"\n")
+        if cut < 0:
+            carry = block
+            continue
+        carry = block[cut + 1 :]
+        out.append(block[: cut + 1])
+
+
+class _Trickle(io.BytesIO):
+    """A stream whose read1 returns fewer bytes than asked, as a decompressor's does."""
+
+    def __init__(self, data: bytes, rng: random.Random) -> None:
+        super().__init__(data)
+        self.rng = rng
+
+    def read1(self, n: int = -1) -> bytes:
+        return super().read1(max(1, min(n, self.rng.randrange(1, 40))))
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_line_blocks_cut_where_they_did_with_long_lines_kept_as_pieces(seed: int):
+    rng = random.Random(seed)
+    lines = [
+        bytes([97 + rng.randrange(26)]) * rng.choice([0, 1, 5, 30, 200]) for _ in range(rng.randrange(1, 25))
+    ]
+    data = b"\n".join(lines) + rng.choice([b"", b"\n"])
+    block = rng.choice([1, 8, 16, 64])
+    got = list(formats.iter_lines_blocks(_Trickle(data, random.Random(seed)), block))
+    want = _blocks_joined_every_round(_Trickle(data, random.Random(seed)), block)
+    assert got == want
+    assert b"".join(got) == data and all(b.endswith(b"\n") for b in got[:-1])
