@@ -27,6 +27,7 @@ bytes; it does not read on to the end of the line that covers it.
 
 from __future__ import annotations
 
+import io
 import mmap
 import re
 from collections.abc import Callable
@@ -110,6 +111,49 @@ def decode_range(
     return out, nlines + 1
 
 
+def decode_block(
+    data: bytes,
+    source: SourceInfo,
+    pack: Callable[[Chunk], T],
+    discard: Callable[[T], object],
+    *,
+    compact: bool = True,
+) -> tuple[list[T], int]:
+    """The whole lines of `data` (a compressed input's block), numbered from 1 -> (their chunks,
+    the number of lines), as `decode_range` gives a range's: a line over HUGE_LINE_BYTES in
+    pieces (read from the block in memory), the lines between through `decode_lines_fast`."""
+    if len(data) <= HUGE_LINE_BYTES or not native_available():
+        chunk, nlines = decode_lines_fast(data, 1, source, compact=compact)
+        return [pack(chunk)], nlines
+    out: list[T] = []
+    lines = 0  # lines before `run`
+    run = pos = 0  # the small lines not yet decoded start at `run`
+    fh = io.BytesIO(data)
+    while pos < len(data):
+        nl = data.find(b"\n", pos)
+        end = len(data) if nl < 0 else nl + 1
+        if end - pos > HUGE_LINE_BYTES:
+            if pos > run:
+                chunk, n = decode_lines_fast(data[run:pos], lines + 1, source, compact=compact)
+                out.append(pack(chunk))
+                lines += n
+            line = _Line(fh, pos, lines + 1, source, compact)
+            k = len(out)
+            if not line.in_pieces(data[pos : pos + READ_BYTES], pack, out):
+                for parcel in out[k:]:
+                    discard(parcel)
+                del out[k:]
+                out.append(pack(line.whole()))
+            lines += 1
+            run = end
+        pos = end
+    if run < len(data):
+        chunk, n = decode_lines_fast(data[run:], lines + 1, source, compact=compact)
+        out.append(pack(chunk))
+        lines += n
+    return out or [pack(Chunk())], lines
+
+
 def _first_line_start(fh: BufferedReader, start: int, end: int) -> int:
     """The offset of the first line that starts at or after `start`, or `end` when none starts
     before `end`. Looked for in a mapping of the file: most such ranges are inside a long line,
@@ -132,10 +176,10 @@ def _line_end(fh: BufferedReader, pos: int, limit: int) -> int:
 
 
 class _Line:
-    """A huge line of the file `fh`: at `offset`, numbered `line_no`."""
+    """A huge line of the file `fh` (or of a block in memory): at `offset`, numbered `line_no`."""
 
     def __init__(
-        self, fh: BufferedReader, offset: int, line_no: int, source: SourceInfo, compact: bool
+        self, fh: BufferedReader | io.BytesIO, offset: int, line_no: int, source: SourceInfo, compact: bool
     ) -> None:
         self.fh = fh
         self.offset = offset

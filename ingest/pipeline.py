@@ -58,7 +58,6 @@ from ingest.formats import (
 )
 from ingest.handoff import Parcel, clean_stale, pack, unpack
 from ingest.lifeline import die_with_parent
-from ingest.otlp_fast import decode_lines_fast
 from ingest.records import Chunk, Reject, SourceInfo
 from ingest.stores import (
     PullOptions,
@@ -184,9 +183,9 @@ def _decode_range(path: str, start: int, end: int, source: SourceInfo) -> tuple[
     return otlp_ranges.decode_range(path, start, end, source, pack, unpack)
 
 
-def _decode_block(data: bytes, source: SourceInfo) -> tuple[Parcel, int]:
-    chunk, nlines = decode_lines_fast(data, 1, source, compact=True)
-    return pack(chunk), nlines
+def _decode_block(data: bytes, source: SourceInfo) -> tuple[list[Parcel], int]:
+    """In a worker: a compressed input's block of whole lines (a huge line in pieces)."""
+    return otlp_ranges.decode_block(data, source, pack, unpack)
 
 
 def _decode_proto_range(path: str, start: int, end: int, source: SourceInfo) -> tuple[Parcel, int]:
@@ -271,14 +270,19 @@ def _pool(workers: int) -> cf.ProcessPoolExecutor:
 
 
 def _ordered(
-    pool: cf.ProcessPoolExecutor, tasks: Iterator[tuple], window: int
+    pool: cf.ProcessPoolExecutor, tasks: Iterator[tuple], window: int, budget: int
 ) -> Iterator[tuple[Parcel, int, int]]:
-    """Results of `tasks` ((fn, nbytes, *args)) in order, at most `window` in flight."""
+    """Results of `tasks` ((fn, nbytes, *args)) in order, at most `window` of them and about
+    `budget` input bytes in flight (always one): a compressed input's blocks hold whole lines,
+    so a block can be a 30 MB line, and eight of them in flight were 240 MB."""
     pending: deque[tuple[cf.Future, int]] = deque()
+    inflight = 0
     for fn, nbytes, *args in tasks:
         pending.append((pool.submit(fn, *args), nbytes))
-        if len(pending) >= window:
+        inflight += nbytes
+        while pending and (len(pending) >= window or inflight > budget):
             fut, nb = pending.popleft()
+            inflight -= nb
             yield (*fut.result(), nb)
     while pending:
         fut, nb = pending.popleft()
@@ -310,7 +314,7 @@ def _parallel_chunks(
     else:
         tasks = ((_decode_block, len(b), b, source) for b in iter_lines_blocks(inp.stream, step))
     lines = 0
-    for parcel, nlines, nbytes in _ordered(pool, tasks, window=4 * workers):
+    for parcel, nlines, nbytes in _ordered(pool, tasks, window=4 * workers, budget=4 * workers * step):
         for i, p in enumerate(parcel if isinstance(parcel, list) else [parcel]):
             yield _shift(unpack(p), lines), nbytes if i == 0 else 0
         lines += nlines

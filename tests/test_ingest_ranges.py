@@ -373,3 +373,56 @@ def test_the_ingest_puts_the_pieces_of_a_range_together_in_order(
         assert rows.sort_by(key).equals(want.sort_by(key)), kind
     rejects = [(r.offset, r.reason, r.raw) for c, _ in got for r in c.rejects]
     assert rejects == [(r.offset, r.reason, r.raw) for r in whole.rejects] and rejects
+
+
+def by_blocks(data: bytes, step: int) -> tuple[list[Chunk], int]:
+    """A compressed input's blocks of whole lines (formats.iter_lines_blocks), each through
+    decode_block, put together as the ingest does."""
+    import io
+
+    from ingest.formats import iter_lines_blocks
+
+    chunks: list[Chunk] = []
+    lines = 0
+    for block in iter_lines_blocks(io.BytesIO(data), step):
+        got, n = otlp_ranges.decode_block(block, SRC, lambda c: c, lambda c: None)
+        assert got
+        for c in got:
+            rejects = [dataclasses.replace(r, offset=r.offset + lines) for r in c.rejects]
+            chunks.append(Chunk(_shift(c.spans, lines), _shift(c.logs, lines), rejects))
+        lines += n
+    return chunks, lines
+
+
+@pytest.mark.parametrize("variant", sorted(HUGE_VARIANTS))
+def test_a_compressed_inputs_huge_line_gives_the_rows_and_rejects_of_the_whole_line(
+    small: None, taken: list[bool], variant: str
+) -> None:
+    huge = HUGE_VARIANTS[variant]()
+    data = (
+        spans_line(("x", [group("s", many(900, 2))]))
+        + b"\n\n"
+        + huge
+        + b"\n"
+        + logs_line(5, 2)
+        + b"\n"
+        + huge
+        + b"\nnot json\n"
+        + spans_line(("y", [group("s", many(950, 2))]))
+    )
+    whole, nlines = decode_lines_fast(data, 1, SRC, compact=True)
+    for step in (1500, 4096, 7000, 1 << 20):
+        chunks, lines = by_blocks(data, step)
+        assert lines == nlines
+        for kind in ("spans", "logs"):
+            got = _concat([getattr(c, kind) for c in chunks])
+            want = _plain(getattr(whole, kind))
+            key = [("source_offset", "ascending")]
+            assert (got is None) == (want is None)
+            if want is not None:
+                assert got is not None and got.sort_by(key).equals(want.sort_by(key)), (kind, step)
+        assert sorted((r.offset, r.reason, r.raw) for c in chunks for r in c.rejects) == sorted(
+            (r.offset, r.reason, r.raw) for r in whole.rejects
+        )
+    if variant == "links between every cut":
+        assert True in taken  # this shape does go in pieces
