@@ -784,22 +784,11 @@ def _recovered_findings(
     out = []
     for (svc, op), (eb, ea) in sorted(errs.items()):
         cb, ca = calls.get((svc, op), (0, 0))
-        if (
-            cb < SILENT_MIN_CALLS
-            or ca < SILENT_MIN_CALLS
-            or eb < SILENT_MIN_BEFORE
-            or eb < SILENT_MIN_SHARE * cb
-        ):
+        # the tests of a line that stops, on the operation's error lines together (and not when
+        # the service's other lines went quiet too: logs lost, not errors ended)
+        stopped = _silence(eb, cb, ea, ca, (lines[svc], spans[svc]))
+        if stopped is None or stopped[1] < 2.0:
             continue
-        expected = eb / cb * ca
-        if expected < SILENT_MIN_EXPECTED or ea > SILENT_KEPT * expected:
-            continue
-        if (expected - ea) / math.sqrt(expected) < 2.0:
-            continue
-        (lb, la), (sb, sa) = lines[svc], spans[svc]
-        rest_b, rest_a = (lb - eb) / max(sb, 1), (la - ea) / max(sa, 1)
-        if rest_b > 0 and rest_a < SILENT_REST_KEPT * rest_b:
-            continue  # its other lines went quiet too: logs lost, not errors ended
         ob, oa = others.get((svc, op), (0, 0))
         if ob > 0 and oa / ca < SILENT_REST_KEPT * ob / cb:
             # the operation's own other lines stopped with its errors: the code now returns or
