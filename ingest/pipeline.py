@@ -188,9 +188,9 @@ def _decode_block(data: bytes, source: SourceInfo) -> tuple[list[Parcel], int]:
     return otlp_ranges.decode_block(data, source, pack, unpack)
 
 
-def _decode_proto_range(path: str, start: int, end: int, source: SourceInfo) -> tuple[Parcel, int]:
+def _decode_proto_range(path: str, start: int, end: int, source: SourceInfo) -> tuple[list[Parcel], int]:
     """In a worker: the protobuf messages that start in [start, end) (offsets are absolute)."""
-    return pack(otlp_proto.read_range(path, start, end, source)), 0
+    return [pack(otlp_proto.read_range(path, start, end, source))], 0
 
 
 def _shift(chunk: Chunk, lines_before: int) -> Chunk:
@@ -271,7 +271,7 @@ def _pool(workers: int) -> cf.ProcessPoolExecutor:
 
 def _ordered(
     pool: cf.ProcessPoolExecutor, tasks: Iterator[tuple], window: int, budget: int
-) -> Iterator[tuple[Parcel, int, int]]:
+) -> Iterator[tuple[list[Parcel], int, int]]:
     """Results of `tasks` ((fn, nbytes, *args)) in order, at most `window` of them and about
     `budget` input bytes in flight (always one): a compressed input's blocks hold whole lines,
     so a block can be a 30 MB line, and eight of them in flight were 240 MB."""
@@ -315,7 +315,7 @@ def _parallel_chunks(
         tasks = ((_decode_block, len(b), b, source) for b in iter_lines_blocks(inp.stream, step))
     lines = 0
     for parcel, nlines, nbytes in _ordered(pool, tasks, window=4 * workers, budget=4 * workers * step):
-        for i, p in enumerate(parcel if isinstance(parcel, list) else [parcel]):
+        for i, p in enumerate(parcel):  # a chunk a piece of a huge line
             yield _shift(unpack(p), lines), nbytes if i == 0 else 0
         lines += nlines
 
