@@ -417,6 +417,24 @@ class Dump:
     path: Path
     spans: int
     logs: int
+    plain: Path | None = None  # the uncompressed dump a compressed `path` holds (its size is the MB)
+
+    @property
+    def size(self) -> int:
+        return (self.plain or self.path).stat().st_size
+
+
+def compressed(d: Dump) -> Dump:
+    """`d` compressed with zstd (level 1, as a shipper would), cached beside it."""
+    import zstandard
+
+    path = d.path.with_name(d.path.name + ".zst")
+    if not path.exists() or path.stat().st_mtime < d.path.stat().st_mtime:
+        tmp = path.with_name(path.name + ".tmp")
+        with open(d.path, "rb") as src, open(tmp, "wb") as dst:
+            zstandard.ZstdCompressor(level=1, threads=-1).copy_stream(src, dst)
+        os.replace(tmp, path)
+    return Dump(d.shape, path, d.spans, d.logs, d.path)
 
 
 def _counts_path(path: Path) -> Path:
@@ -511,12 +529,15 @@ def _ours_cells(d: Dump, r: Run, size: int, gib: float) -> tuple[str, str | None
     return cells, None
 
 
-def run_matrix(names: list[str], size: int, seed: int, reference: bool) -> int:
-    """Generate (or reuse) each shape's dump, measure our ingest and DuckDB on it, a line a shape."""
+def run_matrix(names: list[str], size: int, seed: int, reference: bool, compress: bool = False) -> int:
+    """Generate (or reuse) each shape's dump, measure our ingest and DuckDB on it, a line a shape
+    (`compress`: the dump compressed with zstd; MB/s and CPU-s/GB are of the uncompressed bytes)."""
     dumps = []
     for name in names:
         t = time.perf_counter()
         d = shape_dump(name, size, seed)
+        if compress:
+            d = compressed(d)
         mb = d.path.stat().st_size / 1e6
         print(f"dump {name}: {d.path} ({mb:.0f} MB, {_rows(d.spans, d.logs)}, generated or reused in "
               f"{time.perf_counter() - t:.1f} s)", flush=True)  # fmt: skip
@@ -528,7 +549,7 @@ def run_matrix(names: list[str], size: int, seed: int, reference: bool) -> int:
     print(MATRIX_HEAD, flush=True)
     failures = []
     for d in dumps:
-        fsize = d.path.stat().st_size
+        fsize = d.size
         gib = fsize / 2**30
         with tempfile.TemporaryDirectory(prefix="dcr-bench-") as home:
             os.environ["DCR_HOME"] = home
@@ -592,11 +613,18 @@ def main(argv: list[str] | None = None) -> int:
         "smallbatches, hugebatch, tempo, logs, pretty); one line a shape",
     )
     ap.add_argument("--seed", type=int, default=7, help="the generators' seed (dumps are cached by it)")
+    ap.add_argument(
+        "--compress",
+        action="store_true",
+        help="with --shape: ingest each dump compressed with zstd (MB/s of the uncompressed bytes)",
+    )
     args = ap.parse_args(argv)
+    if args.compress and not args.shape:
+        ap.error("--compress goes with --shape")
     if args.shape:
         if args.format != "otlp":
             ap.error("--shape is for OTLP dumps; --format jaeger has its own dump")
-        return run_matrix(args.shape, args.size, args.seed, not args.no_reference)
+        return run_matrix(args.shape, args.size, args.seed, not args.no_reference, args.compress)
 
     t = time.perf_counter()
     if args.format == "jaeger":

@@ -72,3 +72,15 @@ def test_matrix_flags_a_count_that_differs() -> None:
 def test_matrix_names_why_duckdb_could_not_read() -> None:
     err = 'Traceback (most recent call last):\n  File "<string>", line 30\n_duckdb.InvalidInputException: Invalid Input Error: "maximum_object_size" of 4294967295 bytes exceeded\n'
     assert bench._error_line(err) == 'Invalid Input Error: "maximum_object_size" of 4294967295 bytes exceeded'
+
+
+def test_a_compressed_dump_holds_the_plain_one_and_is_measured_by_its_size(tmp_path: Path) -> None:
+    import zstandard
+
+    plain = tmp_path / "attrs.jsonl"
+    counts = write_shape(plain, "attrs", 80_000, seed=3)
+    d = bench.compressed(bench.Dump("attrs", plain, counts.spans, counts.logs))
+    assert d.path.name == "attrs.jsonl.zst" and d.plain == plain and d.size == plain.stat().st_size
+    assert zstandard.ZstdDecompressor().stream_reader(d.path.open("rb")).read() == plain.read_bytes()
+    got = ingest_paths([str(d.path)], "zst")
+    assert (got.spans, got.rejected) == (counts.spans, 0)
