@@ -426,3 +426,38 @@ def test_a_compressed_inputs_huge_line_gives_the_rows_and_rejects_of_the_whole_l
         )
     if variant == "links between every cut":
         assert True in taken  # this shape does go in pieces
+
+
+def test_blocks_in_flight_are_bounded_by_bytes_as_well_as_by_count() -> None:
+    """A compressed input's block is whole lines: a block of one 30 MB line counts its bytes, so
+    no more than the budget's worth (and always one) waits in flight, whatever the window."""
+    import concurrent.futures as cf
+
+    from ingest import pipeline
+
+    submitted: list[int] = []
+
+    class Pool:
+        def submit(self, fn, *args):  # type: ignore[no-untyped-def]
+            submitted.append(args[0])
+            f: cf.Future = cf.Future()
+            f.set_result(fn(*args))
+            return f
+
+    def task(i: int) -> tuple[list[int], int]:
+        return [i], 1
+
+    def tasks(sizes: list[int]):  # type: ignore[no-untyped-def]
+        return ((task, n, i) for i, n in enumerate(sizes))
+
+    def most_in_flight(sizes: list[int]) -> int:
+        submitted.clear()
+        most = 0
+        for k, (parcel, _, _) in enumerate(pipeline._ordered(Pool(), tasks(sizes), window=8, budget=32)):  # type: ignore[arg-type]
+            most = max(most, len(submitted) - k)
+            assert parcel == [k]  # in order
+        return most
+
+    assert most_in_flight([4] * 20) == 8  # small blocks: the window
+    assert most_in_flight([30] * 6) == 2  # huge ones: the budget
+    assert most_in_flight([100] * 3) == 1  # one over the budget still goes
