@@ -54,16 +54,23 @@ __all__ = [
     "acquire_lock",
 ]
 
-# Arrow bytes buffered before they are sorted and written. A row group is one service of one buffer,
-# and Parquet pays per row group and column (page headers, statistics, a zstd context a page): at 32
-# MiB, ~24 services made row groups of ~2 k spans and that fixed cost was ~40 % of the encoding, and
-# 64 MiB saved ~0.7 CPU-s/GB of the default dump. But the peak memory goes with it (a buffer filling
+# Arrow bytes buffered before they are sorted and written. A row group is one service of one buffer
+# (or several small ones: MIN_GROUP_ROWS), and Parquet pays per row group and column (page headers,
+# statistics, a zstd context a page): 64 MiB saved ~0.7 CPU-s/GB of the default dump when every
+# service had row groups of its own. But the peak memory goes with it (a buffer filling
 # while the previous one is combined and encoded, for spans and logs each): at 64 MiB an 8 GB dump
 # peaked at 522 MB and a 4 GB logs-heavy one at 523 MB, over the 512 MB the ingest keeps to; at 32
 # MiB, 449 and 417 MB (bench/ingest.py --no-reference, 2026-12-04)
 PART_BYTES = 32 * 1024 * 1024
 PART_BYTES_ENV = "DCR_INGEST_PART_MB"  # override (tests use small parts to kill mid-write)
-ROW_GROUP_ROWS = 32 * 1024  # at most; a row group never mixes two services (see _PartBuffer)
+ROW_GROUP_ROWS = 32 * 1024  # at most
+# a service with fewer rows than this in a buffer shares a row group with the services next to it
+# (in sorted order) until the group has this many; a service with more has row groups of its own.
+# Parquet pays per row group and column (~25 us of page, statistics and codec set-up for each of
+# ~47 columns), so a buffer of 24 services in 24 row groups of ~2 k spans spent ~35 % of its
+# encoding on that; gathered into ~6 groups, the default dump's encoding cost 36 % less (a filter
+# on a small service then reads its neighbours' few thousand rows too)
+MIN_GROUP_ROWS = 8 * 1024
 # rows a part file takes at most; the next one is started then. An open file keeps every row
 # group's metadata in memory until it is closed, so this also bounds that (what 4 Mi rows cost:
 # docs/benchmarks.md, "Ingest memory")
@@ -176,8 +183,8 @@ class SourceStats:
 
 # ---- the writer ---------------------------------------------------------------------------
 
-# write_batch_size: values encoded a call; a row group (one service of one buffer) is a few
-# thousand rows, so the default 1024 cut each column into several calls for nothing
+# write_batch_size: values encoded a call; a row group (one service of one buffer, or a few small
+# ones) is thousands of rows, so the default 1024 cut each column into several calls for nothing
 _PARQUET_OPTS = {"write_batch_size": 64 * 1024}
 _SINK_BYTES = 1024 * 1024
 # min/max statistics where a filter can use them (not on long JSON texts, nor on random ids,
@@ -230,6 +237,7 @@ _DICTIONARY = {
         "kind",
         "status_code",
         "status_message",
+        "trace_state",
         "resource_attributes",
         "scope_attributes",
         "http_method",
@@ -267,48 +275,18 @@ _DICTIONARY = {
         "source_id",
     ],
 }
-# zstd everywhere but on these: dictionary-encoded columns of a small set of values (a closed set,
-# or a resource's, of which a row group holds one service's few), whose pages are a few bytes of
-# run-length indices and a short dictionary. Arrow compresses each page with a fresh zstd context,
-# a fixed ~17 us (two cpuid instructions, which trap in a virtual machine): on the ~75 pages of a
-# row group that was a fifth of the encoding, for ~0.3 % of the files' size
-_UNCOMPRESSED = {
-    "spans": [
-        "kind",
-        "status_code",
-        "service_name",
-        "service_version",
-        "service_instance_id",
-        "host",
-        "scope_name",
-        "scope_version",
-        "source_id",
-        "http_method",
-        "db_system",
-        "rpc_system",
-        "messaging_system",
-        "messaging_operation",
-        "flags",
-        "dropped_attributes_count",
-        "dropped_events_count",
-        "dropped_links_count",
-    ],
-    "logs": [
-        "severity_number",
-        "severity_text",
-        "service_name",
-        "service_version",
-        "host",
-        "scope_name",
-        "source_id",
-        "flags",
-        "dropped_attributes_count",
-    ],
-}
+# zstd on every column but the dictionary-encoded ones, which hold a row group's few distinct values
+# (a closed set, one service's resource, the names of its operations) as a short dictionary and
+# run-length indices: zstd saved ~0.3 % of the files' size on them. Arrow compresses each page with
+# a fresh zstd context, a fixed ~17 us (two cpuid instructions, which trap in a virtual machine),
+# so on those pages it was a fifth of the encoding. Resource attribute texts (a few hundred bytes
+# each) are the exception: zstd keeps them to a sixth
+_ZSTD_DICTIONARY = {"spans": ["resource_attributes"], "logs": ["resource_attributes"]}
 
 
 def _compression(kind: str, schema: pa.Schema) -> dict[str, str]:
-    return {name: "none" if name in _UNCOMPRESSED[kind] else "zstd" for name in schema.names}
+    plain = set(_DICTIONARY[kind]) - set(_ZSTD_DICTIONARY[kind])
+    return {name: "none" if name in plain else "zstd" for name in schema.names}
 
 
 class _Lane:
@@ -323,11 +301,11 @@ class _Lane:
 
     def write(self, rows: pa.RecordBatch, order: pa.Array, services: pa.Array) -> None:
         """`rows` in `order` (sorted by service, then time; `services`: a key in that order whose
-        runs are the services' runs), as row groups cut at service boundaries. Each row group is
+        runs are the services' runs), as row groups cut at service boundaries (_row_groups). Each is
         taken on its own, so the sorted copy held at a time is a row group's, not the buffer's
         (`rows` is one batch: a take from a table of many chunks concatenates them first; and
         `order` comes from a sort of these rows, so its indices need no bounds check)."""
-        for start, length in _runs(services):
+        for start, length in _row_groups(_runs(services)):
             end = start + length
             while start < end:
                 writer = self._open(rows.schema)
@@ -376,13 +354,14 @@ class _PartBuffer:
     Layout, for queries that filter on service and time to read little:
 
         part file ── row group: service A, rows sorted by time   (one buffer's worth)
-                 ├── row group: service B, …
+                 ├── row group: services B, C, D (small), sorted by service, then time
                  ├── …                                            (next buffer, later times)
                  └── row group: service A, …
 
     Each buffer (PART_BYTES) is sorted by (service, time) and written as row groups cut at
-    service boundaries, so a row group's min/max statistics name one service and a narrow
-    time range, and DuckDB skips every row group but the ones asked for. A file takes up to
+    service boundaries, so a row group's min/max statistics name one service (or a few neighbours
+    of under MIN_GROUP_ROWS rows each) and a narrow time range, and DuckDB skips every row group
+    but the ones that can hold the rows asked for. A file takes up to
     FILE_ROWS rows (few files: DuckDB pays per file even when it skips it whole).
 
     Sorting and writing happen on the writer's two threads (Arrow releases the GIL), so the
@@ -508,6 +487,30 @@ def _runs(values: pa.Array) -> list[tuple[int, int]]:
     ends = ree.run_ends.to_numpy(zero_copy_only=False).tolist()
     starts = [0, *ends[:-1]]
     return [(a, b - a) for a, b in zip(starts, ends, strict=True)]
+
+
+def _row_groups(runs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """(start, length) of each row group of a sorted buffer, from its services' `runs`: a run of at
+    least MIN_GROUP_ROWS alone; shorter runs next to each other together, a group closed once it
+    has MIN_GROUP_ROWS rows (or at a long run)."""
+    groups: list[tuple[int, int]] = []
+    start = rows = 0
+    for run_start, length in runs:
+        if length >= MIN_GROUP_ROWS:
+            if rows:
+                groups.append((start, rows))
+            groups.append((run_start, length))
+            rows = 0
+            continue
+        if not rows:
+            start = run_start
+        rows += length
+        if rows >= MIN_GROUP_ROWS:
+            groups.append((start, rows))
+            rows = 0
+    if rows:
+        groups.append((start, rows))
+    return groups
 
 
 def _fresh_manifest(name: str) -> dict[str, Any]:

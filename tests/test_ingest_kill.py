@@ -234,11 +234,12 @@ _ORPHAN = """
 import os, sys, time
 from ingest import lifeline
 lifeline._kernel_kills_orphan = lambda: False  # the fallback, as where there is no prctl
-if (child := os.fork()) == 0:
-    lifeline.die_with_parent(os.getppid())
+parent = os.getpid()
+if os.fork() == 0:
+    lifeline.die_with_parent(parent)
+    print(os.getpid(), flush=True)  # only once it watches: the test kills the parent then
     time.sleep(60)
     os._exit(0)
-print(child, flush=True)
 time.sleep(60)
 """
 

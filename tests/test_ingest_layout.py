@@ -1,11 +1,13 @@
 """The dataset layout the query side relies on, whatever way the writer threads cut the work:
-every row group holds one service, its rows sorted by start time; a part file holds at most
+every row group holds one service, or several small ones (each under writer.MIN_GROUP_ROWS rows in it),
+its rows sorted by service, then start time; a part file holds at most
 FILE_ROWS rows; every span lands once; the manifest lists exactly the part files written."""
 
 from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -63,22 +65,29 @@ def _check_layout(name: str, file_rows: int) -> list[str]:
         assert pf.metadata.num_rows <= file_rows
         for i in range(pf.metadata.num_row_groups):
             rg = pf.read_row_group(i, columns=["service_name", "start_ns", "span_id"])
-            assert len(set(rg.column("service_name").to_pylist())) == 1, (
-                f"{f.name} row group {i} mixes services"
-            )
-            starts = rg.column("start_ns").to_pylist()
-            assert starts == sorted(starts), f"{f.name} row group {i} is not sorted by start_ns"
+            services = rg.column("service_name").to_pylist()
+            rows = list(zip(services, rg.column("start_ns").to_pylist(), strict=True))
+            assert rows == sorted(rows), f"{f.name} row group {i} is not sorted by service, then start_ns"
+            counts = Counter(services)
+            if len(counts) > 1:  # small services gathered; a big one has its row groups alone
+                assert max(counts.values()) < writer.MIN_GROUP_ROWS, f"{f.name} row group {i}: {counts}"
             stats = (
                 pf.metadata.row_group(i).column(pf.schema_arrow.get_field_index("service_name")).statistics
             )
-            assert stats.has_min_max and stats.min == stats.max
+            assert stats.has_min_max and (stats.min, stats.max) == (services[0], services[-1])
             ids += rg.column("span_id").to_pylist()
     return ids
 
 
-@pytest.mark.parametrize("split_rows", [40, 10**9])  # buffers cut in two halves / written whole
-def test_row_groups_hold_one_service_sorted_by_time(tmp_path: Path, monkeypatch, split_rows: int):
+@pytest.mark.parametrize(
+    "split_rows, min_group_rows",
+    [(40, 1), (10**9, 1), (40, 60), (10**9, 60)],  # buffers cut in two halves / written whole;
+)  # one service a row group / small services gathered
+def test_row_groups_hold_one_service_sorted_by_time(
+    tmp_path: Path, monkeypatch, split_rows: int, min_group_rows: int
+):
     monkeypatch.setattr(writer, "SPLIT_MIN_ROWS", split_rows)
+    monkeypatch.setattr(writer, "MIN_GROUP_ROWS", min_group_rows)
     monkeypatch.setattr(writer, "FILE_ROWS", 700)
     monkeypatch.setenv(writer.PART_BYTES_ENV, "0.1")  # many buffers
     monkeypatch.setattr(otlp_json, "BLOCK_BYTES", 32 * 1024)  # of many chunks each
@@ -111,10 +120,18 @@ def test_small_set_columns_are_dictionary_pages_without_zstd(tmp_path: Path):
                 md.row_group(i).column(j).path_in_schema: md.row_group(i).column(j)
                 for j in range(md.num_columns)
             }
-            for name in ("kind", "service_name", "host", "source_id", "flags", "dropped_events_count"):
+            for name in (
+                "kind",
+                "service_name",
+                "host",
+                "source_id",
+                "flags",
+                "dropped_events_count",
+                "name",
+            ):
                 assert cols[name].compression == "UNCOMPRESSED", name
                 assert cols[name].has_dictionary_page, name
-            for name in ("trace_id", "span_id", "attributes", "events", "start_ns", "name"):
+            for name in ("trace_id", "span_id", "attributes", "events", "start_ns", "resource_attributes"):
                 assert cols[name].compression == "ZSTD", name
     table = pq.read_table(files, columns=["span_id", "kind", "service_name", "flags"])
     assert set(table.column("span_id").to_pylist()) == want
@@ -143,3 +160,13 @@ def test_sort_key_orders_a_dictionary_column_as_its_texts(values, indices):
     texts = col.cast(pa.string()).take(by_text).to_pylist()
     runs = writer._runs(writer._sort_key(col).take(by_key))
     assert [texts[a] for a, _ in runs] == list(dict.fromkeys(texts))  # a run a distinct text
+
+
+def test_row_groups_gather_small_services_and_leave_big_ones_alone(monkeypatch):
+    monkeypatch.setattr(writer, "MIN_GROUP_ROWS", 4)
+    runs = [(0, 3), (3, 100), (103, 2), (105, 2), (107, 1), (108, 5), (113, 1)]
+    # 3 rows before a big run stay a group of their own; 2 + 2 make a group; 1 stays alone
+    # before a big run; the last small run is a group
+    assert writer._row_groups(runs) == [(0, 3), (3, 100), (103, 4), (107, 1), (108, 5), (113, 1)]
+    assert writer._row_groups([(0, 1), (1, 1), (2, 1)]) == [(0, 3)]
+    assert writer._row_groups([]) == []
