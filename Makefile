@@ -10,8 +10,8 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# the install also builds the native OTLP/JSON tier: a newer ingest/_otlpscan.c reinstalls
-$(STAMP): $(BIN)/python pyproject.toml ingest/_otlpscan.c
+# the install also builds the native tiers: a newer ingest/_otlpscan.c or _spankeys.c reinstalls
+$(STAMP): $(BIN)/python pyproject.toml ingest/_otlpscan.c ingest/_spankeys.c
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 

@@ -39,7 +39,22 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["MEMORY_BYTES", "SpanKeys", "fingerprint"]
+# `import … as`, not `from ingest import`: mypy does not find a submodule by the latter
+try:
+    import ingest._spankeys as _native_module
+except ImportError:  # no compiler where it was installed: the numpy code below does the same
+    _native_module = None  # type: ignore[assignment]
+
+__all__ = ["MEMORY_BYTES", "SpanKeys", "fingerprint", "native_available"]
+
+# the native loops (ingest/_spankeys.c), or None for the numpy ones (DCR_SPANKEYS_NATIVE=0 asks for
+# those; tests set this to None to check that both give the same answers)
+_NATIVE = None if os.environ.get("DCR_SPANKEYS_NATIVE", "1") == "0" else _native_module
+
+
+def native_available() -> bool:
+    return _NATIVE is not None
+
 
 MEMORY_BYTES = 48 * 1024 * 1024  # the table (16 MiB: runs of ~490 k keys) and the Bloom filter
 FANOUT = 8  # runs of one level merged into one of the next
@@ -78,6 +93,11 @@ def fingerprint(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     two different spans agree on both with probability about 2**-128). Each folds the words in
     through splitmix64, from its own seed and in its own order."""
     k = words.shape[1]
+    if _NATIVE is not None:
+        words = np.ascontiguousarray(words, _U64)
+        h1, h2 = np.empty(len(words), _U64), np.empty(len(words), _U64)
+        _NATIVE.fingerprint(words, k, h1, h2)
+        return h1, h2
     h1 = _mix(words[:, 0] ^ _SEED1)
     h2 = _mix(words[:, k - 1] ^ _SEED2)
     for i in range(1, k):
@@ -104,8 +124,8 @@ class _Bloom:
         self.words[: self.size] = 0
         self.size, self._mask = size, np.uint64(size - 1)
 
-    def where(self, h2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Each key's word and bits (for `maybe` and `add`)."""
+    def _where(self, h2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each key's word and bits."""
         word = (h2 & self._mask).astype(np.intp)
         one = np.uint64(1)
         bits = one << (h2 >> np.uint64(58))
@@ -113,11 +133,20 @@ class _Bloom:
             bits |= one << ((h2 >> np.uint64(shift)) & np.uint64(63))
         return word, bits
 
-    def maybe(self, word: np.ndarray, bits: np.ndarray) -> np.ndarray:
+    def maybe(self, h2: np.ndarray) -> np.ndarray:
         """False: surely never added; True: perhaps added."""
+        if _NATIVE is not None:
+            out = np.empty(len(h2), bool)
+            _NATIVE.bloom(self.words, self.size, np.ascontiguousarray(h2, _U64), out)
+            return out
+        word, bits = self._where(h2)
         return (self.words[word] & bits) == bits
 
-    def add(self, word: np.ndarray, bits: np.ndarray) -> None:
+    def add(self, h2: np.ndarray) -> None:
+        if _NATIVE is not None:
+            _NATIVE.bloom(self.words, self.size, np.ascontiguousarray(h2, _U64), None)
+            return
+        word, bits = self._where(h2)
         np.bitwise_or.at(self.words, word, bits)  # .at: two keys of one word both count
 
 
@@ -161,6 +190,11 @@ class _Table:
 
     def find(self, h1: np.ndarray, h2: np.ndarray) -> np.ndarray:
         """Mask of the keys in the table."""
+        if _NATIVE is not None:
+            out = np.empty(len(h1), bool)
+            q1, q2 = np.ascontiguousarray(h1, _U64), np.ascontiguousarray(h2, _U64)
+            _NATIVE.table_find(self.h1, self.h2, self.used, self.slots, q1, q2, out)
+            return out
         found = np.zeros(len(h1), bool)
         todo, slot = np.arange(len(h1)), self._home(h1)
         while todo.size:  # a round looks at one more slot of every key still unresolved
@@ -173,6 +207,11 @@ class _Table:
 
     def put(self, h1: np.ndarray, h2: np.ndarray) -> None:
         """Insert keys that are distinct and not in the table (at most the room left)."""
+        if _NATIVE is not None:
+            q1, q2 = np.ascontiguousarray(h1, _U64), np.ascontiguousarray(h2, _U64)
+            _NATIVE.table_put(self.h1, self.h2, self.used, self.slots, q1, q2)
+            self.count += len(h1)
+            return
         todo, slot = np.arange(len(h1)), self._home(h1)
         while todo.size:
             taken = self.used[slot]
@@ -348,7 +387,6 @@ class SpanKeys:
         self._table = _Table(memory_bytes - 8 * self._bloom_max_words)
         # made at the first spill (the table alone is exact until then), then sized to the keys
         self._bloom: _Bloom | None = None
-        self._bloom_made = 0  # times the filter was made (a key's place in it changes then)
         self._runs: list[_Run] = []  # oldest first; levels never increase along the list
         self._dir = spill_dir
         self._owned = spill_dir is None
@@ -404,8 +442,7 @@ class SpanKeys:
             mask = np.zeros(n, bool)
             mask[idx[fresh]] = True
             return mask
-        word, bits = bloom.where(k2)
-        seen = bloom.maybe(word, bits)
+        seen = bloom.maybe(k2)
         if seen.any():
             at = np.flatnonzero(seen)
             self.stats["maybe"] += len(at)
@@ -420,17 +457,15 @@ class SpanKeys:
                 rest = rest[~hit]
             seen[at] = known
         fresh = ~seen
-        self._insert(k1[fresh], k2[fresh], (word[fresh], bits[fresh]))
+        self._insert(k1[fresh], k2[fresh])
         mask = np.zeros(n, bool)
         mask[idx[fresh]] = True
         return mask
 
-    def _insert(
-        self, h1: np.ndarray, h2: np.ndarray, where: tuple[np.ndarray, np.ndarray] | None = None
-    ) -> None:
-        """Into the table and the filter (`where`: the keys' place in the filter of now). A
-        spill on the way may make the filter anew, from the table: what comes after goes in."""
-        start, made = 0, self._bloom_made
+    def _insert(self, h1: np.ndarray, h2: np.ndarray) -> None:
+        """Into the table and the filter. A spill on the way may make the filter anew, from the
+        table: what comes after goes in."""
+        start = 0
         while start < len(h1):
             table = self._table
             room = table.capacity - table.count
@@ -443,10 +478,7 @@ class SpanKeys:
             part = slice(start, start + room)
             table.put(h1[part], h2[part])
             if self._bloom is not None:
-                if self._bloom_made == made and where is not None:
-                    self._bloom.add(where[0][part], where[1][part])
-                else:
-                    self._bloom.add(*self._bloom.where(h2[part]))
+                self._bloom.add(h2[part])
             start += room
 
     # -- spilling --
@@ -473,14 +505,13 @@ class SpanKeys:
             self._bloom = _Bloom(self._bloom_max_words)
         bloom = self._bloom
         bloom.reset(words)
-        self._bloom_made += 1
-        bloom.add(*bloom.where(self._table.keys_h2()))
+        bloom.add(self._table.keys_h2())
         for run in self._runs:
             with open(run.path, "rb") as fh:
                 fh.seek(8 * run.n)  # the h2 half
                 for start in range(0, run.n, MERGE_CHUNK):
                     h2 = np.fromfile(fh, _U64, count=min(MERGE_CHUNK, run.n - start))
-                    bloom.add(*bloom.where(h2))
+                    bloom.add(h2)
 
     def _spill(self) -> None:
         self._fit_bloom()

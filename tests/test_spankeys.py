@@ -7,6 +7,7 @@ positives of the filter."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,19 @@ from ingest import spankeys, writer
 from ingest.spankeys import SpanKeys
 
 U64 = np.uint64
+NATIVE = spankeys._NATIVE
+
+
+@pytest.fixture(autouse=True, params=["native", "numpy"])
+def loops(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test twice: with the native loops (ingest/_spankeys.c) and with the numpy ones."""
+    if request.param == "numpy":
+        monkeypatch.setattr(spankeys, "_NATIVE", None)
+    elif NATIVE is None:
+        if os.environ.get("CI") == "true":  # CI installs a compiler: the module must be there
+            pytest.fail("ingest._spankeys is not built")
+        pytest.skip("ingest._spankeys is not built (no compiler at install)")
+    return request.param
 
 
 def fp(*pairs: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
