@@ -32,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ingest import arrays
 from ingest import otlp_model as om
 from ingest.handoff import SPAN_WIRE_SCHEMA, to_wire
 from ingest.records import Chunk, SourceInfo, batch_from_columns
@@ -257,16 +258,13 @@ def _context_index(runs: list[tuple[om.Context, int]]) -> tuple[list[om.Context]
             distinct.append(ctx)
         ids.append(i)
     rows = np.repeat(np.array(ids, np.int32), [count for _, count in runs])
-    return distinct, pa.array(rows)
+    return distinct, arrays.numbers(rows)
 
 
 def _context_columns(runs: list[tuple[om.Context, int]], names: tuple[str, ...]) -> dict[str, pa.Array]:
     """Columns shared by runs of rows: one value a context, repeated by `take`."""
     distinct, index = _context_index(runs)
-    return {
-        name: pa.array([getattr(ctx, name) for ctx in distinct], type=pa.string()).take(index)
-        for name in names
-    }
+    return {name: arrays.texts([getattr(ctx, name) for ctx in distinct]).take(index) for name in names}
 
 
 def _context_dict_columns(runs: list[tuple[om.Context, int]], names: tuple[str, ...]) -> dict[str, pa.Array]:
@@ -274,7 +272,7 @@ def _context_dict_columns(runs: list[tuple[om.Context, int]], names: tuple[str, 
     distinct, index = _context_index(runs)
     out = {}
     for name in names:
-        enc = pa.array([getattr(ctx, name) for ctx in distinct], type=pa.string()).dictionary_encode()
+        enc = arrays.texts([getattr(ctx, name) for ctx in distinct]).dictionary_encode()
         out[name] = pa.DictionaryArray.from_arrays(enc.indices.take(index), enc.dictionary)
     return out
 
@@ -282,7 +280,7 @@ def _context_dict_columns(runs: list[tuple[om.Context, int]], names: tuple[str, 
 def _run_offsets(runs: list[tuple[int, int]], n: int) -> pa.Array:
     """source_offset: one line number a run of rows."""
     lines = np.repeat(np.array([line for line, _ in runs], np.int64), [count for _, count in runs])
-    return pa.array(lines)
+    return arrays.int64s(lines)
 
 
 def _rare_columns(rare: list[tuple], n: int) -> dict[str, pa.Array]:
@@ -358,11 +356,11 @@ def _span_batch(
     if compact:
         cols.update(_context_dict_columns(ctx_runs, _CTX))
         cols["source_id"] = pa.DictionaryArray.from_arrays(
-            pa.array(np.zeros(n, np.int32)), pa.array([source_id], pa.string())
+            arrays.numbers(np.zeros(n, np.int32)), arrays.texts([source_id])
         )
         return batch_from_columns(SPAN_WIRE_SCHEMA, cols, n)
     cols.update(_context_columns(ctx_runs, _CTX))
-    cols["source_id"] = pa.repeat(pa.scalar(source_id, pa.string()), n)
+    cols["source_id"] = arrays.texts([source_id]).take(arrays.numbers(np.zeros(n, np.int32)))
     return batch_from_columns(SPAN_SCHEMA, cols, n)
 
 
@@ -371,7 +369,7 @@ def _log_batch(
 ) -> pa.RecordBatch:
     """A log batch from its own columns (source_offset included): group columns added (both tiers)."""
     cols.update(_context_columns(ctx_runs, _LCTX))
-    cols["source_id"] = pa.repeat(pa.scalar(source_id, pa.string()), n)
+    cols["source_id"] = arrays.texts([source_id]).take(arrays.numbers(np.zeros(n, np.int32)))
     return batch_from_columns(LOG_SCHEMA, cols, n)
 
 
@@ -654,8 +652,8 @@ _NATIVE_PROMOTED = (
     tuple(ci in om.INT_PROMOTED_INDEXES for ci in range(len(om.PROMOTED_COLUMNS))),
     tuple((name, ci, pri) for name, (ci, pri) in om.PROMOTED_BY_ATTRIBUTE.items()),
 )
-_KIND_NAMES = pa.array(SPAN_KINDS, pa.string())
-_STATUS_NAMES = pa.array(STATUS_CODES, pa.string())
+_KIND_NAMES = arrays.texts(SPAN_KINDS)
+_STATUS_NAMES = arrays.texts(STATUS_CODES)
 
 
 def _native_strings(t: tuple[bytes | None, bytes, bytes], n: int) -> pa.Array:

@@ -58,13 +58,13 @@ from typing import BinaryIO
 import msgspec
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from ingest import arrays
 from ingest.handoff import Parcel, pack, to_wire, unpack
 from ingest.json_stream import Element, MalformedJSON, Members, Run, Split, iter_cut
 from ingest.otlp_fast import decode_lines_fast
 from ingest.otlp_model import Sink
-from ingest.records import Chunk, Reject, SourceInfo
+from ingest.records import Chunk, Reject, SourceInfo, shift_offsets
 
 __all__ = [
     "sniff",
@@ -413,7 +413,7 @@ def _blocks(items: Iterator[Item], block_bytes: int) -> Iterator[list[Item]]:
 def _line_numbers(batch: pa.RecordBatch | None) -> np.ndarray:
     if batch is None:
         return np.zeros(0, dtype=np.int64)
-    return batch.column("source_offset").to_numpy().astype(np.int64)
+    return arrays.to_numpy(batch.column("source_offset")).astype(np.int64)
 
 
 def _renumbered(
@@ -430,9 +430,9 @@ def _renumbered(
     rank[order] = np.arange(len(lines)) - starts
     offsets = first[lines] + rank
     i = batch.schema.get_field_index("source_offset")
-    batch = batch.set_column(i, "source_offset", pa.array(offsets, pa.int64()))
+    batch = batch.set_column(i, "source_offset", arrays.int64s(offsets))
     mask = keep[lines]
-    return batch if mask.all() else batch.filter(pa.array(mask))
+    return batch if mask.all() else batch.filter(arrays.bools(mask))
 
 
 def _careful(item: Item, source: SourceInfo, before: int) -> tuple[Chunk, int]:
@@ -527,17 +527,12 @@ def _shifted(chunk: Chunk, before: int) -> Chunk:
     """`chunk` with its record indexes (rows, "record" rejects) counted from the input's start."""
     if not before:
         return chunk
-
-    def shift(batch: pa.RecordBatch | None) -> pa.RecordBatch | None:
-        if batch is None:
-            return None
-        i = batch.schema.get_field_index("source_offset")
-        return batch.set_column(i, "source_offset", pc.add(batch.column(i), before))
-
     rejects = [
         dataclasses.replace(r, offset=r.offset + before) if r.unit == "record" else r for r in chunk.rejects
     ]
-    return Chunk(spans=shift(chunk.spans), logs=shift(chunk.logs), rejects=rejects)
+    return Chunk(
+        spans=shift_offsets(chunk.spans, before), logs=shift_offsets(chunk.logs, before), rejects=rejects
+    )
 
 
 def read_document(

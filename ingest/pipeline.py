@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ingest import otlp_json, otlp_proto, otlp_ranges
 from ingest.dataset import open_handle, validate_name
@@ -58,7 +57,7 @@ from ingest.formats import (
 )
 from ingest.handoff import Parcel, clean_stale, pack, unpack
 from ingest.lifeline import die_with_parent
-from ingest.records import Chunk, Reject, SourceInfo
+from ingest.records import Chunk, Reject, SourceInfo, shift_offsets
 from ingest.stores import (
     PullOptions,
     PullProgress,
@@ -196,15 +195,9 @@ def _decode_proto_range(path: str, start: int, end: int, source: SourceInfo) -> 
 def _shift(chunk: Chunk, lines_before: int) -> Chunk:
     if not lines_before:
         return chunk
-
-    def shift(batch: pa.RecordBatch | None) -> pa.RecordBatch | None:
-        if batch is None:
-            return None
-        i = batch.schema.get_field_index("source_offset")
-        return batch.set_column(i, "source_offset", pc.add(batch.column(i), lines_before))
-
     rejects = [dataclasses.replace(r, offset=r.offset + lines_before) for r in chunk.rejects]
-    return Chunk(spans=shift(chunk.spans), logs=shift(chunk.logs), rejects=rejects)
+    spans, logs = shift_offsets(chunk.spans, lines_before), shift_offsets(chunk.logs, lines_before)
+    return Chunk(spans=spans, logs=logs, rejects=rejects)
 
 
 def _tune_malloc(mmap_threshold: int = 1 << 20, trim_threshold: int = 8 << 20) -> None:

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from ingest import arrays
 from ingest.schema import LOG_SCHEMA, SPAN_SCHEMA
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "log_builder",
     "batch_from_columns",
     "reject_reason",
+    "shift_offsets",
 ]
 
 
@@ -109,3 +112,12 @@ def span_builder() -> RowBuilder:
 
 def log_builder() -> RowBuilder:
     return RowBuilder(LOG_SCHEMA)
+
+
+def shift_offsets(batch: pa.RecordBatch | None, by: int) -> pa.RecordBatch | None:
+    """`batch` with `by` added to its source_offset (a part's line or record numbers counted from
+    the whole input's start)."""
+    if batch is None or not by:
+        return batch
+    i = batch.schema.get_field_index("source_offset")
+    return batch.set_column(i, "source_offset", pc.add(batch.column(i), arrays.int64(by)))

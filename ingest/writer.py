@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ingest import lockfile
+from ingest import arrays, lockfile
 from ingest.dataset import MANIFEST_VERSION, dataset_path, list_datasets
 from ingest.errors import DatasetNotFound
 from ingest.handoff import SPAN_WIRE_SCHEMA, to_wire
@@ -133,7 +133,7 @@ def _new_spans(keys: SpanKeys, batch: pa.RecordBatch) -> pa.RecordBatch:
     mask = keys.add_new(_key_words(batch.column("trace_id"), batch.column("span_id")))
     if mask.all():
         return batch
-    return batch.filter(pa.array(mask))
+    return batch.filter(arrays.bools(mask))
 
 
 def _keys_memory() -> int:
@@ -484,7 +484,7 @@ def _sort_key(column: pa.Array) -> pa.Array:
 def _runs(values: pa.Array) -> list[tuple[int, int]]:
     """(start, length) of each run of equal values (nulls are one run)."""
     ree = pc.run_end_encode(values)
-    ends = ree.run_ends.to_numpy(zero_copy_only=False).tolist()
+    ends = arrays.to_numpy(ree.run_ends).tolist()
     starts = [0, *ends[:-1]]
     return [(a, b - a) for a, b in zip(starts, ends, strict=True)]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -352,3 +353,56 @@ def test_bad_utf8_where_no_record_is_decoded_is_rejected_as_the_careful_path_doe
     fast, _ = decode_lines_fast(b"\n".join([good[0], bad, good[1]]) + b"\n", 1, SRC)
     assert spans > 0 and rejects == 1
     assert [(r.offset, "UTF-8" in r.reason) for r in fast.rejects] == [(2, True)]
+
+
+_NO_PANDAS = """
+import os, sys
+mark = sys.argv[1]
+class Watch:  # notes any process (the workers are forked from this one) that imports pandas
+    def find_spec(self, name, path=None, target=None):
+        if name == "pandas":
+            with open(mark, "a") as fh:
+                fh.write(f"{os.getpid()}\\n")
+        return None
+sys.meta_path.insert(0, Watch())
+from ingest import pipeline
+pipeline.PARALLEL_MIN_BYTES = 64 * 1024  # the worker processes decode these small files too
+from mcp_server import cli
+code = cli.main(["ingest", *sys.argv[2:], "--dataset", "np", "--json"])
+print("pandas" in sys.modules, file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def test_an_ingest_through_the_native_tier_never_imports_pandas(tmp_path, monkeypatch):
+    """pa.array() of a list imports pandas (0.16 s a process); the native tier's path, from the
+    first import to the written dataset, builds its arrays without it (ingest/arrays.py), in the
+    main process and in the decoding workers, for spans, logs, a whole document, duplicates."""
+    import subprocess
+    import sys
+
+    from bench.shapes import write_shape
+    from ingest import otlp_fast
+
+    if not otlp_fast.native_available():
+        pytest.skip("the native tier is not built")
+    files = []
+    for shape in ("attrs", "logs", "tempo", "pretty"):
+        path = tmp_path / f"{shape}.json"
+        write_shape(path, shape, 1024 * 1024)
+        files.append(str(path))
+    again = tmp_path / "again.json"  # the same spans in another file: the duplicates' path
+    again.write_bytes((tmp_path / "attrs.json").read_bytes() + b"\n")
+    mark = tmp_path / "pandas-imported"
+    monkeypatch.setenv("DCR_INGEST_RANGE_MB", "0.25")
+    monkeypatch.setenv("DCR_INGEST_WORKERS", "2")
+    r = subprocess.run(
+        [sys.executable, "-c", _NO_PANDAS, str(mark), *files, str(again)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["spans"] > 1000 and out["logs"] > 1000 and out["duplicates"] > 1000
+    assert r.stderr.strip().endswith("False") and not mark.exists(), mark.read_text() if mark.exists() else ""
