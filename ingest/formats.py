@@ -19,9 +19,10 @@ import glob
 import gzip
 import importlib
 import io
+import itertools
 import os
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -43,6 +44,7 @@ __all__ = [
     "load_format",
     "detect",
     "iter_lines_blocks",
+    "iter_lines_spooled",
     "CORRUPT_ERRORS",
 ]
 
@@ -272,20 +274,35 @@ def detect(head: bytes) -> Format | None:
 
 
 def iter_lines_blocks(stream: BinaryIO, block_bytes: int) -> Iterator[bytes]:
+    """Blocks of about `block_bytes` that end on a line break (the last may not): see
+    `iter_lines_spooled`, which this is without a spool."""
+    for block in iter_lines_spooled(stream, block_bytes, None, 0):
+        assert isinstance(block, bytes)
+        yield block
+
+
+def iter_lines_spooled(
+    stream: BinaryIO, block_bytes: int, spool: Path | None, huge_bytes: int
+) -> Iterator[bytes | Path]:
     """Blocks of about `block_bytes` that end on a line break (the last may not).
 
     Read in pieces of at most 1 MiB, so a compressed input that breaks off loses nothing
     before the break: what was read is yielded, then the error is raised. A line longer than a
     block is kept as its pieces until its break comes, and joined once (joining it again every
-    round copied a 30 MB line about eight times over, three copies of it alive at a time)."""
+    round copied a 30 MB line about eight times over, three copies of it alive at a time).
+    With a `spool` folder, a line found longer than `huge_bytes` is written to a file there as
+    it is read, and that file's path is yielded in its place (the file holds the line alone,
+    its break included): such a line is then never in memory whole."""
     carry: list[bytes] = []  # what follows the last break: pieces with no break in them
     read = getattr(stream, "read1", stream.read)  # read1: one underlying read, nothing held back
+    after = b""  # what followed a spooled line's break: read again, as new bytes
     while True:
-        pieces, got, error = carry, 0, None  # got: new bytes this round
+        pieces, got = carry, 0  # got: new bytes this round
+        error: BaseException | None = None
         old = len(pieces)
         while got < block_bytes:
             try:
-                data = read(min(block_bytes - got, 1 << 20))
+                data, after = (after, b"") if after else (read(min(block_bytes - got, 1 << 20)), b"")
             except CORRUPT_ERRORS as exc:
                 error = exc
                 break
@@ -306,6 +323,12 @@ def iter_lines_blocks(stream: BinaryIO, block_bytes: int) -> Iterator[bytes]:
                 break
         else:
             carry = pieces
+            if spool is not None and sum(map(len, carry)) > huge_bytes:
+                path, after, error = _spooled(read, min(block_bytes, 1 << 20), carry, spool)
+                carry = []
+                yield path
+                if error is not None:
+                    raise error
             continue
         last = pieces[i]
         carry = [last[cut + 1 :], *pieces[i + 1 :]] if cut + 1 < len(last) else pieces[i + 1 :]
@@ -314,3 +337,32 @@ def iter_lines_blocks(stream: BinaryIO, block_bytes: int) -> Iterator[bytes]:
         block = b"".join(pieces)
         pieces.clear()
         yield block
+
+
+_spools = itertools.count()
+
+
+def _spooled(
+    read: Callable[[int], bytes], piece: int, head: list[bytes], folder: Path
+) -> tuple[Path, bytes, BaseException | None]:
+    """The line that begins with `head` (pieces with no break), read on in `piece` bytes a time
+    and written to a file of `folder` up to its break -> (the file, what followed the break in
+    the last read, the read's error if the input broke off: what was read of the line is in the
+    file then)."""
+    path = folder / f"line-{os.getpid()}-{next(_spools)}.json"
+    with open(path, "wb") as out:
+        for data in head:
+            out.write(data)
+        while True:
+            try:
+                data = read(piece)
+            except CORRUPT_ERRORS as exc:
+                return path, b"", exc
+            if not data:
+                return path, b"", None
+            nl = data.find(b"\n")
+            if nl < 0:
+                out.write(data)
+                continue
+            out.write(data[: nl + 1])
+            return path, data[nl + 1 :], None

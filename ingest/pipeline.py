@@ -51,7 +51,7 @@ from ingest.formats import (
     decompressed,
     detect,
     expand_sources,
-    iter_lines_blocks,
+    iter_lines_spooled,
     load_format,
     read_head,
 )
@@ -187,6 +187,15 @@ def _decode_block(data: bytes, source: SourceInfo) -> tuple[list[Parcel], int]:
     return otlp_ranges.decode_block(data, source, pack, unpack)
 
 
+def _decode_spooled(path: str, end: int, source: SourceInfo) -> tuple[list[Parcel], int]:
+    """In a worker: a compressed input's huge line, spooled to a file of its own by the driver
+    (formats.iter_lines_spooled), decoded in pieces as an uncompressed file's is; the file goes."""
+    try:
+        return otlp_ranges.decode_range(path, 0, end, source, pack, unpack)
+    finally:
+        os.unlink(path)
+
+
 def _decode_proto_range(path: str, start: int, end: int, source: SourceInfo) -> tuple[list[Parcel], int]:
     """In a worker: the protobuf messages that start in [start, end) (offsets are absolute)."""
     return [pack(otlp_proto.read_range(path, start, end, source))], 0
@@ -288,7 +297,7 @@ def _range_bytes() -> int:
 
 
 def _parallel_chunks(
-    pool: cf.ProcessPoolExecutor, workers: int, inp: _Opened, source: SourceInfo, fmt: str
+    pool: cf.ProcessPoolExecutor, workers: int, inp: _Opened, source: SourceInfo, fmt: str, spool: Path
 ) -> Iterator[tuple[Chunk, int]]:
     step = _range_bytes()
     if fmt == "otlp_proto":
@@ -305,7 +314,14 @@ def _parallel_chunks(
             for s in range(0, size, step)
         )
     else:
-        tasks = ((_decode_block, len(b), b, source) for b in iter_lines_blocks(inp.stream, step))
+        # a line over HUGE_LINE_BYTES goes to a file in `spool` as it is decompressed: in a block,
+        # a 30 MB line was pickled whole to a worker (hugebatch.zst peaked at ~575 MB)
+        tasks = (
+            (_decode_spooled, step, str(b), min(step, otlp_ranges.HUGE_LINE_BYTES), source)
+            if isinstance(b, Path)
+            else (_decode_block, len(b), b, source)
+            for b in iter_lines_spooled(inp.stream, step, spool, otlp_ranges.HUGE_LINE_BYTES)
+        )
     lines = 0
     for parcel, nlines, nbytes in _ordered(pool, tasks, window=4 * workers, budget=4 * workers * step):
         for i, p in enumerate(parcel):  # a chunk a piece of a huge line
@@ -469,7 +485,9 @@ class _Run:
         problem: str | None = None
         try:
             if parallel:
-                for chunk, nbytes in _parallel_chunks(self.pool(), self.workers, opened, source, fmt.name):
+                for chunk, nbytes in _parallel_chunks(
+                    self.pool(), self.workers, opened, source, fmt.name, self.writer.staging
+                ):
                     self._add(chunk, stats)
                     if opened.compression is None:
                         self._tick(nbytes, inp.path)

@@ -169,3 +169,42 @@ def test_line_blocks_cut_where_they_did_with_long_lines_kept_as_pieces(seed: int
     want = _blocks_joined_every_round(_Trickle(data, random.Random(seed)), block)
     assert got == want
     assert b"".join(got) == data and all(b.endswith(b"\n") for b in got[:-1])
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_spooled_lines_and_blocks_make_the_input_and_each_spooled_line_is_one_long_line(
+    seed: int, tmp_path: Path
+):
+    """iter_lines_spooled: blocks of whole lines as iter_lines_blocks cuts them, but a line over
+    `huge` bytes is a file holding that line alone; all of it, in order, is the input."""
+    rng = random.Random(seed)
+    lines = [
+        bytes([97 + rng.randrange(26)]) * rng.choice([0, 1, 5, 30, 200, 900])
+        for _ in range(rng.randrange(1, 25))
+    ]
+    data = b"\n".join(lines) + rng.choice([b"", b"\n"])
+    block, huge = rng.choice([8, 16, 64]), rng.choice([50, 100])
+    parts = []
+    for got in formats.iter_lines_spooled(_Trickle(data, random.Random(seed)), block, tmp_path, huge):
+        if isinstance(got, Path):
+            text = got.read_bytes()
+            assert len(text) > huge and text.count(b"\n") <= 1 and text.find(b"\n") in (-1, len(text) - 1)
+            got.unlink()
+            parts.append(text)
+        else:
+            parts.append(got)
+    assert b"".join(parts) == data and all(p.endswith(b"\n") for p in parts[:-1])
+    assert any(len(line) > 2 * max(block, huge) for line in lines) <= (len(parts) > 0)
+
+
+def test_an_input_that_breaks_off_in_a_spooled_line_gives_what_was_read_then_the_error(tmp_path: Path):
+    rng = random.Random(5)
+    long = bytes(rng.randrange(97, 123) for _ in range(2_000_000))  # letters: zstd blocks of 128 KiB
+    whole = zstandard.ZstdCompressor().compress(b"a\n" + long + b"\nb\n")
+    stream, _ = decompressed(io.BytesIO(whole[: len(whole) // 2]))  # cut inside the long line
+    got = []
+    with pytest.raises(formats.CORRUPT_ERRORS):
+        for part in formats.iter_lines_spooled(stream, 1024, tmp_path, 4096):
+            got.append(part)
+    assert got[0] == b"a\n" and isinstance(got[-1], Path)
+    assert long.startswith(got[-1].read_bytes()) and got[-1].stat().st_size > 4096  # what was read of it

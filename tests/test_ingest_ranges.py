@@ -362,7 +362,7 @@ def test_the_ingest_puts_the_pieces_of_a_range_together_in_order(
     size = path.stat().st_size
     with open(path, "rb") as fh, cf.ThreadPoolExecutor(2) as pool:
         opened = pipeline._Opened(path, size, fh, b"", None)
-        got = list(pipeline._parallel_chunks(pool, 2, opened, SRC, "otlp_json"))  # type: ignore[arg-type]
+        got = list(pipeline._parallel_chunks(pool, 2, opened, SRC, "otlp_json", tmp_path))  # type: ignore[arg-type]
     assert sum(nbytes for _, nbytes in got) == size
     assert len(got) > len(range(0, size, 5000)), "the huge lines' pieces came as chunks of their own"
     key = [("source_offset", "ascending")]
@@ -375,28 +375,39 @@ def test_the_ingest_puts_the_pieces_of_a_range_together_in_order(
     assert rejects == [(r.offset, r.reason, r.raw) for r in whole.rejects] and rejects
 
 
-def by_blocks(data: bytes, step: int) -> tuple[list[Chunk], int]:
-    """A compressed input's blocks of whole lines (formats.iter_lines_blocks), each through
-    decode_block, put together as the ingest does."""
+def by_blocks(data: bytes, step: int, spool: Path | None = None) -> tuple[list[Chunk], int]:
+    """A compressed input's blocks of whole lines (formats.iter_lines_spooled), each through
+    decode_block, put together as the ingest does; with a `spool` folder, a huge line goes to a
+    file there and through pipeline._decode_spooled, as the ingest's workers decode it."""
     import io
 
-    from ingest.formats import iter_lines_blocks
+    from ingest import pipeline
+    from ingest.formats import iter_lines_spooled
+    from ingest.handoff import unpack
 
     chunks: list[Chunk] = []
-    lines = 0
-    for block in iter_lines_blocks(io.BytesIO(data), step):
-        got, n = otlp_ranges.decode_block(block, SRC, lambda c: c, lambda c: None)
+    lines = spooled = 0
+    for block in iter_lines_spooled(io.BytesIO(data), step, spool, otlp_ranges.HUGE_LINE_BYTES):
+        if isinstance(block, Path):
+            parcels, n = pipeline._decode_spooled(str(block), min(step, otlp_ranges.HUGE_LINE_BYTES), SRC)
+            got = [unpack(p) for p in parcels]
+            assert n == 1 and not block.exists()
+            spooled += 1
+        else:
+            got, n = otlp_ranges.decode_block(block, SRC, lambda c: c, lambda c: None)
         assert got
         for c in got:
             rejects = [dataclasses.replace(r, offset=r.offset + lines) for r in c.rejects]
             chunks.append(Chunk(_shift(c.spans, lines), _shift(c.logs, lines), rejects))
         lines += n
+    assert (spooled > 0) == (spool is not None and step < 2 * otlp_ranges.HUGE_LINE_BYTES), spooled
+    assert (spooled > 0) == (spool is not None and step < 2 * otlp_ranges.HUGE_LINE_BYTES), spooled
     return chunks, lines
 
 
 @pytest.mark.parametrize("variant", sorted(HUGE_VARIANTS))
 def test_a_compressed_inputs_huge_line_gives_the_rows_and_rejects_of_the_whole_line(
-    small: None, taken: list[bool], variant: str
+    small: None, taken: list[bool], variant: str, tmp_path: Path
 ) -> None:
     huge = HUGE_VARIANTS[variant]()
     data = (
@@ -411,9 +422,10 @@ def test_a_compressed_inputs_huge_line_gives_the_rows_and_rejects_of_the_whole_l
         + spans_line(("y", [group("s", many(950, 2))]))
     )
     whole, nlines = decode_lines_fast(data, 1, SRC, compact=True)
-    for step in (1500, 4096, 7000, 1 << 20):
-        chunks, lines = by_blocks(data, step)
+    for step, spool in [(st, sp) for st in (1500, 4096, 7000, 1 << 20) for sp in (None, tmp_path)]:
+        chunks, lines = by_blocks(data, step, spool)
         assert lines == nlines
+        assert spool is None or not list(spool.iterdir())  # each spooled line's file went
         for kind in ("spans", "logs"):
             got = _concat([getattr(c, kind) for c in chunks])
             want = _plain(getattr(whole, kind))
@@ -461,3 +473,51 @@ def test_blocks_in_flight_are_bounded_by_bytes_as_well_as_by_count() -> None:
     assert most_in_flight([4] * 20) == 8  # small blocks: the window
     assert most_in_flight([30] * 6) == 2  # huge ones: the budget
     assert most_in_flight([100] * 3) == 1  # one over the budget still goes
+
+
+def test_a_compressed_input_with_huge_lines_ingests_as_the_plain_one(
+    tmp_path: Path, small: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the ingest and its worker processes: a zstd input whose huge lines are spooled
+    to files (and decoded in pieces from there) gives the rows and line numbers of the same
+    lines uncompressed, its reject too, and leaves no spooled file behind."""
+    import pyarrow.parquet as pq
+    import zstandard
+
+    import ingest
+    from ingest import pipeline
+    from ingest.dataset import dataset_path, open_handle
+
+    lines = [spans_line(("x", [group("s", many(i * 1000, 3))])) for i in range(40)]
+    for i in (3, 17, 30):
+        lines[i] = spans_line(("h", [group("s", many(100_000 + i * 100, 60, links=6))]))
+        assert len(lines[i]) > 2 * otlp_ranges.HUGE_LINE_BYTES
+    lines[25] = b"not json"
+    raw = b"\n".join(lines) + b"\n"
+    (tmp_path / "plain.jsonl").write_bytes(raw)
+    (tmp_path / "packed.bin").write_bytes(zstandard.ZstdCompressor().compress(raw))
+    monkeypatch.setattr(pipeline, "PARALLEL_MIN_BYTES", 1024)  # the workers decode both
+    monkeypatch.setattr(pipeline, "_range_bytes", lambda: 3000)
+    spooled: list[Path] = []
+    orig = pipeline.iter_lines_spooled
+
+    def spy(*args):  # type: ignore[no-untyped-def]
+        for block in orig(*args):
+            if isinstance(block, Path):
+                spooled.append(block)
+            yield block
+
+    monkeypatch.setattr(pipeline, "iter_lines_spooled", spy)
+    got = {}
+    for name, file in (("plain", "plain.jsonl"), ("packed", "packed.bin")):
+        r = ingest.ingest_paths([str(tmp_path / file)], name, workers=2)
+        assert (r.rejected, r.sources[0].compression) == (1, None if name == "plain" else "zstd")
+        tables = [
+            pq.read_table(f, columns=["span_id", "source_offset"]) for f in open_handle(name).span_files
+        ]
+        got[name] = pa.concat_tables(tables)
+        assert not (dataset_path(name) / ".staging").exists()
+    assert len(spooled) == 3  # the huge lines, and no other
+    key = [("source_offset", "ascending"), ("span_id", "ascending")]
+    assert got["packed"].sort_by(key).equals(got["plain"].sort_by(key))
+    assert got["plain"].num_rows == 36 * 3 + 3 * 60  # 40 lines: 3 huge, 1 not JSON
