@@ -22,7 +22,7 @@ SCENARIO = FIXTURES / "scenarios" / "retry_storm"
 def _disk_full(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every part file write fails as a full disk fails it (on the writer's thread)."""
 
-    def write(self, table, order, services):
+    def write(self, rows, services):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(writer_mod._Lane, "write", write)
