@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 
 from ingest import arrays
 from ingest import otlp_model as om
-from ingest.handoff import SPAN_WIRE_SCHEMA, to_wire
+from ingest.handoff import LOG_WIRE_SCHEMA, SPAN_WIRE_SCHEMA, to_wire
 from ingest.records import Chunk, SourceInfo, batch_from_columns
 from ingest.schema import LOG_SCHEMA, PROMOTED, SPAN_KINDS, SPAN_SCHEMA, STATUS_CODES
 
@@ -365,9 +365,20 @@ def _span_batch(
 
 
 def _log_batch(
-    cols: dict[str, pa.Array], ctx_runs: list[tuple[om.Context, int]], source_id: str, n: int
+    cols: dict[str, pa.Array],
+    ctx_runs: list[tuple[om.Context, int]],
+    source_id: str,
+    n: int,
+    compact: bool,
 ) -> pa.RecordBatch:
-    """A log batch from its own columns (source_offset included): group columns added (both tiers)."""
+    """A log batch from its own columns (source_offset included): group columns added (both tiers);
+    `compact`: in LOG_WIRE_SCHEMA."""
+    if compact:
+        cols.update(_context_dict_columns(ctx_runs, _LCTX))
+        cols["source_id"] = pa.DictionaryArray.from_arrays(
+            arrays.numbers(np.zeros(n, np.int32)), arrays.texts([source_id])
+        )
+        return batch_from_columns(LOG_WIRE_SCHEMA, cols, n)
     cols.update(_context_columns(ctx_runs, _LCTX))
     cols["source_id"] = arrays.texts([source_id]).take(arrays.numbers(np.zeros(n, np.int32)))
     return batch_from_columns(LOG_SCHEMA, cols, n)
@@ -616,7 +627,7 @@ class _FastLogs:
             )
         self.ctx_runs.append((ctx, len(records)))
 
-    def to_batch(self, source_id: str) -> pa.RecordBatch | None:
+    def to_batch(self, source_id: str, compact: bool = False) -> pa.RecordBatch | None:
         n = len(self.rows)
         if not n:
             return None
@@ -624,7 +635,7 @@ class _FastLogs:
         for name, values in zip(_LROW, zip(*self.rows, strict=True), strict=True):
             cols[name] = pa.array(values, type=LOG_SCHEMA.field(name).type)
         self.rows = []
-        return _log_batch(cols, self.ctx_runs, source_id, n)
+        return _log_batch(cols, self.ctx_runs, source_id, n, compact)
 
 
 def _bad_log_rows(batch: pa.RecordBatch) -> pa.Array | None:
@@ -726,13 +737,13 @@ def _native_span_batch(
 
 
 def _native_log_batch(
-    n: int, ctx_runs: list, line_runs: list, strings: dict, ints: dict, source: SourceInfo
+    n: int, ctx_runs: list, line_runs: list, strings: dict, ints: dict, source: SourceInfo, compact: bool
 ) -> pa.RecordBatch:
     cols: dict[str, pa.Array] = {name: _native_strings(t, n) for name, t in strings.items()}
     for name, t in ints.items():
         cols[name] = _native_ints(t, n, LOG_SCHEMA.field(name).type)
     cols["source_offset"] = _run_offsets(line_runs, n)
-    return _log_batch(cols, ctx_runs, source.source_id, n)
+    return _log_batch(cols, ctx_runs, source.source_id, n, compact)
 
 
 def _native_chunk(
@@ -781,7 +792,7 @@ def _native(
         spans = _native_span_batch(n, ctx_runs, line_runs, strings, ints, pstrings, pints, source, compact)
     if nlogs:
         ctx_runs, line_runs = _native_contexts(data, log_groups, shift, refused)
-        logs = _native_log_batch(nlogs, ctx_runs, line_runs, log_strings, log_ints, source)
+        logs = _native_log_batch(nlogs, ctx_runs, line_runs, log_strings, log_ints, source, compact)
     if refused:  # a line lands whole from one tier: its rows of both kinds go
         spans = _drop_lines(spans, None, set(refused))
         logs = _drop_lines(logs, None, set(refused))
@@ -913,7 +924,7 @@ def _decode(data: bytes, first_line: int, source: SourceInfo, compact: bool) -> 
     sid = source.source_id
     redo: set[int] = set(careful)
     span_batch = spans.to_batch(sid, compact)
-    log_batch = logs.to_batch(sid)
+    log_batch = logs.to_batch(sid, compact)
     extra: set[int] = set()
     span_batch = _drop_lines(
         span_batch, _bad_span_rows(span_batch) if span_batch is not None else None, extra
@@ -933,6 +944,7 @@ def _decode(data: bytes, first_line: int, source: SourceInfo, compact: bool) -> 
         sink.take_line(view[start:end], ln)
     slow = sink.chunk()
     slow_spans = to_wire(slow.spans) if compact and slow.spans is not None else slow.spans
+    slow_logs = to_wire(slow.logs) if compact and slow.logs is not None else slow.logs
     return Chunk(
-        spans=_concat(span_batch, slow_spans), logs=_concat(log_batch, slow.logs), rejects=slow.rejects
+        spans=_concat(span_batch, slow_spans), logs=_concat(log_batch, slow_logs), rejects=slow.rejects
     ), nlines

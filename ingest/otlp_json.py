@@ -484,7 +484,8 @@ def decode_elements(items: list[Item], source: SourceInfo, *, compact: bool = Fa
     for sub in redone:
         if sub.spans is not None:
             spans = _concat(spans, to_wire(sub.spans) if compact else sub.spans)
-        logs = _concat(logs, sub.logs)
+        if sub.logs is not None:
+            logs = _concat(logs, to_wire(sub.logs) if compact else sub.logs)
         rejects += sub.rejects
     return Chunk(spans=spans, logs=logs, rejects=rejects), total
 

@@ -36,11 +36,10 @@ import pyarrow.parquet as pq
 from ingest import arrays, lockfile
 from ingest.dataset import MANIFEST_VERSION, dataset_path, list_datasets
 from ingest.errors import DatasetNotFound
-from ingest.handoff import SPAN_WIRE_SCHEMA, to_wire
+from ingest.handoff import LOG_WIRE_SCHEMA, SPAN_WIRE_SCHEMA, to_wire
 from ingest.lockfile import acquire_dataset as acquire_lock
 from ingest.migrations import upgraded
 from ingest.records import Chunk, Reject
-from ingest.schema import LOG_SCHEMA
 from ingest.spankeys import MEMORY_BYTES, SpanKeys
 
 __all__ = [
@@ -390,8 +389,7 @@ class _PartBuffer:
 
     def add(self, batch: pa.RecordBatch) -> None:
         if batch.num_rows:
-            if self.schema is SPAN_WIRE_SCHEMA:
-                batch = to_wire(batch)
+            batch = to_wire(batch)
             self.batches.append(batch)
             self.nbytes += batch.nbytes
             if self.nbytes >= self.part_bytes:
@@ -590,7 +588,7 @@ class DatasetWriter:
             self.logs = _PartBuffer(
                 self.path / "logs",
                 f"part-{self.ingest_id}",
-                LOG_SCHEMA,
+                LOG_WIRE_SCHEMA,
                 [("service_name", "ascending"), ("time_ns", "ascending")],
                 self._threads,
             )

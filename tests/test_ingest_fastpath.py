@@ -301,23 +301,50 @@ def test_compact_spans_are_the_same_values_dictionary_encoded():
     assert [r.offset for r in compact.rejects] == [r.offset for r in plain.rejects] and compact.rejects
 
 
+def test_compact_logs_are_the_same_values_dictionary_encoded():
+    """Logs travel in a wire form too (resource and scope columns dictionary-encoded), a careful
+    line's logs converted to it; the dataset's log files read back as LOG_SCHEMA."""
+    from ingest.handoff import LOG_WIRE_SCHEMA
+    from ingest.schema import LOG_SCHEMA
+
+    rng = random.Random(6)
+    lines = [_log_line(rng) for _ in range(20)]
+    lines[7] = lines[7].replace(b'"timeUnixNano":', b'"timeUnixNano":"x",  "t":', 1)  # a careful line
+    data = b"\n".join(lines) + b"\n"
+    plain, _ = decode_lines_fast(data, 1, SRC)
+    compact, _ = decode_lines_fast(data, 1, SRC, compact=True)
+    assert compact.logs.schema.equals(LOG_WIRE_SCHEMA) and plain.logs.schema.equals(LOG_SCHEMA)
+    assert compact.logs.column("resource_attributes").type != pa.string()
+    decoded = pa.RecordBatch.from_arrays(
+        [c.cast(f.type) for c, f in zip(compact.logs.columns, LOG_SCHEMA, strict=True)], schema=LOG_SCHEMA
+    )
+    assert decoded.equals(plain.logs)
+    assert [(r.offset, r.reason) for r in compact.rejects] == [(r.offset, r.reason) for r in plain.rejects]
+
+
 def test_dataset_files_read_back_as_span_schema(tmp_path, monkeypatch):
-    """Parts are written from the wire form without its Arrow schema: readers see SPAN_SCHEMA."""
+    """Parts are written from the wire form without its Arrow schema: readers see SPAN_SCHEMA and
+    LOG_SCHEMA."""
     import pyarrow.parquet as pq
 
     import ingest
     from ingest.dataset import dataset_path
-    from ingest.schema import SPAN_SCHEMA
+    from ingest.schema import LOG_SCHEMA, SPAN_SCHEMA
 
     monkeypatch.setenv("DCR_HOME", str(tmp_path / "home"))
     rng = random.Random(9)
-    (tmp_path / "d.jsonl").write_bytes(b"\n".join(_line(rng) for _ in range(10)) + b"\n")
+    lines = [_line(rng) for _ in range(10)] + [_log_line(rng) for _ in range(10)]
+    (tmp_path / "d.jsonl").write_bytes(b"\n".join(lines) + b"\n")
     r = ingest.ingest_paths([str(tmp_path / "d.jsonl")], "wire")
     files = sorted((dataset_path("wire") / "spans").glob("*.parquet"))
     assert r.spans > 0 and files
     table = pq.read_table(files[0])
     assert table.schema.equals(SPAN_SCHEMA) and table.num_rows == r.spans
     assert pq.ParquetFile(files[0]).metadata.row_group(0).column(6).statistics.has_min_max  # service_name
+    log_files = sorted((dataset_path("wire") / "logs").glob("*.parquet"))
+    logs = pq.read_table(log_files)
+    assert r.logs > 0 and logs.schema.equals(LOG_SCHEMA) and logs.num_rows == r.logs
+    assert logs.column("resource_attributes").null_count < r.logs
 
 
 def test_span_keys_same_fingerprint_on_fast_and_fallback_paths():
