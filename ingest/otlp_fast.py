@@ -273,7 +273,8 @@ def _context_dict_columns(runs: list[tuple[om.Context, int]], names: tuple[str, 
     out = {}
     for name in names:
         enc = arrays.texts([getattr(ctx, name) for ctx in distinct]).dictionary_encode()
-        out[name] = pa.DictionaryArray.from_arrays(enc.indices.take(index), enc.dictionary)
+        # safe=False: the indices come from the dictionary's own encoding, no need to check them
+        out[name] = pa.DictionaryArray.from_arrays(enc.indices.take(index), enc.dictionary, safe=False)
     return out
 
 
@@ -356,7 +357,7 @@ def _span_batch(
     if compact:
         cols.update(_context_dict_columns(ctx_runs, _CTX))
         cols["source_id"] = pa.DictionaryArray.from_arrays(
-            arrays.numbers(np.zeros(n, np.int32)), arrays.texts([source_id])
+            arrays.numbers(np.zeros(n, np.int32)), arrays.texts([source_id]), safe=False
         )
         return batch_from_columns(SPAN_WIRE_SCHEMA, cols, n)
     cols.update(_context_columns(ctx_runs, _CTX))
@@ -376,7 +377,7 @@ def _log_batch(
     if compact:
         cols.update(_context_dict_columns(ctx_runs, _LCTX))
         cols["source_id"] = pa.DictionaryArray.from_arrays(
-            arrays.numbers(np.zeros(n, np.int32)), arrays.texts([source_id])
+            arrays.numbers(np.zeros(n, np.int32)), arrays.texts([source_id]), safe=False
         )
         return batch_from_columns(LOG_WIRE_SCHEMA, cols, n)
     cols.update(_context_columns(ctx_runs, _LCTX))
