@@ -56,6 +56,8 @@ SPAN_DICT_COLUMNS = (
     "resource_attributes",
     "scope_attributes",
     "source_id",
+    "kind",  # closed sets: the native scan gives their codes, which index the names as they are
+    "status_code",
 )
 _DICT = pa.dictionary(pa.int32(), pa.string())
 SPAN_WIRE_SCHEMA = pa.schema(

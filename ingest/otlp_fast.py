@@ -309,6 +309,7 @@ def _rare_columns(rare: list[tuple], n: int) -> dict[str, pa.Array]:
 
 
 _I64 = pa.int64()
+_I32 = pa.int32()
 _STR = pa.string()
 
 
@@ -355,6 +356,9 @@ def _span_batch(
     cols["duration_ns"] = pc.subtract(cols["end_ns"], cols["start_ns"])
     cols["source_offset"] = _run_offsets(line_runs, n)
     if compact:
+        for name in ("kind", "status_code"):  # the msgspec tier's are texts
+            if not pa.types.is_dictionary(cols[name].type):
+                cols[name] = cols[name].dictionary_encode()
         cols.update(_context_dict_columns(ctx_runs, _CTX))
         cols["source_id"] = pa.DictionaryArray.from_arrays(
             arrays.numbers(np.zeros(n, np.int32)), arrays.texts([source_id]), safe=False
@@ -723,10 +727,10 @@ def _native_span_batch(
 ) -> pa.RecordBatch:
     cols: dict[str, pa.Array] = {name: _native_strings(t, n) for name, t in strings.items()}
     for name, t in ints.items():
-        if name == "kind":
-            cols[name] = _KIND_NAMES.take(_native_ints(t, n, _I64))
-        elif name == "status_code":
-            cols[name] = _STATUS_NAMES.take(_native_ints(t, n, _I64))
+        if name in ("kind", "status_code"):
+            names = _KIND_NAMES if name == "kind" else _STATUS_NAMES
+            codes = _native_ints(t, n, _I32)
+            cols[name] = pa.DictionaryArray.from_arrays(codes, names) if compact else names.take(codes)
         else:
             cols[name] = _native_ints(t, n, SPAN_SCHEMA.field(name).type)
     for ci, t in pstrings.items():

@@ -473,8 +473,17 @@ class _PartBuffer:
 
 
 def _take(table: pa.Table, order: pa.Array) -> pa.Table:
-    """The rows of `table` in `order`, which comes from a sort of them: no index needs checking."""
-    return pc.take(table, order, boundscheck=False)
+    """The rows of `table` in `order`, which comes from a sort of them: no index needs checking. A
+    column with no value in the buffer (a promoted attribute no span has, say: a third of the
+    columns in some dumps) is made anew rather than gathered null by null."""
+    n = len(order)
+    cols = [
+        pa.nulls(n, col.type)
+        if col.null_count == len(col) and not pa.types.is_dictionary(col.type)
+        else pc.take(col, order, boundscheck=False)
+        for col in table.columns
+    ]
+    return pa.Table.from_arrays(cols, schema=table.schema)
 
 
 def _sort_key(column: pa.Array) -> pa.Array:
