@@ -116,6 +116,27 @@ static inline Py_ssize_t home(uint64_t h1, Py_ssize_t slots) {
     return (Py_ssize_t)(((h1 >> 32) * (uint64_t)slots) >> 32);
 }
 
+/* The keys (q1, q2) of a call: two uint64 buffers of one length; on failure both are released. */
+static int keys_get(PyObject *o1, PyObject *o2, Py_buffer *q1, Py_buffer *q2) {
+    if (get(o1, q1, 8, 0, "q1") < 0) return -1;
+    if (get(o2, q2, 8, 0, "q2") < 0) {
+        PyBuffer_Release(q1);
+        return -1;
+    }
+    if (N(*q1, uint64_t) != N(*q2, uint64_t)) {
+        PyErr_SetString(PyExc_ValueError, "q1 and q2 differ in length");
+        PyBuffer_Release(q2);
+        PyBuffer_Release(q1);
+        return -1;
+    }
+    return 0;
+}
+
+static void keys_release(Py_buffer *q1, Py_buffer *q2) {
+    PyBuffer_Release(q2);
+    PyBuffer_Release(q1);
+}
+
 PyDoc_STRVAR(table_find_doc,
              "table_find(h1s, h2s, used, slots, q1, q2, found): found[i] = 1 when key i is in the table.");
 
@@ -124,15 +145,21 @@ static PyObject *table_find(PyObject *self, PyObject *args) {
     Py_ssize_t slots;
     if (!PyArg_ParseTuple(args, "OOOnOOO", &o1, &o2, &ou, &slots, &oq1, &oq2, &of)) return NULL;
     Table t;
-    if (table_get(&t, o1, o2, ou, slots, 0) < 0) return NULL;
     Py_buffer q1, q2, f;
-    if (get(oq1, &q1, 8, 0, "q1") < 0) goto fail_t;
-    if (get(oq2, &q2, 8, 0, "q2") < 0) goto fail_1;
-    if (get(of, &f, 1, 1, "found") < 0) goto fail_2;
+    if (table_get(&t, o1, o2, ou, slots, 0) < 0) return NULL;
+    if (keys_get(oq1, oq2, &q1, &q2) < 0) {
+        table_release(&t);
+        return NULL;
+    }
     Py_ssize_t n = N(q1, uint64_t);
-    if (N(q2, uint64_t) != n || f.len != n) {
-        PyErr_SetString(PyExc_ValueError, "table_find: sizes differ");
-        goto fail_3;
+    if (get(of, &f, 1, 1, "found") < 0 || f.len != n) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_ValueError, "table_find: found differs in length");
+            PyBuffer_Release(&f);
+        }
+        keys_release(&q1, &q2);
+        table_release(&t);
+        return NULL;
     }
     const uint64_t *th1 = t.h1.buf, *th2 = t.h2.buf, *k1 = q1.buf, *k2 = q2.buf;
     const uint8_t *used = t.used.buf;
@@ -152,19 +179,9 @@ static PyObject *table_find(PyObject *self, PyObject *args) {
     }
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&f);
-    PyBuffer_Release(&q2);
-    PyBuffer_Release(&q1);
+    keys_release(&q1, &q2);
     table_release(&t);
     Py_RETURN_NONE;
-fail_3:
-    PyBuffer_Release(&f);
-fail_2:
-    PyBuffer_Release(&q2);
-fail_1:
-    PyBuffer_Release(&q1);
-fail_t:
-    table_release(&t);
-    return NULL;
 }
 
 PyDoc_STRVAR(table_put_doc,
@@ -176,15 +193,13 @@ static PyObject *table_put(PyObject *self, PyObject *args) {
     Py_ssize_t slots;
     if (!PyArg_ParseTuple(args, "OOOnOO", &o1, &o2, &ou, &slots, &oq1, &oq2)) return NULL;
     Table t;
-    if (table_get(&t, o1, o2, ou, slots, 1) < 0) return NULL;
     Py_buffer q1, q2;
-    if (get(oq1, &q1, 8, 0, "q1") < 0) goto fail_t;
-    if (get(oq2, &q2, 8, 0, "q2") < 0) goto fail_1;
-    Py_ssize_t n = N(q1, uint64_t);
-    if (N(q2, uint64_t) != n) {
-        PyErr_SetString(PyExc_ValueError, "table_put: sizes differ");
-        goto fail_2;
+    if (table_get(&t, o1, o2, ou, slots, 1) < 0) return NULL;
+    if (keys_get(oq1, oq2, &q1, &q2) < 0) {
+        table_release(&t);
+        return NULL;
     }
+    Py_ssize_t n = N(q1, uint64_t);
     uint64_t *th1 = t.h1.buf, *th2 = t.h2.buf;
     const uint64_t *k1 = q1.buf, *k2 = q2.buf;
     uint8_t *used = t.used.buf;
@@ -198,17 +213,9 @@ static PyObject *table_put(PyObject *self, PyObject *args) {
         used[s] = 1;
     }
     Py_END_ALLOW_THREADS
-    PyBuffer_Release(&q2);
-    PyBuffer_Release(&q1);
+    keys_release(&q1, &q2);
     table_release(&t);
     Py_RETURN_NONE;
-fail_2:
-    PyBuffer_Release(&q2);
-fail_1:
-    PyBuffer_Release(&q1);
-fail_t:
-    table_release(&t);
-    return NULL;
 }
 
 /* The blocked Bloom filter: a key sets 4 bits of one word, the word h2 & (size - 1), the bits

@@ -58,3 +58,25 @@ def test_native_and_numpy_loops_agree(monkeypatch: pytest.MonkeyPatch):
     (f1, k1), (f2, k2) = both(table)
     assert np.array_equal(f1, f2) and k1 == k2
     assert f1[:2000].all() and not f1[2000:].any()
+
+
+def test_the_native_loops_refuse_buffers_of_the_wrong_size_or_kind():
+    if NATIVE is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("ingest._spankeys is not built")
+        pytest.skip("ingest._spankeys is not built (no compiler at install)")
+    z64, z8 = np.zeros(8, U64), np.zeros(8, np.uint8)
+    with pytest.raises(ValueError):  # q1 and q2 of different lengths
+        NATIVE.table_find(z64, z64, z8, 8, np.zeros(2, U64), np.zeros(3, U64), np.zeros(2, bool))
+    with pytest.raises(ValueError):  # an answer of another length
+        NATIVE.table_find(z64, z64, z8, 8, np.zeros(2, U64), np.zeros(2, U64), np.zeros(3, bool))
+    with pytest.raises(ValueError):  # more slots than the arrays hold
+        NATIVE.table_put(z64, z64, z8, 9, np.zeros(1, U64), np.zeros(1, U64))
+    with pytest.raises(TypeError):  # 4-byte items where 8 are needed
+        NATIVE.fingerprint(np.zeros(6, np.uint32), 6, np.zeros(1, U64), np.zeros(1, U64))
+    with pytest.raises(ValueError):  # a filter size that is not a power of 2
+        NATIVE.bloom(z64, 6, np.zeros(1, U64), None)
+    with pytest.raises(ValueError, match="read-only"):  # a read-only table cannot take keys
+        ro = np.zeros(8, U64)
+        ro.flags.writeable = False
+        NATIVE.table_put(ro, z64, z8, 8, np.zeros(1, U64), np.zeros(1, U64))
