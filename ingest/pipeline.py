@@ -279,13 +279,21 @@ def _ordered(
     so a block can be a 30 MB line, and eight of them in flight were 240 MB."""
     pending: deque[tuple[cf.Future, int]] = deque()
     inflight = 0
-    for fn, nbytes, *args in tasks:
-        pending.append((pool.submit(fn, *args), nbytes))
-        inflight += nbytes
-        while pending and (len(pending) >= window or inflight > budget):
+    try:
+        for fn, nbytes, *args in tasks:
+            pending.append((pool.submit(fn, *args), nbytes))
+            inflight += nbytes
+            while pending and (len(pending) >= window or inflight > budget):
+                fut, nb = pending.popleft()
+                inflight -= nb
+                yield (*fut.result(), nb)
+    except Exception:
+        # the input broke off (a cut .gz or .zst): what was read before the break is in the tasks
+        # already submitted; their records land, then the caller hears of the break
+        while pending:
             fut, nb = pending.popleft()
-            inflight -= nb
             yield (*fut.result(), nb)
+        raise
     while pending:
         fut, nb = pending.popleft()
         yield (*fut.result(), nb)

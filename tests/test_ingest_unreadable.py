@@ -5,7 +5,9 @@ capabilities that let root read any file (setpriv drops them from the bounding s
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import io
 import json
 import os
 import shutil
@@ -15,6 +17,9 @@ from pathlib import Path
 
 import pytest
 import zstandard
+
+import ingest
+from ingest import formats
 
 REPO = Path(__file__).resolve().parent.parent
 TRACES = REPO / "fixtures" / "scenarios" / "network_delay" / "traces.jsonl"
@@ -82,3 +87,30 @@ def test_a_cut_compressed_input_says_why_on_stderr(tmp_path: Path, kind: str):
         in r.stderr
     )
     assert f"({kind})" in r.stdout and " 0.0 MB" not in r.stdout
+
+
+@pytest.mark.parametrize("kind", ["gzip", "zstd"])
+def test_a_cut_compressed_input_keeps_every_record_before_the_cut(tmp_path: Path, monkeypatch, kind: str):
+    """Through the worker processes: the records of the blocks in flight when the input breaks off
+    land too (they were dropped with the error), as many as the readable part holds uncompressed."""
+    from bench.shapes import write_shape
+    from ingest import pipeline
+
+    dump = tmp_path / "dump.jsonl"
+    write_shape(dump, "attrs", 3 * 1024 * 1024)
+    data = dump.read_bytes()
+    packed = gzip.compress(data) if kind == "gzip" else zstandard.ZstdCompressor().compress(data)
+    cut = tmp_path / "cut.bin"
+    cut.write_bytes(packed[: len(packed) * 7 // 10])
+    stream, _ = formats.decompressed(io.BytesIO(cut.read_bytes()))
+    readable = bytearray()
+    with contextlib.suppress(*formats.CORRUPT_ERRORS):
+        while chunk := stream.read(1 << 16):
+            readable += chunk
+    (tmp_path / "prefix.jsonl").write_bytes(bytes(readable))
+    monkeypatch.setattr(pipeline, "PARALLEL_MIN_BYTES", 1024)  # the workers decode the cut input
+    monkeypatch.setattr(pipeline, "_range_bytes", lambda: 64 * 1024)  # many blocks in flight
+    got = ingest.ingest_paths([str(cut)], "cut", workers=2)
+    want = ingest.ingest_paths([str(tmp_path / "prefix.jsonl")], "prefix", workers=2)
+    assert got.spans == want.spans > 1000
+    assert got.rejected == want.rejected + 1  # the unreadable rest, besides the cut line
