@@ -398,14 +398,21 @@ def _items(stream: BinaryIO, source: SourceInfo, tail: list[Reject]) -> Iterator
 
 
 def _blocks(items: Iterator[Item], block_bytes: int) -> Iterator[list[Item]]:
+    """`items` in blocks of about `block_bytes`; when the input breaks off, the items cut before
+    the break come out as a last block, then the error (they were dropped with it)."""
     block: list[Item] = []
     size = 0
-    for item in items:
-        block.append(item)
-        size += len(item[1])
-        if size >= block_bytes:
+    try:
+        for item in items:
+            block.append(item)
+            size += len(item[1])
+            if size >= block_bytes:
+                yield block
+                block, size = [], 0
+    except Exception:
+        if block:
             yield block
-            block, size = [], 0
+        raise
     if block:
         yield block
 

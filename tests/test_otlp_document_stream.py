@@ -403,3 +403,35 @@ def test_runs_of_records_are_whole_elements(indent: int | None, read_bytes: int,
     assert all(data[e.offset : e.offset + len(e.raw)] == e.raw for e in events if isinstance(e, Run))
     if indent and run_bytes > 1000:
         assert max(map(len, got)) > 1  # several records a step
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_cut_compressed_document_keeps_every_record_before_the_cut(
+    tmp_path: Path, monkeypatch, workers: int
+):
+    """A pretty-printed document in a .zst cut short: the records cut from it before the break land,
+    as many as its readable part gives uncompressed (the last block being put together was dropped
+    with the error), in process and through the workers."""
+    import zstandard
+
+    from bench.shapes import write_shape
+    from ingest import formats
+
+    doc = tmp_path / "doc.json"
+    write_shape(doc, "pretty", 3 * 1024 * 1024)
+    packed = zstandard.ZstdCompressor().compress(doc.read_bytes())
+    cut = tmp_path / "cut.bin"
+    cut.write_bytes(packed[: len(packed) * 7 // 10])
+    stream, _ = formats.decompressed(io.BytesIO(cut.read_bytes()))
+    readable = bytearray()
+    try:
+        while chunk := stream.read(1 << 16):
+            readable += chunk
+    except formats.CORRUPT_ERRORS:
+        pass
+    (tmp_path / "prefix.json").write_bytes(bytes(readable))
+    monkeypatch.setattr(pipeline, "PARALLEL_MIN_BYTES", 1024 if workers > 1 else 1 << 40)
+    monkeypatch.setattr(otlp_json, "DOC_BLOCK_BYTES", 64 * 1024)  # many blocks
+    got = ingest.ingest_paths([str(cut)], "cut", workers=workers)
+    want = ingest.ingest_paths([str(tmp_path / "prefix.json")], "prefix", workers=workers)
+    assert got.spans == want.spans > 500
