@@ -65,6 +65,7 @@ from typing import Any, BinaryIO
 import msgspec
 import pyarrow.compute as pc
 
+from ingest.formats import CORRUPT_ERRORS
 from ingest.json_stream import Element, MalformedJSON, Members, iter_array
 from ingest.otlp_model import first_exception
 from ingest.records import Chunk, Reject, SourceInfo, reject_reason
@@ -636,13 +637,18 @@ def _items(stream: BinaryIO, rd: _Reader) -> Iterator[Element | Members]:
 def read(stream: BinaryIO, source: SourceInfo) -> Iterator[Chunk]:
     """Chunks of span rows (and rejects) from a Jaeger UI JSON stream; never raises on bad data."""
     rd = _Reader(source)
-    for item in _items(stream, rd):
-        if isinstance(item, Element):
-            rd.element(item.raw, item.offset, item.index)
-        else:
-            rd.members(item.members, item.offset)
-        if rd.ready():
+    try:
+        for item in _items(stream, rd):
+            if isinstance(item, Element):
+                rd.element(item.raw, item.offset, item.index)
+            else:
+                rd.members(item.members, item.offset)
+            if rd.ready():
+                yield rd.flush()
+    except CORRUPT_ERRORS:  # a compressed input broke off: the rows read before it land, then the error
+        if len(rd.rows) or rd.rejects:
             yield rd.flush()
+        raise
     if len(rd.rows) or rd.rejects:
         yield rd.flush()
 
@@ -701,27 +707,36 @@ def read_parallel(
         spans_before += n
         return chunk
 
-    for item in _items(stream, rd):
-        if isinstance(item, Element):
-            block.append((item.raw, item.offset, item.index))
-            size += len(item.raw)
-            if size < block_bytes:
-                continue
-            pending.append(executor.submit(decode_block, block, source))
-            block, size = [], 0
-            while len(pending) >= window:
-                yield done(pending.popleft())
-        else:  # a document's other members: after its traces, numbered after them
-            if block:
+    try:
+        for item in _items(stream, rd):
+            if isinstance(item, Element):
+                block.append((item.raw, item.offset, item.index))
+                size += len(item.raw)
+                if size < block_bytes:
+                    continue
                 pending.append(executor.submit(decode_block, block, source))
                 block, size = [], 0
-            while pending:
-                yield done(pending.popleft())
-            rd.span_index = spans_before
-            rd.members(item.members, item.offset)
-            spans_before = rd.span_index
-            if len(rd.rows) or rd.rejects:
-                yield rd.flush()
+                while len(pending) >= window:
+                    yield done(pending.popleft())
+            else:  # a document's other members: after its traces, numbered after them
+                if block:
+                    pending.append(executor.submit(decode_block, block, source))
+                    block, size = [], 0
+                while pending:
+                    yield done(pending.popleft())
+                rd.span_index = spans_before
+                rd.members(item.members, item.offset)
+                spans_before = rd.span_index
+                if len(rd.rows) or rd.rejects:
+                    yield rd.flush()
+    except CORRUPT_ERRORS:  # a compressed input broke off: the traces cut before it land, then the error
+        if block:
+            pending.append(executor.submit(decode_block, block, source))
+        while pending:
+            yield done(pending.popleft())
+        if rd.rejects:
+            yield rd.flush()
+        raise
     if block:
         pending.append(executor.submit(decode_block, block, source))
     while pending:

@@ -39,6 +39,8 @@ from typing import BinaryIO, cast
 
 import msgspec
 
+from ingest.formats import CORRUPT_ERRORS
+
 __all__ = [
     "READ_BYTES",
     "SPLIT_BYTES",
@@ -117,21 +119,38 @@ class _Scanner:
 
     def __init__(self, stream: BinaryIO, read_bytes: int) -> None:
         self.stream = stream
+        # read1: one underlying read at a time, so that what a compressed input gave before it
+        # broke off is kept (a read() of 1 MiB drops it with the error)
+        self._read = getattr(stream, "read1", stream.read)
         self.read_bytes = read_bytes
         self.buf = b""
         self.pos = 0
         self.base = 0
         self.eof = False
+        self.error: BaseException | None = None  # the input broke off here (after `buf`)
 
     def fill(self, at_least: int = 0) -> bool:
-        """Drop consumed bytes and read more; False at end of stream."""
+        """Drop consumed bytes and read more; False at end of stream. A compressed input that
+        breaks off ends the stream there, its error kept in `error` for the end of the walk."""
         if self.eof:
             return False
         want = max(self.read_bytes, at_least)
-        data = self.stream.read(want)
-        if not data:
-            self.eof = True
+        pieces: list[bytes] = []
+        got = 0
+        while got < want:
+            try:
+                piece = self._read(want - got)
+            except CORRUPT_ERRORS as exc:
+                self.error, self.eof = exc, True
+                break
+            if not piece:
+                self.eof = True
+                break
+            pieces.append(piece)
+            got += len(piece)
+        if not pieces:
             return False
+        data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
         self.base += self.pos
         self.buf = self.buf[self.pos :] + data if self.pos < len(self.buf) else data
         self.pos = 0
@@ -415,7 +434,20 @@ def iter_cut(
 
 
 def _iter(stream: BinaryIO, keys: _Keys, read_bytes: int) -> Iterator[Element | Split | Members | Run]:
+    """The walk; when the input broke off (a cut .gz or .zst), everything before the break is
+    handed out, then the input's error is raised (not the JSON's cut end that it made)."""
     sc = _Scanner(stream, read_bytes)
+    try:
+        yield from _walk(sc, keys)
+    except MalformedJSON:
+        if sc.error is not None:
+            raise sc.error from None
+        raise
+    if sc.error is not None:
+        raise sc.error
+
+
+def _walk(sc: _Scanner, keys: _Keys) -> Iterator[Element | Split | Members | Run]:
     while len(sc.buf) < len(_BOM) and sc.fill():
         pass
     if sc.buf.startswith(_BOM):

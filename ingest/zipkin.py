@@ -45,6 +45,7 @@ from typing import Any, BinaryIO
 
 import msgspec
 
+from ingest.formats import CORRUPT_ERRORS
 from ingest.json_stream import Element, MalformedJSON, iter_array
 from ingest.normalize import dumps
 from ingest.otlp_model import first_exception
@@ -312,6 +313,10 @@ def read(stream: BinaryIO, source: SourceInfo) -> Iterator[Chunk]:
             item = next(items)
         except StopIteration:
             break
+        except CORRUPT_ERRORS:  # a compressed input broke off: the spans read before it land, then the error
+            if len(rd.rows) or rd.rejects:
+                yield rd.flush()
+            raise
         except MalformedJSON as exc:
             rd.reject(
                 exc.offset, f"malformed JSON, the rest of the input is skipped: {exc.reason}", exc.raw, "byte"

@@ -105,7 +105,7 @@ def test_a_cut_compressed_input_keeps_every_record_before_the_cut(tmp_path: Path
     stream, _ = formats.decompressed(io.BytesIO(cut.read_bytes()))
     readable = bytearray()
     with contextlib.suppress(*formats.CORRUPT_ERRORS):
-        while chunk := stream.read(1 << 16):
+        while chunk := stream.read1(1 << 16):
             readable += chunk
     (tmp_path / "prefix.jsonl").write_bytes(bytes(readable))
     monkeypatch.setattr(pipeline, "PARALLEL_MIN_BYTES", 1024)  # the workers decode the cut input
@@ -114,3 +114,55 @@ def test_a_cut_compressed_input_keeps_every_record_before_the_cut(tmp_path: Path
     want = ingest.ingest_paths([str(tmp_path / "prefix.jsonl")], "prefix", workers=2)
     assert got.spans == want.spans > 1000
     assert got.rejected == want.rejected + 1  # the unreadable rest, besides the cut line
+
+
+def _readable_part(cut: Path) -> bytes:
+    """What of a cut compressed file decompresses."""
+    stream, _ = formats.decompressed(io.BytesIO(cut.read_bytes()))
+    readable = bytearray()
+    with contextlib.suppress(*formats.CORRUPT_ERRORS):
+        while chunk := stream.read1(1 << 16):
+            readable += chunk
+    return bytes(readable)
+
+
+def _zipkin_dump(path: Path, spans: int) -> None:
+    rows = [
+        {
+            "traceId": f"{i // 10:032x}",
+            "id": f"{i + 1:016x}",
+            "name": f"op-{i % 7}",
+            "timestamp": 1_700_000_000_000_000 + i,
+            "duration": 100 + i % 50,
+            "localEndpoint": {"serviceName": f"svc-{i % 5}"},
+            "tags": {"http.method": "GET", "note": "x" * (i % 300)},
+        }
+        for i in range(spans)
+    ]
+    path.write_text(json.dumps(rows))
+
+
+@pytest.mark.parametrize("fmt, workers", [("jaeger", 1), ("jaeger", 2), ("zipkin", 1)])
+def test_a_cut_compressed_jaeger_or_zipkin_file_keeps_every_span_before_the_cut(
+    tmp_path: Path, monkeypatch, fmt: str, workers: int
+):
+    """The spans read before a .zst breaks off land, as many as its readable part gives plain
+    (they were dropped with the error: in process, and in the blocks in flight to the workers)."""
+    from bench.gen_jaeger import write_jaeger_dump
+    from ingest import jaeger, pipeline
+
+    dump = tmp_path / "dump.json"
+    if fmt == "jaeger":
+        write_jaeger_dump(dump, 3 * 1024 * 1024)
+    else:
+        _zipkin_dump(dump, 20_000)
+    packed = zstandard.ZstdCompressor().compress(dump.read_bytes())
+    cut = tmp_path / "cut.bin"
+    cut.write_bytes(packed[: len(packed) * 7 // 10])
+    (tmp_path / "prefix.json").write_bytes(_readable_part(cut))
+    monkeypatch.setattr(pipeline, "PARALLEL_MIN_BYTES", 1024 if workers > 1 else 1 << 40)
+    monkeypatch.setattr(jaeger, "BLOCK_BYTES", 64 * 1024)  # many blocks in flight
+    got = ingest.ingest_paths([str(cut)], "cut", workers=workers)
+    want = ingest.ingest_paths([str(tmp_path / "prefix.json")], "prefix", workers=workers)
+    assert got.sources[0].format == fmt
+    assert got.spans == want.spans > 1000

@@ -425,7 +425,7 @@ def test_a_cut_compressed_document_keeps_every_record_before_the_cut(
     stream, _ = formats.decompressed(io.BytesIO(cut.read_bytes()))
     readable = bytearray()
     try:
-        while chunk := stream.read(1 << 16):
+        while chunk := stream.read1(1 << 16):
             readable += chunk
     except formats.CORRUPT_ERRORS:
         pass
