@@ -23,6 +23,7 @@ from opentelemetry.proto.logs.v1 import logs_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from ingest import otlp_model as om
+from ingest.formats import CORRUPT_ERRORS
 from ingest.records import Chunk, SourceInfo
 
 __all__ = ["sniff", "read", "read_range", "message_ranges", "message_kind", "MAX_MESSAGE_BYTES"]
@@ -260,32 +261,36 @@ def read(stream: BinaryIO, source: SourceInfo, start: int = 0, end: int | None =
     message starting at or after `end` (None: to the end)."""
     sink = om.Sink(source, "byte")
     offset = start
-    while end is None or offset < end:
-        prefix = _read_exact(stream, 4)
-        if not prefix:
-            break
-        if len(prefix) < 4:
-            sink.reject(offset, "truncated length prefix", prefix)
-            break
-        n = int.from_bytes(prefix, "big")
-        if n > MAX_MESSAGE_BYTES:
-            rest = _read_exact(stream, 1 << 20)
-            sink.reject(
-                offset,
-                "message length over 1 GiB: not a length-prefixed OTLP protobuf stream; "
-                "the rest of the input is unreadable",
-                prefix + rest,
-            )
-            break
-        msg = _read_exact(stream, n)
-        if len(msg) < n:
-            sink.reject(offset, "truncated message", prefix + msg)
-            break
-        _take_message(sink, msg, offset)
-        offset += 4 + n
-        if sink.spans.n + sink.logs.n >= _CHUNK_RECORDS:
-            yield sink.chunk()
-            sink = om.Sink(source, "byte")
+    try:
+        while end is None or offset < end:
+            prefix = _read_exact(stream, 4)
+            if not prefix:
+                break
+            if len(prefix) < 4:
+                sink.reject(offset, "truncated length prefix", prefix)
+                break
+            n = int.from_bytes(prefix, "big")
+            if n > MAX_MESSAGE_BYTES:
+                rest = _read_exact(stream, 1 << 20)
+                sink.reject(
+                    offset,
+                    "message length over 1 GiB: not a length-prefixed OTLP protobuf stream; "
+                    "the rest of the input is unreadable",
+                    prefix + rest,
+                )
+                break
+            msg = _read_exact(stream, n)
+            if len(msg) < n:
+                sink.reject(offset, "truncated message", prefix + msg)
+                break
+            _take_message(sink, msg, offset)
+            offset += 4 + n
+            if sink.spans.n + sink.logs.n >= _CHUNK_RECORDS:
+                yield sink.chunk()
+                sink = om.Sink(source, "byte")
+    except CORRUPT_ERRORS:  # a compressed input broke off: the messages read before it land first
+        yield sink.chunk()
+        raise
     yield sink.chunk()
 
 

@@ -213,3 +213,34 @@ def test_parallel_protobuf_ranges_match_in_process(tmp_path: Path, monkeypatch):
         )
         key = [("source_offset", "ascending"), ("span_id", "ascending")]
         assert a.drop_columns(["source_id"]).sort_by(key).equals(b.drop_columns(["source_id"]).sort_by(key))
+
+
+def test_a_cut_compressed_protobuf_dump_keeps_every_message_before_the_cut(tmp_path: Path):
+    """A .zst of framed messages cut short: the messages read before the break land (the sink's
+    records were dropped with the error), as many as the readable part gives uncompressed."""
+    import contextlib
+    import io
+
+    import zstandard
+
+    from ingest import formats
+
+    messages = []
+    for i in range(300):
+        msg = traces(40, f"svc-{i % 3}")
+        for sp in (sp for rs in msg.resource_spans for ss in rs.scope_spans for sp in ss.spans):
+            sp.trace_id = (i + 1).to_bytes(16, "big")  # spans of their own, not duplicates
+        messages.append(msg)
+    data = framed(*messages)
+    packed = zstandard.ZstdCompressor().compress(data)
+    (tmp_path / "cut.bin").write_bytes(packed[: len(packed) * 7 // 10])
+    stream, _ = formats.decompressed(io.BytesIO((tmp_path / "cut.bin").read_bytes()))
+    readable = bytearray()
+    with contextlib.suppress(*formats.CORRUPT_ERRORS):
+        while chunk := stream.read1(1 << 16):
+            readable += chunk
+    (tmp_path / "prefix.binpb").write_bytes(bytes(readable))
+    got = ingest.ingest_paths([str(tmp_path / "cut.bin")], "cut")
+    want = ingest.ingest_paths([str(tmp_path / "prefix.binpb")], "prefix")
+    assert got.sources[0].format == "otlp_proto" and got.sources[0].compression == "zstd"
+    assert got.spans == want.spans > 1000
