@@ -8,7 +8,8 @@
 
 `spans` and `logs` are scanned by polars straight from the files the session's manifest lists,
 typed as SPAN_SCHEMA / LOG_SCHEMA. The parts are sorted by (service_name, time) and cut into row
-groups that hold one service each, with min/max statistics, so a filter on service_name and
+groups that hold one service each (or a few small neighbours: ingest/writer.py's MIN_GROUP_ROWS),
+with min/max statistics, so a filter on service_name and
 start_ns (time_ns for logs) lets polars skip every row group it does not need, as DuckDB does.
 
 Queries (`arrow`, `polars`, `export`) go through the same guard as `sql()` and run on their own
