@@ -241,7 +241,8 @@ class DatasetSession:
         """A polars LazyFrame over `table` (spans, logs, traces or service_edges).
 
         spans and logs: polars reads the dataset's Parquet parts itself, typed as SPAN_SCHEMA /
-        LOG_SCHEMA. The parts are sorted by service and time, one service a row group, so a
+        LOG_SCHEMA. The parts are sorted by service and time, one service a row group (a few
+        small ones may share one), so a
         `filter(pl.col("service_name") == s, pl.col("start_ns").is_between(a, b))` reads only
         the row groups that can hold those rows (`time_ns` for logs).
 
