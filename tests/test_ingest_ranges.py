@@ -493,6 +493,8 @@ def test_a_compressed_input_with_huge_lines_ingests_as_the_plain_one(
         lines[i] = spans_line(("h", [group("s", many(100_000 + i * 100, 60, links=6))]))
         assert len(lines[i]) > 2 * otlp_ranges.HUGE_LINE_BYTES
     lines[25] = b"not json"
+    assert b"},{" in lines[30]
+    lines[30] = lines[30].replace(b"},{", b"},,{", 1)  # a huge line that is not JSON: rejected whole
     raw = b"\n".join(lines) + b"\n"
     (tmp_path / "plain.jsonl").write_bytes(raw)
     (tmp_path / "packed.bin").write_bytes(zstandard.ZstdCompressor().compress(raw))
@@ -508,10 +510,15 @@ def test_a_compressed_input_with_huge_lines_ingests_as_the_plain_one(
             yield block
 
     monkeypatch.setattr(pipeline, "iter_lines_spooled", spy)
-    got = {}
+    got, rejects = {}, {}
     for name, file in (("plain", "plain.jsonl"), ("packed", "packed.bin")):
         r = ingest.ingest_paths([str(tmp_path / file)], name, workers=2)
-        assert (r.rejected, r.sources[0].compression) == (1, None if name == "plain" else "zstd")
+        assert (r.rejected, r.sources[0].compression) == (2, None if name == "plain" else "zstd")
+        assert r.rejects_path is not None
+        rejects[name] = [
+            (j["offset"], j["unit"], j["reason"])
+            for j in map(json.loads, Path(r.rejects_path).read_text().splitlines())
+        ]
         tables = [
             pq.read_table(f, columns=["span_id", "source_offset"]) for f in open_handle(name).span_files
         ]
@@ -520,4 +527,5 @@ def test_a_compressed_input_with_huge_lines_ingests_as_the_plain_one(
     assert len(spooled) == 3  # the huge lines, and no other
     key = [("source_offset", "ascending"), ("span_id", "ascending")]
     assert got["packed"].sort_by(key).equals(got["plain"].sort_by(key))
-    assert got["plain"].num_rows == 36 * 3 + 3 * 60  # 40 lines: 3 huge, 1 not JSON
+    assert got["plain"].num_rows == 36 * 3 + 2 * 60  # 40 lines: 3 huge (one not JSON), 1 not JSON
+    assert rejects["packed"] == rejects["plain"] and [o for o, *_ in rejects["plain"]] == [26, 31]
