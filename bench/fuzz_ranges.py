@@ -11,7 +11,6 @@ printed with the seed that makes it again.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import random
 import sys
@@ -26,7 +25,7 @@ import pyarrow as pa  # noqa: E402
 
 from ingest import otlp_ranges  # noqa: E402
 from ingest.otlp_fast import decode_lines_fast, native_available  # noqa: E402
-from ingest.records import Chunk, SourceInfo  # noqa: E402
+from ingest.records import Chunk, SourceInfo, shift_chunk  # noqa: E402
 
 SRC = SourceInfo("src-fuzz", "fuzz.jsonl")
 
@@ -127,39 +126,39 @@ def _mutant(rng: random.Random, line: bytes) -> bytes:
     return line[:at]  # cut short
 
 
-def _plain(batch: pa.RecordBatch | None) -> pa.Table | None:
+def plain(batch: pa.RecordBatch | None) -> pa.Table | None:
+    """`batch` with its dictionary (wire) columns as plain strings; None when it has no row."""
     if batch is None or not batch.num_rows:
         return None
     cols = [c.cast(pa.string()) if pa.types.is_dictionary(c.type) else c for c in batch.columns]
     return pa.Table.from_arrays(cols, names=batch.schema.names)
 
 
-def _shift(batch: pa.RecordBatch | None, lines: int) -> pa.RecordBatch | None:
-    if batch is None:
-        return None
-    i = batch.schema.get_field_index("source_offset")
-    return batch.set_column(i, "source_offset", pa.array(batch.column(i).to_numpy() + lines))
-
-
 def _rows(batches: list[pa.RecordBatch | None]) -> pa.Table | None:
-    tables = [t for t in map(_plain, batches) if t is not None]
+    tables = [t for t in map(plain, batches) if t is not None]
     return pa.concat_tables(tables).sort_by([("source_offset", "ascending")]) if tables else None
 
 
-def check(path: Path, step: int) -> str | None:
-    """What differs between the ranges and the whole file, or None."""
-    whole, nlines = decode_lines_fast(path.read_bytes(), 1, SRC, compact=True)
+def by_ranges(path: Path, step: int, source: SourceInfo = SRC) -> tuple[list[Chunk], int]:
+    """The ranges' chunks as the ingest puts them together (line numbers shifted by the lines
+    before), and the number of lines."""
     chunks: list[Chunk] = []
     lines = 0
     size = path.stat().st_size
     for start in range(0, size, step):
         got, n = otlp_ranges.decode_range(
-            str(path), start, min(start + step, size), SRC, lambda c: c, lambda c: None
+            str(path), start, min(start + step, size), source, lambda c: c, lambda c: None
         )
-        for c in got:
-            rejects = [dataclasses.replace(r, offset=r.offset + lines) for r in c.rejects]
-            chunks.append(Chunk(_shift(c.spans, lines), _shift(c.logs, lines), rejects))
+        assert got, "a range gives at least one chunk (its bytes are counted with it)"
+        chunks += [shift_chunk(c, lines) for c in got]
         lines += n
+    return chunks, lines
+
+
+def check(path: Path, step: int) -> str | None:
+    """What differs between the ranges and the whole file, or None."""
+    whole, nlines = decode_lines_fast(path.read_bytes(), 1, SRC, compact=True)
+    chunks, lines = by_ranges(path, step)
     if lines != nlines:
         return f"lines {lines} != {nlines}"
     for kind in ("spans", "logs"):

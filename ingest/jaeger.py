@@ -55,7 +55,6 @@ process only cutting them.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import dataclasses
 import hashlib
 import re
 from collections import deque
@@ -63,12 +62,11 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 import msgspec
-import pyarrow.compute as pc
 
 from ingest.formats import CORRUPT_ERRORS
 from ingest.json_stream import Element, MalformedJSON, Members, iter_array
 from ingest.otlp_model import first_exception
-from ingest.records import Chunk, Reject, SourceInfo, reject_reason
+from ingest.records import Chunk, Reject, SourceInfo, reject_reason, shift_chunk
 from ingest.span_rows import MAX_NS, Resource, SpanRows, dumpb, dumps, text
 
 __all__ = ["sniff", "read", "read_parallel", "decode_block", "jaeger_id", "CHUNK_SPANS", "BLOCK_BYTES"]
@@ -667,21 +665,6 @@ def decode_block(traces: list[tuple[bytes, int, int]], source: SourceInfo) -> tu
     return rd.flush(), rd.span_index
 
 
-def _shifted(chunk: Chunk, spans_before: int) -> Chunk:
-    """`chunk` with its span numbers (rows, "record" rejects) counted from the file's start."""
-    if not spans_before:
-        return chunk
-    spans = chunk.spans
-    if spans is not None:
-        i = spans.schema.get_field_index("source_offset")
-        spans = spans.set_column(i, "source_offset", pc.add(spans.column(i), spans_before))
-    rejects = [
-        dataclasses.replace(r, offset=r.offset + spans_before) if r.unit == "record" else r
-        for r in chunk.rejects
-    ]
-    return Chunk(spans=spans, rejects=rejects)
-
-
 def read_parallel(
     stream: BinaryIO,
     source: SourceInfo,
@@ -703,7 +686,7 @@ def read_parallel(
     def done(fut: cf.Future) -> Chunk:
         nonlocal spans_before
         chunk, n = fut.result()
-        chunk = _shifted(chunk, spans_before)
+        chunk = shift_chunk(chunk, spans_before, "record")
         spans_before += n
         return chunk
 

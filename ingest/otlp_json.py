@@ -49,7 +49,6 @@ their element ends, so the rows stay exact in any order; only such an element is
 from __future__ import annotations
 
 import concurrent.futures as cf
-import dataclasses
 import re
 from collections import deque
 from collections.abc import Iterator
@@ -64,7 +63,7 @@ from ingest.handoff import Parcel, pack, to_wire, unpack
 from ingest.json_stream import Element, MalformedJSON, Members, Run, Split, iter_cut
 from ingest.otlp_fast import decode_lines_fast
 from ingest.otlp_model import Sink
-from ingest.records import Chunk, Reject, SourceInfo, shift_offsets
+from ingest.records import Chunk, Reject, SourceInfo, shift_chunk
 
 __all__ = [
     "sniff",
@@ -531,18 +530,6 @@ def _from_file(path: str, items: list[Item]) -> list[Item]:
     return [(h, data[o - start : e - start] if e >= 0 else raw, t, o, e) for h, raw, t, o, e in items]
 
 
-def _shifted(chunk: Chunk, before: int) -> Chunk:
-    """`chunk` with its record indexes (rows, "record" rejects) counted from the input's start."""
-    if not before:
-        return chunk
-    rejects = [
-        dataclasses.replace(r, offset=r.offset + before) if r.unit == "record" else r for r in chunk.rejects
-    ]
-    return Chunk(
-        spans=shift_offsets(chunk.spans, before), logs=shift_offsets(chunk.logs, before), rejects=rejects
-    )
-
-
 def read_document(
     stream: BinaryIO, source: SourceInfo, block_bytes: int = DOC_BLOCK_BYTES
 ) -> Iterator[Chunk]:
@@ -555,7 +542,7 @@ def read_document(
     try:
         for block in _blocks(_items(stream, source, tail), block_bytes):
             chunk, n = decode_elements(block, source)
-            yield _shifted(chunk, before)
+            yield shift_chunk(chunk, before, "record")
             before += n
     except CORRUPT_ERRORS:  # the decompression broke off: what came before it has been yielded
         if tail:
@@ -603,7 +590,7 @@ def _read_parallel(
     def done(fut: cf.Future) -> Chunk:
         nonlocal before
         parcel, n = fut.result()
-        chunk = _shifted(unpack(parcel), before)
+        chunk = shift_chunk(unpack(parcel), before, "record")
         before += n
         return chunk
 

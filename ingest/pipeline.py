@@ -57,7 +57,7 @@ from ingest.formats import (
 )
 from ingest.handoff import Parcel, clean_stale, pack, unpack
 from ingest.lifeline import die_with_parent
-from ingest.records import Chunk, Reject, SourceInfo, shift_offsets
+from ingest.records import Chunk, Reject, SourceInfo, shift_chunk
 from ingest.stores import (
     PullOptions,
     PullProgress,
@@ -201,14 +201,6 @@ def _decode_proto_range(path: str, start: int, end: int, source: SourceInfo) -> 
     return [pack(otlp_proto.read_range(path, start, end, source))], 0
 
 
-def _shift(chunk: Chunk, lines_before: int) -> Chunk:
-    if not lines_before:
-        return chunk
-    rejects = [dataclasses.replace(r, offset=r.offset + lines_before) for r in chunk.rejects]
-    spans, logs = shift_offsets(chunk.spans, lines_before), shift_offsets(chunk.logs, lines_before)
-    return Chunk(spans=spans, logs=logs, rejects=rejects)
-
-
 def _tune_malloc(mmap_threshold: int = 1 << 20, trim_threshold: int = 8 << 20) -> None:
     """Fixed glibc mmap/trim thresholds: big short-lived buffers go back to the OS at once
     instead of growing the heap (the dynamic threshold otherwise keeps more resident: the figure is
@@ -333,7 +325,7 @@ def _parallel_chunks(
     lines = 0
     for parcel, nlines, nbytes in _ordered(pool, tasks, window=4 * workers, budget=4 * workers * step):
         for i, p in enumerate(parcel):  # a chunk a piece of a huge line
-            yield _shift(unpack(p), lines), nbytes if i == 0 else 0
+            yield shift_chunk(unpack(p), lines), nbytes if i == 0 else 0
         lines += nlines
 
 

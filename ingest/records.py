@@ -11,6 +11,7 @@ time; hot paths may build columns themselves as long as the schema matches.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,7 @@ __all__ = [
     "batch_from_columns",
     "reject_reason",
     "shift_offsets",
+    "shift_chunk",
 ]
 
 
@@ -121,3 +123,17 @@ def shift_offsets(batch: pa.RecordBatch | None, by: int) -> pa.RecordBatch | Non
         return batch
     i = batch.schema.get_field_index("source_offset")
     return batch.set_column(i, "source_offset", pc.add(batch.column(i), arrays.int64(by)))
+
+
+def shift_chunk(chunk: Chunk, by: int, unit: str | None = None) -> Chunk:
+    """`chunk` counted `by` lines (or records) further: its rows' source_offset and its rejects'
+    offsets (only those in `unit`, when given: a document's "record" rejects move, its "byte"
+    ones are offsets in the file already). A range's or block's chunk, put where it is in the
+    whole input."""
+    if not by:
+        return chunk
+    rejects = [
+        dataclasses.replace(r, offset=r.offset + by) if unit is None or r.unit == unit else r
+        for r in chunk.rejects
+    ]
+    return Chunk(spans=shift_offsets(chunk.spans, by), logs=shift_offsets(chunk.logs, by), rejects=rejects)

@@ -433,3 +433,21 @@ def test_an_ingest_through_the_native_tier_never_imports_pandas(tmp_path, monkey
     out = json.loads(r.stdout)
     assert out["spans"] > 1000 and out["logs"] > 1000 and out["duplicates"] > 1000
     assert r.stderr.strip().endswith("False") and not mark.exists(), mark.read_text() if mark.exists() else ""
+
+
+def test_shift_chunk_moves_rows_and_the_rejects_of_its_unit():
+    """records.shift_chunk: a part's line (or record) numbers counted from the whole input: the rows'
+    source_offset, every reject, or only the rejects of one unit (a document's byte offsets stay)."""
+    from ingest.records import Chunk, Reject, shift_chunk
+
+    rng = random.Random(3)
+    chunk, _ = decode_lines_fast(b"\n".join(_line(rng) for _ in range(3)) + b"\n", 1, SRC, compact=True)
+    rejects = [Reject("p", 2, "bad", b"x", "record"), Reject("p", 900, "bad", b"y", "byte")]
+    chunk = Chunk(spans=chunk.spans, rejects=rejects)
+    moved = shift_chunk(chunk, 10)
+    assert moved.spans.column("source_offset").to_pylist() == [
+        o + 10 for o in chunk.spans.column("source_offset").to_pylist()
+    ]
+    assert [r.offset for r in moved.rejects] == [12, 910]
+    assert [r.offset for r in shift_chunk(chunk, 10, "record").rejects] == [12, 900]
+    assert shift_chunk(chunk, 0) is chunk and moved.logs is None

@@ -6,16 +6,17 @@ are "huge" and are cut into pieces of about a KB."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
+from bench.fuzz_ranges import by_ranges
+from bench.fuzz_ranges import plain as _plain
 from ingest import otlp_fast, otlp_ranges
 from ingest.otlp_fast import decode_lines_fast
-from ingest.records import Chunk, SourceInfo
+from ingest.records import Chunk, SourceInfo, shift_chunk
 
 SRC = SourceInfo("src-test", "test.jsonl")
 
@@ -112,46 +113,15 @@ def taken(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     return out
 
 
-def _plain(batch: pa.RecordBatch | None) -> pa.Table | None:
-    if batch is None or not batch.num_rows:
-        return None
-    cols = [c.cast(pa.string()) if pa.types.is_dictionary(c.type) else c for c in batch.columns]
-    return pa.Table.from_arrays(cols, names=batch.schema.names)
-
-
 def _concat(batches: list[pa.RecordBatch | None]) -> pa.Table | None:
     tables = [t for t in map(_plain, batches) if t is not None]
     return pa.concat_tables(tables) if tables else None
 
 
-def _shift(batch: pa.RecordBatch | None, lines: int) -> pa.RecordBatch | None:
-    if batch is None:
-        return None
-    i = batch.schema.get_field_index("source_offset")
-    return batch.set_column(i, "source_offset", pa.array(batch.column(i).to_numpy() + lines))
-
-
-def by_ranges(path: Path, step: int) -> tuple[list[Chunk], int]:
-    """The ranges' chunks as the ingest puts them together: line numbers shifted by the lines before."""
-    chunks: list[Chunk] = []
-    lines = 0
-    size = path.stat().st_size
-    for start in range(0, size, step):
-        got, n = otlp_ranges.decode_range(
-            str(path), start, min(start + step, size), SRC, lambda c: c, lambda c: None
-        )
-        assert got, "a range gives at least one chunk (its bytes are counted with it)"
-        for c in got:
-            rejects = [dataclasses.replace(r, offset=r.offset + lines) for r in c.rejects]
-            chunks.append(Chunk(_shift(c.spans, lines), _shift(c.logs, lines), rejects))
-        lines += n
-    return chunks, lines
-
-
 def assert_same_as_whole(path: Path, step: int) -> list[Chunk]:
     data = path.read_bytes()
     whole, nlines = decode_lines_fast(data.removeprefix(b"\xef\xbb\xbf"), 1, SRC, compact=True)
-    chunks, lines = by_ranges(path, step)
+    chunks, lines = by_ranges(path, step, SRC)
     assert lines == nlines
     for kind in ("spans", "logs"):
         got = _concat([getattr(c, kind) for c in chunks])
@@ -397,8 +367,7 @@ def by_blocks(data: bytes, step: int, spool: Path | None = None) -> tuple[list[C
             got, n = otlp_ranges.decode_block(block, SRC, lambda c: c, lambda c: None)
         assert got
         for c in got:
-            rejects = [dataclasses.replace(r, offset=r.offset + lines) for r in c.rejects]
-            chunks.append(Chunk(_shift(c.spans, lines), _shift(c.logs, lines), rejects))
+            chunks.append(shift_chunk(c, lines))
         lines += n
     assert (spooled > 0) == (spool is not None and step < 2 * otlp_ranges.HUGE_LINE_BYTES), spooled
     assert (spooled > 0) == (spool is not None and step < 2 * otlp_ranges.HUGE_LINE_BYTES), spooled
