@@ -5,6 +5,7 @@ ids, names, times and services checks that the ranking still names the cause."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -664,6 +665,26 @@ def test_a_line_that_stops_where_an_error_line_takes_its_place_is_an_outcome_fli
         assert change.score == pytest.approx(0.32, abs=0.01)
 
 
+def _as_errors(records: list[dict]) -> list[dict]:
+    """Log records of `_payment_logs` at ERROR."""
+    return [{**r, "body": r["body"].replace("INFO  ", "ERROR ")} for r in records]
+
+
+def _checkout_before_and_after(
+    logs_of: Callable[[int, int, float], list[dict]],
+) -> tuple[list[dict], list[dict]]:
+    """30 checkout calls in the baseline and 30 in the window, the audit step gone from four
+    window calls in five; `logs_of(i, trace, at)`: the log records of call i (either period)."""
+    spans: list[dict] = []
+    logs: list[dict] = []
+    for i in range(30):
+        for trace, at, after in ((i + 1, 1_000 + i * 1_000, False), (1_000 + i, 61_000 + i * 1_000, True)):
+            t = checkout_trace(trace, at, gap_ms=2.0)
+            spans += t[:-1] if after and i % 5 else t
+            logs += logs_of(i, trace, at)
+    return spans, logs
+
+
 @pytest.mark.parametrize(("share", "standing"), [(1.0, True), (0.6, False)])
 def test_an_error_on_every_call_before_as_after_is_a_standing_fault_ranked_last(
     share: float, standing: bool
@@ -672,15 +693,13 @@ def test_an_error_on_every_call_before_as_after_is_a_standing_fault_ranked_last(
     began before the baseline): no comparison sees it. It is reported, marked standing, with low
     confidence, after checkout's audit step that stopped (a change). An error on 3 calls in 5 in
     both periods is a sometimes-bad input, not a standing fault."""
-    spans: list[dict] = []
-    logs: list[dict] = []
-    for i in range(30):
-        for trace, at, after in ((i + 1, 1_000 + i * 1_000, False), (1_000 + i, 61_000 + i * 1_000, True)):
-            t = checkout_trace(trace, at, gap_ms=2.0)
-            spans += t[:-1] if after and i % 5 else t
-            if i % 5 < 5 * share:
-                got = _payment_logs(i, trace, at, ("[charge][Card gateway unreachable][order: {i}]",))
-                logs += [{**r, "body": r["body"].replace("INFO  ", "ERROR ")} for r in got]
+    spans, logs = _checkout_before_and_after(
+        lambda i, trace, at: (
+            _as_errors(_payment_logs(i, trace, at, ("[charge][Card gateway unreachable][order: {i}]",)))
+            if i % 5 < 5 * share
+            else []
+        )
+    )
     name = f"standing-{share}"
     make_dataset(name, spans, logs)
     with open_dataset(name) as ds:
@@ -799,22 +818,18 @@ def test_an_operation_whose_lines_all_stopped_changed_its_code_path_it_did_not_r
 
 def _retry_logs(i: int, trace: int, at: float) -> list[dict]:
     """Payment's Charge retrying a call three times, an ERROR line each attempt (one template)."""
-    got = _payment_logs(i, trace, at, tuple(f"[charge][attempt {k} failed][order: {{i}}]" for k in (1, 2, 3)))
-    return [{**r, "body": r["body"].replace("INFO  ", "ERROR ")} for r in got]
+    return _as_errors(
+        _payment_logs(i, trace, at, tuple(f"[charge][attempt {k} failed][order: {{i}}]" for k in (1, 2, 3)))
+    )
 
 
 def test_three_error_lines_on_two_calls_in_five_are_not_a_standing_fault() -> None:
     """Payment's Charge retries on two calls in five, logging an ERROR per attempt: 36 lines in
     30 calls in each period. That is not an error on nearly every call: calls are counted, not
     lines, so no standing fault is put before the checkout change, however faint."""
-    spans: list[dict] = []
-    logs: list[dict] = []
-    for i in range(30):
-        for trace, at, after in ((i + 1, 1_000 + i * 1_000, False), (1_000 + i, 61_000 + i * 1_000, True)):
-            t = checkout_trace(trace, at, gap_ms=2.0)
-            spans += t[:-1] if after and i % 5 else t
-            if i % 5 < 2:
-                logs += _retry_logs(i, trace, at)
+    spans, logs = _checkout_before_and_after(
+        lambda i, trace, at: _retry_logs(i, trace, at) if i % 5 < 2 else []
+    )
     make_dataset("retries-standing", spans, logs)
     with open_dataset("retries-standing") as ds:
         report = ds.correlate(WIN, BASE)
