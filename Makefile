@@ -10,8 +10,8 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# the install also builds the native tiers: a newer ingest/_otlpscan.c or _spankeys.c reinstalls
-$(STAMP): $(BIN)/python pyproject.toml ingest/_otlpscan.c ingest/_spankeys.c
+# the install also builds the native tiers: a newer ingest/_otlpscan.c, _spankeys.c or _gather.c reinstalls
+$(STAMP): $(BIN)/python pyproject.toml ingest/_otlpscan.c ingest/_spankeys.c ingest/_gather.c
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 

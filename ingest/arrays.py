@@ -14,8 +14,20 @@ from itertools import accumulate
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-__all__ = ["texts", "numbers", "int64s", "int64", "bools", "to_numpy"]
+# `import … as`, not `from ingest import`: mypy does not find a submodule by the latter
+try:
+    import ingest._gather as _gather_module
+except ImportError:  # no compiler where it was installed: Arrow's take does the same
+    _gather_module = None  # type: ignore[assignment]
+
+__all__ = ["texts", "numbers", "int64s", "int64", "bools", "to_numpy", "take"]
+
+# the native gather of text columns (ingest/_gather.c), or None for Arrow's take (tests set this to
+# None to check that both give the same columns)
+_GATHER = _gather_module
+_GATHERED = (pa.string(), pa.binary())  # the types whose offsets are int32, as the C code reads them
 
 
 def texts(values: Sequence[str | None]) -> pa.Array:
@@ -60,3 +72,25 @@ def to_numpy(arr: pa.Array) -> np.ndarray:
         raise ValueError("to_numpy: an array with nulls")
     dtype = np.dtype(str(arr.type))
     return np.frombuffer(arr.buffers()[1], dtype, count=len(arr), offset=arr.offset * dtype.itemsize)
+
+
+def take(column: pa.ChunkedArray, order: pa.Array) -> pa.Array | pa.ChunkedArray:
+    """The rows `order` (row numbers from 0, int64 or uint64, no nulls, each in range) of `column`:
+    what `pc.take(column, order)` gives. A string or binary column is gathered from its chunks by
+    the native module: Arrow's take first concatenates a chunked text column (every chunk copied
+    into one array, again for each take from it), the gather copies each value once."""
+    if (
+        _GATHER is None
+        or column.type not in _GATHERED
+        or not column.num_chunks
+        or order.type not in (pa.int64(), pa.uint64())
+        or order.null_count
+    ):
+        return pc.take(column, order, boundscheck=False)
+    chunks = tuple((*c.buffers(), c.offset, len(c)) for c in column.chunks)
+    index = np.frombuffer(order.buffers()[1], np.dtype(str(order.type)), len(order), order.offset * 8)
+    try:
+        validity, offsets, data, nulls = _GATHER.take_texts(chunks, index, pa.allocate_buffer)
+    except OverflowError:  # over 2 GiB of text: Arrow's take says what it does with that
+        return pc.take(column, order, boundscheck=False)
+    return pa.Array.from_buffers(column.type, len(order), [validity, offsets, data], null_count=nulls)

@@ -480,7 +480,7 @@ def _take(table: pa.Table, order: pa.Array) -> pa.Table:
     cols = [
         pa.nulls(n, col.type)
         if col.null_count == len(col) and not pa.types.is_dictionary(col.type)
-        else pc.take(col, order, boundscheck=False)
+        else arrays.take(col, order)
         for col in table.columns
     ]
     return pa.Table.from_arrays(cols, schema=table.schema)

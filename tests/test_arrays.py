@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from ingest import arrays
@@ -29,3 +32,66 @@ def test_numbers_bools_and_back():
     assert arrays.to_numpy(sliced).tolist() == [3, 4, 5, 6]
     with pytest.raises(ValueError):
         arrays.to_numpy(pa.array([1, None]))
+
+
+def _gather_built() -> None:
+    if arrays._GATHER is None:
+        if os.environ.get("CI") == "true":  # CI installs a compiler: the module must be there
+            pytest.fail("ingest._gather is not built")
+        pytest.skip("ingest._gather is not built (no compiler at install)")
+
+
+def _chunked(rng: np.random.Generator, typ: pa.DataType) -> pa.ChunkedArray:
+    """A text column in chunks of every kind the writer's buffers have: empty ones, slices of a
+    bigger array (an offset into its buffers), some with nulls and some without, empty and long values."""
+    chunks = []
+    for _ in range(int(rng.integers(1, 9))):
+        n = int(rng.integers(0, 300))
+        values = [
+            None
+            if rng.random() < 0.1
+            else "é" * int(rng.choice([0, 1, 15, 16, 17, 31, 32, 33, 900])) + str(i)
+            for i in range(n + 10)
+        ]
+        if rng.random() < 0.3:
+            values = [v or "" for v in values]  # no validity bitmap at all
+        whole = pa.array(values, pa.string()).cast(typ)
+        start = int(rng.integers(0, 10))
+        chunks.append(whole.slice(start, n))
+    return pa.chunked_array(chunks, typ)
+
+
+@pytest.mark.parametrize("typ", [pa.string(), pa.binary()])
+def test_take_equals_arrow_take(typ):
+    """The native gather gives Arrow's take, row for row and null for null, for orders that are
+    sorts, halves of sorts (a slice of the order: an offset) and repeats, int64 and uint64."""
+    _gather_built()
+    rng = np.random.default_rng(11)
+    for _ in range(60):
+        col = _chunked(rng, typ)
+        n = len(col)
+        perm = rng.permutation(n)
+        orders = [perm, np.sort(perm), rng.integers(0, max(n, 1), size=n if n else 0)]
+        for order in orders:
+            for dtype in (pa.int64(), pa.uint64()):
+                whole = pa.array(order.astype(np.int64), dtype)
+                for idx in (whole, whole.slice(len(whole) // 2), whole.slice(0, len(whole) // 3)):
+                    got = arrays.take(col, idx)
+                    got.validate(full=True)
+                    want = pc.take(col, idx)
+                    assert pa.chunked_array([got], typ).equals(want)
+                    assert got.null_count == want.null_count
+
+
+def test_take_falls_back_and_checks(monkeypatch: pytest.MonkeyPatch):
+    """Other types, and no native module, go to Arrow's take; a row past the column is an error."""
+    col = pa.chunked_array([pa.array([1, 2, None]), pa.array([4])])
+    assert arrays.take(col, pa.array([3, 0, 2], pa.uint64())).to_pylist() == [4, 1, None]
+    texts = pa.chunked_array([pa.array(["a", None]), pa.array(["bc"])])
+    monkeypatch.setattr(arrays, "_GATHER", None)
+    assert arrays.take(texts, pa.array([2, 1, 0], pa.int64())).to_pylist() == ["bc", None, "a"]
+    monkeypatch.undo()
+    _gather_built()
+    assert arrays.take(texts, pa.array([2, 1, 0], pa.int64())).to_pylist() == ["bc", None, "a"]
+    with pytest.raises(IndexError):
+        arrays.take(texts, pa.array([3], pa.int64()))
