@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 from correlate.times import format_ns, parse_time_ns
 from mcp_server.cli import main
 
@@ -33,3 +37,21 @@ def test_parse_time_rejects_garbage():
 
     with pytest.raises(ValueError, match="ISO-8601"):
         parse_time_ns("yesterday")
+
+
+def test_one_blas_thread_unless_asked():
+    """`dcr` starts numpy's OpenBLAS with one thread (a thread a core would spin ~0.07 CPU-s each
+    after numpy's import, in every process of an ingest); a user's own setting is kept."""
+    code = (
+        "import contextlib, io, os\n"
+        "from mcp_server.cli import main\n"
+        "with contextlib.redirect_stderr(io.StringIO()):\n"
+        "    main([])\n"
+        "print(os.environ.get('OPENBLAS_NUM_THREADS'))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1"
+    env["OPENBLAS_NUM_THREADS"] = "3"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "3"
