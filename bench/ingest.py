@@ -339,6 +339,8 @@ def _line_of(label: str, size: int, secs: float, pss: float, rss: float, cpu_s: 
 
 _OURS = """
 import json, os, resource, sys
+from mcp_server.cli import process_defaults
+process_defaults()  # what `dcr ingest` runs with
 from ingest import ingest_paths
 r = ingest_paths([sys.argv[1]], sys.argv[2])
 t, w = os.times(), resource.getrusage(resource.RUSAGE_CHILDREN)

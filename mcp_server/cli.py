@@ -28,7 +28,7 @@ from typing import NoReturn
 from mcp_server import commands
 from mcp_server.errors import DcrError, cli_message, exit_code, is_package_error
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "process_defaults"]
 
 
 def _command_modules() -> list:
@@ -55,10 +55,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    # numpy's OpenBLAS starts a thread a core when numpy is imported, and each spins ~0.07 CPU-s
-    # waiting for work that never comes (dcr's numpy is element-wise): one thread, none started
+def process_defaults() -> None:
+    """The process settings every command runs with, set before anything imports numpy
+    (bench/ingest.py sets them too, to measure the ingest `dcr ingest` runs). numpy's OpenBLAS
+    starts a thread a core at import, and each spins ~0.07 CPU-s waiting for work that never
+    comes (dcr's numpy is element-wise): one thread, none started. A user's own value is kept."""
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    process_defaults()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
