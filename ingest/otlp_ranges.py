@@ -77,36 +77,24 @@ def decode_range(
     that no chunk holds more than a piece's rows). `discard` takes back the packed chunks of a
     huge line that turns out to need reading whole."""
     with open(path, "rb") as fh:
-        pos = _first_line_start(fh, start, end)
+        pos, last, stop = _bounds(fh, start, end)
         if pos >= end:
             return [pack(Chunk())], 0
         fh.seek(pos)
-        data = fh.read(end - pos)
-        if start == 0 and data.startswith(_BOM):
-            data = data[len(_BOM) :]
-        if not data or data.endswith(b"\n"):
-            chunk, nlines = decode_lines_fast(data, 1, source, compact=compact)
+        if stop >= 0:  # read once, to the end of the line that runs past `end`
+            chunk, nlines = decode_lines_fast(fh.read(stop - pos), 1, source, compact=compact)
             return [pack(chunk)], nlines
-        last = data.rfind(b"\n") + 1  # the last line runs past `end`
-        line_start = fh.tell() - (len(data) - last)
-        line_end = _line_end(fh, fh.tell(), line_start + HUGE_LINE_BYTES)
-        if line_end >= 0:
-            chunk, nlines = decode_lines_fast(
-                data + fh.read(line_end - fh.tell()), 1, source, compact=compact
-            )
-            return [pack(chunk)], nlines
-        fh.seek(line_start)
-        head = fh.read(READ_BYTES)  # holds its prefix, if any
         out, nlines = [], 0
-        if last:
-            chunk, nlines = decode_lines_fast(data[:last], 1, source, compact=compact)
+        if last > pos:
+            chunk, nlines = decode_lines_fast(fh.read(last - pos), 1, source, compact=compact)
             out.append(pack(chunk))
-        del data
-        line = _Line(fh, line_start, nlines + 1, source, compact)
+        fh.seek(last)
+        head = fh.read(READ_BYTES)  # holds its prefix, if any
+        line = _Line(fh, last, nlines + 1, source, compact)
         if not native_available() or not line.in_pieces(head, pack, out):
-            for parcel in out[bool(last) :]:
+            for parcel in out[last > pos :]:
                 discard(parcel)
-            del out[bool(last) :]
+            del out[last > pos :]
             out.append(pack(line.whole()))
     return out, nlines + 1
 
@@ -154,25 +142,32 @@ def decode_block(
     return out or [pack(Chunk())], lines
 
 
-def _first_line_start(fh: BufferedReader, start: int, end: int) -> int:
-    """The offset of the first line that starts at or after `start`, or `end` when none starts
-    before `end`. Looked for in a mapping of the file: most such ranges are inside a long line,
-    where reading their bytes (a copy, into fresh buffers) cost twice as much."""
-    if start == 0:
-        return 0
+def _bounds(fh: BufferedReader, start: int, end: int) -> tuple[int, int, int]:
+    """(pos, last, stop) of the range [start, end): `pos` where its first line starts (past a
+    byte-order mark at the file's start; `end` when none starts before `end`), `last` where its
+    last line starts, `stop` where that line ends (one past its newline, or the file's end) or -1
+    when it runs on past `last + HUGE_LINE_BYTES`. Found in a mapping of the file, so that the
+    range's bytes are read once, and not at all when no line starts in it (the inside of a long
+    line, where reading cost twice as much as looking)."""
     with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as m:
-        nl = m.find(b"\n", start - 1, end)
-    return end if nl < 0 else nl + 1
-
-
-def _line_end(fh: BufferedReader, pos: int, limit: int) -> int:
-    """Where the line that goes on at `pos` ends (one past its newline, or the end of the file)
-    when that is at most `limit`, else -1."""
-    with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as m:
-        nl = m.find(b"\n", pos, limit)
+        size = len(m)
+        if start == 0:
+            pos = len(_BOM) if m[: len(_BOM)] == _BOM else 0
+        else:
+            nl = m.find(b"\n", start - 1, end)
+            pos = end if nl < 0 else nl + 1
+        end = min(end, size)
+        if pos >= end:
+            return pos, pos, pos
+        if m[end - 1] == 0x0A:  # the range ends with a line
+            return pos, pos, end
+        nl = m.rfind(b"\n", pos, end)
+        last = pos if nl < 0 else nl + 1
+        limit = last + HUGE_LINE_BYTES
+        nl = m.find(b"\n", end, limit)
         if nl >= 0:
-            return nl + 1
-        return len(m) if len(m) <= limit else -1
+            return pos, last, nl + 1
+        return pos, last, size if size <= limit else -1
 
 
 class _Line:

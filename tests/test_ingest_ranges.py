@@ -273,40 +273,65 @@ def test_a_byte_order_mark_before_a_huge_first_line(tmp_path: Path, small: None,
     assert taken == [True]
 
 
+class _Counting:
+    """A file whose reads are noted in `reads` (their sizes)."""
+
+    def __init__(self, fh, reads: list[int]) -> None:  # type: ignore[no-untyped-def]
+        self.fh = fh
+        self.reads = reads
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        return self
+
+    def __exit__(self, *exc) -> None:  # type: ignore[no-untyped-def]
+        self.fh.close()
+
+    def fileno(self) -> int:
+        return self.fh.fileno()
+
+    def seek(self, pos: int) -> int:
+        return self.fh.seek(pos)
+
+    def tell(self) -> int:
+        return self.fh.tell()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.fh.read(n)
+        self.reads.append(len(data))
+        return data
+
+
+def _count_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    reads: list[int] = []
+    real_open = open
+    monkeypatch.setattr(otlp_ranges, "open", lambda p, m: _Counting(real_open(p, m), reads), raising=False)
+    return reads
+
+
 def test_a_range_inside_a_huge_line_reads_only_its_own_bytes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No line starts in it: one empty chunk, no lines, and no read to the line's end."""
     path = tmp_path / "dump.jsonl"
     path.write_bytes(spans_line(("a", [group("s", many(0, 400))])) + b"\n")
-    read: list[int] = []
-    real_open = open
-
-    class Counting:
-        def __init__(self, fh) -> None:  # type: ignore[no-untyped-def]
-            self.fh = fh
-
-        def __enter__(self):  # type: ignore[no-untyped-def]
-            return self
-
-        def __exit__(self, *exc) -> None:  # type: ignore[no-untyped-def]
-            self.fh.close()
-
-        def fileno(self) -> int:
-            return self.fh.fileno()
-
-        def seek(self, pos: int) -> int:
-            return self.fh.seek(pos)
-
-        def read(self, n: int = -1) -> bytes:
-            data = self.fh.read(n)
-            read.append(len(data))
-            return data
-
-    monkeypatch.setattr(otlp_ranges, "open", lambda p, m: Counting(real_open(p, m)), raising=False)
+    read = _count_reads(monkeypatch)
     got, n = otlp_ranges.decode_range(str(path), 10_000, 20_000, SRC, lambda c: c, lambda c: None)
     assert n == 0 and len(got) == 1 and got[0].spans is None and not got[0].rejects
     assert sum(read) <= 10_001
+
+
+def test_a_range_is_read_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A range whose last line runs past its end: its lines' bytes in one read, that line's
+    end included (not the range and then the rest of the line, put together: a copy of it all)."""
+    lines = [spans_line(("a", [group("s", many(i * 10, 10))])) for i in range(6)]
+    path = tmp_path / "dump.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    first_end = len(lines[0]) + 1
+    start, end = first_end - 5, first_end + len(lines[1]) + 20  # lines 2 and 3 start in it
+    read = _count_reads(monkeypatch)
+    got, n = otlp_ranges.decode_range(str(path), start, end, SRC, lambda c: c, lambda c: None)
+    assert n == 2 and sum(c.spans.num_rows for c in got if c.spans is not None) == 20
+    assert read == [len(lines[1]) + len(lines[2]) + 2]
 
 
 def test_the_ingest_puts_the_pieces_of_a_range_together_in_order(
