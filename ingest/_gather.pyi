@@ -5,11 +5,17 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from _typeshed import ReadableBuffer
+from _typeshed import ReadableBuffer, WriteableBuffer
 
+def locate(
+    lengths: ReadableBuffer | np.ndarray[Any, Any],
+    order: ReadableBuffer | np.ndarray[Any, Any],
+    where: WriteableBuffer | np.ndarray[Any, Any],
+    /,
+) -> None: ...
 def take_texts(
     chunks: tuple[tuple[ReadableBuffer | None, ReadableBuffer, ReadableBuffer, int, int], ...],
-    order: ReadableBuffer | np.ndarray[Any, Any],
+    where: ReadableBuffer | np.ndarray[Any, Any],
     alloc: Callable[[int], pa.Buffer],
     /,
 ) -> tuple[pa.Buffer | None, pa.Buffer, pa.Buffer, int]: ...

@@ -22,7 +22,7 @@ try:
 except ImportError:  # no compiler where it was installed: Arrow's take does the same
     _gather_module = None  # type: ignore[assignment]
 
-__all__ = ["texts", "numbers", "int64s", "int64", "bools", "to_numpy", "take"]
+__all__ = ["texts", "numbers", "int64s", "int64", "bools", "to_numpy", "Rows", "take"]
 
 # the native gather of text columns (ingest/_gather.c), or None for Arrow's take (tests set this to
 # None to check that both give the same columns)
@@ -74,11 +74,33 @@ def to_numpy(arr: pa.Array) -> np.ndarray:
     return np.frombuffer(arr.buffers()[1], dtype, count=len(arr), offset=arr.offset * dtype.itemsize)
 
 
-def take(column: pa.ChunkedArray, order: pa.Array) -> pa.Array | pa.ChunkedArray:
-    """The rows `order` (row numbers from 0, int64 or uint64, no nulls, each in range) of `column`:
-    what `pc.take(column, order)` gives. A string or binary column is gathered from its chunks by
-    the native module: Arrow's take first concatenates a chunked text column (every chunk copied
-    into one array, again for each take from it), the gather copies each value once."""
+class Rows:
+    """Rows of chunked columns, in an order (row numbers from 0, int64 or uint64, no nulls, each in
+    range), to `take` from each column of a table: where each row is in the chunks is found once for
+    all the columns whose chunks have the same lengths (a table's, made from its batches)."""
+
+    def __init__(self, order: pa.Array) -> None:
+        self.order = order
+        self._where: dict[tuple[int, ...], np.ndarray] = {}
+
+    def where(self, lengths: tuple[int, ...]) -> np.ndarray:
+        """chunk << 32 | row within the chunk, a row (for the native gather)."""
+        found = self._where.get(lengths)
+        if found is None:
+            order = self.order
+            index = np.frombuffer(order.buffers()[1], np.dtype(str(order.type)), len(order), order.offset * 8)
+            found = np.empty(len(order), np.uint64)
+            _GATHER.locate(np.array(lengths, np.int64), index, found)
+            self._where[lengths] = found
+        return found
+
+
+def take(column: pa.ChunkedArray, rows: Rows) -> pa.Array | pa.ChunkedArray:
+    """The rows of `column`: what `pc.take(column, rows.order)` gives. A string or binary column is
+    gathered from its chunks by the native module: Arrow's take first concatenates a chunked text
+    column (every chunk copied into one array, again for each take from it), the gather copies each
+    value once."""
+    order = rows.order
     if (
         _GATHER is None
         or column.type not in _GATHERED
@@ -88,9 +110,9 @@ def take(column: pa.ChunkedArray, order: pa.Array) -> pa.Array | pa.ChunkedArray
     ):
         return pc.take(column, order, boundscheck=False)
     chunks = tuple((*c.buffers(), c.offset, len(c)) for c in column.chunks)
-    index = np.frombuffer(order.buffers()[1], np.dtype(str(order.type)), len(order), order.offset * 8)
+    where = rows.where(tuple(len(c) for c in column.chunks))
     try:
-        validity, offsets, data, nulls = _GATHER.take_texts(chunks, index, pa.allocate_buffer)
+        validity, offsets, data, nulls = _GATHER.take_texts(chunks, where, pa.allocate_buffer)
     except OverflowError:  # over 2 GiB of text: Arrow's take says what it does with that
         return pc.take(column, order, boundscheck=False)
     return pa.Array.from_buffers(column.type, len(order), [validity, offsets, data], null_count=nulls)

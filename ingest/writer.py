@@ -477,10 +477,11 @@ def _take(table: pa.Table, order: pa.Array) -> pa.Table:
     column with no value in the buffer (a promoted attribute no span has, say: a third of the
     columns in some dumps) is made anew rather than gathered null by null."""
     n = len(order)
+    rows = arrays.Rows(order)  # found in the chunks once, for every text column
     cols = [
         pa.nulls(n, col.type)
         if col.null_count == len(col) and not pa.types.is_dictionary(col.type)
-        else arrays.take(col, order)
+        else arrays.take(col, rows)
         for col in table.columns
     ]
     return pa.Table.from_arrays(cols, schema=table.schema)

@@ -76,22 +76,24 @@ def test_take_equals_arrow_take(typ):
             for dtype in (pa.int64(), pa.uint64()):
                 whole = pa.array(order.astype(np.int64), dtype)
                 for idx in (whole, whole.slice(len(whole) // 2), whole.slice(0, len(whole) // 3)):
-                    got = arrays.take(col, idx)
-                    got.validate(full=True)
-                    want = pc.take(col, idx)
-                    assert pa.chunked_array([got], typ).equals(want)
-                    assert got.null_count == want.null_count
+                    rows = arrays.Rows(idx)  # one for both columns, chunked differently
+                    for column in (col, pa.chunked_array([col.combine_chunks()], typ)):
+                        got = arrays.take(column, rows)
+                        got.validate(full=True)
+                        want = pc.take(col, idx)
+                        assert pa.chunked_array([got], typ).equals(want)
+                        assert got.null_count == want.null_count
 
 
 def test_take_falls_back_and_checks(monkeypatch: pytest.MonkeyPatch):
     """Other types, and no native module, go to Arrow's take; a row past the column is an error."""
     col = pa.chunked_array([pa.array([1, 2, None]), pa.array([4])])
-    assert arrays.take(col, pa.array([3, 0, 2], pa.uint64())).to_pylist() == [4, 1, None]
+    assert arrays.take(col, arrays.Rows(pa.array([3, 0, 2], pa.uint64()))).to_pylist() == [4, 1, None]
     texts = pa.chunked_array([pa.array(["a", None]), pa.array(["bc"])])
     monkeypatch.setattr(arrays, "_GATHER", None)
-    assert arrays.take(texts, pa.array([2, 1, 0], pa.int64())).to_pylist() == ["bc", None, "a"]
+    assert arrays.take(texts, arrays.Rows(pa.array([2, 1, 0], pa.int64()))).to_pylist() == ["bc", None, "a"]
     monkeypatch.undo()
     _gather_built()
-    assert arrays.take(texts, pa.array([2, 1, 0], pa.int64())).to_pylist() == ["bc", None, "a"]
+    assert arrays.take(texts, arrays.Rows(pa.array([2, 1, 0], pa.int64()))).to_pylist() == ["bc", None, "a"]
     with pytest.raises(IndexError):
-        arrays.take(texts, pa.array([3], pa.int64()))
+        arrays.take(texts, arrays.Rows(pa.array([3], pa.int64())))
