@@ -51,10 +51,10 @@ SPLICES = [
 ]
 
 
-def build_sanitized(out: Path) -> Path:
-    """ingest/_otlpscan.c built with ASan and UBSan (UB aborts) into `out`; gcc must exist."""
+def build_sanitized(out: Path, module: str = "_otlpscan") -> Path:
+    """ingest/<module>.c built with ASan and UBSan (UB aborts) into `out`; gcc must exist."""
     suffix = sysconfig.get_config_var("EXT_SUFFIX")
-    so = out / f"_otlpscan{suffix}"
+    so = out / f"{module}{suffix}"
     subprocess.run(
         [
             "gcc",
@@ -67,7 +67,7 @@ def build_sanitized(out: Path) -> Path:
             "-shared",
             "-fPIC",
             f"-I{sysconfig.get_paths()['include']}",
-            str(REPO / "ingest" / "_otlpscan.c"),
+            str(REPO / "ingest" / f"{module}.c"),
             "-o",
             str(so),
         ],
@@ -83,15 +83,22 @@ def libasan() -> str:
     ).stdout.strip()
 
 
-def run(so: Path, runs: int, seed: int, seconds: float = 0.0, fixtures_only: bool = False) -> int:
-    """The fuzz child on a sanitized build `so`: its exit code (0: no difference, no report)."""
-    env = {
+def sanitizer_env() -> dict[str, str]:
+    """The environment of a child that loads a sanitized build: ASan's runtime preloaded, any
+    report fatal, and Arrow's buffers from malloc (which ASan watches) rather than jemalloc."""
+    return {
         **os.environ,
         "LD_PRELOAD": libasan(),
         "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1",
         "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
         "OPENBLAS_NUM_THREADS": "1",
+        "ARROW_DEFAULT_MEMORY_POOL": "system",
     }
+
+
+def run(so: Path, runs: int, seed: int, seconds: float = 0.0, fixtures_only: bool = False) -> int:
+    """The fuzz child on a sanitized build `so`: its exit code (0: no difference, no report)."""
+    env = sanitizer_env()
     cmd = [sys.executable, __file__, "--child", str(so), "--runs", str(runs), "--seed", str(seed)]
     cmd += ["--seconds", str(seconds)] + (["--fixtures-only"] if fixtures_only else [])
     return subprocess.run(cmd, env=env).returncode

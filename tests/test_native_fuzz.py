@@ -1,4 +1,5 @@
-"""A short run of the native tier's parity fuzz (bench/fuzz_native.py) under ASan and UBSan.
+"""A short run of the native tier's parity fuzz (bench/fuzz_native.py) under ASan and UBSan, and
+the writer's native gather (ingest/_gather.c) through its parity tests under both.
 
 The scanner (ingest/_otlpscan.c) is built with -fsanitize=address,undefined into a temporary
 folder and fed mutated fixture lines for a bounded time: any line whose rows or rejects differ
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -51,3 +53,39 @@ def test_native_tier_matches_python_tiers_under_sanitizers(
     assert "chunks that differed: 0" in out, out
     took = int(out.split("native took ")[1].split(",")[0])
     assert took > 50, out  # the fast paths were exercised, not only the refusals
+
+
+# the child: the sanitized gather in place of the installed one, then the parity tests of arrays.take
+_GATHER_CHILD = """
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("ingest._gather", sys.argv[1])
+mod = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(mod)
+sys.modules["ingest._gather"] = mod
+from ingest import arrays
+arrays._GATHER = mod
+import pytest
+sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "-p", "no:xdist", sys.argv[2], "-k", "take"]))
+"""
+
+
+def test_gather_matches_arrow_under_sanitizers(tmp_path: Path) -> None:
+    missing = _missing_toolchain()
+    if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(missing)
+        pytest.skip(missing)
+    try:
+        so = fuzz_native.build_sanitized(tmp_path, "_gather")
+    except subprocess.CalledProcessError as exc:
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip(f"the sanitized build failed ({exc}): {INSTALL}")
+    env = fuzz_native.sanitizer_env()
+    tests = Path(__file__).with_name("test_arrays.py")
+    r = subprocess.run(
+        [sys.executable, "-c", _GATHER_CHILD, str(so), str(tests)], env=env, capture_output=True, text=True
+    )
+    assert "AddressSanitizer" not in r.stderr and "runtime error" not in r.stderr, r.stderr[-4000:]
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert " passed" in r.stdout and "skipped" not in r.stdout, r.stdout
