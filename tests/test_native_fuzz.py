@@ -32,20 +32,26 @@ def _missing_toolchain() -> str | None:
     return None
 
 
-def test_native_tier_matches_python_tiers_under_sanitizers(
-    tmp_path: Path, capfd: pytest.CaptureFixture[str]
-) -> None:
+def _sanitized(tmp_path: Path, module: str) -> Path:
+    """ingest/<module>.c built with the sanitizers; a skip naming the install without them (a
+    failure under CI=true, whose .ci/run installs them)."""
     missing = _missing_toolchain()
     if missing:
         if os.environ.get("CI") == "true":
             pytest.fail(missing)
         pytest.skip(missing)
     try:
-        so = fuzz_native.build_sanitized(tmp_path)
+        return fuzz_native.build_sanitized(tmp_path, module)
     except subprocess.CalledProcessError as exc:  # e.g. libubsan absent: the link fails
         if os.environ.get("CI") == "true":
             raise
         pytest.skip(f"the sanitized build failed ({exc}): {INSTALL}")
+
+
+def test_native_tier_matches_python_tiers_under_sanitizers(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    so = _sanitized(tmp_path, "_otlpscan")
     rc = fuzz_native.run(so, runs=1_000_000, seed=11, seconds=FUZZ_SECONDS, fixtures_only=True)
     out, err = capfd.readouterr()
     assert "AddressSanitizer" not in err and "runtime error" not in err, err[-4000:]
@@ -70,17 +76,7 @@ sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "-p", "no:xdist", sys.argv
 
 
 def test_gather_matches_arrow_under_sanitizers(tmp_path: Path) -> None:
-    missing = _missing_toolchain()
-    if missing:
-        if os.environ.get("CI") == "true":
-            pytest.fail(missing)
-        pytest.skip(missing)
-    try:
-        so = fuzz_native.build_sanitized(tmp_path, "_gather")
-    except subprocess.CalledProcessError as exc:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip(f"the sanitized build failed ({exc}): {INSTALL}")
+    so = _sanitized(tmp_path, "_gather")
     env = fuzz_native.sanitizer_env()
     tests = Path(__file__).with_name("test_arrays.py")
     r = subprocess.run(
