@@ -5,9 +5,10 @@
  * writer takes each buffer in two halves, one a thread, so every text column was copied whole twice
  * before a row of it was gathered.
  *
- * Two passes: the first finds each row's chunk and writes the offsets (and the validity bits), the
- * second copies the bytes, short values as one or two fixed 16-byte moves where the source has the
- * room. Buffers come in through the buffer protocol; the output buffers from `alloc` (the caller
+ * `locate` finds each row's chunk once for all the columns of a table (they share their chunks'
+ * lengths); `take_texts` then makes a column in two passes: the first writes the offsets (and the
+ * validity bits), the second copies the bytes, short values as one or two fixed 16-byte moves where
+ * the source has the room. Buffers come in through the buffer protocol; the output buffers from `alloc` (the caller
  * passes pyarrow.allocate_buffer, so they are Arrow's own memory). */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
