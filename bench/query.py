@@ -47,7 +47,7 @@ EXTRACTS = {
 
 def make_dataset_at_scale(name: str, home: Path, scenario: str, scale: float) -> None:
     """Generate the scenario at `scale` and ingest it as dataset `name` (child processes)."""
-    gen = home / "gen"
+    gen = home / "gen" / f"scale-{scale:g}"  # a scale of its own: another scale's files are not reused
     env = dict(os.environ, DCR_HOME=str(home))
     if not (gen / scenario / "traces.jsonl").is_file():
         print(f"generating {scenario} at scale {scale:g} into {gen} ...", file=sys.stderr)
