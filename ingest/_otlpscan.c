@@ -2376,8 +2376,53 @@ static PyObject *format_double(PyObject *self, PyObject *arg) {
     return out;
 }
 
+PyDoc_STRVAR(line_close_doc,
+"line_close(data, start, head) -> int: the offset of the first '\\n' at or after `start` followed by\n"
+"`head` (a line's indentation and a closing bracket, say b'    }'), or -1. A pretty-printed JSON value\n"
+"that opens a line closes at that line's indentation: the JSON stream's guess at a value's end\n"
+"(ingest/json_stream.py), found at memory speed (str.find and memmem slow to ~0.6 GB/s on the\n"
+"spaces of such documents).");
+
+static PyObject *line_close(PyObject *self, PyObject *args) {
+    Py_buffer view, hv;
+    Py_ssize_t start;
+    if (!PyArg_ParseTuple(args, "y*ny*", &view, &start, &hv)) return NULL;
+    const unsigned char *d = view.buf, *h = hv.buf;
+    Py_ssize_t n = view.len, m = hv.len, found = -1;
+    if (m < 1 || start < 0) goto done;
+    /* candidates: a '\n' whose byte m further on is the head's last byte (the bracket) */
+    Py_ssize_t i = start, last = n - m - 1; /* the last '\n' that can start a match */
+    const unsigned char want = h[m - 1];
+#if defined(__SSE2__)
+    const __m128i nl = _mm_set1_epi8('\n'), br = _mm_set1_epi8((char)want);
+    for (; i + 16 <= last + 1; i += 16) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(d + i));
+        __m128i b = _mm_loadu_si128((const __m128i *)(d + i + m));
+        unsigned bits = (unsigned)_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(a, nl), _mm_cmpeq_epi8(b, br)));
+        while (bits) {
+            int k = __builtin_ctz(bits);
+            if (!memcmp(d + i + k + 1, h, (size_t)m)) {
+                found = i + k;
+                goto done;
+            }
+            bits &= bits - 1;
+        }
+    }
+#endif
+    for (; i <= last; i++)
+        if (d[i] == '\n' && d[i + m] == want && !memcmp(d + i + 1, h, (size_t)m)) {
+            found = i;
+            break;
+        }
+done:
+    PyBuffer_Release(&view);
+    PyBuffer_Release(&hv);
+    return PyLong_FromSsize_t(found);
+}
+
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, scan_doc},
+    {"line_close", line_close, METH_VARARGS, line_close_doc},
     {"format_double", format_double, METH_O, format_double_doc},
     {NULL, NULL, 0, NULL},
 };
