@@ -85,7 +85,8 @@ def libasan() -> str:
 
 def sanitizer_env() -> dict[str, str]:
     """The environment of a child that loads a sanitized build: ASan's runtime preloaded, any
-    report fatal, and Arrow's buffers from malloc (which ASan watches) rather than jemalloc."""
+    report fatal, and Python's objects and Arrow's buffers from malloc (which ASan watches)
+    rather than pymalloc's arenas and jemalloc."""
     return {
         **os.environ,
         "LD_PRELOAD": libasan(),
@@ -93,6 +94,7 @@ def sanitizer_env() -> dict[str, str]:
         "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
         "OPENBLAS_NUM_THREADS": "1",
         "ARROW_DEFAULT_MEMORY_POOL": "system",
+        "PYTHONMALLOC": "malloc",
     }
 
 

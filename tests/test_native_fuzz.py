@@ -1,5 +1,6 @@
 """A short run of the native tier's parity fuzz (bench/fuzz_native.py) under ASan and UBSan, and
-the writer's native gather (ingest/_gather.c) through its parity tests under both.
+the writer's native gather (ingest/_gather.c) and the JSON stream's closing-line search
+(`_otlpscan.line_close`) through their parity tests under both.
 
 The scanner (ingest/_otlpscan.c) is built with -fsanitize=address,undefined into a temporary
 folder and fed mutated fixture lines for a bounded time: any line whose rows or rejects differ
@@ -61,27 +62,39 @@ def test_native_tier_matches_python_tiers_under_sanitizers(
     assert took > 50, out  # the fast paths were exercised, not only the refusals
 
 
-# the child: the sanitized gather in place of the installed one, then the parity tests of arrays.take
-_GATHER_CHILD = """
+# the child: a sanitized extension in place of the installed one (in sys.modules before any ingest
+# module imports it), then some of the tests of a file
+_CHILD = """
 import importlib.util, sys
-spec = importlib.util.spec_from_file_location("ingest._gather", sys.argv[1])
+module, so, tests, which = sys.argv[1:5]
+spec = importlib.util.spec_from_file_location(f"ingest.{module}", so)
 mod = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(mod)
-sys.modules["ingest._gather"] = mod
-from ingest import arrays
-arrays._GATHER = mod
+sys.modules[f"ingest.{module}"] = mod
 import pytest
-sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "-p", "no:xdist", sys.argv[2], "-k", "take"]))
+sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "-p", "no:xdist", tests, "-k", which]))
 """
 
 
-def test_gather_matches_arrow_under_sanitizers(tmp_path: Path) -> None:
-    so = _sanitized(tmp_path, "_gather")
-    env = fuzz_native.sanitizer_env()
-    tests = Path(__file__).with_name("test_arrays.py")
+def _sanitized_tests(tmp_path: Path, module: str, tests: str, which: str) -> None:
+    so = _sanitized(tmp_path, module)
     r = subprocess.run(
-        [sys.executable, "-c", _GATHER_CHILD, str(so), str(tests)], env=env, capture_output=True, text=True
+        [sys.executable, "-c", _CHILD, module, str(so), str(Path(__file__).with_name(tests)), which],
+        env=fuzz_native.sanitizer_env(),
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parent.parent,
     )
     assert "AddressSanitizer" not in r.stderr and "runtime error" not in r.stderr, r.stderr[-4000:]
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert " passed" in r.stdout and "skipped" not in r.stdout, r.stdout
+
+
+def test_gather_matches_arrow_under_sanitizers(tmp_path: Path) -> None:
+    _sanitized_tests(tmp_path, "_gather", "test_arrays.py", "take")
+
+
+def test_line_close_under_sanitizers(tmp_path: Path) -> None:
+    """The JSON stream's search for a pretty value's closing line (in the scanner's module). Its
+    tests alone: simdjson's C++ exceptions abort under a preloaded ASan runtime."""
+    _sanitized_tests(tmp_path, "_otlpscan", "test_pretty_cut.py", "line_close")
