@@ -201,24 +201,34 @@ class _Scanner:
         """`value()`, or None (the cursor left at the value) once it is known to be longer
         than `limit` bytes."""
         self.skip_ws()
-        start = self.pos
+        start, end = self._pretty_value(self.pos, limit) or self._skim(self.pos, limit)
+        if end is None or (limit is not None and end - start > limit):
+            self.pos = start
+            return None
+        raw = self.buf[start:end]
+        self.pos = end
+        return raw, self.base + start
+
+    def _pretty_value(self, start: int, limit: int | None) -> tuple[int, int] | None:
+        """(start, end) of the value at `start` found from the layout (`_pretty_end`), reading on
+        while its end is past the buffer; None to leave it to the skim (the cursor at it)."""
         head = self._pretty_head(start)
         while head is not None:
             end = self._pretty_end(start, head)
             if end is None:
                 break
-            if end < 0:  # its end is past the buffer: read on, as the skim would
-                if (limit is not None and len(self.buf) - start > limit) or not self._grow_ok(start):
-                    break
-                start = self.pos
-                continue
-            if limit is not None and end - start > limit:
-                self.pos = start
-                return None
-            raw = self.buf[start:end]
-            self.pos = end
-            return raw, self.base + start
+            if end >= 0:
+                return start, end
+            # its end is past the buffer: read on, as the skim would
+            if (limit is not None and len(self.buf) - start > limit) or not self._grow_ok(start):
+                break
+            start = self.pos
         self.pos = start
+        return None
+
+    def _skim(self, start: int, limit: int | None) -> tuple[int, int | None]:
+        """(start, end) of the value at `start` as msgspec skims it; end None once the value is
+        known to be longer than `limit`. Malformed JSON raises MalformedJSON."""
         while True:
             view = memoryview(self.buf)[start:]
             try:
@@ -228,11 +238,10 @@ class _Scanner:
                 end = self._deep_value_end(start)
                 if end is None:
                     if limit is not None and len(self.buf) - start > limit:
-                        self.pos = start
-                        return None
+                        return start, None
                     start = self._grow(start)
                     continue
-                break
+                return start, end
             except msgspec.DecodeError as exc:
                 msg = str(exc)
                 m = _TRAILING.search(msg)
@@ -241,11 +250,10 @@ class _Scanner:
                     end = start + int(m.group(1)) - 1
                     if end <= start:
                         raise self.malformed(msg, start) from None
-                    break
+                    return start, end
                 if "truncated" in msg:
                     if limit is not None and len(self.buf) - start > limit:
-                        self.pos = start
-                        return None
+                        return start, None
                     start = self._grow(start)
                     continue
                 at = _AT.search(msg)
@@ -258,15 +266,8 @@ class _Scanner:
                 view.release()
             # the value runs to the end of the buffer: a number may go on in the next block
             if self.eof or not self._grow_ok(start):
-                end = len(self.buf)
-                break
+                return start, len(self.buf)
             start = self.pos
-        if limit is not None and end - start > limit:
-            self.pos = start
-            return None
-        raw = self.buf[start:end]
-        self.pos = end
-        return raw, self.base + start
 
     def run(self, want: int) -> tuple[bytes, int]:
         """The array elements from the cursor on, as written, up to about `want` bytes: at least
