@@ -73,7 +73,7 @@ _RAW = msgspec.json.Decoder(msgspec.Raw)
 _RAWS = msgspec.json.Decoder(list[msgspec.Raw])
 _STR = msgspec.json.Decoder(str)
 _BOM = b"\xef\xbb\xbf"
-_NO_SIMD = False  # tests set it to check the runs with msgspec alone
+_NO_SIMD = False  # tests set it to cut with msgspec alone (no pretty guess, no simdjson check of a run)
 
 
 @dataclass(frozen=True)
