@@ -14,12 +14,25 @@ deserialisation, about as much CPU as writing it to Parquet; a shared-memory fil
 copy. The file is unlinked as soon as the writer has mapped it (the mapping keeps the data
 alive); files of a process that died before that are removed by the next ingest. Without
 /dev/shm, or when it is short of room (containers default to 64 MB), batches are pickled.
+
+Files are reused when the writer has a `Recycler`: a mapped file then stays, and goes back to the
+recycler once nothing refers to its mapping any more; the next tasks are given such files
+(`with_spares`), and a worker writes its batch over one (`_write_over`) instead of into a new
+file. tmpfs keeps a file's pages, so the kernel neither allocates and zeroes fresh pages for
+every batch nor frees them when the writer lets go of the mapping: about a third of the hand-off's
+CPU (docs/benchmarks.md, "Ingest"). A file the task did not use comes back in a parcel of its
+own (`Parcel.spare`).
 """
 
 from __future__ import annotations
 
+import io
 import itertools
+import mmap
 import os
+import threading
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +43,8 @@ from ingest.schema import LOG_SCHEMA, SPAN_SCHEMA
 
 __all__ = [
     "Parcel",
+    "Recycler",
+    "with_spares",
     "pack",
     "unpack",
     "clean_stale",
@@ -99,6 +114,73 @@ class Parcel:
     spans: str | pa.RecordBatch | None
     logs: str | pa.RecordBatch | None
     rejects: list[Reject] = field(default_factory=list)
+    spare: list[str] = field(default_factory=list)  # reusable files the task was given and did not use
+
+
+class Recycler:
+    """The writer's reusable hand-off files: each comes back (`release`) when the last reference
+    to its mapping goes, and is given to a later task (`take`). At most `keep` wait here (each
+    holds a batch's worth of /dev/shm); more are removed, and so is every file after `close`."""
+
+    def __init__(self, keep: int) -> None:
+        self._lock = threading.Lock()
+        self._free: list[str] = []
+        self._keep = keep
+        self._closed = False
+
+    def take(self, n: int) -> tuple[str, ...]:
+        """Up to `n` files, now the caller's."""
+        with self._lock:
+            k = min(n, len(self._free))
+            given = self._free[len(self._free) - k :]
+            del self._free[len(self._free) - k :]
+        return tuple(given)
+
+    def release(self, path: str) -> None:
+        with self._lock:
+            if not self._closed and len(self._free) < self._keep:
+                self._free.append(path)
+                return
+        _unlink(path)
+
+    def close(self) -> None:
+        """Remove the waiting files; those still mapped are removed when they come back."""
+        with self._lock:
+            self._closed = True
+            free, self._free = self._free, []
+        for path in free:
+            _unlink(path)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+# in a decoding process: the files the running task may write its batches over (with_spares)
+_spare: list[str] = []
+
+
+def with_spares(
+    spare: tuple[str, ...], fn: Callable[..., tuple[list[Parcel], int]], *args: object
+) -> tuple[list[Parcel], int]:
+    """In a worker: `fn(*args)` (a task whose parcels come from `pack`) writing its batches over
+    the files in `spare`; those it did not use come back in a last, empty parcel."""
+    _spare[:] = spare
+    try:
+        parcels, n = fn(*args)
+    except BaseException:
+        for path in _spare:
+            _unlink(path)
+        _spare.clear()
+        raise
+    left = _spare[:]
+    _spare.clear()
+    if left:
+        parcels = [*parcels, Parcel(None, None, spare=left)]
+    return parcels, n
 
 
 def _shm_ok() -> bool:
@@ -108,17 +190,42 @@ def _shm_ok() -> bool:
 def _spill(batch: pa.RecordBatch | None) -> str | pa.RecordBatch | None:
     if batch is None or not batch.num_rows or not _shm_ok():
         return batch
+    if _free_bytes() < 4 * batch.nbytes + _RESERVE_BYTES:
+        return batch  # a small /dev/shm (containers): leave room for others, pickle this one
+    while _spare:
+        path = _spare.pop()
+        try:
+            _write_over(path, batch)
+            return path
+        except FileNotFoundError:  # removed meanwhile (the ingest was closed): not ours any more
+            continue
+        except OSError:
+            _unlink(path)
+            return batch
     # parent pid first: the writer process that will map it (and whose death makes it stale)
-    path = _SHM / f"{_PREFIX}{os.getppid()}-{os.getpid()}-{next(_counter)}.arrow"
+    path = str(_SHM / f"{_PREFIX}{os.getppid()}-{os.getpid()}-{next(_counter)}.arrow")
     try:
-        if _free_bytes() < 4 * batch.nbytes + _RESERVE_BYTES:
-            return batch  # a small /dev/shm (containers): leave room for others, pickle this one
-        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, batch.schema) as writer:
+        with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, batch.schema) as writer:
             writer.write_batch(batch)
     except OSError:  # full after all: the pipe still works
-        path.unlink(missing_ok=True)
+        _unlink(path)
         return batch
-    return str(path)
+    return path
+
+
+def _write_over(path: str, batch: pa.RecordBatch) -> None:
+    """`batch` as the Arrow IPC file at `path`, written over the file's pages (not truncated
+    first, which would free them), then cut to its length."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        with io.FileIO(fd, "r+", closefd=False) as raw:
+            sink = pa.PythonFile(raw, mode="w")
+            with pa.ipc.new_file(sink, batch.schema) as writer:
+                writer.write_batch(batch)
+            size = sink.tell()
+        os.ftruncate(fd, size)
+    finally:
+        os.close(fd)
 
 
 def _free_bytes() -> int:
@@ -131,20 +238,37 @@ def pack(chunk: Chunk) -> Parcel:
     return Parcel(_spill(chunk.spans), _spill(chunk.logs), chunk.rejects)
 
 
-def _map(obj: str | pa.RecordBatch | None) -> pa.RecordBatch | None:
+def _map(obj: str | pa.RecordBatch | None, recycler: Recycler | None) -> pa.RecordBatch | None:
     if not isinstance(obj, str):
         return obj
+    if recycler is None:
+        try:
+            source = pa.memory_map(obj)
+            return pa.ipc.open_file(source).get_batch(0)  # zero copy: buffers point into the mapping
+        finally:
+            os.unlink(obj)
     try:
-        source = pa.memory_map(obj)
-        batch = pa.ipc.open_file(source).get_batch(0)  # zero copy: buffers point into the mapping
-    finally:
-        os.unlink(obj)
-    return batch
+        with open(obj, "rb") as fh:
+            m = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    except BaseException:
+        _unlink(obj)
+        raise
+    # the batch's buffers hold `m` (through the py_buffer) as long as any of them lives, so `m`
+    # goes, and the file back to the recycler, only when nothing can read the mapping any more
+    weakref.finalize(m, recycler.release, obj)
+    return pa.ipc.open_file(pa.py_buffer(m)).get_batch(0)
 
 
-def unpack(parcel: Parcel) -> Chunk:
-    """In the writer: the chunk back, its batches mapped (not copied)."""
-    return Chunk(spans=_map(parcel.spans), logs=_map(parcel.logs), rejects=parcel.rejects)
+def unpack(parcel: Parcel, recycler: Recycler | None = None) -> Chunk:
+    """In the writer: the chunk back, its batches mapped (not copied); with a `recycler`, their
+    files go back to it when their batches are gone (else they are removed at once), as do the
+    parcel's spare files."""
+    for path in parcel.spare:
+        if recycler is None:
+            _unlink(path)
+        else:
+            recycler.release(path)
+    return Chunk(spans=_map(parcel.spans, recycler), logs=_map(parcel.logs, recycler), rejects=parcel.rejects)
 
 
 def clean_stale() -> None:
