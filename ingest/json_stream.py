@@ -298,6 +298,8 @@ class _Scanner:
                     break
                 limit = start + int(m.group(1)) - 1
                 continue
+            except RecursionError:  # an element nested deeper than msgspec goes: the first alone
+                break
             self.pos = end
             return self.buf[start:end], offset
         return raw, offset

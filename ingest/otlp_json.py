@@ -209,12 +209,12 @@ Item = tuple[bytes, bytes, bytes, int, int]
 
 def _line(head: bytes, raw: bytes, tail: bytes) -> bytes:
     """A document as one line, whitespace between tokens removed (the native tier reads compact
-    JSON fastest); one msgspec cannot format keeps its bytes on one line (only a string could
-    hold a line break, where it is invalid anyway)."""
+    JSON fastest); one msgspec cannot format (malformed, or nested deeper than it goes) keeps its
+    bytes on one line (only a string could hold a line break, where it is invalid anyway)."""
     doc = head + raw + tail
     try:
         return msgspec.json.format(doc, indent=-1)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # the decoding rejects it, with its reason
         return doc.replace(b"\r", b" ").replace(b"\n", b" ")
 
 

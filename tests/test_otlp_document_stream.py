@@ -248,6 +248,28 @@ def test_an_element_that_is_no_resource_is_rejected_alone(sizes: int):
     assert raw == data[offset : offset + len(raw)]
 
 
+def test_a_value_nested_too_deep_is_rejected_and_the_rest_read(sizes: int):
+    """A value nested deeper than msgspec decodes (Python's recursion limit) stops nothing: its
+    element is rejected (or, cut down to records, its record alone), every other one is read."""
+    doc = traces(12)
+    deep = doc["resourceSpans"][2]["scopeSpans"][1]["spans"][3]
+    deep["attributes"].append({"key": "deep", "value": "NESTED"})
+    data = json.dumps(doc, indent=2).encode().replace(b'"NESTED"', b"[" * 5000 + b"]" * 5000)
+    spans, _, rejects = streamed(data, sizes)
+    ((path, offset, unit, reason, raw),) = rejects
+    assert (path, unit) == ("doc.json", "byte") and "recursion" in reason
+    assert raw == data[offset : offset + len(raw)] and b"[[[[" in raw
+    kept = {r["span_id"] for r in spans}
+    for i, resource in enumerate(doc["resourceSpans"]):
+        ids = {sp["spanId"] for group in resource["scopeSpans"] for sp in group["spans"]}
+        if i != 2:
+            assert ids <= kept  # the elements after it too
+        elif sizes == 1:  # cut down to single records: only the deep one goes
+            assert ids - kept == {deep["spanId"]}
+        else:
+            assert deep["spanId"] not in kept
+
+
 def test_malformed_json_ends_the_input_keeping_what_came_before(sizes: int):
     doc = traces(11)
     data = json.dumps(doc, indent=2).encode()
