@@ -96,11 +96,55 @@ def test_a_slice_of_slow_calls_is_found_though_the_median_held(tmp_path, monkeyp
     [c] = result.candidates
     assert (c.service, c.operation, c.mechanism) == ("api", "GET /a", "latency_regression")
     assert c.summary.startswith(
-        "a slice of api GET /a calls got slower: 16 of 40 calls (40%, 10% expected) "
-        "take longer than the baseline's p90 of 14.0 ms"
+        "a slice of api GET /a calls got slower: 16 of 40 calls (40%, against 0 of 40 before) "
+        "take over 1.5x the baseline's p90 of 14.0 ms"
     )
-    # 4 of 40 above p90 expected, 16 of 40 seen; the added time outweighs the 20 ms requests (impact 1)
-    assert c.score == round(rate_score(4, 40, 16, 40), 4)
+    # none of 40 that far above p90 before, 16 of 40 after; the added time outweighs the 20 ms
+    # requests (impact 1)
+    assert c.score == round(rate_score(0, 40, 16, 40), 4)
+
+
+def test_more_calls_in_a_slow_mode_the_baseline_had_is_no_slice_that_slowed(tmp_path, monkeypatch):
+    """A baseline whose slowest fifth already took 40-42 ms (a periodic flush, say): a window with
+    twice as many such calls, a little slower (42-44 ms, all above the baseline's p90), has no
+    slice far above it."""
+    monkeypatch.setenv("DCR_HOME", str(tmp_path))
+
+    def build(t, after, i):
+        if after and i % 5 < 2:
+            _request(t, 42 + i % 3)
+        elif not after and i % 5 == 0:
+            _request(t, 40 + i % 3)
+        else:
+            _request(t, 10 + i % 5)
+
+    spans, window, baseline = two_periods(build)
+    with spans.open("mode") as s:
+        assert analyse(s, find_latency_regressions, window, baseline).candidates == []
+
+
+def test_a_median_within_the_baselines_usual_range_weighs_half(tmp_path, monkeypatch):
+    """Two operations whose typical call went from ~10 to ~30 ms: one had calls of 30 ms in a
+    fifth of its baseline (so its window's median is inside the baseline's p90), the other
+    never. The first is more calls of a kind seen before, and scores WITHIN_BASELINE of the other."""
+    from correlate.analyses.latency_attribution import WITHIN_BASELINE
+
+    monkeypatch.setenv("DCR_HOME", str(tmp_path))
+
+    def build(t, after, i):
+        seen = 30 if (after and i % 5 < 3) or (not after and i % 5 == 0) else 10 + i % 3
+        new = 30 if after and i % 5 < 3 else 10 + i % 3
+        _request(t, seen, op="GET /seen")
+        _request(t, new, op="GET /new")
+
+    spans, window, baseline = two_periods(build)
+    with spans.open("mix") as s:
+        result = analyse(s, find_latency_regressions, window, baseline)
+    by_op = {c.operation: c for c in result.candidates if c.mechanism == "latency_regression"}
+    assert (
+        by_op["GET /seen"].evidence.before["p50_self_ns"] == by_op["GET /new"].evidence.before["p50_self_ns"]
+    )
+    assert by_op["GET /seen"].score == round(WITHIN_BASELINE * by_op["GET /new"].score, 4)
 
 
 def test_a_single_call_is_not_called_a_mean_over_1_calls(tmp_path, monkeypatch):

@@ -9,7 +9,9 @@ keeps its whole duration as the caller's own work.
 Figures per request: the total self time of an operation in a period divided by the number of
 requests (root spans) of that period, so "slower calls" and "more calls" both show.
 A service whose operations (most of them, at least two) all slow by a similar factor is
-saturated (`cpu_saturation`); one operation that slows is a `latency_regression`.
+saturated (`cpu_saturation`); one operation that slows is a `latency_regression`. A window
+whose typical call is no slower than the baseline's p90 shows more calls of a kind seen before
+(WITHIN_BASELINE), and a slice of slow calls counts only well above that p90 (TAIL_MARGIN).
 """
 
 from __future__ import annotations
@@ -42,8 +44,16 @@ NAME = "latency_attribution"
 MAX_CANDIDATES = 4
 FLOOR_NS = 100_000  # 0.1 ms: less is noise
 SLOWED = 1.3  # an operation counts as slowed at this per-call ratio
-TAIL_SHARE = 0.25  # of the window's calls above the baseline's p90 (10% expected)
+TAIL_SHARE = 0.25  # of the window's calls well above the baseline's p90
+# "well above": this many times the baseline's p90. Just above it is the baseline's own slow
+# tenth, or a slow mode it had, taken more often (1.25-2.0 ranked the real faults alike)
+TAIL_MARGIN = 1.5
 MIN_CALLS = 5
+# a typical call in the window no slower than the baseline's p90 is more calls of a kind the
+# baseline had (a periodic flush, a slow branch taken more often), not work that got slower:
+# its score counts this much (on real faults, the one such false first was a table scan that has
+# slow phases a minute apart; 0.35-0.7 ranked every case alike)
+WITHIN_BASELINE = 0.5
 LOCAL = "remote_ns IS NULL"
 
 
@@ -65,7 +75,8 @@ def _ops(ctx: AnalysisContext) -> list[dict]:
                quantile_cont(self_ns, 0.75) FILTER (WHERE after)
                  - quantile_cont(self_ns, 0.25) FILTER (WHERE after) AS iqr_a,
                any_value(tail.p90_b) AS p90_b, any_value(tail.rank_sum_a) AS rank_sum_a,
-               count(*) FILTER (WHERE after AND self_ns > tail.p90_b) AS above_p90_a,
+               count(*) FILTER (WHERE NOT after AND self_ns > {TAIL_MARGIN} * tail.p90_b) AS above_tail_b,
+               count(*) FILTER (WHERE after AND self_ns > {TAIL_MARGIN} * tail.p90_b) AS above_tail_a,
                coalesce(sum(self_ns) FILTER (WHERE NOT after), 0) AS tot_b,
                coalesce(sum(self_ns) FILTER (WHERE after), 0) AS tot_a
             FROM {ctx.s} JOIN tail USING (service, op) WHERE {LOCAL} GROUP BY service, op""",
@@ -107,6 +118,8 @@ def find_latency_regressions(ctx: AnalysisContext) -> AnalysisResult:
         typical_b, typical_a = g["p50_b"] * calls_b, g["p50_a"] * calls_a  # median-based, per request
         impact = clamp01((typical_a - typical_b) / (0.25 * g["ref_ns"]))
         s = ratio_score(typical_b, typical_a, FLOOR_NS) * _significance(g) * (0.3 + 0.7 * impact)
+        if g["p90_b"] is not None and g["p50_a"] <= g["p90_b"]:
+            s *= WITHIN_BASELINE
         if s > 0:
             scored.append((s, g))
     scored.sort(key=lambda x: (-x[0], x[1]["service"], x[1]["op"]))
@@ -122,14 +135,15 @@ def find_latency_regressions(ctx: AnalysisContext) -> AnalysisResult:
 
 
 def _tail_score(g: dict) -> float:
-    """A slice of the calls slowed while the median did not: the share of the window's calls above
-    the baseline's p90 (10% by definition) against 10%, as a rate change, weighed by the mean time
-    it adds to a request. Needs that share to reach TAIL_SHARE and the slow calls to be real work."""
-    share = g["above_p90_a"] / g["n_a"]
+    """A slice of the calls slowed while the median did not: the share of the window's calls well
+    above the baseline's p90 (TAIL_MARGIN times it) against the baseline's share there, as a rate
+    change, weighed by the mean time it adds to a request. Needs that share to reach TAIL_SHARE
+    and the slow calls to be real work."""
+    share = g["above_tail_a"] / g["n_a"]
     if share < TAIL_SHARE or (g["p90_b"] or 0) < FLOOR_NS:
         return 0.0
     impact = clamp01(g["delta_req"] / (0.25 * g["ref_ns"]))
-    return rate_score(round(0.1 * g["n_b"]), g["n_b"], g["above_p90_a"], g["n_a"]) * impact
+    return rate_score(g["above_tail_b"], g["n_b"], g["above_tail_a"], g["n_a"]) * impact
 
 
 def _significance(g: dict) -> float:
@@ -217,9 +231,9 @@ def _op_candidate(
     )
     if g.get("tail"):
         summary = (
-            f"a slice of {service} {op} calls got slower: {g['above_p90_a']} of {g['n_a']} calls "
-            f"({100 * g['above_p90_a'] / g['n_a']:.0f}%, 10% expected) take longer than the baseline's p90 of "
-            f"{fmt_ms(g['p90_b'])}; p95 self time {fmt_ms(before.get('p95_self_ns'))} -> {fmt_ms(after.get('p95_self_ns'))}"
+            f"a slice of {service} {op} calls got slower: {g['above_tail_a']} of {g['n_a']} calls "
+            f"({100 * g['above_tail_a'] / g['n_a']:.0f}%, against {g['above_tail_b']} of {g['n_b']} before) take over "
+            f"{TAIL_MARGIN}x the baseline's p90 of {fmt_ms(g['p90_b'])}; p95 self time {fmt_ms(before.get('p95_self_ns'))} -> {fmt_ms(after.get('p95_self_ns'))}"
         )
     ev = Evidence(
         before=before,
