@@ -21,18 +21,21 @@ recycler once nothing refers to its mapping any more; the next tasks are given s
 file. tmpfs keeps a file's pages, so the kernel neither allocates and zeroes fresh pages for
 every batch nor frees them when the writer lets go of the mapping: about a third of the hand-off's
 CPU (docs/benchmarks.md, "Ingest"). A file the task did not use comes back in a parcel of its
-own (`Parcel.spare`).
+own (`Parcel.spare`); a task that fails removes the files it had; the results of tasks nobody
+reads any more are removed as they end (`forget`); the recycler removes its files when it is
+closed, and those still mapped then as they come back. A mapping holds no file descriptor (the
+writer holds hundreds of batches at once). Files still named when the ingest is killed (-9) are
+removed by the next ingest, as files in flight always were.
 """
 
 from __future__ import annotations
 
-import io
 import itertools
-import mmap
 import os
+import queue
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +47,7 @@ from ingest.schema import LOG_SCHEMA, SPAN_SCHEMA
 __all__ = [
     "Parcel",
     "Recycler",
+    "forget",
     "with_spares",
     "pack",
     "unpack",
@@ -120,10 +124,15 @@ class Parcel:
 class Recycler:
     """The writer's reusable hand-off files: each comes back (`release`) when the last reference
     to its mapping goes, and is given to a later task (`take`). At most `keep` wait here (each
-    holds a batch's worth of /dev/shm); more are removed, and so is every file after `close`."""
+    holds a batch's worth of /dev/shm); more are removed, and so is every file after `close`.
+
+    `release` runs in a finalizer: in any thread, and inside a garbage collection that an
+    allocation anywhere can start, `take`'s own included. So it takes no lock: it queues the
+    path (SimpleQueue.put is safe there), and `take` and `close` sort the queue out under theirs."""
 
     def __init__(self, keep: int) -> None:
         self._lock = threading.Lock()
+        self._back: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._free: list[str] = []
         self._keep = keep
         self._closed = False
@@ -131,25 +140,42 @@ class Recycler:
     def take(self, n: int) -> tuple[str, ...]:
         """Up to `n` files, now the caller's."""
         with self._lock:
-            k = min(n, len(self._free))
-            given = self._free[len(self._free) - k :]
-            del self._free[len(self._free) - k :]
-        return tuple(given)
+            self._sort_back()
+            given = tuple(self._free.pop() for _ in range(min(n, len(self._free))))
+        return given
 
     def release(self, path: str) -> None:
-        with self._lock:
-            if not self._closed and len(self._free) < self._keep:
-                self._free.append(path)
-                return
-        _unlink(path)
+        self._back.put(path)
+        if self._closed:  # close() may have emptied the queue already: nobody would take it
+            _unlink_queued(self._back)
 
     def close(self) -> None:
         """Remove the waiting files; those still mapped are removed when they come back."""
         with self._lock:
             self._closed = True
             free, self._free = self._free, []
+        _unlink_queued(self._back)
         for path in free:
             _unlink(path)
+
+    def _sort_back(self) -> None:
+        while True:
+            try:
+                path = self._back.get_nowait()
+            except queue.Empty:
+                return
+            if len(self._free) < self._keep:
+                self._free.append(path)
+            else:
+                _unlink(path)
+
+
+def _unlink_queued(q: queue.SimpleQueue[str]) -> None:
+    while True:
+        try:
+            _unlink(q.get_nowait())
+        except queue.Empty:
+            return
 
 
 def _unlink(path: str) -> None:
@@ -159,25 +185,37 @@ def _unlink(path: str) -> None:
         pass
 
 
-# in a decoding process: the files the running task may write its batches over (with_spares)
+def forget(parcels: Iterable[Parcel]) -> None:
+    """Remove the files of parcels nobody will unpack (an ingest that stopped early)."""
+    for parcel in parcels:
+        for obj in (parcel.spans, parcel.logs, *parcel.spare):
+            if isinstance(obj, str):
+                _unlink(obj)
+
+
+# in a decoding process, while a task runs under with_spares: the files it may write its batches
+# over, and those it has written (removed if it fails: nobody will map them)
 _spare: list[str] = []
+_written: list[str] | None = None
 
 
 def with_spares(
     spare: tuple[str, ...], fn: Callable[..., tuple[list[Parcel], int]], *args: object
 ) -> tuple[list[Parcel], int]:
     """In a worker: `fn(*args)` (a task whose parcels come from `pack`) writing its batches over
-    the files in `spare`; those it did not use come back in a last, empty parcel."""
+    the files in `spare`; those it did not use come back in a last, empty parcel. A task that
+    fails removes every file it was given or wrote."""
+    global _written
     _spare[:] = spare
+    _written = []
     try:
         parcels, n = fn(*args)
     except BaseException:
-        for path in _spare:
+        for path in (*_spare, *_written):
             _unlink(path)
-        _spare.clear()
         raise
-    left = _spare[:]
-    _spare.clear()
+    finally:
+        left, _spare[:], _written = _spare[:], [], None
     if left:
         parcels = [*parcels, Parcel(None, None, spare=left)]
     return parcels, n
@@ -196,12 +234,15 @@ def _spill(batch: pa.RecordBatch | None) -> str | pa.RecordBatch | None:
         path = _spare.pop()
         try:
             _write_over(path, batch)
-            return path
         except FileNotFoundError:  # removed meanwhile (the ingest was closed): not ours any more
             continue
-        except OSError:
+        except OSError:  # full: the pipe still works
             _unlink(path)
             return batch
+        except BaseException:
+            _unlink(path)
+            raise
+        return _wrote(path)
     # parent pid first: the writer process that will map it (and whose death makes it stale)
     path = str(_SHM / f"{_PREFIX}{os.getppid()}-{os.getpid()}-{next(_counter)}.arrow")
     try:
@@ -210,6 +251,15 @@ def _spill(batch: pa.RecordBatch | None) -> str | pa.RecordBatch | None:
     except OSError:  # full after all: the pipe still works
         _unlink(path)
         return batch
+    except BaseException:
+        _unlink(path)
+        raise
+    return _wrote(path)
+
+
+def _wrote(path: str) -> str:
+    if _written is not None:
+        _written.append(path)
     return path
 
 
@@ -218,11 +268,12 @@ def _write_over(path: str, batch: pa.RecordBatch) -> None:
     first, which would free them), then cut to its length."""
     fd = os.open(path, os.O_RDWR)
     try:
-        with io.FileIO(fd, "r+", closefd=False) as raw:
-            sink = pa.PythonFile(raw, mode="w")
-            with pa.ipc.new_file(sink, batch.schema) as writer:
+        # buffered: a short write is written on (pa.PythonFile takes no notice of one)
+        with open(fd, "r+b", closefd=False) as raw:
+            with pa.ipc.new_file(pa.PythonFile(raw, mode="w"), batch.schema) as writer:
                 writer.write_batch(batch)
-            size = sink.tell()
+            raw.flush()
+            size = raw.tell()
         os.ftruncate(fd, size)
     finally:
         os.close(fd)
@@ -248,15 +299,18 @@ def _map(obj: str | pa.RecordBatch | None, recycler: Recycler | None) -> pa.Reco
         finally:
             os.unlink(obj)
     try:
-        with open(obj, "rb") as fh:
-            m = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        with pa.memory_map(obj) as source:  # closed at once: the mapping holds no descriptor
+            whole = source.read_buffer()
     except BaseException:
         _unlink(obj)
         raise
-    # the batch's buffers hold `m` (through the py_buffer) as long as any of them lives, so `m`
-    # goes, and the file back to the recycler, only when nothing can read the mapping any more
-    weakref.finalize(m, recycler.release, obj)
-    return pa.ipc.open_file(pa.py_buffer(m)).get_batch(0)
+    # the batch's buffers are slices of a py_buffer over `view`, so they hold `view` as long as
+    # any of them lives: `view` goes, and the file back to the recycler, only when nothing can
+    # read the mapping any more
+    view = memoryview(whole)
+    del whole
+    weakref.finalize(view, recycler.release, obj)
+    return pa.ipc.open_file(pa.py_buffer(view)).get_batch(0)
 
 
 def unpack(parcel: Parcel, recycler: Recycler | None = None) -> Chunk:

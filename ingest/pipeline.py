@@ -27,6 +27,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import multiprocessing
 import os
@@ -55,7 +56,7 @@ from ingest.formats import (
     load_format,
     read_head,
 )
-from ingest.handoff import Parcel, Recycler, clean_stale, pack, unpack, with_spares
+from ingest.handoff import Parcel, Recycler, clean_stale, forget, pack, unpack, with_spares
 from ingest.lifeline import die_with_parent
 from ingest.records import Chunk, Reject, SourceInfo, shift_chunk
 from ingest.stores import (
@@ -274,21 +275,21 @@ def _ordered(
     """Results of `tasks` ((fn, nbytes, *args)) in order, at most `window` of them and about
     `budget` input bytes in flight (always one): a compressed input's blocks hold whole lines,
     so a block can be a 30 MB line, and eight of them in flight were 240 MB. Each task is given
-    up to SPARES_A_TASK of the `recycler`'s files to write its batches over."""
+    up to SPARES_A_TASK of the `recycler`'s files to write its batches over. The hand-off files
+    of results nobody will read (the caller stopped early) are removed as those tasks end."""
     pending: deque[tuple[cf.Future, int]] = deque()
     inflight = 0
     try:
         for fn, nbytes, *args in tasks:
-            if recycler is None:
-                fut = pool.submit(fn, *args)
-            else:
-                fut = pool.submit(with_spares, recycler.take(SPARES_A_TASK), fn, *args)
-            pending.append((fut, nbytes))
+            pending.append((_submit(pool, recycler, fn, args), nbytes))
             inflight += nbytes
             while pending and (len(pending) >= window or inflight > budget):
                 fut, nb = pending.popleft()
                 inflight -= nb
                 yield (*fut.result(), nb)
+        while pending:
+            fut, nb = pending.popleft()
+            yield (*fut.result(), nb)
     except Exception:
         # the input broke off (a cut .gz or .zst): what was read before the break is in the tasks
         # already submitted; their records land, then the caller hears of the break
@@ -296,9 +297,34 @@ def _ordered(
             fut, nb = pending.popleft()
             yield (*fut.result(), nb)
         raise
-    while pending:
-        fut, nb = pending.popleft()
-        yield (*fut.result(), nb)
+    finally:
+        for fut, _ in pending:
+            fut.cancel()
+            fut.add_done_callback(_forget_result)
+
+
+def _submit(pool: cf.ProcessPoolExecutor, recycler: Recycler | None, fn: Callable, args: list) -> cf.Future:
+    if recycler is None:
+        return pool.submit(fn, *args)
+    spares = recycler.take(SPARES_A_TASK)
+    try:
+        fut = pool.submit(with_spares, spares, fn, *args)
+    except BaseException:
+        forget([Parcel(None, None, spare=list(spares))])
+        raise
+    # a task that fails removes the files it was given itself, unless it never ran or its process died
+    fut.add_done_callback(functools.partial(_spares_back_if_failed, spares))
+    return fut
+
+
+def _spares_back_if_failed(spares: tuple[str, ...], fut: cf.Future) -> None:
+    if fut.cancelled() or fut.exception() is not None:
+        forget([Parcel(None, None, spare=list(spares))])
+
+
+def _forget_result(fut: cf.Future) -> None:
+    if not fut.cancelled() and fut.exception() is None:
+        forget(fut.result()[0])
 
 
 def _range_bytes() -> int:
@@ -337,9 +363,18 @@ def _parallel_chunks(
     # a file a task in flight: 16 reused no more than 8 did on longstrings (229 of 256 batches)
     recycler = Recycler(keep=window)
     try:
-        for parcel, nlines, nbytes in _ordered(pool, tasks, window, 4 * workers * step, recycler):
-            for i, p in enumerate(parcel):  # a chunk a piece of a huge line
-                yield shift_chunk(unpack(p, recycler), lines), nbytes if i == 0 else 0
+        for parcels, nlines, nbytes in _ordered(pool, tasks, window, 4 * workers * step, recycler):
+            for i, p in enumerate(parcels):  # a chunk a piece of a huge line
+                try:
+                    chunk = unpack(p, recycler)
+                except BaseException:
+                    forget(parcels[i + 1 :])
+                    raise
+                try:
+                    yield shift_chunk(chunk, lines), nbytes if i == 0 else 0
+                except GeneratorExit:  # the caller stopped: nobody will unpack the rest
+                    forget(parcels[i + 1 :])
+                    raise
             lines += nlines
     finally:
         recycler.close()

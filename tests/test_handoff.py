@@ -80,15 +80,19 @@ def test_unused_spares_come_back_and_a_failed_task_removes_its_own():
     assert (chunk.spans, chunk.logs, chunk.rejects) == (None, None, [])
     assert recycler.take(1) == (spare,)
     recycler.release(spare)
-    recycler.release(paths[2])  # over `keep`: removed at once
-    assert not Path(paths[2]).exists() and Path(spare).exists()
+    recycler.release(paths[2])  # over `keep`: removed when the recycler next sorts its files
+    assert recycler.take(0) == () and not Path(paths[2]).exists() and Path(spare).exists()
+    written: list[str] = []
 
     def boom() -> tuple[list[Parcel], int]:
+        parcel = pack(Chunk(spans=_batch(10, "y")))  # written over the spare, then a fresh file
+        written.extend(str(x) for x in (parcel.spans, pack(Chunk(spans=_batch(10, "z"))).spans))
         raise RuntimeError("decoding failed")
 
     with pytest.raises(RuntimeError):
         with_spares(recycler.take(1), boom)
-    assert not Path(spare).exists() and handoff._spare == []
+    assert written[0] == spare and not [p for p in written if Path(p).exists()]
+    assert handoff._spare == [] and handoff._written is None
     recycler.close()
     used = parcels[0].spans
     assert isinstance(used, str)
@@ -124,3 +128,70 @@ def test_a_parallel_ingest_reuses_files_and_leaves_none(tmp_path: Path, monkeypa
     assert not list(SHM.glob(f"dcr-ingest-{os.getpid()}-*"))
     ids = pa.concat_tables(pq.read_table(f, columns=["span_id"]) for f in open_handle("reused").span_files)
     assert ids.num_rows == 60 * 40 and len(set(ids.column("span_id").to_pylist())) == 60 * 40
+
+
+def test_a_mapped_batch_holds_no_file_descriptor():
+    """The writer holds hundreds of mapped batches at once (a buffer of logs a few rows a range):
+    a descriptor each ran an ingest out of them (EMFILE) and lost the rest of its input."""
+    recycler = Recycler(keep=4)
+    fds = Path("/proc/self/fd")
+    if not fds.is_dir():
+        pytest.skip("no /proc/self/fd")
+    before = len(list(fds.iterdir()))
+    held = [unpack(pack(Chunk(spans=_batch(200, str(k)))), recycler) for k in range(50)]
+    assert len(list(fds.iterdir())) - before < 5
+    del held
+    gc.collect()
+    kept = recycler.take(50)
+    assert len(kept) == 4  # all came back; `keep` of them stay, the rest are removed
+    recycler.close()
+    for path in kept:
+        os.unlink(path)
+
+
+def test_a_file_can_come_back_while_the_recycler_is_locked():
+    """A finalizer runs inside whatever garbage collection an allocation starts, the recycler's
+    own under its lock included: handing a file back must not wait for that lock."""
+    import threading
+
+    recycler = Recycler(keep=4)
+    path = str(pack(Chunk(spans=_batch(10, "q"))).spans)
+    done = threading.Event()
+
+    def from_a_finalizer() -> None:
+        with recycler._lock:  # as if a collection started inside take()
+            recycler.release(path)
+        done.set()
+
+    threading.Thread(target=from_a_finalizer, daemon=True).start()
+    assert done.wait(10), "release() waited for the lock its own thread holds"
+    assert recycler.take(1) == (path,)
+    recycler.close()
+    os.unlink(path)
+
+
+def test_files_of_results_nobody_reads_are_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """An ingest that stops reading a source early (a write failure, a kill of the caller's
+    loop): the tasks in flight end, and their hand-off files go with them."""
+    from ingest import pipeline
+    from ingest.pipeline import _Opened, _parallel_chunks, _pool
+    from ingest.records import SourceInfo
+
+    lines = [spans_line(("svc", [scope_group("s", many(i * 100, 40))])) for i in range(60)]
+    dump = tmp_path / "dump.jsonl"
+    dump.write_bytes(b"\n".join(lines) + b"\n")
+    monkeypatch.setattr(pipeline, "_range_bytes", lambda: 16 * 1024)
+    pool = _pool(2)
+    workers = {str(pid) for pid in pool._processes}  # hand-off files are named by their writer's pid
+    try:
+        with open(dump, "rb") as fh:
+            opened = _Opened(dump, dump.stat().st_size, fh, b"", None)
+            chunks = _parallel_chunks(pool, 2, opened, SourceInfo("s", str(dump)), "otlp_json", tmp_path)
+            first = [next(chunks) for _ in range(3)]
+            chunks.close()
+        assert all(c.spans is not None and c.spans.num_rows for c, _ in first)
+    finally:
+        pool.shutdown(wait=True)
+    del first
+    gc.collect()
+    assert not [f for f in SHM.glob("dcr-ingest-*") if f.name.split("-")[3] in workers]
