@@ -50,6 +50,7 @@ from correlate.errors import (
     CorrelateError,
     DatasetNotFound,
     DatasetUnusable,
+    Kind,
     QueryCancelled,
     QueryTimeout,
     SqlError,
@@ -95,8 +96,8 @@ def open_dataset(name: str, *, memory_limit: str | None = None, threads: int | N
         handle = open_handle(name)
     except IngestDatasetNotFound as exc:
         raise DatasetNotFound(exc.name, exc.known) from None
-    except BadDatasetName as exc:
-        raise CorrelateError(str(exc)) from None
+    except BadDatasetName as exc:  # the name cannot be used as given: the caller's input
+        raise CorrelateError(str(exc), kind=Kind.INVALID_INPUT) from None
     except IngestError as exc:  # a later layout; a dataset locked while an old one was upgraded
         raise DatasetUnusable(str(exc)) from None
     except (OSError, ValueError) as exc:

@@ -13,8 +13,22 @@ from decimal import Decimal, InvalidOperation
 __all__ = ["parse_time_ns", "format_ns"]
 
 
+# what int64 nanoseconds since the epoch hold (the datasets' times): 1677-09-21 .. 2262-04-11
+_MIN_NS, _MAX_NS = -(2**63), 2**63 - 1
+
+
 def parse_time_ns(text: str) -> int:
-    """Parse a time; raises ValueError with a message that shows the accepted forms."""
+    """Parse a time; raises ValueError with a message that shows the accepted forms, or the
+    range a dataset's times can take (int64 nanoseconds: 1677-09-21 .. 2262-04-11)."""
+    ns = _parse(text)
+    if not _MIN_NS <= ns <= _MAX_NS:
+        raise ValueError(
+            f"time {text!r} is out of range: times run from {format_ns(_MIN_NS)} to {format_ns(_MAX_NS)}"
+        )
+    return ns
+
+
+def _parse(text: str) -> int:
     s = str(text).strip()
     try:
         num = Decimal(s)

@@ -38,6 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mcp_server.output import json_text
+
 __all__ = [
     "DEFAULT_MAX_OUTPUT_TOKENS",
     "CHARS_PER_TOKEN",
@@ -60,6 +62,7 @@ COPIES = 2
 _KEEP_SPILLS = 200
 _CURSOR = re.compile(r"([a-z_]+-[0-9a-f]{16}):(\d+)(?::([0-9a-f]{8}))?")
 _TRIMMED = "…[cut to fit MAX_MCP_OUTPUT_TOKENS; the full text is in page.spill_path]"
+_TRIMMED_SHORT = "…[cut]"
 
 
 class BadCursor(ValueError):
@@ -102,8 +105,8 @@ def bind_key(args: dict[str, Any]) -> str:
 
 
 def dumps(obj: Any) -> str:
-    """Compact JSON, the form both the text content and the estimate use."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)
+    """Compact JSON, the form both the text content and the estimate use (NaN and Infinity as null)."""
+    return json_text(obj, separators=(",", ":"), default=str)
 
 
 def spill_dir() -> Path:
@@ -256,28 +259,43 @@ def _cut(
         trimmed[0] = True
         one = build(1, base)
         page = one.pop("page")
-        one = _trim_strings(one, budget - estimate_tokens(dumps({"page": page})))
+        one = _trim_strings(
+            one, budget - estimate_tokens(dumps({"page": page})), lists=True, rows_key=list_key
+        )
         return Shaped({**one, "page": page}, truncated=True)
     return Shaped(build(lo, base), truncated=True)
 
 
-def _trim_strings(obj: dict[str, Any], budget: int, lists: bool = False) -> dict[str, Any]:
+def _trim_strings(
+    obj: dict[str, Any], budget: int, lists: bool = False, rows_key: str | None = None
+) -> dict[str, Any]:
     """Halve the longest strings until `obj` fits `budget` tokens (or nothing long is left); with
     `lists`, also halve the largest list of like items (dicts, lists or strings: never a row of
-    mixed values), its tail replaced by a marker that counts what is in the spill file."""
+    mixed values, nor one of the rows under `rows_key`, whose places are columns), its tail
+    replaced by a marker that counts what is in the spill file."""
     out = copy.deepcopy(obj)
+    rows = out.get(rows_key) if rows_key is not None else None
+    protected = {id(r) for r in rows if isinstance(r, list)} if isinstance(rows, list) else set()
+    # the marker that names the spill file first; where that is not enough (a small budget), a
+    # short one, which can cut strings too short for the long one
+    for marker in (_TRIMMED, _TRIMMED_SHORT):
+        out = _halve(out, budget, lists, marker, protected)
+    return out
+
+
+def _halve(out: dict[str, Any], budget: int, lists: bool, marker: str, protected: set[int]) -> dict[str, Any]:
     for _ in range(512):
         if estimate_tokens(dumps(out)) <= budget:
             return out
         holder, key, text = _longest_string(out)
-        text_size = len(text) if holder is not None and len(text) >= 2 * len(_TRIMMED) else 0
-        found = _largest_list(out) if lists else None
+        text_size = len(text) if holder is not None and len(text) >= 2 * len(marker) else 0
+        found = _largest_list(out, protected) if lists else None
         list_size = found[3] if found else 0
         if not text_size and not list_size:
             return out
         if text_size >= list_size:
-            keep = text[: len(text) // 2].removesuffix(_TRIMMED)
-            holder[key] = keep + _TRIMMED
+            keep = text[: len(text) // 2].removesuffix(marker)
+            holder[key] = keep + marker
         elif found is not None:  # list_size > text_size: there is a list
             where, at, items, _ = found
             hidden = _hidden(items[-1]) if items else 0
@@ -296,8 +314,9 @@ def _hidden(item: Any) -> int:
     return int(m.group(1)) if m else 0
 
 
-def _largest_list(obj: Any) -> tuple[Any, Any, list[Any], int] | None:
-    """(holder, key, list, characters) of the largest list of at least 2 like items."""
+def _largest_list(obj: Any, protected: set[int]) -> tuple[Any, Any, list[Any], int] | None:
+    """(holder, key, list, characters) of the largest list of at least 2 like items, but for
+    the lists whose ids are in `protected`."""
     best: tuple[Any, Any, list[Any], int] | None = None
     stack = [obj]
     while stack:
@@ -306,7 +325,7 @@ def _largest_list(obj: Any) -> tuple[Any, Any, list[Any], int] | None:
         for k, v in pairs:
             if isinstance(v, (dict, list)):
                 stack.append(v)
-            if not isinstance(v, list):
+            if not isinstance(v, list) or id(v) in protected:
                 continue
             real = v[:-1] if v and _hidden(v[-1]) else v
             kinds = {dict if isinstance(i, dict) else list if isinstance(i, list) else type(i) for i in real}

@@ -22,9 +22,20 @@ def _default(obj: Any) -> Any:
     return str(obj)
 
 
+def json_text(obj: Any, **kw: Any) -> str:
+    """json.dumps(obj, ensure_ascii=False, **kw), with NaN and +-Infinity written as null: JSON
+    has no such numbers (strict parsers, jq and JavaScript refuse them), and the MCP answers'
+    structured copy writes null for them too."""
+    text = json.dumps(obj, ensure_ascii=False, **kw)
+    if "NaN" in text or "Infinity" in text:  # maybe inside a string only: parsing tells
+        fixed = json.loads(text, parse_constant=lambda _: None)
+        text = json.dumps(fixed, ensure_ascii=False, **{k: v for k, v in kw.items() if k != "default"})
+    return text
+
+
 def emit_json(obj: Any) -> None:
     """One JSON document on stdout, nothing else."""
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=_default, indent=2))
+    sys.stdout.write(json_text(obj, default=_default, indent=2))
     sys.stdout.write("\n")
     sys.stdout.flush()
 

@@ -39,6 +39,17 @@ def test_parse_time_rejects_garbage():
         parse_time_ns("yesterday")
 
 
+def test_a_time_past_what_a_dataset_holds_is_refused_by_its_range():
+    """Times are int64 nanoseconds (1677-09-21 .. 2262-04-11): a number past them was taken, then
+    broke formatting (a traceback from `dcr`, a masked error from the MCP tools)."""
+    import pytest
+
+    for text in ("99999999999999999999999", "1e300", "-1e20", "2300-01-01"):
+        with pytest.raises(ValueError, match=r"is out of range: times run from 1677-09-21.* to 2262-04-11"):
+            parse_time_ns(text)
+    assert format_ns(parse_time_ns("2262-04-11T23:47:16Z")) == "2262-04-11T23:47:16.000000Z"
+
+
 def test_one_blas_thread_unless_asked():
     """`dcr` starts numpy's OpenBLAS with one thread (a thread a core would spin ~0.07 CPU-s each
     after numpy's import, in every process of an ingest); a user's own setting is kept."""

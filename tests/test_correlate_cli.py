@@ -84,6 +84,7 @@ def test_text_report_and_an_explicit_baseline_in_epoch_seconds(dataset, capsys):
             "the baseline must end at or before the window's start",
         ),
         (["--top", "-1"], "--top must be >= 0"),
+        (["--start", "99999999999999999999999"], "--start: time '99999999999999999999999' is out of range"),
     ],
 )
 def test_bad_usage_is_one_line_and_exit_2(dataset, capsys, argv, message):
@@ -95,6 +96,17 @@ def test_bad_usage_is_one_line_and_exit_2(dataset, capsys, argv, message):
 def test_unknown_dataset_exit_2(dcr_home, capsys):
     assert main(["correlate", "nope"]) == 2
     assert "no dataset named 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "command", [["correlate"], ["trace", "--", "abcdef12"], ["sql", "--", "SELECT 1"], ["report"]]
+)
+def test_a_name_no_dataset_can_have_is_a_usage_error(dcr_home, capsys, command):
+    """Exit 2, as for `dcr dataset show` and `dcr escalate`: the name is the caller's input."""
+    argv = [command[0], "sh%op", *command[1:]]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "sh%op" in err and err.count("\n") == 1
 
 
 def test_unknown_service_warns_and_reports_nothing_for_it(dataset, capsys):

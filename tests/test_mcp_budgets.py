@@ -1,5 +1,5 @@
 """Budgets that hold (issue 17): every tool, driven through the in-process client on a scenario at a
-small and the default MAX_MCP_OUTPUT_TOKENS, answers within the budget, text and structured content
+the least MAX_MCP_OUTPUT_TOKENS allowed (1000), a small one and the default, answers within the budget, text and structured content
 together, counted at 4 characters a token; an answer that had to be cut says so in page.note."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from mcp_server import limits
 from tests.mcp_helpers import BASELINE, INCIDENT, SCENARIO, run_client
 
-BUDGETS = (3_000, 25_000)
+BUDGETS = (1_000, 3_000, 25_000)
 CHARS_PER_TOKEN = 4  # the bar of the issue; the server itself counts 3 (limits.CHARS_PER_TOKEN)
 
 

@@ -141,6 +141,22 @@ def test_a_row_too_big_for_a_page_comes_with_its_strings_cut(mode, monkeypatch):
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_a_row_holding_a_long_list_is_cut_to_the_budget(mode, monkeypatch):
+    """One row too big for a page whose bulk is a list, not a string: the list is cut too."""
+    ingest_fixture()
+    monkeypatch.setenv("MAX_MCP_OUTPUT_TOKENS", "3000")
+    sql = "SELECT list(span_id) AS ids, 1/0 AS inf FROM spans, range(100)"
+    result = call(mode, "query_spans", {"dataset": "jaeger", "sql": sql})
+    out = ok(result)  # also: the text and structured copies say the same
+    text = sum(len(c.text) for c in result.content if getattr(c, "text", None) is not None)
+    assert text + len(json.dumps(out, ensure_ascii=False, separators=(",", ":"))) <= 4 * 3000
+    ids, inf = out["rows"][0]
+    assert inf is None and ids[-1].endswith("more in page.spill_path]") and len(ids) > 2
+    whole = json.loads(Path(out["page"]["spill_path"]).read_text())
+    assert len(whole["rows"][0][0]) > 1000
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_bad_cursor_is_a_tool_error(mode):
     ingest_fixture()
     text = error_text(call(mode, "query_spans", {"dataset": "jaeger", "sql": "SELECT 1", "cursor": "junk"}))

@@ -64,6 +64,19 @@ def test_json(data, capsys):
     assert "truncated at the row cap of 2" in err
 
 
+def test_json_has_no_nan_or_infinity(data, capsys):
+    """JSON has no NaN or Infinity: jq, JavaScript and strict parsers refuse them. They are null."""
+    sql = "SELECT 1/0 AS inf, -1/0 AS ninf, 'nan'::DOUBLE AS nan, 'NaN and Infinity' AS text"
+    assert main(["sql", "d", sql, "--json"]) == 0
+    out = capsys.readouterr().out
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"non-standard JSON: {constant}")
+
+    doc = json.loads(out, parse_constant=refuse)
+    assert doc["rows"] == [[None, None, None, "NaN and Infinity"]]
+
+
 def test_csv(data, capsys):
     assert (
         main(
