@@ -204,6 +204,31 @@ def test_conversation_round_trip(mode):
     assert "no conversation 'conv_nope'" in error_text(gone)
 
 
+def test_a_follow_up_finds_a_word_inside_a_joined_name(mode):
+    """The offline follow-up: "the replica" and "psycopg" are mentioned by items that say
+    tax-db-replica-3 and psycopg.OperationalError; an item is listed once."""
+    ingest_scenario()
+
+    async def body(client):
+        start = await client.call_tool(
+            "start_conversation", {"claude_context": CONTEXT, "dataset": "shop", **INCIDENT}
+        )
+        sid = ok(start)["session_id"]
+        out = []
+        for message in ("what about the replica?", "what about psycopg?", "what about the zeppelin?"):
+            out.append(
+                await client.call_tool("continue_conversation", {"session_id": sid, "message": message})
+            )
+        return out
+
+    replica, psycopg, zeppelin = (ok(r)["analysis"]["summary"] for r in run_client(mode, body))
+    for said in (replica, psycopg):
+        assert "the bundle items that mention it are E" in said, said
+        listed = said.split("mention it are ")[1].split(".")[0].split(", ")
+        assert len({item.split()[0] for item in listed}) == len(listed)
+    assert "nothing in the bundle mentions it" in zeppelin
+
+
 FOCUSED = [
     (
         "trace_execution_path",

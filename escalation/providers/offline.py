@@ -159,15 +159,19 @@ def _fact_text(fact: dict[str, Any]) -> str:
     return json.dumps(fact, ensure_ascii=False, default=str).lower()
 
 
+_STOP = frozenset(("the", "and", "for", "with", "why", "what", "about", "how", "does", "this", "that", "from"))
+
+
 def _words(text: str) -> set[str]:
-    return {w for w in re.findall(r"[a-z0-9_.-]{3,}", text.lower())} - {
-        "the",
-        "and",
-        "for",
-        "with",
-        "why",
-        "what",
-    }
+    """The words of `text` (3 characters or more) for matching a question to the bundle: a name
+    joined by '-', '.' or '_' (tax-db-replica-3, psycopg.OperationalError) whole and in its parts,
+    so that "the replica" finds it too."""
+    out: set[str] = set()
+    for token in re.findall(r"[a-z0-9_.-]+", text.lower()):
+        token = token.strip("._-")
+        out.add(token)
+        out.update(re.split(r"[._-]+", token))
+    return {w for w in out if len(w) >= 3} - _STOP
 
 
 def mechanisms_named(text: str) -> set[str]:
@@ -762,6 +766,10 @@ class OfflineProvider:
                 if overlap:
                     hits.append((len(overlap), f.get("evidence_id", ""), key))
         hits.sort(key=lambda h: (-h[0], h[1]))
+        best: dict[str, tuple[int, str, str]] = {}
+        for h in hits:  # an item once, where it matched best
+            best.setdefault(h[1], h)
+        hits = list(best.values())
         if not hits:
             return f"Follow-up '{question[:120]}': nothing in the bundle mentions it."
         return (
