@@ -82,10 +82,43 @@ def message_kind(msg: bytes) -> str | None:
             for f3, wt3, rec in _fields(scope):
                 if f3 != 2 or wt3 != 2 or not isinstance(rec, bytes):
                     continue
-                for f4, wt4, _ in _fields(rec):
-                    if f4 == 1 and wt4 == 2:
-                        return "traces"  # Span.trace_id
-                    return "logs"  # LogRecord.time_unix_nano (fixed64) or a later field
+                kind = _record_kind(rec)
+                if kind is not None:
+                    return kind
+    return None
+
+
+# A record's fields whose number and wire type only a Span (or only a LogRecord) has. A field
+# left at its default is not written, so the first field alone does not tell: a span whose
+# trace_id is empty starts with its span_id (2, bytes), which is no LogRecord's time (1, fixed64).
+# (3: trace_state / severity_text, 5: name / body and 9: attributes are bytes in both.)
+_SPAN_FIELDS = frozenset(
+    (
+        (1, 2),
+        (2, 2),
+        (4, 2),
+        (6, 0),
+        (7, 1),
+        (8, 1),
+        (10, 0),
+        (11, 2),
+        (12, 0),
+        (13, 2),
+        (14, 0),
+        (15, 2),
+        (16, 5),
+    )
+)
+_LOG_FIELDS = frozenset(((1, 1), (2, 0), (6, 2), (7, 0), (8, 5), (10, 2), (11, 1), (12, 2)))
+
+
+def _record_kind(rec: bytes) -> str | None:
+    """ "traces" or "logs" by the first field that only one of Span and LogRecord has."""
+    for field, wt, _ in _fields(rec):
+        if (field, wt) in _SPAN_FIELDS:
+            return "traces"
+        if (field, wt) in _LOG_FIELDS:
+            return "logs"
     return None
 
 

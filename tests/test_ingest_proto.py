@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pyarrow as pa
@@ -168,6 +169,28 @@ def test_bad_span_in_protobuf_is_rejected_alone(tmp_path: Path):
     (tmp_path / "bad.pb").write_bytes(framed(td))
     r = ingest.ingest_paths([str(tmp_path / "bad.pb")], "bad")
     assert (r.spans, r.rejected) == (2, 1)
+
+
+def test_a_first_span_without_trace_id_is_rejected_alone(tmp_path: Path):
+    """An empty field is not written: such a span starts with its span_id, and the message was
+    taken for logs, its 2 good spans rejected with it ("Wire format was corrupt")."""
+    td = traces(3, "x")
+    td.resource_spans[0].scope_spans[0].spans[0].trace_id = b""
+    (tmp_path / "first.pb").write_bytes(framed(td))
+    r = ingest.ingest_paths([str(tmp_path / "first.pb")], "first")
+    assert (r.spans, r.logs, r.rejected) == (2, 0, 1)
+    [rej] = [json.loads(x) for x in Path(r.rejects_path).read_text().splitlines()]
+    assert rej["reason"] == "trace id missing"
+
+
+def test_kind_by_the_fields_only_one_record_type_has():
+    span, log = Span(), LogRecord()
+    span.span_id, span.kind = b"\x01" * 8, 2  # no trace id: the first field is span_id
+    log.severity_number = 9  # no time: the first field is severity_number
+    t = TracesData(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[span])])])
+    lg = LogsData(resource_logs=[ResourceLogs(scope_logs=[ScopeLogs(log_records=[log])])])
+    assert message_kind(t.SerializeToString()) == "traces"
+    assert message_kind(lg.SerializeToString()) == "logs"
 
 
 def test_sniff_and_kind():
