@@ -197,6 +197,9 @@ def decompressed(stream: BinaryIO) -> tuple[BinaryIO, str | None]:
     return stream, None
 
 
+_ZSTD_PIECE = 4096  # compressed bytes fed at a time (a corrupt one loses at most its piece's output)
+
+
 class _ZstdFrames(io.RawIOBase):
     """zstd frames one after another, decompressed; EOFError when the input ends inside a frame.
 
@@ -212,6 +215,7 @@ class _ZstdFrames(io.RawIOBase):
         self._out = b""
         self._pos = 0  # what of _out was handed out (no copy of the rest on each read)
         self._eof = False
+        self._error: zstandard.ZstdError | None = None  # raised once what came before it is read
 
     def readable(self) -> bool:
         return True
@@ -224,20 +228,32 @@ class _ZstdFrames(io.RawIOBase):
                 if self._in_frame:
                     raise EOFError("the zstd input ended inside a frame (truncated?)")
                 return
-            out = [self._obj.decompress(chunk)]
-            self._in_frame = True
-            while self._obj.eof:  # a frame ended: what follows starts the next one
-                rest = self._obj.unused_data
-                self._obj = self._dctx.decompressobj()
-                self._in_frame = bool(rest)
-                if not rest:
-                    break
-                out.append(self._obj.decompress(rest))
+            out: list[bytes] = []
+            try:
+                # fed in pieces: a corrupt byte loses the output of its piece only, not the
+                # records that decompressed before it (they are handed out, then the error)
+                for at in range(0, len(chunk), _ZSTD_PIECE):
+                    self._feed(chunk[at : at + _ZSTD_PIECE], out)
+            except zstandard.ZstdError as exc:
+                self._error, self._eof = exc, True
             self._out = b"".join(out)
+
+    def _feed(self, data: bytes, out: list[bytes]) -> None:
+        out.append(self._obj.decompress(data))
+        self._in_frame = True
+        while self._obj.eof:  # a frame ended: what follows starts the next one
+            rest = self._obj.unused_data
+            self._obj = self._dctx.decompressobj()
+            self._in_frame = bool(rest)
+            if not rest:
+                break
+            out.append(self._obj.decompress(rest))
 
     def readinto(self, b: Any) -> int:
         if self._pos >= len(self._out):
             self._out, self._pos = b"", 0
+            if self._error is not None:
+                raise self._error
             self._fill()
         n = min(len(b), len(self._out) - self._pos)
         b[:n] = memoryview(self._out)[self._pos : self._pos + n]

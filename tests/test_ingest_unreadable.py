@@ -116,6 +116,26 @@ def test_a_cut_compressed_input_keeps_every_record_before_the_cut(tmp_path: Path
     assert got.rejected == want.rejected + 1  # the unreadable rest, besides the cut line
 
 
+def test_a_corrupt_zstd_byte_loses_only_what_follows_it(tmp_path: Path):
+    """A corrupt byte inside a frame (not a cut): the records that decompress before it land. The
+    decompressor was fed 64 KiB of input at a time and dropped that bite's whole output (a bug
+    hunt: a 34 KB file corrupt in its middle kept nothing)."""
+    data = (REPO / "fixtures" / "scenarios" / "healthy" / "traces.jsonl").read_bytes()
+    packed = bytearray(zstandard.ZstdCompressor(level=3, write_checksum=True).compress(data))
+    at = len(packed) // 2
+    packed[at : at + 4] = b"\xff" * 4
+    (tmp_path / "bad.zst").write_bytes(bytes(packed))
+    obj, before = zstandard.ZstdDecompressor().decompressobj(), bytearray()
+    with contextlib.suppress(zstandard.ZstdError):  # a reference, fed 256 bytes at a time
+        for i in range(0, len(packed), 256):
+            before += obj.decompress(bytes(packed[i : i + 256]))
+    (tmp_path / "before.jsonl").write_bytes(bytes(before[: before.rfind(b"\n") + 1]))
+    want = ingest.ingest_paths([str(tmp_path / "before.jsonl")], "before").spans
+    got = ingest.ingest_paths([str(tmp_path / "bad.zst")], "bad")
+    assert want > 50 and want * 0.9 <= got.spans <= want  # at most a 4 KiB piece's output lost
+    assert got.rejected >= 1
+
+
 def _readable_part(cut: Path) -> bytes:
     """What of a cut compressed file decompresses."""
     stream, _ = formats.decompressed(io.BytesIO(cut.read_bytes()))
