@@ -31,6 +31,7 @@ import functools
 import hashlib
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 import time
@@ -241,6 +242,9 @@ def _worker_init(parent_pid: int | None) -> None:
     texts) stay in the heap instead of being mapped and unmapped each time, a page fault a page
     (what that cost: docs/benchmarks.md, "Ingest memory"). Its size stays that of one range."""
     die_with_parent(parent_pid)
+    # Ctrl-C reaches the whole process group: the ingest decides what stops (it ends the workers);
+    # a worker stopped by it mid-task printed a traceback, and could leave the pool's queues locked
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _tune_malloc(mmap_threshold=16 << 20, trim_threshold=64 << 20)
     _arrow_pool()
 
@@ -442,9 +446,21 @@ class _Run:
             self._pool = _pool(self.workers)
         return self._pool
 
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
+    def close(self, abandon: bool = False) -> None:
+        """Shut the worker processes down; `abandon`: at once (their results will not be read),
+        without waiting for a task in progress (a 30 MB line can take a second)."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        if not abandon:
+            pool.shutdown(cancel_futures=True)
+            return
+        procs = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.join(5)
 
     def _source_id(self, quick: str) -> str:
         """Provenance id: from the content's quick id, made unique within the dataset."""
@@ -735,8 +751,10 @@ def ingest_paths(
         try:
             for inp in inputs:
                 run.ingest(inp)
-        finally:
-            run.close()
+        except BaseException:  # Ctrl-C, a failed write: the workers' tasks will not be read
+            run.close(abandon=True)
+            raise
+        run.close()
         for text in stores:
             run.pull(text, opts, pull_progress)
         if not run.usable:

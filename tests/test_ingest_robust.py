@@ -226,6 +226,43 @@ def test_kill_9_leaves_the_previous_state_and_rerun_completes(dump: Path, dcr_ho
     assert leftovers == {Path(f).name for f in open_handle(mid_write).manifest["files"]["spans"]}
 
 
+def test_ctrl_c_ends_an_ingest_with_one_line_and_no_traceback(tmp_path: Path, dcr_home: Path):
+    """Ctrl-C reaches the whole process group, the decoding workers too: they printed
+    tracebacks (KeyboardInterrupt in the pool's queue), and an ingest could hang in the pool's
+    shutdown. Lines of several MB (one batch a line) keep the workers busy and waiting in turn."""
+    from bench.shapes import write_shape
+
+    dump = tmp_path / "huge.jsonl"
+    write_shape(dump, "hugebatch", 24 * 1024 * 1024)
+    env = {**os.environ, "DCR_HOME": str(dcr_home), "DCR_INGEST_RANGE_MB": "0.25"}
+    interrupted = 0
+    for i, delay in enumerate((0.3, 0.4, 0.5, 0.6, 0.8, 1.0)):
+        p = subprocess.Popen(
+            _dcr("ingest", str(dump), "--dataset", f"i{i}"),
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        time.sleep(delay)
+        os.killpg(p.pid, signal.SIGINT)
+        try:
+            _, err = p.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+            raise AssertionError(f"the ingest hung after Ctrl-C (at {delay} s)") from None
+        text = err.decode()
+        assert "Traceback" not in text, text
+        if p.returncode == 130:
+            assert text.endswith("dcr: interrupted\n") and text.count("\n") <= 2, text
+            interrupted += 1
+        else:
+            assert p.returncode == 0, text  # it had ended before the signal came
+    assert interrupted >= 2, "no Ctrl-C landed while the ingest ran"
+
+
 def test_two_ingests_at_once_one_waits(dump: Path, dcr_home: Path):
     env = {**os.environ, "DCR_HOME": str(dcr_home)}
     # the first ingest reads standard input, so it holds the dataset for as long as the test
