@@ -236,7 +236,8 @@ def test_ctrl_c_ends_an_ingest_with_one_line_and_no_traceback(tmp_path: Path, dc
     write_shape(dump, "hugebatch", 24 * 1024 * 1024)
     env = {**os.environ, "DCR_HOME": str(dcr_home), "DCR_INGEST_RANGE_MB": "0.25"}
     interrupted = 0
-    for i, delay in enumerate((0.3, 0.4, 0.5, 0.6, 0.8, 1.0)):
+    for i, delay in enumerate((0.0, 0.02, 0.05, 0.1, 0.0, 0.03)):
+        lock = dcr_home / "datasets" / f"i{i}" / ".lock"
         p = subprocess.Popen(
             _dcr("ingest", str(dump), "--dataset", f"i{i}"),
             env=env,
@@ -245,6 +246,9 @@ def test_ctrl_c_ends_an_ingest_with_one_line_and_no_traceback(tmp_path: Path, dc
             stderr=subprocess.PIPE,
             start_new_session=True,
         )
+        deadline = time.monotonic() + 60  # the ingest has begun once it holds the dataset's lock
+        while not (lock.exists() and lock.read_text().strip()) and time.monotonic() < deadline:
+            time.sleep(0.002)
         time.sleep(delay)
         os.killpg(p.pid, signal.SIGINT)
         try:
