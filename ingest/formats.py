@@ -76,17 +76,25 @@ class InputFile:
 
     path: str
     fs_path: Path | None
+    problem: str | None = None  # a folder the walk could not read: reported as such, not skipped silently
 
     @property
     def is_stdin(self) -> bool:
         return self.fs_path is None
 
 
-def _walk(folder: Path) -> list[Path]:
-    out: list[Path] = []
-    for root, dirs, files in os.walk(folder):
+def _walk(folder: Path) -> list[InputFile]:
+    out: list[InputFile] = []
+
+    def unreadable(exc: OSError) -> None:
+        where = Path(exc.filename) if exc.filename else folder
+        out.append(InputFile(str(where), where, exc.strerror or type(exc).__name__))
+
+    for root, dirs, files in os.walk(folder, onerror=unreadable):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        out.extend(Path(root) / f for f in sorted(files) if not f.startswith("."))
+        out.extend(
+            InputFile(str(Path(root) / f), Path(root) / f) for f in sorted(files) if not f.startswith(".")
+        )
     return out
 
 
@@ -95,7 +103,7 @@ def _expand_one(arg: str) -> list[InputFile]:
         return [InputFile("-", None)]
     p = Path(arg).expanduser()
     if p.is_dir():
-        return [InputFile(str(f), f) for f in _walk(p)]
+        return _walk(p)
     if p.is_file():
         return [InputFile(arg, p)]
     if glob.has_magic(arg):

@@ -484,6 +484,9 @@ class _Run:
         self._tick(size, inp.path)
 
     def ingest(self, inp: InputFile) -> None:
+        if inp.problem is not None:  # a folder the walk could not read
+            self._skip(inp, 0, f"unreadable: {inp.problem}")
+            return
         fs_path = inp.fs_path if inp.fs_path is not None else _spool_stdin(self.writer.staging)
         try:
             size = fs_path.stat().st_size

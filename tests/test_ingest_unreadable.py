@@ -74,6 +74,29 @@ def test_an_unreadable_input_is_one_line_and_counted_and_the_others_land(tmp_pat
     assert alone.stderr.count("\n") == 1
 
 
+def test_a_folder_that_cannot_be_read_is_named_not_skipped_silently(tmp_path: Path):
+    """A folder walk left out a subfolder it could not read (its files were never mentioned), and
+    a folder alone that could not be read was 'no files found'."""
+    wrapper = _setpriv()
+    top = tmp_path / "dump"
+    (top / "locked").mkdir(parents=True)
+    shutil.copy(TRACES, top / "ok.jsonl")
+    shutil.copy(TRACES, top / "locked" / "more.jsonl")
+    (top / "locked").chmod(0)
+    try:
+        r = _dcr(["ingest", str(top), "--dataset", "p", "--json"], tmp_path / "home", wrapper)
+        alone = _dcr(["ingest", str(top / "locked"), "--dataset", "q"], tmp_path / "home", wrapper)
+    finally:
+        (top / "locked").chmod(0o755)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    entry = next(s for s in doc["sources"] if s["path"] == str(top / "locked"))
+    assert entry["skipped"] == "unreadable: Permission denied" and doc["spans"] == 684
+    assert f"warning: {top / 'locked'}: unreadable: Permission denied;" in r.stderr
+    assert alone.returncode == 2 and alone.stderr.count("\n") == 1
+    assert f"nothing usable in {top / 'locked'} (unreadable: Permission denied)" in alone.stderr
+
+
 @pytest.mark.parametrize("kind", ["gzip", "zstd"])
 def test_a_cut_compressed_input_says_why_on_stderr(tmp_path: Path, kind: str):
     data = TRACES.read_bytes()
