@@ -403,6 +403,15 @@ def _open(fs_path: Path, size: int) -> _Opened:
     return _Opened(fs_path, size, stream, head, compression)
 
 
+def _ends_cleanly(stream: BinaryIO) -> bool:
+    """A decompressed stream that gave nothing: True when that is its whole content (an empty
+    .gz or .zst is valid), False when reading it breaks (corrupt or cut: it raises again)."""
+    try:
+        return stream.read(1) == b""
+    except CORRUPT_ERRORS:
+        return False
+
+
 @contextlib.contextmanager
 def _writing(writer: DatasetWriter) -> Iterator[None]:
     """A failure inside is the dataset's (DatasetWriteFailed: a full disk, a folder gone), not a
@@ -519,7 +528,7 @@ class _Run:
     def _read(self, inp: InputFile, opened: _Opened, quick: str, hasher: _Hasher | str) -> None:
         fmt = detect(opened.head)
         if fmt is None:
-            if not opened.head and opened.compression is not None:
+            if not opened.head and opened.compression is not None and not _ends_cleanly(opened.stream):
                 with _writing(self.writer):
                     self.writer.add_orphan_rejects([Reject(inp.path, 0, _CORRUPT, b"", "byte")], quick)
                 self._skip(inp, opened.size, "unreadable")

@@ -98,6 +98,18 @@ def test_a_folder_that_cannot_be_read_is_named_not_skipped_silently(tmp_path: Pa
 
 
 @pytest.mark.parametrize("kind", ["gzip", "zstd"])
+def test_an_empty_compressed_file_is_empty_not_corrupt(tmp_path: Path, kind: str):
+    """A .gz or .zst of nothing is valid: it was called unreadable (truncated or corrupt?)."""
+    packed = gzip.compress(b"") if kind == "gzip" else zstandard.ZstdCompressor().compress(b"")
+    (tmp_path / "empty.bin").write_bytes(packed)
+    (tmp_path / "cut.bin").write_bytes(gzip.compress(TRACES.read_bytes())[:20])
+    r = _dcr(["ingest", str(tmp_path / "empty.bin")], tmp_path / "home")
+    assert r.returncode == 2 and f"nothing usable in {tmp_path / 'empty.bin'} (empty)" in r.stderr
+    r = _dcr(["ingest", str(tmp_path / "cut.bin")], tmp_path / "home")
+    assert r.returncode == 2 and f"nothing usable in {tmp_path / 'cut.bin'} (unreadable)" in r.stderr
+
+
+@pytest.mark.parametrize("kind", ["gzip", "zstd"])
 def test_a_cut_compressed_input_says_why_on_stderr(tmp_path: Path, kind: str):
     data = TRACES.read_bytes()
     packed = gzip.compress(data) if kind == "gzip" else zstandard.ZstdCompressor().compress(data)
