@@ -1,6 +1,7 @@
-"""Budgets that hold (issue 17): every tool, driven through the in-process client on a scenario at a
-the least MAX_MCP_OUTPUT_TOKENS allowed (1000), a small one and the default, answers within the budget, text and structured content
-together, counted at 4 characters a token; an answer that had to be cut says so in page.note."""
+"""Budgets that hold (issue 17): every tool, driven through the in-process client on a scenario at
+the least MAX_MCP_OUTPUT_TOKENS allowed (1000), a small one and the default, answers within the
+budget, text and structured content together, counted at 4 characters a token; an answer that had
+to be cut says so in page.note."""
 
 from __future__ import annotations
 

@@ -159,7 +159,9 @@ def _fact_text(fact: dict[str, Any]) -> str:
     return json.dumps(fact, ensure_ascii=False, default=str).lower()
 
 
-_STOP = frozenset(("the", "and", "for", "with", "why", "what", "about", "how", "does", "this", "that", "from"))
+_STOP = frozenset(
+    ("the", "and", "for", "with", "why", "what", "about", "how", "does", "this", "that", "from")
+)
 
 
 def _words(text: str) -> set[str]:
