@@ -84,8 +84,8 @@ def max_output_tokens() -> int:
         value = int(raw)
     except ValueError:
         raise ValueError(f"MAX_MCP_OUTPUT_TOKENS={raw!r} is not a whole number (default 25000)") from None
-    if value < 1_000:
-        raise ValueError(f"MAX_MCP_OUTPUT_TOKENS={value} is too small: use at least 1000 (default 25000)")
+    if value < 1_500:
+        raise ValueError(f"MAX_MCP_OUTPUT_TOKENS={value} is too small: use at least 1500 (default 25000)")
     return value
 
 

@@ -225,7 +225,7 @@ def test_correlate_is_slim_and_says_what_went_wrong(mode):
 
 def test_a_cursor_is_bound_to_its_query(mode, monkeypatch):
     ingest_scenario()
-    monkeypatch.setenv("MAX_MCP_OUTPUT_TOKENS", "1000")
+    monkeypatch.setenv("MAX_MCP_OUTPUT_TOKENS", "1500")
     sql = "SELECT span_id, name FROM spans ORDER BY 1"
     first = ok(call(mode, "query_spans", {"dataset": "shop", "sql": sql}))
     cursor = first["page"]["next_cursor"]

@@ -99,7 +99,7 @@ def test_big_answer_is_paged_and_spilled(mode, monkeypatch, dcr_home):
     full = ok(call(mode, "query_spans", {"dataset": "jaeger", "sql": sql, "limit": 10_000}))
     assert full["page"]["spill_path"] is None
     full_tokens = limits.estimate_tokens(limits.dumps(full))
-    limit = 1_000
+    limit = 1_500
     assert full_tokens > 2 * limit, "the fixture is too small to exercise paging"
 
     monkeypatch.setenv("MAX_MCP_OUTPUT_TOKENS", str(limit))
@@ -111,7 +111,7 @@ def test_big_answer_is_paged_and_spilled(mode, monkeypatch, dcr_home):
         assert limits.estimate_tokens(result.content[0].text) <= limit
         assert page["page"]["total_count"] == len(full["rows"]) and page["columns"] == full["columns"]
         assert page["page"]["returned_count"] == len(page["rows"]) >= 1
-        assert "MAX_MCP_OUTPUT_TOKENS=1000" in page["page"]["note"]
+        assert "MAX_MCP_OUTPUT_TOKENS=1500" in page["page"]["note"]
         spill = Path(page["page"]["spill_path"])
         assert spill.parent == dcr_home / "mcp-output"
         rows += page["rows"]
@@ -128,7 +128,7 @@ def test_big_answer_is_paged_and_spilled(mode, monkeypatch, dcr_home):
 def test_a_row_too_big_for_a_page_comes_with_its_strings_cut(mode, monkeypatch):
     ingest_fixture()
     sql = "SELECT trace_id, span_id, repeat(name, 2000) AS big FROM spans ORDER BY 1, 2 LIMIT 2"
-    monkeypatch.setenv("MAX_MCP_OUTPUT_TOKENS", "1000")
+    monkeypatch.setenv("MAX_MCP_OUTPUT_TOKENS", "1500")
     first = ok(call(mode, "query_spans", {"dataset": "jaeger", "sql": sql}))
     assert first["page"]["returned_count"] == 1 and first["page"]["total_count"] == 2
     assert first["rows"][0][2].endswith("the full text is in page.spill_path]")
@@ -172,12 +172,12 @@ def test_bad_cursor_is_a_tool_error(mode):
 
 
 def test_long_strings_are_cut_when_nothing_else_fits(monkeypatch, dcr_home):
-    monkeypatch.setenv("MAX_MCP_OUTPUT_TOKENS", "1000")
+    monkeypatch.setenv("MAX_MCP_OUTPUT_TOKENS", "1500")
     payload = {"report": "x" * 50_000, "items": [{"i": i} for i in range(10)]}
     shaped = limits.shape(payload, "items", "escalate_analysis")
     assert shaped.truncated
     out = shaped.payload
-    assert limits.estimate_tokens(limits.dumps(out)) <= 1000
+    assert limits.estimate_tokens(limits.dumps(out)) <= 1500
     assert out["report"].endswith("the full text is in page.spill_path]")
     assert json.loads(Path(out["page"]["spill_path"]).read_text())["report"] == payload["report"]
 
@@ -187,7 +187,7 @@ def test_max_output_tokens_setting(monkeypatch):
     assert limits.max_output_tokens() == 25_000
     monkeypatch.setenv("MAX_MCP_OUTPUT_TOKENS", "40000")
     assert limits.max_output_tokens() == 40_000
-    for bad in ("lots", "10"):
+    for bad in ("lots", "10", "1499"):
         monkeypatch.setenv("MAX_MCP_OUTPUT_TOKENS", bad)
         with pytest.raises(ValueError, match="MAX_MCP_OUTPUT_TOKENS"):
             limits.max_output_tokens()
