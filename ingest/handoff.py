@@ -231,30 +231,36 @@ def _spill(batch: pa.RecordBatch | None) -> str | pa.RecordBatch | None:
     if _free_bytes() < 4 * batch.nbytes + _RESERVE_BYTES:
         return batch  # a small /dev/shm (containers): leave room for others, pickle this one
     while _spare:
-        path = _spare.pop()
-        try:
-            _write_over(path, batch)
-        except FileNotFoundError:  # removed meanwhile (the ingest was closed): not ours any more
-            continue
-        except OSError:  # full: the pipe still works
-            _unlink(path)
-            return batch
-        except BaseException:
-            _unlink(path)
-            raise
-        return _wrote(path)
+        got = _write(_spare.pop(), batch, _write_over)
+        if got is not None:
+            return got
     # parent pid first: the writer process that will map it (and whose death makes it stale)
     path = str(_SHM / f"{_PREFIX}{os.getppid()}-{os.getpid()}-{next(_counter)}.arrow")
+    got = _write(path, batch, _write_new)
+    return batch if got is None else got
+
+
+def _write(
+    path: str, batch: pa.RecordBatch, how: Callable[[str, pa.RecordBatch], None]
+) -> str | pa.RecordBatch | None:
+    """`batch` written to `path` by `how` -> the path; the batch itself when /dev/shm is full
+    (the pipe still works); None when the file is gone (a spare removed meanwhile: not ours)."""
     try:
-        with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, batch.schema) as writer:
-            writer.write_batch(batch)
-    except OSError:  # full after all: the pipe still works
+        how(path, batch)
+    except FileNotFoundError:
+        return None
+    except OSError:
         _unlink(path)
         return batch
     except BaseException:
         _unlink(path)
         raise
     return _wrote(path)
+
+
+def _write_new(path: str, batch: pa.RecordBatch) -> None:
+    with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, batch.schema) as writer:
+        writer.write_batch(batch)
 
 
 def _wrote(path: str) -> str:
