@@ -265,7 +265,15 @@ def _pool(workers: int) -> cf.ProcessPoolExecutor:
         initializer=_worker_init,
         initargs=(parent,),
     )
-    pool.submit(os.getpid).result()  # launches the processes
+    # Ctrl-C while forking interrupted Python's own at-fork handlers ("Exception ignored in
+    # _releaseLock", a traceback): held back until the processes are up, then raised as usual
+    blocking = threading.current_thread() is threading.main_thread() and hasattr(signal, "pthread_sigmask")
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if blocking else None
+    try:
+        pool.submit(os.getpid).result()  # launches the processes
+    finally:
+        if held is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
     return pool
 
 
