@@ -205,7 +205,7 @@ def decompressed(stream: BinaryIO) -> tuple[BinaryIO, str | None]:
     return stream, None
 
 
-_ZSTD_PIECE = 4096  # compressed bytes fed at a time (a corrupt one loses at most its piece's output)
+_ZSTD_PIECE = 16384  # compressed bytes fed at a time (a corrupt one loses at most its piece's output)
 
 
 class _ZstdFrames(io.RawIOBase):
