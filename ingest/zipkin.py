@@ -113,11 +113,13 @@ def sniff(head: bytes) -> bool:
 _HEX = re.compile(r"[0-9a-fA-F]+")
 
 
-def _hex_id(text: Any, width: int, what: str) -> str:
+def _hex_id(text: Any, width: int, what: str, most: int | None = None) -> str:
+    """Lowercase hex of `width` characters, left-padded with zeros; `most`: the longest id the
+    message names (a trace id may be 32 characters though a short one is read at 16)."""
     if type(text) is not str or not text:
         raise ValueError(f"{what} missing" if text is None or text == "" else f"{what} is not a string")
     if len(text) > width or not _HEX.fullmatch(text):
-        raise ValueError(f"{what} is not hex of at most {width} characters")
+        raise ValueError(f"{what} is not hex of at most {most or width} characters")
     out = text.lower().rjust(width, "0")
     if out.count("0") == width:
         raise ValueError(f"{what} is all zeros")
@@ -126,7 +128,7 @@ def _hex_id(text: Any, width: int, what: str) -> str:
 
 def _trace_id(text: Any) -> str:
     width = 32 if type(text) is str and len(text) > 16 else 16  # 64-bit ids, then padded to 128
-    return _hex_id(text, width, "traceId").rjust(32, "0")
+    return _hex_id(text, width, "traceId", most=32).rjust(32, "0")
 
 
 def shared_span_id(trace_id: str, span_id: str) -> str:
