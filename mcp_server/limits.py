@@ -337,13 +337,15 @@ def _largest_list(obj: Any, protected: set[int]) -> tuple[Any, Any, list[Any], i
 
 
 def _longest_string(obj: Any) -> tuple[Any, Any, str]:
+    """(holder, key, text) of the longest string, but for a cut list's marker ("…[n more in
+    page.spill_path]"): cut, it would no longer count what the list left out."""
     best: tuple[Any, Any, str] = (None, None, "")
     stack = [obj]
     while stack:
         cur = stack.pop()
         pairs = cur.items() if isinstance(cur, dict) else enumerate(cur) if isinstance(cur, list) else ()
         for k, v in pairs:
-            if isinstance(v, str) and len(v) > len(best[2]):
+            if isinstance(v, str) and len(v) > len(best[2]) and not _hidden(v):
                 best = (cur, k, v)
             elif isinstance(v, (dict, list)):
                 stack.append(v)

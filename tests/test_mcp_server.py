@@ -171,6 +171,20 @@ def test_bad_cursor_is_a_tool_error(mode):
     assert "expired" in text
 
 
+def test_a_cut_list_still_counts_what_it_left_out_at_the_tightest_budget():
+    """The short marker cuts strings the long one cannot; it cut the lists' own markers too
+    ("…[39 more in p…[cut]"), and a list cut again then counted 1 left out of 39."""
+    payload = {
+        "a": [{"k": "v" * 20, "e": ["E1", "E2"]} for _ in range(40)],
+        "b": ["w" * 30 for _ in range(40)],
+    }
+    out = limits._trim_strings(payload, 20, lists=True)
+    for key in ("a", "b"):
+        *shown, marker = out[key]
+        m = limits._MORE_RE.fullmatch(marker)
+        assert m and len(shown) + int(m.group(1)) == 40, out[key]
+
+
 def test_long_strings_are_cut_when_nothing_else_fits(monkeypatch, dcr_home):
     monkeypatch.setenv("MAX_MCP_OUTPUT_TOKENS", "1500")
     payload = {"report": "x" * 50_000, "items": [{"i": i} for i in range(10)]}
