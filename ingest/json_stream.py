@@ -345,7 +345,7 @@ class _Scanner:
         (~3x msgspec's skim on runs of pretty-printed records); what it refuses goes to msgspec,
         whose answer stands: simdjson is the stricter of the two (it refuses numbers past 64
         bits, invalid UTF-8, nesting over 1024 deep, which msgspec's skim lets through), and
-        never accepts what msgspec refuses (tests/test_json_stream.py holds it to that)."""
+        never accepts what msgspec refuses (tests/test_pretty_cut.py holds it to that)."""
         if self._simd is not None:
             try:
                 self._simd.parse(doc)  # the document is dropped at once: the parser is reused
