@@ -277,7 +277,7 @@ def _trim_strings(
     rows = out.get(rows_key) if rows_key is not None else None
     protected = {id(r) for r in rows if isinstance(r, list)} if isinstance(rows, list) else set()
     # the marker that names the spill file first; where that is not enough (a small budget), a
-    # short one, which can cut strings too short for the long one
+    # short one, which can cut prose too short for the long one (never an id: it must stay usable)
     for marker in (_TRIMMED, _TRIMMED_SHORT):
         out = _halve(out, budget, lists, marker, protected)
     return out
@@ -287,7 +287,7 @@ def _halve(out: dict[str, Any], budget: int, lists: bool, marker: str, protected
     for _ in range(512):
         if estimate_tokens(dumps(out)) <= budget:
             return out
-        holder, key, text = _longest_string(out)
+        holder, key, text = _longest_string(out, prose=marker is _TRIMMED_SHORT)
         text_size = len(text) if holder is not None and len(text) >= 2 * len(marker) else 0
         found = _largest_list(out, protected) if lists else None
         list_size = found[3] if found else 0
@@ -336,16 +336,17 @@ def _largest_list(obj: Any, protected: set[int]) -> tuple[Any, Any, list[Any], i
     return best
 
 
-def _longest_string(obj: Any) -> tuple[Any, Any, str]:
+def _longest_string(obj: Any, prose: bool = False) -> tuple[Any, Any, str]:
     """(holder, key, text) of the longest string, but for a cut list's marker ("…[n more in
-    page.spill_path]"): cut, it would no longer count what the list left out."""
+    page.spill_path]"): cut, it would no longer count what the list left out. `prose`: of the
+    strings with a space in them only (an id, a path, a cursor cut is of no use)."""
     best: tuple[Any, Any, str] = (None, None, "")
     stack = [obj]
     while stack:
         cur = stack.pop()
         pairs = cur.items() if isinstance(cur, dict) else enumerate(cur) if isinstance(cur, list) else ()
         for k, v in pairs:
-            if isinstance(v, str) and len(v) > len(best[2]) and not _hidden(v):
+            if isinstance(v, str) and len(v) > len(best[2]) and not _hidden(v) and (not prose or " " in v):
                 best = (cur, k, v)
             elif isinstance(v, (dict, list)):
                 stack.append(v)

@@ -183,6 +183,10 @@ def test_a_cut_list_still_counts_what_it_left_out_at_the_tightest_budget():
         *shown, marker = out[key]
         m = limits._MORE_RE.fullmatch(marker)
         assert m and len(shown) + int(m.group(1)) == 40, out[key]
+    # nor an id: a session id cut to fit was of no use to the next call (continue_conversation)
+    sid = "conv_" + "9" * 40
+    out = limits._trim_strings({"session_id": sid, "summary": "word " * 400}, 20, lists=True)
+    assert out["session_id"] == sid and out["summary"].endswith("…[cut]")
 
 
 def test_long_strings_are_cut_when_nothing_else_fits(monkeypatch, dcr_home):
