@@ -73,6 +73,7 @@ def _fields(buf: bytes) -> Iterator[tuple[int, int, bytes | int]]:
 def message_kind(msg: bytes) -> str | None:
     """ "traces", "logs", or None when the message holds no record to tell by."""
     # a length-delimited field (wire type 2) is bytes: the isinstance tests only tell the checker so
+    undecided = False
     for f1, wt1, res in _fields(msg):
         if f1 != 1 or wt1 != 2 or not isinstance(res, bytes):
             continue
@@ -85,7 +86,10 @@ def message_kind(msg: bytes) -> str | None:
                 kind = _record_kind(rec)
                 if kind is not None:
                     return kind
-    return None
+                undecided = True
+    # records of fields both kinds have (a log of a body and a severity text): logs, as before,
+    # since a span without ids is no span
+    return "logs" if undecided else None
 
 
 # A record's fields whose number and wire type only a Span (or only a LogRecord) has. A field

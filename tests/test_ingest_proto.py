@@ -191,6 +191,9 @@ def test_kind_by_the_fields_only_one_record_type_has():
     lg = LogsData(resource_logs=[ResourceLogs(scope_logs=[ScopeLogs(log_records=[log])])])
     assert message_kind(t.SerializeToString()) == "traces"
     assert message_kind(lg.SerializeToString()) == "logs"
+    bare = LogRecord(severity_text="WARN", body=AnyValue(string_value="x"))  # fields both kinds have
+    only = LogsData(resource_logs=[ResourceLogs(scope_logs=[ScopeLogs(log_records=[bare])])])
+    assert message_kind(only.SerializeToString()) == "logs"
 
 
 def test_sniff_and_kind():
